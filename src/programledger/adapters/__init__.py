@@ -1,0 +1,1 @@
+"""Adapters: the concrete PostgreSQL, NATS and embedded-server implementations of the ports."""

@@ -1,0 +1,75 @@
+"""Connection pools bound to one store schema, with jsonb passed through as raw bytes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+
+__all__ = ["SCHEMA_PATTERN", "connect", "create_pool", "validate_schema"]
+
+SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+
+
+def validate_schema(schema: str) -> str:
+    if not SCHEMA_PATTERN.match(schema):
+        raise ValueError(
+            f"schema name {schema!r} is not allowed: use 1-51 lowercase letters, digits or _, "
+            "not starting with a digit"
+        )
+    return schema
+
+
+def _encode_jsonb(value: bytes | str) -> bytes:
+    return b"\x01" + (value.encode() if isinstance(value, str) else value)
+
+
+def _decode_jsonb(value: bytes) -> bytes:
+    # Binary jsonb is a version byte followed by the JSON text; skipping a text round trip
+    # matters on the relay's and the rebuild's hot paths.
+    return value[1:]
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+def _settings(schema: str, application_name: str) -> dict[str, str]:
+    return {"search_path": validate_schema(schema), "application_name": application_name}
+
+
+async def create_pool(
+    url: str,
+    schema: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    application_name: str = "programledger",
+    **kwargs: Any,
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=_settings(schema, application_name),
+        init=init_connection,
+        **kwargs,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(
+    url: str, schema: str, *, application_name: str = "programledger"
+) -> asyncpg.Connection:
+    """A single connection, for LISTEN and for work that must not share a pool."""
+    conn = await asyncpg.connect(url, server_settings=_settings(schema, application_name))
+    await init_connection(conn)
+    return conn

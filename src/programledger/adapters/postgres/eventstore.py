@@ -1,0 +1,386 @@
+"""The PostgreSQL event store.
+
+All the guarantees of an append (expected version, idempotency, global order, hash chain,
+NOTIFY) are kept by one SQL function, ``append_events`` (see the migration), so an append
+costs one round trip and the rules hold for any client that calls it, not only this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import msgspec
+
+from programledger.adapters.codec import EventCodec, find_nul
+from programledger.application.eventstore import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventMetadata,
+    ExpectedVersion,
+    IdempotencyKeyReused,
+    InvalidAppend,
+    RecordedEvent,
+    StreamVerification,
+    Version,
+)
+from programledger.domain.events import DomainEvent
+
+__all__ = ["MAX_EVENTS_PER_APPEND", "PostgresEventStore", "RawEvent", "stream_type_of"]
+
+MAX_EVENTS_PER_APPEND = 1000
+_STREAM_ID = re.compile(r"^([a-z][a-z0-9_]{0,39})-([A-Za-z0-9][A-Za-z0-9._:@-]{0,199})$")
+_MAX_TEXT = {"actor": 200, "reason": 2000}
+
+_COLUMNS = (
+    "position, event_id, stream_id, stream_type, version, event_type, schema_version, "
+    "data, metadata, recorded_at, hash"
+)
+# Only events of transactions older than every running one: an event whose transaction
+# commits late has a position below what a reader may already have seen, and would be
+# skipped by a plain "position > last" page. Appends take their transaction id and positions
+# in one order (see append_events), so what passes this filter is a gap-free prefix.
+_READ_ALL = f"""
+    SELECT {_COLUMNS} FROM events
+    WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY position LIMIT $2
+"""
+_READ_STREAM = f"""
+    SELECT {_COLUMNS} FROM events
+    WHERE stream_id = $1 AND version >= $2 AND version <= $3
+      AND ($4::timestamptz IS NULL OR recorded_at <= $4)
+    ORDER BY version
+"""
+_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+_metadata_encoder = msgspec.json.Encoder()
+_metadata_decoder = msgspec.json.Decoder(EventMetadata)
+
+
+class RawEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as stored, data undecoded: what the relay and rebuilds move in bulk."""
+
+    position: int
+    event_id: UUID
+    stream_id: str
+    stream_type: str
+    version: int
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+    recorded_at: datetime
+    hash: bytes
+
+
+def stream_type_of(stream_id: str) -> str:
+    match = _STREAM_ID.match(stream_id) if isinstance(stream_id, str) else None
+    if match is None:
+        shown = stream_id if isinstance(stream_id, str) else type(stream_id).__name__
+        raise InvalidAppend(
+            f"stream id {shown!r} is malformed: expected '<type>-<id>', e.g. 'program-<uuid>' "
+            "(type: lowercase letters, digits, _; id: up to 200 of A-Z a-z 0-9 . _ : @ -)",
+            field="stream_id",
+        )
+    return match[1]
+
+
+def _expected_to_sql(expected: Version) -> int | None:
+    if expected is ExpectedVersion.ANY:
+        return None
+    if expected is ExpectedVersion.NO_STREAM:
+        return 0
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise InvalidAppend(
+            f"expected version {expected!r} is not valid: give a version >= 0, "
+            "ExpectedVersion.NO_STREAM or ExpectedVersion.ANY",
+            field="expected_version",
+        )
+    return expected
+
+
+def _check_metadata(metadata: EventMetadata) -> None:
+    if not isinstance(metadata, EventMetadata):
+        raise InvalidAppend("metadata must be an EventMetadata", field="metadata")
+    if not metadata.actor or not metadata.actor.strip():
+        raise InvalidAppend("metadata.actor is required: every event says who caused it",
+                            field="metadata.actor")
+    for name, limit in _MAX_TEXT.items():
+        value = getattr(metadata, name)
+        if value is not None and len(value) > limit:
+            raise InvalidAppend(
+                f"metadata.{name} is {len(value)} characters, over the limit of {limit}",
+                field=f"metadata.{name}",
+            )
+    where = find_nul(msgspec.to_builtins(metadata))
+    if where is not None:
+        raise InvalidAppend(f"metadata has a NUL character at {where.replace('$', 'metadata')}",
+                            field=where.replace("$", "metadata"))
+
+
+def _fingerprint(
+    stream_id: str, expected: int | None, actor: str, encoded: Sequence[tuple[str, int, bytes]]
+) -> bytes:
+    digest = hashlib.sha256()
+    digest.update(f"{stream_id}\x00{expected}\x00{actor}".encode())
+    for event_type, version, data in encoded:
+        digest.update(f"\x00{event_type}\x00{version}\x00".encode())
+        digest.update(data)
+    return digest.digest()
+
+
+class PostgresEventStore:
+    """The event store over a pool whose connections have the store's schema on their path.
+
+    Build the pool with :func:`programledger.adapters.postgres.connection.create_pool`, which
+    also installs the raw jsonb codec these queries rely on.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, codec: EventCodec, *, schema: str) -> None:
+        self.pool = pool
+        self.codec = codec
+        self.schema = schema
+
+    @property
+    def notify_channel(self) -> str:
+        """The LISTEN channel each append notifies with its last position."""
+        return f"{self.schema}_events"
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: Version,
+        events: Sequence[DomainEvent],
+        metadata: EventMetadata,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: bytes | None = None,
+        connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | None = None,
+    ) -> AppendResult:
+        """Append ``events`` atomically, or raise and write nothing.
+
+        ``fingerprint`` identifies the command behind an idempotency key; by default it is
+        derived from the events, which suits callers whose events do not depend on state.
+        ``connection`` lets a caller append inside its own transaction, provided the append
+        is the first write of it.
+        """
+        stream_type = stream_type_of(stream_id)
+        expected = _expected_to_sql(expected_version)
+        if not events:
+            raise InvalidAppend("an append needs at least one event", field="events")
+        if len(events) > MAX_EVENTS_PER_APPEND:
+            raise InvalidAppend(
+                f"an append holds at most {MAX_EVENTS_PER_APPEND} events, got {len(events)}",
+                field="events",
+            )
+        _check_metadata(metadata)
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= 200 and "\x00" not in idempotency_key
+        ):
+            raise InvalidAppend(
+                "idempotency key must be 1-200 characters without NUL", field="idempotency_key"
+            )
+        encoded = list(self.codec.encode_all(list(events)))
+        if fingerprint is None and idempotency_key is not None:
+            fingerprint = _fingerprint(stream_id, expected, metadata.actor, encoded)
+        args: tuple[Any, ...] = (
+            stream_id,
+            stream_type,
+            expected,
+            [uuid4() for _ in encoded],
+            [e.event_type for e in encoded],
+            [e.schema_version for e in encoded],
+            [e.data for e in encoded],
+            _metadata_encoder.encode(metadata),
+            metadata.program_id,
+            idempotency_key,
+            fingerprint,
+        )
+        try:
+            if connection is not None:
+                row = await connection.fetchrow(_APPEND, *args)
+            else:
+                async with self.pool.acquire() as conn:
+                    row = await conn.fetchrow(_APPEND, *args)
+        except asyncpg.PostgresError as exc:
+            raise self._translate(exc, stream_id, expected_version, idempotency_key) from exc
+        assert row is not None
+        return AppendResult(
+            stream_id=stream_id,
+            first_version=row["first_version"],
+            last_version=row["last_version"],
+            first_position=row["first_position"],
+            last_position=row["last_position"],
+            event_ids=list(row["event_ids"]),
+            recorded_at=row["recorded_at"],
+            replayed=row["replayed"],
+        )
+
+    @staticmethod
+    def _translate(
+        exc: asyncpg.PostgresError, stream_id: str, expected: Version, key: str | None
+    ) -> Exception:
+        code = getattr(exc, "sqlstate", None)
+        if code == "PL409":
+            return ConcurrencyConflict(stream_id, expected, int(getattr(exc, "detail", 0) or 0))
+        if code == "PL422":
+            return IdempotencyKeyReused(key or "")
+        if code == "54000":
+            return InvalidAppend(f"the append is too large for PostgreSQL: {exc}")
+        if code in {"22P05", "22021", "22P02"}:
+            return InvalidAppend(f"PostgreSQL refused the event data: {exc}")
+        return exc
+
+    async def find_idempotent(self, key: str) -> AppendResult | None:
+        """The result of the append made earlier with ``key``, if there was one."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM idempotency_keys WHERE key = $1", key)
+        if row is None:
+            return None
+        return AppendResult(
+            stream_id=row["stream_id"],
+            first_version=row["first_version"],
+            last_version=row["last_version"],
+            first_position=row["first_position"],
+            last_position=row["last_position"],
+            event_ids=list(row["event_ids"]),
+            recorded_at=row["recorded_at"],
+            replayed=True,
+        )
+
+    def _record(self, row: asyncpg.Record) -> RecordedEvent:
+        event_type: str = row["event_type"]
+        stored_version: int = row["schema_version"]
+        return RecordedEvent(
+            position=row["position"],
+            event_id=row["event_id"],
+            stream_id=row["stream_id"],
+            stream_type=row["stream_type"],
+            version=row["version"],
+            event_type=event_type,
+            schema_version=self.codec.registry.type_for(event_type).schema_version,
+            stored_schema_version=stored_version,
+            data=self.codec.decode(event_type, stored_version, row["data"]),
+            metadata=_metadata_decoder.decode(row["metadata"]),
+            recorded_at=row["recorded_at"],
+            hash=row["hash"],
+        )
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        recorded_before: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of one stream in version order; ``recorded_before`` is inclusive."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                _READ_STREAM,
+                stream_id,
+                from_version,
+                to_version if to_version is not None else 2**62,
+                recorded_before,
+            )
+        return [self._record(r) for r in rows]
+
+    async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Committed events after ``from_position`` in global order, never skipping one.
+
+        Page by passing the last position seen. Must run on a connection with no
+        transaction id of its own, which is what a pool connection outside a transaction is.
+        """
+        return [self._record(r) for r in await self._fetch_all(from_position, limit)]
+
+    async def read_all_raw(self, from_position: int = 0, limit: int = 1000) -> list[RawEvent]:
+        """Like :meth:`read_all`, with the data left as stored JSON bytes."""
+        return [RawEvent(**dict(r)) for r in await self._fetch_all(from_position, limit)]
+
+    async def _fetch_all(self, from_position: int, limit: int) -> list[asyncpg.Record]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(_READ_ALL, from_position, limit))
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self.pool.acquire() as conn:
+            version = await conn.fetchval(
+                "SELECT version FROM streams WHERE stream_id = $1", stream_id
+            )
+        return int(version or 0)
+
+    async def head_position(self) -> int:
+        """The highest position a reader can see now (committed, and safe to read)."""
+        async with self.pool.acquire() as conn:
+            head = await conn.fetchval(
+                "SELECT max(position) FROM events "
+                "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            )
+        return int(head or 0)
+
+    async def stream_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT stream_id FROM streams WHERE stream_id > $1 ORDER BY stream_id LIMIT $2",
+                after,
+                limit,
+            )
+        return [r["stream_id"] for r in rows]
+
+    async def verify(self, stream_id: str) -> StreamVerification:
+        """Walk the stream's hash chain and report the first link that does not hold."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            head = await conn.fetchrow(
+                "SELECT version, last_hash FROM streams WHERE stream_id = $1", stream_id
+            )
+            rows = await conn.fetch(
+                """
+                SELECT version, prev_hash, hash,
+                       event_hash(prev_hash, event_id, stream_id, version, event_type,
+                                  schema_version, data, metadata, recorded_at) AS computed
+                FROM events WHERE stream_id = $1 ORDER BY version
+                """,
+                stream_id,
+            )
+        return _walk_chain(stream_id, head, rows)
+
+
+def _walk_chain(
+    stream_id: str, head: asyncpg.Record | None, rows: Sequence[asyncpg.Record]
+) -> StreamVerification:
+    def broken(version: int, problem: str, checked: int) -> StreamVerification:
+        return StreamVerification(
+            stream_id=stream_id,
+            ok=False,
+            events_checked=checked,
+            broken_at_version=version,
+            problem=problem,
+        )
+
+    previous = b""
+    checked = 0
+    for expected_version, row in enumerate(rows, start=1):
+        version = row["version"]
+        if version != expected_version:
+            return broken(expected_version, f"version {expected_version} is missing", checked)
+        if row["prev_hash"] != previous:
+            return broken(version, "the link to the previous event does not match", checked)
+        if row["computed"] != row["hash"]:
+            return broken(version, "the event's content does not match its hash", checked)
+        previous = row["hash"]
+        checked += 1
+    if head is None:
+        if rows:
+            return broken(1, "events exist but the stream's head record is missing", checked)
+        return broken(1, "no such stream", 0)
+    if head["version"] != checked:
+        return broken(checked + 1, f"version {checked + 1} is missing", checked)
+    if head["last_hash"] != previous:
+        return broken(checked, "the stream's head does not match its last event", checked)
+    return StreamVerification(stream_id=stream_id, ok=True, events_checked=checked)

@@ -1,0 +1,1 @@
+"""The application layer: command handlers, queries, and the ports they need."""

@@ -1,0 +1,551 @@
+"""The event store's contract, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import ClassVar
+
+import asyncpg
+import pytest
+
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.migrations import available_migrations, migrate
+from programledger.application.eventstore import (
+    ConcurrencyConflict,
+    EventMetadata,
+    ExpectedVersion,
+    IdempotencyKeyReused,
+    InvalidAppend,
+)
+from programledger.domain.events import DomainEvent
+from tests.support.events import Noted, Renamed
+
+META = EventMetadata(actor="alice", reason="testing")
+
+
+async def count_events(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+
+
+async def test_append_and_read_back_with_metadata(event_store: PostgresEventStore) -> None:
+    correlation = uuid.uuid4()
+    program = uuid.uuid4()
+    meta = EventMetadata(actor="alice", correlation_id=correlation, reason="kick-off",
+                         program_id=program)
+    result = await event_store.append(
+        "note-1", ExpectedVersion.NO_STREAM, [Noted(text="a"), Noted(text="b", n=2)], meta
+    )
+    assert (result.first_version, result.last_version) == (1, 2)
+    assert result.last_position == result.first_position + 1
+    events = await event_store.read_stream("note-1")
+    assert [e.data for e in events] == [Noted(text="a"), Noted(text="b", n=2)]
+    assert [e.version for e in events] == [1, 2]
+    assert [e.event_id for e in events] == result.event_ids
+    first = events[0]
+    assert first.stream_type == "note"
+    assert first.event_type == "TestNoted"
+    assert first.metadata == meta
+    assert first.recorded_at == result.recorded_at
+    assert await event_store.stream_version("note-1") == 2
+    assert await event_store.head_position() == result.last_position
+
+
+async def test_expected_version_rules(event_store: PostgresEventStore) -> None:
+    await event_store.append("note-x", 0, [Noted(text="first")], META)
+    with pytest.raises(ConcurrencyConflict) as no_stream:
+        await event_store.append("note-x", ExpectedVersion.NO_STREAM, [Noted(text="b")], META)
+    assert no_stream.value.actual_version == 1
+    with pytest.raises(ConcurrencyConflict) as stale:
+        await event_store.append("note-x", 5, [Noted(text="b")], META)
+    assert stale.value.actual_version == 1
+    with pytest.raises(ConcurrencyConflict) as missing:
+        await event_store.append("note-none", 3, [Noted(text="b")], META)
+    assert missing.value.actual_version == 0
+    result = await event_store.append("note-x", ExpectedVersion.ANY, [Noted(text="c")], META)
+    assert result.last_version == 2
+    result = await event_store.append("note-x", 2, [Noted(text="d")], META)
+    assert result.last_version == 3
+    assert [e.data.text for e in await event_store.read_stream("note-x")  # type: ignore[attr-defined]
+            ] == ["first", "c", "d"]
+
+
+async def test_32_concurrent_appenders_on_one_stream(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await event_store.append("note-race", ExpectedVersion.NO_STREAM, [Noted(text="seed")], META)
+    start = asyncio.Event()
+
+    async def appender(i: int) -> tuple[int, int | ConcurrencyConflict]:
+        seen = await event_store.stream_version("note-race")
+        await start.wait()
+        try:
+            result = await event_store.append("note-race", seen, [Noted(text=f"w{i}", n=i)], META)
+        except ConcurrencyConflict as conflict:
+            return i, conflict
+        return i, result.last_version
+
+    tasks = [asyncio.create_task(appender(i)) for i in range(32)]
+    await asyncio.sleep(0.2)
+    start.set()
+    outcomes = await asyncio.gather(*tasks)
+
+    winners = [i for i, o in outcomes if isinstance(o, int)]
+    losers = [o for _, o in outcomes if isinstance(o, ConcurrencyConflict)]
+    assert len(winners) >= 1
+    assert len(winners) + len(losers) == 32
+    events = await event_store.read_stream("note-race")
+    assert [e.version for e in events] == list(range(1, len(events) + 1))
+    assert len(events) == 1 + len(winners)
+    assert sorted(e.data.n for e in events[1:]) == sorted(winners)  # type: ignore[attr-defined]
+    final_version = len(events)
+    for conflict in losers:
+        # The version a loser is told is one that really existed when it lost.
+        assert 2 <= conflict.actual_version <= final_version
+        assert conflict.stream_id == "note-race"
+    assert await count_events(pool) == final_version
+
+
+async def _naive_read(pool: asyncpg.Pool, after: int, limit: int) -> list[int]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            after,
+            limit,
+        )
+    return [r["position"] for r in rows]
+
+
+async def _safe_read(store: PostgresEventStore, after: int, limit: int) -> list[int]:
+    return [e.position for e in await store.read_all_raw(after, limit)]
+
+
+async def _run_concurrent_scenario(
+    store: PostgresEventStore, pool: asyncpg.Pool, reader: str, round_no: int, after: int = 0
+) -> tuple[list[int], list[int]]:
+    """8 writers x 500 events on many streams, one slow writer holding its transaction open,
+    and a reader paging through everything while they write. Returns (seen, committed)."""
+    writers_done = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        for i in range(500):
+            await store.append(f"note-r{round_no}w{w}s{i % 25}", ExpectedVersion.ANY,
+                               [Noted(text="x", n=i)], META)
+
+    async def slow_writer() -> None:
+        for k in range(3):
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(f"note-r{round_no}slow{k}", ExpectedVersion.ANY,
+                                   [Noted(text="slow", n=k)], META, connection=conn)
+                await conn.execute("SELECT pg_sleep(0.4)")
+
+    async def run_writers() -> None:
+        await asyncio.gather(slow_writer(), *(writer(w) for w in range(8)))
+        writers_done.set()
+
+    seen: list[int] = []
+    last = after
+    writing = asyncio.create_task(run_writers())
+    head: int | None = None
+    deadline = asyncio.get_running_loop().time() + 60
+    # Stop once the reader reached the last committed position. An empty page alone proves
+    # nothing: the safe read also waits for unrelated transactions elsewhere on the server.
+    while head is None or last < head:
+        if head is None and writers_done.is_set():
+            async with pool.acquire() as conn:
+                head = int(await conn.fetchval("SELECT max(position) FROM events"))
+        if reader == "safe":
+            page = await _safe_read(store, last, 100)
+        else:
+            page = await _naive_read(pool, last, 100)
+        seen.extend(page)
+        if page:
+            last = page[-1]
+        else:
+            assert asyncio.get_running_loop().time() < deadline, "the reader stalled"
+            await asyncio.sleep(0.002)
+    await writing
+    async with pool.acquire() as conn:
+        committed = [r["position"] for r in await conn.fetch(
+            "SELECT position FROM events WHERE position > $1 ORDER BY position", after)]
+    return seen, committed
+
+
+async def test_reader_never_skips_an_event_that_commits_late(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    seen_total: list[int] = []
+    last = 0
+    for round_no in range(3):
+        seen, committed = await _run_concurrent_scenario(
+            event_store, pool, "safe", round_no, last)
+        assert len(seen) == len(set(seen)), "an event was delivered twice"
+        assert seen == sorted(seen), "events were delivered out of position order"
+        assert seen == committed, "the reader missed events"
+        seen_total.extend(seen)
+        last = seen[-1]
+    assert len(seen_total) == 3 * (8 * 500 + 3)
+
+
+async def test_the_concurrency_scenario_catches_a_naive_reader(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    """The scenario above has teeth: paging by "position > last" alone loses events."""
+    seen, committed = await _run_concurrent_scenario(event_store, pool, "naive", 0)
+    assert set(committed) - set(seen), "the naive reader should have skipped late commits"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET data = '{}'::jsonb",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "TRUNCATE events CASCADE",
+    ],
+)
+async def test_events_are_append_only_in_the_database(
+    event_store: PostgresEventStore, pool: asyncpg.Pool, statement: str
+) -> None:
+    await event_store.append("note-ro", ExpectedVersion.ANY, [Noted(text="keep me")], META)
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute(statement)
+    assert [e.data for e in await event_store.read_stream("note-ro")] == [Noted(text="keep me")]
+
+
+async def _tamper(pool: asyncpg.Pool, *statements: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            await conn.execute(statement)
+
+
+async def _five(store: PostgresEventStore, stream: str) -> None:
+    await store.append(stream, ExpectedVersion.NO_STREAM,
+                       [Noted(text=f"e{i}", n=i) for i in range(1, 6)], META)
+
+
+async def test_verify_passes_an_untouched_stream(event_store: PostgresEventStore) -> None:
+    await _five(event_store, "note-ok")
+    await event_store.append("note-ok", 5, [Noted(text="six")], META)
+    report = await event_store.verify("note-ok")
+    assert report.ok
+    assert report.events_checked == 6
+    assert report.broken_at_version is None
+
+
+async def test_verify_finds_edited_data(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await _five(event_store, "note-edit")
+    await _tamper(pool, """UPDATE events SET data = jsonb_set(data, '{text}', '"forged"')
+                           WHERE stream_id = 'note-edit' AND version = 3""")
+    report = await event_store.verify("note-edit")
+    assert not report.ok
+    assert report.broken_at_version == 3
+    assert report.events_checked == 2
+
+
+async def test_verify_finds_edited_metadata(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await _five(event_store, "note-meta")
+    await _tamper(pool, """UPDATE events SET metadata = jsonb_set(metadata, '{actor}', '"mallory"')
+                           WHERE stream_id = 'note-meta' AND version = 4""")
+    report = await event_store.verify("note-meta")
+    assert (report.ok, report.broken_at_version) == (False, 4)
+
+
+async def test_verify_finds_a_deleted_middle_event(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await _five(event_store, "note-del")
+    await _tamper(pool, "DELETE FROM events WHERE stream_id = 'note-del' AND version = 2")
+    report = await event_store.verify("note-del")
+    assert (report.ok, report.broken_at_version) == (False, 2)
+    assert report.problem == "version 2 is missing"
+
+
+async def test_verify_finds_a_deleted_last_event(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await _five(event_store, "note-tail")
+    await _tamper(pool, "DELETE FROM events WHERE stream_id = 'note-tail' AND version = 5")
+    report = await event_store.verify("note-tail")
+    assert (report.ok, report.broken_at_version) == (False, 5)
+
+
+async def test_verify_finds_two_swapped_events(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await _five(event_store, "note-swap")
+    await _tamper(
+        pool,
+        """UPDATE events SET version = version + 100
+           WHERE stream_id = 'note-swap' AND version IN (3, 4)""",
+        """UPDATE events SET version = CASE version WHEN 103 THEN 4 ELSE 3 END
+           WHERE stream_id = 'note-swap' AND version IN (103, 104)""",
+    )
+    report = await event_store.verify("note-swap")
+    assert (report.ok, report.broken_at_version) == (False, 3)
+
+
+async def test_verify_an_unknown_stream(event_store: PostgresEventStore) -> None:
+    report = await event_store.verify("note-never")
+    assert not report.ok
+    assert report.problem == "no such stream"
+
+
+async def test_idempotent_retry_returns_the_first_result_and_writes_nothing(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    events: list[DomainEvent] = [Noted(text="once"), Noted(text="twice")]
+    first = await event_store.append("note-idem", ExpectedVersion.NO_STREAM, events, META,
+                                     idempotency_key="cmd-1")
+    before = await count_events(pool)
+    again = await event_store.append("note-idem", ExpectedVersion.NO_STREAM, events, META,
+                                     idempotency_key="cmd-1")
+    assert not first.replayed
+    assert again.replayed
+    assert (again.first_position, again.last_position) == (
+        first.first_position, first.last_position)
+    assert again.event_ids == first.event_ids
+    assert await count_events(pool) == before
+    assert await event_store.find_idempotent("cmd-1") == again
+
+
+async def test_concurrent_retries_with_one_key_write_once(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    results = await asyncio.gather(*(
+        event_store.append("note-idem2", ExpectedVersion.NO_STREAM, [Noted(text="x")], META,
+                           idempotency_key="cmd-2")
+        for _ in range(10)
+    ))
+    assert len({r.last_position for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert await count_events(pool) == 1
+
+
+async def test_idempotency_key_reused_for_another_command_is_refused(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    await event_store.append("note-k", ExpectedVersion.ANY, [Noted(text="a")], META,
+                             idempotency_key="cmd-3")
+    with pytest.raises(IdempotencyKeyReused):
+        await event_store.append("note-k", ExpectedVersion.ANY, [Noted(text="b")], META,
+                                 idempotency_key="cmd-3")
+    with pytest.raises(IdempotencyKeyReused):
+        await event_store.append("note-other", ExpectedVersion.ANY, [Noted(text="a")], META,
+                                 idempotency_key="cmd-3")
+    assert await count_events(pool) == 1
+
+
+async def test_old_schema_version_is_read_through_the_upcaster(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "SELECT * FROM append_events('person-1', 'person', NULL, $1, $2, $3, $4, $5, "
+            "NULL, NULL, NULL)",
+            [uuid.uuid4()], ["TestRenamed"], [1], [b'{"name": "Ada Lovelace"}'],
+            b'{"actor": "legacy-import"}',
+        )
+    await event_store.append("person-1", 1, [Renamed(first="Ada", last="King")], META)
+    events = await event_store.read_stream("person-1")
+    assert [e.data for e in events] == [Renamed(first="Ada", last="Lovelace"),
+                                        Renamed(first="Ada", last="King")]
+    assert [(e.stored_schema_version, e.schema_version) for e in events] == [(1, 2), (2, 2)]
+    async with pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT data->>'name' FROM events WHERE version = 1")
+    assert stored == "Ada Lovelace", "upcasting must never rewrite what is stored"
+    assert (await event_store.verify("person-1")).ok
+
+
+class NotRegistered(DomainEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "NotRegistered"
+    text: str
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "events", "expected_field", "message"),
+    [
+        ("note-1", [NotRegistered(text="x")], "events[0].event_type", "unknown event type"),
+        ("note-1", [Noted(text="ok"), Noted(text=123)],  # type: ignore[arg-type]
+         "events[1]", "does not match its schema"),
+        ("note-1", [Noted(text="x" * 300_000)], "events[0]", "over the limit"),
+        ("note-1", [Noted(text="nul\x00byte")], "events[0].text", "NUL character"),
+        ("", [Noted(text="x")], "stream_id", "malformed"),
+        ("no_dash", [Noted(text="x")], "stream_id", "malformed"),
+        ("note-1", [], "events", "at least one event"),
+    ],
+)
+async def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(
+    event_store: PostgresEventStore,
+    pool: asyncpg.Pool,
+    stream_id: str,
+    events: list[DomainEvent],
+    expected_field: str,
+    message: str,
+) -> None:
+    with pytest.raises(InvalidAppend, match=message) as error:
+        await event_store.append(stream_id, ExpectedVersion.ANY, events, META)
+    assert error.value.field == expected_field
+    assert await count_events(pool) == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        (EventMetadata(actor=""), "metadata.actor"),
+        (EventMetadata(actor="bob", reason="x\x00"), "metadata.reason"),
+        (EventMetadata(actor="bob", reason="r" * 5000), "metadata.reason"),
+    ],
+)
+async def test_bad_metadata_is_refused(
+    event_store: PostgresEventStore, pool: asyncpg.Pool, metadata: EventMetadata, field: str
+) -> None:
+    with pytest.raises(InvalidAppend) as error:
+        await event_store.append("note-1", ExpectedVersion.ANY, [Noted(text="x")], metadata)
+    assert error.value.field == field
+    assert await count_events(pool) == 0
+
+
+async def test_bad_input_leaves_existing_events_untouched(
+    event_store: PostgresEventStore,
+) -> None:
+    await event_store.append("note-keep", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
+    with pytest.raises(InvalidAppend):
+        await event_store.append("note-keep", 1, [Noted(text="ok"), Noted(text="\x00")], META)
+    with pytest.raises(ConcurrencyConflict):
+        await event_store.append("note-keep", 0, [Noted(text="again")], META)
+    assert [e.data for e in await event_store.read_stream("note-keep")] == [Noted(text="kept")]
+    assert (await event_store.verify("note-keep")).ok
+
+
+async def test_read_stream_up_to_a_version_and_a_time(event_store: PostgresEventStore) -> None:
+    first = await event_store.append("note-t", 0, [Noted(text="a"), Noted(text="b")], META)
+    await asyncio.sleep(0.01)
+    await event_store.append("note-t", 2, [Noted(text="c")], META)
+    upto = await event_store.read_stream("note-t", to_version=2)
+    assert [e.version for e in upto] == [1, 2]
+    middle = await event_store.read_stream("note-t", from_version=2, to_version=2)
+    assert [e.version for e in middle] == [2]
+    at_time = await event_store.read_stream("note-t", recorded_before=first.recorded_at)
+    assert [e.version for e in at_time] == [1, 2]
+    before = await event_store.read_stream(
+        "note-t", recorded_before=first.recorded_at - timedelta(microseconds=1))
+    assert before == []
+
+
+async def test_read_all_pages_in_position_order(event_store: PostgresEventStore) -> None:
+    for i in range(25):
+        await event_store.append(f"note-p{i % 3}", ExpectedVersion.ANY, [Noted(text="p", n=i)],
+                                 META)
+    seen: list[int] = []
+    last = 0
+    while page := await event_store.read_all(last, 7):
+        seen.extend(e.position for e in page)
+        last = page[-1].position
+    assert seen == sorted(seen)
+    assert len(seen) == 25
+    assert [e.data.n for e in await event_store.read_all(0, 100)  # type: ignore[attr-defined]
+            ] == list(range(25))
+
+
+async def test_recorded_time_never_goes_back_in_position_order(
+    event_store: PostgresEventStore,
+) -> None:
+    await asyncio.gather(*(
+        event_store.append(f"note-c{i}", ExpectedVersion.ANY, [Noted(text="t")], META)
+        for i in range(50)
+    ))
+    events = await event_store.read_all(0, 100)
+    times = [e.recorded_at for e in events]
+    assert times == sorted(times)
+
+
+async def test_append_notifies_listeners_with_the_last_position(
+    event_store: PostgresEventStore, pg_url: str, schema: str
+) -> None:
+    received: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.add_listener(event_store.notify_channel,
+                                lambda *args: received.put_nowait(args[3]))
+        result = await event_store.append("note-n", ExpectedVersion.ANY,
+                                          [Noted(text="a"), Noted(text="b")], META)
+        payload = await asyncio.wait_for(received.get(), timeout=5)
+    finally:
+        await conn.close()
+    assert int(payload) == result.last_position
+
+
+async def test_append_inside_a_transaction_that_already_wrote_is_refused(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("CREATE TEMP TABLE scratch (x int)")
+        await conn.execute("INSERT INTO scratch VALUES (1)")
+        with pytest.raises(asyncpg.PostgresError, match="first write"):
+            await event_store.append("note-tx", ExpectedVersion.ANY, [Noted(text="x")],
+                                     META, connection=conn)
+        await tx.rollback()
+    assert await count_events(pool) == 0
+
+
+async def test_rolled_back_append_leaves_nothing_and_readers_move_on(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await event_store.append("note-rb", ExpectedVersion.ANY, [Noted(text="gone")], META,
+                                 connection=conn)
+        await tx.rollback()
+    after = await event_store.append("note-rb", ExpectedVersion.NO_STREAM, [Noted(text="kept")],
+                                     META)
+    events = await event_store.read_all(0, 10)
+    assert [e.position for e in events] == [after.last_position]
+    assert (await event_store.verify("note-rb")).ok
+
+
+async def test_migrations_are_idempotent_and_guard_their_history(
+    pg_url: str, schema: str
+) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await migrate(conn, schema) == []
+        await conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+        with pytest.raises(Exception, match="was changed after it was applied"):
+            await migrate(conn, schema)
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrators_apply_each_migration_once(pg_url: str) -> None:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    conns = [await asyncpg.connect(pg_url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrate(c, name) for c in conns))
+        assert sum(len(a) for a in applied) == len(available_migrations())
+        total = await conns[0].fetchval(f'SELECT count(*) FROM "{name}".schema_migrations')
+        assert total == len(available_migrations())
+    finally:
+        await conns[0].execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        for c in conns:
+            await c.close()
+
+
+def test_codec_refuses_a_schema_version_newer_than_the_code() -> None:
+    from tests.support.events import store_test_registry
+
+    codec = EventCodec(store_test_registry())
+    with pytest.raises(ValueError, match="newer than this code"):
+        codec.decode("TestNoted", 2, b'{"text": "from the future"}')
