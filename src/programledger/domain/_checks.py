@@ -1,0 +1,155 @@
+"""Input checks shared by every ``decide``.
+
+They collect every problem before refusing, so a form can mark all wrong fields at once.
+Commands are re-checked here even when the API decoded them with types, because ``decide``
+is also called from code, tests and scripts that build commands directly.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Collection
+from datetime import date, datetime
+from typing import TypeGuard, TypeVar
+
+from msgspec import UNSET, UnsetType
+
+from programledger.domain.errors import FieldIssue, ValidationError
+from programledger.domain.values import MAX_SAFE_INTEGER, Money
+
+NAME_MAX = 200
+"""Names, titles, people, one-line summaries."""
+TEXT_MAX = 10_000
+"""Descriptions, plans, rationales: anything that may span paragraphs."""
+KEY_MAX = 100
+"""Short identifiers such as an objective key or a cost centre."""
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+
+def given(value: T | UnsetType) -> TypeGuard[T]:
+    """Whether a partial-update field was sent (``UNSET`` means "leave unchanged")."""
+    return not isinstance(value, UnsetType)
+
+
+def changed(new: T | UnsetType, old: T) -> T | UnsetType:
+    """The partial-update value to record: ``UNSET`` when not sent or equal to ``old``, so
+    update events carry exactly what changed."""
+    if isinstance(new, UnsetType) or new == old:
+        return UNSET
+    return new
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.issues: list[FieldIssue] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.issues.append(FieldIssue(path, message))
+
+    def done(self) -> None:
+        if self.issues:
+            raise ValidationError(self.issues)
+
+    def line(self, path: str, value: object, *, max_len: int = NAME_MAX) -> None:
+        """A required single-line text: no line breaks or other control characters."""
+        if self._text(path, value, max_len) and any(
+            unicodedata.category(ch) == "Cc" for ch in str(value)
+        ):
+            self.fail(path, "must be a single line without control characters")
+
+    def text(self, path: str, value: object, *, max_len: int = TEXT_MAX) -> None:
+        """A required free text: line breaks allowed, NUL characters not."""
+        if self._text(path, value, max_len) and "\x00" in str(value):
+            self.fail(path, "must not contain NUL characters")
+
+    def optional_line(self, path: str, value: object, *, max_len: int = NAME_MAX) -> None:
+        if value is not None:
+            self.line(path, value, max_len=max_len)
+
+    def optional_text(self, path: str, value: object, *, max_len: int = TEXT_MAX) -> None:
+        if value is not None:
+            self.text(path, value, max_len=max_len)
+
+    def _text(self, path: str, value: object, max_len: int) -> bool:
+        if not isinstance(value, str):
+            self.fail(path, "must be text")
+            return False
+        if not value.strip():
+            self.fail(path, "must not be empty (omit the field instead of sending blank text)")
+            return False
+        if len(value) > max_len:
+            self.fail(path, f"must be at most {max_len} characters (got {len(value)})")
+            return False
+        return True
+
+    def pattern(self, path: str, value: object, regex: re.Pattern[str], example: str) -> None:
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
+            self.fail(path, f"must look like {example} (got {value!r})")
+
+    def integer(self, path: str, value: object, low: int, high: int) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, "must be a whole number")
+            return False
+        if not low <= value <= high:
+            self.fail(path, f"must be between {low} and {high} (got {value})")
+            return False
+        return True
+
+    def day(self, path: str, value: object) -> bool:
+        if isinstance(value, datetime) or not isinstance(value, date):
+            self.fail(path, "must be a calendar date (YYYY-MM-DD) without a time")
+            return False
+        return True
+
+    def optional_day(self, path: str, value: object) -> bool:
+        return value is None or self.day(path, value)
+
+    def not_before(self, path: str, later: object, earlier: object, earlier_name: str) -> None:
+        """``later`` must not fall before ``earlier``; silent when either is not a date
+        (that problem is reported on its own field)."""
+        if (
+            isinstance(later, date)
+            and isinstance(earlier, date)
+            and later < earlier
+            and not isinstance(later, datetime)
+            and not isinstance(earlier, datetime)
+        ):
+            self.fail(path, f"must be on or after {earlier_name} ({earlier.isoformat()})")
+
+    def money(
+        self, path: str, value: object, *, currency: str | None = None, positive: bool = False
+    ) -> None:
+        """An amount in minor units; ``currency``, when given, is the one it must match."""
+        if not isinstance(value, Money):
+            self.fail(path, "must be an amount with a currency")
+            return
+        low = 1 if positive else 0
+        self.integer(f"{path}.amount_minor", value.amount_minor, low, MAX_SAFE_INTEGER)
+        if not isinstance(value.currency, str) or _CURRENCY.fullmatch(value.currency) is None:
+            self.fail(
+                f"{path}.currency",
+                f"must be an ISO 4217 code of three capital letters such as EUR "
+                f"(got {value.currency!r})",
+            )
+        elif currency is not None and value.currency != currency:
+            self.fail(
+                f"{path}.currency",
+                f"must be {currency}, the currency of the program's budget (got {value.currency})",
+            )
+
+    def member(
+        self, path: str, value: object, allowed: type[E], among: Collection[E] | None = None
+    ) -> None:
+        """``value`` must be a member of the enum ``allowed`` and, when ``among`` is given,
+        one of those members (e.g. the strategies that start a mitigation)."""
+        if not isinstance(value, allowed):
+            self.fail(path, f"must be one of {', '.join(str(m.value) for m in allowed)}")
+        elif among is not None and value not in among:
+            names = ", ".join(str(m.value) for m in among)
+            self.fail(path, f"must be one of {names} here (got {value.value})")

@@ -1,0 +1,243 @@
+"""The Program aggregate's state: what ``decide`` checks commands against.
+
+Everything is an immutable Struct; collections are tuples in the order items were added
+(the order a TPM sees them listed). The state is also what folding one stream up to a
+moment yields, so it must agree with the read models "as of" that moment.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import date
+from typing import TypeVar
+from uuid import UUID
+
+import msgspec
+
+from programledger.domain.values import Department, Money, PartyKind
+
+__all__ = [
+    "TERMINAL_PROGRAM_STATUSES",
+    "BudgetAllocation",
+    "Decision",
+    "Dependency",
+    "DependencyStatus",
+    "DependencyTarget",
+    "ExternalTarget",
+    "Health",
+    "ItemKind",
+    "ItemRef",
+    "Lesson",
+    "Milestone",
+    "MilestoneStatus",
+    "Program",
+    "ProgramItemTarget",
+    "ProgramStatus",
+    "RaciRole",
+    "SpendReport",
+    "Stakeholder",
+    "Workstream",
+    "allocated_budget",
+    "find",
+    "slip_days",
+]
+
+
+class ProgramStatus(enum.StrEnum):
+    PROPOSED = "PROPOSED"
+    ACTIVE = "ACTIVE"
+    ON_HOLD = "ON_HOLD"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL_PROGRAM_STATUSES = frozenset({ProgramStatus.COMPLETED, ProgramStatus.CANCELLED})
+
+
+class Health(enum.StrEnum):
+    GREEN = "GREEN"
+    AMBER = "AMBER"
+    RED = "RED"
+
+
+class RaciRole(enum.StrEnum):
+    """Spelled out rather than R/A/C/I so an API enum reads on its own."""
+
+    RESPONSIBLE = "RESPONSIBLE"
+    ACCOUNTABLE = "ACCOUNTABLE"
+    CONSULTED = "CONSULTED"
+    INFORMED = "INFORMED"
+
+
+class MilestoneStatus(enum.StrEnum):
+    PLANNED = "PLANNED"
+    AT_RISK = "AT_RISK"
+    DONE = "DONE"
+    MISSED = "MISSED"
+
+
+class DependencyStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    AT_RISK = "AT_RISK"
+    RESOLVED = "RESOLVED"
+
+
+class ItemKind(enum.StrEnum):
+    """What inside a program a dependency starts from or points at."""
+
+    WORKSTREAM = "WORKSTREAM"
+    MILESTONE = "MILESTONE"
+
+
+class ItemRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A workstream or milestone of the program the dependency is recorded on."""
+
+    kind: ItemKind
+    item_id: UUID
+
+
+class ProgramItemTarget(
+    msgspec.Struct, frozen=True, kw_only=True, tag="PROGRAM_ITEM", tag_field="type"
+):
+    """A workstream or milestone of this or another program. Items of another program are
+    not checked here (another stream); the application layer may."""
+
+    program_id: UUID
+    kind: ItemKind
+    item_id: UUID
+
+
+class ExternalTarget(msgspec.Struct, frozen=True, kw_only=True, tag="EXTERNAL", tag_field="type"):
+    """A party outside the company's programs: a vendor, a regulator, another company."""
+
+    party: str
+    contact: str | None = None
+
+
+DependencyTarget = ProgramItemTarget | ExternalTarget
+"""Encoded with a ``type`` field (``PROGRAM_ITEM`` or ``EXTERNAL``) telling them apart."""
+
+
+class Stakeholder(msgspec.Struct, frozen=True, kw_only=True):
+    stakeholder_id: UUID
+    name: str
+    kind: PartyKind
+    department: Department
+    role: RaciRole
+
+
+class Workstream(msgspec.Struct, frozen=True, kw_only=True):
+    workstream_id: UUID
+    name: str
+    lead: str
+    department: Department
+    description: str | None = None
+
+
+class Milestone(msgspec.Struct, frozen=True, kw_only=True):
+    milestone_id: UUID
+    name: str
+    workstream_id: UUID | None
+    description: str | None
+    baseline_date: date
+    """Fixed when planned: what the plan promised."""
+    forecast_date: date
+    """What we expect now; becomes the actual date once the milestone is done."""
+    status: MilestoneStatus
+    actual_date: date | None = None
+
+
+class Dependency(msgspec.Struct, frozen=True, kw_only=True):
+    """``dependent`` cannot finish until ``depends_on`` delivers, by ``needed_by``."""
+
+    dependency_id: UUID
+    title: str
+    description: str | None
+    dependent: ItemRef
+    depends_on: DependencyTarget
+    needed_by: date
+    status: DependencyStatus
+    resolution: str | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: UUID
+    title: str
+    context: str
+    outcome: str
+    """What was decided (DOMAIN.md's "the decision")."""
+    alternatives: tuple[str, ...]
+    decided_by: str
+    decided_on: date
+    supersedes: UUID | None = None
+    superseded_by: UUID | None = None
+
+
+class BudgetAllocation(msgspec.Struct, frozen=True, kw_only=True):
+    """Money set aside for exactly one of a workstream or a cost centre."""
+
+    budget_allocation_id: UUID
+    workstream_id: UUID | None
+    cost_centre: str | None
+    amount: Money
+    purpose: str | None = None
+
+
+class SpendReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Actual spend to date as last reported: a running total, not an increment."""
+
+    amount: Money
+    as_of: date
+
+
+class Lesson(msgspec.Struct, frozen=True, kw_only=True):
+    lesson_id: UUID
+    what_happened: str
+    learned: str
+    follow_up_action: str | None = None
+
+
+class Program(msgspec.Struct, frozen=True, kw_only=True):
+    program_id: UUID
+    code: str
+    name: str
+    description: str | None
+    objective: str
+    objective_key: str | None
+    sponsor: str
+    owner: str
+    priority: int
+    start_date: date
+    target_end_date: date
+    planned_budget: Money
+    status: ProgramStatus = ProgramStatus.PROPOSED
+    health: Health | None = None
+    """``None`` until the first health report."""
+    health_summary: str | None = None
+    actual_spend: SpendReport | None = None
+    budget_allocations: tuple[BudgetAllocation, ...] = ()
+    stakeholders: tuple[Stakeholder, ...] = ()
+    workstreams: tuple[Workstream, ...] = ()
+    milestones: tuple[Milestone, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    lessons: tuple[Lesson, ...] = ()
+
+
+Item = TypeVar("Item")
+
+
+def find(items: tuple[Item, ...], key: Callable[[Item], UUID], item_id: UUID) -> Item | None:
+    return next((item for item in items if key(item) == item_id), None)
+
+
+def slip_days(milestone: Milestone) -> int:
+    """Days the forecast (the actual date, once done) lies after the baseline; negative
+    when ahead of plan."""
+    return (milestone.forecast_date - milestone.baseline_date).days
+
+
+def allocated_budget(program: Program) -> int:
+    """Sum of the budget allocations, in the plan's minor units."""
+    return sum(allocation.amount.amount_minor for allocation in program.budget_allocations)

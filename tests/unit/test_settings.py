@@ -1,0 +1,66 @@
+"""Settings are validated at start, and every problem names its variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from programledger.settings import Settings, SettingsError
+
+
+def test_defaults_mean_embedded_development() -> None:
+    settings = Settings.from_env({})
+    assert settings.embedded_postgres
+    assert settings.embedded_nats
+    assert settings.mode == "development"
+    assert settings.schema == "programledger"
+
+
+def test_configured_servers() -> None:
+    settings = Settings.from_env(
+        {
+            "PROGRAMLEDGER_DATABASE_URL": "postgresql://app@db:5432/ledger",
+            "PROGRAMLEDGER_NATS_URL": "nats://n1:4222, nats://n2:4222",
+            "PROGRAMLEDGER_DATA_DIR": "/srv/pl",
+            "PROGRAMLEDGER_HTTP_PORT": "9000",
+        }
+    )
+    assert not settings.embedded_postgres
+    assert settings.nats_url == "nats://n1:4222, nats://n2:4222"
+    assert settings.data_dir == Path("/srv/pl")
+    assert settings.http_port == 9000
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PROGRAMLEDGER_DATABASE_URL": "mysql://db/x"}, "PROGRAMLEDGER_DATABASE_URL"),
+        ({"PROGRAMLEDGER_DATABASE_URL": "postgresql://db:99999/x"}, "not a valid URL"),
+        ({"PROGRAMLEDGER_DATABASE_URL": "postgresql:///x"}, "names no host"),
+        ({"PROGRAMLEDGER_NATS_URL": "http://n1:4222"}, "PROGRAMLEDGER_NATS_URL"),
+        ({"PROGRAMLEDGER_HTTP_PORT": "70000"}, "impossible"),
+        ({"PROGRAMLEDGER_HTTP_PORT": "eighty"}, "not a port number"),
+        ({"PROGRAMLEDGER_EMBEDDED_POSTGRES_PORT": "0"}, "impossible"),
+        ({"PROGRAMLEDGER_MODE": "prod"}, "PROGRAMLEDGER_MODE"),
+        ({"PROGRAMLEDGER_MODE": "production"}, "JWT_SECRET is required"),
+        ({"PROGRAMLEDGER_MODE": "production", "PROGRAMLEDGER_JWT_SECRET": "short"}, "at least 32"),
+        ({"PROGRAMLEDGER_SCHEMA": "Bad-Name"}, "PROGRAMLEDGER_SCHEMA"),
+        ({"PROGRAMLEDGER_SUBJECT_PREFIX": "a.b"}, "SUBJECT_PREFIX"),
+        ({"PROGRAMLEDGER_LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.from_env(env)
+    assert "\n" not in str(error.value)
+
+
+def test_production_with_a_real_secret() -> None:
+    settings = Settings.from_env(
+        {
+            "PROGRAMLEDGER_MODE": "production",
+            "PROGRAMLEDGER_JWT_SECRET": "s" * 40,
+        }
+    )
+    assert settings.mode == "production"
