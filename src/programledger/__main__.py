@@ -1,0 +1,3 @@
+from programledger.cli import main
+
+main()

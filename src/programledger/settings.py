@@ -1,0 +1,154 @@
+"""Settings from ``PROGRAMLEDGER_*`` environment variables, validated once at start.
+
+Read by the entry points (CLI, app factory) and passed down; nothing reads the environment
+at import time. Every problem is reported in one line that names the variable, so a
+misconfigured deployment fails at start with exit code 2 instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from programledger.adapters.postgres.connection import SCHEMA_PATTERN
+
+__all__ = ["PREFIX", "Settings", "SettingsError", "default_data_dir"]
+
+PREFIX = "PROGRAMLEDGER_"
+Mode = Literal["development", "production"]
+
+
+class SettingsError(ValueError):
+    """A configuration problem, phrased for the operator who has to fix it."""
+
+
+def default_data_dir() -> Path:
+    """Per-user data for the embedded servers; outside /root when run as root, because the
+    embedded PostgreSQL runs as an unprivileged user that cannot enter /root."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/programledger")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "programledger"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    """PostgreSQL; unset = start the embedded PostgreSQL in ``data_dir``."""
+    nats_url: str | None = None
+    """NATS with JetStream; unset = start the embedded nats-server in ``data_dir``."""
+    schema: str = "programledger"
+    data_dir: Path = field(default_factory=default_data_dir)
+    mode: Mode = "development"
+    jwt_secret: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    embedded_postgres_port: int | None = None
+    embedded_nats_port: int | None = None
+    subject_prefix: str = "programledger"
+    log_level: str = "INFO"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.nats_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(PREFIX + name)
+            return value.strip() if value is not None and value.strip() else None
+
+        database_url = get("DATABASE_URL")
+        if database_url is not None:
+            _check_url("DATABASE_URL", database_url, {"postgres", "postgresql"})
+        nats_url = get("NATS_URL")
+        if nats_url is not None:
+            for part in nats_url.split(","):
+                _check_url("NATS_URL", part.strip(), {"nats", "tls", "ws", "wss"})
+        schema = get("SCHEMA") or "programledger"
+        if not SCHEMA_PATTERN.match(schema):
+            raise SettingsError(
+                f"{PREFIX}SCHEMA={schema!r} is not a valid schema name: use lowercase "
+                "letters, digits and _, up to 51 characters"
+            )
+        mode = get("MODE") or "development"
+        if mode not in ("development", "production"):
+            raise SettingsError(
+                f"{PREFIX}MODE={mode!r} is not known: use 'development' or 'production'"
+            )
+        secret = get("JWT_SECRET")
+        if mode == "production":
+            if secret is None:
+                raise SettingsError(
+                    f"{PREFIX}JWT_SECRET is required in production mode "
+                    "(at least 32 characters; no default secret is accepted)"
+                )
+            if len(secret) < 32:
+                raise SettingsError(f"{PREFIX}JWT_SECRET must be at least 32 characters long")
+        subject_prefix = get("SUBJECT_PREFIX") or "programledger"
+        if not subject_prefix.replace("_", "").replace("-", "").isalnum():
+            raise SettingsError(
+                f"{PREFIX}SUBJECT_PREFIX={subject_prefix!r} must be one NATS subject token "
+                "(letters, digits, - and _)"
+            )
+        data_dir = Path(get("DATA_DIR") or default_data_dir()).expanduser()
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(
+                f"{PREFIX}LOG_LEVEL={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"
+            )
+        return cls(
+            database_url=database_url,
+            nats_url=nats_url,
+            schema=schema,
+            data_dir=data_dir,
+            mode=mode,  # type: ignore[arg-type]
+            jwt_secret=secret,
+            http_host=get("HTTP_HOST") or "127.0.0.1",
+            http_port=_port(get, "HTTP_PORT", 8000, allow_zero=True) or 0,
+            embedded_postgres_port=_port(get, "EMBEDDED_POSTGRES_PORT", None),
+            embedded_nats_port=_port(get, "EMBEDDED_NATS_PORT", None),
+            subject_prefix=subject_prefix,
+            log_level=log_level,
+        )
+
+
+def _check_url(name: str, url: str, schemes: set[str]) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes:
+        raise SettingsError(
+            f"{PREFIX}{name}={url!r} has scheme {parts.scheme or 'none'!r}; "
+            f"expected one of {', '.join(sorted(schemes))}"
+        )
+    if not parts.hostname and "host=" not in parts.query:
+        raise SettingsError(f"{PREFIX}{name}={url!r} names no host")
+
+
+def _port(
+    get: Callable[[str], str | None], name: str, default: int | None, *, allow_zero: bool = False
+) -> int | None:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} is not a port number") from None
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise SettingsError(f"{PREFIX}{name}={port} is impossible: a port is {low}-65535")
+    return port
