@@ -317,7 +317,8 @@ def test_there_is_one_example_of_each_command() -> None:
 )
 @pytest.mark.parametrize(
     "command",
-    [c for c in _one_of_each_command() if type(c).__name__ != "ProposeProgram"],
+    [c for c in _one_of_each_command()
+     if type(c).__name__ not in ("ProposeProgram", "RecordLesson")],
     ids=lambda c: type(c).__name__,
 )
 def test_a_finished_program_refuses_every_command(final: Any, command: ProgramCommand) -> None:
@@ -325,6 +326,20 @@ def test_a_finished_program_refuses_every_command(final: Any, command: ProgramCo
     assert isinstance(error, InvalidTransition)
     assert "final" in str(error)
     assert type(command).__name__ in str(error)
+
+
+@pytest.mark.parametrize(
+    "final",
+    [
+        ProgramCompleted(program_id=P, reason="done"),
+        ProgramCancelled(program_id=P, reason="stopped"),
+    ],
+    ids=["completed", "cancelled"],
+)
+def test_a_finished_program_still_takes_lessons(final: Any) -> None:
+    """The retrospective comes after the close."""
+    command = RecordLesson(program_id=P, lesson_id=MISSING, what_happened="w", learned="l")
+    given(*active, final).when(command).accepted()
 
 
 def test_update_details_records_only_what_changed() -> None:

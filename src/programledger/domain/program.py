@@ -161,7 +161,8 @@ def decide(state: Program | None, command: ProgramCommand) -> list[ProgramEvent]
             f"{type(command).__name__} for program {command.program_id} was decided "
             f"against program {state.program_id}: the caller loaded the wrong stream"
         )
-    if state.status in TERMINAL_PROGRAM_STATUSES:
+    # Lessons are what a retrospective records, and retrospectives follow the close.
+    if state.status in TERMINAL_PROGRAM_STATUSES and not isinstance(command, RecordLesson):
         raise TerminalState("program", state.program_id, state.status.value, type(command).__name__)
     match command:
         case (
