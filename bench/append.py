@@ -1,0 +1,411 @@
+"""Append throughput and latency: ``PostgresEventStore.append`` against raw asyncpg.
+
+Why this benchmark exists: every guarantee of an append (exact expected version, idempotency
+hooks, safe global order under a short advisory lock, the hash chain, NOTIFY) lives in one
+SQL function, and each has a price. The question it answers is how much of the throughput
+of the simplest correct thing, a hand-written ``BEGIN; UPDATE streams ... WHERE version =
+$expected; INSERT events; COMMIT`` with asyncpg, those guarantees cost, at 1 and 8
+concurrent writers and 1 and 10 events per append.
+
+Both sides run in the same process against the same server, with the same event payloads
+(a ~340-byte JSON ``Noted`` and ~200 bytes of metadata), the same pool size (one connection per
+writer), and each writer appending to its own streams with the exact version it expects,
+so every append takes the concurrency-checked path and none conflicts. Rounds alternate
+which side goes first to cancel drift (autovacuum, checkpoints, a noisy neighbour), and
+medians over rounds are reported, as DESIGN §7 asks.
+
+Run: ``python bench/append.py [--rounds N] [--seconds S] [--database-url URL] [--waits]``.
+``--waits`` samples ``pg_stat_activity`` during the rounds and prints where each side's
+backends spend their time, which is how to find out why a figure is low.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script from a checkout: measure the working tree's code, and reach bench/ and
+# tests/support (the Noted test event) without installing anything.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import argparse
+import asyncio
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+from tests.support.events import Noted, store_test_registry
+
+from bench._common import (
+    RoundResult,
+    Target,
+    WaitSampler,
+    add_common_arguments,
+    drop_schemas,
+    fresh_schema_name,
+    median,
+    positive_int,
+    postgres_url,
+    print_table,
+    server_facts,
+    timed_round,
+)
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.connection import create_pool
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.migrations import migrate
+from programledger.application.eventstore import EventMetadata
+from programledger.domain.events import DomainEvent
+
+GOAL = 0.8
+"""Ours must keep at least this share of the reference's events per second."""
+
+HEADLINE = "append_1ev_8w"
+"""The target that matters most: single-event commands from many concurrent callers."""
+
+PROGRAM_ID = uuid.UUID("5b0f6c1e-8a7d-4c1b-9f2e-3d4a5b6c7d8e")
+
+# About 340 bytes once encoded with its counter: the size of a typical RAID-log change.
+_TEXT = (
+    "Risk R-1042 reassessed after the supplier review on Tuesday: probability lowered from "
+    "high to medium because the second source for the sensor boards passed qualification; "
+    "impact unchanged. Mitigation owner remains the hardware lead; next review at the "
+    "steering committee, with cost exposure updated in the allocation plan."
+)
+
+REF_DDL = """
+CREATE TABLE ref_streams (
+    stream_id text PRIMARY KEY,
+    version   bigint NOT NULL
+);
+CREATE TABLE ref_events (
+    position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id   text NOT NULL,
+    version     bigint NOT NULL,
+    event_type  text NOT NULL,
+    data        jsonb NOT NULL,
+    metadata    jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    UNIQUE (stream_id, version)
+);
+"""
+"""The least an honest event table has: a global position and one row per stream version."""
+
+_REF_UPDATE = "UPDATE ref_streams SET version = version + $2 WHERE stream_id = $1 AND version = $3"
+_REF_CREATE = "INSERT INTO ref_streams (stream_id, version) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+_REF_INSERT = (
+    "INSERT INTO ref_events (stream_id, version, event_type, data, metadata, recorded_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One point of the matrix."""
+
+    events: int
+    writers: int
+
+    @property
+    def name(self) -> str:
+        return f"append_{self.events}ev_{self.writers}w"
+
+
+def make_batch(events: int, counter: int) -> tuple[list[DomainEvent], EventMetadata]:
+    """What one command produces; built afresh per append, identically for both sides."""
+    batch: list[DomainEvent] = [Noted(text=_TEXT, n=counter * events + i) for i in range(events)]
+    metadata = EventMetadata(
+        actor="user:alice@example.com",
+        correlation_id=uuid.uuid4(),
+        causation_id=uuid.uuid4(),
+        program_id=PROGRAM_ID,
+    )
+    return batch, metadata
+
+
+class Writers:
+    """Per-writer stream rotation and exact expected versions, shared by both sides.
+
+    Each writer owns ``streams_per_writer`` streams and cycles through them, so streams keep
+    growing (the version check and the hash chain read a real previous head) without two
+    writers ever touching one stream: a conflict here would be a bug, not contention.
+    """
+
+    side: str
+
+    def __init__(self, cell: Cell, streams_per_writer: int, tag: str) -> None:
+        self.cell = cell
+        self.streams = [
+            [f"bench-{tag}w{w}s{s}" for s in range(streams_per_writer)] for w in range(cell.writers)
+        ]
+        self.turns = [0] * cell.writers
+        self.versions: dict[str, int] = {}
+
+    async def append(self, writer: int) -> int:
+        turn = self.turns[writer]
+        self.turns[writer] = turn + 1
+        streams = self.streams[writer]
+        stream = streams[turn % len(streams)]
+        events, metadata = make_batch(self.cell.events, turn)
+        self.versions[stream] = await self._append(
+            stream, self.versions.get(stream, 0), events, metadata
+        )
+        return len(events)
+
+    async def _append(
+        self, stream: str, expected: int, events: list[DomainEvent], metadata: EventMetadata
+    ) -> int:
+        """Append and return the stream's new version."""
+        raise NotImplementedError
+
+
+class Ours(Writers):
+    """The store's public append, every guarantee on (none can be switched off)."""
+
+    side = "ours"
+
+    def __init__(
+        self, store: PostgresEventStore, cell: Cell, streams_per_writer: int, tag: str
+    ) -> None:
+        super().__init__(cell, streams_per_writer, tag)
+        self.store = store
+
+    async def _append(
+        self, stream: str, expected: int, events: list[DomainEvent], metadata: EventMetadata
+    ) -> int:
+        result = await self.store.append(stream, expected, events, metadata)
+        return result.last_version
+
+
+class RefConflict(RuntimeError):
+    """The reference found a stream at another version than its writer expected."""
+
+
+class Reference(Writers):
+    """Hand-written asyncpg: what an application without an event store would do.
+
+    BEGIN, move the stream row from the expected version (or create it), insert the events,
+    COMMIT: four round trips, an optimistic concurrency check and a global position, but
+    no safe-order lock, no hash chain, no NOTIFY, no validation of the event against its
+    type. The event is still serialised per append, as any application must.
+    """
+
+    side = "ref"
+    _encode = msgspec.json.Encoder().encode
+
+    def __init__(self, pool: asyncpg.Pool, cell: Cell, streams_per_writer: int, tag: str) -> None:
+        super().__init__(cell, streams_per_writer, tag)
+        self.pool = pool
+
+    async def _append(
+        self, stream: str, expected: int, events: list[DomainEvent], metadata: EventMetadata
+    ) -> int:
+        n = len(events)
+        encoded_metadata = self._encode(metadata)
+        now = datetime.now(UTC)
+        rows = [
+            (stream, expected + i, type(e).event_type, self._encode(e), encoded_metadata, now)
+            for i, e in enumerate(events, start=1)
+        ]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if expected == 0:
+                status = await conn.execute(_REF_CREATE, stream, n)
+                checked = status == "INSERT 0 1"
+            else:
+                status = await conn.execute(_REF_UPDATE, stream, n, expected)
+                checked = status == "UPDATE 1"
+            if not checked:
+                raise RefConflict(f"{stream} is not at version {expected}")
+            await conn.executemany(_REF_INSERT, rows)
+        return expected + n
+
+
+@dataclass
+class CellResult:
+    """Every round of both sides for one cell, plus what the wait sampler saw."""
+
+    cell: Cell
+    rounds: dict[str, list[RoundResult]] = field(default_factory=lambda: {"ours": [], "ref": []})
+    waits: dict[str, Counter[str]] = field(
+        default_factory=lambda: {"ours": Counter(), "ref": Counter()}
+    )
+
+    def events_per_s(self, side: str) -> float:
+        return median([r.items_per_s for r in self.rounds[side]])
+
+    def target(self) -> Target:
+        return Target(self.cell.name, self.events_per_s("ours"), self.events_per_s("ref"), GOAL)
+
+
+async def setup_schemas(url: str, ours_schema: str, ref_schema: str) -> None:
+    """Ours through the real migrations; the reference as plain tables in its own schema."""
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn, ours_schema)
+        await conn.execute(f'CREATE SCHEMA "{ref_schema}"')
+        await conn.execute(f'SET search_path TO "{ref_schema}"')
+        await conn.execute(REF_DDL)
+    finally:
+        await conn.close()
+
+
+async def measure(
+    url: str, side: Writers, app_name: str, seconds: float, sample_waits: bool
+) -> tuple[RoundResult, Counter[str]]:
+    """One round of one side, with the wait sampler beside it when asked for."""
+    if not sample_waits:
+        return await timed_round(side.cell.writers, seconds, side.append), Counter()
+    sampler = WaitSampler(url)
+    stop = asyncio.Event()
+    sampling = asyncio.create_task(sampler.run(app_name, stop))
+    try:
+        result = await timed_round(side.cell.writers, seconds, side.append)
+    finally:
+        stop.set()
+        await sampling
+    return result, sampler.counts
+
+
+async def run_cell(
+    url: str, cell: Cell, schemas: tuple[str, str], args: argparse.Namespace, index: int
+) -> CellResult:
+    ours_schema, ref_schema = schemas
+    tag = f"c{index}"
+    names = {"ours": f"bench-ours-{ours_schema[-10:]}", "ref": f"bench-ref-{ref_schema[-10:]}"}
+    # One connection per writer on each side: neither side can queue on the pool.
+    size = {"min_size": cell.writers, "max_size": cell.writers}
+    ours_pool = await create_pool(url, ours_schema, application_name=names["ours"], **size)
+    ref_pool = await create_pool(url, ref_schema, application_name=names["ref"], **size)
+    try:
+        store = PostgresEventStore(ours_pool, EventCodec(store_test_registry()), schema=ours_schema)
+        sides: list[Writers] = [
+            Ours(store, cell, args.streams_per_writer, tag),
+            Reference(ref_pool, cell, args.streams_per_writer, tag),
+        ]
+        # Warm-up: prepares statements, creates the streams, fills caches; not counted.
+        for side in sides:
+            await timed_round(cell.writers, min(1.0, args.seconds / 3), side.append)
+        result = CellResult(cell)
+        for r in range(args.rounds):
+            for side in sides if r % 2 == 0 else reversed(sides):
+                round_result, waits = await measure(
+                    url, side, names[side.side], args.seconds, args.waits
+                )
+                result.rounds[side.side].append(round_result)
+                result.waits[side.side].update(waits)
+            print(
+                f"  {cell.name} round {r + 1}/{args.rounds}: "
+                f"ours {result.rounds['ours'][-1].items_per_s:,.0f} ev/s, "
+                f"ref {result.rounds['ref'][-1].items_per_s:,.0f} ev/s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return result
+    finally:
+        await ours_pool.close()
+        await ref_pool.close()
+
+
+def report(results: list[CellResult], facts: dict[str, str], args: argparse.Namespace) -> None:
+    headers = [
+        "cell", "side", "events/s", "appends/s", "p50 ms", "p99 ms",
+        "events/s min..max", "client CPU", "ours/ref",
+    ]  # fmt: skip
+    rows: list[list[str]] = []
+    for res in results:
+        for side in ("ours", "ref"):
+            rounds = res.rounds[side]
+            per_s = [r.items_per_s for r in rounds]
+            rows.append(
+                [
+                    res.cell.name if side == "ours" else "",
+                    side,
+                    f"{median(per_s):,.0f}",
+                    f"{median([r.operations_per_s for r in rounds]):,.0f}",
+                    f"{median([r.latency(50) for r in rounds]) * 1000:.2f}",
+                    f"{median([r.latency(99) for r in rounds]) * 1000:.2f}",
+                    f"{min(per_s):,.0f}..{max(per_s):,.0f}",
+                    f"{median([r.client_cpu for r in rounds]):.0%}",
+                    f"{res.target().ratio:.2f}" if side == "ours" else "",
+                ]
+            )
+    print("server: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    print_table(
+        f"append: medians of {args.rounds} rounds x {args.seconds:g}s per side, "
+        f"{args.streams_per_writer} streams per writer",
+        headers,
+        rows,
+    )
+    print(
+        "ours/ref is events/s. A side whose client CPU nears 100% is limited by this Python "
+        "process, not by PostgreSQL; on a small machine the client and the server share the "
+        "same cores."
+    )
+    if args.waits:
+        wait_rows: list[list[str]] = []
+        for res in results:
+            for side in ("ours", "ref"):
+                counts = res.waits[side]
+                total = sum(counts.values()) or 1
+                top = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.most_common(6))
+                wait_rows.append([res.cell.name if side == "ours" else "", side, top])
+        print_table(
+            "where the backends were (share of pg_stat_activity samples)",
+            ["cell", "side", "states"],
+            wait_rows,
+        )
+
+
+async def bench(url: str, source: str, args: argparse.Namespace) -> list[Target]:
+    facts = await server_facts(url)
+    print(f"PostgreSQL from {source}", file=sys.stderr, flush=True)
+    schemas = (fresh_schema_name("ours"), fresh_schema_name("ref"))
+    cells = [Cell(e, w) for e in args.events for w in args.writers]
+    try:
+        await setup_schemas(url, *schemas)
+        results = [await run_cell(url, cell, schemas, args, i) for i, cell in enumerate(cells)]
+    finally:
+        await drop_schemas(url, schemas)
+    report(results, facts, args)
+    # The headline first, then the informational cells.
+    targets = sorted((r.target() for r in results), key=lambda t: t.name != HEADLINE)
+    return targets
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--writers", type=positive_int, nargs="+", default=[1, 8],
+        help="concurrent writers to measure (default: 1 8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--events", type=positive_int, nargs="+", default=[1, 10],
+        help="events per append to measure (default: 1 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--streams-per-writer", type=positive_int, default=50,
+        help="streams each writer rotates over (default 50)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--waits", action="store_true",
+        help="sample pg_stat_activity during rounds and print where the backends wait",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with postgres_url(args.database_url) as (url, source):
+        targets = asyncio.run(bench(url, source, args))
+    for target in targets:
+        print(target.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
