@@ -7,7 +7,9 @@ costs one round trip and the rules hold for any client that calls it, not only t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,7 +33,15 @@ from programledger.application.eventstore import (
 )
 from programledger.domain.events import DomainEvent
 
-__all__ = ["MAX_EVENTS_PER_APPEND", "PostgresEventStore", "RawEvent", "stream_type_of"]
+__all__ = [
+    "MAX_EVENTS_PER_APPEND",
+    "CommitNotifier",
+    "PostgresEventStore",
+    "RawEvent",
+    "stream_type_of",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_APPEND = 1000
 _STREAM_ID = re.compile(r"^([a-z][a-z0-9_]{0,39})-([A-Za-z0-9][A-Za-z0-9._:@-]{0,199})$")
@@ -134,6 +144,47 @@ def _fingerprint(
     return digest.digest()
 
 
+class CommitNotifier:
+    """Sends ``NOTIFY <channel>, '<position>'`` after appends commit, coalescing bursts.
+
+    A NOTIFY inside the append transaction would serialise every commit on PostgreSQL's
+    cluster-wide notify lock, held through the WAL flush. Sent after the commit instead, a
+    notification never arrives before the events it announces are visible, and while one is
+    in flight later appends fold into the next, so there is at most one notifying
+    transaction per process at a time. A notification lost to a crash between the commit
+    and the NOTIFY is covered by the listeners' polling.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._wanted = 0
+        self._sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self, position: int) -> None:
+        self._wanted = max(self._wanted, position)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._sent < self._wanted:
+            position = self._wanted
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("NOTIFY of position %d failed (listeners will poll): %s",
+                            position, exc)
+                return
+            self._sent = position
+
+    async def flush(self) -> None:
+        """Wait until the last requested notification went out (for orderly shutdowns)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+
 class PostgresEventStore:
     """The event store over a pool whose connections have the store's schema on their path.
 
@@ -145,10 +196,11 @@ class PostgresEventStore:
         self.pool = pool
         self.codec = codec
         self.schema = schema
+        self.notifier = CommitNotifier(pool, self.notify_channel)
 
     @property
     def notify_channel(self) -> str:
-        """The LISTEN channel each append notifies with its last position."""
+        """The LISTEN channel that announces appends, with the last position written."""
         return f"{self.schema}_events"
 
     async def append(
@@ -167,7 +219,8 @@ class PostgresEventStore:
         ``fingerprint`` identifies the command behind an idempotency key; by default it is
         derived from the events, which suits callers whose events do not depend on state.
         ``connection`` lets a caller append inside its own transaction, provided the append
-        is the first write of it.
+        is the first write of it; the notification then goes out when that transaction
+        commits.
         """
         stream_type = stream_type_of(stream_id)
         expected = _expected_to_sql(expected_version)
@@ -204,9 +257,16 @@ class PostgresEventStore:
         try:
             if connection is not None:
                 row = await connection.fetchrow(_APPEND, *args)
+                if row is not None and not row["replayed"]:
+                    await connection.execute(
+                        "SELECT pg_notify($1, $2)", self.notify_channel,
+                        str(row["last_position"]),
+                    )
             else:
                 async with self.pool.acquire() as conn:
                     row = await conn.fetchrow(_APPEND, *args)
+                if row is not None and not row["replayed"]:
+                    self.notifier.notify(row["last_position"])
         except asyncpg.PostgresError as exc:
             raise self._translate(exc, stream_id, expected_version, idempotency_key) from exc
         assert row is not None
