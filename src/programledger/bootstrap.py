@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 def event_registry() -> EventRegistry:
     """Every event type the application knows, with its upcasters."""
-    from programledger.domain import domain_registry
+    from programledger.application.registry import application_registry
 
-    return domain_registry()
+    return application_registry()
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,12 +296,20 @@ class PostgresEventStore:
             return InvalidAppend(f"PostgreSQL refused the event data: {exc}")
         return exc
 
-    async def find_idempotent(self, key: str) -> AppendResult | None:
-        """The result of the append made earlier with ``key``, if there was one."""
+    async def find_idempotent(
+        self, key: str, fingerprint: bytes | None = None
+    ) -> AppendResult | None:
+        """The result of the append made earlier with ``key``, if there was one.
+
+        With ``fingerprint``, a key that was used for a different command raises
+        :class:`IdempotencyKeyReused`, so callers can answer a repeat before deciding again.
+        """
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM idempotency_keys WHERE key = $1", key)
         if row is None:
             return None
+        if fingerprint is not None and row["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused(key)
         return AppendResult(
             stream_id=row["stream_id"],
             first_version=row["first_version"],

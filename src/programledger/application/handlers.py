@@ -1,0 +1,447 @@
+"""Command handling: load the stream, decide, append with the version loaded.
+
+One entry, :meth:`Application.handle`, routes each command to its aggregate. The event
+store is the only source the handlers read, projections never: a read model may lag, and
+a rule checked against a lagging copy is not a rule.
+
+Concurrency. Every append states the version the decision was made on. When the client
+named the version it based its command on, a stream that moved is the client's conflict
+to resolve, so it is reported at once. Otherwise the handler decides again on the fresh
+state, a bounded number of times with a short jittered pause, which is what serialises
+competing commands on one stream, e.g. two confirmations that together would over-allocate
+one person: the second is decided against the first and refused.
+
+Rules that span streams (a risk's or allocation's program must exist and be open, a
+program's code must be unique) read the other stream just before deciding. Existence never
+goes away (programs and workstreams are never deleted), and codes are held by their own
+streams (see ``reservations``). A program closing at the very moment a risk is raised on it
+is not serialised against it: the window is one round trip, and the rule is that no *new*
+work starts on a closed program, which the next command will see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar, cast
+from uuid import UUID
+
+from programledger.application.commands import (
+    Command,
+    CommandContext,
+    CommandResult,
+    command_fingerprint,
+)
+from programledger.application.eventstore import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventMetadata,
+    InvalidAppend,
+    RecordedEvent,
+)
+from programledger.application.ports import CommandStore
+from programledger.application.reservations import reserve_program_code
+from programledger.domain import (
+    PROGRAM_EVENT_TYPES,
+    RESOURCE_EVENT_TYPES,
+    RISK_EVENT_TYPES,
+    TERMINAL_PROGRAM_STATUSES,
+    ConfirmAllocation,
+    IdentifyRisk,
+    Program,
+    ProgramCommand,
+    ProgramEvent,
+    ProposeAllocation,
+    ProposeProgram,
+    Resource,
+    ResourceCommand,
+    ResourceEvent,
+    Risk,
+    RiskCommand,
+    RiskEvent,
+    UpdateRiskDetails,
+    program,
+    program_id_of,
+    program_stream_id,
+    resource,
+    resource_stream_id,
+    risk,
+    risk_stream_id,
+)
+from programledger.domain.errors import (
+    FieldIssue,
+    InconsistentHistory,
+    TerminalState,
+    ValidationError,
+)
+from programledger.domain.events import DomainEvent
+
+__all__ = ["AggregateState", "Application", "HistoryEntry", "Loaded", "RetryPolicy"]
+
+S = TypeVar("S")
+C = TypeVar("C")
+E = TypeVar("E", bound=DomainEvent)
+
+AggregateState = Program | Risk | Resource
+
+
+class Loaded(NamedTuple, Generic[S]):
+    """An aggregate as its stream tells it: ``state`` is ``None`` when there is no stream."""
+
+    state: S | None
+    version: int
+    last_position: int
+    """Global position of the stream's last event read (0 for no stream)."""
+
+
+class HistoryEntry(NamedTuple):
+    """One stored event and the aggregate right after it: what a decision was made on."""
+
+    event: RecordedEvent
+    state: AggregateState
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a command with no client-given version is decided again after a conflict.
+
+    Full jitter keeps competing writers from colliding again in lockstep; the delays stay
+    small because a conflict means the stream just moved and a fresh read will succeed.
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.005
+    max_delay: float = 0.1
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Aggregate(Generic[S, C, E]):
+    name: str
+    event_types: tuple[type[DomainEvent], ...]
+    decide: Callable[[S | None, C], Sequence[E]]
+    evolve: Callable[[S | None, E], S]
+
+    def event(self, record: RecordedEvent) -> E:
+        """The record's event, refused unless it belongs on this aggregate's streams: a
+        foreign event would be folded into nonsense rather than fail."""
+        if not isinstance(record.data, self.event_types):
+            raise InconsistentHistory(
+                f"{record.stream_id} v{record.version} holds {record.event_type}, "
+                f"which is not a {self.name} event"
+            )
+        return cast(E, record.data)
+
+    def walk(self, records: Sequence[RecordedEvent]) -> Iterator[tuple[RecordedEvent, S]]:
+        state: S | None = None
+        for record in records:
+            state = self.evolve(state, self.event(record))
+            yield record, state
+
+    def load(self, records: Sequence[RecordedEvent]) -> Loaded[S]:
+        state: S | None = None
+        for record in records:
+            state = self.evolve(state, self.event(record))
+        if not records:
+            return Loaded(None, 0, 0)
+        return Loaded(state, records[-1].version, records[-1].position)
+
+
+_PROGRAMS: _Aggregate[Program, ProgramCommand, ProgramEvent] = _Aggregate(
+    "program", PROGRAM_EVENT_TYPES, program.decide, program.evolve
+)
+_RISKS: _Aggregate[Risk, RiskCommand, RiskEvent] = _Aggregate(
+    "risk", RISK_EVENT_TYPES, risk.decide, risk.evolve
+)
+_RESOURCES: _Aggregate[Resource, ResourceCommand, ResourceEvent] = _Aggregate(
+    "resource", RESOURCE_EVENT_TYPES, resource.decide, resource.evolve
+)
+
+_References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
+"""Checks a command's references to other streams; returns the wrong fields, or raises
+when the referenced program is final."""
+
+
+class Application:
+    """Handles commands and answers the single-stream queries that later layers need.
+
+    Built with any :class:`CommandStore`; the composition root passes the PostgreSQL one.
+    """
+
+    def __init__(self, store: CommandStore, *, retry: RetryPolicy | None = None) -> None:
+        self._store = store
+        self._retry = retry or RetryPolicy()
+
+    async def handle(self, command: Command, context: CommandContext) -> CommandResult:
+        """Decide ``command`` and record its events, or raise why not.
+
+        Raises a :class:`~programledger.domain.errors.DomainError` for a refusal,
+        :class:`ConcurrencyConflict` (with ``actual_version``) when the client's expected
+        version is stale or retries ran out, :class:`IdempotencyKeyReused` when the key
+        belongs to another command. A context the store would refuse is a
+        ``ValidationError`` too, raised before anything is read.
+        """
+        context.check()
+        fingerprint = None
+        if context.idempotency_key is not None:
+            fingerprint = command_fingerprint(command, context.actor)
+        run = functools.partial(self._run, context=context, fingerprint=fingerprint)
+        match command:
+            case ProposeProgram():
+                reserve = functools.partial(self._reserve_code, command, context)
+                stream_id = program_stream_id(command.program_id)
+                return await run(_PROGRAMS, stream_id, command.program_id, command,
+                                 before_append=reserve)
+            case _ if isinstance(command, ProgramCommand):
+                stream_id = program_stream_id(command.program_id)
+                return await run(_PROGRAMS, stream_id, command.program_id, command)
+            case _ if isinstance(command, RiskCommand):
+                stream_id = risk_stream_id(command.risk_id)
+                return await run(_RISKS, stream_id, command.risk_id, command,
+                                 references=self._risk_references)
+            case _ if isinstance(command, ResourceCommand):
+                stream_id = resource_stream_id(command.resource_key)
+                return await run(_RESOURCES, stream_id, command.resource_key, command,
+                                 references=self._allocation_references)
+        raise TypeError(f"{type(command).__name__} is not a command this application handles")
+
+    # Queries
+
+    async def load_program(
+        self, program_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Program]:
+        return await self._load(_PROGRAMS, program_stream_id(program_id), recorded_before)
+
+    async def load_risk(
+        self, risk_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Risk]:
+        return await self._load(_RISKS, risk_stream_id(risk_id), recorded_before)
+
+    async def load_resource(
+        self, key: str, *, recorded_before: datetime | None = None
+    ) -> Loaded[Resource]:
+        return await self._load(_RESOURCES, resource_stream_id(key), recorded_before)
+
+    async def history(
+        self, stream_id: str, *, recorded_before: datetime | None = None
+    ) -> list[HistoryEntry]:
+        """Every event of a program, risk or resource stream with the state right after it,
+        so a reader can replay what each decision was made on."""
+        kind = stream_id.partition("-")[0]
+        if kind not in ("program", "risk", "resource"):
+            raise ValueError(f"{stream_id!r} is not a program, risk or resource stream")
+        records = await self._store.read_stream(stream_id, recorded_before=recorded_before)
+        steps: Iterator[tuple[RecordedEvent, AggregateState]]
+        if kind == "program":
+            steps = _PROGRAMS.walk(records)
+        elif kind == "risk":
+            steps = _RISKS.walk(records)
+        else:
+            steps = _RESOURCES.walk(records)
+        return [HistoryEntry(record, state) for record, state in steps]
+
+    # The loop
+
+    async def _load(
+        self, aggregate: _Aggregate[S, C, E], stream_id: str, recorded_before: datetime | None
+    ) -> Loaded[S]:
+        records = await self._store.read_stream(stream_id, recorded_before=recorded_before)
+        return aggregate.load(records)
+
+    async def _run(
+        self,
+        aggregate: _Aggregate[S, C, E],
+        stream_id: str,
+        entity_id: UUID | str,
+        command: C,
+        *,
+        context: CommandContext,
+        fingerprint: bytes | None,
+        references: _References[S, C] | None = None,
+        before_append: Callable[[], Awaitable[None]] | None = None,
+    ) -> CommandResult:
+        key = context.idempotency_key
+        if key is not None and fingerprint is not None:
+            earlier = await self._store.find_idempotent(key, fingerprint)
+            if earlier is not None:
+                return _replayed(earlier, entity_id, await self._stored(earlier))
+        attempt = 0
+        while True:
+            attempt += 1
+            loaded = await self._load(aggregate, stream_id, None)
+            expected = context.expected_version
+            if expected is not None and expected != loaded.version:
+                raise ConcurrencyConflict(stream_id, expected, loaded.version)
+            issues = [] if references is None else await references(loaded.state, command)
+            events = _decide(aggregate, loaded.state, command, issues)
+            if not events:
+                return CommandResult(
+                    stream_id=stream_id,
+                    entity_id=entity_id,
+                    version=loaded.version,
+                    last_position=loaded.last_position,
+                    event_ids=(),
+                    events=(),
+                )
+            if before_append is not None:
+                await before_append()
+            try:
+                appended = await self._store.append(
+                    stream_id,
+                    loaded.version,
+                    events,
+                    _metadata(context, _program_of(events)),
+                    idempotency_key=key,
+                    fingerprint=fingerprint,
+                )
+            except ConcurrencyConflict:
+                if expected is not None or attempt >= self._retry.attempts:
+                    raise
+                await asyncio.sleep(self._retry.delay(attempt))
+                continue
+            except InvalidAppend as exc:
+                # Only the data can be at fault here (e.g. texts too large once encoded):
+                # the stream id, metadata and key were checked before.
+                raise ValidationError.single("", f"the command cannot be recorded: {exc}") from exc
+            if appended.replayed:
+                # A concurrent request with the same key and command got there first.
+                records = await self._stored(appended)
+                return _replayed(appended, entity_id, records)
+            return CommandResult(
+                stream_id=stream_id,
+                entity_id=entity_id,
+                version=appended.last_version,
+                last_position=appended.last_position,
+                event_ids=tuple(appended.event_ids),
+                events=tuple(events),
+            )
+
+    async def _stored(self, appended: AppendResult) -> list[RecordedEvent]:
+        return await self._store.read_stream(
+            appended.stream_id,
+            from_version=appended.first_version,
+            to_version=appended.last_version,
+        )
+
+    # Rules that span streams
+
+    async def _reserve_code(self, command: ProposeProgram, context: CommandContext) -> None:
+        await reserve_program_code(
+            self._store,
+            command.code,
+            command.program_id,
+            _metadata(context, command.program_id),
+            self._code_of,
+        )
+
+    async def _code_of(self, program_id: UUID) -> str | None:
+        state = (await self.load_program(program_id)).state
+        return None if state is None else state.code
+
+    async def _risk_references(self, state: Risk | None, command: RiskCommand) -> list[FieldIssue]:
+        match command:
+            case IdentifyRisk():
+                return await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="IdentifyRisk"
+                )
+            case UpdateRiskDetails(workstream_id=UUID() as workstream_id) if state is not None:
+                return await self._program_reference(state.program_id, workstream_id)
+        return []
+
+    async def _allocation_references(
+        self, state: Resource | None, command: ResourceCommand
+    ) -> list[FieldIssue]:
+        if state is None:
+            return []  # no such resource: decide says so
+        match command:
+            case ProposeAllocation():
+                return await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="ProposeAllocation"
+                )
+            case ConfirmAllocation():
+                allocation = next(
+                    (a for a in state.allocations if a.allocation_id == command.allocation_id),
+                    None,
+                )
+                if allocation is not None:
+                    return await self._program_reference(
+                        allocation.program_id, None, refuse_final="ConfirmAllocation"
+                    )
+        return []
+
+    async def _program_reference(
+        self, program_id: UUID, workstream_id: UUID | None, *, refuse_final: str | None = None
+    ) -> list[FieldIssue]:
+        """Issues with a reference to a program (and one of its workstreams).
+
+        ``refuse_final`` names a command that starts new work on the program, refused with
+        :class:`TerminalState` once the program is completed or cancelled. Commands that
+        wind work down (closing a risk, releasing or shortening an allocation) pass
+        ``None``: they must stay possible after the program ends.
+        """
+        target = (await self.load_program(program_id)).state
+        if target is None:
+            return [FieldIssue("program_id", f"program {program_id} does not exist")]
+        if refuse_final is not None and target.status in TERMINAL_PROGRAM_STATUSES:
+            raise TerminalState("program", program_id, target.status.value, refuse_final)
+        if workstream_id is not None and all(
+            w.workstream_id != workstream_id for w in target.workstreams
+        ):
+            return [FieldIssue(
+                "workstream_id",
+                f"workstream {workstream_id} does not exist in program {target.code}",
+            )]
+        return []
+
+
+def _decide(
+    aggregate: _Aggregate[S, C, E], state: S | None, command: C, issues: list[FieldIssue]
+) -> Sequence[E]:
+    """The aggregate's decision, with wrong references reported beside the command's own
+    wrong fields, so a form can mark every field at once."""
+    try:
+        events = aggregate.decide(state, command)
+    except ValidationError as exc:
+        raise ValidationError([*exc.issues, *issues]) from exc
+    if issues:
+        raise ValidationError(issues)
+    return events
+
+
+def _metadata(context: CommandContext, program_id: UUID | None) -> EventMetadata:
+    return EventMetadata(
+        actor=context.actor,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        reason=context.reason,
+        program_id=program_id,
+    )
+
+
+def _program_of(events: Sequence[DomainEvent]) -> UUID | None:
+    """The one program an append concerns: metadata holds one, so events of one command
+    that named different programs would be a bug in ``decide``."""
+    programs = {program_id_of(event) for event in events}
+    if len(programs) > 1:
+        raise ValueError(f"one command's events concern several programs: {programs}")
+    return programs.pop()
+
+
+def _replayed(
+    appended: AppendResult, entity_id: UUID | str, records: Sequence[RecordedEvent]
+) -> CommandResult:
+    return CommandResult(
+        stream_id=appended.stream_id,
+        entity_id=entity_id,
+        version=appended.last_version,
+        last_position=appended.last_position,
+        event_ids=tuple(appended.event_ids),
+        events=tuple(r.data for r in records),
+        replayed=True,
+    )

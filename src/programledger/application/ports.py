@@ -1,0 +1,49 @@
+"""The part of the event store the command handlers use.
+
+Narrower than :class:`~programledger.application.eventstore.EventStore` in what it reads,
+wider in what it appends: handlers fingerprint the *command* behind an idempotency key
+(their events depend on state, so a retry may decide different events) and look a key up
+before deciding. ``PostgresEventStore`` satisfies it as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from programledger.application.eventstore import (
+    AppendResult,
+    EventMetadata,
+    RecordedEvent,
+    Version,
+)
+from programledger.domain.events import DomainEvent
+
+__all__ = ["CommandStore"]
+
+
+class CommandStore(Protocol):
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: Version,
+        events: Sequence[DomainEvent],
+        metadata: EventMetadata,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: bytes | None = None,
+    ) -> AppendResult: ...
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        recorded_before: datetime | None = None,
+    ) -> list[RecordedEvent]: ...
+
+    async def find_idempotent(
+        self, key: str, fingerprint: bytes | None = None
+    ) -> AppendResult | None: ...

@@ -1,0 +1,83 @@
+"""Unique program codes, kept by the event store alone.
+
+No single program stream sees the other programs, so uniqueness needs a stream of its own
+per code: ``programcode-<CODE>``. Its first event, appended with "no stream yet", is the
+reservation; PostgreSQL's per-stream serialisation makes exactly one concurrent proposer win.
+The reservation is written *before* the program's ``ProgramProposed``, because an append
+cannot be undone: a proposal that fails after reserving leaves the code held by a program
+id that may not exist. The reservation therefore names that program id, and
+
+- a retry of the proposal with the same program id finds its own reservation and goes on;
+- a reservation whose program exists with *another* code (its proposer changed the code
+  and retried with the same id) can never be used, and is taken over.
+
+A reservation by a program id that never got proposed and is never retried stays held;
+releasing it would need an operator command (not built).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+from uuid import UUID
+
+from programledger.application.eventstore import (
+    ConcurrencyConflict,
+    EventMetadata,
+    ExpectedVersion,
+    Version,
+)
+from programledger.application.ports import CommandStore
+from programledger.domain.errors import AlreadyExists, InconsistentHistory
+from programledger.domain.events import DomainEvent
+
+__all__ = ["ProgramCodeReserved", "program_code_stream_id", "reserve_program_code"]
+
+
+class ProgramCodeReserved(DomainEvent, frozen=True, kw_only=True):
+    """``code`` is held for ``program_id``; the last one on the stream is the holder."""
+
+    event_type: ClassVar[str] = "ProgramCodeReserved"
+    schema_version: ClassVar[int] = 1
+    code: str
+    program_id: UUID
+
+
+def program_code_stream_id(code: str) -> str:
+    return f"programcode-{code}"
+
+
+async def reserve_program_code(
+    store: CommandStore,
+    code: str,
+    program_id: UUID,
+    metadata: EventMetadata,
+    code_of_program: Callable[[UUID], Awaitable[str | None]],
+) -> None:
+    """Hold ``code`` for ``program_id`` or raise :class:`AlreadyExists`.
+
+    ``code_of_program`` tells the code a program was proposed with (``None``: no such
+    program yet), which is what decides whether another holder is stale.
+    """
+    stream_id = program_code_stream_id(code)
+    expected: Version = ExpectedVersion.NO_STREAM
+    reservation = ProgramCodeReserved(code=code, program_id=program_id)
+    while True:
+        try:
+            await store.append(stream_id, expected, [reservation], metadata)
+            return
+        except ConcurrencyConflict:
+            pass
+        records = await store.read_stream(stream_id)
+        holder = records[-1].data
+        if not isinstance(holder, ProgramCodeReserved):
+            raise InconsistentHistory(
+                f"{stream_id} holds a {holder.event_type}, not a ProgramCodeReserved"
+            )
+        if holder.program_id == program_id:
+            return
+        holder_code = await code_of_program(holder.program_id)
+        if holder_code is None or holder_code == code:
+            # Taken, or held by a proposal still in flight: the holder may yet succeed.
+            raise AlreadyExists("program code", code)
+        expected = records[-1].version
