@@ -5,9 +5,13 @@
 -- chain, which append_events() applies with its owner's rights (SECURITY DEFINER).
 --
 -- Run as the owner of the store schema after `programledger migrate`, and again after each
--- upgrade that adds tables:
+-- upgrade that adds tables (infra/sql/apply-app-role.sh does both, and sets a password):
 --   psql "$DATABASE_URL" -v schema=programledger -v app_role=programledger_app \
 --        -f infra/sql/app_role.sql
+--
+-- Read-model tables are created later, by the projection workers and `programledger
+-- rebuild`, which connect as the owner (they create and swap tables); the default
+-- privileges below let the application role read them as soon as they exist.
 
 SELECT format('CREATE ROLE %I LOGIN', :'app_role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \gexec
@@ -24,3 +28,5 @@ REVOKE EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], t
     integer[], jsonb[], jsonb, uuid, text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], text[],
     integer[], jsonb[], jsonb, uuid, text, bytea) TO :"app_role";
+ALTER DEFAULT PRIVILEGES IN SCHEMA :"schema" GRANT SELECT ON TABLES TO :"app_role";
+

@@ -15,7 +15,11 @@ import pytest_asyncio
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import init_connection
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.application.eventstore import EventMetadata, ExpectedVersion
+from programledger.application.eventstore import (
+    ConcurrencyConflict,
+    EventMetadata,
+    ExpectedVersion,
+)
 from programledger.domain.events import EventRegistry
 from tests.support.events import Noted
 
@@ -77,3 +81,30 @@ async def test_app_role_appends_through_the_function_and_cannot_change_events(
         assert [e.data for e in await store.read_stream("note-app")] == [Noted(text="ok")]
     finally:
         await pool.close()
+
+
+async def test_a_temporary_table_cannot_shadow_the_store_inside_append_events(
+    pg_url: str, schema: str, app_role: str, registry: EventRegistry
+) -> None:
+    """append_events runs with its owner's rights; were pg_temp searched first, a caller
+    could shadow ``streams`` and append past the version check and the hash chain."""
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    try:
+        await init_connection(conn)
+        await conn.execute(f'SET ROLE "{app_role}"')
+        await conn.execute(
+            "CREATE TEMP TABLE streams (stream_id text, stream_type text, version bigint,"
+            " last_position bigint, last_hash bytea, created_at timestamptz,"
+            " updated_at timestamptz)"
+        )
+        await conn.execute(
+            "INSERT INTO pg_temp.streams VALUES ('note-forged', 'note', 41, 0, '\\x00',"
+            " now(), now())"
+        )
+        store = PostgresEventStore(conn, EventCodec(registry), schema=schema)  # type: ignore[arg-type]
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            await store.append("note-forged", 41, [Noted(text="forged")],
+                               EventMetadata(actor="mallory"), connection=conn)
+        assert conflict.value.actual_version == 0
+    finally:
+        await conn.close()

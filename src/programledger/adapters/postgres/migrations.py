@@ -52,7 +52,9 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> list[Migration]:
     """Bring ``schema`` up to date; returns the migrations applied by this call."""
     applied_now: list[Migration] = []
     lock_key = f"{schema}.migrations"
-    await conn.execute(f"SET search_path TO {_quote(schema)}")
+    # pg_temp named last: functions created with SET search_path FROM CURRENT (the
+    # SECURITY DEFINER append_events) must not find a caller's temporary tables first.
+    await conn.execute(f"SET search_path TO {_quote(schema)}, pg_temp")
     async with conn.transaction():
         # Transaction-scoped, so a crashed migrator cannot leave the lock behind; taken
         # before CREATE SCHEMA, which is not safe to race even with IF NOT EXISTS.
