@@ -26,6 +26,19 @@ from tests.support.events import Noted, Renamed
 META = EventMetadata(actor="alice", reason="testing")
 
 
+async def readable(store: PostgresEventStore, position: int) -> None:
+    """Wait (up to 30 s) until the safe read reaches ``position``.
+
+    The safe read also waits for transactions of others on the same server (the xmin
+    horizon), so on a shared server a committed event becomes readable a little later.
+    """
+    for _ in range(3000):
+        if await store.head_position() >= position:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"position {position} never became readable")
+
+
 async def count_events(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
         return int(await conn.fetchval("SELECT count(*) FROM events"))
@@ -51,6 +64,7 @@ async def test_append_and_read_back_with_metadata(event_store: PostgresEventStor
     assert first.metadata == meta
     assert first.recorded_at == result.recorded_at
     assert await event_store.stream_version("note-1") == 2
+    await readable(event_store, result.last_position)
     assert await event_store.head_position() == result.last_position
 
 
@@ -444,8 +458,9 @@ async def test_read_stream_up_to_a_version_and_a_time(event_store: PostgresEvent
 
 async def test_read_all_pages_in_position_order(event_store: PostgresEventStore) -> None:
     for i in range(25):
-        await event_store.append(f"note-p{i % 3}", ExpectedVersion.ANY, [Noted(text="p", n=i)],
-                                 META)
+        result = await event_store.append(f"note-p{i % 3}", ExpectedVersion.ANY,
+                                          [Noted(text="p", n=i)], META)
+    await readable(event_store, result.last_position)
     seen: list[int] = []
     last = 0
     while page := await event_store.read_all(last, 7):
@@ -460,10 +475,11 @@ async def test_read_all_pages_in_position_order(event_store: PostgresEventStore)
 async def test_recorded_time_never_goes_back_in_position_order(
     event_store: PostgresEventStore,
 ) -> None:
-    await asyncio.gather(*(
+    results = await asyncio.gather(*(
         event_store.append(f"note-c{i}", ExpectedVersion.ANY, [Noted(text="t")], META)
         for i in range(50)
     ))
+    await readable(event_store, max(r.last_position for r in results))
     events = await event_store.read_all(0, 100)
     times = [e.recorded_at for e in events]
     assert times == sorted(times)
@@ -511,6 +527,7 @@ async def test_rolled_back_append_leaves_nothing_and_readers_move_on(
         await tx.rollback()
     after = await event_store.append("note-rb", ExpectedVersion.NO_STREAM, [Noted(text="kept")],
                                      META)
+    await readable(event_store, after.last_position)
     events = await event_store.read_all(0, 10)
     assert [e.position for e in events] == [after.last_position]
     assert (await event_store.verify("note-rb")).ok
@@ -549,3 +566,13 @@ def test_codec_refuses_a_schema_version_newer_than_the_code() -> None:
     codec = EventCodec(store_test_registry())
     with pytest.raises(ValueError, match="newer than this code"):
         codec.decode("TestNoted", 2, b'{"text": "from the future"}')
+
+
+@pytest.mark.parametrize("stream_id", ["note-\x00", "", "NOTE-1", "note-" + "x" * 300])
+async def test_a_malformed_stream_id_reads_as_no_stream(
+    event_store: PostgresEventStore, stream_id: str
+) -> None:
+    assert await event_store.read_stream(stream_id) == []
+    assert await event_store.stream_version(stream_id) == 0
+    report = await event_store.verify(stream_id)
+    assert (report.ok, report.problem) == (False, "no such stream")

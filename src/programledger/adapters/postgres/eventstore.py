@@ -100,6 +100,10 @@ def stream_type_of(stream_id: str) -> str:
     return match[1]
 
 
+def _is_stream_id(stream_id: object) -> bool:
+    return isinstance(stream_id, str) and _STREAM_ID.match(stream_id) is not None
+
+
 def _expected_to_sql(expected: Version) -> int | None:
     if expected is ExpectedVersion.ANY:
         return None
@@ -347,7 +351,13 @@ class PostgresEventStore:
         to_version: int | None = None,
         recorded_before: datetime | None = None,
     ) -> list[RecordedEvent]:
-        """Events of one stream in version order; ``recorded_before`` is inclusive."""
+        """Events of one stream in version order; ``recorded_before`` is inclusive.
+
+        A malformed stream id names no stream, so it reads as empty rather than reaching
+        PostgreSQL (which refuses, for instance, a NUL character in text).
+        """
+        if not _is_stream_id(stream_id):
+            return []
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 _READ_STREAM,
@@ -377,6 +387,8 @@ class PostgresEventStore:
             return list(await conn.fetch(_READ_ALL, from_position, limit))
 
     async def stream_version(self, stream_id: str) -> int:
+        if not _is_stream_id(stream_id):
+            return 0
         async with self.pool.acquire() as conn:
             version = await conn.fetchval(
                 "SELECT version FROM streams WHERE stream_id = $1", stream_id
@@ -403,6 +415,8 @@ class PostgresEventStore:
 
     async def verify(self, stream_id: str) -> StreamVerification:
         """Walk the stream's hash chain and report the first link that does not hold."""
+        if not _is_stream_id(stream_id):
+            return _walk_chain(stream_id, None, [])
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             head = await conn.fetchrow(
                 "SELECT version, last_hash FROM streams WHERE stream_id = $1", stream_id
