@@ -1,0 +1,382 @@
+"""A typed consumer of the relay's events: durable, filtered, and in position order.
+
+JetStream delivers at least once, and a message whose ack did not arrive (the consumer
+crashed, or took longer than the ack wait) is delivered again *after* newer ones. Two ways
+to consume, chosen by ``after_position``:
+
+- **The consumer tracks its position** (``after_position=<its last committed position>``,
+  the way a projection commits its checkpoint with its effects, DESIGN §3). The durable
+  consumer is repositioned at every start to the first event after that position, so
+  what an earlier instance left unacknowledged is not redelivered out of order; events
+  come in strictly increasing position order, and a redelivery of a position already
+  handed out is dropped. :meth:`Delivery.nak` rewinds to that event. This gives
+  effectively-once processing.
+- **JetStream tracks it** (``after_position=None``): a plain durable consumer resumes
+  after the last acknowledged message; delivery is at least once and a redelivery may come
+  after newer events, so handlers must be idempotent (dedupe by ``event_id``).
+
+One active instance per durable name: two instances that track their own positions would
+keep repositioning the consumer under each other.
+
+Usage::
+
+    subscription = await subscribe(js, "programledger", "billing", program_id=pid,
+                                   after_position=await load_my_position())
+    async with subscription:
+        async for delivery in subscription:
+            handle(delivery.envelope)          # and store delivery.envelope.position
+            await delivery.ack()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Self
+from uuid import UUID
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from programledger.adapters.nats.envelope import (
+    HEADER_POSITION,
+    EventEnvelope,
+    decode_envelope,
+    decode_event,
+    subject_pattern,
+    validate_prefix,
+)
+from programledger.adapters.nats.stream import stream_name
+from programledger.domain.events import DomainEvent, EventRegistry
+
+__all__ = [
+    "ConsumerConflict",
+    "Delivery",
+    "EventSubscription",
+    "EventsExpired",
+    "subject_filters",
+    "subscribe",
+]
+
+log = logging.getLogger(__name__)
+
+_MAX_FILTERS = 64
+
+
+class ConsumerConflict(RuntimeError):
+    """A durable consumer of that name exists with other filters."""
+
+
+class EventsExpired(RuntimeError):
+    """Events after the consumer's position are no longer in the stream (its max age
+    passed): the consumer must catch up from the event store instead (a rebuild)."""
+
+    def __init__(self, after_position: int, first_available: int) -> None:
+        super().__init__(
+            f"the stream no longer holds the events after position {after_position}: its "
+            f"oldest event is at position {first_available}; rebuild from the event store"
+        )
+        self.after_position = after_position
+        self.first_available = first_available
+
+
+def subject_filters(
+    prefix: str,
+    program_id: UUID | None = None,
+    stream_types: Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    *,
+    multiple: bool = True,
+) -> list[str]:
+    """The filter subjects for a selection; with ``multiple=False`` (servers before 2.10)
+    the one subject that covers it, with wildcards where a part has several values."""
+    streams = sorted(set(stream_types)) if stream_types is not None else [None]
+    types = sorted(set(event_types)) if event_types is not None else [None]
+    if not streams or not types:
+        raise ValueError("stream_types and event_types, when given, must not be empty")
+    if not multiple or len(streams) * len(types) > _MAX_FILTERS:
+        streams = streams if len(streams) == 1 else [None]
+        types = types if len(types) == 1 else [None]
+    return [
+        subject_pattern(prefix, program_id, stream, event)
+        for stream, event in itertools.product(streams, types)
+    ]
+
+
+class Delivery:
+    """One event handed to the application; ack it once its effects are durable."""
+
+    __slots__ = ("_msg", "_subscription", "envelope")
+
+    def __init__(self, envelope: EventEnvelope, msg: Msg, subscription: EventSubscription):
+        self.envelope = envelope
+        self._msg = msg
+        self._subscription = subscription
+
+    @property
+    def redelivered(self) -> bool:
+        """JetStream delivered this message before (its ack did not arrive)."""
+        return self._msg.metadata.num_delivered > 1
+
+    def event(self, registry: EventRegistry) -> DomainEvent:
+        return decode_event(self.envelope, registry)
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Not done: deliver this event again, after ``delay`` seconds if given. When the
+        consumer tracks its position, everything after it comes again too, in order."""
+        await self._subscription._retry(self, self._msg, delay)
+
+    async def in_progress(self) -> None:
+        """Still working: restart the ack wait so it is not redelivered meanwhile."""
+        await self._msg.in_progress()
+
+
+class EventSubscription:
+    """An async iterator of :class:`Delivery`; create it with :func:`subscribe`."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        config: ConsumerConfig,
+        pull: JetStreamContext.PullSubscription,
+        *,
+        program_id: UUID | None,
+        stream_types: frozenset[str] | None,
+        event_types: frozenset[str] | None,
+        after_position: int | None,
+        batch: int,
+        wait: float,
+    ) -> None:
+        self._js = js
+        self._stream = stream
+        self._config = config
+        self._pull = pull
+        self._program_id = program_id
+        self._stream_types = stream_types
+        self._event_types = event_types
+        self._ordered = after_position is not None
+        self._last = after_position or 0
+        self._batch = batch
+        self._wait = wait
+        self._buffer: list[Msg] = []
+        self._more = False
+        self._closed = False
+        self.skipped = 0
+        """Messages acknowledged without being handed out: redeliveries of positions
+        already handed out, or events outside the filter where the server could not
+        filter precisely."""
+
+    @property
+    def last_position(self) -> int:
+        """The highest position handed out (or given at start)."""
+        return self._last
+
+    def _wanted(self, envelope: EventEnvelope) -> bool:
+        return (
+            (self._program_id is None or envelope.program_id == self._program_id)
+            and (self._stream_types is None or envelope.stream_type in self._stream_types)
+            and (self._event_types is None or envelope.event_type in self._event_types)
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        while not self._closed:
+            if not self._buffer:
+                await self._fill()
+                continue
+            msg = self._buffer.pop(0)
+            try:
+                envelope = decode_envelope(msg.data)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                log.error("terminating a message on %s that is not an event envelope: %s",
+                          msg.subject, exc)  # fmt: skip
+                await msg.term()
+                self.skipped += 1
+                continue
+            seen = self._ordered and envelope.position <= self._last
+            if seen or not self._wanted(envelope):
+                await msg.ack()
+                self.skipped += 1
+                continue
+            self._last = max(self._last, envelope.position)
+            return Delivery(envelope, msg, self)
+        raise StopAsyncIteration
+
+    async def _fill(self) -> None:
+        # A fetch of several messages only returns early when they are already waiting, so
+        # ask for a batch only while a backlog is known, and for one message otherwise:
+        # that one comes back the moment it is published.
+        batch = self._batch if self._more else 1
+        try:
+            messages = await self._pull.fetch(batch, timeout=self._wait)
+        except NatsTimeoutError:
+            self._more = False
+            return
+        self._buffer.extend(messages)
+        self._more = bool(messages) and messages[-1].metadata.num_pending > 0
+
+    async def _retry(self, delivery: Delivery, msg: Msg, delay: float | None) -> None:
+        if not self._ordered:
+            await msg.nak(delay=delay)
+            return
+        # Redelivery would come after newer events; start over from this one instead.
+        if delay:
+            await asyncio.sleep(delay)
+        self._buffer.clear()
+        self._more = False
+        self._last = delivery.envelope.position - 1
+        with contextlib.suppress(Exception):
+            await self._pull.unsubscribe()
+        self._pull = await _position_consumer(
+            self._js, self._stream, self._config, msg.metadata.sequence.stream
+        )
+
+    async def close(self) -> None:
+        """Stop receiving; the durable consumer stays, and resumes where this one left."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def _position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
+    try:
+        msg = await js.get_msg(stream, sequence)
+    except NotFoundError:
+        return -1
+    try:
+        return int((msg.headers or {}).get(HEADER_POSITION, "-1"))
+    except ValueError:
+        return -1
+
+
+async def _first_sequence_after(js: JetStreamContext, stream: str, position: int) -> int:
+    """The stream sequence of the first event after ``position``: a binary search, which
+    works because the relay stores events in position order."""
+    state = (await js.stream_info(stream)).state
+    if state.messages == 0:
+        return state.last_seq + 1
+    low, high = state.first_seq, state.last_seq + 1
+    while low < high:
+        middle = (low + high) // 2
+        if await _position_at(js, stream, middle) > position:
+            high = middle
+        else:
+            low = middle + 1
+    if low == state.first_seq:
+        # Nothing in the stream is at or before the position: if the oldest event is not
+        # the very next one, the ones between have expired (or the stream was recreated).
+        # A gap in positions (an append rolled back inside its caller's transaction) looks
+        # the same; then the consumer rebuilds once without need, which is safe.
+        oldest = await _position_at(js, stream, low)
+        if oldest > position + 1:
+            raise EventsExpired(position, oldest)
+    return low
+
+
+async def _position_consumer(
+    js: JetStreamContext, stream: str, config: ConsumerConfig, sequence: int
+) -> JetStreamContext.PullSubscription:
+    assert config.durable_name is not None
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, config.durable_name)
+    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+    config.opt_start_seq = sequence
+    await js.add_consumer(stream, config)
+    return await js.pull_subscribe_bind(durable=config.durable_name, stream=stream)
+
+
+async def subscribe(
+    js: JetStreamContext,
+    prefix: str,
+    durable: str,
+    *,
+    program_id: UUID | None = None,
+    stream_types: Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    after_position: int | None = None,
+    batch: int = 256,
+    wait: float = 1.0,
+    ack_wait: float = 30.0,
+    max_ack_pending: int = 1024,
+) -> EventSubscription:
+    """A durable pull consumer on the relay's stream for ``prefix``, filtered by program,
+    stream type and event type (``None`` = all); see the module for ``after_position``.
+
+    A durable of that name with other filters is a :class:`ConsumerConflict`, never a
+    silent change of what it receives.
+    """
+    validate_prefix(prefix)
+    if batch < 1 or wait <= 0:
+        raise ValueError("batch must be at least 1 and wait positive")
+    streams = frozenset(stream_types) if stream_types is not None else None
+    types = frozenset(event_types) if event_types is not None else None
+    stream = stream_name(prefix)
+    # Several filter subjects on one consumer need nats-server 2.10; older servers get one
+    # wider filter and the rest is filtered here.
+    version = js._nc.connected_server_version
+    multiple = (version.major, version.minor) >= (2, 10)
+    filters = subject_filters(prefix, program_id, streams, types, multiple=multiple)
+    config = ConsumerConfig(
+        durable_name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending,
+        max_deliver=-1,
+        description=f"programledger subscriber {durable}",
+    )
+    if len(filters) == 1:
+        config.filter_subject = filters[0]
+    else:
+        config.filter_subjects = filters
+    exists = True
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        exists = False
+    else:
+        existing = sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
+        if existing != sorted(filters):
+            raise ConsumerConflict(
+                f"durable consumer {durable!r} on {stream} filters {existing}, not {filters}: "
+                "delete it or use another name"
+            )
+    if after_position is not None:
+        start = await _first_sequence_after(js, stream, after_position)
+        pull = await _position_consumer(js, stream, config, start)
+    else:
+        if not exists:
+            await js.add_consumer(stream, config)
+        pull = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    return EventSubscription(
+        js,
+        stream,
+        config,
+        pull,
+        program_id=program_id,
+        stream_types=streams,
+        event_types=types,
+        after_position=after_position,
+        batch=batch,
+        wait=wait,
+    )
