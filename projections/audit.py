@@ -1,0 +1,245 @@
+"""The audit trail: one row per event, with who, when, why, and what it changed.
+
+Each row carries the event's metadata (actor, reason, correlation and causation ids,
+recorded time) and the field-level difference it made to its entity: the stream is
+folded with the domain's ``evolve`` before and after the event, both states turned into
+plain data, and compared. Paths name fields (``priority``), nested fields
+(``planned_budget.amount_minor``) and items of a collection by their id
+(``milestones[<id>].forecast_date``), so a change to one milestone reads as that, not as
+"the list changed". An item added or removed is one change holding the whole item; an
+entity created lists its initial (non-empty) fields.
+
+The trail is append-only: a row is a fact and never gets a new version; "as of P" is
+``position <= P``.
+
+Tables: ``rm_audit`` (append-only, key ``position``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from programledger.domain import (
+    EVENT_TYPES,
+    Program,
+    Resource,
+    Risk,
+    program_id_of,
+)
+from programledger.projections.core import (
+    Context,
+    ProjectedEvent,
+    Projection,
+    Tracked,
+    fold,
+)
+from programledger.projections.queries import AsOf, Filters, ListSpec, Page, SortKey, fetch_page
+from programledger.projections.tables import Column, Index, Table
+
+__all__ = [
+    "AUDIT",
+    "PROJECTION",
+    "AuditEntry",
+    "FieldChange",
+    "audit_trail",
+    "changes_between",
+    "diff",
+]
+
+AUDIT = Table(
+    "rm_audit",
+    key=(Column("position", "bigint", True),),
+    columns=(
+        Column("event_id", "uuid", True),
+        Column("stream_id", "text", True),
+        Column("stream_type", "text", True),
+        Column("entity_id", "text", True),
+        Column("program_id", "uuid"),
+        Column("version", "bigint", True),
+        Column("event_type", "text", True),
+        Column("actor", "text", True),
+        Column("reason", "text"),
+        Column("correlation_id", "uuid"),
+        Column("causation_id", "uuid"),
+        Column("recorded_at", "timestamptz", True),
+        Column("changes", "jsonb", True),
+    ),
+    indexes=(
+        Index("stream", "(stream_id, position)"),
+        Index("entity", "(entity_id, position)"),
+        Index("program", "(program_id, position)"),
+        Index("actor", "(actor, position)"),
+        Index("type", "(event_type, position)"),
+        Index("correlation", "(correlation_id)"),
+        Index("recorded", "(recorded_at)"),
+    ),
+    versioned=False,
+    position_column="position",
+)
+
+
+class FieldChange(msgspec.Struct, frozen=True):
+    path: str
+    before: Any
+    after: Any
+
+
+_encoder = msgspec.json.Encoder()
+_changes_decoder = msgspec.json.Decoder(list[FieldChange])
+_MISSING: Any = None
+
+
+def _item_key(items: Sequence[Any]) -> str | None:
+    """The id field that identifies the items of a collection, if they have one."""
+    first = items[0] if items else None
+    if not isinstance(first, dict) or not first:
+        return None
+    name: str = next(iter(first))
+    if not name.endswith("_id"):
+        return None
+    if all(isinstance(i, dict) and name in i for i in items):
+        return name
+    return None
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[FieldChange]:
+    """The changes from ``before`` to ``after`` (plain data), by path."""
+    if before == after:
+        return []
+    found: list[FieldChange] = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        # Only unequal fields are descended into: most of an entity stays as it was.
+        for name in (*after, *(k for k in before if k not in after)):
+            old, new = before.get(name, _MISSING), after.get(name, _MISSING)
+            if old != new:
+                found.extend(diff(old, new, f"{path}.{name}" if path else name))
+        return found
+    if isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        key = _item_key(after or before)
+        if key is not None and (not before or _item_key(before) == key):
+            olds = {i[key]: i for i in before}
+            news = {i[key]: i for i in after}
+            for item_id in (*news, *(k for k in olds if k not in news)):
+                old, new = olds.get(item_id, _MISSING), news.get(item_id, _MISSING)
+                if old != new:
+                    found.extend(diff(old, new, f"{path}[{item_id}]"))
+            return found
+    return [FieldChange(path, before, after)]
+
+
+def changes_between(before: msgspec.Struct, after: msgspec.Struct) -> list[FieldChange]:
+    """:func:`diff` of two states of an entity, turning only the fields that changed into
+    plain data (a state is compared field by field first, which is cheap)."""
+    found: list[FieldChange] = []
+    for name in after.__struct_fields__:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            found.extend(diff(msgspec.to_builtins(old), msgspec.to_builtins(new), name))
+    return found
+
+
+def _created(after: dict[str, Any]) -> list[FieldChange]:
+    return [FieldChange(k, None, v) for k, v in after.items() if v not in (None, (), [], {})]
+
+
+def _handle(ctx: Context, event: ProjectedEvent) -> None:
+    before, after = fold(ctx, event)
+    if before is None:
+        changes = _created(msgspec.to_builtins(after))
+    else:
+        changes = changes_between(before, after)
+    program = event.program_id or program_id_of(event.event)
+    ctx.add(
+        AUDIT,
+        (
+            event.position, event.event_id, event.stream_id, event.stream_type,
+            event.stream_id.partition("-")[2], program, event.version, event.event_type,
+            event.actor, event.reason, event.correlation_id, event.causation_id,
+            event.recorded_at, _encoder.encode(changes),
+        ),
+    )  # fmt: skip
+
+
+PROJECTION = Projection(
+    name="audit",
+    description="one row per event: who, when, why, and the field-level change",
+    handles=frozenset(t.event_type for t in EVENT_TYPES),
+    tables=(AUDIT,),
+    states={
+        "program": Tracked[Program],
+        "risk": Tracked[Risk],
+        "resource": Tracked[Resource],
+    },
+    handle=_handle,
+)
+
+
+# Queries
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    event_id: UUID
+    stream_id: str
+    stream_type: str
+    entity_id: str
+    """The program or risk id, or the resource key."""
+    program_id: UUID | None
+    version: int
+    event_type: str
+    actor: str
+    reason: str | None
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    recorded_at: datetime
+    changes: list[FieldChange]
+
+
+def _entry(data: dict[str, Any]) -> AuditEntry:
+    data["changes"] = _changes_decoder.decode(data["changes"])
+    return AuditEntry(**data)
+
+
+LIST = ListSpec(table=AUDIT, sorts={"position": SortKey("position", "bigint")}, convert=_entry)
+
+
+async def audit_trail(
+    pool: asyncpg.Pool,
+    *,
+    stream_id: str | None = None,
+    entity_id: str | None = None,
+    program_id: UUID | None = None,
+    actor: str | None = None,
+    event_types: Sequence[str] | None = None,
+    correlation_id: UUID | None = None,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
+    newest_first: bool = True,
+    first: int = 50,
+    after: str | None = None,
+    as_of: AsOf = None,
+) -> Page[AuditEntry]:
+    """Who changed what, when and why: filter by entity (stream id, or the id alone),
+    program, actor, event types, correlation id, and a recorded-time window
+    (``recorded_from`` inclusive, ``recorded_to`` exclusive)."""
+    filters = Filters()
+    filters.equals("stream_id", stream_id)
+    filters.equals("entity_id", entity_id)
+    filters.equals("program_id", program_id)
+    filters.equals("actor", actor)
+    filters.any_of("event_type", event_types, "text")
+    filters.equals("correlation_id", correlation_id)
+    if recorded_from is not None:
+        filters.where("recorded_at >= {}", recorded_from)
+    if recorded_to is not None:
+        filters.where("recorded_at < {}", recorded_to)
+    return await fetch_page(
+        pool, LIST, filters, sort="position", descending=newest_first, first=first,
+        after=after, as_of=as_of,
+    )  # fmt: skip

@@ -1,0 +1,550 @@
+"""The projection engine: what a projection is, and how a batch of events becomes rows.
+
+A projection is a name, the event types it handles, its tables and one handler. The
+handler is pure: for each event it reads and writes *states* (small typed values kept per
+key, mostly the aggregate folded with the domain's own ``evolve``) and records *row
+changes* ``(table, key, old row, new row)``. Because every row is computed from a state
+folded by the domain, a read model always agrees with folding its streams, and the old
+row of a change never has to be read back from the table.
+
+Every read-model table is versioned in transaction time: a row version carries the
+global-position range ``[valid_from_pos, valid_to_pos)`` (and the recorded-time range)
+in which it was current, ``valid_to_pos IS NULL`` for the current one. A change at
+position ``p`` closes the current version at ``p`` and opens the next one at ``p``; so
+"as of ``P``" is ``valid_from_pos <= P < valid_to_pos``, answered by a GiST index on the
+range. Append-only tables (the audit trail) have one row per event instead.
+
+:class:`Applier` turns a batch into writes: changes are staged per event (an event whose
+handler raises leaves nothing behind, so the events before it can still be committed),
+then written with one ``UPDATE`` (closing versions that live in the table) and one
+``COPY`` (new versions) per table. A rebuild holds open versions in memory across batches
+(``keep_open``), so most rows are written once, already closed, by ``COPY`` alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.nats.envelope import EventEnvelope, decode_event
+from programledger.adapters.postgres.eventstore import RawEvent
+from programledger.application.eventstore import EventMetadata
+from programledger.domain import (
+    PROGRAM_EVENT_TYPES,
+    RESOURCE_EVENT_TYPES,
+    RISK_EVENT_TYPES,
+    program,
+    resource,
+    risk,
+)
+from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.projections.tables import Column, Table
+
+__all__ = [
+    "STREAM_TYPE_OF_EVENT",
+    "Applier",
+    "Connection",
+    "Context",
+    "Poison",
+    "ProjectedEvent",
+    "Projection",
+    "ProjectionBug",
+    "StateStore",
+    "Tracked",
+    "fold",
+    "from_envelope",
+    "from_stored",
+    "poison_of",
+]
+
+Row = tuple[Any, ...]
+Key = tuple[Any, ...]
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A connection of its own or one from a pool: both run the same statements."""
+S = TypeVar("S")
+
+STREAM_TYPE_OF_EVENT: dict[str, str] = {
+    **{cls.event_type: "program" for cls in PROGRAM_EVENT_TYPES},
+    **{cls.event_type: "risk" for cls in RISK_EVENT_TYPES},
+    **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
+}
+"""The stream type each domain event is recorded on, for subject filters."""
+
+_EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
+    "program": program.evolve,
+    "risk": risk.evolve,
+    "resource": resource.evolve,
+}
+
+
+class ProjectionBug(RuntimeError):
+    """A handler's view and the tables disagree: a bug to fix, then rebuild."""
+
+
+class ProjectedEvent(NamedTuple):
+    """One event as a handler sees it: where it sits, who caused it, and its typed data."""
+
+    position: int
+    event_id: UUID
+    stream_id: str
+    stream_type: str
+    version: int
+    event_type: str
+    recorded_at: datetime
+    actor: str
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    reason: str | None
+    program_id: UUID | None
+    event: DomainEvent
+
+
+class Poison(msgspec.Struct, frozen=True, kw_only=True):
+    """The event a projection stopped at, and why."""
+
+    position: int
+    event_id: UUID
+    event_type: str
+    stream_id: str
+    error: str
+
+
+class Tracked(msgspec.Struct, Generic[S], frozen=True):
+    """An aggregate's state with the stream version it was folded to."""
+
+    version: int
+    state: S
+
+
+def fold(ctx: Context, event: ProjectedEvent) -> tuple[Any, Any]:
+    """Apply ``event`` to its stream's state with the domain's ``evolve``; the state is
+    kept under the stream id. Returns the aggregate before and after."""
+    tracked: Tracked[Any] | None = ctx.state(event.stream_id)
+    before = None if tracked is None else tracked.state
+    after = _EVOLVE[event.stream_type](before, event.event)
+    ctx.set_state(event.stream_id, Tracked(event.version, after))
+    return before, after
+
+
+def stream_key(event: ProjectedEvent) -> tuple[str, ...]:
+    return (event.stream_id,)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A read model: the events it handles, its tables, its states and its handler.
+
+    ``states`` maps a state key's prefix (the part before the first ``-``, e.g.
+    ``program`` for ``program-<uuid>``) to the type stored under it. ``state_keys``
+    names the states the handler will read for an event, so a batch loads them at once.
+    Bump ``version`` when the handler's output changes: runners then rebuild.
+    """
+
+    name: str
+    description: str
+    handles: frozenset[str]
+    tables: tuple[Table, ...]
+    states: Mapping[str, type]
+    handle: Callable[[Context, ProjectedEvent], None]
+    state_keys: Callable[[ProjectedEvent], Iterable[str]] = stream_key
+    version: int = 1
+
+    @property
+    def state_table(self) -> Table:
+        return Table(
+            f"rm_{self.name}_state",
+            key=(Column("key", "text", True),),
+            columns=(Column("state", "bytea", True),),
+            versioned=False,
+        )
+
+    @property
+    def all_tables(self) -> tuple[Table, ...]:
+        return (*self.tables, self.state_table)
+
+    @property
+    def stream_types(self) -> frozenset[str]:
+        return frozenset(STREAM_TYPE_OF_EVENT[t] for t in self.handles)
+
+    def definition(self) -> str:
+        """A fingerprint of everything a stored read model depends on."""
+        digest = hashlib.sha256(f"{self.name}:{self.version}".encode())
+        for table in self.all_tables:
+            digest.update(table.create_sql(table.name).encode())
+            for index in table.all_indexes():
+                digest.update(Table.index_sql(table.name, index).encode())
+        return digest.hexdigest()[:32]
+
+
+_metadata_decoder = msgspec.json.Decoder(EventMetadata)
+
+
+def from_stored(codec: EventCodec) -> Callable[[RawEvent], ProjectedEvent]:
+    """A converter from stored rows to :class:`ProjectedEvent`, upcasting old versions."""
+    decode = codec.decode
+
+    def convert(raw: RawEvent) -> ProjectedEvent:
+        metadata = _metadata_decoder.decode(raw.metadata)
+        return ProjectedEvent(
+            raw.position, raw.event_id, raw.stream_id, raw.stream_type, raw.version,
+            raw.event_type, raw.recorded_at, metadata.actor, metadata.correlation_id,
+            metadata.causation_id, metadata.reason, metadata.program_id,
+            decode(raw.event_type, raw.schema_version, raw.data),
+        )  # fmt: skip
+
+    return convert
+
+
+def from_envelope(registry: EventRegistry) -> Callable[[EventEnvelope], ProjectedEvent]:
+    """A converter from the relay's envelopes to :class:`ProjectedEvent`."""
+
+    def convert(envelope: EventEnvelope) -> ProjectedEvent:
+        e = envelope
+        return ProjectedEvent(
+            e.position, e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
+            e.recorded_at, e.actor, e.correlation_id, e.causation_id, e.reason, e.program_id,
+            decode_event(e, registry),
+        )  # fmt: skip
+
+    return convert
+
+
+class StateStore:
+    """The handler states of one projection: a table, and a cache in front of it.
+
+    Only the active runner (or a rebuild, on its own table) writes the table, so the
+    cache is trusted across batches; it is dropped when the runner loses its footing
+    (a rollback, a swap by a rebuild). ``complete`` says the cache holds every state
+    there is (a rebuild starting on empty tables): a miss is then "no state", not a read.
+    """
+
+    def __init__(
+        self, table: str, types: Mapping[str, type], *, complete: bool = False,
+        limit: int = 200_000,
+    ) -> None:  # fmt: skip
+        self.table = table
+        self.complete = complete
+        self.limit = limit
+        self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
+            prefix: msgspec.msgpack.Decoder(t) for prefix, t in types.items()
+        }
+        self._encoder = msgspec.msgpack.Encoder()
+        self._cache: dict[str, Any] = {}
+        self._dirty: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _decode(self, key: str, data: bytes) -> Any:
+        return self._decoders[key.partition("-")[0]].decode(data)
+
+    async def preload(self, conn: Connection, keys: Iterable[str]) -> None:
+        missing = [k for k in set(keys) if k not in self._cache]
+        if not missing:
+            return
+        for key in missing:
+            self._cache[key] = None
+        if self.complete:
+            return
+        rows = await conn.fetch(
+            f"SELECT key, state FROM {self.table} WHERE key = ANY($1::text[])", missing
+        )
+        for row in rows:
+            self._cache[row[0]] = self._decode(row[0], row[1])
+
+    def get(self, key: str) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            raise ProjectionBug(
+                f"state {key!r} was read but not named by the projection's state_keys"
+            ) from None
+
+    def update(self, states: Mapping[str, Any], *, dirty: bool = False) -> None:
+        self._cache.update(states)
+        if dirty:
+            self._dirty.update(states)
+
+    async def write(self, conn: Connection, states: Mapping[str, Any]) -> None:
+        """Upsert ``states`` (chunked: a rebuild writes them all at once)."""
+        items = [(k, v) for k, v in states.items() if v is not None]
+        for start in range(0, len(items), 10_000):
+            chunk = items[start : start + 10_000]
+            await conn.execute(
+                f"INSERT INTO {self.table} (key, state) "
+                "SELECT * FROM unnest($1::text[], $2::bytea[]) "
+                "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state",
+                [k for k, _ in chunk],
+                [self._encoder.encode(v) for _, v in chunk],
+            )
+
+    async def write_dirty(self, conn: Connection) -> None:
+        await self.write(conn, {k: self._cache[k] for k in self._dirty})
+        self._dirty.clear()
+
+    def trim(self) -> bool:
+        """Forget everything once the cache grows past its limit (after a commit, when
+        nothing is dirty); returns whether it did."""
+        if len(self._cache) <= self.limit or self._dirty:
+            return False
+        self.clear()
+        return True
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._dirty.clear()
+        self.complete = False
+
+
+class _TableChanges:
+    """The version writes of one table for one batch (or, holding, for a whole rebuild)."""
+
+    __slots__ = ("added", "close_in_table", "closed", "open", "table")
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.open: dict[Key, list[Any]] = {}
+        """key -> [row, from position, from time]: versions not yet written."""
+        self.closed: list[Row] = []
+        """Complete records of versions opened and closed before being written."""
+        self.close_in_table: dict[Key, tuple[int, datetime]] = {}
+        """Keys whose current version is in the table, and where it ends."""
+        self.added: list[Row] = []
+
+    def current(self, key: Key) -> Row | None:
+        version = self.open.get(key)
+        return None if version is None else version[0]
+
+    def change(self, key: Key, old: Row | None, new: Row | None, pos: int, at: datetime) -> None:
+        version = self.open.pop(key, None)
+        if version is not None:
+            if version[1] != pos:
+                self.closed.append((*key, *version[0], version[1], pos, version[2], at))
+        elif old is not None:
+            if key in self.close_in_table:
+                raise ProjectionBug(
+                    f"{self.table.name} {key}: changed from a row that was already closed"
+                )
+            self.close_in_table[key] = (pos, at)
+        if new is not None:
+            self.open[key] = [new, pos, at]
+
+    def size(self) -> int:
+        return len(self.open) + len(self.closed) + len(self.added) + len(self.close_in_table)
+
+    def take(self, name: str, *, keep_open: bool) -> _Writes:
+        """Hand over what is ready to be written, synchronously, so the writes can go on
+        while the next batch is applied (open versions stay when ``keep_open``)."""
+        records = self.closed
+        if not keep_open and self.open:
+            records.extend((*k, *v[0], v[1], None, v[2], None) for k, v in self.open.items())
+            self.open = {}
+        writes = _Writes(self.table, name, self.close_in_table, records, self.added)
+        self.close_in_table, self.closed, self.added = {}, [], []
+        return writes
+
+
+class _Writes(NamedTuple):
+    table: Table
+    name: str
+    closing: dict[Key, tuple[int, datetime]]
+    records: list[Row]
+    added: list[Row]
+
+    async def write(self, conn: Connection) -> None:
+        table, name = self.table, self.name
+        if self.closing:
+            await self._close(conn)
+        if self.records:
+            await conn.copy_records_to_table(
+                name, records=self.records, columns=table.column_names
+            )
+        if self.added:
+            await conn.copy_records_to_table(name, records=self.added, columns=table.column_names)
+
+    async def _close(self, conn: Connection) -> None:
+        key = self.table.key
+        unnest = ", ".join(f"${i + 1}::{c.type}[]" for i, c in enumerate(key))
+        n = len(key)
+        matches = " AND ".join(f"t.{c.name} = u.{c.name}" for c in key)
+        sql = (
+            f"UPDATE {self.name} AS t SET valid_to_pos = u.p, valid_to_time = u.at "
+            f"FROM unnest({unnest}, ${n + 1}::bigint[], ${n + 2}::timestamptz[]) "
+            f"AS u({', '.join(c.name for c in key)}, p, at) "
+            f"WHERE {matches} AND t.valid_to_pos IS NULL"
+        )
+        items = list(self.closing.items())
+        columns = [[k[i] for k, _ in items] for i in range(n)]
+        status = await conn.execute(
+            sql, *columns, [p for _, (p, _) in items], [at for _, (_, at) in items]
+        )
+        if int(status.rpartition(" ")[2]) != len(items):
+            raise ProjectionBug(
+                f"{self.name}: closing {len(items)} current versions found "
+                f"{status.rpartition(' ')[2]}: the table and the handler states disagree"
+            )
+
+
+class Context:
+    """What a handler works with for one event; everything it records is staged until
+    it returns, so a handler that raises leaves no trace."""
+
+    __slots__ = ("_applier", "_changes", "_states", "event")
+
+    def __init__(self, applier: Applier) -> None:
+        self._applier = applier
+        self._states: dict[str, Any] = {}
+        self._changes: list[tuple[_TableChanges, Key, Row | None, Row | None]] = []
+        self.event: ProjectedEvent
+
+    def state(self, key: str) -> Any:
+        if key in self._states:
+            return self._states[key]
+        return self._applier.state(key)
+
+    def set_state(self, key: str, value: Any) -> None:
+        self._states[key] = value
+
+    def change(self, table: Table, key: Key, old: Row | None, new: Row | None) -> None:
+        """The row of ``key`` went from ``old`` to ``new`` (``None``: no row)."""
+        if old != new:
+            self._changes.append((self._applier.changes[table.name], key, old, new))
+
+    def add(self, table: Table, record: Row) -> None:
+        """A row of an append-only table (key and columns, in order)."""
+        self._changes.append((self._applier.changes[table.name], (), None, record))
+
+
+class Applier:
+    """Applies batches of events for one projection and writes what they changed."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        states: StateStore,
+        *,
+        suffix: str = "",
+    ) -> None:
+        self.projection = projection
+        self.suffix = suffix
+        self.store = states
+        self.changes = {t.name: _TableChanges(t) for t in projection.tables}
+        self.batch_states: dict[str, Any] = {}
+        self.applied = 0
+
+    def state(self, key: str) -> Any:
+        if key in self.batch_states:
+            return self.batch_states[key]
+        return self.store.get(key)
+
+    def decode(
+        self, items: Sequence[Any], convert: Callable[[Any], ProjectedEvent]
+    ) -> tuple[list[ProjectedEvent], Poison | None]:
+        """Decode the handled events of ``items`` in order, up to the first that fails."""
+        handled = self.projection.handles
+        decoded: list[ProjectedEvent] = []
+        for item in items:
+            if item.event_type not in handled:
+                continue
+            try:
+                decoded.append(convert(item))
+            except Exception as exc:
+                return decoded, poison_of(item, exc)
+        return decoded, None
+
+    async def prepare(self, conn: Connection, events: Sequence[ProjectedEvent]) -> None:
+        keys = self.projection.state_keys
+        await self.store.preload(conn, (k for e in events for k in keys(e)))
+
+    def apply(self, events: Sequence[ProjectedEvent]) -> Poison | None:
+        """Run the handler over ``events``; stops at the first that raises, keeping what
+        the ones before it changed."""
+        handle = self.projection.handle
+        for event in events:
+            ctx = Context(self)
+            ctx.event = event
+            try:
+                handle(ctx, event)
+                self._keep(ctx, event)
+            except Exception as exc:
+                return poison_of(event, exc)
+            self.applied += 1
+        return None
+
+    def _keep(self, ctx: Context, event: ProjectedEvent) -> None:
+        # Check every change against what is staged before keeping any, so a failing
+        # event changes nothing.
+        seen: dict[tuple[str, Key], Row | None] = {}
+        for changes, key, old, _new in ctx._changes:
+            if not key:
+                continue
+            mark = (changes.table.name, key)
+            staged = seen[mark] if mark in seen else changes.current(key)
+            if (mark in seen or key in changes.open) and staged != old:
+                raise ProjectionBug(
+                    f"{changes.table.name} {key}: the handler changed it from a row that is "
+                    "not its current one"
+                )
+            seen[mark] = _new
+        pos, at = event.position, event.recorded_at
+        for changes, key, old, new in ctx._changes:
+            if key:
+                changes.change(key, old, new, pos, at)
+            else:
+                assert new is not None
+                changes.added.append(new)
+        self.batch_states.update(ctx._states)
+
+    def pending(self) -> int:
+        return sum(c.size() for c in self.changes.values())
+
+    def flush(
+        self, conn: Connection, *, keep_open: bool = False, write_states: bool = True
+    ) -> Coroutine[Any, Any, None]:
+        """Write the batch's changes (and, with ``write_states``, its states).
+
+        What is written is taken when this is called, not when the returned coroutine
+        runs, so a caller may apply the next batch while the writes go on.
+        """
+        suffix = self.suffix
+        writes = [c.take(name + suffix, keep_open=keep_open) for name, c in self.changes.items()]
+        states = dict(self.batch_states) if write_states else {}
+        return self._write(conn, writes, states)
+
+    async def _write(
+        self, conn: Connection, writes: list[_Writes], states: dict[str, Any]
+    ) -> None:
+        for write in writes:
+            await write.write(conn)
+        if states:
+            await self.store.write(conn, states)
+
+    def commit(self, *, dirty: bool = False) -> None:
+        """The batch is durable (or, for a rebuild, staged in memory): keep its states."""
+        self.store.update(self.batch_states, dirty=dirty)
+        self.batch_states = {}
+
+    def discard(self) -> None:
+        """The batch was rolled back: forget it, and the cache it may have misled."""
+        self.changes = {t.name: _TableChanges(t) for t in self.projection.tables}
+        self.batch_states = {}
+        self.store.clear()
+
+
+def poison_of(item: Any, exc: BaseException) -> Poison:
+    """The :class:`Poison` record of ``item`` (an event of any source) failing with ``exc``."""
+    return Poison(
+        position=item.position,
+        event_id=item.event_id,
+        event_type=item.event_type,
+        stream_id=item.stream_id,
+        error=f"{type(exc).__name__}: {exc}"[:4000],
+    )

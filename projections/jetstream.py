@@ -1,0 +1,84 @@
+"""The JetStream side of a runner: finding a position in the stream, and a consumer that
+starts exactly there.
+
+The relay stores events in position order, so the stream sequence of the first event
+after a checkpoint is a binary search away. The durable consumer is recreated at that
+sequence every time a runner (re)starts: whatever an earlier instance left unacknowledged
+then comes again in order, never after newer events, which is what lets a runner trust
+"a position at or below my checkpoint is a redelivery".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from programledger.adapters.nats.envelope import HEADER_POSITION
+
+__all__ = ["first_sequence_after", "open_consumer", "position_at"]
+
+
+async def position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
+    """The event position of a stream message; -1 when it is gone or not an event."""
+    try:
+        msg = await js.get_msg(stream, sequence)
+    except NotFoundError:
+        return -1
+    try:
+        return int((msg.headers or {}).get(HEADER_POSITION, "-1"))
+    except ValueError:
+        return -1
+
+
+async def first_sequence_after(
+    js: JetStreamContext, stream: str, position: int, first: int, last: int
+) -> int:
+    """The first stream sequence holding an event after ``position``: a binary search,
+    valid because the relay stores events in position order."""
+    low, high = first, last + 1
+    while low < high:
+        middle = (low + high) // 2
+        if await position_at(js, stream, middle) > position:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+async def open_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    filters: Sequence[str],
+    start: int,
+    *,
+    description: str,
+    ack_wait: float,
+    max_ack_pending: int,
+) -> JetStreamContext.PullSubscription:
+    """(Re)create the durable pull consumer ``durable`` at stream sequence ``start``.
+
+    ``AckPolicy.ALL``: acknowledging a batch's last message acknowledges the batch.
+    """
+    config = ConsumerConfig(
+        durable_name=durable,
+        description=description,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start,
+        ack_policy=AckPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending,
+        max_deliver=-1,
+    )
+    if len(filters) == 1:
+        config.filter_subject = filters[0]
+    else:
+        config.filter_subjects = list(filters)
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, durable)
+    await js.add_consumer(stream, config)
+    return await js.pull_subscribe_bind(durable=durable, stream=stream)

@@ -1,0 +1,274 @@
+"""What every read-model query shares: "as of", filters, keyset pages and total counts.
+
+Each read-model module defines its query functions (``list_programs``, ``heat_map``...)
+on top of these. The rules they all follow:
+
+- **Current or as of.** ``as_of=None`` reads current rows (``valid_to_pos IS NULL``,
+  served by partial indexes). ``as_of=<position>`` reads the versions current at that
+  global position, ``valid_from_pos <= P < valid_to_pos``, through a GiST index on the
+  range, so a whole list as of any moment is an index lookup, not a replay.
+  ``as_of=<datetime>`` means what the system knew then: the last position recorded at or
+  before it (recorded time never goes back in position order).
+- **Pages.** Keyset pagination (``first``, ``after``) over a whitelisted sort key plus the
+  table's key as tie-breaker, and a total count, read in one snapshot so they agree.
+  Cursors are opaque and bound to their sort; a cursor from another sort is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import msgspec
+
+from programledger.projections.core import Connection
+from programledger.projections.tables import Table
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "AsOf",
+    "Filters",
+    "ListSpec",
+    "Page",
+    "SortKey",
+    "VersionedRow",
+    "fetch_one",
+    "fetch_page",
+    "resolve_position",
+    "version_clause",
+]
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 500
+
+AsOf = int | datetime | None
+"""A global position, a recorded time (what was known then), or ``None`` for now."""
+
+
+class VersionedRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The transaction-time range in which a row version was current."""
+
+    valid_from_pos: int
+    valid_to_pos: int | None
+    """``None``: still current (as of the query)."""
+    valid_from_time: datetime
+    valid_to_time: datetime | None
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """One page of a list (a Relay connection's content)."""
+
+    items: list[T]
+    total_count: int
+    has_next_page: bool
+    end_cursor: str | None
+    as_of_position: int | None
+    """The position the list was read at; ``None`` for current rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    expression: str
+    """A SQL expression that is never NULL (wrap nullable columns in ``coalesce``)."""
+    sql_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListSpec(Generic[T]):
+    """How to list one table: its row type and the sorts it offers."""
+
+    table: Table
+    sorts: Mapping[str, SortKey]
+    convert: Callable[[dict[str, Any]], T]
+
+
+class Filters:
+    """WHERE clauses and their parameters, numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def equals(self, column: str, value: Any) -> None:
+        if value is not None:
+            self.clauses.append(f"{column} = {self.param(value)}")
+
+    def any_of(self, column: str, values: Sequence[Any] | None, sql_type: str) -> None:
+        if values is not None:
+            self.clauses.append(f"{column} = ANY({self.param(list(values))}::{sql_type}[])")
+
+    def where(self, clause: str, *values: Any) -> None:
+        """``clause`` with ``{}`` for each of ``values``."""
+        self.clauses.append(clause.format(*(self.param(v) for v in values)))
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "true"
+
+
+async def resolve_position(conn: Connection, as_of: AsOf) -> int | None:
+    """The global position ``as_of`` stands for; ``None`` for the current state."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise ValueError("as_of times must be timezone-aware")
+        position = await conn.fetchval(
+            "SELECT position FROM events WHERE recorded_at <= $1 "
+            "ORDER BY recorded_at DESC, position DESC LIMIT 1",
+            as_of,
+        )
+        return int(position or 0)
+    if isinstance(as_of, bool) or not isinstance(as_of, int) or as_of < 0:
+        raise ValueError(f"as_of must be a position >= 0 or a datetime, got {as_of!r}")
+    return as_of
+
+
+def version_clause(filters: Filters, position: int | None, table: Table) -> None:
+    """Restrict ``filters`` to the row versions current now, or at ``position``.
+
+    The first form is for btree indexes that lead with a filter column and
+    ``valid_from_pos``, the range containment for the GiST index over whole lists. An
+    append-only table holds facts that never change: as of ``P``, those up to ``P``.
+    """
+    if not table.versioned:
+        if position is not None:
+            filters.where(f"{table.position_column} <= {{}}", position)
+        return
+    if position is None:
+        filters.clauses.append("valid_to_pos IS NULL")
+    else:
+        p = filters.param(position)
+        filters.clauses.append(
+            f"valid_from_pos <= {p} AND int8range(valid_from_pos, valid_to_pos) @> {p}::bigint"
+        )
+
+
+def _encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
+    raw = msgspec.json.encode([sort, descending, *(_plain(v) for v in values)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, int | str) else str(value)
+
+
+def _decode_cursor(cursor: str, sort: str, descending: bool, size: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise ValueError("the cursor is not one this API issued") from None
+    if not isinstance(values, list) or len(values) != size + 2:
+        raise ValueError("the cursor is not one this API issued")
+    if values[0] != sort or values[1] is not descending:
+        raise ValueError("the cursor belongs to another sort order; start from the first page")
+    return [str(v) for v in values[2:]]
+
+
+def _check_first(first: int) -> None:
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE_SIZE:
+        raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first!r}")
+
+
+async def fetch_page(
+    pool: asyncpg.Pool,
+    spec: ListSpec[T],
+    filters: Filters,
+    *,
+    sort: str,
+    descending: bool,
+    first: int,
+    after: str | None,
+    as_of: AsOf,
+    extra_select: str = "",
+    extra_args: Sequence[Any] = (),
+) -> Page[T]:
+    """One page of ``spec.table`` matching ``filters``, and the total count.
+
+    ``extra_select`` adds computed columns (``, expr AS name``), with ``{}`` for each of
+    ``extra_args``.
+    """
+    _check_first(first)
+    key = spec.sorts.get(sort)
+    if key is None:
+        raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(spec.sorts)}")
+    table = spec.table
+    keys = table.key_names
+    direction = "DESC" if descending else "ASC"
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await resolve_position(conn, as_of)
+        version_clause(filters, position, table)
+        total = await conn.fetchval(
+            f"SELECT count(*) FROM {table.name} WHERE {filters.sql()}", *filters.args
+        )
+        page_filters = Filters()
+        page_filters.clauses = list(filters.clauses)
+        page_filters.args = list(filters.args)
+        if after is not None:
+            values = _decode_cursor(after, sort, descending, len(keys) + 1)
+            left = ", ".join((key.expression, *keys))
+            types = (key.sql_type, *(c.type for c in table.key))
+            right = ", ".join(
+                f"{page_filters.param(v)}::text::{t}" for v, t in zip(values, types, strict=True)
+            )
+            page_filters.clauses.append(f"({left}) {'<' if descending else '>'} ({right})")
+        order = ", ".join(f"{c} {direction}" for c in (key.expression, *keys))
+        extra = extra_select.format(*(page_filters.param(v) for v in extra_args))
+        rows = await conn.fetch(
+            f"SELECT {', '.join(table.column_names)}{extra}, "
+            f"{key.expression} AS sort_value__ FROM {table.name} "
+            f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}",
+            *page_filters.args,
+        )
+    items: list[T] = []
+    cursor: str | None = None
+    for row in rows[:first]:
+        data = dict(row)
+        sort_value = data.pop("sort_value__")
+        cursor = _encode_cursor(sort, descending, [sort_value, *(data[k] for k in keys)])
+        items.append(spec.convert(data))
+    return Page(
+        items=items,
+        total_count=int(total),
+        has_next_page=len(rows) > first,
+        end_cursor=cursor,
+        as_of_position=position,
+    )
+
+
+async def fetch_one(
+    pool: asyncpg.Pool,
+    table: Table,
+    convert: Callable[[dict[str, Any]], T],
+    key: Sequence[Any],
+    as_of: AsOf,
+    *,
+    extra_select: str = "",
+    extra_args: Sequence[Any] = (),
+) -> T | None:
+    """The version of one row current now or as of ``as_of``; ``None`` if it had none.
+
+    ``extra_select`` as for :func:`fetch_page`.
+    """
+    filters = Filters()
+    extra = extra_select.format(*(filters.param(v) for v in extra_args))
+    for column, value in zip(table.key_names, key, strict=True):
+        filters.equals(column, value)
+    async with pool.acquire() as conn:
+        version_clause(filters, await resolve_position(conn, as_of), table)
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(table.column_names)}{extra} FROM {table.name} "
+            f"WHERE {filters.sql()}",
+            *filters.args,
+        )
+    return None if row is None else convert(dict(row))

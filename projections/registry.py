@@ -1,0 +1,29 @@
+"""Every read model the system keeps, by name: what runners, rebuilds and the API share."""
+
+from __future__ import annotations
+
+from programledger.projections import allocations, audit, decisions, milestones, programs, risks
+from programledger.projections.core import Projection
+
+__all__ = ["PROJECTIONS", "get_projection"]
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p
+    for p in (
+        programs.PROJECTION,
+        milestones.PROJECTION,
+        decisions.PROJECTION,
+        risks.PROJECTION,
+        allocations.PROJECTION,
+        audit.PROJECTION,
+    )
+}
+
+
+def get_projection(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]
+    except KeyError:
+        raise KeyError(
+            f"no projection named {name!r}; the projections are {', '.join(PROJECTIONS)}"
+        ) from None

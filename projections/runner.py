@@ -1,0 +1,639 @@
+"""The projection runner: events from JetStream into one read model, each exactly once.
+
+How each guarantee is kept:
+
+- **Effects and checkpoint together.** A batch's row changes, its handler states and the
+  checkpoint (the last global position done) are written in one PostgreSQL transaction,
+  which first locks the projection's status row. An event at or below the checkpoint is
+  skipped, so a redelivery is never applied twice; messages are acknowledged only after
+  the commit (``AckAll`` on the batch's last message).
+- **In order, nothing skipped.** At every start the durable pull consumer is recreated at
+  the first stream sequence after the checkpoint (a binary search over the positions the
+  relay stores in order), so what an earlier instance left unacknowledged comes again in
+  order, never after newer events. A consumer sequence that jumps (a delivery lost on the
+  way) restarts the same way. Events the stream no longer has (expired, or a stream
+  recreated) are read from the event store instead.
+- **Filters.** The consumer is filtered by the stream types the projection handles
+  (NATS 2.10+ takes one filter per type, older servers one wider filter); events of
+  other types still move the checkpoint. When idle, the runner moves the checkpoint over
+  the events it does not handle up to the stream's last event (the event store says
+  which those are), so lag and read-your-writes see a projection that merely has
+  nothing to do as caught up.
+- **Poison events.** A handler that raises (or a row PostgreSQL refuses, found by
+  retrying the batch one event at a time) stops the projection at that event: the
+  events before it are committed, the status row records the position, event and
+  error, and the runner waits until :func:`~programledger.projections.status.clear_failure`
+  or a rebuild clears it. Nothing is skipped silently.
+- **One active runner per projection.** A PostgreSQL session advisory lock, held on the
+  connection that also runs every batch transaction, so a runner that lost it cannot
+  write. Standbys poll for it.
+- **Rebuilds.** A rebuild swaps new tables in under the status-row lock and bumps
+  ``generation``; the runner notices (its batch refuses to commit, or its idle check),
+  drops its caches and resumes after the rebuild's checkpoint. A runner that finds its
+  tables built by another definition (a new release) rebuilds before consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import random
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from programledger.adapters.nats.envelope import decode_envelope
+from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.subscriber import subject_filters
+from programledger.adapters.postgres.connection import connect
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.domain import domain_registry
+from programledger.domain.events import EventRegistry
+from programledger.projections.core import (
+    Applier,
+    Poison,
+    ProjectedEvent,
+    Projection,
+    ProjectionBug,
+    StateStore,
+    from_envelope,
+    from_stored,
+    poison_of,
+)
+from programledger.projections.jetstream import first_sequence_after, open_consumer, position_at
+from programledger.projections.rebuild import rebuild
+from programledger.projections.storage import (
+    StatusRow,
+    lock_status,
+    prepare_tables,
+    projection_channel,
+)
+
+__all__ = ["ProjectionRunner", "RunnerSettings", "RunnerState", "RunnerStats", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    prefix: str
+    """The relay's subject prefix."""
+    batch_size: int = 500
+    """Messages per fetch, and so per transaction at most."""
+    fetch_wait: float = 0.5
+    """How long a fetch waits for a first message; also how often an idle runner checks
+    its status (a rebuild, a cleared failure) and its lock connection."""
+    ack_wait: float = 60.0
+    idle_check_interval: float = 2.0
+    """While idle, how often to move the checkpoint past events of other types even
+    without a NOTIFY saying something was appended."""
+    standby_poll_interval: float = 0.5
+    retry_initial: float = 0.1
+    retry_max: float = 5.0
+    state_cache_limit: int = 200_000
+    """Handler states kept in memory between batches."""
+    durable_prefix: str = "projection"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or min(self.fetch_wait, self.ack_wait) <= 0:
+            raise ValueError("batch_size must be at least 1, fetch_wait and ack_wait positive")
+
+
+class RunnerState(enum.Enum):
+    STARTING = "starting"
+    STANDBY = "standby"
+    ACTIVE = "active"
+    FAILED = "failed"
+    """Stopped at a poison event; waiting for the failure to be cleared."""
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    applied: int = 0
+    skipped: int = 0
+    """Deliveries at or below the checkpoint (redeliveries), or not events at all."""
+    batches: int = 0
+    resyncs: int = 0
+    failures: int = 0
+    activations: int = 0
+    last_error: str | None = None
+
+
+class _Resync(Exception):
+    """Start over from the checkpoint in the status row."""
+
+
+class _NoStream(Exception):
+    """The relay has not created the stream yet."""
+
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
+_POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ProjectionBug)
+"""Failures of a batch's writes that the same events will always cause again."""
+
+_SAVE = """
+UPDATE projection_status SET
+    position = $2,
+    position_recorded_at = coalesce($3, (SELECT recorded_at FROM events WHERE position = $2),
+                                    position_recorded_at),
+    events_applied = events_applied + $4,
+    state = CASE WHEN $5::text IS NULL THEN 'running' ELSE 'failed' END,
+    error = $5, failed_position = $6, failed_event_id = $7, failed_event_type = $8,
+    failed_stream_id = $9, failed_at = CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
+    updated_at = now()
+WHERE name = $1
+"""
+
+
+class ProjectionRunner:
+    """Runs one projection; :meth:`run` until :meth:`stop`. Several runners (one per
+    projection) can share one NATS connection; each has its own PostgreSQL connection."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        store: PostgresEventStore,
+        database_url: str,
+        nc: NatsClient,
+        settings: RunnerSettings,
+        registry: EventRegistry | None = None,
+    ) -> None:
+        self.projection = projection
+        self._store = store
+        self._database_url = database_url
+        self._nc = nc
+        self._settings = settings
+        self._from_envelope = from_envelope(registry or domain_registry())
+        self._from_stored = from_stored(store.codec)
+        self._lock_key = f"programledger.projection:{store.schema}:{projection.name}"
+        self._channel = projection_channel(store.schema)
+        self._stream = stream_name(settings.prefix)
+        self._durable = f"{settings.durable_prefix}_{projection.name}"
+        self._state = RunnerState.STARTING
+        self.stats = RunnerStats()
+        self._stop = asyncio.Event()
+        self._position = 0
+        self._generation = -1
+        self._applier = self._new_applier()
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._consumer_seq = 0
+        self._check_gap = False
+        self._notified = 0
+        self._idle_checked = 0.0
+        self._retry_delay = settings.retry_initial
+
+    @property
+    def state(self) -> RunnerState:
+        return self._state
+
+    @property
+    def position(self) -> int:
+        """The checkpoint as this runner last committed or read it."""
+        return self._position
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then stop; the durable consumer stays."""
+        self._stop.set()
+
+    def _new_applier(self) -> Applier:
+        table = self.projection.state_table.name
+        states = StateStore(table, self.projection.states, limit=self._settings.state_cache_limit)
+        return Applier(self.projection, states)
+
+    # --- leadership ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Standby until the projection's lock is ours, then consume until stopped."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    conn = await connect(
+                        self._database_url,
+                        self._store.schema,
+                        application_name=f"programledger-projection:{self.projection.name}",
+                    )
+                except _DB_ERRORS as exc:
+                    self._failure("cannot connect to PostgreSQL", exc)
+                    await self._pause(self._next_retry())
+                    continue
+                try:
+                    if await self._acquire(conn):
+                        await self._lead(conn)
+                except _DB_ERRORS as exc:
+                    self._failure("the PostgreSQL connection failed", exc)
+                except Exception as exc:
+                    # A worker must outlive surprises: start over from the checkpoint,
+                    # which is always consistent with the tables.
+                    self._failure("unexpected failure; starting over", exc)
+                finally:
+                    await _close_quietly(conn)
+                if not self._stop.is_set():
+                    self._state = RunnerState.STANDBY
+                    await self._pause(self._next_retry())
+        finally:
+            await self._unsubscribe()
+            self._state = RunnerState.STOPPED
+
+    async def _acquire(self, conn: asyncpg.Connection) -> bool:
+        while not self._stop.is_set():
+            if await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
+            ):
+                return True
+            self._state = RunnerState.STANDBY
+            await self._pause(self._settings.standby_poll_interval)
+        return False
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        name = self.projection.name
+        if not await prepare_tables(conn, self.projection):
+            log.warning("projection %s: its tables were built by another definition or are "
+                        "missing; rebuilding before consuming", name)  # fmt: skip
+            await rebuild(self._store.pool, self._store, name, progress=False)
+        await conn.add_listener(self._store.notify_channel, self._on_append)
+        self.stats.activations += 1
+        await conn.execute(
+            "UPDATE projection_status SET worker = $2, updated_at = now(), "
+            "state = CASE WHEN state = 'failed' THEN state ELSE 'running' END WHERE name = $1",
+            name,
+            f"{socket.gethostname()}:{os.getpid()}",
+        )
+        log.info("projection %s: active", name)
+        try:
+            while not self._stop.is_set():
+                status = await self._read_status(conn)
+                if status.state == "failed":
+                    self._state = RunnerState.FAILED
+                    await self._pause(self._settings.fetch_wait)
+                    continue
+                self._state = RunnerState.ACTIVE
+                self._resync_from(status)
+                try:
+                    await self._consume(conn)
+                except _Resync as why:
+                    self.stats.resyncs += 1
+                    log.info("projection %s: resyncing: %s", name, why)
+                except _NoStream:
+                    await self._pause(self._settings.fetch_wait)
+                except _NATS_ERRORS as exc:
+                    if conn.is_closed():
+                        raise
+                    self._failure("consuming from NATS failed; resubscribing", exc)
+                    await self._pause(self._next_retry())
+        finally:
+            await self._unsubscribe()
+            if self._stop.is_set() and not conn.is_closed():
+                with contextlib.suppress(*_DB_ERRORS):
+                    await conn.execute(
+                        "UPDATE projection_status SET state = 'stopped', updated_at = now() "
+                        "WHERE name = $1 AND state = 'running'",
+                        name,
+                    )
+
+    def _on_append(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            self._notified = max(self._notified, int(str(payload)))
+
+    async def _read_status(self, conn: asyncpg.Connection) -> StatusRow:
+        row = await conn.fetchrow(
+            "SELECT name, position, generation, state, definition FROM projection_status "
+            "WHERE name = $1",
+            self.projection.name,
+        )
+        assert row is not None
+        return StatusRow(**dict(row))
+
+    def _resync_from(self, status: StatusRow) -> None:
+        self._position = status.position
+        self._generation = status.generation
+        self._applier = self._new_applier()
+
+    # --- consuming -----------------------------------------------------------------------
+
+    async def _consume(self, conn: asyncpg.Connection) -> None:
+        js = self._nc.jetstream()
+        sub = await self._subscribe(conn, js)
+        # The next batch is fetched while this one is applied and committed: fetching costs
+        # mostly client CPU, a commit mostly waiting for PostgreSQL.
+        batches: asyncio.Queue[list[Msg] | BaseException] = asyncio.Queue(maxsize=1)
+        fetcher = asyncio.create_task(self._fetch_ahead(sub, batches))
+        try:
+            while not self._stop.is_set():
+                messages = await batches.get()
+                if isinstance(messages, BaseException):
+                    raise messages
+                if not messages:
+                    await self._idle(conn, js)
+                    continue
+                await self._receive(conn, messages)
+                if self._state is RunnerState.FAILED:
+                    return
+        finally:
+            fetcher.cancel()
+            with contextlib.suppress(BaseException):
+                await fetcher
+
+    async def _fetch_ahead(
+        self,
+        sub: JetStreamContext.PullSubscription,
+        batches: asyncio.Queue[list[Msg] | BaseException],
+    ) -> None:
+        """Fetch batches into ``batches``; an empty one says "idle", a failure ends it."""
+        while True:
+            try:
+                messages = await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
+            except TimeoutError:  # nats-py raises its own subclass, or the plain one
+                messages = []
+            except Exception as exc:
+                await batches.put(exc)
+                return
+            await batches.put(messages)
+
+    async def _subscribe(
+        self, conn: asyncpg.Connection, js: JetStreamContext
+    ) -> JetStreamContext.PullSubscription:
+        await self._unsubscribe()
+        try:
+            state = (await js.stream_info(self._stream)).state
+        except NotFoundError:
+            raise _NoStream from None
+        if state.messages == 0:
+            start = state.last_seq + 1
+            self._check_gap = True
+        else:
+            start = await first_sequence_after(
+                js, self._stream, self._position, state.first_seq, state.last_seq
+            )
+            if start == state.first_seq:
+                oldest = await position_at(js, self._stream, start)
+                if oldest > self._position + 1:
+                    await self._catch_up(conn, oldest - 1)
+            self._check_gap = False
+        version = self._nc.connected_server_version
+        filters = subject_filters(
+            self._settings.prefix,
+            stream_types=self.projection.stream_types,
+            multiple=(version.major, version.minor) >= (2, 10),
+        )
+        self._sub = await open_consumer(
+            js,
+            self._stream,
+            self._durable,
+            filters,
+            start,
+            description=f"programledger projection {self.projection.name}",
+            ack_wait=self._settings.ack_wait,
+            max_ack_pending=self._settings.batch_size * 4,
+        )
+        self._consumer_seq = 0
+        return self._sub
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _receive(self, conn: asyncpg.Connection, messages: list[Msg]) -> None:
+        # Deliveries are numbered one by one: a batch that does not continue the last one,
+        # or has a hole, lost a delivery on the way. (Parsing every message's metadata
+        # costs more than the rest of the check.)
+        first = messages[0].metadata.sequence.consumer
+        last_sequence = messages[-1].metadata.sequence.consumer
+        if first != self._consumer_seq + 1 or last_sequence != first + len(messages) - 1:
+            raise _Resync(
+                f"deliveries {first}-{last_sequence} ({len(messages)} messages) after "
+                f"{self._consumer_seq}"
+            )
+        self._consumer_seq = last_sequence
+        envelopes = []
+        last = self._position
+        for msg in messages:
+            try:
+                envelope = decode_envelope(msg.data)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                log.error("projection %s: ignoring a message on %s that is not an event "
+                          "envelope: %s", self.projection.name, msg.subject, exc)  # fmt: skip
+                self.stats.skipped += 1
+                continue
+            if envelope.position <= last:
+                self.stats.skipped += 1
+                continue
+            last = envelope.position
+            envelopes.append(envelope)
+        if envelopes and self._check_gap:
+            self._check_gap = False
+            if envelopes[0].position > self._position + 1:
+                await self._catch_up(conn, envelopes[0].position - 1)
+            envelopes = [e for e in envelopes if e.position > self._position]
+        if envelopes:
+            await self._commit(conn, envelopes, self._from_envelope)
+        await messages[-1].ack()
+
+    async def _catch_up(self, conn: asyncpg.Connection, until: int) -> None:
+        """Apply events up to ``until`` read from the event store (not in the stream)."""
+        log.info("projection %s: reading positions %d-%d from the event store",
+                 self.projection.name, self._position + 1, until)  # fmt: skip
+        while self._position < until and not self._stop.is_set():
+            page = await self._store.read_all_raw(self._position, self._settings.batch_size)
+            page = [e for e in page if e.position <= until]
+            if not page:
+                return
+            await self._commit(conn, page, self._from_stored)
+            if self._state is RunnerState.FAILED:
+                raise _Resync("stopped at a poison event")
+
+    async def _idle(self, conn: asyncpg.Connection, js: JetStreamContext) -> None:
+        """Check the status row (and so the lock connection), and move the checkpoint
+        past events this projection does not handle.
+
+        Up to where? The stream's last event ``tail`` is published, so every position up
+        to it is committed; the event store says which of those this projection handles.
+        The checkpoint moves to just before the first such event it has not applied (or
+        to ``tail`` if there is none), which that event's delivery will pass anyway.
+        """
+        status = await self._read_status(conn)
+        if status.generation != self._generation or status.position != self._position:
+            raise _Resync("the status row changed (a rebuild was swapped in?)")
+        if status.state == "failed":
+            raise _Resync("marked failed")
+        loop = asyncio.get_running_loop()
+        if (
+            self._notified <= self._position
+            and loop.time() - self._idle_checked < self._settings.idle_check_interval
+        ):
+            return
+        self._idle_checked = loop.time()
+        state = (await js.stream_info(self._stream)).state
+        if state.messages == 0:
+            return
+        if self._check_gap:
+            self._check_gap = False
+            oldest = await position_at(js, self._stream, state.first_seq)
+            if oldest > self._position + 1:
+                await self._catch_up(conn, oldest - 1)
+        tail = await position_at(js, self._stream, state.last_seq)
+        if tail <= self._position:
+            return
+        handled = await conn.fetchval(
+            "SELECT min(position) FROM events WHERE position > $1 AND position <= $2 "
+            "AND event_type = ANY($3::text[])",
+            self._position,
+            tail,
+            list(self.projection.handles),
+        )
+        target = tail if handled is None else handled - 1
+        if target <= self._position:
+            return
+        async with conn.transaction():
+            await self._claim(conn)
+            await self._save(conn, target, None, 0, None)
+        self._position = target
+
+    # --- committing ----------------------------------------------------------------------
+
+    async def _commit(
+        self, conn: asyncpg.Connection, items: Sequence[Any],
+        convert: Callable[[Any], ProjectedEvent],
+    ) -> None:  # fmt: skip
+        """Apply ``items`` (envelopes or stored events, after the checkpoint, in order)
+        and commit their effects with the new checkpoint."""
+        applier = self._applier
+        decoded, poison = applier.decode(items, convert)
+        applied_before = applier.applied
+        try:
+            async with conn.transaction():
+                await self._claim(conn)
+                await applier.prepare(conn, decoded)
+                poison = applier.apply(decoded) or poison
+                await applier.flush(conn)
+                if poison is None:
+                    position, recorded = items[-1].position, items[-1].recorded_at
+                else:
+                    prior = [i for i in items if i.position < poison.position]
+                    position = poison.position - 1
+                    recorded = prior[-1].recorded_at if prior else None
+                applied = applier.applied - applied_before
+                await self._save(conn, position, recorded, applied, poison)
+        except _POISONOUS as exc:
+            applier.discard()
+            await self._isolate(conn, items, convert, exc)
+            return
+        except BaseException:
+            applier.discard()
+            raise
+        applier.commit()
+        applier.store.trim()
+        self._position = position
+        self.stats.applied += applied
+        self.stats.batches += 1
+        self._retry_delay = self._settings.retry_initial
+        if poison is not None:
+            self._stopped_at(poison)
+
+    async def _isolate(
+        self, conn: asyncpg.Connection, items: Sequence[Any],
+        convert: Callable[[Any], ProjectedEvent], exc: BaseException,
+    ) -> None:  # fmt: skip
+        """A write failed: find the event that causes it by going one event at a time."""
+        if len(items) > 1:
+            for item in items:
+                await self._commit(conn, [item], convert)
+                if self._state is RunnerState.FAILED:
+                    return
+            return
+        poison = poison_of(items[0], exc)
+        async with conn.transaction():
+            await self._claim(conn)
+            await self._save(conn, poison.position - 1, None, 0, poison)
+        self._position = poison.position - 1
+        self._stopped_at(poison)
+
+    def _stopped_at(self, poison: Poison) -> None:
+        self._state = RunnerState.FAILED
+        self.stats.last_error = poison.error
+        log.error(
+            "projection %s stopped at position %d (%s %s on %s): %s; fix the handler, "
+            "then clear the failure or rebuild",
+            self.projection.name, poison.position, poison.event_type, poison.event_id,
+            poison.stream_id, poison.error,
+        )  # fmt: skip
+
+    async def _claim(self, conn: asyncpg.Connection) -> None:
+        status = await lock_status(conn, self.projection)
+        if status.generation != self._generation or status.position != self._position:
+            raise _Resync("the status row changed under this runner (a rebuild?)")
+
+    async def _save(
+        self, conn: asyncpg.Connection, position: int, recorded: datetime | None,
+        applied: int, poison: Poison | None,
+    ) -> None:  # fmt: skip
+        p = poison
+        await conn.execute(
+            _SAVE, self.projection.name, position, recorded, applied,
+            None if p is None else p.error, None if p is None else p.position,
+            None if p is None else p.event_id, None if p is None else p.event_type,
+            None if p is None else p.stream_id,
+        )  # fmt: skip
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", self._channel, f"{self.projection.name}:{position}"
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _failure(self, what: str, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = f"{what}: {exc!r}"
+        log.warning("projection %s: %s: %r", self.projection.name, what, exc, exc_info=exc)
+
+    def _next_retry(self) -> float:
+        delay = self._retry_delay
+        self._retry_delay = min(delay * 2, self._settings.retry_max)
+        return delay * random.uniform(0.8, 1.2)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=2)
+    except Exception:
+        conn.terminate()
+
+
+async def serve(runners: Sequence[ProjectionRunner]) -> None:
+    """Run ``runners`` until SIGTERM or SIGINT, then stop them cleanly: what a projection
+    worker process needs."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def stop_all() -> None:
+        for runner in runners:
+            runner.stop()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, stop_all)
+    try:
+        await asyncio.gather(*(r.run() for r in runners))
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

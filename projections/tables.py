@@ -1,0 +1,108 @@
+"""Read-model tables: their columns, keys and indexes, and the DDL made from them.
+
+Every versioned table has, besides its key and columns, the transaction-time range in
+which each row version was current: ``valid_from_pos``/``valid_to_pos`` (global
+positions; ``NULL`` = still current) and ``valid_from_time``/``valid_to_time`` (recorded
+times). Three indexes come with it: the current version of each key (unique, partial),
+the versions of a key in order (single entity as of), and a GiST index on the position
+range (whole lists as of). An append-only table (the audit trail) has one row per event
+and is read "as of" through its position column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["CURRENT", "VERSION_COLUMNS", "Column", "Index", "Table"]
+
+CURRENT = "valid_to_pos IS NULL"
+"""The WHERE clause of a partial index over current rows only."""
+
+VERSION_COLUMNS = ("valid_from_pos", "valid_to_pos", "valid_from_time", "valid_to_time")
+
+
+class Column(NamedTuple):
+    name: str
+    type: str
+    """The SQL type, e.g. ``uuid``, ``text[]``."""
+    not_null: bool = False
+
+
+class Index(NamedTuple):
+    suffix: str
+    """The index is named ``<table>_<suffix>``."""
+    definition: str
+    """What follows ``ON <table>``: ``(a, b)`` or ``USING gist (...)``."""
+    where: str | None = None
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A read-model table; ``name`` is the live name, a rebuild uses ``name__rebuild``."""
+
+    name: str
+    key: tuple[Column, ...]
+    columns: tuple[Column, ...]
+    indexes: tuple[Index, ...] = ()
+    versioned: bool = True
+    position_column: str | None = None
+    """For an append-only table: the column holding the event's position ("as of")."""
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.key)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column in the order of the records :class:`Applier` writes."""
+        names = (*self.key_names, *(c.name for c in self.columns))
+        return (*names, *VERSION_COLUMNS) if self.versioned else names
+
+    def create_sql(self, name: str) -> str:
+        lines = [
+            f"{c.name} {c.type}{' NOT NULL' if c.not_null else ''}"
+            for c in (*self.key, *self.columns)
+        ]
+        if self.versioned:
+            lines += [
+                "valid_from_pos bigint NOT NULL",
+                "valid_to_pos bigint",
+                "valid_from_time timestamptz NOT NULL",
+                "valid_to_time timestamptz",
+                "CHECK (valid_to_pos IS NULL OR valid_to_pos > valid_from_pos)",
+            ]
+        body = ",\n    ".join(lines)
+        return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}\n)"
+
+    def essential_indexes(self) -> tuple[Index, ...]:
+        """Needed while writing: the current version of a key is found (and kept unique)
+        through it."""
+        keys = ", ".join(self.key_names)
+        if self.versioned:
+            return (Index("current", f"({keys})", CURRENT, unique=True),)
+        return (Index("key", f"({keys})", unique=True),)
+
+    def secondary_indexes(self) -> tuple[Index, ...]:
+        """Needed by queries only, so a rebuild creates them after its bulk load."""
+        if not self.versioned:
+            return self.indexes
+        keys = ", ".join(self.key_names)
+        return (
+            Index("history", f"({keys}, valid_from_pos)"),
+            Index("asof", "USING gist (int8range(valid_from_pos, valid_to_pos))"),
+            *self.indexes,
+        )
+
+    def all_indexes(self) -> tuple[Index, ...]:
+        return (*self.essential_indexes(), *self.secondary_indexes())
+
+    @staticmethod
+    def index_sql(name: str, index: Index) -> str:
+        unique = "UNIQUE " if index.unique else ""
+        where = f" WHERE {index.where}" if index.where else ""
+        return (
+            f"CREATE {unique}INDEX IF NOT EXISTS {name}_{index.suffix} "
+            f"ON {name} {index.definition}{where}"
+        )

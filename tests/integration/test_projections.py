@@ -1,0 +1,559 @@
+"""Projections against real PostgreSQL and NATS: the read models a TPM uses, as of any
+moment, kept by runners that never apply an event twice and stop at a poison event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from uuid import uuid4
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from programledger.adapters.nats.envelope import HEADER_MSG_ID
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.application.commands import Command, CommandContext, CommandResult
+from programledger.application.eventstore import EventMetadata, ExpectedVersion
+from programledger.application.handlers import Application
+from programledger.domain import (
+    ActivateProgram,
+    AddWorkstream,
+    AllocateBudget,
+    AssessRisk,
+    CloseRisk,
+    CompleteMilestone,
+    ConfirmAllocation,
+    Department,
+    IdentifyRisk,
+    MilestoneRescheduled,
+    Money,
+    PartyKind,
+    PlanMilestone,
+    ProposeAllocation,
+    ProposeProgram,
+    RecordDecision,
+    RecordLesson,
+    RegisterResource,
+    ReportActualSpend,
+    RescheduleMilestone,
+    ResponseStrategy,
+    RiskCategory,
+    StartMitigation,
+    SupersedeDecision,
+)
+from programledger.projections import (
+    PROJECTIONS,
+    ProjectionRunner,
+    RebuildFailed,
+    RunnerState,
+    clear_failure,
+    projection_status,
+    rebuild,
+    wait_for_position,
+)
+from programledger.projections.allocations import list_allocations, utilisation
+from programledger.projections.audit import audit_trail
+from programledger.projections.decisions import get_decision, list_decisions, list_lessons
+from programledger.projections.milestones import list_milestones
+from programledger.projections.programs import get_program, list_programs
+from programledger.projections.risks import get_risk, heat_map, list_risks
+from tests.support.projection_process import LiveSystem, app_store, table_rows
+from tests.support.relay_process import eventually
+
+TODAY = date(2027, 3, 1)
+
+
+@pytest_asyncio.fixture
+async def store(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
+    return app_store(pool, schema)
+
+
+@pytest.fixture
+def app(store: PostgresEventStore) -> Application:
+    return Application(store)
+
+
+@pytest_asyncio.fixture
+async def live(
+    store: PostgresEventStore, pg_url: str, nats_url: str, subject_prefix: str
+) -> AsyncIterator[LiveSystem]:
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix) as system:
+        yield system
+
+
+class Story:
+    """A program with a plan, a decision log, risks and a person's time."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.program, self.workstream = uuid4(), uuid4()
+        self.m1, self.m2 = uuid4(), uuid4()
+        self.d1, self.d2 = uuid4(), uuid4()
+        self.r1, self.r2 = uuid4(), uuid4()
+        self.a1, self.a2 = uuid4(), uuid4()
+        self.alice = f"alice{uuid4().hex[:6]}"
+        self.positions: dict[str, int] = {}
+
+    async def do(self, label: str, command: Command, actor: str = "tom") -> CommandResult:
+        result = await self.app.handle(command, CommandContext(actor=actor, reason=label))
+        self.positions[label] = result.last_position
+        return result
+
+    async def tell(self) -> int:
+        p = self.program
+        await self.do(
+            "propose",
+            ProposeProgram(
+                program_id=p,
+                code=f"PAY{uuid4().hex[:6].upper()}",
+                name="Payments",
+                objective="Halve failures",
+                sponsor="Dana",
+                owner="Tom",
+                priority=1,
+                start_date=date(2027, 1, 1),
+                target_end_date=date(2027, 12, 31),
+                planned_budget=Money(amount_minor=1_000_000, currency="EUR"),
+            ),
+        )
+        await self.do("activate", ActivateProgram(program_id=p))
+        await self.do(
+            "workstream",
+            AddWorkstream(
+                program_id=p,
+                workstream_id=self.workstream,
+                name="Core",
+                lead="Lee",
+                department=Department.ENGINEERING,
+            ),
+        )
+        await self.do(
+            "m1",
+            PlanMilestone(
+                program_id=p, milestone_id=self.m1, name="Pilot", due_date=date(2027, 4, 1)
+            ),
+        )
+        await self.do(
+            "m2",
+            PlanMilestone(
+                program_id=p, milestone_id=self.m2, name="Design", due_date=date(2027, 2, 1)
+            ),
+        )
+        await self.do(
+            "reschedule",
+            RescheduleMilestone(
+                program_id=p, milestone_id=self.m1, forecast_date=date(2027, 4, 11), reason="vendor"
+            ),
+        )
+        await self.do(
+            "done",
+            CompleteMilestone(program_id=p, milestone_id=self.m2, actual_date=date(2027, 2, 3)),
+        )
+        await self.do(
+            "d1",
+            RecordDecision(
+                program_id=p,
+                decision_id=self.d1,
+                title="Build",
+                context="c",
+                outcome="in-house",
+                decided_by="Tom",
+                decided_on=date(2027, 1, 10),
+            ),
+        )
+        await self.do(
+            "d2",
+            SupersedeDecision(
+                program_id=p,
+                decision_id=self.d2,
+                supersedes=self.d1,
+                title="Buy",
+                context="c",
+                outcome="vendor",
+                decided_by="Dana",
+                decided_on=date(2027, 2, 10),
+            ),
+        )
+        await self.do(
+            "lesson",
+            RecordLesson(program_id=p, lesson_id=uuid4(), what_happened="late", learned="buffer"),
+        )
+        await self.do(
+            "budget",
+            AllocateBudget(
+                program_id=p,
+                budget_allocation_id=uuid4(),
+                workstream_id=self.workstream,
+                amount=Money(amount_minor=300_000, currency="EUR"),
+            ),
+        )
+        await self.do(
+            "spend",
+            ReportActualSpend(
+                program_id=p,
+                amount=Money(amount_minor=120_000, currency="EUR"),
+                as_of=date(2027, 2, 28),
+            ),
+        )
+        await self.do(
+            "r1",
+            IdentifyRisk(
+                risk_id=self.r1,
+                program_id=p,
+                title="Vendor late",
+                category=RiskCategory.VENDOR,
+                probability=4,
+                impact=5,
+                owner="Olga",
+                next_review_on=date(2027, 2, 15),
+            ),
+            actor="olga",
+        )
+        await self.do(
+            "r2",
+            IdentifyRisk(
+                risk_id=self.r2,
+                program_id=p,
+                title="Typo",
+                category=RiskCategory.OTHER,
+                probability=2,
+                impact=2,
+                owner="Olga",
+            ),
+            actor="olga",
+        )
+        await self.do("r2 assessed", AssessRisk(risk_id=self.r2, probability=2, impact=2))
+        await self.do(
+            "r2 mitigated",
+            StartMitigation(
+                risk_id=self.r2,
+                response_strategy=ResponseStrategy.MITIGATE,
+                mitigation_plan="proofread",
+                mitigation_due_on=date(2027, 3, 1),
+            ),
+        )
+        await self.do("r2 closed", CloseRisk(risk_id=self.r2, reason="fixed"))
+        await self.do(
+            "alice",
+            RegisterResource(
+                resource_key=self.alice,
+                name="Alice",
+                kind=PartyKind.PERSON,
+                department=Department.ENGINEERING,
+                role="dev",
+                capacity=100,
+            ),
+        )
+        for allocation, percentage in ((self.a1, 60), (self.a2, 50)):
+            await self.do(
+                f"propose {percentage}",
+                ProposeAllocation(
+                    resource_key=self.alice,
+                    allocation_id=allocation,
+                    program_id=p,
+                    start_date=date(2027, 3, 1),
+                    end_date=date(2027, 3, 14),
+                    percentage=percentage,
+                ),
+            )
+        await self.do(
+            "confirm 60", ConfirmAllocation(resource_key=self.alice, allocation_id=self.a1)
+        )
+        result = await self.do(
+            "confirm 50",
+            ConfirmAllocation(
+                resource_key=self.alice, allocation_id=self.a2, override_reason="launch week"
+            ),
+        )
+        return result.last_position
+
+
+async def test_the_read_models_answer_what_a_tpm_asks(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+
+    page = await list_programs(pool)
+    assert page.total_count == 1
+    program = page.items[0]
+    assert (program.status, program.priority, program.budget_planned) == ("ACTIVE", 1, 1_000_000)
+    assert (program.budget_allocated, program.budget_actual) == (300_000, 120_000)
+    assert (program.open_risks, program.open_risks_critical, program.open_risks_low) == (1, 1, 0)
+    assert (program.next_milestone_id, program.next_milestone_date) == (story.m1, date(2027, 4, 11))
+
+    listed = await list_milestones(pool, program_id=story.program)
+    milestones = {m.milestone_id: m for m in listed.items}
+    assert (milestones[story.m1].slip_days, milestones[story.m1].status) == (10, "PLANNED")
+    assert (milestones[story.m2].status, milestones[story.m2].actual_date) == (
+        "DONE",
+        date(2027, 2, 3),
+    )
+
+    in_force = await list_decisions(pool, program_id=story.program, in_force=True)
+    assert [d.decision_id for d in in_force.items] == [story.d2]
+    earlier = await get_decision(pool, story.d1)
+    assert earlier is not None
+    assert earlier.superseded_by == story.d2
+    before_supersession = await get_decision(pool, story.d1, as_of=story.positions["d1"])
+    assert before_supersession is not None
+    assert before_supersession.superseded_by is None
+    assert (await list_lessons(pool, program_id=story.program)).total_count == 1
+
+    register = await list_risks(pool, program_id=story.program, today=TODAY)
+    assert [r.risk_id for r in register.items] == [story.r1, story.r2]
+    r1 = register.items[0]
+    assert (r1.score, r1.band, r1.overdue, r1.needs_response) == (20, "CRITICAL", True, True)
+    assert not register.items[1].is_open
+    overdue = await list_risks(pool, overdue=True, today=TODAY)
+    assert [r.risk_id for r in overdue.items] == [story.r1]
+    not_yet = await get_risk(pool, story.r1, today=date(2027, 2, 1))
+    assert not_yet is not None
+    assert not not_yet.overdue
+
+    cells = {(c.probability, c.impact): c.count for c in (await heat_map(pool)).cells}
+    assert cells[(4, 5)] == 1
+    assert sum(cells.values()) == 1
+    assert (await heat_map(pool, as_of=story.positions["r2"])).total == 2
+
+    weeks = await utilisation(
+        pool, start=date(2027, 3, 1), end=date(2027, 3, 14), resource_key=story.alice
+    )
+    assert [(w.week_start, w.confirmed_days, w.over_allocated) for w in weeks.items] == [
+        (date(2027, 3, 1), 770, True),
+        (date(2027, 3, 8), 770, True),
+    ]
+    assert weeks.items[0].utilisation == pytest.approx(1.1)
+    # Bitemporal: the same weeks as known before the override was confirmed.
+    known_then = await utilisation(
+        pool,
+        start=date(2027, 3, 1),
+        end=date(2027, 3, 14),
+        resource_key=story.alice,
+        known_at=story.positions["confirm 60"],
+    )
+    assert [(w.confirmed_days, w.proposed_days, w.over_allocated) for w in known_then.items] == [
+        (420, 350, False),
+        (420, 350, False),
+    ]
+    assert (await list_allocations(pool, resource_key=story.alice)).total_count == 2
+
+
+async def test_as_of_a_position_or_a_time_and_keyset_pages(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+
+    proposed = await get_program(pool, story.program, as_of=story.positions["propose"])
+    assert proposed is not None
+    assert proposed.status == "PROPOSED"
+    assert await get_program(pool, story.program, as_of=story.positions["propose"] - 1) is None
+    recorded = (await audit_trail(pool, entity_id=str(story.program), newest_first=False)).items
+    activation = next(e for e in recorded if e.event_type == "ProgramActivated")
+    by_time = await get_program(pool, story.program, as_of=activation.recorded_at)
+    assert by_time is not None
+    assert by_time.status == "ACTIVE"
+    assert by_time.valid_from_pos <= activation.position
+
+    first = await list_risks(pool, first=1)
+    assert (len(first.items), first.total_count, first.has_next_page) == (1, 2, True)
+    second = await list_risks(pool, first=1, after=first.end_cursor)
+    assert [r.risk_id for r in second.items] == [story.r2]
+    assert not second.has_next_page
+    with pytest.raises(ValueError, match="another sort"):
+        await list_risks(pool, first=1, after=first.end_cursor, sort="title")
+    as_of_page = await list_risks(pool, first=1, as_of=story.positions["r1"])
+    assert as_of_page.total_count == 1
+    assert as_of_page.as_of_position == story.positions["r1"]
+
+
+async def test_the_audit_trail_says_who_changed_which_field(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+
+    trail = await audit_trail(pool, program_id=story.program, event_types=["MilestoneRescheduled"])
+    [entry] = trail.items
+    assert (entry.actor, entry.reason, entry.version) == ("tom", "reschedule", 6)
+    assert [(c.path, c.before, c.after) for c in entry.changes] == [
+        (f"milestones[{story.m1}].forecast_date", "2027-04-01", "2027-04-11")
+    ]
+    by_olga = await audit_trail(pool, actor="olga")
+    assert {e.entity_id for e in by_olga.items} == {str(story.r1), str(story.r2)}
+    created = (await audit_trail(pool, stream_id=f"risk-{story.r1}")).items[-1]
+    assert {c.path for c in created.changes} >= {"title", "probability", "impact", "owner"}
+    # One entry per domain event (each command of the story recorded one).
+    assert (await audit_trail(pool, first=1)).total_count == len(story.positions)
+
+
+async def test_a_redelivered_event_is_never_applied_twice(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool, subject_prefix: str
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+    before = {p.name: await table_rows(pool, p) for p in PROJECTIONS.values()}
+    assert live.nc is not None
+    js = live.nc.jetstream()
+    stream = f"{subject_prefix.upper()}_EVENTS"
+    info = await js.stream_info(stream)
+    # Store every event a second time, as JetStream redelivers after a lost ack.
+    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(stream, sequence)
+        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+        headers[HEADER_MSG_ID] = f"again-{sequence}"
+        assert msg.subject is not None
+        assert msg.data is not None
+        await js.publish(msg.subject, msg.data, headers=headers)
+    audit = live.runners["audit"]
+    await eventually(lambda: audit.stats.skipped >= info.state.messages, within=10)
+    after = {p.name: await table_rows(pool, p) for p in PROJECTIONS.values()}
+    assert after == before
+
+
+async def test_a_poison_event_stops_its_projections_and_is_reported(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool, store: PostgresEventStore
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+    # An event decide() never makes: a milestone nobody planned. evolve() refuses it.
+    bad = await store.append(
+        f"program-{story.program}",
+        ExpectedVersion.ANY,
+        [
+            MilestoneRescheduled(
+                program_id=story.program,
+                milestone_id=uuid4(),
+                forecast_date=date(2027, 5, 1),
+                reason="?",
+            )
+        ],
+        EventMetadata(actor="mallory", program_id=story.program),
+    )
+    after = await app.handle(
+        AssessRisk(risk_id=story.r1, probability=5, impact=5), CommandContext(actor="olga")
+    )
+    assert await wait_for_position(pool, after.last_position, 10, ["risks", "allocations"])
+    assert not await wait_for_position(pool, after.last_position, 10)  # fails fast, not at 10s
+
+    status = {s.name: s for s in await projection_status(pool)}
+    for name in ("programs", "milestones", "decisions", "audit"):
+        failed = status[name]
+        assert (failed.state, failed.position) == ("failed", bad.last_position - 1)
+        assert (failed.failed_position, failed.failed_event_type) == (
+            bad.last_position,
+            "MilestoneRescheduled",
+        )
+        assert failed.error is not None
+        assert "InconsistentHistory" in failed.error
+        assert live.runners[name].state is RunnerState.FAILED
+    assert status["risks"].state == "running"
+    assert status["risks"].lag_positions == 0
+    risk = await get_risk(pool, story.r1)
+    assert risk is not None
+    assert risk.score == 25
+    programs = await get_program(pool, story.program)
+    assert programs is not None
+    assert programs.open_risks_critical == 1  # stopped before
+
+    with pytest.raises(RebuildFailed, match="MilestoneRescheduled"):
+        await rebuild(pool, live.store, "milestones", progress=False)
+    # Cleared without a fix, the runner tries the same event again and stops again.
+    assert await clear_failure(pool, "milestones")
+
+    async def failed_again() -> bool:
+        [again] = await projection_status(pool, ["milestones"])
+        return again.state == "failed" and again.failed_position == bad.last_position
+
+    await eventually(failed_again, within=10)
+
+
+def _active(runner: ProjectionRunner) -> bool:
+    return runner.state is RunnerState.ACTIVE
+
+
+async def test_one_runner_is_active_and_a_standby_takes_over(
+    app: Application,
+    store: PostgresEventStore,
+    pg_url: str,
+    nats_url: str,
+    subject_prefix: str,
+    pool: asyncpg.Pool,
+) -> None:
+    risks = PROJECTIONS["risks"]
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix, [risks]) as system:
+        first = system.runners["risks"]
+        await eventually(lambda: _active(first))
+        second = system.start(risks)
+        await asyncio.sleep(0.5)
+        assert second.state is RunnerState.STANDBY
+        risk = uuid4()
+        story = Story(app)
+        await story.do(
+            "propose",
+            ProposeProgram(
+                program_id=story.program,
+                code=f"SB{uuid4().hex[:6].upper()}",
+                name="n",
+                objective="o",
+                sponsor="s",
+                owner="o",
+                priority=3,
+                start_date=TODAY,
+                target_end_date=TODAY,
+                planned_budget=Money(amount_minor=1, currency="EUR"),
+            ),
+        )
+        result = await story.do(
+            "risk",
+            IdentifyRisk(
+                risk_id=risk,
+                program_id=story.program,
+                title="t",
+                category=RiskCategory.OTHER,
+                probability=1,
+                impact=1,
+                owner="o",
+            ),
+        )
+        assert await wait_for_position(pool, result.last_position, 10, ["risks"])
+        first.stop()
+        await eventually(lambda: _active(second), within=10)
+        result = await story.do("assess", AssessRisk(risk_id=risk, probability=3, impact=3))
+        assert await wait_for_position(pool, result.last_position, 10, ["risks"])
+        assessed = await get_risk(pool, risk)
+        assert assessed is not None
+        assert assessed.score == 9
+        assert second.stats.applied == 1
+
+
+async def test_lag_shows_positions_and_seconds_behind(
+    app: Application,
+    store: PostgresEventStore,
+    pool: asyncpg.Pool,
+    pg_url: str,
+    nats_url: str,
+    subject_prefix: str,
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    status = {s.name: s for s in await projection_status(pool)}
+    assert status["audit"].state == "idle"
+    assert status["audit"].lag_positions == head
+    await asyncio.sleep(0.05)
+    [audit] = await projection_status(pool, ["audit"])
+    assert audit.lag_seconds >= 0.05
+    assert not await wait_for_position(pool, head, 0.2)
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix):
+        assert await wait_for_position(pool, head, 20)
+        caught_up = await projection_status(pool)
+    assert all(s.lag_positions == 0 and s.lag_seconds == 0.0 for s in caught_up)
+    assert {s.state for s in await projection_status(pool)} == {"stopped"}
