@@ -1,0 +1,30 @@
+"""The HTTP and WebSocket entry point: a Litestar app serving GraphQL (``docs/api.md``).
+
+``create_app`` builds the app over an open runtime; ``mint_token`` signs development and
+service tokens; ``export_sdl`` prints the schema that ``schema.graphql`` holds.
+"""
+
+from programledger.api.app import create_app
+from programledger.api.auth import Capability, Identity, Role, jwt_secret, mint_token
+from programledger.api.graphql.context import WaitForPosition
+from programledger.api.graphql.schema import build_schema, export_sdl
+from programledger.api.limits import ApiLimits
+from programledger.api.metrics import ApiMetrics
+from programledger.api.operations import ReadinessCheck
+from programledger.api.request_ids import RequestIdLogFilter
+
+__all__ = [
+    "ApiLimits",
+    "ApiMetrics",
+    "Capability",
+    "Identity",
+    "ReadinessCheck",
+    "RequestIdLogFilter",
+    "Role",
+    "WaitForPosition",
+    "build_schema",
+    "create_app",
+    "export_sdl",
+    "jwt_secret",
+    "mint_token",
+]

@@ -1,0 +1,113 @@
+"""The Litestar application: GraphQL at ``/graphql``, plus ``/health``, ``/ready``, ``/metrics``.
+
+The factory only wires; the runtime (pool, store, servers) is opened by the caller
+(``bootstrap.open_runtime``), and the one resource the API owns, its NATS connection for
+subscriptions, is opened in the lifespan and closed in ``finally``.
+
+Layers of a request, outermost first: request id and access log, bearer authentication
+(HTTP only; WebSockets authenticate in ``connection_init``), body size limit, the route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+
+from programledger.api.auth import jwt_auth, jwt_secret
+from programledger.api.errors import exception_handlers
+from programledger.api.events import EventFeed
+from programledger.api.graphql.context import Services, WaitForPosition
+from programledger.api.graphql.schema import build_schema
+from programledger.api.graphql.transport import graphql_controller
+from programledger.api.limits import ApiLimits
+from programledger.api.metrics import ApiMetrics
+from programledger.api.operations import (
+    ReadinessCheck,
+    feed_check,
+    operations_routes,
+    postgres_check,
+)
+from programledger.api.request_ids import RequestContextMiddleware, add_request_id_header
+from programledger.application.handlers import Application
+from programledger.bootstrap import Runtime
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    application: Application,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+    wait_for_position: WaitForPosition | None = None,
+    metrics: ApiMetrics | None = None,
+    limits: ApiLimits = ApiLimits(),  # noqa: B008 - frozen
+    graphiql: bool = True,
+    allowed_origins: Sequence[str] = (),
+) -> Litestar:
+    """The API over an open runtime.
+
+    ``readiness_checks`` are added to ``/ready`` (PostgreSQL and NATS are built in);
+    ``wait_for_position`` is the read side's read-your-writes wait, used by mutations with
+    ``waitForProjections``; ``metrics`` carries the Prometheus registry to expose (a new one
+    by default; ``app.state.metrics`` either way); ``allowed_origins`` are the browser
+    origins, besides the API's own, that may call it (CORS) and open a GraphQL WebSocket.
+    """
+    metrics = metrics if metrics is not None else ApiMetrics()
+    secret = jwt_secret(runtime.settings)
+    feed = EventFeed(runtime.servers.nats_servers, runtime.settings.subject_prefix)
+    services = Services(
+        application=application,
+        pool=runtime.pool,
+        store=runtime.store,
+        feed=feed,
+        metrics=metrics,
+        jwt_secret=secret,
+        wait_for_position=wait_for_position,
+        projection_wait=limits.projection_wait,
+    )
+    checks = [postgres_check(runtime.pool), feed_check(feed), *readiness_checks]
+
+    @contextlib.asynccontextmanager
+    async def event_feed(_app: Litestar) -> AsyncIterator[None]:
+        await feed.start()
+        try:
+            yield
+        finally:
+            await feed.close()
+
+    return Litestar(
+        route_handlers=[
+            graphql_controller(
+                build_schema(limits), services, graphiql=graphiql, allowed_origins=allowed_origins
+            ),
+            *operations_routes(checks, metrics),
+        ],
+        middleware=[RequestContextMiddleware(metrics), jwt_auth(secret).middleware],
+        lifespan=[event_feed],
+        before_send=[add_request_id_header],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=limits.max_body_bytes,
+        cors_config=_cors(allowed_origins),
+        state=State({"metrics": metrics}),
+        openapi_config=None,  # schema.graphql is the contract; no REST docs to serve
+        logging_config=None,  # the entry point configures logging for the whole process
+    )
+
+
+def _cors(origins: Sequence[str]) -> CORSConfig | None:
+    """Browsers on these origins may send GraphQL requests with a bearer token and read the
+    request id of the answer; with none, only same-origin pages (and non-browsers) can."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        expose_headers=["X-Request-Id"],
+        max_age=600,
+    )

@@ -1,0 +1,282 @@
+"""The live event feed behind GraphQL subscriptions: the relay's messages, from NATS.
+
+One NATS connection per API process serves every subscription. Each subscription is a core
+NATS subscription on the relay's subjects (``<prefix>.<program>.<stream type>.<EventType>``),
+so NATS filters by program and a subscriber receives what the relay publishes the moment
+JetStream gets it; PostgreSQL is never polled.
+
+A live feed must not lose events silently. When the connection to NATS drops, or a
+subscriber falls so far behind that its buffer fills, its subscription ends with
+:class:`FeedUnavailable`: the client subscribes again and refetches what it shows. Events
+published twice (a relay retrying after a lost acknowledgement) are delivered once, because
+the relay publishes in position order and a position already delivered is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Self
+from uuid import UUID
+
+import msgspec
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
+
+__all__ = ["EventFeed", "EventSelection", "EventStream", "FeedUnavailable"]
+
+log = logging.getLogger(__name__)
+
+_INTERRUPTED = "the event feed was interrupted (connection to NATS lost); subscribe again"
+_SHUTDOWN = "the server is shutting down; subscribe again"
+
+
+class FeedUnavailable(Exception):
+    """The feed cannot deliver (any more) to this subscriber; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """What a subscriber wants; ``None`` means any."""
+
+    program_id: UUID | None = None
+    stream_types: frozenset[str] | None = None
+    event_types: frozenset[str] | None = None
+
+    def wants(self, envelope: EventEnvelope) -> bool:
+        return (
+            (self.program_id is None or envelope.program_id == self.program_id)
+            and (self.stream_types is None or envelope.stream_type in self.stream_types)
+            and (self.event_types is None or envelope.event_type in self.event_types)
+        )
+
+
+class _Listener:
+    """One subscriber's buffer; ``failure`` ends its subscription at the next event."""
+
+    __slots__ = ("failure", "queue")
+
+    def __init__(self, backlog: int) -> None:
+        self.queue: asyncio.Queue[Msg | None] = asyncio.Queue(backlog)
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)  # wake the subscriber (a full queue wakes it anyway)
+
+
+class EventFeed:
+    """Run with :meth:`start` and :meth:`close` (the app's lifespan does both).
+
+    ``backlog`` is how many events one subscriber may have waiting before it is cut off.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        prefix: str,
+        *,
+        backlog: int = 1000,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self._servers = list(servers)
+        self._prefix = prefix
+        self._backlog = backlog
+        self._connect_timeout = connect_timeout
+        self._nc: NatsClient | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._listeners: set[_Listener] = set()
+
+    async def start(self) -> None:
+        """Connect in the background: the API serves (and reports not ready) while NATS is
+        down, and subscriptions work as soon as it is reachable."""
+        self._connecting = asyncio.create_task(self._connect(), name="event-feed-connect")
+
+    async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        for listener in list(self._listeners):
+            listener.fail(_SHUTDOWN)
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 5)
+
+    async def check(self) -> tuple[bool, str]:
+        """Whether NATS answers a round trip now (for ``/ready``)."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return False, "not connected"
+        try:
+            await nc.flush(timeout=2)
+        except Exception as exc:
+            return False, f"no answer: {type(exc).__name__}"
+        return True, "connected"
+
+    async def open(
+        self, selection: EventSelection, *, until: datetime | None = None
+    ) -> EventStream:
+        """A stream of the selected events published from now on, in position order; it
+        ends at ``until``. Once this returns, NATS has registered the subscription, so no
+        event published afterwards is missed."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            raise FeedUnavailable("the event feed is not connected to NATS; try again shortly")
+        subject = subject_filters(
+            self._prefix,
+            selection.program_id,
+            selection.stream_types,
+            selection.event_types,
+            multiple=False,  # one subject keeps NATS' delivery order; the rest is filtered here
+        )[0]
+        listener = _Listener(self._backlog)
+
+        async def receive(msg: Msg) -> None:
+            try:
+                listener.queue.put_nowait(msg)
+            except asyncio.QueueFull:
+                listener.fail(
+                    "the subscriber fell too far behind and events were dropped; subscribe again"
+                )
+
+        try:
+            subscription = await nc.subscribe(subject, cb=receive)
+        except nats.errors.Error as exc:
+            raise FeedUnavailable("the event feed is not available; try again shortly") from exc
+        self._listeners.add(listener)
+        on_close = functools.partial(self._close, listener, subscription)
+        stream = EventStream(selection, listener, until, on_close=on_close)
+        try:
+            await nc.flush(timeout=5)
+        except (nats.errors.Error, TimeoutError) as exc:
+            await stream.close()
+            raise FeedUnavailable("the event feed did not answer; try again shortly") from exc
+        return stream
+
+    async def _close(self, listener: _Listener, subscription: Subscription) -> None:
+        self._listeners.discard(listener)
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+
+    async def _connect(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                # nats-py retries a first connection forever when reconnects are unlimited;
+                # the bound hands control back here, where failures are logged.
+                self._nc = await asyncio.wait_for(
+                    nats.connect(
+                        self._servers,
+                        name="programledger-api",
+                        allow_reconnect=True,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.5,
+                        connect_timeout=max(1, round(self._connect_timeout / 2)),
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        error_cb=self._on_error,
+                    ),
+                    self._connect_timeout,
+                )
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                log.warning(
+                    "event feed: cannot connect to NATS (%r); retrying in %.1fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info("event feed: connected to NATS")
+            return
+
+    async def _on_disconnected(self) -> None:
+        if self._listeners:
+            log.warning(
+                "event feed: NATS connection lost; ending %d subscriptions", len(self._listeners)
+            )
+        for listener in list(self._listeners):
+            listener.fail(_INTERRUPTED)
+
+    async def _on_reconnected(self) -> None:
+        log.info("event feed: reconnected to NATS")
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("event feed: NATS error: %r", exc)
+
+
+class EventStream:
+    """What :meth:`EventFeed.open` returns: iterate it, and close it (``async with``)."""
+
+    def __init__(
+        self,
+        selection: EventSelection,
+        listener: _Listener,
+        until: datetime | None,
+        *,
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._selection = selection
+        self._listener = listener
+        self._on_close: Callable[[], Awaitable[None]] | None = on_close
+        self._deadline = None
+        if until is not None:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.time() + (until - datetime.now(UTC)).total_seconds()
+        self._last = 0
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> EventEnvelope:
+        listener = self._listener
+        while True:
+            if listener.failure is not None:
+                raise FeedUnavailable(listener.failure)
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    msg = await listener.queue.get()
+            except TimeoutError:
+                raise StopAsyncIteration from None
+            envelope = _envelope(msg)
+            if envelope is None or envelope.position <= self._last:
+                continue
+            self._last = envelope.position
+            if self._selection.wants(envelope):
+                return envelope
+
+    async def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            await on_close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _envelope(msg: Msg | None) -> EventEnvelope | None:
+    if msg is None:
+        return None
+    try:
+        return decode_envelope(msg.data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        log.warning(
+            "event feed: skipping a message on %s that is not an event envelope: %s",
+            msg.subject,
+            exc,
+        )
+        return None

@@ -1,0 +1,348 @@
+"""One mutation per domain command, generated: ``proposeProgram(input: ProposeProgramInput!)``.
+
+Each returns ``<Command>Payload``, a union of ``<Command>Success`` (which implements
+``CommandAccepted``) and every typed error (``types.ERROR_TYPES``). A refusal of the
+domain or the store becomes the matching error, one to one; anything else is a bug,
+reported as a GraphQL error with code INTERNAL and the request id (see ``extensions``).
+
+The actor is the token's subject, and only that: no input has an actor field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import operator
+from dataclasses import dataclass
+from typing import Annotated, Any, assert_never, get_args
+from uuid import UUID, uuid4
+
+import strawberry
+from graphql import FieldNode
+from strawberry.types.field import StrawberryField
+
+from programledger.api.auth import Capability
+from programledger.api.graphql.context import ApiInfo, Services
+from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
+from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.types import (
+    ERROR_TYPES,
+    AlreadyExistsError,
+    BudgetExceededError,
+    CommandAccepted,
+    ConflictError,
+    FieldIssue,
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
+    MoneyType,
+    NotFoundError,
+    OverAllocationError,
+    OverAllocationPeriodType,
+    SafeInt,
+    UserError,
+    ValidationErrorType,
+)
+from programledger.application.commands import Command, CommandContext, CommandResult
+from programledger.application.eventstore import ConcurrencyConflict, IdempotencyKeyReused
+from programledger.domain import (
+    Money,
+    ProgramCommand,
+    ResourceCommand,
+    RiskCommand,
+)
+from programledger.domain.errors import (
+    AlreadyExists,
+    BudgetExceeded,
+    InvalidTransition,
+    NotFound,
+    OverAllocation,
+    ValidationError,
+)
+
+__all__ = ["COMMANDS", "mutation_type"]
+
+log = logging.getLogger(__name__)
+
+COMMANDS: tuple[type[Command], ...] = (
+    *get_args(ProgramCommand),
+    *get_args(RiskCommand),
+    *get_args(ResourceCommand),
+)
+
+_Refusal = (
+    ValidationError
+    | InvalidTransition
+    | OverAllocation
+    | NotFound
+    | AlreadyExists
+    | BudgetExceeded
+    | ConcurrencyConflict
+    | IdempotencyKeyReused
+)
+"""Every refusal a command can meet, each returned as its own typed error; an exception
+outside this list is a bug (a GraphQL error with code INTERNAL). mypy checks that
+``_REFUSALS`` and ``_refusal`` cover exactly these."""
+_REFUSALS = (
+    ValidationError,
+    InvalidTransition,
+    OverAllocation,
+    NotFound,
+    AlreadyExists,
+    BudgetExceeded,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mutation:
+    command: type[Command]
+    inputs: CommandInputs
+    success: type[CommandAccepted]
+
+    @property
+    def name(self) -> str:
+        return self.command.__name__
+
+    async def run(self, info: ApiInfo, value: Any) -> object:
+        services = info.context.services
+        data = self.inputs.data(value)
+        command: Command | None = None
+        try:
+            context = _command_context(info, value)
+            command = self.inputs.command(self.command, data)
+            result = await services.application.handle(command, context)
+        except _REFUSALS as exc:
+            error = self._refusal(exc, command if command is not None else data)
+            services.metrics.mutation_done(info.field_name, error.code)
+            return error
+        caught_up = None
+        if value.wait_for_projections:
+            caught_up = await _wait_for_projections(services, result.last_position)
+        services.metrics.mutation_done(
+            info.field_name, "replayed" if result.replayed else "accepted"
+        )
+        return self._accepted(result, caught_up)
+
+    def _accepted(self, result: CommandResult, caught_up: bool | None) -> CommandAccepted:
+        return self.success(
+            entity_id=strawberry.ID(str(result.entity_id)),
+            stream_id=result.stream_id,
+            version=result.version,
+            position=SafeInt(result.last_position),
+            replayed=result.replayed,
+            event_ids=[strawberry.ID(str(event_id)) for event_id in result.event_ids],
+            event_types=[event.event_type for event in result.events],
+            projections_caught_up=caught_up,
+        )
+
+    def _refusal(self, exc: _Refusal, subject: object) -> UserError:
+        """The typed error for a refusal; ``subject`` is the command (or its data when it
+        could not be built), used to point at the input field at fault."""
+        match exc:
+            case ValidationError():
+                issues = [
+                    FieldIssue(
+                        path=self.inputs.path(self.command, i.path, subject), message=i.message
+                    )
+                    for i in exc.issues
+                ]
+                path = issues[0].path if len(issues) == 1 else ["input"]
+                return ValidationErrorType(
+                    code=exc.code, message=exc.message, path=path, issues=issues
+                )
+            case ConcurrencyConflict():
+                expected = exc.expected if isinstance(exc.expected, int) else None
+                if expected is None:
+                    message = (
+                        f"{exc.stream_id} kept changing under concurrent commands; "
+                        "send the command again"
+                    )
+                else:
+                    message = (
+                        f"{exc.stream_id} is at version {exc.actual_version}, not "
+                        f"{expected}: reload it and decide again"
+                    )
+                return ConflictError(
+                    code="CONFLICT",
+                    message=message,
+                    path=["input", "expectedVersion"] if expected is not None else [],
+                    stream_id=exc.stream_id,
+                    expected_version=expected,
+                    current_version=exc.actual_version,
+                )
+            case IdempotencyKeyReused():
+                return IdempotencyKeyReusedError(
+                    code="IDEMPOTENCY_KEY_REUSED",
+                    message=str(exc),
+                    path=["input", "idempotencyKey"],
+                    key=exc.key,
+                )
+            case InvalidTransition():
+                return InvalidTransitionError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=[],
+                    entity=exc.entity,
+                    entity_id=strawberry.ID(str(exc.entity_id)),
+                    from_status=exc.from_status,
+                    attempted=exc.attempted,
+                    hint=exc.hint,
+                )
+            case OverAllocation():
+                return OverAllocationError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=[],
+                    resource_key=exc.resource_key,
+                    conflicts=[
+                        OverAllocationPeriodType(
+                            start=c.start,
+                            end=c.end,
+                            total_percentage=c.total_percentage,
+                            capacity=c.capacity,
+                            program_ids=[strawberry.ID(str(p)) for p in c.program_ids],
+                            allocation_ids=[strawberry.ID(str(a)) for a in c.allocation_ids],
+                        )
+                        for c in exc.conflicts
+                    ],
+                )
+            case NotFound():
+                return NotFoundError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=_path_of_value(subject, exc.entity_id),
+                    entity=exc.entity,
+                    entity_id=strawberry.ID(str(exc.entity_id)),
+                )
+            case AlreadyExists():
+                return AlreadyExistsError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=_path_of_value(subject, exc.entity_id),
+                    entity=exc.entity,
+                    entity_id=strawberry.ID(str(exc.entity_id)),
+                )
+            case BudgetExceeded():
+                return BudgetExceededError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=[],
+                    program_id=strawberry.ID(str(exc.program_id)),
+                    planned=_money(exc.planned),
+                    allocated=_money(exc.allocated),
+                )
+        assert_never(exc)
+
+
+def _command_context(info: ApiInfo, value: Any) -> CommandContext:
+    """Who sends the command (the token) and on what terms (the input's context fields)."""
+    context = info.context
+    assert context.identity is not None  # the WRITE permission ran first
+    key: str | None = value.idempotency_key
+    header = context.idempotency_key
+    if header is not None:
+        if key is not None and key != header:
+            raise ValidationError.single(
+                "idempotency_key", "differs from the Idempotency-Key header; send only one"
+            )
+        if key is None and _mutation_fields(info) > 1:
+            raise ValidationError.single(
+                "idempotency_key",
+                "the Idempotency-Key header covers a request with a single mutation; give "
+                "each mutation its own idempotencyKey instead",
+            )
+        key = header
+    return CommandContext(
+        actor=context.identity.subject,
+        correlation_id=context.correlation_id or uuid4(),
+        reason=value.reason,
+        idempotency_key=key,
+        expected_version=value.expected_version,
+    )
+
+
+def _mutation_fields(info: ApiInfo) -> int:
+    """Mutation fields in the operation; a fragment counts as several (it may hold some)."""
+    selections = info.operation.selection_set.selections
+    return sum(1 if isinstance(node, FieldNode) else 2 for node in selections)
+
+
+async def _wait_for_projections(services: Services, position: int) -> bool:
+    """Whether the read models reached ``position`` in time. The write is already done, so
+    a failing or missing wait is reported as ``false``, never as an error a client might
+    answer by sending the command again."""
+    wait = services.wait_for_position
+    if wait is None:
+        return False
+    try:
+        async with asyncio.timeout(services.projection_wait + 1.0):
+            return await wait(position, services.projection_wait)
+    except Exception:
+        log.warning(
+            "waiting for the projections to reach position %d failed", position, exc_info=True
+        )
+        return False
+
+
+def _path_of_value(subject: object, entity_id: UUID | str) -> list[str]:
+    """``["input", <field>]`` for the top-level field holding ``entity_id``, if any."""
+    fields = subject if isinstance(subject, dict) else getattr(subject, "__struct_fields__", ())
+    for name in fields:
+        value = subject.get(name) if isinstance(subject, dict) else getattr(subject, name)
+        if value is not None and str(value) == str(entity_id):
+            return ["input", camel(name)]
+    return []
+
+
+def _money(money: Money) -> MoneyType:
+    return MoneyType(amount_minor=SafeInt(money.amount_minor), currency=money.currency)
+
+
+def _field(mutation: _Mutation, input_type: type) -> StrawberryField:
+    name = mutation.name
+    payload = _payload(name, (mutation.success, *ERROR_TYPES))
+
+    async def resolve(info: ApiInfo, input: Any) -> object:
+        return await mutation.run(info, input)
+
+    # Strawberry reads the argument and result types from the annotations.
+    resolve.__annotations__ = {"info": strawberry.Info, "input": input_type, "return": payload}
+    doc = doc_of(mutation.command)
+    description = f"{doc} " if doc else ""
+    field: StrawberryField = strawberry.mutation(
+        resolver=resolve,
+        name=camel(_snake(name)),
+        description=f"{description}The {name} command (docs/domain.md).",
+        extensions=[allowed(Capability.WRITE)],
+    )
+    return field
+
+
+def _payload(name: str, members: tuple[type, ...]) -> object:
+    """``Annotated[Success | ValidationError | ..., strawberry.union("<Name>Payload")]``."""
+    union: Any = functools.reduce(operator.or_, members)
+    return Annotated[union, strawberry.union(f"{name}Payload")]
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def mutation_type(inputs: CommandInputs) -> type:
+    """The ``Mutation`` root: one field per command in :data:`COMMANDS`."""
+    fields: dict[str, object] = {}
+    for command in COMMANDS:
+        input_type = inputs.command_input(command)
+        success = strawberry.type(
+            type(f"{command.__name__}Success", (CommandAccepted,), {}),
+            name=f"{command.__name__}Success",
+        )
+        mutation = _Mutation(command=command, inputs=inputs, success=success)
+        fields[_snake(command.__name__)] = _field(mutation, input_type)
+    return strawberry.type(
+        type("Mutation", (), fields),
+        description="Commands. Each needs the editor or admin role and returns a payload "
+        "union: the command's Success type or a typed UserError.",
+    )

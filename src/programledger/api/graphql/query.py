@@ -1,0 +1,545 @@
+"""The ``Query`` root: the read models as a frontend and an auditor read them.
+
+Every list and object comes from the projections' query functions (PostgreSQL read
+models), never from replaying the event store, so a dashboard costs index lookups; the
+exceptions are ``history`` and ``verifyIntegrity``, which exist to read the event store
+itself. Lists are Relay connections with keyset cursors; nested lists of a program are
+batched by :mod:`loaders`, so a page of programs costs the same statements for 1 or 50.
+
+Permissions: the current state needs READ (every role). Looking back in time (``asOf``,
+``asOfPosition``, ``knownAt``), the audit trail, history and integrity checks need AUDIT
+(auditor or admin): what was known when is the auditor's question, and a refusal says so
+with ``FORBIDDEN`` like any other. ``projectionStatus`` needs READ only, because a
+frontend shows "data as of ..." banners from it; it exposes no business data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import strawberry
+from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.extensions.field_extension import FieldExtension
+
+from programledger.adapters.postgres.verification import VerificationSummary, verify_streams
+from programledger.api.auth import ROLES_WITH, Capability, Role
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.loaders import ReadLoaders
+from programledger.api.graphql.permissions import Forbidden, allowed
+from programledger.api.graphql.read_types import (
+    AllocationSort,
+    AllocationType,
+    AuditEntryType,
+    Connection,
+    DecisionSort,
+    DecisionType,
+    DependencySort,
+    DependencyType,
+    HeatMapType,
+    HistoryEntryType,
+    IntegrityReport,
+    MilestoneSort,
+    MilestoneType,
+    ProgramSort,
+    ProgramType,
+    ProjectionStatusType,
+    ResourceSort,
+    ResourceType,
+    RiskSort,
+    RiskType,
+    StreamIntegrity,
+    UtilisationType,
+    UtilisationWeekType,
+    connection,
+    plain,
+)
+from programledger.api.graphql.types import SafeInt
+from programledger.application.eventstore import StreamVerification
+from programledger.projections import allocations, audit, decisions, milestones, programs, risks
+from programledger.projections.queries import AsOf, Filters, fetch_page, resolve_position
+from programledger.projections.status import projection_status
+
+__all__ = ["Me", "Query"]
+
+T = TypeVar("T")
+
+DEFAULT_PAGE = 50
+
+
+@strawberry.type(description="The caller, as the bearer token says.")
+class Me:
+    subject: str = strawberry.field(description="Written as the actor of every command.")
+    roles: list[Role]
+    expires_at: datetime
+
+
+def _me(info: ApiInfo) -> Me:
+    identity = info.context.identity
+    assert identity is not None  # the READ permission ran first
+    return Me(
+        subject=identity.subject, roles=sorted(identity.roles), expires_at=identity.expires_at
+    )
+
+
+# Shared argument handling
+
+
+def _bad_input(message: str) -> StrawberryGraphQLError:
+    return StrawberryGraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+def _as_of(info: ApiInfo, at: datetime | None, position: int | None) -> AsOf:
+    """The moment to read at; anything but "now" is an auditor's question."""
+    if at is None and position is None:
+        return None
+    identity = info.context.identity
+    if identity is None or not identity.can(Capability.AUDIT):
+        raise Forbidden(ROLES_WITH[Capability.AUDIT])
+    if at is not None and position is not None:
+        raise _bad_input("give asOf or asOfPosition, not both")
+    if at is not None:
+        if at.tzinfo is None:
+            raise _bad_input("asOf needs a time zone offset")
+        return at
+    assert position is not None
+    if position < 0:
+        raise _bad_input("asOfPosition must be 0 or more")
+    return position
+
+
+def _enum_values(values: list[Any] | None) -> list[str] | None:
+    return None if values is None else [str(v) for v in values]
+
+
+async def _read(call: Any) -> Any:
+    """Await a read-model query; its ValueErrors (bad cursor, bad range) are the client's."""
+    try:
+        return await call
+    except ValueError as exc:
+        raise _bad_input(str(exc)) from None
+
+
+# Filters
+
+
+@strawberry.input
+class ProgramFilter:
+    status: list[str] | None = None
+    health: list[str] | None = None
+    priority: list[int] | None = None
+    owner: str | None = None
+
+
+@strawberry.input
+class RiskFilter:
+    program_id: strawberry.ID | None = None
+    status: list[str] | None = None
+    band: list[str] | None = None
+    category: list[str] | None = None
+    min_score: int | None = strawberry.field(default=None, description="Score at least this.")
+    owner: str | None = None
+    open_only: bool = False
+    review_overdue: bool | None = strawberry.field(
+        default=None, description="Open risks whose next review is before today (or asOf)."
+    )
+    needs_response: bool | None = None
+
+
+@strawberry.input
+class AllocationFilter:
+    resource_key: str | None = None
+    program_id: strawberry.ID | None = None
+    workstream_id: strawberry.ID | None = None
+    status: list[str] | None = None
+    active_on: date | None = None
+
+
+@strawberry.input
+class AuditFilter:
+    stream_id: str | None = None
+    entity_id: str | None = strawberry.field(
+        default=None, description="A program or risk id, or a resource key."
+    )
+    program_id: strawberry.ID | None = None
+    actor: str | None = None
+    event_types: list[str] | None = None
+    correlation_id: strawberry.ID | None = None
+    from_: datetime | None = strawberry.field(
+        default=None, name="from", description="Recorded at or after (inclusive)."
+    )
+    to: datetime | None = strawberry.field(default=None, description="Recorded before.")
+
+
+def _uuid(value: str | None, name: str) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        raise _bad_input(f"{name} is not a UUID: {value!r}") from None
+
+
+# Resolvers
+
+
+async def _program(
+    info: ApiInfo,
+    id: strawberry.ID,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> ProgramType | None:
+    when = _as_of(info, as_of, as_of_position)
+    pool = info.context.services.pool
+    program_id = _uuid(id, "id")
+    assert program_id is not None
+    position: int | None
+    if isinstance(when, datetime):  # one position for the program and its nested lists
+        async with pool.acquire() as conn:
+            position = await resolve_position(conn, when)
+    else:
+        position = when
+    row = await programs.get_program(pool, program_id, as_of=position)
+    return None if row is None else ProgramType.of(row, ReadLoaders(pool, position))
+
+
+async def _programs(
+    info: ApiInfo,
+    filter: ProgramFilter | None = None,
+    order_by: ProgramSort = ProgramSort.CODE,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[ProgramType]:
+    when = _as_of(info, as_of, as_of_position)
+    f = filter or ProgramFilter()
+    pool = info.context.services.pool
+    page = await _read(programs.list_programs(
+        pool, status=f.status, health=f.health, priority=f.priority, owner=f.owner,
+        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+    ))  # fmt: skip
+    loaders = ReadLoaders(pool, page.as_of_position)
+    return connection(page, lambda p: ProgramType.of(p, loaders))
+
+
+async def _risks(
+    info: ApiInfo,
+    filter: RiskFilter | None = None,
+    order_by: RiskSort = RiskSort.SCORE,
+    descending: bool = True,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[RiskType]:
+    """``list_risks`` has no minimum score, so the same filters are built here over the
+    risks read model's list spec, with ``score >= minScore`` added."""
+    when = _as_of(info, as_of, as_of_position)
+    f = filter or RiskFilter()
+    pool = info.context.services.pool
+    day = (when if isinstance(when, datetime) else datetime.now(UTC)).astimezone(UTC).date()
+    filters = Filters()
+    filters.equals("program_id", _uuid(f.program_id, "programId"))
+    filters.any_of("status", f.status, "text")
+    filters.any_of("band", f.band, "text")
+    filters.any_of("category", f.category, "text")
+    filters.equals("owner", f.owner)
+    if f.min_score is not None:
+        filters.where("score >= {}", f.min_score)
+    if f.open_only:
+        filters.where("is_open")
+    if f.review_overdue is not None:
+        clause = "is_open AND coalesce(next_review_on < {}, false)"
+        filters.where(clause if f.review_overdue else f"NOT ({clause})", day)
+    filters.equals("needs_response", f.needs_response)
+    page = await _read(fetch_page(
+        pool, risks.LIST, filters, sort=order_by.value, descending=descending, first=first,
+        after=after, as_of=when,
+        extra_select=", (is_open AND coalesce(next_review_on < {}, false)) AS overdue",
+        extra_args=(day,),
+    ))  # fmt: skip
+    return connection(page, RiskType.of)
+
+
+async def _risk_heatmap(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> HeatMapType:
+    when = _as_of(info, as_of, as_of_position)
+    pool = info.context.services.pool
+    heat = await _read(risks.heat_map(pool, program_id=_uuid(program_id, "programId"), as_of=when))
+    return HeatMapType.of(heat)
+
+
+async def _milestones(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    workstream_id: strawberry.ID | None = None,
+    status: list[str] | None = None,
+    due_from: date | None = None,
+    due_to: date | None = None,
+    slipped_only: bool = False,
+    order_by: MilestoneSort = MilestoneSort.FORECAST_DATE,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[MilestoneType]:
+    when = _as_of(info, as_of, as_of_position)
+    page = await _read(milestones.list_milestones(
+        info.context.services.pool,
+        program_id=_uuid(program_id, "programId"),
+        workstream_id=_uuid(workstream_id, "workstreamId"), status=status,
+        due_from=due_from, due_to=due_to, slipped_only=slipped_only, sort=order_by.value,
+        descending=descending, first=first, after=after, as_of=when,
+    ))  # fmt: skip
+    return connection(page, MilestoneType.of)
+
+
+async def _dependencies(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    target_program_id: strawberry.ID | None = None,
+    status: list[str] | None = None,
+    needed_by_to: date | None = None,
+    order_by: DependencySort = DependencySort.NEEDED_BY,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[DependencyType]:
+    when = _as_of(info, as_of, as_of_position)
+    page = await _read(milestones.list_dependencies(
+        info.context.services.pool,
+        program_id=_uuid(program_id, "programId"),
+        target_program_id=_uuid(target_program_id, "targetProgramId"), status=status,
+        needed_by_to=needed_by_to, sort=order_by.value, descending=descending, first=first,
+        after=after, as_of=when,
+    ))  # fmt: skip
+    return connection(page, DependencyType.of)
+
+
+async def _decisions(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    in_force: bool | None = None,
+    decided_by: str | None = None,
+    order_by: DecisionSort = DecisionSort.DECIDED_ON,
+    descending: bool = True,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[DecisionType]:
+    when = _as_of(info, as_of, as_of_position)
+    page = await _read(decisions.list_decisions(
+        info.context.services.pool,
+        program_id=_uuid(program_id, "programId"), in_force=in_force, decided_by=decided_by,
+        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+    ))  # fmt: skip
+    return connection(page, DecisionType.of)
+
+
+async def _resources(
+    info: ApiInfo,
+    department: list[str] | None = None,
+    kind: str | None = None,
+    order_by: ResourceSort = ResourceSort.RESOURCE_KEY,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[ResourceType]:
+    when = _as_of(info, as_of, as_of_position)
+    page = await _read(allocations.list_resources(
+        info.context.services.pool, department=department, kind=kind,
+        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+    ))  # fmt: skip
+    return connection(page, ResourceType.of)
+
+
+async def _allocations(
+    info: ApiInfo,
+    filter: AllocationFilter | None = None,
+    order_by: AllocationSort = AllocationSort.START_DATE,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[AllocationType]:
+    when = _as_of(info, as_of, as_of_position)
+    f = filter or AllocationFilter()
+    page = await _read(allocations.list_allocations(
+        info.context.services.pool, resource_key=f.resource_key,
+        program_id=_uuid(f.program_id, "programId"),
+        workstream_id=_uuid(f.workstream_id, "workstreamId"), status=f.status,
+        active_on=f.active_on, sort=order_by.value, descending=descending, first=first,
+        after=after, as_of=when,
+    ))  # fmt: skip
+    return connection(page, AllocationType.of)
+
+
+async def _utilization(
+    info: ApiInfo,
+    from_: Annotated[date, strawberry.argument(name="from")],
+    to: date,
+    resource_key: str | None = None,
+    over_allocated_only: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    known_at: datetime | None = None,
+    known_at_position: SafeInt | None = None,
+) -> UtilisationType:
+    """Weekly load in the valid-time period, as known at ``knownAt`` (now by default)."""
+    when = _as_of(info, known_at, known_at_position)
+    page = await _read(allocations.utilisation(
+        info.context.services.pool, start=from_, end=to,
+        resource_key=resource_key, over_allocated_only=over_allocated_only, known_at=when,
+        first=first, after=after,
+    ))  # fmt: skip
+    weeks = connection(page, UtilisationWeekType.of)
+    return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
+
+
+async def _audit_trail(
+    info: ApiInfo,
+    filter: AuditFilter | None = None,
+    newest_first: bool = True,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+) -> Connection[AuditEntryType]:
+    f = filter or AuditFilter()
+    page = await _read(audit.audit_trail(
+        info.context.services.pool, stream_id=f.stream_id,
+        entity_id=f.entity_id, program_id=_uuid(f.program_id, "programId"), actor=f.actor,
+        event_types=f.event_types, correlation_id=_uuid(f.correlation_id, "correlationId"),
+        recorded_from=f.from_, recorded_to=f.to, newest_first=newest_first, first=first,
+        after=after,
+    ))  # fmt: skip
+    return connection(page, AuditEntryType.of)
+
+
+async def _history(
+    info: ApiInfo, stream_id: str, recorded_before: datetime | None = None
+) -> list[HistoryEntryType]:
+    """Replayed from the event store by design: the state each decision was made on."""
+    try:
+        entries = await info.context.services.application.history(
+            stream_id, recorded_before=recorded_before
+        )
+    except ValueError as exc:
+        raise _bad_input(str(exc)) from None
+    return [
+        HistoryEntryType(
+            position=SafeInt(e.event.position),
+            version=e.event.version,
+            event_type=e.event.event_type,
+            event_id=strawberry.ID(str(e.event.event_id)),
+            actor=e.event.metadata.actor,
+            recorded_at=e.event.recorded_at,
+            data=plain(e.event.data),
+            state=plain(e.state),
+        )
+        for e in entries
+    ]
+
+
+def _integrity(result: StreamVerification) -> StreamIntegrity:
+    return StreamIntegrity(
+        stream_id=result.stream_id, ok=result.ok, events_checked=result.events_checked,
+        broken_at_version=result.broken_at_version, problem=result.problem,
+    )  # fmt: skip
+
+
+async def _verify_integrity(info: ApiInfo, stream_id: str | None = None) -> IntegrityReport:
+    """Walks hash chains in the event store: one stream, or every stream."""
+    store = info.context.services.store
+    summary = VerificationSummary()
+    if stream_id is not None:
+        summary.add(await store.verify(stream_id))
+    else:
+        async for result in verify_streams(store):
+            summary.add(result)
+    return IntegrityReport(
+        ok=summary.ok, streams=summary.streams, events=summary.events,
+        broken=[_integrity(b) for b in summary.broken],
+    )  # fmt: skip
+
+
+async def _projection_status(info: ApiInfo) -> list[ProjectionStatusType]:
+    found = await projection_status(info.context.services.pool)
+    return [ProjectionStatusType.of(s) for s in found]
+
+
+def _reader() -> list[FieldExtension]:
+    return [allowed(Capability.READ)]
+
+
+def _auditor() -> list[FieldExtension]:
+    return [allowed(Capability.AUDIT)]
+
+
+_AS_OF = " asOf, asOfPosition: auditor or admin."
+
+
+@strawberry.type
+class Query:
+    me: Me = strawberry.field(resolver=_me, extensions=[allowed(Capability.READ)])
+    program: ProgramType | None = strawberry.field(
+        resolver=_program, extensions=_reader(),
+        description="One program, with its risks, milestones and allocations." + _AS_OF,
+    )  # fmt: skip
+    programs: Connection[ProgramType] = strawberry.field(
+        resolver=_programs, extensions=_reader(), description="The portfolio." + _AS_OF
+    )
+    risks: Connection[RiskType] = strawberry.field(
+        resolver=_risks, extensions=_reader(), description="The risk register." + _AS_OF
+    )
+    risk_heatmap: HeatMapType = strawberry.field(
+        resolver=_risk_heatmap, extensions=_reader(),
+        description="Open risks by probability x impact, one program or all." + _AS_OF,
+    )  # fmt: skip
+    milestones: Connection[MilestoneType] = strawberry.field(
+        resolver=_milestones, extensions=_reader(), description="Milestones." + _AS_OF
+    )
+    dependencies: Connection[DependencyType] = strawberry.field(
+        resolver=_dependencies, extensions=_reader(), description="Dependencies." + _AS_OF
+    )
+    decisions: Connection[DecisionType] = strawberry.field(
+        resolver=_decisions, extensions=_reader(), description="The decision log." + _AS_OF
+    )
+    resources: Connection[ResourceType] = strawberry.field(
+        resolver=_resources, extensions=_reader(), description="People and teams." + _AS_OF
+    )
+    allocations: Connection[AllocationType] = strawberry.field(
+        resolver=_allocations, extensions=_reader(), description="Allocations." + _AS_OF
+    )
+    utilization: UtilisationType = strawberry.field(
+        resolver=_utilization, extensions=_reader(),
+        description="Weekly load per resource; knownAt/knownAtPosition: auditor or admin.",
+    )  # fmt: skip
+    audit_trail: Connection[AuditEntryType] = strawberry.field(
+        resolver=_audit_trail, extensions=_auditor(),
+        description="Who changed what, when and why, with field diffs.",
+    )  # fmt: skip
+    history: list[HistoryEntryType] = strawberry.field(
+        resolver=_history, extensions=_auditor(),
+        description="A program, risk or resource stream: each event and the state after it.",
+    )  # fmt: skip
+    verify_integrity: IntegrityReport = strawberry.field(
+        resolver=_verify_integrity, extensions=_auditor(),
+        description="Walk the hash chain of one stream, or of every stream.",
+    )  # fmt: skip
+    projection_status: list[ProjectionStatusType] = strawberry.field(
+        resolver=_projection_status, extensions=_reader(),
+        description="Each read model's position and lag (for 'data as of' banners).",
+    )  # fmt: skip

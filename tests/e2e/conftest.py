@@ -1,0 +1,287 @@
+"""End-to-end fixtures: the real app, served by uvicorn on a free loopback port.
+
+Each test gets its own PostgreSQL schema and NATS subject prefix (``tests/conftest.py``),
+an app built by ``create_app`` over a runtime on them, and an :class:`Api` client that
+speaks GraphQL over HTTP and ``graphql-transport-ws`` the way a frontend does. The relay,
+which subscriptions depend on, runs only for tests that ask for the ``relay`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import nats
+import pytest
+import pytest_asyncio
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin, Subprotocol
+
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.nats.relay import Relay
+from programledger.adapters.postgres.connection import create_pool
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.api import ApiLimits, ApiMetrics, ReadinessCheck, Role, create_app, mint_token
+from programledger.api.graphql.context import WaitForPosition
+from programledger.application.handlers import Application
+from programledger.bootstrap import Runtime, Servers, event_registry
+from programledger.settings import Settings
+from tests.support.relay_process import delete_stream, fast_settings
+
+SECRET = "e2e-secret-" + "x" * 40
+
+
+@dataclass
+class Api:
+    """A client of one running app."""
+
+    base_url: str
+    http: httpx.AsyncClient
+    store: PostgresEventStore
+    metrics: ApiMetrics
+
+    def token(self, *roles: Role, subject: str = "alice@example.com", ttl: float = 600.0) -> str:
+        return mint_token(SECRET, subject, roles or (Role.EDITOR,), timedelta(seconds=ttl))
+
+    def token_without_roles(self) -> str:
+        """A valid token that names no role this API knows."""
+        now = datetime.now(UTC)
+        claims = {
+            "sub": "nobody",
+            "roles": ["intern"],
+            "iat": now,
+            "exp": now + timedelta(minutes=5),
+        }
+        return jwt.encode(claims, SECRET, algorithm="HS256")
+
+    def auth(self, *roles: Role, subject: str = "alice@example.com") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*roles, subject=subject)}"}
+
+    async def post(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """A GraphQL POST; ``headers`` replace the default editor token when given."""
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = dict(variables)
+        return await self.http.post(
+            "/graphql", json=body, headers=dict(headers if headers is not None else self.auth())
+        )
+
+    async def mutate(
+        self,
+        name: str,
+        values: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Run mutation ``name`` with ``values`` as its input; the payload, with every
+        field of whichever member came back."""
+        kind = name[:1].upper() + name[1:]
+        query = f"mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ {PAYLOAD} }} }}"
+        response = await self.post(query, {"input": dict(values)}, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body
+        payload: dict[str, Any] = body["data"][name]
+        return payload
+
+    async def accepted(self, name: str, values: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        payload = await self.mutate(name, values, **kwargs)
+        assert payload["__typename"].endswith("Success"), payload
+        return payload
+
+    @contextlib.asynccontextmanager
+    async def websocket(
+        self, token: str | None, *, origin: str | None = None
+    ) -> AsyncIterator[ClientConnection]:
+        """A ``graphql-transport-ws`` connection, initialised (with ``token`` if given), as
+        a page on ``origin`` would open it."""
+        url = self.base_url.replace("http://", "ws://") + "/graphql"
+        async with connect(
+            url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            origin=None if origin is None else Origin(origin),
+        ) as ws:
+            payload = {} if token is None else {"authorization": f"Bearer {token}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            yield ws
+
+
+PAYLOAD = """
+  __typename
+  ... on CommandAccepted {
+    entityId streamId version position replayed eventIds eventTypes projectionsCaughtUp
+  }
+  ... on UserError { code message path }
+  ... on ValidationError { issues { path message } }
+  ... on ConflictError { streamId expectedVersion currentVersion }
+  ... on InvalidTransitionError { entity entityId fromStatus attempted hint }
+  ... on OverAllocationError {
+    resourceKey
+    conflicts { start end totalPercentage capacity programIds allocationIds }
+  }
+  ... on NotFoundError { entity entityId }
+  ... on AlreadyExistsError { entity entityId }
+  ... on BudgetExceededError { programId }
+  ... on ForbiddenError { requiredRoles }
+  ... on IdempotencyKeyReusedError { key }
+"""
+"""Every field of every member of a mutation payload."""
+
+
+async def _serve(app: Any) -> AsyncIterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    pg_url: str,
+    schema: str,
+    nats_url: str,
+    prefix: str,
+    data_dir: Path,
+    *,
+    application: Callable[[PostgresEventStore], Application] = Application,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+    wait_for_position: WaitForPosition | None = None,
+    limits: ApiLimits = ApiLimits(),  # noqa: B008 - frozen
+    allowed_origins: Sequence[str] = (),
+) -> AsyncIterator[Api]:
+    """The app over this test's schema and prefix, served; options as for ``create_app``."""
+    settings = Settings(
+        database_url=pg_url,
+        nats_url=nats_url,
+        schema=schema,
+        data_dir=data_dir,
+        jwt_secret=SECRET,
+        subject_prefix=prefix,
+    )
+    pool = await create_pool(pg_url, schema, min_size=1, max_size=10)
+    try:
+        store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
+        runtime = Runtime(
+            settings=settings, servers=Servers(pg_url, nats_url), pool=pool, store=store
+        )
+        metrics = ApiMetrics()
+        app = create_app(
+            runtime,
+            application=application(store),
+            metrics=metrics,
+            readiness_checks=readiness_checks,
+            wait_for_position=wait_for_position,
+            limits=limits,
+            allowed_origins=allowed_origins,
+        )
+        async for base_url in _serve(app):
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                yield Api(base_url=base_url, http=http, store=store, metrics=metrics)
+    finally:
+        await pool.close()
+
+
+@pytest_asyncio.fixture
+async def api(
+    pg_url: str, schema: str, nats_url: str, subject_prefix: str, tmp_path: Path
+) -> AsyncIterator[Api]:
+    async with running_api(pg_url, schema, nats_url, subject_prefix, tmp_path) as client:
+        yield client
+
+
+ApiFactory = Callable[..., contextlib.AbstractAsyncContextManager[Api]]
+
+
+@pytest.fixture
+def api_with(
+    pg_url: str, schema: str, nats_url: str, subject_prefix: str, tmp_path: Path
+) -> ApiFactory:
+    """``async with api_with(limits=...) as api``: an app built with other options."""
+    return functools.partial(running_api, pg_url, schema, nats_url, subject_prefix, tmp_path)
+
+
+@pytest_asyncio.fixture
+async def relay(api: Api, pg_url: str, nats_url: str, subject_prefix: str) -> AsyncIterator[Relay]:
+    """The relay publishing this test's events to NATS, as in production."""
+    relay = Relay(
+        api.store,
+        database_url=pg_url,
+        nats_servers=nats_url,
+        settings=fast_settings(subject_prefix),
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await task
+        nc = await nats.connect(nats_url)
+        try:
+            await delete_stream(nc.jetstream(), subject_prefix)
+        finally:
+            await nc.close()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def program_input(program_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid ``proposeProgram`` input with a code of its own."""
+    values: dict[str, Any] = {
+        "programId": program_id,
+        "code": f"P{uuid.uuid4().int % 10**8:08d}",
+        "name": "Payments platform",
+        "objective": "Take card payments in every market",
+        "sponsor": "Sam Sponsor",
+        "owner": "Tia Owner",
+        "priority": 2,
+        "startDate": "2027-01-01",
+        "targetEndDate": "2027-12-31",
+        "plannedBudget": {"amountMinor": 250_000_000_00, "currency": "EUR"},
+    }
+    values.update(overrides)
+    return values
+
+
+def resource_input(key: str, capacity: int = 100) -> dict[str, Any]:
+    return {
+        "resourceKey": key,
+        "name": "Alice Martin",
+        "kind": "PERSON",
+        "department": "ENGINEERING",
+        "role": "Engineer",
+        "capacity": capacity,
+    }

@@ -1,0 +1,452 @@
+"""Reading through the API the way a frontend and an auditor do, with the relay and the
+projection runners filling the read models as in production.
+
+A write with ``waitForProjections`` is followed by reads that must show it
+(read-your-writes); looking back in time is for auditors only; and a page of programs
+with their nested lists costs the same SQL statements for one program as for three.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from programledger.api import Role
+from programledger.projections import wait_for_position
+from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
+from tests.support.projection_process import LiveSystem
+
+
+def _waiting_api(api_with: ApiFactory) -> contextlib.AbstractAsyncContextManager[Api]:
+    """The app, with mutations able to wait for the read models (``waitForProjections``)."""
+    pools: list[asyncpg.Pool] = []
+
+    async def wait(position: int, timeout: float) -> bool:  # noqa: ASYNC109 - the contract
+        return await wait_for_position(pools[0], position, timeout)
+
+    @contextlib.asynccontextmanager
+    async def serve() -> AsyncIterator[Api]:
+        async with api_with(wait_for_position=wait) as api:
+            pools.append(api.store.pool)
+            yield api
+
+    return serve()
+
+
+@pytest_asyncio.fixture
+async def reader(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> AsyncIterator[Api]:
+    async with (
+        _waiting_api(api_with) as api,
+        LiveSystem(api.store, pg_url, nats_url, subject_prefix),
+    ):
+        yield api
+
+
+async def _query(
+    api: Api, query: str, variables: dict[str, Any] | None = None, *roles: Role
+) -> dict[str, Any]:
+    response = await api.post(query, variables, headers=api.auth(*(roles or (Role.VIEWER,))))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def _refused(api: Api, query: str, *roles: Role) -> None:
+    response = await api.post(query, headers=api.auth(*roles))
+    body = response.json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
+
+
+async def _plan_program(api: Api, *, milestones: int = 2, wait: bool = True) -> dict[str, str]:
+    """A proposed and activated program with milestones and one assessed risk."""
+    program, risk = new_id(), new_id()
+    await api.accepted("proposeProgram", program_input(program))
+    await api.accepted("activateProgram", {"programId": program})
+    for n in range(milestones):
+        await api.accepted(
+            "planMilestone",
+            {
+                "programId": program,
+                "milestoneId": new_id(),
+                "name": f"Milestone {n}",
+                "dueDate": f"2027-0{n + 3}-30",
+            },
+        )
+    await api.accepted(
+        "identifyRisk",
+        {
+            "riskId": risk,
+            "programId": program,
+            "title": "Card vendor is late",
+            "category": "VENDOR",
+            "probability": 3,
+            "impact": 4,
+            "owner": "Tia",
+        },
+    )
+    done = await api.accepted(
+        "assessRisk",
+        {"riskId": risk, "probability": 4, "impact": 5, "waitForProjections": wait},
+    )
+    if wait:
+        assert done["projectionsCaughtUp"] is True
+    return {"program": program, "risk": risk, "position": str(done["position"])}
+
+
+def _allocation(program: str, percentage: int, start: str, end: str) -> dict[str, Any]:
+    return {
+        "resourceKey": "alice.martin",
+        "allocationId": new_id(),
+        "programId": program,
+        "percentage": percentage,
+        "startDate": start,
+        "endDate": end,
+    }
+
+
+DASHBOARD = """
+query Dashboard($id: ID!) {
+  program(id: $id) {
+    code name status openRisks openRisksCritical nextMilestoneName
+    budgetPlanned { amountMinor currency }
+    risks { riskId score band probability impact reviewOverdue }
+    milestones { name forecastDate slipDays status }
+    allocations { resourceKey percentage status }
+  }
+  riskHeatmap(programId: $id) { total cells { probability impact count } }
+  programs(first: 10) { totalCount pageInfo { hasNextPage endCursor } nodes { programId } }
+  utilization(from: "2027-04-01", to: "2027-04-30", resourceKey: "alice.martin") {
+    weeks { totalCount nodes { weekStart confirmed overAllocated } }
+    overAllocated { weekStart confirmed capacity programIds }
+  }
+}
+"""
+
+
+async def test_a_dashboard_shows_the_program_as_just_planned(reader: Api) -> None:
+    ids = await _plan_program(reader)
+    program = ids["program"]
+    await reader.accepted("registerResource", resource_input("alice.martin"))
+    first = _allocation(program, 60, "2027-04-01", "2027-04-30")
+    second = _allocation(program, 50, "2027-04-01", "2027-04-30")
+    for allocation in (first, second):
+        await reader.accepted("proposeAllocation", allocation)
+    await reader.accepted(
+        "confirmAllocation", {"resourceKey": "alice.martin", "allocationId": first["allocationId"]}
+    )
+    confirmed = await reader.accepted(
+        "confirmAllocation",
+        {
+            "resourceKey": "alice.martin",
+            "allocationId": second["allocationId"],
+            "overrideReason": "launch crunch",
+            "waitForProjections": True,
+        },
+    )
+    assert confirmed["projectionsCaughtUp"] is True
+
+    data = await _query(reader, DASHBOARD, {"id": program})
+
+    shown = data["program"]
+    assert (shown["status"], shown["openRisks"], shown["openRisksCritical"]) == ("ACTIVE", 1, 1)
+    assert shown["nextMilestoneName"] == "Milestone 0"
+    assert shown["risks"] == [
+        {
+            "riskId": ids["risk"],
+            "score": 20,
+            "band": "CRITICAL",
+            "probability": 4,
+            "impact": 5,
+            "reviewOverdue": False,
+        }
+    ]
+    assert [m["name"] for m in shown["milestones"]] == ["Milestone 0", "Milestone 1"]
+    assert sorted(a["percentage"] for a in shown["allocations"]) == [50, 60]
+    assert {a["status"] for a in shown["allocations"]} == {"CONFIRMED"}
+    heat = data["riskHeatmap"]
+    assert heat["total"] == 1
+    assert [c for c in heat["cells"] if c["count"]] == [{"probability": 4, "impact": 5, "count": 1}]
+    assert len(heat["cells"]) == 25
+    assert data["programs"]["totalCount"] == 1
+    assert data["programs"]["pageInfo"]["hasNextPage"] is False
+    assert data["programs"]["nodes"] == [{"programId": program}]
+    utilization = data["utilization"]
+    assert utilization["weeks"]["totalCount"] >= 4
+    assert utilization["overAllocated"], utilization
+    full_week = {"weekStart": "2027-04-05", "confirmed": 110.0, "capacity": 100.0}
+    assert {**full_week, "programIds": [program]} in utilization["overAllocated"]
+    assert all(w["programIds"] == [program] for w in utilization["overAllocated"])
+
+
+async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
+    for _ in range(3):
+        await _plan_program(reader, milestones=0)
+    query = """query Page($after: String) {
+      programs(first: 2, after: $after, orderBy: CODE) {
+        totalCount pageInfo { hasNextPage endCursor } edges { cursor node { code } }
+      }
+      risks(filter: {minScore: 20, band: ["CRITICAL"]}) { totalCount }
+      none: risks(filter: {minScore: 21}) { totalCount }
+    }"""
+    first = await _query(reader, query)
+    page = first["programs"]
+    assert (page["totalCount"], page["pageInfo"]["hasNextPage"]) == (3, True)
+    assert (first["risks"]["totalCount"], first["none"]["totalCount"]) == (3, 0)
+    rest = await _query(reader, query, {"after": page["pageInfo"]["endCursor"]})
+    codes = [e["node"]["code"] for e in page["edges"] + rest["programs"]["edges"]]
+    assert codes == sorted(codes)
+    assert len(set(codes)) == 3
+    assert rest["programs"]["pageInfo"]["hasNextPage"] is False
+
+    bad_cursor = await reader.post('{ programs(after: "nonsense") { totalCount } }')
+    assert [e["extensions"]["code"] for e in bad_cursor.json()["errors"]] == ["BAD_USER_INPUT"]
+    too_many = await reader.post("{ programs(first: 201) { totalCount } }")
+    assert "errors" in too_many.json()
+
+
+async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:
+    ids = await _plan_program(reader)
+    risk = ids["risk"]
+    trail = await _query(
+        reader,
+        """query Trail($stream: String!) {
+          auditTrail(filter: {streamId: $stream}, newestFirst: false) {
+            totalCount
+            nodes { version eventType actor position changes { path before after } }
+          }
+        }""",
+        {"stream": f"risk-{risk}"},
+        Role.AUDITOR,
+    )
+    entries = trail["auditTrail"]["nodes"]
+    assert [e["eventType"] for e in entries] == ["RiskIdentified", "RiskAssessed"]
+    assert entries[1]["actor"] == "alice@example.com"
+    changes = {c["path"]: (c["before"], c["after"]) for c in entries[1]["changes"]}
+    assert changes["probability"] == (3, 4)
+    assert changes["impact"] == (4, 5)
+
+    identified_at = entries[0]["position"]
+    as_of = """query AsOf($id: ID!, $at: SafeInt) {
+      program(id: $id, asOfPosition: $at) { risks { score } }
+      risks(asOfPosition: $at) { asOfPosition nodes { score probability } }
+    }"""
+    then = await _query(reader, as_of, {"id": ids["program"], "at": identified_at}, Role.AUDITOR)
+    assert then["risks"]["nodes"] == [{"score": 12, "probability": 3}]
+    assert then["risks"]["asOfPosition"] == identified_at
+    assert then["program"]["risks"] == [{"score": 12}]
+    now = await _query(reader, as_of, {"id": ids["program"], "at": None}, Role.AUDITOR)
+    assert now["risks"]["nodes"] == [{"score": 20, "probability": 4}]
+    assert now["risks"]["asOfPosition"] is None
+
+    history = await _query(
+        reader,
+        """query H($stream: String!) {
+          history(streamId: $stream) { version eventType actor state data }
+        }""",
+        {"stream": f"risk-{risk}"},
+        Role.AUDITOR,
+    )
+    steps = history["history"]
+    assert [(s["version"], s["eventType"]) for s in steps] == [
+        (1, "RiskIdentified"),
+        (2, "RiskAssessed"),
+    ]
+    assert (steps[0]["state"]["probability"], steps[1]["state"]["probability"]) == (3, 4)
+
+    verified = await _query(
+        reader,
+        """query V($stream: String) {
+          all: verifyIntegrity { ok streams events broken { streamId } }
+          one: verifyIntegrity(streamId: $stream) { ok streams events }
+        }""",
+        {"stream": f"risk-{risk}"},
+        Role.AUDITOR,
+    )
+    assert verified["all"]["ok"] is True
+    assert verified["all"]["broken"] == []
+    assert verified["all"]["streams"] >= 2  # the program, the risk, a program code's claim
+    assert verified["one"] == {"ok": True, "streams": 1, "events": 2}
+
+
+async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:
+    planned = await _plan_program(reader, milestones=0)
+    viewer, editor = Role.VIEWER, Role.EDITOR
+    for role in (viewer, editor):
+        await _refused(reader, "{ programs(asOfPosition: 1) { totalCount } }", role)
+        await _refused(reader, '{ risks(asOf: "2027-01-01T00:00:00Z") { totalCount } }', role)
+        await _refused(
+            reader,
+            '{ utilization(from: "2027-01-01", to: "2027-01-31", knownAtPosition: 1)'
+            " { overAllocated { weekStart } } }",
+            role,
+        )
+        await _refused(reader, "{ auditTrail { totalCount } }", role)
+        await _refused(reader, '{ history(streamId: "program-x") { version } }', role)
+        await _refused(reader, "{ verifyIntegrity { ok } }", role)
+    current = await _query(
+        reader, "{ programs { totalCount } projectionStatus { name state lagPositions } }"
+    )
+    assert current["programs"]["totalCount"] == 1
+    assert {s["name"] for s in current["projectionStatus"]} >= {"programs", "risks"}
+    for role in (Role.AUDITOR, Role.ADMIN):
+        looked = await _query(
+            reader,
+            "query Q($at: SafeInt) { programs(asOfPosition: $at) { totalCount }"
+            " auditTrail { totalCount } }",
+            {"at": int(planned["position"])}, role,
+        )  # fmt: skip
+        assert looked["programs"]["totalCount"] == 1
+        assert looked["auditTrail"]["totalCount"] >= 3
+
+
+@contextlib.contextmanager
+def _counting_statements() -> Iterator[list[str]]:
+    """Every statement asyncpg sends with parameters (fetch, fetchval, fetchrow...) while
+    the block runs, in this process."""
+    seen: list[str] = []
+    original = asyncpg.connection.Connection._execute  # type: ignore[attr-defined]
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(query)
+        return await original(self, query, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncpg.connection.Connection, "_execute", counted)
+        yield seen
+
+
+NESTED = """query Nested($first: Int!) {
+  programs(first: $first) {
+    totalCount
+    nodes { code risks { score } milestones { name } allocations { percentage } }
+  }
+}"""
+
+
+async def test_nested_lists_cost_the_same_statements_for_one_program_or_three(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    async with _waiting_api(api_with) as api:
+        async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
+            for _ in range(3):
+                await _plan_program(api)
+        # The runners and relay have stopped: only the API's statements are counted.
+        with _counting_statements() as one:
+            data = await _query(api, NESTED, {"first": 1})
+        assert len(data["programs"]["nodes"]) == 1
+        with _counting_statements() as three:
+            data = await _query(api, NESTED, {"first": 3})
+    nodes = data["programs"]["nodes"]
+    assert len(nodes) == 3
+    assert all(len(p["milestones"]) == 2 and len(p["risks"]) == 1 for p in nodes)
+    # count + page of programs, then count + page for each nested list, whatever the size
+    assert len(one) == len(three) == 8, (one, three)
+
+
+async def test_the_plan_the_log_and_the_people_are_listed(reader: Api) -> None:
+    ids = await _plan_program(reader, milestones=0)
+    program, milestone = ids["program"], new_id()
+    await reader.accepted(
+        "planMilestone",
+        {"programId": program, "milestoneId": milestone, "name": "Pilot", "dueDate": "2027-05-31"},
+    )
+    await reader.accepted(
+        "registerDependency",
+        {
+            "programId": program,
+            "dependencyId": new_id(),
+            "title": "Card scheme certification",
+            "dependent": {"kind": "MILESTONE", "itemId": milestone},
+            "dependsOn": {"external": {"party": "Visa"}},
+            "neededBy": "2027-05-01",
+        },
+    )
+    await reader.accepted(
+        "recordDecision",
+        {
+            "programId": program,
+            "decisionId": new_id(),
+            "title": "Buy the gateway",
+            "context": "time to market",
+            "outcome": "vendor",
+            "decidedBy": "Sam",
+            "decidedOn": "2027-01-15",
+        },
+    )
+    await reader.accepted(
+        "registerResource", {**resource_input("bob.stone"), "waitForProjections": True}
+    )
+
+    data = await _query(
+        reader,
+        """query Plan($id: ID!) {
+          milestones(programId: $id) { totalCount nodes { name baselineDate forecastDate } }
+          dependencies(programId: $id) { nodes { title targetType externalParty neededBy } }
+          decisions(programId: $id, inForce: true) { nodes { title outcome decidedBy } }
+          resources { nodes { resourceKey capacitySchedule { effectiveFrom capacity } } }
+          allocations(filter: {programId: $id}) { totalCount }
+        }""",
+        {"id": program},
+    )
+    assert data["milestones"]["nodes"] == [
+        {"name": "Pilot", "baselineDate": "2027-05-31", "forecastDate": "2027-05-31"}
+    ]
+    assert data["dependencies"]["nodes"] == [
+        {
+            "title": "Card scheme certification",
+            "targetType": "EXTERNAL",
+            "externalParty": "Visa",
+            "neededBy": "2027-05-01",
+        }
+    ]
+    assert data["decisions"]["nodes"] == [
+        {"title": "Buy the gateway", "outcome": "vendor", "decidedBy": "Sam"}
+    ]
+    assert data["resources"]["nodes"] == [
+        {"resourceKey": "bob.stone", "capacitySchedule": [{"effectiveFrom": None, "capacity": 100}]}
+    ]
+    assert data["allocations"]["totalCount"] == 0
+
+    trail = await _query(
+        reader,
+        """query T($id: ID!) {
+          auditTrail(filter: {programId: $id, eventTypes: ["DecisionRecorded"],
+                              from: "2000-01-01T00:00:00Z", to: "2100-01-01T00:00:00Z"}) {
+            totalCount nodes { eventType changes { path } }
+          }
+          none: auditTrail(filter: {programId: $id, to: "2000-01-01T00:00:00Z"}) { totalCount }
+        }""",
+        {"id": program},
+        Role.AUDITOR,
+    )
+    assert trail["auditTrail"]["totalCount"] == 1
+    assert trail["auditTrail"]["nodes"][0]["changes"], trail
+    assert trail["none"]["totalCount"] == 0
+
+
+async def test_a_query_can_ask_for_a_minimum_position(reader: Api) -> None:
+    """Read your writes without waiting in the mutation: the query waits for the position."""
+    planned = await _plan_program(reader, milestones=0, wait=False)
+    headers = {**reader.auth(Role.VIEWER), "Programledger-Min-Position": planned["position"]}
+    response = await reader.post(
+        "query($id: ID!) { program(id: $id) { risks { score } } }",
+        {"id": planned["program"]},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["program"]["risks"] == [{"score": 20}]
+
+    bad = await reader.post(
+        "{ me { subject } }", headers={**reader.auth(), "Programledger-Min-Position": "soon"}
+    )
+    assert bad.status_code == 400
+    assert "Programledger-Min-Position" in bad.text or "min-position" in bad.text

@@ -1,0 +1,180 @@
+"""Live events over ``graphql-transport-ws``, fed by the relay through NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from programledger.adapters.nats.relay import Relay
+from programledger.api import Role
+from tests.e2e.conftest import Api, new_id, program_input, resource_input, running_api
+from tests.support.relay_process import eventually
+
+EVENTS = """
+subscription Watch($program: ID, $streams: [StreamType!], $types: [String!]) {
+  events(programId: $program, streamTypes: $streams, eventTypes: $types) {
+    eventId position streamId streamType version eventType schemaVersion recordedAt
+    actor correlationId causationId reason programId data
+  }
+}
+"""
+
+
+async def _subscribe(api: Api, ws: ClientConnection, **variables: Any) -> None:
+    assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    active = _active(api)
+    await ws.send(
+        json.dumps(
+            {
+                "id": "watch",
+                "type": "subscribe",
+                "payload": {"query": EVENTS, "variables": variables},
+            }
+        )
+    )
+    # Counted once NATS has registered the subscription: from then on nothing is missed.
+    await eventually(lambda: _active(api) > active)
+
+
+def _active(api: Api) -> float:
+    value = api.metrics.registry.get_sample_value("programledger_graphql_subscriptions_active")
+    return value or 0.0
+
+
+async def _next(ws: ClientConnection, within: float = 10.0) -> dict[str, Any]:
+    async with asyncio.timeout(within):
+        message = json.loads(await ws.recv())
+    assert message["type"] == "next", message
+    payload: dict[str, Any] = message["payload"]
+    return payload
+
+
+async def _refused(ws: ClientConnection, variables: dict[str, Any]) -> str:
+    """The code of the error a subscription that cannot start is refused with."""
+    await ws.send(
+        json.dumps(
+            {
+                "id": "refused",
+                "type": "subscribe",
+                "payload": {"query": EVENTS, "variables": variables},
+            }
+        )
+    )
+    async with asyncio.timeout(10):
+        message = json.loads(await ws.recv())
+    assert (message["id"], message["type"]) == ("refused", "error"), message
+    code: str = message["payload"][0]["extensions"]["code"]
+    return code
+
+
+async def _nothing_more(ws: ClientConnection, api: Api, relay: Relay) -> None:
+    """Once the relay published everything written, no further event arrives."""
+    async with asyncio.timeout(10):
+        await relay.wait_published(await api.store.head_position())
+    try:
+        async with asyncio.timeout(0.5):
+            message = await ws.recv()
+    except TimeoutError:
+        return
+    raise AssertionError(f"unexpected message: {message!r}")
+
+
+async def test_a_subscription_delivers_only_the_chosen_programs_events(
+    api: Api, relay: Relay
+) -> None:
+    watched, other = new_id(), new_id()
+    tia = api.auth(Role.EDITOR, subject="tia")
+    async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
+        await _subscribe(api, ws, program=watched)
+        await api.accepted("proposeProgram", program_input(other), headers=tia)
+        proposal = program_input(watched)
+        await api.accepted("proposeProgram", proposal, headers=tia)
+        await api.accepted("registerResource", resource_input("alice.martin"), headers=tia)
+        activated = await api.accepted(
+            "activateProgram", {"programId": watched, "reason": "go"}, headers=tia
+        )
+        await api.accepted("activateProgram", {"programId": other}, headers=tia)
+
+        first = (await _next(ws))["data"]["events"]
+        second = (await _next(ws))["data"]["events"]
+        await _nothing_more(ws, api, relay)
+
+    assert [first["eventType"], second["eventType"]] == ["ProgramProposed", "ProgramActivated"]
+    assert {first["programId"], second["programId"]} == {watched}
+    assert first["position"] < second["position"] == activated["position"]
+    assert second["eventId"] == activated["eventIds"][0]
+    assert (second["streamId"], second["streamType"], second["version"]) == (
+        f"program-{watched}",
+        "program",
+        2,
+    )
+    assert (second["actor"], second["reason"]) == ("tia", "go")
+    assert first["data"]["code"] == proposal["code"]
+    assert first["data"]["planned_budget"] == {"amount_minor": 250_000_000_00, "currency": "EUR"}
+
+
+async def test_a_subscription_filters_by_stream_and_event_type(api: Api, relay: Relay) -> None:
+    program, risk = new_id(), new_id()
+    async with api.websocket(api.token(Role.AUDITOR)) as ws:
+        await _subscribe(api, ws, program=program, streams=["RISK"], types=["RiskAssessed"])
+        await api.accepted("proposeProgram", program_input(program))
+        await api.accepted(
+            "identifyRisk",
+            {
+                "riskId": risk,
+                "programId": program,
+                "title": "Late",
+                "category": "VENDOR",
+                "probability": 2,
+                "impact": 3,
+                "owner": "Tia",
+            },
+        )
+        await api.accepted("assessRisk", {"riskId": risk, "probability": 4, "impact": 4})
+
+        event = (await _next(ws))["data"]["events"]
+        await _nothing_more(ws, api, relay)
+
+    assert (event["eventType"], event["streamId"]) == ("RiskAssessed", f"risk-{risk}")
+
+
+async def test_bad_subscription_arguments_are_bad_user_input(api: Api) -> None:
+    async with api.websocket(api.token(Role.VIEWER)) as ws:
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        bad: list[dict[str, Any]] = [{"program": "nope"}, {"types": ["Nope"]}, {"streams": []}]
+        for variables in bad:
+            assert await _refused(ws, variables) == "BAD_USER_INPUT"
+
+
+async def test_a_subscription_ends_when_its_token_expires(api: Api) -> None:
+    async with api.websocket(api.token(Role.VIEWER, ttl=2)) as ws:
+        await _subscribe(api, ws)
+        ended = await _next(ws, within=10)
+
+    assert ended["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_token_without_a_role_cannot_subscribe(api: Api) -> None:
+    async with api.websocket(api.token_without_roles()) as ws:
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        assert await _refused(ws, {}) == "FORBIDDEN"
+
+
+async def test_without_nats_commands_work_and_subscriptions_are_refused(
+    pg_url: str, schema: str, subject_prefix: str, tmp_path: Path
+) -> None:
+    async with running_api(pg_url, schema, "nats://127.0.0.1:1", subject_prefix, tmp_path) as api:
+        accepted = await api.accepted("proposeProgram", program_input(new_id()))
+        ready = await api.http.get("/ready")
+        async with api.websocket(api.token(Role.VIEWER)) as ws:
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            code = await _refused(ws, {})
+
+    assert accepted["version"] == 1
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["nats"] == {"ok": False, "detail": "not connected"}
+    assert code == "EVENT_FEED_UNAVAILABLE"
