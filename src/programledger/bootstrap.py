@@ -8,21 +8,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
+import nats
+import uvicorn
+from nats.aio.client import Client as NatsClient
+from prometheus_client import CollectorRegistry, Gauge
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.embedded import EmbeddedNats, EmbeddedPostgres
+from programledger.adapters.embedded.postgres import url_host
+from programledger.adapters.nats.relay import Relay, RelaySettings
+from programledger.adapters.nats.stream import StreamSettings
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.adapters.postgres.migrations import migrate
+from programledger.adapters.postgres.migrations import available_migrations, migrate
 from programledger.domain.events import EventRegistry
 from programledger.settings import Settings
 
-__all__ = ["Runtime", "Servers", "event_registry", "open_runtime", "servers"]
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from programledger.api import ReadinessCheck
+    from programledger.projections.runner import ProjectionRunner
+
+__all__ = [
+    "Api",
+    "ApiStartFailed",
+    "HttpServer",
+    "LagGauges",
+    "Runtime",
+    "SchemaNotReady",
+    "Servers",
+    "build_api",
+    "build_relay",
+    "build_runners",
+    "connect_nats",
+    "event_registry",
+    "http_server",
+    "open_runtime",
+    "projections_check",
+    "servers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +67,51 @@ def event_registry() -> EventRegistry:
     return application_registry()
 
 
+class ApiStartFailed(RuntimeError):
+    """The HTTP API did not start (its lifespan failed)."""
+
+
+class SchemaNotReady(RuntimeError):
+    """The store's schema lacks migrations and this process was not asked to apply them."""
+
+
 @dataclass(frozen=True, slots=True)
 class Servers:
     database_url: str
     nats_url: str
+    """As configured (possibly several comma-separated URLs); empty when NATS is not used."""
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The NATS URLs one by one, as a client that fails over between them needs."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
 
 @contextlib.asynccontextmanager
 async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterator[Servers]:
-    """The configured servers, or embedded ones in ``settings.data_dir`` for the duration."""
+    """The configured servers, or embedded ones in ``settings.data_dir`` for the duration.
+
+    An embedded PostgreSQL already running on the data directory (another ``programledger``
+    process, such as ``run``, started it) is used and left running: only what this call
+    started is stopped on the way out. The embedded NATS is only ever started by ``run``
+    (``need_nats``), since a second nats-server cannot share its store.
+    """
     started: list[EmbeddedPostgres | EmbeddedNats] = []
     try:
         database_url = settings.database_url
         if database_url is None:
-            pg = EmbeddedPostgres(
-                settings.data_dir / "postgres", port=settings.embedded_postgres_port, log=log
-            )
-            log.info("no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s",
-                     settings.data_dir / "postgres")
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            database_url = await asyncio.to_thread(pg.start)
-            started.append(pg)
+            data = settings.data_dir / "postgres"
+            pg = EmbeddedPostgres(data, port=settings.embedded_postgres_port, log=log)
+            database_url = _running_postgres_url(pg)
+            if database_url is not None:
+                log.info("using the embedded PostgreSQL that another programledger process "
+                         "runs in %s, and leaving it running", data)  # fmt: skip
+            else:
+                log.info("no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s",
+                         data)  # fmt: skip
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                database_url = await asyncio.to_thread(pg.start)
+                started.append(pg)
         nats_url = settings.nats_url or ""
         if need_nats and settings.nats_url is None:
             nats = EmbeddedNats(
@@ -70,6 +127,28 @@ async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterato
             await asyncio.to_thread(server.stop)
 
 
+def _running_postgres_url(pg: EmbeddedPostgres) -> str | None:
+    """The URL of a PostgreSQL that another process runs, ready, on ``pg``'s data directory.
+
+    Used as it is, not through ``pg.start()``: that would adopt the server and register it
+    to be stopped when this process exits, taking it away from the process that owns it
+    (``run``). Read from PostgreSQL's lock file: line 4 is the port, line 6 the listen
+    address, line 8 the status.
+    """
+    if pg.pid is None:
+        return None
+    try:
+        lines = (pg.data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+        port = int(lines[3])
+        listen, status = lines[5].strip(), lines[7].strip()
+    except (OSError, IndexError, ValueError):
+        return None
+    if status != "ready":
+        return None  # starting or stopping: pg.start() waits for it
+    host = listen if listen and listen not in ("*", "0.0.0.0", "::") else pg.host
+    return f"postgresql://postgres@{url_host(host)}:{port}/postgres"
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
@@ -79,19 +158,282 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, *, need_nats: bool = True) -> AsyncIterator[Runtime]:
-    """Servers up, schema migrated, pool and store open; all closed again on exit."""
+async def open_runtime(
+    settings: Settings, *, need_nats: bool = True, apply_migrations: bool | None = None
+) -> AsyncIterator[Runtime]:
+    """Servers up, schema ready, pool and store open; all closed again on exit.
+
+    ``apply_migrations``: ``None`` applies them to an embedded database (this machine's
+    own) and only checks a configured one, where migrations are a deployment step of
+    their own run by the schema's owner (``programledger migrate``) and the application
+    role may not create tables.
+    """
+    apply = settings.embedded_postgres if apply_migrations is None else apply_migrations
     async with servers(settings, need_nats=need_nats) as found:
         conn = await asyncpg.connect(found.database_url)
         try:
-            applied = await migrate(conn, settings.schema)
+            if apply:
+                for migration in await migrate(conn, settings.schema):
+                    log.info("applied migration %04d_%s", migration.version, migration.name)
+            else:
+                await _check_migrated(conn, settings.schema)
         finally:
             await conn.close()
-        for migration in applied:
-            log.info("applied migration %04d_%s", migration.version, migration.name)
         pool = await create_pool(found.database_url, settings.schema)
         try:
             store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
-            yield Runtime(settings=settings, servers=found, pool=pool, store=store)
+            try:
+                yield Runtime(settings=settings, servers=found, pool=pool, store=store)
+            finally:
+                # The last append's NOTIFY goes out after its commit, on the pool.
+                await store.notifier.flush()
         finally:
             await pool.close()
+
+
+async def _check_migrated(conn: asyncpg.Connection, schema: str) -> None:
+    wanted = {m.version: m.name for m in available_migrations()}
+    try:
+        rows = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        rows = []
+    missing = sorted(set(wanted) - {r["version"] for r in rows})
+    if missing:
+        names = ", ".join(f"{v:04d}_{wanted[v]}" for v in missing)
+        raise SchemaNotReady(
+            f"schema {schema!r} is missing migrations {names}: run `programledger migrate` "
+            "as the schema's owner first"
+        )
+
+
+def build_relay(runtime: Runtime) -> Relay:
+    """The relay for this deployment: its subject prefix and its stream's replicas."""
+    prefix = runtime.settings.subject_prefix
+    return Relay(
+        runtime.store,
+        database_url=runtime.servers.database_url,
+        nats_servers=runtime.servers.nats_servers,
+        settings=RelaySettings(
+            prefix=prefix,
+            stream=StreamSettings(prefix, replicas=runtime.settings.stream_replicas),
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def connect_nats(
+    runtime: Runtime, name: str, *, first_connect_timeout: float = 15.0
+) -> AsyncIterator[NatsClient]:
+    """A NATS connection that fails over between the configured servers and keeps
+    reconnecting while they are away, closed on exit.
+
+    Unlimited reconnects would make nats-py retry a *first* connection for ever; bounded,
+    a process started while NATS is down fails with ``TimeoutError`` and its supervisor
+    starts it again, instead of hanging before its signal handlers are in place.
+    """
+
+    async def note(exc: Exception) -> None:
+        log.debug("NATS connection %s: %r", name, exc)
+
+    nc = await asyncio.wait_for(
+        nats.connect(
+            runtime.servers.nats_servers,
+            name=f"programledger-{name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=note,
+        ),
+        first_connect_timeout,
+    )
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 5)
+
+
+def build_runners(
+    runtime: Runtime, nc: NatsClient, names: Iterable[str]
+) -> list[ProjectionRunner]:
+    """One runner per named projection, sharing ``nc``; each holds its own lock."""
+    from programledger.projections.registry import get_projection
+    from programledger.projections.runner import ProjectionRunner, RunnerSettings
+
+    settings = RunnerSettings(prefix=runtime.settings.subject_prefix)
+    return [
+        ProjectionRunner(
+            get_projection(name),
+            store=runtime.store,
+            database_url=runtime.servers.database_url,
+            nc=nc,
+            settings=settings,
+            registry=runtime.store.codec.registry,
+        )
+        for name in names
+    ]
+
+
+def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> ReadinessCheck:
+    """``/ready``'s view of the read side: every projection's lag, and a failure only when
+    one is further behind than ``max_lag_seconds`` (when set).
+
+    A projection stopped at a poison event or rebuilding after a release would otherwise
+    take every API replica out of service at once, while serving slightly stale reads is
+    usually the better outage; operators who disagree set the limit.
+    """
+    from programledger.projections.status import projection_status
+
+    async def projections() -> tuple[str, bool, str]:
+        statuses = await projection_status(pool)
+        late = [
+            s.name for s in statuses
+            if max_lag_seconds is not None and s.lag_seconds > max_lag_seconds
+        ]  # fmt: skip
+        detail = ", ".join(
+            f"{s.name} {s.state} {s.lag_positions} behind ({s.lag_seconds:.1f}s)"
+            for s in statuses
+        )
+        return "projections", not late, detail
+
+    return projections
+
+
+class LagGauges:
+    """Relay and projection lag as Prometheus gauges in the API's registry.
+
+    Refreshed in the background (:meth:`run`) rather than at scrape time: a scrape must
+    not wait on PostgreSQL, and collectors cannot await. Every API replica reports the
+    same figures, read from PostgreSQL, whichever process runs the relay and workers.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, registry: CollectorRegistry) -> None:
+        self._pool = pool
+        self.relay_events = Gauge(
+            "programledger_relay_lag_events",
+            "Events committed to the store and not yet acknowledged by JetStream",
+            registry=registry,
+        )
+        self.relay_seconds = Gauge(
+            "programledger_relay_lag_seconds",
+            "Age of the oldest event not yet acknowledged by JetStream (0 when caught up)",
+            registry=registry,
+        )
+        self.projection_events = Gauge(
+            "programledger_projection_lag_events",
+            "Events a projection has not reached yet (includes the relay's lag)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_seconds = Gauge(
+            "programledger_projection_lag_seconds",
+            "Age of the oldest event a projection has not reached (0 when caught up)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_failed = Gauge(
+            "programledger_projection_failed",
+            "1 while a projection is stopped at an event its handler failed on",
+            ["projection"],
+            registry=registry,
+        )
+
+    async def refresh(self) -> None:
+        from programledger.adapters.nats.relay import relay_lag
+        from programledger.projections.status import projection_status
+
+        relay = await relay_lag(self._pool)
+        self.relay_events.set(relay.positions)
+        self.relay_seconds.set(relay.seconds)
+        for status in await projection_status(self._pool):
+            self.projection_events.labels(status.name).set(status.lag_positions)
+            self.projection_seconds.labels(status.name).set(status.lag_seconds)
+            self.projection_failed.labels(status.name).set(status.state == "failed")
+
+    async def run(self, interval: float = 5.0) -> None:
+        """Refresh every ``interval`` seconds until cancelled; a failed refresh leaves the
+        last figures and is logged (the API's ``/ready`` reports PostgreSQL itself)."""
+        while True:
+            try:
+                await self.refresh()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("cannot refresh the lag metrics: %s", exc)
+            await asyncio.sleep(interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    app: Litestar
+    gauges: LagGauges
+    """Run :meth:`LagGauges.run` beside the server."""
+
+
+def build_api(runtime: Runtime) -> Api:
+    """The HTTP API over ``runtime``: commands through the application, reads waiting for
+    the projections when a mutation asks to, readiness and metrics including lag."""
+    from programledger.api import ApiMetrics, create_app
+    from programledger.application.handlers import Application
+    from programledger.projections.status import wait_for_position
+
+    metrics = ApiMetrics()
+    app = create_app(
+        runtime,
+        application=Application(runtime.store),
+        readiness_checks=[
+            projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)
+        ],
+        wait_for_position=functools.partial(wait_for_position, runtime.pool),
+        metrics=metrics,
+    )
+    return Api(app, LagGauges(runtime.pool, metrics.registry))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    server: uvicorn.Server
+    socket: socket.socket
+
+    @property
+    def url(self) -> str:
+        host, port = self.socket.getsockname()[:2]
+        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+    async def serve(self) -> None:
+        """Serve until :meth:`stop` (or a signal uvicorn handles); the socket is closed
+        afterwards.
+
+        Uvicorn ends a failed startup (the app's lifespan raised) with ``sys.exit``, which
+        would escape the event loop; it becomes :class:`ApiStartFailed` here.
+        """
+        try:
+            await self.server.serve(sockets=[self.socket])
+        except SystemExit:
+            raise ApiStartFailed("the API failed to start; the log above says why") from None
+        finally:
+            self.socket.close()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+def http_server(app: Litestar, settings: Settings) -> HttpServer:
+    """``app`` on ``PROGRAMLEDGER_HTTP_HOST:PORT``, the socket bound here and now so that a
+    taken port fails at start, and port 0 tells its real number at once.
+
+    Uvicorn's own access log is off: the API logs each request with its request id.
+    """
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says TCP, and without it every response waits ~40 ms for Nagle.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.http_host, settings.http_port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}"
+        ) from exc
+    config = uvicorn.Config(
+        app, lifespan="on", access_log=False, log_config=None, ws_max_size=1 << 20
+    )
+    return HttpServer(uvicorn.Server(config), sock)

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from programledger.adapters.postgres.connection import SCHEMA_PATTERN
 
-__all__ = ["PREFIX", "Settings", "SettingsError", "default_data_dir"]
+__all__ = ["PREFIX", "LogFormat", "Settings", "SettingsError", "default_data_dir"]
 
 PREFIX = "PROGRAMLEDGER_"
 Mode = Literal["development", "production"]
+LogFormat = Literal["json", "console"]
 
 
 class SettingsError(ValueError):
@@ -50,7 +51,14 @@ class Settings:
     embedded_postgres_port: int | None = None
     embedded_nats_port: int | None = None
     subject_prefix: str = "programledger"
+    stream_replicas: int = 1
+    """Replicas of the JetStream stream the relay creates: 1 for one server, 3 for a cluster."""
+    ready_max_lag_seconds: int | None = None
+    """``/ready`` fails when a projection is further behind than this; ``None``: lag is
+    reported there but never makes an API replica unready."""
     log_level: str = "INFO"
+    log_format: LogFormat | None = None
+    """``None`` chooses at start: ``console`` on a terminal, ``json`` otherwise."""
 
     @property
     def embedded_postgres(self) -> bool:
@@ -107,6 +115,20 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}LOG_LEVEL={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"
             )
+        log_format = get("LOG_FORMAT")
+        if log_format is not None:
+            log_format = log_format.lower()
+            if log_format not in ("json", "console"):
+                raise SettingsError(
+                    f"{PREFIX}LOG_FORMAT={log_format!r} is not known: use 'json' or 'console'"
+                )
+        stream_replicas = _number(get, "STREAM_REPLICAS", low=1, high=5) or 1
+        ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
+        if stream_replicas > 1 and nats_url is None:
+            raise SettingsError(
+                f"{PREFIX}STREAM_REPLICAS={stream_replicas} needs a NATS cluster: the embedded "
+                f"NATS is one server, so set {PREFIX}NATS_URL or use 1 replica"
+            )
         return cls(
             database_url=database_url,
             nats_url=nats_url,
@@ -119,7 +141,10 @@ class Settings:
             embedded_postgres_port=_port(get, "EMBEDDED_POSTGRES_PORT", None),
             embedded_nats_port=_port(get, "EMBEDDED_NATS_PORT", None),
             subject_prefix=subject_prefix,
+            stream_replicas=stream_replicas,
+            ready_max_lag_seconds=ready_max_lag,
             log_level=log_level,
+            log_format=log_format,  # type: ignore[arg-type]
         )
 
 
@@ -152,3 +177,17 @@ def _port(
     if not low <= port <= 65535:
         raise SettingsError(f"{PREFIX}{name}={port} is impossible: a port is {low}-65535")
     return port
+
+
+def _number(get: Callable[[str], str | None], name: str, *, low: int, high: int) -> int | None:
+    """The whole number in ``name`` (``None`` when unset), refused outside ``low..high``."""
+    raw = get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{PREFIX}{name}={value} must be between {low} and {high}")
+    return value

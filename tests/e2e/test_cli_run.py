@@ -1,70 +1,149 @@
-"""``programledger run`` on the embedded default: starts, serves, stops cleanly, keeps data."""
+"""``programledger run`` on the embedded default: starts, serves HTTP, stops cleanly, keeps data."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.servers import scratch_dir
 
 pytestmark = pytest.mark.embedded
 
+ROOT = Path(__file__).resolve().parents[2]
+STOP_WITHIN = 30.0
+"""Seconds a SIGTERM may take to stop the API, relay, projections and both servers."""
 
-def _start(data_dir: Path) -> subprocess.Popen[str]:
+
+def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRAMLEDGER_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["PROGRAMLEDGER_DATA_DIR"] = str(data_dir)
-    return subprocess.Popen(
-        [sys.executable, "-m", "programledger", "run"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
+    env["PROGRAMLEDGER_HTTP_PORT"] = "0"
+    return env
 
 
-def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 90) -> list[str]:
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    proc.kill()
-    raise AssertionError(f"{text!r} never appeared; output:\n{''.join(lines)}")
+class Running:
+    """``programledger run`` as a process; its log lines are read as they come, so a full
+    pipe never blocks it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "programledger", "run"],
+            env=_env(data_dir), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"{text!r} never appeared; output:\n{''.join(self.lines)}")
+
+    def stop(self) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=STOP_WITHIN)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._reader.join(5)
+        return code, time.monotonic() - started
 
 
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "programledger", *args],
+        env=_env(data_dir), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
-def test_run_starts_embedded_servers_and_stops_cleanly_on_sigterm() -> None:
+PROPOSE = """
+mutation Propose($input: ProposeProgramInput!) {
+  proposeProgram(input: $input) {
+    __typename ... on CommandAccepted { position version projectionsCaughtUp }
+  }
+}
+"""
+
+
+def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> None:
     data_dir = scratch_dir("programledger-run-")
-    proc = _start(data_dir)
-    lines = _wait_for(proc, "programledger is up")
-    assert any("starting the embedded PostgreSQL" in line for line in lines)
-    assert any("starting the embedded NATS" in line for line in lines)
-    assert _stop(proc) == 0
-    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    run = Running(data_dir)
+    up = run.wait_for("programledger is up")
+    assert any("starting the embedded PostgreSQL" in line for line in run.lines)
+    assert any("starting the embedded NATS" in line for line in run.lines)
+    if os.geteuid() == 0:
+        assert any("unprivileged system user 'programledger'" in line for line in run.lines)
+    found = re.search(r"API (http://\S+/graphql)", up)
+    assert found is not None, up
+    graphql = found[1]
 
-    again = _start(data_dir)
-    lines = _wait_for(again, "programledger is up")
-    assert not any("applied migration" in line for line in lines), "data was not kept"
-    assert _stop(again) == 0
+    token = _cli(data_dir, "mint-token", "--subject", "alice", "--role", "editor")
+    assert token.returncode == 0, token.stderr
+    auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    program_id = str(uuid.uuid4())
+    proposal = {
+        "programId": program_id, "code": "SMOKE-1", "name": "Smoke test",
+        "objective": "Prove the all-in-one run", "sponsor": "Dana", "owner": "Tom",
+        "priority": 3, "startDate": "2027-01-01", "targetEndDate": "2027-06-30",
+        "plannedBudget": {"amountMinor": 100_000, "currency": "EUR"},
+        "waitForProjections": True,
+    }  # fmt: skip
+    with httpx.Client(timeout=30) as http:
+        accepted = http.post(graphql, json={"query": PROPOSE, "variables": {"input": proposal}},
+                             headers=auth).json()  # fmt: skip
+        payload = accepted["data"]["proposeProgram"]
+        assert payload["__typename"] == "ProposeProgramSuccess"
+        assert payload["projectionsCaughtUp"] is True, "relay and projections run in-process"
+        me = http.post(graphql, json={"query": "{ me { subject roles } }"}, headers=auth).json()
+        assert me["data"]["me"] == {"subject": "alice", "roles": ["EDITOR"]}
+        assert http.get(graphql.removesuffix("/graphql") + "/ready").status_code == 200
+
+        # A second process on the same data directory uses the running PostgreSQL and
+        # leaves it running: the next write still goes through.
+        exported = _cli(data_dir, "export", "--program", "SMOKE-1")
+        assert exported.returncode == 0, exported.stderr
+        assert program_id in exported.stdout
+        assert "leaving it running" in exported.stderr
+        second = {**proposal, "programId": str(uuid.uuid4()), "code": "SMOKE-2"}
+        again = http.post(graphql, json={"query": PROPOSE, "variables": {"input": second}},
+                          headers=auth).json()  # fmt: skip
+        assert again["data"]["proposeProgram"]["__typename"] == "ProposeProgramSuccess", again
+
+    code, took = run.stop()
+    assert code == 0, "".join(run.lines[-20:])
+    assert took < STOP_WITHIN
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "nats" / "nats-server.pid").exists()
+
+    again_run = Running(data_dir)
+    again_run.wait_for("programledger is up")
+    assert not any("applied migration" in line for line in again_run.lines), "data was not kept"
+    assert again_run.stop()[0] == 0
 
 
 def test_bad_configuration_exits_2_with_one_line() -> None:

@@ -1,0 +1,273 @@
+"""A program's whole recorded history as JSON Lines, for auditors.
+
+The export is everything the event store holds about one program, as of one global
+position: the program's stream, its risks, its code reservation, every allocation event
+that names it, and the resource facts (registration, capacity) of the people and teams
+allocated to it, since an allocation is judged against them. The first line is a header
+saying what the export covers; each following line is one stored event with all of its
+metadata, in global position order, so replaying the lines stream by stream rebuilds what
+the system knew.
+
+Lines use the same field names as the envelopes the relay publishes to NATS
+(``docs/schemas/EventEnvelope.json``), plus what only an auditor needs: the schema version
+as stored and the event's hash in its stream's chain.
+
+Events are read through the store's safe global read, which the store guarantees to be a
+gap-free prefix in position order, up to the head position taken at the start: the export
+is a consistent cut, however many appends happen while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from programledger.application.eventstore import RecordedEvent
+from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
+from programledger.domain import ProgramProposed, program_stream_id
+from programledger.domain.events import DomainEvent, EventRegistry
+
+__all__ = [
+    "FORMAT",
+    "ExportHeader",
+    "ExportSource",
+    "ExportedEvent",
+    "ExportedStream",
+    "ProgramExport",
+    "ProgramNotFound",
+    "decode_line",
+    "export_program",
+    "resolve_program",
+]
+
+FORMAT = "programledger.audit-export/1"
+
+_PAGE = 1000
+
+
+class ExportSource(Protocol):
+    """The part of the event store an export reads; ``PostgresEventStore`` fits."""
+
+    async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]: ...
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        recorded_before: datetime | None = None,
+    ) -> list[RecordedEvent]: ...
+
+    async def head_position(self) -> int: ...
+
+
+class ProgramNotFound(LookupError):
+    """No program with that id or code in the event store."""
+
+
+class ExportedStream(msgspec.Struct, frozen=True, kw_only=True):
+    stream_id: str
+    stream_type: str
+    events: int
+    first_version: int
+    last_version: int
+    complete: bool
+    """Every event of the stream up to ``through_position`` is in the export. False for a
+    resource that also works for other programs: their allocations are left out."""
+
+
+class ExportHeader(msgspec.Struct, frozen=True, kw_only=True, tag="header", tag_field="record"):
+    format: str
+    program_id: UUID
+    program_code: str | None
+    exported_at: datetime
+    through_position: int
+    """The export holds every event of the program up to this global position."""
+    events: int
+    streams: tuple[ExportedStream, ...]
+
+
+class ExportedEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="record"):
+    """One stored event with all its metadata; ``data`` is at ``schema_version`` (the
+    current one, upcast if it was stored older, which ``stored_schema_version`` tells)."""
+
+    event_id: UUID
+    position: int
+    stream_id: str
+    stream_type: str
+    version: int
+    event_type: str
+    schema_version: int
+    stored_schema_version: int
+    recorded_at: datetime
+    actor: str
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    reason: str | None
+    program_id: UUID | None
+    hash: str
+    """The event's link in its stream's hash chain (hex), as ``verify`` checks it."""
+    data: msgspec.Raw
+
+    def domain_event(self, registry: EventRegistry) -> DomainEvent:
+        """The typed event, for replaying an export with the domain's ``fold``."""
+        decoded: DomainEvent = msgspec.json.decode(
+            self.data, type=registry.type_for(self.event_type)
+        )
+        return decoded
+
+
+class ProgramExport(msgspec.Struct, frozen=True, kw_only=True):
+    header: ExportHeader
+    events: tuple[ExportedEvent, ...]
+
+    def lines(self) -> Iterator[bytes]:
+        """The JSON Lines, header first, each ending with a newline."""
+        yield _encoder.encode(self.header) + b"\n"
+        for event in self.events:
+            yield _encoder.encode(event) + b"\n"
+
+
+_encoder = msgspec.json.Encoder()
+_line_decoder: msgspec.json.Decoder[ExportHeader | ExportedEvent] = msgspec.json.Decoder(
+    ExportHeader | ExportedEvent
+)
+
+
+def decode_line(line: bytes | str) -> ExportHeader | ExportedEvent:
+    """Read one line of an export back (tools and tests that replay it)."""
+    return _line_decoder.decode(line)
+
+
+async def resolve_program(source: ExportSource, reference: str) -> UUID:
+    """A program id from its id or its code (``PAY-2027``), as auditors know it by either.
+
+    A code's stream may hold several reservations (see ``reservations``); the program is
+    the latest holder that was proposed with that code.
+    """
+    try:
+        return UUID(reference)
+    except ValueError:
+        pass
+    records = await source.read_stream(program_code_stream_id(reference))
+    for record in reversed(records):
+        holder = record.data
+        if not isinstance(holder, ProgramCodeReserved):
+            continue
+        first = await source.read_stream(program_stream_id(holder.program_id), to_version=1)
+        if first and isinstance(first[0].data, ProgramProposed) and first[0].data.code == reference:
+            return holder.program_id
+    raise ProgramNotFound(f"no program has the id or code {reference!r}")
+
+
+class _Scan:
+    """What one pass over the log keeps: the program's events, and each resource's own
+    facts until it is known whether the program uses that resource."""
+
+    def __init__(self, program_id: UUID) -> None:
+        self.program_id = program_id
+        self.kept: list[RecordedEvent] = []
+        self.resource_facts: dict[str, list[RecordedEvent]] = {}
+        self.allocated: set[str] = set()
+
+    def see(self, record: RecordedEvent) -> None:
+        about = record.metadata.program_id
+        if about == self.program_id:
+            self.kept.append(record)
+            if record.stream_type == "resource":
+                self.allocated.add(record.stream_id)
+        elif about is None and record.stream_type == "resource":
+            self.resource_facts.setdefault(record.stream_id, []).append(record)
+
+    def result(self) -> list[RecordedEvent]:
+        facts = [r for s in self.allocated for r in self.resource_facts.get(s, ())]
+        return sorted([*self.kept, *facts], key=lambda r: r.position)
+
+
+async def export_program(source: ExportSource, program_id: UUID) -> ProgramExport:
+    """Everything recorded about ``program_id``, up to the head position at the start.
+
+    One pass over the global log in position order. Raises :class:`ProgramNotFound` when
+    the program has no stream.
+    """
+    through = await source.head_position()
+    scan = _Scan(program_id)
+    position = 0
+    while position < through:
+        page = await source.read_all(position, min(_PAGE, through - position))
+        if not page:
+            break
+        for record in page:
+            if record.position <= through:
+                scan.see(record)
+        position = page[-1].position
+    records = scan.result()
+    if not any(r.stream_id == program_stream_id(program_id) for r in records):
+        raise ProgramNotFound(f"no program {program_id} in the event store")
+    code = next((r.data.code for r in records if isinstance(r.data, ProgramProposed)), None)
+    header = ExportHeader(
+        format=FORMAT,
+        program_id=program_id,
+        program_code=code,
+        exported_at=datetime.now(UTC),
+        through_position=through,
+        events=len(records),
+        streams=await _streams(source, records, through),
+    )
+    return ProgramExport(header=header, events=tuple(_exported(r) for r in records))
+
+
+async def _streams(
+    source: ExportSource, records: Sequence[RecordedEvent], through: int
+) -> tuple[ExportedStream, ...]:
+    """Each stream in the export, and whether all of it is: a resource shared with other
+    programs, or a code once held by another program, is there only in part."""
+    by_stream: dict[str, list[RecordedEvent]] = {}
+    for record in records:
+        by_stream.setdefault(record.stream_id, []).append(record)
+    streams = []
+    for stream_id, events in sorted(by_stream.items()):
+        last = events[-1].version
+        later = await source.read_stream(stream_id, from_version=last + 1)
+        complete = [e.version for e in events] == list(range(1, last + 1)) and not any(
+            e.position <= through for e in later
+        )
+        streams.append(
+            ExportedStream(
+                stream_id=stream_id,
+                stream_type=events[0].stream_type,
+                events=len(events),
+                first_version=events[0].version,
+                last_version=last,
+                complete=complete,
+            )
+        )
+    return tuple(streams)
+
+
+def _exported(record: RecordedEvent) -> ExportedEvent:
+    meta = record.metadata
+    return ExportedEvent(
+        event_id=record.event_id,
+        position=record.position,
+        stream_id=record.stream_id,
+        stream_type=record.stream_type,
+        version=record.version,
+        event_type=record.event_type,
+        schema_version=record.schema_version,
+        stored_schema_version=record.stored_schema_version,
+        recorded_at=record.recorded_at,
+        actor=meta.actor,
+        correlation_id=meta.correlation_id,
+        causation_id=meta.causation_id,
+        reason=meta.reason,
+        program_id=meta.program_id,
+        hash=record.hash.hex(),
+        data=msgspec.Raw(_encoder.encode(record.data)),
+    )
+

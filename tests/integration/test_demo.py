@@ -1,0 +1,96 @@
+"""The demo portfolio: every status the domain has, written once however often it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.application.demo import DEMO_PROGRAMS, load_demo, story
+from programledger.application.handlers import Application
+from programledger.application.registry import application_registry
+from programledger.domain import (
+    Allocation,
+    AllocationConfirmed,
+    AllocationStatus,
+    DependencyStatus,
+    MilestoneStatus,
+    Program,
+    ProgramStatus,
+    Resource,
+    Risk,
+    RiskStatus,
+    slip_days,
+)
+from programledger.domain.events import EventRegistry
+
+
+@pytest.fixture
+def registry() -> EventRegistry:
+    return application_registry()
+
+
+async def _all_events(store: PostgresEventStore) -> int:
+    """Counted directly: the global read waits for every older transaction on the cluster,
+    which another suite on a shared server may hold open."""
+    async with store.pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+
+
+async def test_running_the_demo_twice_records_it_once(event_store: PostgresEventStore) -> None:
+    app = Application(event_store)
+    first = await load_demo(app)
+    assert first.refused == 1, "the over-allocation without override is refused"
+    assert first.replayed == 0
+    assert first.recorded == first.steps - first.refused
+    written = await _all_events(event_store)
+
+    second = await load_demo(app)
+    assert second.recorded == 0
+    assert second.events == 0
+    assert second.replayed == first.recorded
+    assert second.refused == 1
+    assert await _all_events(event_store) == written
+
+
+async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+
+    programs: list[Program] = []
+    for program_id in DEMO_PROGRAMS.values():
+        found = (await app.load_program(program_id)).state
+        assert found is not None
+        programs.append(found)
+    assert {p.status for p in programs} == set(ProgramStatus)
+    milestones = [m for p in programs for m in p.milestones]
+    assert {m.status for m in milestones} == set(MilestoneStatus)
+    assert any(slip_days(m) > 0 for m in milestones), "some milestones slipped"
+    dependencies = [d for p in programs for d in p.dependencies]
+    assert {d.status for d in dependencies} == set(DependencyStatus)
+    assert any(d.superseded_by is not None for p in programs for d in p.decisions)
+    assert any(p.lessons for p in programs if p.status is ProgramStatus.COMPLETED)
+
+    risk_ids = {s.command.risk_id for s in story() if hasattr(s.command, "risk_id")}
+    risks: list[Risk] = []
+    for risk_id in risk_ids:
+        loaded = (await app.load_risk(risk_id)).state
+        assert loaded is not None
+        risks.append(loaded)
+    assert {r.status for r in risks} == set(RiskStatus)
+    assert any(r.escalation is not None for r in risks)
+
+    keys = {s.command.resource_key for s in story() if hasattr(s.command, "resource_key")}
+    allocations: list[Allocation] = []
+    overrides: list[AllocationConfirmed] = []
+    for key in keys:
+        history = await app.history(f"resource-{key}")
+        state = history[-1].state
+        assert isinstance(state, Resource)
+        allocations += list(state.allocations)
+        overrides += [
+            h.event.data for h in history
+            if isinstance(h.event.data, AllocationConfirmed) and h.event.data.override_reason
+        ]  # fmt: skip
+    assert {a.status for a in allocations} == set(AllocationStatus)
+    assert len(overrides) == 1
+    assert overrides[0].over_allocation, "the override records what it overrode"
