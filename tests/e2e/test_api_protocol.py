@@ -260,3 +260,5 @@ async def test_metrics_count_requests_operations_mutations_and_errors(api: Api) 
     assert 'programledger_graphql_errors_total{code="GRAPHQL_VALIDATION_FAILED"} 1.0' in text
     assert 'operation_name="Who",operation_type="query"' in text
     assert 'programledger_http_requests_total{method="POST",route="/graphql",status="200"}' in text
+    assert 'programledger_events_appended_total{command="ProposeProgram"} 1.0' in text
+    assert 'programledger_command_duration_seconds_count{command="ProposeProgram"} 1.0' in text

@@ -63,12 +63,29 @@ class ApiMetrics:
             ["mutation", "outcome"],
             registry=self.registry,
         )
+        self.command_duration = Histogram(
+            "programledger_command_duration_seconds",
+            "Time to handle an accepted command: load the stream, decide, append (with its "
+            "retries on conflict)",
+            ["command"],
+            registry=self.registry,
+        )
+        self.events_appended = Counter(
+            "programledger_events_appended_total",
+            "Events appended to the event store by accepted commands (the append rate)",
+            ["command"],
+            registry=self.registry,
+        )
         self.subscriptions = Gauge(
             "programledger_graphql_subscriptions_active",
             "GraphQL subscriptions currently delivering events",
             registry=self.registry,
         )
         self._operation_names: set[str] = set()
+
+    def command_handled(self, command: str, seconds: float, events: int) -> None:
+        self.command_duration.labels(command).observe(seconds)
+        self.events_appended.labels(command).inc(events)
 
     def mutation_done(self, mutation: str, outcome: str) -> None:
         """Count a mutation: ``outcome`` is ``accepted``, ``replayed`` or the code of the

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import operator
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, assert_never, get_args
 from uuid import UUID, uuid4
@@ -112,7 +113,11 @@ class _Mutation:
         try:
             context = _command_context(info, value)
             command = self.inputs.command(self.command, data)
+            started = time.perf_counter()
             result = await services.application.handle(command, context)
+            services.metrics.command_handled(
+                self.name, time.perf_counter() - started, len(result.event_ids)
+            )
         except _REFUSALS as exc:
             error = self._refusal(exc, command if command is not None else data)
             services.metrics.mutation_done(info.field_name, error.code)
