@@ -368,7 +368,7 @@ class Process:
     async def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.to_thread(self.proc.wait, 30)
+            return await asyncio.to_thread(self.proc.wait, 60)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()

@@ -20,7 +20,7 @@ from tests.support.servers import scratch_dir
 pytestmark = pytest.mark.embedded
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP_WITHIN = 30.0
+STOP_WITHIN = 60.0
 """Seconds a SIGTERM may take to stop the API, relay, projections and both servers."""
 
 

@@ -489,7 +489,7 @@ class LiveSystem:
             runner.stop()
         if self.relay is not None:
             self.relay.stop()
-        await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 20)
+        await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 60)
         if self.nc is not None:
             js = self.nc.jetstream()
             stream = f"{self.prefix.upper()}_EVENTS"
