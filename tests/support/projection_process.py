@@ -489,7 +489,18 @@ class LiveSystem:
             runner.stop()
         if self.relay is not None:
             self.relay.stop()
-        await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 60)
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=60)
+        if pending:
+            # A runner that does not stop in time is a known defect of the runner's stop path
+            # (issue #5); cancel it so the tests of other things still clean up.
+            logging.getLogger(__name__).warning(
+                "%d projection task(s) did not stop within 60 s; cancelling", len(pending)
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self.nc is not None:
             js = self.nc.jetstream()
             stream = f"{self.prefix.upper()}_EVENTS"
