@@ -48,12 +48,11 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
-    SortKey,
     VersionedRow,
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import CURRENT, Column, Index, Table
+from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "ALLOCATIONS",
@@ -83,6 +82,7 @@ RESOURCES = Table(
         Column("version", "bigint", True),
     ),
     indexes=(Index("department", "(department, resource_key)", CURRENT),),
+    sorts={"resource_key": SortKey("resource_key", "text"), "name": SortKey("name", "text")},
 )
 
 ALLOCATIONS = Table(
@@ -104,6 +104,11 @@ ALLOCATIONS = Table(
         Index("program_history", "(program_id, valid_from_pos)"),
         Index("resource_history", "(resource_key, valid_from_pos)"),
     ),
+    sorts={
+        "start_date": SortKey("start_date", "date"),
+        "end_date": SortKey("end_date", "date"),
+        "percentage": SortKey("percentage", "integer", indexed=False),
+    },
 )
 
 UTILISATION = Table(
@@ -118,10 +123,11 @@ UTILISATION = Table(
         Column("over_allocated", "boolean", True),
         Column("program_ids", "uuid[]", True),
     ),
-    indexes=(
-        Index("week", "(week_start, resource_key)", CURRENT),
-        Index("week_history", "(week_start, valid_from_pos)"),
-    ),
+    indexes=(Index("week_history", "(week_start, valid_from_pos)"),),
+    sorts={
+        "resource": SortKey("resource_key", "text"),
+        "week": SortKey("week_start", "date"),
+    },
 )
 
 _encoder = msgspec.json.Encoder()
@@ -180,13 +186,21 @@ def _week(
     confirmed = sum(load)
     if not confirmed and not proposed:
         return None
-    start = monday.toordinal()
-    capacity = [capacity_at_ordinal(schedule, start + day) for day in range(7)]
+    capacity = _capacity_of_week(schedule, monday.toordinal())
     year, week, _ = monday.isocalendar()
     return (
         year, week, sum(capacity), confirmed, proposed,
         any(n > c for n, c in zip(load, capacity, strict=True)), sorted(programs),
     )  # fmt: skip
+
+
+def _capacity_of_week(schedule: Sequence[CapacityStep], start: int) -> list[int]:
+    """Capacity on each day of the week starting on ordinal ``start``: one lookup unless
+    a step of the schedule begins inside the week."""
+    inside = (s.effective_from for s in schedule if s.effective_from is not None)
+    if not any(start < day.toordinal() <= start + 6 for day in inside):
+        return [capacity_at_ordinal(schedule, start)] * 7
+    return [capacity_at_ordinal(schedule, start + day) for day in range(7)]
 
 
 def _resource(r: Resource, version: int) -> tuple[Any, ...]:
@@ -333,30 +347,11 @@ def _week_row(data: dict[str, Any]) -> UtilisationWeek:
     )
 
 
-RESOURCE_LIST = ListSpec(
-    table=RESOURCES,
-    sorts={"resource_key": SortKey("resource_key", "text"), "name": SortKey("name", "text")},
-    convert=_resource_row,
-)
+RESOURCE_LIST = ListSpec(table=RESOURCES, convert=_resource_row)
 
-ALLOCATION_LIST = ListSpec(
-    table=ALLOCATIONS,
-    sorts={
-        "start_date": SortKey("start_date", "date"),
-        "end_date": SortKey("end_date", "date"),
-        "percentage": SortKey("percentage", "integer"),
-    },
-    convert=_allocation_row,
-)
+ALLOCATION_LIST = ListSpec(table=ALLOCATIONS, convert=_allocation_row)
 
-UTILISATION_LIST = ListSpec(
-    table=UTILISATION,
-    sorts={
-        "resource": SortKey("resource_key", "text"),
-        "week": SortKey("week_start", "date"),
-    },
-    convert=_week_row,
-)
+UTILISATION_LIST = ListSpec(table=UTILISATION, convert=_week_row)
 
 
 async def list_resources(

@@ -39,8 +39,8 @@ from programledger.projections.core import (
     Tracked,
     fold,
 )
-from programledger.projections.queries import AsOf, Filters, ListSpec, Page, SortKey, fetch_page
-from programledger.projections.tables import Column, Index, Table
+from programledger.projections.queries import AsOf, Filters, ListSpec, Page, fetch_page
+from programledger.projections.tables import Column, Index, SortKey, Table
 
 __all__ = [
     "AUDIT",
@@ -81,6 +81,7 @@ AUDIT = Table(
     ),
     versioned=False,
     position_column="position",
+    sorts={"position": SortKey("position", "bigint")},
 )
 
 
@@ -206,7 +207,7 @@ def _entry(data: dict[str, Any]) -> AuditEntry:
     return AuditEntry(**data)
 
 
-LIST = ListSpec(table=AUDIT, sorts={"position": SortKey("position", "bigint")}, convert=_entry)
+LIST = ListSpec(table=AUDIT, convert=_entry)
 
 
 async def audit_trail(

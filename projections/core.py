@@ -364,9 +364,7 @@ class _Writes(NamedTuple):
         if self.closing:
             await self._close(conn)
         if self.records:
-            await conn.copy_records_to_table(
-                name, records=self.records, columns=table.column_names
-            )
+            await conn.copy_records_to_table(name, records=self.records, columns=table.column_names)
         if self.added:
             await conn.copy_records_to_table(name, records=self.added, columns=table.column_names)
 
@@ -519,9 +517,7 @@ class Applier:
         states = dict(self.batch_states) if write_states else {}
         return self._write(conn, writes, states)
 
-    async def _write(
-        self, conn: Connection, writes: list[_Writes], states: dict[str, Any]
-    ) -> None:
+    async def _write(self, conn: Connection, writes: list[_Writes], states: dict[str, Any]) -> None:
         for write in writes:
             await write.write(conn)
         if states:

@@ -37,12 +37,11 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
-    SortKey,
     VersionedRow,
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import CURRENT, Column, Index, Table
+from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "DECISIONS",
@@ -73,6 +72,7 @@ DECISIONS = Table(
         Index("program", "(program_id, decided_on, decision_id)", CURRENT),
         Index("program_history", "(program_id, valid_from_pos)"),
     ),
+    sorts={"decided_on": SortKey("decided_on", "date"), "title": SortKey("title", "text")},
 )
 
 LESSONS = Table(
@@ -89,6 +89,7 @@ LESSONS = Table(
         Index("program", "(program_id, recorded_at, lesson_id)", CURRENT),
         Index("program_history", "(program_id, valid_from_pos)"),
     ),
+    sorts={"recorded_at": SortKey("recorded_at", "timestamptz")},
 )
 
 
@@ -171,17 +172,9 @@ def _lesson_row(data: dict[str, Any]) -> LessonRow:
     return LessonRow(**data)
 
 
-DECISION_LIST = ListSpec(
-    table=DECISIONS,
-    sorts={"decided_on": SortKey("decided_on", "date"), "title": SortKey("title", "text")},
-    convert=_decision_row,
-)
+DECISION_LIST = ListSpec(table=DECISIONS, convert=_decision_row)
 
-LESSON_LIST = ListSpec(
-    table=LESSONS,
-    sorts={"recorded_at": SortKey("recorded_at", "timestamptz")},
-    convert=_lesson_row,
-)
+LESSON_LIST = ListSpec(table=LESSONS, convert=_lesson_row)
 
 
 async def list_decisions(

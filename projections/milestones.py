@@ -39,12 +39,11 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
-    SortKey,
     VersionedRow,
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import CURRENT, Column, Index, Table
+from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "DEPENDENCIES",
@@ -75,8 +74,13 @@ MILESTONES = Table(
     indexes=(
         Index("program", "(program_id, forecast_date, milestone_id)", CURRENT),
         Index("program_history", "(program_id, valid_from_pos)"),
-        Index("forecast", "(forecast_date, milestone_id)", CURRENT),
     ),
+    sorts={
+        "forecast_date": SortKey("forecast_date", "date"),
+        "slip_days": SortKey("slip_days", "integer"),
+        "name": SortKey("name", "text"),
+        "baseline_date": SortKey("baseline_date", "date", indexed=False),
+    },
 )
 
 DEPENDENCIES = Table(
@@ -103,6 +107,11 @@ DEPENDENCIES = Table(
         Index("program_history", "(program_id, valid_from_pos)"),
         Index("target", "(target_program_id, needed_by, dependency_id)", CURRENT),
     ),
+    sorts={
+        "needed_by": SortKey("needed_by", "date"),
+        "title": SortKey("title", "text"),
+        "status": SortKey("status", "text", indexed=False),
+    },
 )
 
 
@@ -226,26 +235,9 @@ def _dependency_row(data: dict[str, Any]) -> DependencyRow:
     return DependencyRow(**data)
 
 
-MILESTONE_LIST = ListSpec(
-    table=MILESTONES,
-    sorts={
-        "forecast_date": SortKey("forecast_date", "date"),
-        "baseline_date": SortKey("baseline_date", "date"),
-        "slip_days": SortKey("slip_days", "integer"),
-        "name": SortKey("name", "text"),
-    },
-    convert=_milestone_row,
-)
+MILESTONE_LIST = ListSpec(table=MILESTONES, convert=_milestone_row)
 
-DEPENDENCY_LIST = ListSpec(
-    table=DEPENDENCIES,
-    sorts={
-        "needed_by": SortKey("needed_by", "date"),
-        "title": SortKey("title", "text"),
-        "status": SortKey("status", "text"),
-    },
-    convert=_dependency_row,
-)
+DEPENDENCY_LIST = ListSpec(table=DEPENDENCIES, convert=_dependency_row)
 
 
 async def list_milestones(

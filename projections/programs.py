@@ -40,12 +40,11 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
-    SortKey,
     VersionedRow,
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import CURRENT, Column, Index, Table
+from programledger.projections.tables import Column, SortKey, Table
 
 __all__ = ["PROGRAMS", "PROJECTION", "ProgramRow", "get_program", "list_programs"]
 
@@ -81,11 +80,15 @@ PROGRAMS = Table(
         Column("next_milestone_date", "date"),
         Column("version", "bigint", True),
     ),
-    indexes=(
-        Index("code", "(code, program_id)", CURRENT),
-        Index("priority", "(priority, program_id)", CURRENT),
-        Index("status", "(status, program_id)", CURRENT),
-    ),
+    sorts={
+        "code": SortKey("code", "text"),
+        "name": SortKey("name", "text"),
+        "priority": SortKey("priority", "integer"),
+        "target_end_date": SortKey("target_end_date", "date"),
+        "open_risks": SortKey("open_risks", "integer"),
+        "status": SortKey("status", "text", indexed=False),
+        "budget_planned": SortKey("budget_planned", "bigint", indexed=False),
+    },
 )
 
 
@@ -219,19 +222,7 @@ def _program(data: dict[str, Any]) -> ProgramRow:
     return ProgramRow(**data)
 
 
-LIST = ListSpec(
-    table=PROGRAMS,
-    sorts={
-        "code": SortKey("code", "text"),
-        "name": SortKey("name", "text"),
-        "priority": SortKey("priority", "integer"),
-        "status": SortKey("status", "text"),
-        "target_end_date": SortKey("target_end_date", "date"),
-        "open_risks": SortKey("open_risks", "integer"),
-        "budget_planned": SortKey("budget_planned", "bigint"),
-    },
-    convert=_program,
-)
+LIST = ListSpec(table=PROGRAMS, convert=_program)
 
 
 async def list_programs(

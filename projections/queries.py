@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -35,7 +35,6 @@ __all__ = [
     "Filters",
     "ListSpec",
     "Page",
-    "SortKey",
     "VersionedRow",
     "fetch_one",
     "fetch_page",
@@ -73,18 +72,10 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True, slots=True)
-class SortKey:
-    expression: str
-    """A SQL expression that is never NULL (wrap nullable columns in ``coalesce``)."""
-    sql_type: str
-
-
-@dataclass(frozen=True, slots=True)
 class ListSpec(Generic[T]):
-    """How to list one table: its row type and the sorts it offers."""
+    """How to list one table: the table (and so its sorts) and its row type."""
 
     table: Table
-    sorts: Mapping[str, SortKey]
     convert: Callable[[dict[str, Any]], T]
 
 
@@ -136,9 +127,11 @@ async def resolve_position(conn: Connection, as_of: AsOf) -> int | None:
 def version_clause(filters: Filters, position: int | None, table: Table) -> None:
     """Restrict ``filters`` to the row versions current now, or at ``position``.
 
-    The first form is for btree indexes that lead with a filter column and
-    ``valid_from_pos``, the range containment for the GiST index over whole lists. An
-    append-only table holds facts that never change: as of ``P``, those up to ``P``.
+    Now: ``valid_to_pos IS NULL``, which every partial index of a table is built on. As
+    of ``P``: the range containment the GiST index answers for whole lists; a list
+    filtered by a column with a btree index on ``(column, valid_from_pos)`` (a program's
+    milestones) is served by that instead, the range rechecked per row. An append-only
+    table holds facts that never change: as of ``P``, those up to ``P``.
     """
     if not table.versioned:
         if position is not None:
@@ -147,10 +140,7 @@ def version_clause(filters: Filters, position: int | None, table: Table) -> None
     if position is None:
         filters.clauses.append("valid_to_pos IS NULL")
     else:
-        p = filters.param(position)
-        filters.clauses.append(
-            f"valid_from_pos <= {p} AND int8range(valid_from_pos, valid_to_pos) @> {p}::bigint"
-        )
+        filters.where("int8range(valid_from_pos, valid_to_pos) @> {}::bigint", position)
 
 
 def _encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
@@ -199,10 +189,10 @@ async def fetch_page(
     ``extra_args``.
     """
     _check_first(first)
-    key = spec.sorts.get(sort)
-    if key is None:
-        raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(spec.sorts)}")
     table = spec.table
+    key = table.sorts.get(sort)
+    if key is None:
+        raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(table.sorts)}")
     keys = table.key_names
     direction = "DESC" if descending else "ASC"
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -224,12 +214,25 @@ async def fetch_page(
             page_filters.clauses.append(f"({left}) {'<' if descending else '>'} ({right})")
         order = ", ".join(f"{c} {direction}" for c in (key.expression, *keys))
         extra = extra_select.format(*(page_filters.param(v) for v in extra_args))
-        rows = await conn.fetch(
-            f"SELECT {', '.join(table.column_names)}{extra}, "
-            f"{key.expression} AS sort_value__ FROM {table.name} "
-            f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}",
-            *page_filters.args,
-        )
+        columns = ", ".join(table.column_names)
+        if position is None or not table.versioned:
+            sql = (
+                f"SELECT {columns}{extra}, {key.expression} AS sort_value__ FROM {table.name} "
+                f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}"
+            )
+        else:
+            # Keys first, from the sort's index alone (it holds each version's range), then
+            # the rows of the page only.
+            joined = ", ".join((*keys, "valid_from_pos"))
+            outer = ", ".join(f"{c} {direction}" for c in ("sort_value__", *keys))
+            sql = (
+                f"WITH page AS (SELECT {joined}, {key.expression} AS sort_value__ "
+                f"FROM {table.name} WHERE {page_filters.sql()} ORDER BY {order} "
+                f"LIMIT {first + 1}) "
+                f"SELECT {columns}{extra}, sort_value__ FROM page "
+                f"JOIN {table.name} USING ({joined}) ORDER BY {outer}"
+            )
+        rows = await conn.fetch(sql, *page_filters.args)
     items: list[T] = []
     cursor: str | None = None
     for row in rows[:first]:

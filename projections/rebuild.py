@@ -8,7 +8,7 @@ The steps, and why:
    NATS: the stream may have expired old events), the next page read while this one is
    applied. Current row versions stay in memory until they are closed, so most rows
    are written once, complete, by ``COPY``.
-3. Near the head: write what is held, build the query indexes, ``ANALYZE``.
+3. Near the head: write what is held, build the query indexes, ``VACUUM ANALYZE``.
 4. One transaction: lock the projection's status row (this waits for the live runner's
    batch in flight and holds its next one), read and apply the tail up to the head,
    rename the tables into place, set the checkpoint, bump ``generation`` (the runner
@@ -162,7 +162,9 @@ class _Rebuild:
             await self.applier.store.write_dirty(conn)
             await secondary_indexes(conn, projection, suffix=REBUILD_SUFFIX)
             for table in projection.all_tables:
-                await conn.execute(f"ANALYZE {table.name + REBUILD_SUFFIX}")
+                # VACUUM too: a fresh table's visibility map is empty, and without it no
+                # count can be answered from an index alone.
+                await conn.execute(f"VACUUM ANALYZE {table.name + REBUILD_SUFFIX}")
             await self._swap(bar)
         seconds = time.perf_counter() - started
         log.info("rebuilt %s: %d events to position %d in %.1fs",

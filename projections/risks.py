@@ -33,14 +33,13 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
-    SortKey,
     VersionedRow,
     fetch_one,
     fetch_page,
     resolve_position,
     version_clause,
 )
-from programledger.projections.tables import CURRENT, Column, Index, Table
+from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "PROJECTION",
@@ -90,9 +89,14 @@ RISKS = Table(
     indexes=(
         Index("program_score", "(program_id, score DESC, risk_id)", CURRENT),
         Index("program_history", "(program_id, valid_from_pos)"),
-        Index("score", "(score, risk_id)", CURRENT),
         Index("review", "(next_review_on, risk_id)", f"{CURRENT} AND is_open"),
     ),
+    sorts={
+        "score": SortKey("score", "integer"),
+        "next_review_on": SortKey("coalesce(next_review_on, 'infinity'::date)", "date"),
+        "title": SortKey("title", "text"),
+        "status": SortKey("status", "text", indexed=False),
+    },
 )
 
 _HIGH = (SeverityBand.HIGH, SeverityBand.CRITICAL)
@@ -193,16 +197,7 @@ def _risk(data: dict[str, Any]) -> RiskRow:
     return RiskRow(**data)
 
 
-LIST = ListSpec(
-    table=RISKS,
-    sorts={
-        "score": SortKey("score", "integer"),
-        "next_review_on": SortKey("coalesce(next_review_on, 'infinity'::date)", "date"),
-        "title": SortKey("title", "text"),
-        "status": SortKey("status", "text"),
-    },
-    convert=_risk,
-)
+LIST = ListSpec(table=RISKS, convert=_risk)
 
 _OVERDUE = ", (is_open AND coalesce(next_review_on < {}, false)) AS overdue"
 

@@ -148,17 +148,25 @@ _POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, Proj
 """Failures of a batch's writes that the same events will always cause again."""
 
 _SAVE = """
-UPDATE projection_status SET
-    position = $2,
-    position_recorded_at = coalesce($3, (SELECT recorded_at FROM events WHERE position = $2),
-                                    position_recorded_at),
-    events_applied = events_applied + $4,
-    state = CASE WHEN $5::text IS NULL THEN 'running' ELSE 'failed' END,
-    error = $5, failed_position = $6, failed_event_id = $7, failed_event_type = $8,
-    failed_stream_id = $9, failed_at = CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
-    updated_at = now()
-WHERE name = $1
+WITH saved AS (
+    UPDATE projection_status SET
+        position = $2,
+        position_recorded_at = coalesce(
+            $3, (SELECT recorded_at FROM events WHERE position = $2), position_recorded_at
+        ),
+        events_applied = events_applied + $4,
+        state = CASE WHEN $5::text IS NULL THEN 'running' ELSE 'failed' END,
+        error = $5, failed_position = $6, failed_event_id = $7, failed_event_type = $8,
+        failed_stream_id = $9,
+        failed_at = CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
+        updated_at = now()
+    WHERE name = $1
+    RETURNING name, position
+)
+SELECT pg_notify($10, name || ':' || position) FROM saved
 """
+"""The checkpoint (or the failure) and the notification that wakes waiting readers,
+delivered when the transaction commits."""
 
 
 class ProjectionRunner:
@@ -332,13 +340,11 @@ class ProjectionRunner:
         sub = await self._subscribe(conn, js)
         # The next batch is fetched while this one is applied and committed: fetching costs
         # mostly client CPU, a commit mostly waiting for PostgreSQL.
-        batches: asyncio.Queue[list[Msg] | BaseException] = asyncio.Queue(maxsize=1)
-        fetcher = asyncio.create_task(self._fetch_ahead(sub, batches))
+        fetching = asyncio.create_task(self._fetch(sub))
         try:
             while not self._stop.is_set():
-                messages = await batches.get()
-                if isinstance(messages, BaseException):
-                    raise messages
+                messages = await fetching
+                fetching = asyncio.create_task(self._fetch(sub))
                 if not messages:
                     await self._idle(conn, js)
                     continue
@@ -346,25 +352,19 @@ class ProjectionRunner:
                 if self._state is RunnerState.FAILED:
                     return
         finally:
-            fetcher.cancel()
-            with contextlib.suppress(BaseException):
-                await fetcher
+            fetching.cancel()
+            # Waited for, not trusted to be cancelled: a fetch can swallow a cancellation,
+            # but it always ends within fetch_wait.
+            await asyncio.wait({fetching})
+            if not fetching.cancelled():
+                fetching.exception()
 
-    async def _fetch_ahead(
-        self,
-        sub: JetStreamContext.PullSubscription,
-        batches: asyncio.Queue[list[Msg] | BaseException],
-    ) -> None:
-        """Fetch batches into ``batches``; an empty one says "idle", a failure ends it."""
-        while True:
-            try:
-                messages = await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
-            except TimeoutError:  # nats-py raises its own subclass, or the plain one
-                messages = []
-            except Exception as exc:
-                await batches.put(exc)
-                return
-            await batches.put(messages)
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """The next batch, or ``[]`` when none came within ``fetch_wait``."""
+        try:
+            return await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
+        except TimeoutError:  # nats-py raises its own subclass, or the plain one
+            return []
 
     async def _subscribe(
         self, conn: asyncpg.Connection, js: JetStreamContext
@@ -590,11 +590,8 @@ class ProjectionRunner:
             _SAVE, self.projection.name, position, recorded, applied,
             None if p is None else p.error, None if p is None else p.position,
             None if p is None else p.event_id, None if p is None else p.event_type,
-            None if p is None else p.stream_id,
+            None if p is None else p.stream_id, self._channel,
         )  # fmt: skip
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", self._channel, f"{self.projection.name}:{position}"
-        )
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -7,14 +7,20 @@ times). Three indexes come with it: the current version of each key (unique, par
 the versions of a key in order (single entity as of), and a GiST index on the position
 range (whole lists as of). An append-only table (the audit trail) has one row per event
 and is read "as of" through its position column.
+
+Each order a table offers lists in (:class:`SortKey`) gets two btree indexes: the current
+rows in that order (partial), for pages of now; and every version in that order with
+its position range included, so a page as of any position is read from that index alone,
+stopping at the page's last row, and only the rows on it are fetched from the table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["CURRENT", "VERSION_COLUMNS", "Column", "Index", "Table"]
+__all__ = ["CURRENT", "VERSION_COLUMNS", "Column", "Index", "SortKey", "Table"]
 
 CURRENT = "valid_to_pos IS NULL"
 """The WHERE clause of a partial index over current rows only."""
@@ -39,6 +45,16 @@ class Index(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class SortKey:
+    expression: str
+    """A SQL expression that is never NULL (wrap nullable columns in ``coalesce``)."""
+    sql_type: str
+    indexed: bool = True
+    """Orders rarely used stay unindexed (pages in them are sorted by the query): every
+    index costs every write and every rebuild."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Table:
     """A read-model table; ``name`` is the live name, a rebuild uses ``name__rebuild``."""
 
@@ -49,6 +65,8 @@ class Table:
     versioned: bool = True
     position_column: str | None = None
     """For an append-only table: the column holding the event's position ("as of")."""
+    sorts: Mapping[str, SortKey] = field(default_factory=dict)
+    """The orders lists of this table can be read in, by name; the key breaks ties."""
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -89,9 +107,18 @@ class Table:
         if not self.versioned:
             return self.indexes
         keys = ", ".join(self.key_names)
+        versions = "INCLUDE (valid_from_pos, valid_to_pos)"
+        ordered = []
+        for name, sort in self.sorts.items():
+            if not sort.indexed:
+                continue
+            ordered.append(Index(f"by_{name}", f"(({sort.expression}), {keys})", CURRENT))
+            ordered.append(Index(f"by_{name}_asof", f"(({sort.expression}), {keys}) {versions}"))
         return (
             Index("history", f"({keys}, valid_from_pos)"),
-            Index("asof", "USING gist (int8range(valid_from_pos, valid_to_pos))"),
+            # With the range's ends included, a count as of a position reads the index only.
+            Index("asof", f"USING gist (int8range(valid_from_pos, valid_to_pos)) {versions}"),
+            *ordered,
             *self.indexes,
         )
 
