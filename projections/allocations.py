@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
@@ -123,9 +124,12 @@ UTILISATION = Table(
         Column("over_allocated", "boolean", True),
         Column("program_ids", "uuid[]", True),
     ),
-    indexes=(Index("week_history", "(week_start, valid_from_pos)"),),
+    # Few indexes: every allocation event writes a version of each week it spans. Every
+    # query names a week range, which by_week serves now and as of (no GiST range index);
+    # the key's own indexes serve the resource order.
+    range_index=False,
     sorts={
-        "resource": SortKey("resource_key", "text"),
+        "resource": SortKey("resource_key", "text", indexed=False),
         "week": SortKey("week_start", "date"),
     },
 )
@@ -150,48 +154,59 @@ def weeks_of(
     resource: Resource | None, weeks: Iterable[date] | None = None
 ) -> dict[date, tuple[Any, ...]]:
     """The utilisation rows of ``resource`` for ``weeks`` (Mondays; ``None``: every week
-    any of its live allocations touches), leaving out weeks without load."""
+    any of its live allocations touches), leaving out weeks without load.
+
+    Loads are summed per day over the span of ``weeks`` with difference arrays, so one
+    event costs the allocations plus the days once, not the allocations once per week.
+    """
     if resource is None:
         return {}
     live = [a for a in resource.allocations if a.status is not _RELEASED]
     if weeks is None:
         weeks = {w for a in live for w in _mondays(a.start_date, a.end_date)}
+    weeks = list(weeks)
+    if not weeks:
+        return {}
+    first = min(weeks).toordinal()
+    span = max(weeks).toordinal() + 7 - first
+    confirmed = [0] * (span + 1)
+    proposed = [0] * (span + 1)
+    programs: dict[int, set[UUID]] = {}
+    for a in live:
+        start = max(a.start_date.toordinal() - first, 0)
+        end = min(a.end_date.toordinal() - first, span - 1)
+        if start > end:
+            continue
+        if a.status is _CONFIRMED:
+            confirmed[start] += a.percentage
+            confirmed[end + 1] -= a.percentage
+            for week in range(start // 7, end // 7 + 1):
+                programs.setdefault(week, set()).add(a.program_id)
+        else:
+            proposed[start] += a.percentage
+            proposed[end + 1] -= a.percentage
+    daily = list(accumulate(confirmed))
+    daily_proposed = list(accumulate(proposed))
     schedule = resource.capacity_schedule
+    constant = schedule[0].capacity if len(schedule) == 1 else None
     rows: dict[date, tuple[Any, ...]] = {}
     for monday in weeks:
-        row = _week(monday, live, schedule)
-        if row is not None:
-            rows[monday] = row
-    return rows
-
-
-def _week(
-    monday: date, live: Sequence[Allocation], schedule: Sequence[CapacityStep]
-) -> tuple[Any, ...] | None:
-    sunday = monday + timedelta(days=6)
-    load = [0] * 7
-    proposed = 0
-    programs: set[UUID] = set()
-    for a in live:
-        if a.end_date < monday or a.start_date > sunday:
+        i = monday.toordinal() - first
+        load = daily[i : i + 7]
+        loaded, pending = sum(load), sum(daily_proposed[i : i + 7])
+        if not loaded and not pending:
             continue
-        first = (max(a.start_date, monday) - monday).days
-        last = (min(a.end_date, sunday) - monday).days
-        if a.status is _CONFIRMED:
-            for day in range(first, last + 1):
-                load[day] += a.percentage
-            programs.add(a.program_id)
+        if constant is not None:
+            capacity_days, over = constant * 7, max(load) > constant
         else:
-            proposed += a.percentage * (last - first + 1)
-    confirmed = sum(load)
-    if not confirmed and not proposed:
-        return None
-    capacity = _capacity_of_week(schedule, monday.toordinal())
-    year, week, _ = monday.isocalendar()
-    return (
-        year, week, sum(capacity), confirmed, proposed,
-        any(n > c for n, c in zip(load, capacity, strict=True)), sorted(programs),
-    )  # fmt: skip
+            capacity = _capacity_of_week(schedule, first + i)
+            capacity_days = sum(capacity)
+            over = any(n > c for n, c in zip(load, capacity, strict=True))
+        year, week, _ = monday.isocalendar()
+        rows[monday] = (
+            year, week, capacity_days, loaded, pending, over, sorted(programs.get(i // 7, ())),
+        )  # fmt: skip
+    return rows
 
 
 def _capacity_of_week(schedule: Sequence[CapacityStep], start: int) -> list[int]:

@@ -247,15 +247,25 @@ class StateStore:
         return self._decoders[key.partition("-")[0]].decode(data)
 
     async def preload(self, conn: Connection, keys: Iterable[str]) -> None:
+        missing = self.missing(keys)
+        if missing:
+            await self.load(conn, missing)
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The keys that must be read from the table before they are used (none when
+        the cache is complete: a miss then means "no state")."""
         missing = [k for k in set(keys) if k not in self._cache]
-        if not missing:
-            return
-        for key in missing:
-            self._cache[key] = None
         if self.complete:
-            return
+            for key in missing:
+                self._cache[key] = None
+            return []
+        return missing
+
+    async def load(self, conn: Connection | asyncpg.Pool, keys: list[str]) -> None:
+        for key in keys:
+            self._cache[key] = None
         rows = await conn.fetch(
-            f"SELECT key, state FROM {self.table} WHERE key = ANY($1::text[])", missing
+            f"SELECT key, state FROM {self.table} WHERE key = ANY($1::text[])", keys
         )
         for row in rows:
             self._cache[row[0]] = self._decode(row[0], row[1])
@@ -461,6 +471,11 @@ class Applier:
     async def prepare(self, conn: Connection, events: Sequence[ProjectedEvent]) -> None:
         keys = self.projection.state_keys
         await self.store.preload(conn, (k for e in events for k in keys(e)))
+
+    def unloaded(self, events: Sequence[ProjectedEvent]) -> list[str]:
+        """The states ``events`` need that must first be read from the table."""
+        keys = self.projection.state_keys
+        return self.store.missing(k for e in events for k in keys(e))
 
     def apply(self, events: Sequence[ProjectedEvent]) -> Poison | None:
         """Run the handler over ``events``; stops at the first that raises, keeping what

@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import HEADER_POSITION
+from programledger.adapters.nats.pull import BatchPuller
 
 __all__ = ["first_sequence_after", "open_consumer", "position_at"]
 
@@ -50,6 +52,7 @@ async def first_sequence_after(
 
 
 async def open_consumer(
+    nc: NatsClient,
     js: JetStreamContext,
     stream: str,
     durable: str,
@@ -59,7 +62,7 @@ async def open_consumer(
     description: str,
     ack_wait: float,
     max_ack_pending: int,
-) -> JetStreamContext.PullSubscription:
+) -> BatchPuller:
     """(Re)create the durable pull consumer ``durable`` at stream sequence ``start``.
 
     ``AckPolicy.ALL``: acknowledging a batch's last message acknowledges the batch.
@@ -81,4 +84,6 @@ async def open_consumer(
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, durable)
     await js.add_consumer(stream, config)
-    return await js.pull_subscribe_bind(durable=durable, stream=stream)
+    puller = BatchPuller(nc, stream, durable)
+    await puller.start()
+    return puller

@@ -7,6 +7,10 @@ How each guarantee is kept:
   which first locks the projection's status row. An event at or below the checkpoint is
   skipped, so a redelivery is never applied twice; messages are acknowledged only after
   the commit (``AckAll`` on the batch's last message).
+- **Pipelined.** While one batch's transaction runs, the next batch is fetched and
+  applied in memory (handlers are pure), so Python's CPU and PostgreSQL's commit overlap.
+  Its writes start only after that commit; if the commit fails, everything applied since
+  is dropped and consuming restarts from the checkpoint.
 - **In order, nothing skipped.** At every start the durable pull consumer is recreated at
   the first stream sequence after the checkpoint (a binary search over the positions the
   relay stores in order), so what an earlier instance left unacknowledged comes again in
@@ -43,7 +47,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +61,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import decode_envelope
+from programledger.adapters.nats.pull import BatchPuller, ConsumerGone
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import subject_filters
 from programledger.adapters.postgres.connection import connect
@@ -134,6 +139,26 @@ class RunnerStats:
     last_error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What a batch's transaction records besides its rows."""
+
+    position: int
+    recorded: datetime | None
+    applied: int
+    poison: Poison | None
+    ack: Msg | None
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch applied in memory whose transaction is running."""
+
+    task: asyncio.Task[None]
+    items: Sequence[Any]
+    convert: Callable[[Any], ProjectedEvent]
+
+
 class _Resync(Exception):
     """Start over from the checkpoint in the status row."""
 
@@ -143,9 +168,12 @@ class _NoStream(Exception):
 
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-_NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
+_NATS_ERRORS = (nats.errors.Error, ConsumerGone, TimeoutError, OSError)
 _POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ProjectionBug)
 """Failures of a batch's writes that the same events will always cause again."""
+
+_APPLY_CHUNK = 50
+"""Events applied between two yields to the batch being committed."""
 
 _SAVE = """
 WITH saved AS (
@@ -198,9 +226,12 @@ class ProjectionRunner:
         self.stats = RunnerStats()
         self._stop = asyncio.Event()
         self._position = 0
+        self._staged = 0
+        """The last position applied in memory: ``_position`` or a batch being committed."""
+        self._inflight: _InFlight | None = None
         self._generation = -1
         self._applier = self._new_applier()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: BatchPuller | None = None
         self._consumer_seq = 0
         self._check_gap = False
         self._notified = 0
@@ -274,7 +305,9 @@ class ProjectionRunner:
         if not await prepare_tables(conn, self.projection):
             log.warning("projection %s: its tables were built by another definition or are "
                         "missing; rebuilding before consuming", name)  # fmt: skip
-            await rebuild(self._store.pool, self._store, name, progress=False)
+            rebuilding = rebuild(self._store.pool, self._store, name, progress=False)
+            if not await self._unless_stopped(rebuilding):
+                return
         await conn.add_listener(self._store.notify_channel, self._on_append)
         self.stats.activations += 1
         await conn.execute(
@@ -329,7 +362,7 @@ class ProjectionRunner:
         return StatusRow(**dict(row))
 
     def _resync_from(self, status: StatusRow) -> None:
-        self._position = status.position
+        self._position = self._staged = status.position
         self._generation = status.generation
         self._applier = self._new_applier()
 
@@ -353,22 +386,16 @@ class ProjectionRunner:
                     return
         finally:
             fetching.cancel()
-            # Waited for, not trusted to be cancelled: a fetch can swallow a cancellation,
-            # but it always ends within fetch_wait.
             await asyncio.wait({fetching})
             if not fetching.cancelled():
                 fetching.exception()
+            await self._drain()
 
-    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    async def _fetch(self, sub: BatchPuller) -> list[Msg]:
         """The next batch, or ``[]`` when none came within ``fetch_wait``."""
-        try:
-            return await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
-        except TimeoutError:  # nats-py raises its own subclass, or the plain one
-            return []
+        return await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
 
-    async def _subscribe(
-        self, conn: asyncpg.Connection, js: JetStreamContext
-    ) -> JetStreamContext.PullSubscription:
+    async def _subscribe(self, conn: asyncpg.Connection, js: JetStreamContext) -> BatchPuller:
         await self._unsubscribe()
         try:
             state = (await js.stream_info(self._stream)).state
@@ -393,6 +420,7 @@ class ProjectionRunner:
             multiple=(version.major, version.minor) >= (2, 10),
         )
         self._sub = await open_consumer(
+            self._nc,
             js,
             self._stream,
             self._durable,
@@ -424,7 +452,7 @@ class ProjectionRunner:
             )
         self._consumer_seq = last_sequence
         envelopes = []
-        last = self._position
+        last = self._staged
         for msg in messages:
             try:
                 envelope = decode_envelope(msg.data)
@@ -440,25 +468,29 @@ class ProjectionRunner:
             envelopes.append(envelope)
         if envelopes and self._check_gap:
             self._check_gap = False
-            if envelopes[0].position > self._position + 1:
+            if envelopes[0].position > self._staged + 1:
                 await self._catch_up(conn, envelopes[0].position - 1)
-            envelopes = [e for e in envelopes if e.position > self._position]
+            envelopes = [e for e in envelopes if e.position > self._staged]
         if envelopes:
-            await self._commit(conn, envelopes, self._from_envelope)
-        await messages[-1].ack()
+            await self._commit(conn, envelopes, self._from_envelope, ack=messages[-1])
+        else:
+            # AckAll: acknowledging this acknowledges the batch still being committed.
+            await self._settle(conn)
+            await messages[-1].ack()
 
     async def _catch_up(self, conn: asyncpg.Connection, until: int) -> None:
         """Apply events up to ``until`` read from the event store (not in the stream)."""
         log.info("projection %s: reading positions %d-%d from the event store",
-                 self.projection.name, self._position + 1, until)  # fmt: skip
-        while self._position < until and not self._stop.is_set():
-            page = await self._store.read_all_raw(self._position, self._settings.batch_size)
+                 self.projection.name, self._staged + 1, until)  # fmt: skip
+        while self._staged < until and not self._stop.is_set():
+            page = await self._store.read_all_raw(self._staged, self._settings.batch_size)
             page = [e for e in page if e.position <= until]
             if not page:
-                return
+                break
             await self._commit(conn, page, self._from_stored)
             if self._state is RunnerState.FAILED:
                 raise _Resync("stopped at a poison event")
+        await self._settle(conn)
 
     async def _idle(self, conn: asyncpg.Connection, js: JetStreamContext) -> None:
         """Check the status row (and so the lock connection), and move the checkpoint
@@ -469,6 +501,7 @@ class ProjectionRunner:
         The checkpoint moves to just before the first such event it has not applied (or
         to ``tail`` if there is none), which that event's delivery will pass anyway.
         """
+        await self._settle(conn)
         status = await self._read_status(conn)
         if status.generation != self._generation or status.position != self._position:
             raise _Resync("the status row changed (a rebuild was swapped in?)")
@@ -505,48 +538,104 @@ class ProjectionRunner:
         async with conn.transaction():
             await self._claim(conn)
             await self._save(conn, target, None, 0, None)
-        self._position = target
+        self._position = self._staged = target
 
     # --- committing ----------------------------------------------------------------------
 
     async def _commit(
         self, conn: asyncpg.Connection, items: Sequence[Any],
-        convert: Callable[[Any], ProjectedEvent],
+        convert: Callable[[Any], ProjectedEvent], *, ack: Msg | None = None,
     ) -> None:  # fmt: skip
-        """Apply ``items`` (envelopes or stored events, after the checkpoint, in order)
-        and commit their effects with the new checkpoint."""
+        """Apply ``items`` (envelopes or stored events, after the checkpoint, in order) in
+        memory, then start the transaction that writes their effects with the new
+        checkpoint (and acknowledges ``ack``); :meth:`_settle` waits for it."""
         applier = self._applier
-        decoded, poison = applier.decode(items, convert)
         applied_before = applier.applied
+        poison = None
+        for start in range(0, len(items), _APPLY_CHUNK):
+            decoded, poison = applier.decode(items[start : start + _APPLY_CHUNK], convert)
+            unloaded = applier.unloaded(decoded)
+            if unloaded:
+                # Read on another connection: this one is busy with the batch in flight,
+                # which cannot have written these states (all it wrote is in the cache).
+                await applier.store.load(self._store.pool, unloaded)
+            poison = applier.apply(decoded) or poison
+            if poison is not None:
+                break
+            if self._inflight is not None:
+                # Let the batch in flight send its next statement: its transaction moves
+                # one round trip each time this loop yields.
+                await asyncio.sleep(0)
+        if poison is None:
+            position, recorded = items[-1].position, items[-1].recorded_at
+        else:
+            prior = [i for i in items if i.position < poison.position]
+            position = poison.position - 1
+            recorded = prior[-1].recorded_at if prior else None
+        writes = applier.flush(conn)
+        try:
+            await self._settle(conn)
+        except BaseException:
+            writes.close()
+            raise
+        # Nothing is in flight here, so trimming cannot drop a state not yet committed.
+        applier.store.trim()
+        applier.commit()
+        batch = _Batch(position, recorded, applier.applied - applied_before, poison, ack)
+        task = asyncio.create_task(self._write(conn, writes, batch))
+        self._inflight = _InFlight(task, items, convert)
+        self._staged = position
+        if poison is not None:
+            await self._settle(conn)
+
+    async def _write(
+        self, conn: asyncpg.Connection, writes: Coroutine[Any, Any, None], batch: _Batch
+    ) -> None:
         try:
             async with conn.transaction():
                 await self._claim(conn)
-                await applier.prepare(conn, decoded)
-                poison = applier.apply(decoded) or poison
-                await applier.flush(conn)
-                if poison is None:
-                    position, recorded = items[-1].position, items[-1].recorded_at
-                else:
-                    prior = [i for i in items if i.position < poison.position]
-                    position = poison.position - 1
-                    recorded = prior[-1].recorded_at if prior else None
-                applied = applier.applied - applied_before
-                await self._save(conn, position, recorded, applied, poison)
-        except _POISONOUS as exc:
-            applier.discard()
-            await self._isolate(conn, items, convert, exc)
-            return
-        except BaseException:
-            applier.discard()
-            raise
-        applier.commit()
-        applier.store.trim()
-        self._position = position
-        self.stats.applied += applied
+                await writes
+                await self._save(conn, batch.position, batch.recorded, batch.applied, batch.poison)
+        finally:
+            writes.close()  # not awaited when the claim failed
+        self._position = batch.position
+        self.stats.applied += batch.applied
         self.stats.batches += 1
         self._retry_delay = self._settings.retry_initial
-        if poison is not None:
-            self._stopped_at(poison)
+        if batch.poison is not None:
+            self._stopped_at(batch.poison)
+        if batch.ack is not None:
+            await batch.ack.ack()
+
+    async def _settle(self, conn: asyncpg.Connection) -> None:
+        """Wait for the batch being committed. If its commit failed, nothing applied since
+        can be trusted: the states are dropped, and a write PostgreSQL refuses is traced
+        to its event (:meth:`_isolate`) before consuming restarts at the checkpoint."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        try:
+            await inflight.task
+        except _POISONOUS as exc:
+            self._applier.discard()
+            self._staged = self._position
+            await self._isolate(conn, inflight.items, inflight.convert, exc)
+            raise _Resync("a batch's writes failed; it was committed event by event") from exc
+        except BaseException:
+            self._applier.discard()
+            raise
+
+    async def _drain(self) -> None:
+        """On the way out: let the batch being committed finish (it is redone at the next
+        start if it fails)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        try:
+            await inflight.task
+        except Exception as exc:
+            self._applier.discard()
+            self._failure("the last batch was not committed; it will be redone", exc)
 
     async def _isolate(
         self, conn: asyncpg.Connection, items: Sequence[Any],
@@ -556,6 +645,7 @@ class ProjectionRunner:
         if len(items) > 1:
             for item in items:
                 await self._commit(conn, [item], convert)
+                await self._settle(conn)
                 if self._state is RunnerState.FAILED:
                     return
             return
@@ -563,7 +653,7 @@ class ProjectionRunner:
         async with conn.transaction():
             await self._claim(conn)
             await self._save(conn, poison.position - 1, None, 0, poison)
-        self._position = poison.position - 1
+        self._position = self._staged = poison.position - 1
         self._stopped_at(poison)
 
     def _stopped_at(self, poison: Poison) -> None:
@@ -604,6 +694,23 @@ class ProjectionRunner:
         delay = self._retry_delay
         self._retry_delay = min(delay * 2, self._settings.retry_max)
         return delay * random.uniform(0.8, 1.2)
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, Any]) -> bool:
+        """Run ``work`` unless :meth:`stop` is called first, which cancels it (a rebuild
+        of millions of events must not hold a shutdown); returns whether it finished."""
+        task = asyncio.create_task(work)
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task})
+        if task.cancelled():
+            return False
+        task.result()
+        return True
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

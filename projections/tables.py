@@ -63,6 +63,10 @@ class Table:
     columns: tuple[Column, ...]
     indexes: tuple[Index, ...] = ()
     versioned: bool = True
+    range_index: bool = True
+    """The GiST index on each version's position range, which pages whole lists as of a
+    position. A table always read through a narrower index (a date range, a key) goes
+    without it: GiST inserts are the dearest part of writing a version."""
     position_column: str | None = None
     """For an append-only table: the column holding the event's position ("as of")."""
     sorts: Mapping[str, SortKey] = field(default_factory=dict)
@@ -114,10 +118,11 @@ class Table:
                 continue
             ordered.append(Index(f"by_{name}", f"(({sort.expression}), {keys})", CURRENT))
             ordered.append(Index(f"by_{name}_asof", f"(({sort.expression}), {keys}) {versions}"))
+        # With the range's ends included, a count as of a position reads the index only.
+        asof = Index("asof", f"USING gist (int8range(valid_from_pos, valid_to_pos)) {versions}")
         return (
             Index("history", f"({keys}, valid_from_pos)"),
-            # With the range's ends included, a count as of a position reads the index only.
-            Index("asof", f"USING gist (int8range(valid_from_pos, valid_to_pos)) {versions}"),
+            *((asof,) if self.range_index else ()),
             *ordered,
             *self.indexes,
         )

@@ -1,0 +1,109 @@
+"""Batches from a durable pull consumer, pulled with little per-message work.
+
+nats-py's ``PullSubscription.fetch`` waits for every message of a batch on its own (a
+task, a future and a timer each). Measured on this project's envelopes, that bookkeeping
+cost about 60 % of a plain fetch-and-acknowledge loop's CPU; a projection runner spends it
+on applying events instead. :class:`BatchPuller` speaks the same JetStream pull protocol
+(``$JS.API.CONSUMER.MSG.NEXT``) with one inbox subscription whose callback only buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import Header
+
+__all__ = ["BatchPuller", "ConsumerGone"]
+
+_END_OF_REQUEST = frozenset({"404", "408", "409"})
+"""Statuses that end a pull request: no messages (no_wait), expired, or refused
+(e.g. too many waiting requests)."""
+_CONSUMER_GONE = ("consumer deleted", "consumer is push based")
+
+
+class ConsumerGone(Exception):
+    """The server says the consumer no longer exists (or is not a pull consumer)."""
+
+
+class BatchPuller:
+    """Pulls batches of a durable pull consumer into one inbox subscription.
+
+    Every request's replies land in the same inbox, in the order the server sends them,
+    so a message that arrives after its request was given up on (a lingering request
+    answered late) is simply the first of the next batch: order is never lost, and the
+    runner checks the consumer's delivery sequence anyway.
+    """
+
+    def __init__(self, nc: NatsClient, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._buffer: deque[Msg] = deque()
+        self._ended = 0
+        """Pull requests the server has ended (404/408/409) since the last request."""
+        self._gone: str | None = None
+        self._wake = asyncio.Event()
+        self._want = 0
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await sub.unsubscribe()
+
+    async def _on_message(self, msg: Msg) -> None:
+        headers = msg.headers
+        status = None if headers is None or msg.data else headers.get(Header.STATUS)
+        if status is None:
+            self._buffer.append(msg)
+            if len(self._buffer) >= self._want:
+                self._wake.set()
+            return
+        if status in _END_OF_REQUEST:
+            description = (headers or {}).get(Header.DESCRIPTION, "").lower()
+            if status == "409" and description.startswith(_CONSUMER_GONE):
+                self._gone = description
+            self._ended += 1
+            self._wake.set()
+
+    async def fetch(self, batch: int, wait: float) -> list[Msg]:
+        """Up to ``batch`` messages: those already here, else what the consumer has now,
+        else the first that arrives within ``wait`` seconds (``[]`` if none does)."""
+        if self._sub is None:
+            raise RuntimeError("the puller is not subscribed")
+        if not self._buffer:
+            await self._request(batch, wait, no_wait=True)
+        if not self._buffer and self._gone is None:
+            await self._request(batch, wait, no_wait=False)
+        if self._gone is not None:
+            raise ConsumerGone(self._gone)
+        buffer = self._buffer
+        return [buffer.popleft() for _ in range(min(batch, len(buffer)))]
+
+    async def _request(self, batch: int, wait: float, *, no_wait: bool) -> None:
+        """Ask for ``batch`` messages and wait until the request ends, ``batch`` are here
+        (``no_wait``), or the first one is (a lingering request, which keeps delivering
+        into the buffer until it expires)."""
+        request: dict[str, object] = {"batch": batch}
+        if no_wait:
+            request["no_wait"] = True
+        else:
+            request["expires"] = max(int(wait * 1e9) - 1_000_000, 1_000_000)
+        self._ended = 0
+        self._want = batch if no_wait else 1
+        self._wake.clear()
+        await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while len(self._buffer) < self._want and not self._ended:
+                    await self._wake.wait()
+                    self._wake.clear()
