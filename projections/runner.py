@@ -61,7 +61,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import decode_envelope
-from programledger.adapters.nats.pull import BatchPuller, ConsumerGone
+from programledger.adapters.nats.pull import BatchPuller, PullRefused
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import subject_filters
 from programledger.adapters.postgres.connection import connect
@@ -168,7 +168,7 @@ class _NoStream(Exception):
 
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-_NATS_ERRORS = (nats.errors.Error, ConsumerGone, TimeoutError, OSError)
+_NATS_ERRORS = (nats.errors.Error, PullRefused, TimeoutError, OSError)
 _POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ProjectionBug)
 """Failures of a batch's writes that the same events will always cause again."""
 
@@ -309,6 +309,10 @@ class ProjectionRunner:
             if not await self._unless_stopped(rebuilding):
                 return
         await conn.add_listener(self._store.notify_channel, self._on_append)
+        # A batch's effects and checkpoint commit together, so a commit that a PostgreSQL
+        # crash loses only rewinds the projection to an earlier checkpoint, which it
+        # consumes again from there: waiting for the WAL flush buys nothing.
+        await conn.execute("SET synchronous_commit = off")
         self.stats.activations += 1
         await conn.execute(
             "UPDATE projection_status SET worker = $2, updated_at = now(), "
@@ -514,6 +518,11 @@ class ProjectionRunner:
         ):
             return
         self._idle_checked = loop.time()
+        try:
+            # A pull for a consumer that is gone gets no answer at all, so look.
+            await js.consumer_info(self._stream, self._durable)
+        except NotFoundError:
+            raise _Resync("the durable consumer (or its stream) is gone") from None
         state = (await js.stream_info(self._stream)).state
         if state.messages == 0:
             return

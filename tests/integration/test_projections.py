@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from programledger.adapters.nats.envelope import HEADER_MSG_ID
+from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
@@ -416,6 +417,28 @@ async def test_a_redelivered_event_is_never_applied_twice(
     await eventually(lambda: audit.stats.skipped >= info.state.messages, within=10)
     after = {p.name: await table_rows(pool, p) for p in PROJECTIONS.values()}
     assert after == before
+
+
+async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    story = Story(app)
+    head = await story.tell()
+    assert await wait_for_position(pool, head, 20)
+    risks = live.runners["risks"]
+    restarts = risks.stats.resyncs + risks.stats.failures
+    assert live.nc is not None
+    # An operator deletes it: a pull waiting on it is told, a later pull gets no answer
+    # at all (the runner's idle check notices that); either way it is recreated.
+    await live.nc.jetstream().delete_consumer(stream_name(live.prefix), "projection_risks")
+    result = await app.handle(
+        AssessRisk(risk_id=story.r1, probability=2, impact=2), CommandContext(actor="olga")
+    )
+    assert await wait_for_position(pool, result.last_position, 20, ["risks"])
+    assert risks.stats.resyncs + risks.stats.failures > restarts
+    risk = await get_risk(pool, story.r1)
+    assert risk is not None
+    assert risk.score == 4
 
 
 async def test_a_poison_event_stops_its_projections_and_is_reported(

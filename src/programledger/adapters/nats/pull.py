@@ -19,15 +19,19 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import Header
 
-__all__ = ["BatchPuller", "ConsumerGone"]
+__all__ = ["BatchPuller", "ConsumerGone", "PullRefused"]
 
 _END_OF_REQUEST = frozenset({"404", "408", "409"})
-"""Statuses that end a pull request: no messages (no_wait), expired, or refused
-(e.g. too many waiting requests)."""
+"""Statuses that end a pull request as a matter of course: no messages (no_wait),
+expired, or cut short (too many waiting requests, a leadership change, ...)."""
 _CONSUMER_GONE = ("consumer deleted", "consumer is push based")
 
 
-class ConsumerGone(Exception):
+class PullRefused(Exception):
+    """The server answered a pull request with an error status (the description)."""
+
+
+class ConsumerGone(PullRefused):
     """The server says the consumer no longer exists (or is not a pull consumer)."""
 
 
@@ -48,7 +52,7 @@ class BatchPuller:
         self._buffer: deque[Msg] = deque()
         self._ended = 0
         """Pull requests the server has ended (404/408/409) since the last request."""
-        self._gone: str | None = None
+        self._refused: PullRefused | None = None
         self._wake = asyncio.Event()
         self._want = 0
 
@@ -68,24 +72,33 @@ class BatchPuller:
             if len(self._buffer) >= self._want:
                 self._wake.set()
             return
-        if status in _END_OF_REQUEST:
-            description = (headers or {}).get(Header.DESCRIPTION, "").lower()
-            if status == "409" and description.startswith(_CONSUMER_GONE):
-                self._gone = description
-            self._ended += 1
-            self._wake.set()
+        if status == "100":  # a heartbeat (none is asked for)
+            return
+        description = (headers or {}).get(Header.DESCRIPTION, "").lower()
+        if status == "409" and description.startswith(_CONSUMER_GONE):
+            self._refused = ConsumerGone(description)
+        elif status not in _END_OF_REQUEST:
+            self._refused = PullRefused(f"{status} {description}".strip())
+        self._ended += 1
+        self._wake.set()
 
     async def fetch(self, batch: int, wait: float) -> list[Msg]:
         """Up to ``batch`` messages: those already here, else what the consumer has now,
-        else the first that arrives within ``wait`` seconds (``[]`` if none does)."""
+        else the first that arrives within ``wait`` seconds (``[]`` if none does).
+
+        A server that does not answer at all (a pull for a consumer that does not exist
+        gets no reply) costs twice ``wait``. Raises :class:`PullRefused` (or its
+        :class:`ConsumerGone`) when the server answers with an error status.
+        """
         if self._sub is None:
             raise RuntimeError("the puller is not subscribed")
         if not self._buffer:
             await self._request(batch, wait, no_wait=True)
-        if not self._buffer and self._gone is None:
+        if not self._buffer and self._refused is None:
             await self._request(batch, wait, no_wait=False)
-        if self._gone is not None:
-            raise ConsumerGone(self._gone)
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            raise refused
         buffer = self._buffer
         return [buffer.popleft() for _ in range(min(batch, len(buffer)))]
 
