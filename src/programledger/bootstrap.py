@@ -179,7 +179,9 @@ async def open_runtime(
                 await _check_migrated(conn, settings.schema)
         finally:
             await conn.close()
-        pool = await create_pool(found.database_url, settings.schema)
+        pool = await create_pool(
+            found.database_url, settings.schema, max_size=settings.db_pool_size
+        )
         try:
             store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
             try:

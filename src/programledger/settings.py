@@ -53,6 +53,9 @@ class Settings:
     subject_prefix: str = "programledger"
     stream_replicas: int = 1
     """Replicas of the JetStream stream the relay creates: 1 for one server, 3 for a cluster."""
+    db_pool_size: int = 10
+    """PostgreSQL connections in each process's pool (API requests and commands, the
+    relay's and runners' reads); runners and the relay each hold one more of their own."""
     ready_max_lag_seconds: int | None = None
     """``/ready`` fails when a projection is further behind than this; ``None``: lag is
     reported there but never makes an API replica unready."""
@@ -124,6 +127,7 @@ class Settings:
                 )
         stream_replicas = _number(get, "STREAM_REPLICAS", low=1, high=5) or 1
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
+        db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         if stream_replicas > 1 and nats_url is None:
             raise SettingsError(
                 f"{PREFIX}STREAM_REPLICAS={stream_replicas} needs a NATS cluster: the embedded "
@@ -142,6 +146,7 @@ class Settings:
             embedded_nats_port=_port(get, "EMBEDDED_NATS_PORT", None),
             subject_prefix=subject_prefix,
             stream_replicas=stream_replicas,
+            db_pool_size=db_pool_size,
             ready_max_lag_seconds=ready_max_lag,
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]

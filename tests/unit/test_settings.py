@@ -30,6 +30,8 @@ def test_configured_servers() -> None:
     assert settings.nats_url == "nats://n1:4222, nats://n2:4222"
     assert settings.data_dir == Path("/srv/pl")
     assert settings.http_port == 9000
+    assert settings.db_pool_size == 10
+    assert Settings.from_env({"PROGRAMLEDGER_DB_POOL_SIZE": "40"}).db_pool_size == 40
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,8 @@ def test_configured_servers() -> None:
         ({"PROGRAMLEDGER_SCHEMA": "Bad-Name"}, "PROGRAMLEDGER_SCHEMA"),
         ({"PROGRAMLEDGER_SUBJECT_PREFIX": "a.b"}, "SUBJECT_PREFIX"),
         ({"PROGRAMLEDGER_LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"PROGRAMLEDGER_DB_POOL_SIZE": "1"}, "DB_POOL_SIZE=1 must be between 2 and 500"),
+        ({"PROGRAMLEDGER_DB_POOL_SIZE": "many"}, "not a whole number"),
     ],
 )
 def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
