@@ -17,6 +17,7 @@ import pytest
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import CommandContext
 from programledger.application.demo import DEMO_PROGRAMS, load_demo
+from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.export import (
     FORMAT,
     ExportedEvent,
@@ -29,7 +30,14 @@ from programledger.application.export import (
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
-from programledger.domain import Health, ReportProgramHealth, program, resource, risk
+from programledger.domain import (
+    Health,
+    ProgramHealthReported,
+    ReportProgramHealth,
+    program,
+    resource,
+    risk,
+)
 from programledger.domain.events import EventRegistry
 from tests.support.relay_process import eventually
 
@@ -154,3 +162,33 @@ async def test_a_program_is_found_by_id_or_code(event_store: PostgresEventStore)
         await resolve_program(event_store, "NOPE-1")
     with pytest.raises(ProgramNotFound):
         await export_program(event_store, uuid4())
+
+
+async def test_a_program_longer_than_a_page_is_exported_whole_and_in_order(
+    event_store: PostgresEventStore,
+) -> None:
+    """The export reads the program's events page by page through the store's index."""
+    app = Application(event_store)
+    await load_demo(app)
+    pay = DEMO_PROGRAMS["PAY-2027"]
+    for start in range(0, 1500, 500):
+        await event_store.append(
+            f"program-{pay}",
+            ExpectedVersion.ANY,
+            [
+                ProgramHealthReported(program_id=pay, health=Health.AMBER, summary=f"week {i}")
+                for i in range(start, start + 500)
+            ],
+            EventMetadata(actor="auditor-test", program_id=pay),
+        )
+    last = await _settled(event_store)
+    export = await export_program(event_store, pay)
+    positions = [e.position for e in export.events]
+    assert positions == sorted(set(positions))
+    assert export.header.through_position >= last
+    reports = [e for e in export.events if e.event_type == "ProgramHealthReported"]
+    assert [msgspec.json.decode(e.data)["summary"] for e in reports][-1500:] == [
+        f"week {i}" for i in range(1500)
+    ]
+    assert all(e.program_id in (pay, None) for e in export.events)
+    assert all(e.stream_type == "resource" for e in export.events if e.program_id is None)

@@ -12,9 +12,11 @@ Lines use the same field names as the envelopes the relay publishes to NATS
 (``docs/schemas/EventEnvelope.json``), plus what only an auditor needs: the schema version
 as stored and the event's hash in its stream's chain.
 
-Events are read through the store's safe global read, which the store guarantees to be a
-gap-free prefix in position order, up to the head position taken at the start: the export
-is a consistent cut, however many appends happen while it runs.
+Events are read up to the store's safe head position taken at the start, through the
+store's index of events by program (and the allocated resources' own streams): every
+event at or below that position is committed, so the export is a consistent cut however
+many appends happen while it runs, and its cost follows the program's size, not the
+log's.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ _PAGE = 1000
 class ExportSource(Protocol):
     """The part of the event store an export reads; ``PostgresEventStore`` fits."""
 
-    async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]: ...
+    async def read_program(
+        self, program_id: UUID, from_position: int, through: int, limit: int = 1000
+    ) -> list[RecordedEvent]: ...
 
     async def read_stream(
         self,
@@ -165,48 +169,30 @@ async def resolve_program(source: ExportSource, reference: str) -> UUID:
     raise ProgramNotFound(f"no program has the id or code {reference!r}")
 
 
-class _Scan:
-    """What one pass over the log keeps: the program's events, and each resource's own
-    facts until it is known whether the program uses that resource."""
-
-    def __init__(self, program_id: UUID) -> None:
-        self.program_id = program_id
-        self.kept: list[RecordedEvent] = []
-        self.resource_facts: dict[str, list[RecordedEvent]] = {}
-        self.allocated: set[str] = set()
-
-    def see(self, record: RecordedEvent) -> None:
-        about = record.metadata.program_id
-        if about == self.program_id:
-            self.kept.append(record)
-            if record.stream_type == "resource":
-                self.allocated.add(record.stream_id)
-        elif about is None and record.stream_type == "resource":
-            self.resource_facts.setdefault(record.stream_id, []).append(record)
-
-    def result(self) -> list[RecordedEvent]:
-        facts = [r for s in self.allocated for r in self.resource_facts.get(s, ())]
-        return sorted([*self.kept, *facts], key=lambda r: r.position)
-
-
 async def export_program(source: ExportSource, program_id: UUID) -> ProgramExport:
     """Everything recorded about ``program_id``, up to the head position at the start.
 
-    One pass over the global log in position order. Raises :class:`ProgramNotFound` when
-    the program has no stream.
+    The events whose metadata names the program, then the own facts (registration,
+    capacity: events naming no program) of every resource allocated to it. Raises
+    :class:`ProgramNotFound` when the program has no stream.
     """
     through = await source.head_position()
-    scan = _Scan(program_id)
+    kept: list[RecordedEvent] = []
     position = 0
-    while position < through:
-        page = await source.read_all(position, min(_PAGE, through - position))
-        if not page:
+    while True:
+        page = await source.read_program(program_id, position, through, _PAGE)
+        kept += page
+        if len(page) < _PAGE:
             break
-        for record in page:
-            if record.position <= through:
-                scan.see(record)
         position = page[-1].position
-    records = scan.result()
+    allocated = sorted({r.stream_id for r in kept if r.stream_type == "resource"})
+    for stream_id in allocated:
+        kept += [
+            r
+            for r in await source.read_stream(stream_id)
+            if r.metadata.program_id is None and r.position <= through
+        ]
+    records = sorted(kept, key=lambda r: r.position)
     if not any(r.stream_id == program_stream_id(program_id) for r in records):
         raise ProgramNotFound(f"no program {program_id} in the event store")
     code = next((r.data.code for r in records if isinstance(r.data, ProgramProposed)), None)

@@ -66,6 +66,11 @@ _READ_STREAM = f"""
       AND ($4::timestamptz IS NULL OR recorded_at <= $4)
     ORDER BY version
 """
+_READ_PROGRAM = f"""
+    SELECT {_COLUMNS} FROM events
+    WHERE program_id = $1 AND position > $2 AND position <= $3
+    ORDER BY position LIMIT $4
+"""
 _APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 _metadata_encoder = msgspec.json.Encoder()
@@ -375,6 +380,22 @@ class PostgresEventStore:
         transaction id of its own, which is what a pool connection outside a transaction is.
         """
         return [self._record(r) for r in await self._fetch_all(from_position, limit)]
+
+    async def read_program(
+        self, program_id: UUID, from_position: int, through: int, limit: int = 1000
+    ) -> list[RecordedEvent]:
+        """Events about ``program_id`` (their metadata names it) after ``from_position``,
+        up to ``through``, in global order, through the ``events_program`` index.
+
+        ``through`` must be a position :meth:`head_position` returned: every event at or
+        below it is committed (positions follow transaction order), so the pages are a
+        consistent cut however many appends happen meanwhile.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_READ_PROGRAM, program_id, from_position, through, limit)
+        return [self._record(r) for r in rows]
 
     async def read_all_raw(self, from_position: int = 0, limit: int = 1000) -> list[RawEvent]:
         """Like :meth:`read_all`, with the data left as stored JSON bytes."""
