@@ -3,6 +3,9 @@ and the retry policy. Handling itself is tested on PostgreSQL (tests/integration
 
 from __future__ import annotations
 
+from uuid import UUID
+
+import msgspec
 import pytest
 
 from programledger.application.commands import CommandContext, command_fingerprint
@@ -32,6 +35,33 @@ def test_a_fingerprint_is_stable_and_binds_type_data_and_actor() -> None:
     ]
     assert command_fingerprint(activate, "tom") not in others
     assert len(set(others)) == len(others)
+
+
+class Nudge(msgspec.Struct, frozen=True, kw_only=True):
+    program_id: UUID
+    reason: str | None = None
+
+
+class NudgeWithAnOptionalField(msgspec.Struct, frozen=True, kw_only=True):
+    """``Nudge`` in a later release, which added a field with a default."""
+
+    program_id: UUID
+    reason: str | None = None
+    urgent: bool = False
+
+
+def test_a_fingerprint_survives_a_release_that_adds_an_optional_field() -> None:
+    before = Nudge(program_id=PROGRAM, reason="go")
+    after = NudgeWithAnOptionalField(program_id=PROGRAM, reason="go")
+    NudgeWithAnOptionalField.__name__ = "Nudge"  # the same command type, a release later
+    try:
+        same = command_fingerprint(before, "tom") == command_fingerprint(after, "tom")  # type: ignore[arg-type]
+        urgent = NudgeWithAnOptionalField(program_id=PROGRAM, reason="go", urgent=True)
+        differs = command_fingerprint(before, "tom") != command_fingerprint(urgent, "tom")  # type: ignore[arg-type]
+    finally:
+        NudgeWithAnOptionalField.__name__ = "NudgeWithAnOptionalField"
+    assert same
+    assert differs
 
 
 def test_a_context_draws_a_correlation_id_per_command() -> None:

@@ -103,19 +103,34 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     nothing was written now."""
 
 
-_encoder = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _is_default(value: object, field: msgspec.structs.FieldInfo) -> bool:
+    if field.default is not msgspec.NODEFAULT:
+        return bool(value == field.default)
+    if field.default_factory is not msgspec.NODEFAULT:
+        return bool(value == field.default_factory())
+    return False
 
 
 def command_fingerprint(command: Command, actor: str) -> bytes:
     """What an idempotency key is bound to: the command's type, its data and the actor.
 
     Not the expected version or the events: a retry of the same command decided on a newer
-    state must still be recognised as the same command.
+    state must still be recognised as the same command. Fields left at their defaults are
+    not part of it either, so a release that adds an optional field to a command still
+    recognises a retry that began before it.
     """
+    given = {
+        f.encode_name: value
+        for f in msgspec.structs.fields(command)
+        if not _is_default(value := getattr(command, f.name), f)
+    }
     digest = hashlib.sha256()
     digest.update(type(command).__name__.encode())
     digest.update(b"\x00")
-    digest.update(_encoder.encode(command))
+    digest.update(_encoder.encode(given))
     digest.update(b"\x00")
     digest.update(actor.encode())
     return digest.digest()
