@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -540,6 +540,31 @@ async def test_a_proposal_that_failed_after_reserving_can_be_retried(
     retried = await app.handle(propose_program(program_id=program_id, code="OPS-2027"), ctx())
     assert retried.version == 1
     assert len(await event_store.read_stream(program_code_stream_id("OPS-2027"))) == 1
+
+
+async def test_a_code_held_by_an_abandoned_proposal_is_taken_over(
+    event_store: PostgresEventStore,
+) -> None:
+    abandoned = uuid4()
+    await event_store.append(
+        program_code_stream_id("GONE-1"),
+        ExpectedVersion.NO_STREAM,
+        [ProgramCodeReserved(code="GONE-1", program_id=abandoned)],
+        EventMetadata(actor=ACTOR, program_id=abandoned),
+    )
+    # Within the window the holder may still be proposing; after it, it has given up.
+    with pytest.raises(AlreadyExists):
+        await Application(event_store).handle(
+            propose_program(program_id=uuid4(), code="GONE-1"), ctx()
+        )
+    later = Application(event_store, abandoned_reservation_after=timedelta(0))
+    second = uuid4()
+    taken_over = await later.handle(propose_program(program_id=second, code="GONE-1"), ctx())
+    assert taken_over.version == 1
+    holders = await event_store.read_stream(program_code_stream_id("GONE-1"))
+    assert [r.data.program_id for r in holders] == [abandoned, second]  # type: ignore[attr-defined]
+    with pytest.raises(AlreadyExists):
+        await later.handle(propose_program(program_id=abandoned, code="GONE-1"), ctx())
 
 
 async def test_a_code_held_for_a_program_that_took_another_code_is_freed(

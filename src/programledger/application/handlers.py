@@ -26,7 +26,7 @@ import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
@@ -44,7 +44,7 @@ from programledger.application.eventstore import (
     RecordedEvent,
 )
 from programledger.application.ports import CommandStore
-from programledger.application.reservations import reserve_program_code
+from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
 from programledger.domain import (
     PROGRAM_EVENT_TYPES,
     RESOURCE_EVENT_TYPES,
@@ -174,9 +174,16 @@ class Application:
     Built with any :class:`CommandStore`; the composition root passes the PostgreSQL one.
     """
 
-    def __init__(self, store: CommandStore, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: CommandStore,
+        *,
+        retry: RetryPolicy | None = None,
+        abandoned_reservation_after: timedelta = ABANDONED_AFTER,
+    ) -> None:
         self._store = store
         self._retry = retry or RetryPolicy()
+        self._abandoned_after = abandoned_reservation_after
 
     async def handle(self, command: Command, context: CommandContext) -> CommandResult:
         """Decide ``command`` and record its events, or raise why not.
@@ -338,6 +345,7 @@ class Application:
             command.program_id,
             _metadata(context, command.program_id),
             self._code_of,
+            abandoned_after=self._abandoned_after,
         )
 
     async def _code_of(self, program_id: UUID) -> str | None:

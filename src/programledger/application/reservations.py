@@ -9,15 +9,17 @@ id that may not exist. The reservation therefore names that program id, and
 
 - a retry of the proposal with the same program id finds its own reservation and goes on;
 - a reservation whose program exists with *another* code (its proposer changed the code
-  and retried with the same id) can never be used, and is taken over.
-
-A reservation by a program id that never got proposed and is never retried stays held;
-releasing it would need an operator command (not built).
+  and retried with the same id) can never be used, and is taken over;
+- a reservation whose program still does not exist ``abandoned_after`` it was recorded
+  (15 minutes by default; a proposal's two appends are milliseconds apart, so its
+  proposer has given up) is taken over too. A retry of that proposal after the takeover
+  gets ``AlreadyExists``, like any proposal of a taken code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from uuid import UUID
 
@@ -31,7 +33,14 @@ from programledger.application.ports import CommandStore
 from programledger.domain.errors import AlreadyExists, InconsistentHistory
 from programledger.domain.events import DomainEvent
 
-__all__ = ["ProgramCodeReserved", "program_code_stream_id", "reserve_program_code"]
+__all__ = [
+    "ABANDONED_AFTER",
+    "ProgramCodeReserved",
+    "program_code_stream_id",
+    "reserve_program_code",
+]
+
+ABANDONED_AFTER = timedelta(minutes=15)
 
 
 class ProgramCodeReserved(DomainEvent, frozen=True, kw_only=True):
@@ -53,6 +62,8 @@ async def reserve_program_code(
     program_id: UUID,
     metadata: EventMetadata,
     code_of_program: Callable[[UUID], Awaitable[str | None]],
+    *,
+    abandoned_after: timedelta = ABANDONED_AFTER,
 ) -> None:
     """Hold ``code`` for ``program_id`` or raise :class:`AlreadyExists`.
 
@@ -77,7 +88,9 @@ async def reserve_program_code(
         if holder.program_id == program_id:
             return
         holder_code = await code_of_program(holder.program_id)
-        if holder_code is None or holder_code == code:
-            # Taken, or held by a proposal still in flight: the holder may yet succeed.
+        if holder_code == code:
+            raise AlreadyExists("program code", code)
+        if holder_code is None and records[-1].recorded_at > datetime.now(UTC) - abandoned_after:
+            # Held by a proposal that may still be in flight: the holder may yet succeed.
             raise AlreadyExists("program code", code)
         expected = records[-1].version
