@@ -95,7 +95,12 @@ class BatchPuller:
         if not self._buffer:
             await self._request(batch, wait, no_wait=True)
         if not self._buffer and self._refused is None:
-            await self._request(batch, wait, no_wait=False)
+            # Wait for one message with a request that ends when it is delivered: a
+            # request left open would answer later no_wait requests with "408 Requests
+            # Pending" and trickle its messages in, which makes for tiny batches.
+            await self._request(1, wait, no_wait=False)
+            if self._buffer and batch > 1 and self._refused is None:
+                await self._request(batch - 1, wait, no_wait=True)
         refused, self._refused = self._refused, None
         if refused is not None:
             raise refused
@@ -103,16 +108,16 @@ class BatchPuller:
         return [buffer.popleft() for _ in range(min(batch, len(buffer)))]
 
     async def _request(self, batch: int, wait: float, *, no_wait: bool) -> None:
-        """Ask for ``batch`` messages and wait until the request ends, ``batch`` are here
-        (``no_wait``), or the first one is (a lingering request, which keeps delivering
-        into the buffer until it expires)."""
+        """Ask for ``batch`` more messages and wait until they are here or the request
+        ends: at once when the consumer has fewer (``no_wait``), else when it expires
+        after ``wait``."""
         request: dict[str, object] = {"batch": batch}
         if no_wait:
             request["no_wait"] = True
         else:
             request["expires"] = max(int(wait * 1e9) - 1_000_000, 1_000_000)
         self._ended = 0
-        self._want = batch if no_wait else 1
+        self._want = len(self._buffer) + batch
         self._wake.clear()
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
         with contextlib.suppress(TimeoutError):
