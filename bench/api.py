@@ -2,7 +2,7 @@
 
 Why this benchmark exists: a program dashboard (a program with its risks, milestones and
 allocations) goes through JWT auth, GraphQL parsing and validation, strawberry resolvers,
-DataLoaders and the read models' query layer. The question is what all that costs over the
+batched nested reads and the read models' query layer. The question is what all that costs over the
 simplest correct thing: a Litestar JSON handler that runs the same read-model SELECTs with
 asyncpg and returns the rows. A second measurement times a write until it is visible in a
 query (relay, NATS, projection runner, read model), which has no meaningful plain reference.
@@ -113,7 +113,11 @@ async def serve(app: Litestar) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # A long keep-alive: with uvicorn's 5 s, a client connection idle while the other side
+    # is measured may be closed just as httpx reuses it, failing the run with a ReadError.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, timeout_keep_alive=300
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

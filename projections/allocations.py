@@ -25,7 +25,6 @@ from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from programledger.domain import (
@@ -49,6 +48,7 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
+    Reader,
     VersionedRow,
     fetch_one,
     fetch_page,
@@ -370,7 +370,7 @@ UTILISATION_LIST = ListSpec(table=UTILISATION, convert=_week_row)
 
 
 async def list_resources(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     department: Sequence[str] | None = None,
     kind: str | None = None,
@@ -379,6 +379,7 @@ async def list_resources(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[ResourceRow]:
     filters = Filters()
     filters.any_of("department", department, "text")
@@ -386,17 +387,18 @@ async def list_resources(
     return await fetch_page(
         pool, RESOURCE_LIST, filters, sort=sort, descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
 async def get_resource(
-    pool: asyncpg.Pool, resource_key: str, *, as_of: AsOf = None
+    pool: Reader, resource_key: str, *, as_of: AsOf = None
 ) -> ResourceRow | None:
     return await fetch_one(pool, RESOURCES, _resource_row, (resource_key,), as_of)
 
 
 async def list_allocations(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     resource_key: str | None = None,
     program_id: UUID | None = None,
@@ -408,6 +410,7 @@ async def list_allocations(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[AllocationRow]:
     """Allocations of a resource or to a program; ``active_on`` keeps those whose period
     contains that day."""
@@ -421,17 +424,18 @@ async def list_allocations(
     return await fetch_page(
         pool, ALLOCATION_LIST, filters, sort=sort, descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
 async def get_allocation(
-    pool: asyncpg.Pool, allocation_id: UUID, *, as_of: AsOf = None
+    pool: Reader, allocation_id: UUID, *, as_of: AsOf = None
 ) -> AllocationRow | None:
     return await fetch_one(pool, ALLOCATIONS, _allocation_row, (allocation_id,), as_of)
 
 
 async def utilisation(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     start: date,
     end: date,
@@ -441,6 +445,7 @@ async def utilisation(
     sort: str = "resource",
     first: int = 500,
     after: str | None = None,
+    count: bool = True,
 ) -> Page[UtilisationWeek]:
     """Weekly load of each resource in the valid-time period ``[start, end]`` (the weeks
     that touch it), as known at ``known_at`` (a position or recorded time; ``None``: now).
@@ -455,4 +460,5 @@ async def utilisation(
     return await fetch_page(
         pool, UTILISATION_LIST, filters, sort=sort, descending=False, first=first,
         after=after, as_of=known_at,
+        count=count,
     )  # fmt: skip

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from programledger.domain import (
@@ -39,7 +38,7 @@ from programledger.projections.core import (
     Tracked,
     fold,
 )
-from programledger.projections.queries import AsOf, Filters, ListSpec, Page, fetch_page
+from programledger.projections.queries import AsOf, Filters, ListSpec, Page, Reader, fetch_page
 from programledger.projections.tables import Column, Index, SortKey, Table
 
 __all__ = [
@@ -211,7 +210,7 @@ LIST = ListSpec(table=AUDIT, convert=_entry)
 
 
 async def audit_trail(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     stream_id: str | None = None,
     entity_id: str | None = None,
@@ -225,6 +224,7 @@ async def audit_trail(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[AuditEntry]:
     """Who changed what, when and why: filter by entity (stream id, or the id alone),
     program, actor, event types, correlation id, and a recorded-time window
@@ -243,4 +243,5 @@ async def audit_trail(
     return await fetch_page(
         pool, LIST, filters, sort="position", descending=newest_first, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip

@@ -15,8 +15,6 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from programledger.domain import (
     PROGRAM_EVENT_TYPES,
     Decision,
@@ -37,6 +35,7 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
+    Reader,
     VersionedRow,
     fetch_one,
     fetch_page,
@@ -178,7 +177,7 @@ LESSON_LIST = ListSpec(table=LESSONS, convert=_lesson_row)
 
 
 async def list_decisions(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     program_id: UUID | None = None,
     in_force: bool | None = None,
@@ -188,6 +187,7 @@ async def list_decisions(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[DecisionRow]:
     """The decision log; ``in_force=True`` leaves out superseded decisions, ``False``
     keeps only them."""
@@ -199,27 +199,30 @@ async def list_decisions(
     return await fetch_page(
         pool, DECISION_LIST, filters, sort=sort, descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
 async def get_decision(
-    pool: asyncpg.Pool, decision_id: UUID, *, as_of: AsOf = None
+    pool: Reader, decision_id: UUID, *, as_of: AsOf = None
 ) -> DecisionRow | None:
     return await fetch_one(pool, DECISIONS, _decision_row, (decision_id,), as_of)
 
 
 async def list_lessons(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     program_id: UUID | None = None,
     descending: bool = True,
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[LessonRow]:
     filters = Filters()
     filters.equals("program_id", program_id)
     return await fetch_page(
         pool, LESSON_LIST, filters, sort="recorded_at", descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip

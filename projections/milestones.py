@@ -17,8 +17,6 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-import asyncpg
-
 from programledger.domain import (
     PROGRAM_EVENT_TYPES,
     Dependency,
@@ -39,6 +37,7 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
+    Reader,
     VersionedRow,
     fetch_one,
     fetch_page,
@@ -241,7 +240,7 @@ DEPENDENCY_LIST = ListSpec(table=DEPENDENCIES, convert=_dependency_row)
 
 
 async def list_milestones(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     program_id: UUID | None = None,
     workstream_id: UUID | None = None,
@@ -254,6 +253,7 @@ async def list_milestones(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[MilestoneRow]:
     """Milestones, filtered by program, workstream, status and forecast window;
     ``slipped_only`` keeps those forecast after their baseline."""
@@ -270,17 +270,18 @@ async def list_milestones(
     return await fetch_page(
         pool, MILESTONE_LIST, filters, sort=sort, descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
 async def get_milestone(
-    pool: asyncpg.Pool, milestone_id: UUID, *, as_of: AsOf = None
+    pool: Reader, milestone_id: UUID, *, as_of: AsOf = None
 ) -> MilestoneRow | None:
     return await fetch_one(pool, MILESTONES, _milestone_row, (milestone_id,), as_of)
 
 
 async def list_dependencies(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     program_id: UUID | None = None,
     target_program_id: UUID | None = None,
@@ -291,6 +292,7 @@ async def list_dependencies(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[DependencyRow]:
     """Dependencies recorded on a program, or pointing at one (``target_program_id``)."""
     filters = Filters()
@@ -302,10 +304,11 @@ async def list_dependencies(
     return await fetch_page(
         pool, DEPENDENCY_LIST, filters, sort=sort, descending=descending, first=first,
         after=after, as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
 async def get_dependency(
-    pool: asyncpg.Pool, dependency_id: UUID, *, as_of: AsOf = None
+    pool: Reader, dependency_id: UUID, *, as_of: AsOf = None
 ) -> DependencyRow | None:
     return await fetch_one(pool, DEPENDENCIES, _dependency_row, (dependency_id,), as_of)

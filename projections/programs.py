@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from programledger.domain import (
@@ -40,6 +39,7 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
+    Reader,
     VersionedRow,
     fetch_one,
     fetch_page,
@@ -226,7 +226,7 @@ LIST = ListSpec(table=PROGRAMS, convert=_program)
 
 
 async def list_programs(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     status: Sequence[str] | None = None,
     health: Sequence[str] | None = None,
@@ -237,6 +237,7 @@ async def list_programs(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[ProgramRow]:
     """Programs, current or as of a position or time, filtered and sorted."""
     filters = Filters()
@@ -247,10 +248,9 @@ async def list_programs(
     return await fetch_page(
         pool, LIST, filters, sort=sort, descending=descending, first=first, after=after,
         as_of=as_of,
+        count=count,
     )  # fmt: skip
 
 
-async def get_program(
-    pool: asyncpg.Pool, program_id: UUID, *, as_of: AsOf = None
-) -> ProgramRow | None:
+async def get_program(pool: Reader, program_id: UUID, *, as_of: AsOf = None) -> ProgramRow | None:
     return await fetch_one(pool, PROGRAMS, _program, (program_id,), as_of)

@@ -10,7 +10,8 @@ on top of these. The rules they all follow:
   ``as_of=<datetime>`` means what the system knew then: the last position recorded at or
   before it (recorded time never goes back in position order).
 - **Pages.** Keyset pagination (``first``, ``after``) over a whitelisted sort key plus the
-  table's key as tie-breaker, and a total count, read in one snapshot so they agree.
+  table's key as tie-breaker, and a total count when asked for, read in one snapshot so
+  they agree. A page without a count is a single statement, with no transaction.
   Cursors are opaque and bound to their sort; a cursor from another sort is refused.
 """
 
@@ -18,16 +19,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
 import msgspec
 
 from programledger.projections.core import Connection
-from programledger.projections.tables import Table
+from programledger.projections.tables import SortKey, Table
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -35,6 +37,7 @@ __all__ = [
     "Filters",
     "ListSpec",
     "Page",
+    "Reader",
     "VersionedRow",
     "fetch_one",
     "fetch_page",
@@ -48,6 +51,13 @@ MAX_PAGE_SIZE = 500
 
 AsOf = int | datetime | None
 """A global position, a recorded time (what was known then), or ``None`` for now."""
+
+
+class Reader(Protocol):
+    """Where queries get a connection: a pool, or anything lending one the same way (the
+    API lends one connection to the statements of one resolver)."""
+
+    def acquire(self) -> AbstractAsyncContextManager[Connection]: ...
 
 
 class VersionedRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +74,8 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     """One page of a list (a Relay connection's content)."""
 
     items: list[T]
-    total_count: int
+    total_count: int | None
+    """``None``: not counted, because the caller did not ask."""
     has_next_page: bool
     end_cursor: str | None
     as_of_position: int | None
@@ -171,7 +182,7 @@ def _check_first(first: int) -> None:
 
 
 async def fetch_page(
-    pool: asyncpg.Pool,
+    pool: Reader,
     spec: ListSpec[T],
     filters: Filters,
     *,
@@ -182,75 +193,117 @@ async def fetch_page(
     as_of: AsOf,
     extra_select: str = "",
     extra_args: Sequence[Any] = (),
+    count: bool = True,
 ) -> Page[T]:
-    """One page of ``spec.table`` matching ``filters``, and the total count.
+    """One page of ``spec.table`` matching ``filters``, and the total count if ``count``.
 
     ``extra_select`` adds computed columns (``, expr AS name``), with ``{}`` for each of
-    ``extra_args``.
+    ``extra_args``. Without a count, and with ``as_of`` a position or ``None``, the page is
+    one statement; otherwise the statements share one REPEATABLE READ snapshot, so the
+    count, the page and the position a time stands for agree.
     """
     _check_first(first)
     table = spec.table
     key = table.sorts.get(sort)
     if key is None:
         raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(table.sorts)}")
-    keys = table.key_names
-    direction = "DESC" if descending else "ASC"
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        position = await resolve_position(conn, as_of)
-        version_clause(filters, position, table)
-        total = await conn.fetchval(
-            f"SELECT count(*) FROM {table.name} WHERE {filters.sql()}", *filters.args
+    cursor_values = (
+        None if after is None else _decode_cursor(after, sort, descending, len(table.key) + 1)
+    )
+    several = count or isinstance(as_of, datetime)
+    async with pool.acquire() as conn:
+        snapshot = (
+            conn.transaction(isolation="repeatable_read", readonly=True)
+            if several
+            else contextlib.nullcontext()
         )
-        page_filters = Filters()
-        page_filters.clauses = list(filters.clauses)
-        page_filters.args = list(filters.args)
-        if after is not None:
-            values = _decode_cursor(after, sort, descending, len(keys) + 1)
-            left = ", ".join((key.expression, *keys))
-            types = (key.sql_type, *(c.type for c in table.key))
-            right = ", ".join(
-                f"{page_filters.param(v)}::text::{t}" for v, t in zip(values, types, strict=True)
-            )
-            page_filters.clauses.append(f"({left}) {'<' if descending else '>'} ({right})")
-        order = ", ".join(f"{c} {direction}" for c in (key.expression, *keys))
-        extra = extra_select.format(*(page_filters.param(v) for v in extra_args))
-        columns = ", ".join(table.column_names)
-        if position is None or not table.versioned:
-            sql = (
-                f"SELECT {columns}{extra}, {key.expression} AS sort_value__ FROM {table.name} "
-                f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}"
-            )
-        else:
-            # Keys first, from the sort's index alone (it holds each version's range), then
-            # the rows of the page only.
-            joined = ", ".join((*keys, "valid_from_pos"))
-            outer = ", ".join(f"{c} {direction}" for c in ("sort_value__", *keys))
-            sql = (
-                f"WITH page AS (SELECT {joined}, {key.expression} AS sort_value__ "
-                f"FROM {table.name} WHERE {page_filters.sql()} ORDER BY {order} "
-                f"LIMIT {first + 1}) "
-                f"SELECT {columns}{extra}, sort_value__ FROM page "
-                f"JOIN {table.name} USING ({joined}) ORDER BY {outer}"
-            )
-        rows = await conn.fetch(sql, *page_filters.args)
+        async with snapshot:
+            position = await resolve_position(conn, as_of)
+            version_clause(filters, position, table)
+            total = await _count(conn, table, filters) if count else None
+            sql = _page_sql(table, filters, key, descending, first, cursor_values,
+                            extra_select, extra_args, position)  # fmt: skip
+            rows = await conn.fetch(*sql)
+    convert = spec.convert
     items: list[T] = []
-    cursor: str | None = None
+    data: dict[str, Any] = {}
+    sort_value: Any = None
     for row in rows[:first]:
         data = dict(row)
         sort_value = data.pop("sort_value__")
-        cursor = _encode_cursor(sort, descending, [sort_value, *(data[k] for k in keys)])
-        items.append(spec.convert(data))
+        items.append(convert(data))
+    # Pages resume after their last row only: the one cursor worth encoding.
+    cursor = (
+        _encode_cursor(sort, descending, [sort_value, *(data[k] for k in table.key_names)])
+        if items
+        else None
+    )
     return Page(
         items=items,
-        total_count=int(total),
+        total_count=total,
         has_next_page=len(rows) > first,
         end_cursor=cursor,
         as_of_position=position,
     )
 
 
+async def _count(conn: Connection, table: Table, filters: Filters) -> int:
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM {table.name} WHERE {filters.sql()}", *filters.args
+    )
+    return int(total)
+
+
+def _page_sql(
+    table: Table,
+    filters: Filters,
+    key: SortKey,
+    descending: bool,
+    first: int,
+    cursor_values: list[str] | None,
+    extra_select: str,
+    extra_args: Sequence[Any],
+    position: int | None,
+) -> list[Any]:
+    """The page's statement and its arguments (``filters`` already restricted to the
+    versions to read)."""
+    keys = table.key_names
+    direction = "DESC" if descending else "ASC"
+    page_filters = Filters()
+    page_filters.clauses = list(filters.clauses)
+    page_filters.args = list(filters.args)
+    if cursor_values is not None:
+        left = ", ".join((key.expression, *keys))
+        types = (key.sql_type, *(c.type for c in table.key))
+        right = ", ".join(
+            f"{page_filters.param(v)}::text::{t}" for v, t in zip(cursor_values, types, strict=True)
+        )
+        page_filters.clauses.append(f"({left}) {'<' if descending else '>'} ({right})")
+    order = ", ".join(f"{c} {direction}" for c in (key.expression, *keys))
+    extra = extra_select.format(*(page_filters.param(v) for v in extra_args))
+    columns = ", ".join(table.column_names)
+    if position is None or not table.versioned:
+        sql = (
+            f"SELECT {columns}{extra}, {key.expression} AS sort_value__ FROM {table.name} "
+            f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}"
+        )
+    else:
+        # Keys first, from the sort's index alone (it holds each version's range), then
+        # the rows of the page only.
+        joined = ", ".join((*keys, "valid_from_pos"))
+        outer = ", ".join(f"{c} {direction}" for c in ("sort_value__", *keys))
+        sql = (
+            f"WITH page AS (SELECT {joined}, {key.expression} AS sort_value__ "
+            f"FROM {table.name} WHERE {page_filters.sql()} ORDER BY {order} "
+            f"LIMIT {first + 1}) "
+            f"SELECT {columns}{extra}, sort_value__ FROM page "
+            f"JOIN {table.name} USING ({joined}) ORDER BY {outer}"
+        )
+    return [sql, *page_filters.args]
+
+
 async def fetch_one(
-    pool: asyncpg.Pool,
+    pool: Reader,
     table: Table,
     convert: Callable[[dict[str, Any]], T],
     key: Sequence[Any],

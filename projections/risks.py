@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from programledger.domain import RISK_EVENT_TYPES, Risk, RiskStatus, SeverityBand
@@ -33,6 +32,7 @@ from programledger.projections.queries import (
     Filters,
     ListSpec,
     Page,
+    Reader,
     VersionedRow,
     fetch_one,
     fetch_page,
@@ -212,7 +212,7 @@ def _reference_day(today: date | None, as_of: AsOf) -> date:
 
 
 async def list_risks(
-    pool: asyncpg.Pool,
+    pool: Reader,
     *,
     program_id: UUID | None = None,
     status: Sequence[str] | None = None,
@@ -228,6 +228,7 @@ async def list_risks(
     first: int = 50,
     after: str | None = None,
     as_of: AsOf = None,
+    count: bool = True,
 ) -> Page[RiskRow]:
     """The register, by default highest score first.
 
@@ -251,11 +252,12 @@ async def list_risks(
     return await fetch_page(
         pool, LIST, filters, sort=sort, descending=descending, first=first, after=after,
         as_of=as_of, extra_select=_OVERDUE, extra_args=(day,),
+        count=count,
     )  # fmt: skip
 
 
 async def get_risk(
-    pool: asyncpg.Pool, risk_id: UUID, *, as_of: AsOf = None, today: date | None = None
+    pool: Reader, risk_id: UUID, *, as_of: AsOf = None, today: date | None = None
 ) -> RiskRow | None:
     return await fetch_one(
         pool, RISKS, _risk, (risk_id,), as_of,
@@ -263,9 +265,7 @@ async def get_risk(
     )  # fmt: skip
 
 
-async def heat_map(
-    pool: asyncpg.Pool, *, program_id: UUID | None = None, as_of: AsOf = None
-) -> HeatMap:
+async def heat_map(pool: Reader, *, program_id: UUID | None = None, as_of: AsOf = None) -> HeatMap:
     """Counts of open risks per (probability, impact), for one program or all."""
     filters = Filters()
     filters.equals("program_id", program_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from datetime import UTC, datetime, timedelta
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import jwt
 import pytest
+from litestar.exceptions import NotAuthorizedException
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from programledger.api import Role, jwt_secret, mint_token
-from programledger.api.auth import authenticate_bearer
+from programledger.api.auth import AccessToken, Identity, VerifiedTokens, authenticate_bearer
 from programledger.settings import Settings
 from tests.e2e.conftest import SECRET, Api, ApiFactory, new_id, program_input
 
@@ -103,6 +105,42 @@ async def test_tokens_that_cannot_name_an_actor_are_refused(
     response = await api.post(ME, headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 401
+
+
+async def test_a_token_verified_once_is_refused_once_it_expires(api: Api) -> None:
+    token = mint_token(SECRET, "eve", [Role.VIEWER], timedelta(seconds=2))
+    headers = {"Authorization": f"Bearer {token}"}
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+
+    before = await api.post(ME, headers=headers)
+    again = await api.post(ME, headers=headers)  # the verdict is remembered...
+    await asyncio.sleep(max(0.0, expires - datetime.now(UTC).timestamp()) + 0.2)
+    after = await api.post(ME, headers=headers)  # ...until the token's exp
+
+    assert (before.status_code, again.status_code) == (200, 200)
+    assert after.status_code == 401
+    with pytest.raises(NotAuthorizedException):
+        authenticate_bearer(SECRET, f"Bearer {token}")
+
+
+def test_a_remembered_token_is_still_refused_under_another_secret() -> None:
+    token = mint_token(SECRET, "eve", [Role.ADMIN], timedelta(minutes=5))
+
+    assert authenticate_bearer(SECRET, f"Bearer {token}").subject == "eve"
+    with pytest.raises(NotAuthorizedException):
+        authenticate_bearer("another-secret-" + "y" * 40, f"Bearer {token}")
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    tokens = VerifiedTokens(size=2)
+    identity = Identity("eve", frozenset({Role.VIEWER}), datetime.now(UTC) + timedelta(hours=1))
+    token = AccessToken(sub="eve", exp=identity.expires_at)
+    for encoded in ("a", "b", "c"):
+        tokens.put(SECRET, encoded, token, identity)
+
+    assert tokens.get(SECRET, "a") is None
+    assert tokens.get(SECRET, "c") == (token, identity)
+    assert tokens.get("another-secret", "c") is None
 
 
 async def test_the_graphiql_page_loads_without_a_token_but_get_queries_do_not(api: Api) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
 import logging
 from typing import Any
 
 import pytest
 import strawberry
+from strawberry.schema.schema import validate_document
 
 from programledger.api import ApiLimits, Role
-from programledger.api.graphql.extensions import ErrorShaping, PageSizeLimit
+from programledger.api.graphql import extensions as extensions_module
+from programledger.api.graphql.execution import LeafFastPathExecutionContext
+from programledger.api.graphql.extensions import DocumentCache, ErrorShaping, RequestLimits
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.handlers import Application
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input
@@ -160,17 +165,55 @@ async def test_page_sizes_above_the_limit_are_refused_literal_or_variable() -> N
         def items(self, first: int = 10) -> list[int]:
             return list(range(first))
 
-    schema = strawberry.Schema(query=Query, extensions=[ErrorShaping, lambda: PageSizeLimit(200)])
+    cache = DocumentCache(ApiLimits(max_page_size=200))
+    schema = strawberry.Schema(query=Query, extensions=[ErrorShaping, lambda: RequestLimits(cache)])
 
     literal = await schema.execute("{ items(first: 201) }")
     variable = await schema.execute("query($n: Int!) { items(first: $n) }", {"n": 500})
     allowed = await schema.execute("query($n: Int!) { items(first: $n) }", {"n": 200})
+    # The document is cached now: its page size is still checked on every request.
+    cached = await schema.execute("query($n: Int!) { items(first: $n) }", {"n": 201})
 
-    for refused in (literal, variable):
+    for refused in (literal, variable, cached):
         assert refused.errors is not None
         assert refused.errors[0].extensions is not None
         assert refused.errors[0].extensions["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert allowed.errors is None
+
+
+async def test_a_valid_document_is_parsed_and_validated_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def items(self, first: int = 10) -> list[int]:
+            return list(range(first))
+
+    validated: list[object] = []
+    original = validate_document
+
+    def counted(*args: Any) -> Any:
+        validated.append(args[1])
+        return original(*args)
+
+    monkeypatch.setattr(extensions_module, "validate_document", counted)
+    cache = DocumentCache(ApiLimits(max_depth=3), size=2)
+    schema = strawberry.Schema(query=Query, extensions=[ErrorShaping, lambda: RequestLimits(cache)])
+    query = "query($n: Int!) { items(first: $n) }"
+
+    first = await schema.execute(query, {"n": 2})
+    again = await schema.execute(query, {"n": 3})
+    wrong = [await schema.execute("{ nothing }") for _ in range(2)]
+
+    assert (first.data, again.data) == ({"items": [0, 1]}, {"items": [0, 1, 2]})
+    assert len(validated) == 1 + 2  # the valid text once; the invalid one every time
+    assert cache.get(query) is not None
+    assert cache.get("{ nothing }") is None
+    assert all(w.errors for w in wrong)
+    for n in range(3):  # bounded: the oldest text goes first
+        await schema.execute(f"{{ items(first: {n}) }}")
+    assert cache.get(query) is None
 
 
 class _BrokenApplication(Application):
@@ -262,3 +305,54 @@ async def test_metrics_count_requests_operations_mutations_and_errors(api: Api) 
     assert 'programledger_http_requests_total{method="POST",route="/graphql",status="200"}' in text
     assert 'programledger_events_appended_total{command="ProposeProgram"} 1.0' in text
     assert 'programledger_command_duration_seconds_count{command="ProposeProgram"} 1.0' in text
+
+
+@strawberry.enum
+class _Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class _Item:
+    name: str
+    size: int | None
+    colour: _Colour
+    required: int
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+
+@strawberry.type
+class _LeafQuery:
+    @strawberry.field
+    def items(self) -> list[_Item]:
+        return [
+            _Item(name="a", size=1, colour=_Colour.RED, required=1),
+            _Item(name="b", size=None, colour=_Colour.BLUE, required=2),
+            _Item(name="c", size=3, colour=_Colour.RED, required=None),  # type: ignore[arg-type]
+            _Item(name="d", size="big", colour=_Colour.RED, required=4),  # type: ignore[arg-type]
+        ]
+
+
+async def test_leaves_read_directly_answer_as_graphql_core_would() -> None:
+    query = """query($skip: Boolean!) {
+      items { ...F renamed: name size @skip(if: $skip) shout colour __typename }
+      again: items { required }
+    }
+    fragment F on _Item { size required colour }"""
+    plain = strawberry.Schema(query=_LeafQuery)
+    fast = strawberry.Schema(query=_LeafQuery, execution_context_class=LeafFastPathExecutionContext)
+
+    for skip in (False, True):
+        expected = await plain.execute(query, {"skip": skip})
+        found = await fast.execute(query, {"skip": skip})
+
+        assert found.data == expected.data
+        assert json.dumps(found.data) == json.dumps(expected.data)  # the same field order
+        assert [e.formatted for e in found.errors or []] == [
+            e.formatted for e in expected.errors or []
+        ]
+        assert expected.errors  # a null in a non-null field, a size Int refuses

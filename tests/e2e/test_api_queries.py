@@ -311,16 +311,23 @@ async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:
 @contextlib.contextmanager
 def _counting_statements() -> Iterator[list[str]]:
     """Every statement asyncpg sends with parameters (fetch, fetchval, fetchrow...) while
-    the block runs, in this process."""
+    the block runs, in this process, and every transaction it opens (``BEGIN ...``)."""
     seen: list[str] = []
     original = asyncpg.connection.Connection._execute  # type: ignore[attr-defined]
+    original_simple = asyncpg.connection.Connection.execute
 
     async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         seen.append(query)
         return await original(self, query, *args, **kwargs)
 
+    async def counted_simple(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query.lstrip().upper().startswith("BEGIN"):
+            seen.append(query)
+        return await original_simple(self, query, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(asyncpg.connection.Connection, "_execute", counted)
+        patch.setattr(asyncpg.connection.Connection, "execute", counted_simple)
         yield seen
 
 
@@ -348,8 +355,70 @@ async def test_nested_lists_cost_the_same_statements_for_one_program_or_three(
     nodes = data["programs"]["nodes"]
     assert len(nodes) == 3
     assert all(len(p["milestones"]) == 2 and len(p["risks"]) == 1 for p in nodes)
-    # count + page of programs, then count + page for each nested list, whatever the size
-    assert len(one) == len(three) == 8, (one, three)
+    # count + page of programs in one transaction, then a page for each nested list,
+    # whatever the size
+    assert len(one) == len(three) == 6, (one, three)
+    assert [s.split()[0] for s in one].count("BEGIN") == 1, one
+
+
+UNCOUNTED = """query Uncounted($id: ID!) {
+  program(id: $id) { code risks { score } milestones { name } allocations { percentage } }
+  programs(first: 5) { nodes { code } }
+}"""
+
+
+async def test_lists_without_total_count_are_one_statement_each_without_a_transaction(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    async with _waiting_api(api_with) as api:
+        async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
+            ids = await _plan_program(api)
+        acquired: list[object] = []
+        original = asyncpg.pool.Pool.acquire
+
+        def acquire(self: asyncpg.Pool, **kwargs: Any) -> Any:
+            acquired.append(self)
+            return original(self, **kwargs)
+
+        with _counting_statements() as seen, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncpg.pool.Pool, "acquire", acquire)
+            data = await _query(api, UNCOUNTED, {"id": ids["program"]})
+        with _counting_statements() as counted:
+            fragment = "fragment Size on ProgramConnection { totalCount }"
+            await _query(api, "{ programs { ...Size } } " + fragment)
+
+    assert len(data["program"]["milestones"]) == 2
+    assert len(data["programs"]["nodes"]) == 1
+    # The program, its three nested lists, and the page of programs: nothing else, and one
+    # connection taken for each of the two fields.
+    assert len(seen) == 5, seen
+    assert len(acquired) == 2, acquired
+    assert not [s for s in seen if "count(" in s or s.startswith("BEGIN")], seen
+    # Asked for inside a fragment, the count is read, with the page, in one snapshot.
+    assert [s.split()[0] for s in counted] == ["BEGIN", "SELECT", "SELECT"], counted
+    assert "count(*)" in counted[1]
+
+
+async def test_nested_lists_are_read_as_selected_fragments_included(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    query = """query($id: ID!) {
+      program(id: $id) { code ...Risks }
+      programs { edges { node { ... on Program { milestones { name } } } } }
+    }
+    fragment Risks on Program { risks { title } }"""
+    async with _waiting_api(api_with) as api:
+        async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
+            ids = await _plan_program(api)
+        with _counting_statements() as seen:
+            data = await _query(api, query, {"id": ids["program"]})
+
+    assert len(data["program"]["risks"]) == 1
+    assert len(data["programs"]["edges"][0]["node"]["milestones"]) == 2
+    # The program and its risks; the page of programs and their milestones: no
+    # allocations, which nothing selects.
+    assert len(seen) == 4, seen
+    assert not [s for s in seen if "rm_allocations" in s], seen
 
 
 async def test_the_plan_the_log_and_the_people_are_listed(reader: Api) -> None:

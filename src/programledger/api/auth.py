@@ -4,6 +4,8 @@ Tokens are verified by Litestar's JWT middleware for HTTP, and by :func:`authent
 for WebSockets, whose token travels in the ``connection_init`` payload because browsers
 cannot set headers on a WebSocket handshake. Either way the result is an :class:`Identity`;
 the actor written into events is its ``subject`` (the token's ``sub``) and nothing else.
+A token is verified once and its identity reused until it expires
+(:class:`VerifiedTokens`).
 
 Roles are not a ladder: an auditor reads history but never writes, an editor writes but
 does not audit. :data:`ROLES_WITH` is the whole policy, one line per capability.
@@ -22,6 +24,7 @@ import os
 import re
 import secrets
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +49,7 @@ __all__ = [
     "Capability",
     "Identity",
     "Role",
+    "VerifiedTokens",
     "authenticate_bearer",
     "jwt_auth",
     "jwt_secret",
@@ -132,11 +136,51 @@ def authenticate_bearer(secret: str, authorization: object) -> Identity:
     scheme, _, encoded = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not encoded.strip():
         raise NotAuthorizedException("expected 'Bearer <token>'")
-    token = AccessToken.decode(encoded.strip(), secret, ALGORITHM, require_claims=["exp", "sub"])
+    encoded = encoded.strip()
+    known = _VERIFIED.get(secret, encoded)
+    if known is not None:
+        return known[1]
+    token = AccessToken.decode(encoded, secret, ALGORITHM, require_claims=["exp", "sub"])
     identity = _identity(token)
     if identity is None:
         raise NotAuthorizedException("Invalid token")
+    _VERIFIED.put(secret, encoded, token, identity)
     return identity
+
+
+class VerifiedTokens:
+    """Tokens already verified, by secret and encoded token, until they expire.
+
+    A client sends the same token with every request, and checking its signature and
+    claims again each time costs more than the rest of authentication. A token that
+    verified once stays valid until its ``exp`` (no other claim we check can change its
+    verdict, and there is no revocation list), so its identity is reused until then. The
+    secret is part of the key, so apps with different secrets never share a verdict.
+    Bounded, least recently used first out.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._found: OrderedDict[tuple[str, str], tuple[AccessToken, Identity]] = OrderedDict()
+
+    def get(self, secret: str, encoded: str) -> tuple[AccessToken, Identity] | None:
+        key = (secret, encoded)
+        found = self._found.get(key)
+        if found is None:
+            return None
+        if found[1].expires_at <= datetime.now(UTC):
+            del self._found[key]
+            return None
+        self._found.move_to_end(key)
+        return found
+
+    def put(self, secret: str, encoded: str, token: AccessToken, identity: Identity) -> None:
+        self._found[(secret, encoded)] = (token, identity)
+        if len(self._found) > self._size:
+            self._found.popitem(last=False)
+
+
+_VERIFIED = VerifiedTokens()
 
 
 class _BearerAuthMiddleware(JWTAuthenticationMiddleware):
@@ -150,6 +194,17 @@ class _BearerAuthMiddleware(JWTAuthenticationMiddleware):
         if not connection.headers.get(self.auth_header) and _is_page_load(connection):
             return AuthenticationResult(user=None, auth=None)
         return await super().authenticate_request(connection)
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        known = _VERIFIED.get(self.token_secret, encoded_token)
+        if known is not None:
+            return AuthenticationResult(user=known[1], auth=known[0])
+        result = await super().authenticate_token(encoded_token, connection)
+        if isinstance(result.auth, AccessToken) and isinstance(result.user, Identity):
+            _VERIFIED.put(self.token_secret, encoded_token, result.auth, result.user)
+        return result
 
 
 def _is_page_load(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

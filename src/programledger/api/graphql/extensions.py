@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -22,17 +24,12 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     IntValueNode,
-    ValidationRule,
     VariableNode,
 )
-from graphql.language import ArgumentNode
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from graphql.language import ArgumentNode, DocumentNode, Visitor, visit
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -41,9 +38,10 @@ from programledger.api.graphql.context import ApiContext
 from programledger.api.limits import ApiLimits
 
 __all__ = [
+    "DocumentCache",
     "ErrorShaping",
     "OperationMetrics",
-    "PageSizeLimit",
+    "RequestLimits",
     "error_code",
     "extensions",
     "log_unexpected",
@@ -169,38 +167,126 @@ class OperationMetrics(SchemaExtension):
         metrics.graphql_duration.labels(kind_label, name).observe(time.perf_counter() - started)
 
 
-class PageSizeLimit(SchemaExtension):
-    """Refuses a ``first`` or ``last`` argument above the limit, whether written in the
-    document or passed as a variable, before anything runs."""
+@dataclass(frozen=True, slots=True)
+class _PageSize:
+    """A ``first`` or ``last`` argument of a document: a literal, or a variable's name."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
+    node: ArgumentNode
+    literal: int | None
+    variable: str | None
 
-    def on_operation(self) -> Iterator[None]:
-        variables = self.execution_context.variables or {}
-        limit = self._limit
 
-        class PageSizeRule(ValidationRule):
-            def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
-                if node.name.value not in ("first", "last"):
-                    return
-                value: object = None
-                if isinstance(node.value, IntValueNode):
-                    value = int(node.value.value)
-                elif isinstance(node.value, VariableNode):
-                    value = variables.get(node.value.name.value)
-                if isinstance(value, int) and value > limit:
-                    self.report_error(
-                        GraphQLError(
-                            f"{node.name.value} must be at most {limit}; page through the rest "
-                            "with after/before",
-                            node,
-                        )
-                    )
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """A parsed document that passed validation, with its page-size arguments."""
 
+    document: DocumentNode
+    page_sizes: tuple[_PageSize, ...]
+
+
+def _page_sizes(document: DocumentNode) -> tuple[_PageSize, ...]:
+    found: list[_PageSize] = []
+
+    class Collect(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
+            if node.name.value not in ("first", "last"):
+                return
+            value = node.value
+            literal = int(value.value) if isinstance(value, IntValueNode) else None
+            variable = value.name.value if isinstance(value, VariableNode) else None
+            found.append(_PageSize(node, literal, variable))
+
+    visit(document, Collect())
+    return tuple(found)
+
+
+class DocumentCache:
+    """Documents already parsed and validated against the schema, by query text.
+
+    Parsing and validating a dashboard's document cost more than running it, and clients
+    send the same few texts over and over. Validation depends on the document and the
+    schema only (the depth and alias limits included), so a text that passed once passes
+    always; only page sizes given as variables are checked per request. Bounded LRU of
+    valid documents only; long texts (a document padded with comments) are not kept.
+    """
+
+    MAX_TEXT = 64 * 1024
+
+    def __init__(self, limits: ApiLimits, size: int = 256) -> None:
+        self.limits = limits
+        self.size = size
+        depth = QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_introspection)
+        aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases)
+        self.rules = (*depth.validation_rules, *aliases.validation_rules)
+        self._documents: OrderedDict[str, _Document] = OrderedDict()
+
+    def get(self, query: str) -> _Document | None:
+        found = self._documents.get(query)
+        if found is not None:
+            self._documents.move_to_end(query)
+        return found
+
+    def put(self, query: str, document: _Document) -> None:
+        if len(query) > self.MAX_TEXT:
+            return
+        self._documents[query] = document
+        if len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+
+
+class RequestLimits(SchemaExtension):
+    """The document limits (tokens, depth, aliases, page size), checked through a
+    :class:`DocumentCache`: a known text skips parsing and validation, and only its
+    page-size variables are looked at."""
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self._cache = cache
+        self._found: _Document | None = None
+
+    def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        context.validation_rules = (*context.validation_rules, PageSizeRule)
+        query = context.query
+        self._found = None if query is None else self._cache.get(query)
+        if self._found is not None:
+            context.graphql_document = self._found.document
+        else:
+            context.parse_options["max_tokens"] = self._cache.limits.max_tokens
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        found = self._found
+        errors: list[GraphQLError] = []
+        if found is None:
+            document = context.graphql_document
+            assert document is not None  # strawberry validates parsed documents only
+            rules = (*context.validation_rules, *self._cache.rules)
+            errors = validate_document(context.schema._schema, document, rules)
+            found = _Document(document, _page_sizes(document))
+            if not errors and context.query is not None:
+                self._cache.put(context.query, found)
+        errors += _page_size_errors(found, context.variables or {}, self._cache.limits)
+        # Set, so strawberry does not validate again; empty lets the operation run.
+        context.pre_execution_errors = errors
+        yield
+
+
+def _page_size_errors(
+    document: _Document, variables: dict[str, Any], limits: ApiLimits
+) -> list[GraphQLError]:
+    limit = limits.max_page_size
+    errors = []
+    for spot in document.page_sizes:
+        value = spot.literal if spot.variable is None else variables.get(spot.variable)
+        if isinstance(value, int) and value > limit:
+            name = spot.node.name.value
+            errors.append(
+                GraphQLError(
+                    f"{name} must be at most {limit}; page through the rest with after/before",
+                    spot.node,
+                )
+            )
+    return errors
 
 
 def _introspection(ignore: IgnoreContext) -> bool:
@@ -209,11 +295,5 @@ def _introspection(ignore: IgnoreContext) -> bool:
 
 def extensions(limits: ApiLimits) -> list[Any]:
     """Every schema extension, in order (the first one sees the others' results last)."""
-    return [
-        ErrorShaping,
-        OperationMetrics,
-        partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_introspection),
-        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(PageSizeLimit, limits.max_page_size),
-    ]
+    cache = DocumentCache(limits)
+    return [ErrorShaping, OperationMetrics, partial(RequestLimits, cache)]

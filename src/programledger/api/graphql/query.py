@@ -4,7 +4,7 @@ Every list and object comes from the projections' query functions (PostgreSQL re
 models), never from replaying the event store, so a dashboard costs index lookups; the
 exceptions are ``history`` and ``verifyIntegrity``, which exist to read the event store
 itself. Lists are Relay connections with keyset cursors; nested lists of a program are
-batched by :mod:`loaders`, so a page of programs costs the same statements for 1 or 50.
+batched by :mod:`nested`, so a page of programs costs the same statements for 1 or 50.
 
 Permissions: the current state needs READ (every role). Looking back in time (``asOf``,
 ``asOfPosition``, ``knownAt``), the audit trail, history and integrity checks need AUDIT
@@ -15,18 +15,21 @@ frontend shows "data as of ..." banners from it; it exposes no business data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import strawberry
+from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
+from graphql.language import SelectionSetNode
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions.field_extension import FieldExtension
 
 from programledger.adapters.postgres.verification import VerificationSummary, verify_streams
 from programledger.api.auth import ROLES_WITH, Capability, Role
 from programledger.api.graphql.context import ApiInfo
-from programledger.api.graphql.loaders import ReadLoaders
+from programledger.api.graphql.nested import NESTED_LISTS, read_nested
 from programledger.api.graphql.permissions import Forbidden, allowed
 from programledger.api.graphql.read_types import (
     AllocationSort,
@@ -55,6 +58,7 @@ from programledger.api.graphql.read_types import (
     connection,
     plain,
 )
+from programledger.api.graphql.reads import one_connection
 from programledger.api.graphql.types import SafeInt
 from programledger.application.eventstore import StreamVerification
 from programledger.projections import allocations, audit, decisions, milestones, programs, risks
@@ -119,6 +123,58 @@ async def _read(call: Any) -> Any:
         return await call
     except ValueError as exc:
         raise _bad_input(str(exc)) from None
+
+
+def _subfields(
+    selections: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, inside fragments too. ``@skip``/``@include`` are not
+    evaluated, so a field that may be asked for counts as asked."""
+    if selections is None:
+        return
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _subfields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:  # validation refused unknown and cyclic fragments
+                yield from _subfields(fragment.selection_set, fragments)
+
+
+def _selected(info: ApiInfo, path: Sequence[str]) -> set[str]:
+    """The names of the fields selected at ``path`` inside this field (aliases do not
+    matter). Read off the document itself: strawberry's ``selected_fields`` would convert
+    the whole selection below this field first."""
+    raw = info._raw_info
+    fields: list[FieldNode] = list(raw.field_nodes)
+    for step in path:
+        fields = [
+            found
+            for field in fields
+            for found in _subfields(field.selection_set, raw.fragments)
+            if found.name.value == step
+        ]
+    return {
+        found.name.value
+        for field in fields
+        for found in _subfields(field.selection_set, raw.fragments)
+    }
+
+
+def _nested_lists(info: ApiInfo, *paths: Sequence[str]) -> set[str]:
+    """The nested lists selected on the programs this field returns (at ``paths`` inside
+    it, or itself)."""
+    selected = set().union(*(_selected(info, path) for path in paths or ((),)))
+    return selected.intersection(NESTED_LISTS)
+
+
+def counts(info: ApiInfo, *path: str) -> bool:
+    """Whether the operation selects ``totalCount`` of the connection this field returns
+    (or of the one at ``path`` inside it): counting a list reads all of its rows, which a
+    page alone does not."""
+    return "totalCount" in _selected(info, path)
 
 
 # Filters
@@ -191,17 +247,20 @@ async def _program(
     as_of_position: SafeInt | None = None,
 ) -> ProgramType | None:
     when = _as_of(info, as_of, as_of_position)
-    pool = info.context.services.pool
     program_id = _uuid(id, "id")
     assert program_id is not None
     position: int | None
-    if isinstance(when, datetime):  # one position for the program and its nested lists
-        async with pool.acquire() as conn:
-            position = await resolve_position(conn, when)
-    else:
-        position = when
-    row = await programs.get_program(pool, program_id, as_of=position)
-    return None if row is None else ProgramType.of(row, ReadLoaders(pool, position))
+    async with one_connection(info.context.services.pool) as reads:
+        if isinstance(when, datetime):  # one position for the program and its nested lists
+            async with reads.acquire() as conn:
+                position = await resolve_position(conn, when)
+        else:
+            position = when
+        row = await programs.get_program(reads, program_id, as_of=position)
+        if row is None:
+            return None
+        nested = await read_nested(reads, [row.program_id], position, _nested_lists(info))
+    return ProgramType.of(row, nested)
 
 
 async def _programs(
@@ -216,13 +275,16 @@ async def _programs(
 ) -> Connection[ProgramType]:
     when = _as_of(info, as_of, as_of_position)
     f = filter or ProgramFilter()
-    pool = info.context.services.pool
-    page = await _read(programs.list_programs(
-        pool, status=f.status, health=f.health, priority=f.priority, owner=f.owner,
-        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
-    ))  # fmt: skip
-    loaders = ReadLoaders(pool, page.as_of_position)
-    return connection(page, lambda p: ProgramType.of(p, loaders))
+    wanted = _nested_lists(info, ("nodes",), ("edges", "node"))
+    async with one_connection(info.context.services.pool) as reads:
+        page = await _read(programs.list_programs(
+            reads, status=f.status, health=f.health, priority=f.priority, owner=f.owner,
+            sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+            count=counts(info),
+        ))  # fmt: skip
+        ids = [p.program_id for p in page.items]
+        nested = await read_nested(reads, ids, page.as_of_position, wanted)
+    return connection(page, lambda p: ProgramType.of(p, nested))
 
 
 async def _risks(
@@ -259,7 +321,7 @@ async def _risks(
         pool, risks.LIST, filters, sort=order_by.value, descending=descending, first=first,
         after=after, as_of=when,
         extra_select=", (is_open AND coalesce(next_review_on < {}, false)) AS overdue",
-        extra_args=(day,),
+        extra_args=(day,), count=counts(info),
     ))  # fmt: skip
     return connection(page, RiskType.of)
 
@@ -297,7 +359,7 @@ async def _milestones(
         program_id=_uuid(program_id, "programId"),
         workstream_id=_uuid(workstream_id, "workstreamId"), status=status,
         due_from=due_from, due_to=due_to, slipped_only=slipped_only, sort=order_by.value,
-        descending=descending, first=first, after=after, as_of=when,
+        descending=descending, first=first, after=after, as_of=when, count=counts(info),
     ))  # fmt: skip
     return connection(page, MilestoneType.of)
 
@@ -321,7 +383,7 @@ async def _dependencies(
         program_id=_uuid(program_id, "programId"),
         target_program_id=_uuid(target_program_id, "targetProgramId"), status=status,
         needed_by_to=needed_by_to, sort=order_by.value, descending=descending, first=first,
-        after=after, as_of=when,
+        after=after, as_of=when, count=counts(info),
     ))  # fmt: skip
     return connection(page, DependencyType.of)
 
@@ -343,6 +405,7 @@ async def _decisions(
         info.context.services.pool,
         program_id=_uuid(program_id, "programId"), in_force=in_force, decided_by=decided_by,
         sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+        count=counts(info),
     ))  # fmt: skip
     return connection(page, DecisionType.of)
 
@@ -362,6 +425,7 @@ async def _resources(
     page = await _read(allocations.list_resources(
         info.context.services.pool, department=department, kind=kind,
         sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
+        count=counts(info),
     ))  # fmt: skip
     return connection(page, ResourceType.of)
 
@@ -383,7 +447,7 @@ async def _allocations(
         program_id=_uuid(f.program_id, "programId"),
         workstream_id=_uuid(f.workstream_id, "workstreamId"), status=f.status,
         active_on=f.active_on, sort=order_by.value, descending=descending, first=first,
-        after=after, as_of=when,
+        after=after, as_of=when, count=counts(info),
     ))  # fmt: skip
     return connection(page, AllocationType.of)
 
@@ -404,7 +468,7 @@ async def _utilization(
     page = await _read(allocations.utilisation(
         info.context.services.pool, start=from_, end=to,
         resource_key=resource_key, over_allocated_only=over_allocated_only, known_at=when,
-        first=first, after=after,
+        first=first, after=after, count=counts(info, "weeks"),
     ))  # fmt: skip
     weeks = connection(page, UtilisationWeekType.of)
     return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
@@ -423,7 +487,7 @@ async def _audit_trail(
         entity_id=f.entity_id, program_id=_uuid(f.program_id, "programId"), actor=f.actor,
         event_types=f.event_types, correlation_id=_uuid(f.correlation_id, "correlationId"),
         recorded_from=f.from_, recorded_to=f.to, newest_first=newest_first, first=first,
-        after=after,
+        after=after, count=counts(info),
     ))  # fmt: skip
     return connection(page, AuditEntryType.of)
 

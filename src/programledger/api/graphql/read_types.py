@@ -3,13 +3,14 @@ connections over their pages, and the auditor's views (trail, history, integrity
 
 Rows are converted field by field rather than exposed as they are, so that a column added
 to a read model does not become API contract until it is chosen here. Nested lists of a
-program (risks, milestones, allocations) come from :class:`ReadLoaders`, at the same
-position as the program itself.
+program (risks, milestones, allocations) are read with the program, by :mod:`nested`, at
+the same position as the program itself.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -18,7 +19,7 @@ import msgspec
 import strawberry
 from strawberry.scalars import JSON
 
-from programledger.api.graphql.loaders import ReadLoaders
+from programledger.api.graphql.nested import NestedRows
 from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
 from programledger.projections.audit import AuditEntry
@@ -143,15 +144,28 @@ class Edge(Generic[N]):
     node: N
 
 
+def _total_count(root: strawberry.Parent[Any]) -> int:
+    """The count read with the page: lists are counted only when the operation selects
+    ``totalCount`` (see ``query.counts``), so a missing count here is a bug to report."""
+    counted: int | None = root.counted
+    if counted is None:
+        raise RuntimeError("the list was read without its count")
+    return counted
+
+
 @strawberry.type(description="A page of a list (Relay connection), and the list's size.")
 class Connection(Generic[N]):
     edges: list[Edge[N]]
     nodes: list[N]
     page_info: PageInfo
-    total_count: int = strawberry.field(description="Every row matching the filter.")
+    total_count: int = strawberry.field(
+        resolver=_total_count, description="Every row matching the filter."
+    )
     as_of_position: SafeInt | None = strawberry.field(
         description="The global position the list was read at; null for current rows."
     )
+    counted: strawberry.Private[int | None]
+    """The list's size, read only when the operation selects ``totalCount``."""
 
 
 def connection(page: Page[Any], convert: Any) -> Connection[Any]:
@@ -164,7 +178,7 @@ def connection(page: Page[Any], convert: Any) -> Connection[Any]:
         edges=[Edge(cursor=cursor, node=n) for n in nodes],
         nodes=nodes,
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-        total_count=page.total_count,
+        counted=page.total_count,
         as_of_position=None if page.as_of_position is None else SafeInt(page.as_of_position),
     )
 
@@ -345,19 +359,24 @@ class AllocationType:
         )  # fmt: skip
 
 
-async def _program_risks(root: strawberry.Parent[ProgramType]) -> list[RiskType]:
-    rows = await root.loaders.risks.load(_uuid(root.program_id))
-    return [RiskType.of(r) for r in rows]
+def _nested(rows: Mapping[UUID, list[R]] | None, root: ProgramType) -> list[R]:
+    if rows is None:
+        # The field returning programs reads the nested lists its selection names; one
+        # missing here means the selection was misread: fail rather than answer "none".
+        raise RuntimeError("a nested list was selected but not read")
+    return rows.get(root.key, [])
 
 
-async def _program_milestones(root: strawberry.Parent[ProgramType]) -> list[MilestoneType]:
-    rows = await root.loaders.milestones.load(_uuid(root.program_id))
-    return [MilestoneType.of(m) for m in rows]
+def _program_risks(root: strawberry.Parent[ProgramType]) -> list[RiskType]:
+    return [RiskType.of(r) for r in _nested(root.nested.risks, root)]
 
 
-async def _program_allocations(root: strawberry.Parent[ProgramType]) -> list[AllocationType]:
-    rows = await root.loaders.allocations.load(_uuid(root.program_id))
-    return [AllocationType.of(a) for a in rows]
+def _program_milestones(root: strawberry.Parent[ProgramType]) -> list[MilestoneType]:
+    return [MilestoneType.of(m) for m in _nested(root.nested.milestones, root)]
+
+
+def _program_allocations(root: strawberry.Parent[ProgramType]) -> list[AllocationType]:
+    return [AllocationType.of(a) for a in _nested(root.nested.allocations, root)]
 
 
 @strawberry.type(name="Program")
@@ -384,7 +403,8 @@ class ProgramType:
     next_milestone_name: str | None
     next_milestone_date: date | None
     version: int = strawberry.field(description="The expectedVersion for the next command.")
-    loaders: strawberry.Private[ReadLoaders]
+    key: strawberry.Private[UUID]
+    nested: strawberry.Private[NestedRows]
 
     risks: list[RiskType] = strawberry.field(
         resolver=_program_risks,
@@ -400,7 +420,7 @@ class ProgramType:
     )
 
     @staticmethod
-    def of(p: ProgramRow, loaders: ReadLoaders) -> ProgramType:
+    def of(p: ProgramRow, nested: NestedRows) -> ProgramType:
         def money(amount: int) -> MoneyType:
             return MoneyType(amount_minor=SafeInt(amount), currency=p.currency)
 
@@ -414,12 +434,9 @@ class ProgramType:
             budget_actual=None if p.budget_actual is None else money(p.budget_actual),
             open_risks=p.open_risks, open_risks_critical=p.open_risks_critical,
             open_risks_high=p.open_risks_high, next_milestone_name=p.next_milestone_name,
-            next_milestone_date=p.next_milestone_date, version=p.version, loaders=loaders,
+            next_milestone_date=p.next_milestone_date, version=p.version, key=p.program_id,
+            nested=nested,
         )  # fmt: skip
-
-
-def _uuid(value: str) -> UUID:
-    return UUID(value)
 
 
 @strawberry.type(name="HeatMapCell")

@@ -13,6 +13,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from programledger.api.graphql.execution import LeafFastPathExecutionContext
 from programledger.api.graphql.extensions import extensions, log_unexpected
 from programledger.api.graphql.inputs import CommandInputs
 from programledger.api.graphql.mutations import mutation_type
@@ -43,6 +44,7 @@ def build_schema(limits: ApiLimits = ApiLimits()) -> strawberry.Schema:  # noqa:
         mutation=mutation_type(CommandInputs()),
         subscription=Subscription,
         extensions=extensions(limits),
+        execution_context_class=LeafFastPathExecutionContext,
         config=StrawberryConfig(scalar_map=SCALARS),
         exception_handlers=[ForbiddenAsPayload()],
     )
