@@ -80,6 +80,15 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     end_cursor: str | None
     as_of_position: int | None
     """The position the list was read at; ``None`` for current rows."""
+    positions: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
+    """Each item's place in the sort (its sort value and key), for :meth:`cursor`."""
+    sort: str = ""
+    descending: bool = False
+
+    def cursor(self, index: int) -> str:
+        """The cursor that resumes after item ``index``: encoded only when asked for, as
+        most clients page with ``end_cursor`` alone."""
+        return _encode_cursor(self.sort, self.descending, self.positions[index])
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,24 +235,21 @@ async def fetch_page(
             rows = await conn.fetch(*sql)
     convert = spec.convert
     items: list[T] = []
-    data: dict[str, Any] = {}
-    sort_value: Any = None
+    positions: list[tuple[Any, ...]] = []
+    keys = table.key_names
     for row in rows[:first]:
         data = dict(row)
-        sort_value = data.pop("sort_value__")
+        positions.append((data.pop("sort_value__"), *(data[k] for k in keys)))
         items.append(convert(data))
-    # Pages resume after their last row only: the one cursor worth encoding.
-    cursor = (
-        _encode_cursor(sort, descending, [sort_value, *(data[k] for k in table.key_names)])
-        if items
-        else None
-    )
     return Page(
         items=items,
         total_count=total,
         has_next_page=len(rows) > first,
-        end_cursor=cursor,
+        end_cursor=_encode_cursor(sort, descending, positions[-1]) if items else None,
         as_of_position=position,
+        positions=positions,
+        sort=sort,
+        descending=descending,
     )
 
 

@@ -206,6 +206,13 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
     assert codes == sorted(codes)
     assert len(set(codes)) == 3
     assert rest["programs"]["pageInfo"]["hasNextPage"] is False
+    # Every edge has its own cursor: resuming after the first edge of the first page
+    # gives the rest, the page's second item first.
+    edges = page["edges"]
+    assert edges[-1]["cursor"] == page["pageInfo"]["endCursor"]
+    assert edges[0]["cursor"] != edges[1]["cursor"]
+    after_first = await _query(reader, query, {"after": edges[0]["cursor"]})
+    assert [e["node"]["code"] for e in after_first["programs"]["edges"]] == codes[1:3]
 
     bad_cursor = await reader.post('{ programs(after: "nonsense") { totalCount } }')
     assert [e["extensions"]["code"] for e in bad_cursor.json()["errors"]] == ["BAD_USER_INPUT"]

@@ -135,13 +135,20 @@ class PageInfo:
     )
 
 
+def _edge_cursor(root: strawberry.Parent[Any]) -> str:
+    cursor: str = root.page.cursor(root.index)
+    return cursor
+
+
 @strawberry.type
 class Edge(Generic[N]):
     cursor: str = strawberry.field(
-        description="The cursor of the page's end (the read models issue no other): "
-        "resume after this page, never from the middle of it."
+        resolver=_edge_cursor,
+        description="Pass as ``after`` to resume after this item; bound to its sort.",
     )
     node: N
+    page: strawberry.Private[Page[Any]]
+    index: strawberry.Private[int]
 
 
 def _total_count(root: strawberry.Parent[Any]) -> int:
@@ -169,13 +176,11 @@ class Connection(Generic[N]):
 
 
 def connection(page: Page[Any], convert: Any) -> Connection[Any]:
-    """A connection over ``page``, each item converted. The read models give a cursor for
-    the page's end only, so each edge's cursor is the page's; a client pages with
-    ``pageInfo.endCursor``."""
+    """A connection over ``page``, each item converted; an edge's cursor is encoded only
+    when the operation selects it."""
     nodes = [convert(item) for item in page.items]
-    cursor = page.end_cursor or ""
     return Connection(
-        edges=[Edge(cursor=cursor, node=n) for n in nodes],
+        edges=[Edge(node=n, page=page, index=i) for i, n in enumerate(nodes)],
         nodes=nodes,
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         counted=page.total_count,
