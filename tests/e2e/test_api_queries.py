@@ -268,6 +268,20 @@ async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:
         (2, "RiskAssessed"),
     ]
     assert (steps[0]["state"]["probability"], steps[1]["state"]["probability"]) == (3, 4)
+    page = await _query(
+        reader,
+        """query H($stream: String!) {
+          history(streamId: $stream, afterVersion: 1, first: 1) { version state }
+        }""",
+        {"stream": f"risk-{risk}"},
+        Role.AUDITOR,
+    )
+    assert page["history"] == [{"version": 2, "state": steps[1]["state"]}]
+    too_many = await reader.post(
+        '{ history(streamId: "risk-x", first: 100000) { version } }',
+        headers=reader.auth(Role.AUDITOR),
+    )
+    assert "must be at most" in too_many.json()["errors"][0]["message"]
 
     verified = await _query(
         reader,

@@ -341,6 +341,15 @@ async def test_history_gives_the_state_after_each_event(app: Application) -> Non
             assert step.state == fold(events[: i + 1])
     program_steps = await app.history(f"program-{program_id}")
     assert program_steps[-1].state == (await app.load_program(program_id)).state
+    # Page by page: the same entries, each state folded from the stream's start.
+    paged, after = [], 0
+    while page := await app.history(f"program-{program_id}", after_version=after, limit=2):
+        assert len(page) <= 2
+        paged += page
+        after = page[-1].event.version
+    assert paged == program_steps
+    with pytest.raises(ValueError, match="limit at least 1"):
+        await app.history(f"program-{program_id}", limit=0)
     assert await app.history(f"program-{uuid4()}") == []
     with pytest.raises(ValueError, match="not a program, risk or resource stream"):
         await app.history(program_code_stream_id("PAY-2027"))

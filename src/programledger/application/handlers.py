@@ -236,14 +236,26 @@ class Application:
         return await self._load(_RESOURCES, resource_stream_id(key), recorded_before)
 
     async def history(
-        self, stream_id: str, *, recorded_before: datetime | None = None
+        self,
+        stream_id: str,
+        *,
+        recorded_before: datetime | None = None,
+        after_version: int = 0,
+        limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """Every event of a program, risk or resource stream with the state right after it,
-        so a reader can replay what each decision was made on."""
+        """The events of a program, risk or resource stream after ``after_version`` (at
+        most ``limit``), each with the state right after it, so a reader can replay what
+        each decision was made on. States are folded from the stream's start."""
         kind = stream_id.partition("-")[0]
         if kind not in ("program", "risk", "resource"):
             raise ValueError(f"{stream_id!r} is not a program, risk or resource stream")
-        records = await self._store.read_stream(stream_id, recorded_before=recorded_before)
+        if after_version < 0 or (limit is not None and limit < 1):
+            raise ValueError("after_version must be 0 or more, and limit at least 1")
+        records = await self._store.read_stream(
+            stream_id,
+            to_version=None if limit is None else after_version + limit,
+            recorded_before=recorded_before,
+        )
         steps: Iterator[tuple[RecordedEvent, AggregateState]]
         if kind == "program":
             steps = _PROGRAMS.walk(records)
@@ -251,7 +263,9 @@ class Application:
             steps = _RISKS.walk(records)
         else:
             steps = _RESOURCES.walk(records)
-        return [HistoryEntry(record, state) for record, state in steps]
+        return [
+            HistoryEntry(record, state) for record, state in steps if record.version > after_version
+        ]
 
     # The loop
 

@@ -62,7 +62,13 @@ from programledger.api.graphql.reads import one_connection
 from programledger.api.graphql.types import SafeInt
 from programledger.application.eventstore import StreamVerification
 from programledger.projections import allocations, audit, decisions, milestones, programs, risks
-from programledger.projections.queries import AsOf, Filters, fetch_page, resolve_position
+from programledger.projections.queries import (
+    MAX_PAGE_SIZE,
+    AsOf,
+    Filters,
+    fetch_page,
+    resolve_position,
+)
 from programledger.projections.status import projection_status
 
 __all__ = ["Me", "Query"]
@@ -492,13 +498,24 @@ async def _audit_trail(
     return connection(page, AuditEntryType.of)
 
 
+HISTORY_PAGE = 100
+"""Events a ``history`` answer holds unless ``first`` says otherwise."""
+
+
 async def _history(
-    info: ApiInfo, stream_id: str, recorded_before: datetime | None = None
+    info: ApiInfo,
+    stream_id: str,
+    recorded_before: datetime | None = None,
+    after_version: int = 0,
+    first: int = HISTORY_PAGE,
 ) -> list[HistoryEntryType]:
-    """Replayed from the event store by design: the state each decision was made on."""
+    """Replayed from the event store by design: the state each decision was made on. A
+    page at a time: fewer than ``first`` entries means the stream has no more."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise _bad_input(f"first must be between 1 and {MAX_PAGE_SIZE}")
     try:
         entries = await info.context.services.application.history(
-            stream_id, recorded_before=recorded_before
+            stream_id, recorded_before=recorded_before, after_version=after_version, limit=first
         )
     except ValueError as exc:
         raise _bad_input(str(exc)) from None
@@ -597,7 +614,8 @@ class Query:
     )  # fmt: skip
     history: list[HistoryEntryType] = strawberry.field(
         resolver=_history, extensions=_auditor(),
-        description="A program, risk or resource stream: each event and the state after it.",
+        description="A program, risk or resource stream: each event after afterVersion "
+        "(at most first, default 100) and the state after it; page on with the last version.",
     )  # fmt: skip
     verify_integrity: IntegrityReport = strawberry.field(
         resolver=_verify_integrity, extensions=_auditor(),
