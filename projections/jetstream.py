@@ -18,37 +18,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from programledger.adapters.nats.envelope import HEADER_POSITION
-from programledger.adapters.nats.pull import BatchPuller
+from programledger.adapters.nats.pull import BatchPuller, first_sequence_after, position_at
 
 __all__ = ["first_sequence_after", "open_consumer", "position_at"]
-
-
-async def position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
-    """The event position of a stream message; -1 when it is gone or not an event."""
-    try:
-        msg = await js.get_msg(stream, sequence)
-    except NotFoundError:
-        return -1
-    try:
-        return int((msg.headers or {}).get(HEADER_POSITION, "-1"))
-    except ValueError:
-        return -1
-
-
-async def first_sequence_after(
-    js: JetStreamContext, stream: str, position: int, first: int, last: int
-) -> int:
-    """The first stream sequence holding an event after ``position``: a binary search,
-    valid because the relay stores events in position order."""
-    low, high = first, last + 1
-    while low < high:
-        middle = (low + high) // 2
-        if await position_at(js, stream, middle) > position:
-            high = middle
-        else:
-            low = middle + 1
-    return low
 
 
 async def open_consumer(

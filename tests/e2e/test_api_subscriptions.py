@@ -15,8 +15,8 @@ from tests.e2e.conftest import Api, new_id, program_input, resource_input, runni
 from tests.support.relay_process import eventually
 
 EVENTS = """
-subscription Watch($program: ID, $streams: [StreamType!], $types: [String!]) {
-  events(programId: $program, streamTypes: $streams, eventTypes: $types) {
+subscription Watch($program: ID, $streams: [StreamType!], $types: [String!], $after: SafeInt) {
+  events(programId: $program, streamTypes: $streams, eventTypes: $types, afterPosition: $after) {
     eventId position streamId streamType version eventType schemaVersion recordedAt
     actor correlationId causationId reason programId data
   }
@@ -117,6 +117,36 @@ async def test_a_subscription_delivers_only_the_chosen_programs_events(
     assert first["data"]["planned_budget"] == {"amount_minor": 250_000_000_00, "currency": "EUR"}
 
 
+async def test_a_subscription_resumes_after_a_position_without_a_gap(
+    api: Api, relay: Relay
+) -> None:
+    watched, other = new_id(), new_id()
+    tia = api.auth(Role.EDITOR, subject="tia")
+    proposed = await api.accepted("proposeProgram", program_input(watched), headers=tia)
+    await api.accepted("proposeProgram", program_input(other), headers=tia)
+    missed = [
+        await api.accepted("reportProgramHealth", health, headers=tia)
+        for health in (
+            {"programId": watched, "health": "AMBER", "summary": "vendor late"},
+            {"programId": watched, "health": "RED", "summary": "vendor later"},
+        )
+    ]
+    async with asyncio.timeout(10):
+        await relay.wait_published(await api.store.head_position())
+    async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
+        # A client that saw the proposal, then lost its connection, resumes after it.
+        await _subscribe(api, ws, program=watched, after=proposed["position"])
+        replayed = [(await _next(ws))["data"]["events"] for _ in missed]
+        live = await api.accepted(
+            "activateProgram", {"programId": watched, "reason": "go"}, headers=tia
+        )
+        after = (await _next(ws))["data"]["events"]
+        await _nothing_more(ws, api, relay)
+    assert [e["position"] for e in replayed] == [m["position"] for m in missed]
+    assert [e["data"]["health"] for e in replayed] == ["AMBER", "RED"]
+    assert (after["eventType"], after["position"]) == ("ProgramActivated", live["position"])
+
+
 async def test_a_subscription_filters_by_stream_and_event_type(api: Api, relay: Relay) -> None:
     program, risk = new_id(), new_id()
     async with api.websocket(api.token(Role.AUDITOR)) as ws:
@@ -145,7 +175,12 @@ async def test_a_subscription_filters_by_stream_and_event_type(api: Api, relay: 
 async def test_bad_subscription_arguments_are_bad_user_input(api: Api) -> None:
     async with api.websocket(api.token(Role.VIEWER)) as ws:
         assert json.loads(await ws.recv()) == {"type": "connection_ack"}
-        bad: list[dict[str, Any]] = [{"program": "nope"}, {"types": ["Nope"]}, {"streams": []}]
+        bad: list[dict[str, Any]] = [
+            {"program": "nope"},
+            {"types": ["Nope"]},
+            {"streams": []},
+            {"after": -1},
+        ]
         for variables in bad:
             assert await _refused(ws, variables) == "BAD_USER_INPUT"
 

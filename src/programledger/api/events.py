@@ -5,6 +5,11 @@ NATS subscription on the relay's subjects (``<prefix>.<program>.<stream type>.<E
 so NATS filters by program and a subscriber receives what the relay publishes the moment
 JetStream gets it; PostgreSQL is never polled.
 
+A subscriber that was cut off can resume without a gap: ``after_position`` first replays
+what the stream holds after that position (an ephemeral JetStream consumer, filtered like
+the live subscription, read up to the stream's last message when the subscription
+started), then goes on with the live messages, skipping what the replay delivered.
+
 A live feed must not lose events silently. When the connection to NATS drops, or a
 subscriber falls so far behind that its buffer fills, its subscription ends with
 :class:`FeedUnavailable`: the client subscribes again and refetches what it shows. Events
@@ -18,7 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Self
@@ -29,12 +34,24 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
+from programledger.adapters.nats.pull import (
+    BatchPuller,
+    PullRefused,
+    first_sequence_after,
+    position_at,
+)
+from programledger.adapters.nats.stream import stream_name
 
 __all__ = ["EventFeed", "EventSelection", "EventStream", "FeedUnavailable"]
 
 log = logging.getLogger(__name__)
+
+_REPLAY_BATCH = 500
 
 _INTERRUPTED = "the event feed was interrupted (connection to NATS lost); subscribe again"
 _SHUTDOWN = "the server is shutting down; subscribe again"
@@ -127,11 +144,16 @@ class EventFeed:
         return True, "connected"
 
     async def open(
-        self, selection: EventSelection, *, until: datetime | None = None
+        self,
+        selection: EventSelection,
+        *,
+        until: datetime | None = None,
+        after_position: int | None = None,
     ) -> EventStream:
-        """A stream of the selected events published from now on, in position order; it
-        ends at ``until``. Once this returns, NATS has registered the subscription, so no
-        event published afterwards is missed."""
+        """A stream of the selected events published from now on (or, with
+        ``after_position``, recorded after that position), in position order; it ends at
+        ``until``. Once this returns, NATS has registered the subscription, so no event
+        published afterwards is missed."""
         nc = self._nc
         if nc is None or not nc.is_connected:
             raise FeedUnavailable("the event feed is not connected to NATS; try again shortly")
@@ -161,10 +183,50 @@ class EventFeed:
         stream = EventStream(selection, listener, until, on_close=on_close)
         try:
             await nc.flush(timeout=5)
+            if after_position is not None:
+                stream.replay = await self._replay(nc, subject, after_position)
         except (nats.errors.Error, TimeoutError) as exc:
             await stream.close()
             raise FeedUnavailable("the event feed did not answer; try again shortly") from exc
+        except FeedUnavailable:
+            await stream.close()
+            raise
         return stream
+
+    async def _replay(self, nc: NatsClient, subject: str, after: int) -> AsyncIterator[Msg]:
+        """The stream's messages on ``subject`` after position ``after``, up to its last
+        message now (the live subscription, already in place, has what comes later)."""
+        js = nc.jetstream()
+        name = stream_name(self._prefix)
+        try:
+            state = (await js.stream_info(name)).state
+        except NotFoundError:
+            return _no_messages()
+        if state.messages == 0:
+            return _no_messages()
+        start = await first_sequence_after(js, name, after, state.first_seq, state.last_seq)
+        if start > state.last_seq:
+            return _no_messages()
+        if state.first_seq > 1 and start == state.first_seq:
+            oldest = await position_at(js, name, start)
+            if oldest > after + 1:
+                raise FeedUnavailable(
+                    f"events after position {after} may no longer be in the stream (its "
+                    f"oldest is {oldest}); refetch what you show and subscribe without "
+                    "afterPosition"
+                )
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            filter_subject=subject,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        consumer = (await js.add_consumer(name, config)).name
+        puller = BatchPuller(nc, name, consumer)
+        await puller.start()
+        return _replayed(js, name, consumer, puller, state.last_seq)
 
     async def _close(self, listener: _Listener, subscription: Subscription) -> None:
         self._listeners.discard(listener)
@@ -216,6 +278,30 @@ class EventFeed:
         log.debug("event feed: NATS error: %r", exc)
 
 
+async def _no_messages() -> AsyncIterator[Msg]:
+    return
+    yield
+
+
+async def _replayed(
+    js: JetStreamContext, stream: str, consumer: str, puller: BatchPuller, last: int
+) -> AsyncIterator[Msg]:
+    try:
+        while True:
+            batch = await puller.fetch(_REPLAY_BATCH, 1.0)
+            for msg in batch:
+                yield msg
+            if not batch:
+                return
+            meta = batch[-1].metadata
+            if meta.sequence.stream >= last or meta.num_pending == 0:
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            await puller.unsubscribe()
+            await js.delete_consumer(stream, consumer)
+
+
 class EventStream:
     """What :meth:`EventFeed.open` returns: iterate it, and close it (``async with``)."""
 
@@ -235,11 +321,30 @@ class EventStream:
             loop = asyncio.get_running_loop()
             self._deadline = loop.time() + (until - datetime.now(UTC)).total_seconds()
         self._last = 0
+        self.replay: AsyncIterator[Msg] | None = None
+        """Replayed messages, delivered before the live ones."""
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> EventEnvelope:
+        while self.replay is not None:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    msg = await anext(self.replay, None)
+            except TimeoutError:
+                raise StopAsyncIteration from None
+            except (PullRefused, nats.errors.Error) as exc:
+                raise FeedUnavailable("replaying past events failed; subscribe again") from exc
+            if msg is None:
+                self.replay = None
+                break
+            envelope = _envelope(msg)
+            if envelope is None or envelope.position <= self._last:
+                continue
+            self._last = envelope.position
+            if self._selection.wants(envelope):
+                return envelope
         listener = self._listener
         while True:
             if listener.failure is not None:
@@ -257,6 +362,9 @@ class EventStream:
                 return envelope
 
     async def close(self) -> None:
+        replay, self.replay = self.replay, None
+        if isinstance(replay, AsyncGenerator):
+            await replay.aclose()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             await on_close()

@@ -17,9 +17,13 @@ from collections import deque
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from nats.js.api import Header
+from nats.js.errors import NotFoundError
 
-__all__ = ["BatchPuller", "ConsumerGone", "PullRefused"]
+from programledger.adapters.nats.envelope import HEADER_POSITION
+
+__all__ = ["BatchPuller", "ConsumerGone", "PullRefused", "first_sequence_after", "position_at"]
 
 _END_OF_REQUEST = frozenset({"404", "408", "409"})
 """Statuses that end a pull request as a matter of course: no messages (no_wait),
@@ -125,3 +129,30 @@ class BatchPuller:
                 while len(self._buffer) < self._want and not self._ended:
                     await self._wake.wait()
                     self._wake.clear()
+
+
+async def position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
+    """The event position of a stream message; -1 when it is gone or not an event."""
+    try:
+        msg = await js.get_msg(stream, sequence)
+    except NotFoundError:
+        return -1
+    try:
+        return int((msg.headers or {}).get(HEADER_POSITION, "-1"))
+    except ValueError:
+        return -1
+
+
+async def first_sequence_after(
+    js: JetStreamContext, stream: str, position: int, first: int, last: int
+) -> int:
+    """The first stream sequence holding an event after ``position``: a binary search,
+    valid because the relay stores events in position order."""
+    low, high = first, last + 1
+    while low < high:
+        middle = (low + high) // 2
+        if await position_at(js, stream, middle) > position:
+            high = middle
+        else:
+            low = middle + 1
+    return low

@@ -1,4 +1,5 @@
-"""``subscription { events(programId, streamTypes, eventTypes) }``: events as they happen.
+"""``subscription { events(programId, streamTypes, eventTypes, afterPosition) }``: events
+as they happen, optionally resuming after a position.
 
 Delivered over ``graphql-transport-ws`` from the relay's NATS messages (``api/events.py``),
 each as the same envelope downstream services receive. A subscription ends with an error
@@ -66,14 +67,21 @@ async def _events(
     program_id: strawberry.ID | None = None,
     stream_types: list[StreamType] | None = None,
     event_types: list[str] | None = None,
+    after_position: SafeInt | None = None,
 ) -> AsyncGenerator[EventEnvelopeType, None]:
     """Checks the arguments and opens the feed before returning the stream, so that a
     subscription that cannot start is refused with an ``error`` message, not a ``next``."""
     selection = _selection(program_id, stream_types, event_types)
+    if after_position is not None and after_position < 0:
+        raise _bad_input("afterPosition must be 0 or more")
     context = info.context
     assert context.identity is not None  # the READ permission ran first
     try:
-        stream = await context.services.feed.open(selection, until=context.identity.expires_at)
+        stream = await context.services.feed.open(
+            selection,
+            until=context.identity.expires_at,
+            after_position=None if after_position is None else int(after_position),
+        )
     except FeedUnavailable as exc:
         raise _feed_unavailable(exc) from None
     return _deliver(stream, context.services.metrics)
@@ -106,7 +114,9 @@ class Subscription:
     events = strawberry.subscription(
         resolver=_events,
         description="Events as they are recorded, in position order, filtered by program, "
-        "stream type and event type (an omitted filter matches everything).",
+        "stream type and event type (an omitted filter matches everything). With "
+        "afterPosition, the events recorded after it come first: resume where a dropped "
+        "subscription stopped, with the last position it delivered.",
         extensions=[allowed(Capability.READ)],
     )
 
