@@ -296,6 +296,24 @@ async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:
     assert verified["all"]["broken"] == []
     assert verified["all"]["streams"] >= 2  # the program, the risk, a program code's claim
     assert verified["one"] == {"ok": True, "streams": 1, "events": 2}
+    # Page by page: the same streams, each once.
+    walked, after = 0, None
+    while True:
+        paged = await _query(
+            reader,
+            """query V($after: String) {
+              verifyIntegrity(afterStreamId: $after, first: 1) { ok streams nextAfterStreamId }
+            }""",
+            {"after": after},
+            Role.AUDITOR,
+        )
+        report = paged["verifyIntegrity"]
+        assert report["ok"] is True
+        walked += report["streams"]
+        after = report["nextAfterStreamId"]
+        if after is None:
+            break
+    assert walked == verified["all"]["streams"]
 
 
 async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:

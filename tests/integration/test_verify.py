@@ -7,11 +7,13 @@ disabled for the transaction (``session_replication_role = replica``).
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.verification import (
     VerificationSummary,
     count_streams,
+    verify_page,
     verify_streams,
 )
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
@@ -98,3 +100,26 @@ async def test_a_stream_whose_head_row_was_deleted_is_still_found(
         ("note-002", "events exist but the stream's head record is missing")
     ]
     assert summary.streams == 3
+
+
+async def test_a_walk_page_by_page_sees_every_stream_once_headless_first(
+    event_store: PostgresEventStore, pg_url: str, schema: str
+) -> None:
+    """What the API's bounded ``verifyIntegrity`` pages through."""
+    await _write(event_store, streams=7, events=2)
+    await _tamper(pg_url, schema, "DELETE FROM streams WHERE stream_id = 'note-004'")
+    seen: list[str] = []
+    pages = 0
+    after: str | None = None
+    while True:
+        results, after = await verify_page(event_store, after=after, limit=2, batch=4)
+        pages += 1
+        seen += [r.stream_id for r in results]
+        if after is None:
+            break
+    assert seen[0] == "note-004"  # the headless stream, on the first page
+    assert sorted(seen) == [f"note-{i:03d}" for i in range(7)]
+    assert len(seen) == len(set(seen))
+    assert pages == 3  # 6 listed streams, 2 a page
+    with pytest.raises(ValueError, match="limit"):
+        await verify_page(event_store, after=None, limit=0)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import StreamVerification
 
-__all__ = ["VerificationSummary", "count_streams", "verify_streams"]
+__all__ = ["VerificationSummary", "count_streams", "verify_page", "verify_streams"]
 
 _HEADLESS = """
 SELECT DISTINCT e.stream_id FROM events e
@@ -78,3 +78,33 @@ async def verify_streams(
 
 async def _verify_all(store: PostgresEventStore, stream_ids: list[str]) -> list[StreamVerification]:
     return list(await asyncio.gather(*(store.verify(s) for s in stream_ids)))
+
+
+async def verify_page(
+    store: PostgresEventStore, *, after: str | None, limit: int, batch: int = 16
+) -> tuple[list[StreamVerification], str | None]:
+    """At most ``limit`` listed streams after the stream id ``after`` (``None``: from the
+    first, headless streams included), and the id to continue after (``None``: done).
+
+    For an API request, whose time must stay bounded however large the store is.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    results: list[StreamVerification] = []
+    if after is None:
+        async with store.pool.acquire() as conn:
+            headless = [r["stream_id"] for r in await conn.fetch(_HEADLESS)]
+        for start in range(0, len(headless), batch):
+            results += await _verify_all(store, headless[start : start + batch])
+    position = after or ""
+    listed = 0
+    while listed < limit:
+        page = await store.stream_ids(after=position, limit=min(batch, limit - listed))
+        if not page:
+            return results, None
+        results += await _verify_all(store, page)
+        listed += len(page)
+        position = page[-1]
+    more = await store.stream_ids(after=position, limit=1)
+    return results, position if more else None
+

@@ -26,7 +26,7 @@ from graphql.language import SelectionSetNode
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions.field_extension import FieldExtension
 
-from programledger.adapters.postgres.verification import VerificationSummary, verify_streams
+from programledger.adapters.postgres.verification import VerificationSummary, verify_page
 from programledger.api.auth import ROLES_WITH, Capability, Role
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.nested import NESTED_LISTS, read_nested
@@ -541,18 +541,32 @@ def _integrity(result: StreamVerification) -> StreamIntegrity:
     )  # fmt: skip
 
 
-async def _verify_integrity(info: ApiInfo, stream_id: str | None = None) -> IntegrityReport:
-    """Walks hash chains in the event store: one stream, or every stream."""
+VERIFY_PAGE = 200
+"""Streams one ``verifyIntegrity`` answer walks unless ``first`` says otherwise."""
+
+
+async def _verify_integrity(
+    info: ApiInfo,
+    stream_id: str | None = None,
+    after_stream_id: str | None = None,
+    first: int = VERIFY_PAGE,
+) -> IntegrityReport:
+    """Walks hash chains in the event store: one stream, or the streams after
+    ``after_stream_id``, ``first`` at a time, so a request's time stays bounded."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise _bad_input(f"first must be between 1 and {MAX_PAGE_SIZE}")
     store = info.context.services.store
     summary = VerificationSummary()
+    next_after = None
     if stream_id is not None:
         summary.add(await store.verify(stream_id))
     else:
-        async for result in verify_streams(store):
+        results, next_after = await verify_page(store, after=after_stream_id, limit=first)
+        for result in results:
             summary.add(result)
     return IntegrityReport(
         ok=summary.ok, streams=summary.streams, events=summary.events,
-        broken=[_integrity(b) for b in summary.broken],
+        broken=[_integrity(b) for b in summary.broken], next_after_stream_id=next_after,
     )  # fmt: skip
 
 
@@ -619,7 +633,8 @@ class Query:
     )  # fmt: skip
     verify_integrity: IntegrityReport = strawberry.field(
         resolver=_verify_integrity, extensions=_auditor(),
-        description="Walk the hash chain of one stream, or of every stream.",
+        description="Walk the hash chain of one stream, or of the streams after "
+        "afterStreamId (first at a time, default 200); page on with nextAfterStreamId.",
     )  # fmt: skip
     projection_status: list[ProjectionStatusType] = strawberry.field(
         resolver=_projection_status, extensions=_reader(),

@@ -573,6 +573,10 @@ class IntegrityReport:
     broken: list[StreamIntegrity] = strawberry.field(
         description="Each broken stream's first broken link; empty when all is well."
     )
+    next_after_stream_id: str | None = strawberry.field(
+        default=None,
+        description="More streams remain: pass this as afterStreamId. Null when done.",
+    )
 
 
 @strawberry.type(name="ProjectionStatus", description="A read model's progress and health.")
