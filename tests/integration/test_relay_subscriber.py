@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
 
+from programledger.adapters.nats.pull import ConsumerGone
 from programledger.adapters.nats.relay import Relay
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import (
@@ -213,3 +214,17 @@ def test_subject_filters() -> None:
         subject_filters("pl", None, ["a.b"])
     with pytest.raises(ValueError, match="must not be empty"):
         subject_filters("pl", None, [])
+
+
+async def test_a_deleted_consumer_ends_the_iteration_with_consumer_gone(
+    js: JetStreamContext, relay: Relay, event_store: PostgresEventStore, subject_prefix: str
+) -> None:
+    await append_notes(event_store, writers=1, appends=1)
+    subscription = await subscribe(js, subject_prefix, "gone", wait=0.2)
+    async with subscription:
+        first = await anext(subscription)
+        await first.ack()
+        await js.delete_consumer(stream_name(subject_prefix), "gone")
+        with pytest.raises(ConsumerGone):
+            async with asyncio.timeout(5):
+                await anext(subscription)

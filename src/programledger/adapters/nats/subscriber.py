@@ -40,7 +40,6 @@ from uuid import UUID
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -53,6 +52,7 @@ from programledger.adapters.nats.envelope import (
     subject_pattern,
     validate_prefix,
 )
+from programledger.adapters.nats.pull import BatchPuller, ConsumerGone
 from programledger.adapters.nats.stream import stream_name
 from programledger.domain.events import DomainEvent, EventRegistry
 
@@ -149,7 +149,7 @@ class EventSubscription:
         js: JetStreamContext,
         stream: str,
         config: ConsumerConfig,
-        pull: JetStreamContext.PullSubscription,
+        pull: BatchPuller,
         *,
         program_id: UUID | None,
         stream_types: frozenset[str] | None,
@@ -170,7 +170,6 @@ class EventSubscription:
         self._batch = batch
         self._wait = wait
         self._buffer: list[Msg] = []
-        self._more = False
         self._closed = False
         self.skipped = 0
         """Messages acknowledged without being handed out: redeliveries of positions
@@ -216,17 +215,16 @@ class EventSubscription:
         raise StopAsyncIteration
 
     async def _fill(self) -> None:
-        # A fetch of several messages only returns early when they are already waiting, so
-        # ask for a batch only while a backlog is known, and for one message otherwise:
-        # that one comes back the moment it is published.
-        batch = self._batch if self._more else 1
-        try:
-            messages = await self._pull.fetch(batch, timeout=self._wait)
-        except NatsTimeoutError:
-            self._more = False
-            return
+        # What is waiting, up to a batch, or the first message published within the wait.
+        messages = await self._pull.fetch(self._batch, self._wait)
+        if not messages:
+            # A pull for a consumer that is gone gets no answer at all, so look.
+            assert self._config.durable_name is not None
+            try:
+                await self._js.consumer_info(self._stream, self._config.durable_name)
+            except NotFoundError:
+                raise ConsumerGone(f"consumer {self._config.durable_name} deleted") from None
         self._buffer.extend(messages)
-        self._more = bool(messages) and messages[-1].metadata.num_pending > 0
 
     async def _retry(self, delivery: Delivery, msg: Msg, delay: float | None) -> None:
         if not self._ordered:
@@ -236,7 +234,6 @@ class EventSubscription:
         if delay:
             await asyncio.sleep(delay)
         self._buffer.clear()
-        self._more = False
         self._last = delivery.envelope.position - 1
         with contextlib.suppress(Exception):
             await self._pull.unsubscribe()
@@ -295,14 +292,21 @@ async def _first_sequence_after(js: JetStreamContext, stream: str, position: int
 
 async def _position_consumer(
     js: JetStreamContext, stream: str, config: ConsumerConfig, sequence: int
-) -> JetStreamContext.PullSubscription:
+) -> BatchPuller:
     assert config.durable_name is not None
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, config.durable_name)
     config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
     config.opt_start_seq = sequence
     await js.add_consumer(stream, config)
-    return await js.pull_subscribe_bind(durable=config.durable_name, stream=stream)
+    return await _puller(js, stream, config.durable_name)
+
+
+async def _puller(js: JetStreamContext, stream: str, durable: str) -> BatchPuller:
+    """Batches pulled with a fraction of nats-py's per-message cost (see ``pull``)."""
+    puller = BatchPuller(js._nc, stream, durable)
+    await puller.start()
+    return puller
 
 
 async def subscribe(
@@ -367,7 +371,7 @@ async def subscribe(
     else:
         if not exists:
             await js.add_consumer(stream, config)
-        pull = await js.pull_subscribe_bind(durable=durable, stream=stream)
+        pull = await _puller(js, stream, durable)
     return EventSubscription(
         js,
         stream,
