@@ -151,7 +151,11 @@ async def test_redeliveries_of_positions_already_handed_out_are_skipped(
 ) -> None:
     written = await append_notes(event_store, writers=1, appends=4)
     await wait_for_messages(js, subject_prefix, written, within=10)
-    subscription = await subscribe(js, subject_prefix, "slow", after_position=0, ack_wait=1.0)
+    # One message a pull, so the pull after the ack wait finds position 1 due again (with a
+    # bigger batch the rest is already here, and acking 1 late cancels its redelivery).
+    subscription = await subscribe(
+        js, subject_prefix, "slow", after_position=0, ack_wait=1.0, batch=1
+    )
     async with subscription:
         [slow] = await take(subscription, 1, ack=False)
         await asyncio.sleep(1.5)  # past the ack wait: JetStream redelivers position 1 first

@@ -40,6 +40,7 @@ from uuid import UUID
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -52,7 +53,7 @@ from programledger.adapters.nats.envelope import (
     subject_pattern,
     validate_prefix,
 )
-from programledger.adapters.nats.pull import BatchPuller, ConsumerGone
+from programledger.adapters.nats.pull import BatchPuller, ConsumerGone, PullRefused
 from programledger.adapters.nats.stream import stream_name
 from programledger.domain.events import DomainEvent, EventRegistry
 
@@ -216,14 +217,26 @@ class EventSubscription:
 
     async def _fill(self) -> None:
         # What is waiting, up to a batch, or the first message published within the wait.
-        messages = await self._pull.fetch(self._batch, self._wait)
+        # Trouble on the way (NATS reconnecting, a leader election) is waited out here, as
+        # nats-py's own fetch did; only a consumer that is gone ends the iteration.
+        durable = self._config.durable_name
+        assert durable is not None
+        try:
+            messages = await self._pull.fetch(self._batch, self._wait)
+        except ConsumerGone:
+            raise
+        except (PullRefused, NatsError, TimeoutError) as exc:
+            log.warning("pulling for %s failed, retrying: %r", durable, exc)
+            await asyncio.sleep(self._wait)
+            return
         if not messages:
             # A pull for a consumer that is gone gets no answer at all, so look.
-            assert self._config.durable_name is not None
             try:
-                await self._js.consumer_info(self._stream, self._config.durable_name)
+                await self._js.consumer_info(self._stream, durable)
             except NotFoundError:
-                raise ConsumerGone(f"consumer {self._config.durable_name} deleted") from None
+                raise ConsumerGone(f"consumer {durable} deleted") from None
+            except (NatsError, TimeoutError):
+                return
         self._buffer.extend(messages)
 
     async def _retry(self, delivery: Delivery, msg: Msg, delay: float | None) -> None:
