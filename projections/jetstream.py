@@ -1,8 +1,8 @@
-"""The JetStream side of a runner: finding a position in the stream, and a consumer that
-starts exactly there.
+"""The JetStream side of a runner: a consumer that starts exactly after its checkpoint.
 
 The relay stores events in position order, so the stream sequence of the first event
-after a checkpoint is a binary search away. The durable consumer is recreated at that
+after a checkpoint is a binary search away (``adapters.nats.pull.resume_sequence``). The
+durable consumer is recreated at that
 sequence every time a runner (re)starts: whatever an earlier instance left unacknowledged
 then comes again in order, never after newer events, which is what lets a runner trust
 "a position at or below my checkpoint is a redelivery".
@@ -18,9 +18,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from programledger.adapters.nats.pull import BatchPuller, first_sequence_after, position_at
+from programledger.adapters.nats.pull import BatchPuller
 
-__all__ = ["first_sequence_after", "open_consumer", "position_at"]
+__all__ = ["open_consumer"]
 
 
 async def open_consumer(

@@ -60,7 +60,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import decode_envelope
-from programledger.adapters.nats.pull import BatchPuller, PullRefused
+from programledger.adapters.nats.pull import (
+    BatchPuller,
+    EventsExpired,
+    PullRefused,
+    position_at,
+    resume_sequence,
+)
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import subject_filters
 from programledger.adapters.postgres.connection import connect
@@ -78,7 +84,7 @@ from programledger.projections.core import (
     from_stored,
     poison_of,
 )
-from programledger.projections.jetstream import first_sequence_after, open_consumer, position_at
+from programledger.projections.jetstream import open_consumer
 from programledger.projections.rebuild import rebuild
 from programledger.projections.storage import (
     StatusRow,
@@ -404,18 +410,13 @@ class ProjectionRunner:
             state = (await js.stream_info(self._stream)).state
         except NotFoundError:
             raise _NoStream from None
-        if state.messages == 0:
-            start = state.last_seq + 1
-            self._check_gap = True
-        else:
-            start = await first_sequence_after(
-                js, self._stream, self._position, state.first_seq, state.last_seq
-            )
-            if start == state.first_seq:
-                oldest = await position_at(js, self._stream, start)
-                if oldest > self._position + 1:
-                    await self._catch_up(conn, oldest - 1)
-            self._check_gap = False
+        try:
+            start = await resume_sequence(js, self._stream, state, self._position)
+        except EventsExpired as gone:
+            await self._catch_up(conn, gone.first_available - 1)
+            start = state.first_seq
+        # An empty stream says nothing of what was before it: the first delivery does.
+        self._check_gap = state.messages == 0
         # One filter subject, wide when the projection handles several stream types: a
         # consumer with several filter subjects (NATS 2.10+) delivered a tenth as fast
         # here (nats-server 2.15, one subject per program and event type), and the
@@ -518,11 +519,6 @@ class ProjectionRunner:
         ):
             return
         self._idle_checked = loop.time()
-        try:
-            # A pull for a consumer that is gone gets no answer at all, so look.
-            await js.consumer_info(self._stream, self._durable)
-        except NotFoundError:
-            raise _Resync("the durable consumer (or its stream) is gone") from None
         state = (await js.stream_info(self._stream)).state
         if state.messages == 0:
             return

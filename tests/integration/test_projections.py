@@ -429,7 +429,7 @@ async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
     restarts = risks.stats.resyncs + risks.stats.failures
     assert live.nc is not None
     # An operator deletes it: a pull waiting on it is told, a later pull gets no answer
-    # at all (the runner's idle check notices that); either way it is recreated.
+    # at all (the puller then looks); either way it is recreated.
     await live.nc.jetstream().delete_consumer(stream_name(live.prefix), "projection_risks")
     result = await app.handle(
         AssessRisk(risk_id=story.r1, probability=2, impact=2), CommandContext(actor="olga")

@@ -24,10 +24,8 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Self
-from uuid import UUID
 
 import msgspec
 import nats
@@ -41,11 +39,12 @@ from nats.js.errors import NotFoundError
 from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
 from programledger.adapters.nats.pull import (
     BatchPuller,
+    EventsExpired,
     PullRefused,
-    first_sequence_after,
-    position_at,
+    resume_sequence,
 )
 from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.subscriber import EventSelection
 
 __all__ = ["EventFeed", "EventSelection", "EventStream", "FeedUnavailable"]
 
@@ -59,22 +58,6 @@ _SHUTDOWN = "the server is shutting down; subscribe again"
 
 class FeedUnavailable(Exception):
     """The feed cannot deliver (any more) to this subscriber; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class EventSelection:
-    """What a subscriber wants; ``None`` means any."""
-
-    program_id: UUID | None = None
-    stream_types: frozenset[str] | None = None
-    event_types: frozenset[str] | None = None
-
-    def wants(self, envelope: EventEnvelope) -> bool:
-        return (
-            (self.program_id is None or envelope.program_id == self.program_id)
-            and (self.stream_types is None or envelope.stream_type in self.stream_types)
-            and (self.event_types is None or envelope.event_type in self.event_types)
-        )
 
 
 class _Listener:
@@ -202,19 +185,16 @@ class EventFeed:
             state = (await js.stream_info(name)).state
         except NotFoundError:
             return _no_messages()
-        if state.messages == 0:
-            return _no_messages()
-        start = await first_sequence_after(js, name, after, state.first_seq, state.last_seq)
+        try:
+            start = await resume_sequence(js, name, state, after)
+        except EventsExpired as exc:
+            raise FeedUnavailable(
+                f"events after position {after} are no longer all in the stream (its oldest "
+                f"is {exc.first_available}); refetch what you show and subscribe without "
+                "afterPosition"
+            ) from None
         if start > state.last_seq:
             return _no_messages()
-        if state.first_seq > 1 and start == state.first_seq:
-            oldest = await position_at(js, name, start)
-            if oldest > after + 1:
-                raise FeedUnavailable(
-                    f"events after position {after} may no longer be in the stream (its "
-                    f"oldest is {oldest}); refetch what you show and subscribe without "
-                    "afterPosition"
-                )
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start,

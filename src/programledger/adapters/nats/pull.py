@@ -18,17 +18,38 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import Header
+from nats.js.api import Header, StreamState
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import HEADER_POSITION
 
-__all__ = ["BatchPuller", "ConsumerGone", "PullRefused", "first_sequence_after", "position_at"]
+__all__ = [
+    "BatchPuller",
+    "ConsumerGone",
+    "EventsExpired",
+    "PullRefused",
+    "first_sequence_after",
+    "position_at",
+    "resume_sequence",
+]
 
 _END_OF_REQUEST = frozenset({"404", "408", "409"})
 """Statuses that end a pull request as a matter of course: no messages (no_wait),
 expired, or cut short (too many waiting requests, a leadership change, ...)."""
 _CONSUMER_GONE = ("consumer deleted", "consumer is push based")
+
+
+class EventsExpired(RuntimeError):
+    """Events after the consumer's position are no longer in the stream (its max age
+    passed): the consumer must catch up from the event store instead (a rebuild)."""
+
+    def __init__(self, after_position: int, first_available: int) -> None:
+        super().__init__(
+            f"the stream no longer holds the events after position {after_position}: its "
+            f"oldest event is at position {first_available}; rebuild from the event store"
+        )
+        self.after_position = after_position
+        self.first_available = first_available
 
 
 class PullRefused(Exception):
@@ -50,6 +71,8 @@ class BatchPuller:
 
     def __init__(self, nc: NatsClient, stream: str, durable: str) -> None:
         self._nc = nc
+        self._stream = stream
+        self._durable = durable
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
@@ -90,14 +113,17 @@ class BatchPuller:
         """Up to ``batch`` messages: those already here, else what the consumer has now,
         else the first that arrives within ``wait`` seconds (``[]`` if none does).
 
-        A server that does not answer at all (a pull for a consumer that does not exist
-        gets no reply) costs twice ``wait``. Raises :class:`PullRefused` (or its
-        :class:`ConsumerGone`) when the server answers with an error status.
+        Raises :class:`PullRefused` when the server answers with an error status, and its
+        :class:`ConsumerGone` when the consumer was deleted: under a waiting pull the
+        server says so; a pull for a consumer that no longer exists gets no answer at all,
+        so that silence costs ``wait`` and a look at the consumer.
         """
         if self._sub is None:
             raise RuntimeError("the puller is not subscribed")
         if not self._buffer:
-            await self._request(batch, wait, no_wait=True)
+            answered = await self._request(batch, wait, no_wait=True)
+            if not answered and self._refused is None:
+                await self._check_consumer()
         if not self._buffer and self._refused is None:
             # Wait for one message with a request that ends when it is delivered: a
             # request left open would answer later no_wait requests with "408 Requests
@@ -111,10 +137,17 @@ class BatchPuller:
         buffer = self._buffer
         return [buffer.popleft() for _ in range(min(batch, len(buffer)))]
 
-    async def _request(self, batch: int, wait: float, *, no_wait: bool) -> None:
+    async def _check_consumer(self) -> None:
+        try:
+            await self._nc.jetstream().consumer_info(self._stream, self._durable)
+        except NotFoundError:
+            self._refused = ConsumerGone(f"consumer {self._durable} on {self._stream} is gone")
+
+    async def _request(self, batch: int, wait: float, *, no_wait: bool) -> bool:
         """Ask for ``batch`` more messages and wait until they are here or the request
         ends: at once when the consumer has fewer (``no_wait``), else when it expires
-        after ``wait``."""
+        after ``wait``. Returns whether the server answered at all."""
+        before = len(self._buffer)
         request: dict[str, object] = {"batch": batch}
         if no_wait:
             request["no_wait"] = True
@@ -129,6 +162,7 @@ class BatchPuller:
                 while len(self._buffer) < self._want and not self._ended:
                     await self._wake.wait()
                     self._wake.clear()
+        return bool(self._ended) or len(self._buffer) > before
 
 
 async def position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
@@ -156,3 +190,25 @@ async def first_sequence_after(
         else:
             low = middle + 1
     return low
+
+
+async def resume_sequence(
+    js: JetStreamContext, stream: str, state: StreamState, position: int
+) -> int:
+    """The stream sequence of the first event after ``position`` (past the end when there
+    is none yet), for a consumer resuming there; ``state`` is the stream's, read just now.
+
+    Raises :class:`EventsExpired` when the stream's oldest event is not the very next one:
+    those between have expired, or the stream was recreated. (A gap in positions, an
+    append rolled back inside its caller's transaction, looks the same; refusing then is
+    the safe mistake.)
+    """
+    if state.messages == 0:
+        return state.last_seq + 1
+    start = await first_sequence_after(js, stream, position, state.first_seq, state.last_seq)
+    if start == state.first_seq:
+        oldest = await position_at(js, stream, start)
+        if oldest > position + 1:
+            raise EventsExpired(position, oldest)
+    return start
+

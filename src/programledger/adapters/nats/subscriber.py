@@ -35,6 +35,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Self
 from uuid import UUID
 
@@ -46,20 +47,26 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import (
-    HEADER_POSITION,
     EventEnvelope,
     decode_envelope,
     decode_event,
     subject_pattern,
     validate_prefix,
 )
-from programledger.adapters.nats.pull import BatchPuller, ConsumerGone, PullRefused
+from programledger.adapters.nats.pull import (
+    BatchPuller,
+    ConsumerGone,
+    EventsExpired,
+    PullRefused,
+    resume_sequence,
+)
 from programledger.adapters.nats.stream import stream_name
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
     "ConsumerConflict",
     "Delivery",
+    "EventSelection",
     "EventSubscription",
     "EventsExpired",
     "subject_filters",
@@ -71,21 +78,24 @@ log = logging.getLogger(__name__)
 _MAX_FILTERS = 64
 
 
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """What a subscriber wants; ``None`` means any."""
+
+    program_id: UUID | None = None
+    stream_types: frozenset[str] | None = None
+    event_types: frozenset[str] | None = None
+
+    def wants(self, envelope: EventEnvelope) -> bool:
+        return (
+            (self.program_id is None or envelope.program_id == self.program_id)
+            and (self.stream_types is None or envelope.stream_type in self.stream_types)
+            and (self.event_types is None or envelope.event_type in self.event_types)
+        )
+
+
 class ConsumerConflict(RuntimeError):
     """A durable consumer of that name exists with other filters."""
-
-
-class EventsExpired(RuntimeError):
-    """Events after the consumer's position are no longer in the stream (its max age
-    passed): the consumer must catch up from the event store instead (a rebuild)."""
-
-    def __init__(self, after_position: int, first_available: int) -> None:
-        super().__init__(
-            f"the stream no longer holds the events after position {after_position}: its "
-            f"oldest event is at position {first_available}; rebuild from the event store"
-        )
-        self.after_position = after_position
-        self.first_available = first_available
 
 
 def subject_filters(
@@ -163,9 +173,7 @@ class EventSubscription:
         self._stream = stream
         self._config = config
         self._pull = pull
-        self._program_id = program_id
-        self._stream_types = stream_types
-        self._event_types = event_types
+        self._selection = EventSelection(program_id, stream_types, event_types)
         self._ordered = after_position is not None
         self._last = after_position or 0
         self._batch = batch
@@ -181,13 +189,6 @@ class EventSubscription:
     def last_position(self) -> int:
         """The highest position handed out (or given at start)."""
         return self._last
-
-    def _wanted(self, envelope: EventEnvelope) -> bool:
-        return (
-            (self._program_id is None or envelope.program_id == self._program_id)
-            and (self._stream_types is None or envelope.stream_type in self._stream_types)
-            and (self._event_types is None or envelope.event_type in self._event_types)
-        )
 
     def __aiter__(self) -> Self:
         return self
@@ -207,7 +208,7 @@ class EventSubscription:
                 self.skipped += 1
                 continue
             seen = self._ordered and envelope.position <= self._last
-            if seen or not self._wanted(envelope):
+            if seen or not self._selection.wants(envelope):
                 await msg.ack()
                 self.skipped += 1
                 continue
@@ -229,14 +230,6 @@ class EventSubscription:
             log.warning("pulling for %s failed, retrying: %r", durable, exc)
             await asyncio.sleep(self._wait)
             return
-        if not messages:
-            # A pull for a consumer that is gone gets no answer at all, so look.
-            try:
-                await self._js.consumer_info(self._stream, durable)
-            except NotFoundError:
-                raise ConsumerGone(f"consumer {durable} deleted") from None
-            except (NatsError, TimeoutError):
-                return
         self._buffer.extend(messages)
 
     async def _retry(self, delivery: Delivery, msg: Msg, delay: float | None) -> None:
@@ -266,41 +259,6 @@ class EventSubscription:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-async def _position_at(js: JetStreamContext, stream: str, sequence: int) -> int:
-    try:
-        msg = await js.get_msg(stream, sequence)
-    except NotFoundError:
-        return -1
-    try:
-        return int((msg.headers or {}).get(HEADER_POSITION, "-1"))
-    except ValueError:
-        return -1
-
-
-async def _first_sequence_after(js: JetStreamContext, stream: str, position: int) -> int:
-    """The stream sequence of the first event after ``position``: a binary search, which
-    works because the relay stores events in position order."""
-    state = (await js.stream_info(stream)).state
-    if state.messages == 0:
-        return state.last_seq + 1
-    low, high = state.first_seq, state.last_seq + 1
-    while low < high:
-        middle = (low + high) // 2
-        if await _position_at(js, stream, middle) > position:
-            high = middle
-        else:
-            low = middle + 1
-    if low == state.first_seq:
-        # Nothing in the stream is at or before the position: if the oldest event is not
-        # the very next one, the ones between have expired (or the stream was recreated).
-        # A gap in positions (an append rolled back inside its caller's transaction) looks
-        # the same; then the consumer rebuilds once without need, which is safe.
-        oldest = await _position_at(js, stream, low)
-        if oldest > position + 1:
-            raise EventsExpired(position, oldest)
-    return low
 
 
 async def _position_consumer(
@@ -379,7 +337,8 @@ async def subscribe(
                 "delete it or use another name"
             )
     if after_position is not None:
-        start = await _first_sequence_after(js, stream, after_position)
+        state = (await js.stream_info(stream)).state
+        start = await resume_sequence(js, stream, state, after_position)
         pull = await _position_consumer(js, stream, config, start)
     else:
         if not exists:
