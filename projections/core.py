@@ -12,7 +12,8 @@ global-position range ``[valid_from_pos, valid_to_pos)`` (and the recorded-time 
 in which it was current, ``valid_to_pos IS NULL`` for the current one. A change at
 position ``p`` closes the current version at ``p`` and opens the next one at ``p``; so
 "as of ``P``" is ``valid_from_pos <= P < valid_to_pos``, answered by a GiST index on the
-range. Append-only tables (the audit trail) have one row per event instead.
+range (see ``tables.RANGE_POINT``). Append-only tables (the audit trail) have one row
+per event instead.
 
 :class:`Applier` turns a batch into writes: changes are staged per event (an event whose
 handler raises leaves nothing behind, so the events before it can still be committed),

@@ -6,7 +6,7 @@ on top of these. The rules they all follow:
 - **Current or as of.** ``as_of=None`` reads current rows (``valid_to_pos IS NULL``,
   served by partial indexes). ``as_of=<position>`` reads the versions current at that
   global position, ``valid_from_pos <= P < valid_to_pos``, through a GiST index on the
-  range, so a whole list as of any moment is an index lookup, not a replay.
+  range (drawn as a point), so a whole list as of any moment is an index lookup, not a replay.
   ``as_of=<datetime>`` means what the system knew then: the last position recorded at or
   before it (recorded time never goes back in position order).
 - **Pages.** Keyset pagination (``first``, ``after``) over a whitelisted sort key plus the
@@ -29,7 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 
 from programledger.projections.core import Connection
-from programledger.projections.tables import SortKey, Table
+from programledger.projections.tables import SortKey, Table, current_at
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -106,6 +106,11 @@ class Filters:
         self.clauses: list[str] = []
         self.args: list[Any] = []
 
+    def copy(self) -> Filters:
+        copied = Filters()
+        copied.clauses, copied.args = list(self.clauses), list(self.args)
+        return copied
+
     def param(self, value: Any) -> str:
         self.args.append(value)
         return f"${len(self.args)}"
@@ -144,14 +149,17 @@ async def resolve_position(conn: Connection, as_of: AsOf) -> int | None:
     return as_of
 
 
-def version_clause(filters: Filters, position: int | None, table: Table) -> None:
+def version_clause(
+    filters: Filters, position: int | None, table: Table, *, whole_list: bool = True
+) -> None:
     """Restrict ``filters`` to the row versions current now, or at ``position``.
 
     Now: ``valid_to_pos IS NULL``, which every partial index of a table is built on. As
-    of ``P``: the range containment the GiST index answers for whole lists; a list
-    filtered by a column with a btree index on ``(column, valid_from_pos)`` (a program's
-    milestones) is served by that instead, the range rechecked per row. An append-only
-    table holds facts that never change: as of ``P``, those up to ``P``.
+    of ``P``: ``valid_from_pos <= P < valid_to_pos``, offered to the range index for a
+    ``whole_list`` (a count, a page in an order without its own index), and otherwise
+    left to a btree that holds the range: a sort's ``_asof`` index, ``history`` for one
+    key, ``program_history`` for one program's rows (see :func:`current_at`). An
+    append-only table holds facts that never change: as of ``P``, those up to ``P``.
     """
     if not table.versioned:
         if position is not None:
@@ -160,7 +168,8 @@ def version_clause(filters: Filters, position: int | None, table: Table) -> None
     if position is None:
         filters.clauses.append("valid_to_pos IS NULL")
     else:
-        filters.where("int8range(valid_from_pos, valid_to_pos) @> {}::bigint", position)
+        whole_list = whole_list and table.range_index
+        filters.clauses.append(current_at(filters.param(position), whole_list=whole_list))
 
 
 def _encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
@@ -228,8 +237,12 @@ async def fetch_page(
         )
         async with snapshot:
             position = await resolve_position(conn, as_of)
-            version_clause(filters, position, table)
-            total = await _count(conn, table, filters) if count else None
+            total = None
+            if count:
+                counted = filters.copy()
+                version_clause(counted, position, table)
+                total = await _count(conn, table, counted)
+            version_clause(filters, position, table, whole_list=not key.indexed)
             sql = _page_sql(table, filters, key, descending, first, cursor_values,
                             extra_select, extra_args, position)  # fmt: skip
             rows = await conn.fetch(*sql)
@@ -275,9 +288,7 @@ def _page_sql(
     versions to read)."""
     keys = table.key_names
     direction = "DESC" if descending else "ASC"
-    page_filters = Filters()
-    page_filters.clauses = list(filters.clauses)
-    page_filters.args = list(filters.args)
+    page_filters = filters.copy()
     if cursor_values is not None:
         left = ", ".join((key.expression, *keys))
         types = (key.sql_type, *(c.type for c in table.key))
@@ -327,7 +338,7 @@ async def fetch_one(
     for column, value in zip(table.key_names, key, strict=True):
         filters.equals(column, value)
     async with pool.acquire() as conn:
-        version_clause(filters, await resolve_position(conn, as_of), table)
+        version_clause(filters, await resolve_position(conn, as_of), table, whole_list=False)
         row = await conn.fetchrow(
             f"SELECT {', '.join(table.column_names)}{extra} FROM {table.name} "
             f"WHERE {filters.sql()}",

@@ -41,8 +41,8 @@ from programledger.projections.allocations import get_resource, list_allocations
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import list_decisions, list_lessons
 from programledger.projections.milestones import list_dependencies, list_milestones
-from programledger.projections.programs import get_program
-from programledger.projections.risks import get_risk, heat_map
+from programledger.projections.programs import get_program, list_programs
+from programledger.projections.risks import get_risk, heat_map, list_risks
 from tests.support.projection_process import (
     DAY0,
     Ids,
@@ -242,6 +242,29 @@ async def _check_resource(store: PostgresEventStore, pool: asyncpg.Pool, key: st
     } == _weeks(state)
 
 
+async def _check_whole_lists(pool: asyncpg.Pool, at: int) -> None:
+    """Whole lists as of ``at`` through every path a query can take (the range index for
+    counts and unindexed orders, a sort's index for indexed ones) hold exactly the
+    versions whose range contains ``at``, ends included and excluded as they should."""
+    for table, key, listing, sorts in (
+        ("rm_programs", "program_id", list_programs, ("code", "priority", "status")),
+        ("rm_risks", "risk_id", list_risks, ("score", "title", "status")),
+    ):
+        expected = {
+            r[0]
+            for r in await pool.fetch(
+                f"SELECT {key} FROM {table} "
+                "WHERE int8range(valid_from_pos, valid_to_pos) @> $1::bigint",
+                at,
+            )
+        }
+        for sort in sorts:
+            page = await listing(pool, as_of=at, sort=sort, first=500)
+            assert page.total_count == len(expected), (table, sort, at)
+            if not page.has_next_page:
+                assert {getattr(row, key) for row in page.items} == expected, (table, sort, at)
+
+
 @SETTINGS
 @given(history=steps(), data=st.data())
 async def test_as_of_a_past_position_equals_folding_the_streams_up_to_it(
@@ -277,3 +300,4 @@ async def test_as_of_a_past_position_equals_folding_the_streams_up_to_it(
             await _check_program(store, pool, pid, risks[pid], at)
         for key in ids.resource_keys():
             await _check_resource(store, pool, key, at)
+        await _check_whole_lists(pool, at)
