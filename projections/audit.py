@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import compress
+from operator import is_not
 from typing import Any
 from uuid import UUID
 
@@ -134,14 +136,89 @@ def diff(before: Any, after: Any, path: str = "") -> list[FieldChange]:
 
 
 def changes_between(before: msgspec.Struct, after: msgspec.Struct) -> list[FieldChange]:
-    """:func:`diff` of two states of an entity, turning only the fields that changed into
-    plain data (a state is compared field by field first, which is cheap)."""
+    """:func:`diff` of two states of an entity, computed on the structs themselves: only
+    what changed is turned into plain data, so an event that reschedules one milestone
+    costs that milestone, not the program."""
     found: list[FieldChange] = []
-    for name in after.__struct_fields__:
-        old, new = getattr(before, name), getattr(after, name)
-        if old != new:
-            found.extend(diff(msgspec.to_builtins(old), msgspec.to_builtins(new), name))
+    _struct_changes(before, after, "", found)
     return found
+
+
+def _struct_changes(
+    before: msgspec.Struct, after: msgspec.Struct, prefix: str, found: list[FieldChange]
+) -> None:
+    # ``evolve`` replaces the fields an event changes and shares the rest, so most pairs
+    # are the same object: the identity test runs in C over all fields at once, and only
+    # the replaced ones are compared.
+    olds, news = msgspec.structs.astuple(before), msgspec.structs.astuple(after)
+    replaced = compress(range(len(news)), map(is_not, olds, news))
+    names = after.__struct_fields__
+    for i in replaced:
+        old, new = olds[i], news[i]
+        if old != new:
+            _value_changes(old, new, prefix + names[i], found)
+
+
+def _value_changes(old: Any, new: Any, path: str, found: list[FieldChange]) -> None:
+    """What :func:`diff` finds between the plain forms of ``old`` and ``new``."""
+    if type(old) is type(new) and isinstance(old, msgspec.Struct):
+        _struct_changes(old, new, path + ".", found)
+        return
+    if isinstance(old, tuple) and isinstance(new, tuple):
+        key = _struct_item_key(new or old)
+        if key is not None and (not old or _struct_item_key(old) == key):
+            if not _aligned_item_changes(old, new, key, path, found):
+                _keyed_item_changes(old, new, key, path, found)
+            return
+    found.extend(diff(msgspec.to_builtins(old), msgspec.to_builtins(new), path))
+
+
+def _aligned_item_changes(
+    old: tuple[Any, ...], new: tuple[Any, ...], key: str, path: str, found: list[FieldChange]
+) -> bool:
+    """The common case, items changed in place or appended: ``False`` (nothing added to
+    ``found``) when the items are not in the same order."""
+    if len(new) < len(old):
+        return False
+    changed = list(compress(range(len(old)), map(is_not, old, new)))
+    if any(getattr(old[i], key) != getattr(new[i], key) for i in changed):
+        return False
+    for i in changed:
+        if old[i] != new[i]:
+            _value_changes(old[i], new[i], f"{path}[{getattr(new[i], key)}]", found)
+    for item in new[len(old) :]:
+        found.append(FieldChange(f"{path}[{getattr(item, key)}]", None, msgspec.to_builtins(item)))
+    return True
+
+
+def _keyed_item_changes(
+    old: tuple[Any, ...], new: tuple[Any, ...], key: str, path: str, found: list[FieldChange]
+) -> None:
+    olds = {getattr(i, key): i for i in old}
+    news = {getattr(i, key): i for i in new}
+    for item_id in (*news, *(k for k in olds if k not in news)):
+        was, now = olds.get(item_id), news.get(item_id)
+        if was is None or now is None:
+            found.append(FieldChange(
+                f"{path}[{item_id}]", msgspec.to_builtins(was), msgspec.to_builtins(now)
+            ))  # fmt: skip
+        elif was is not now and was != now:
+            _value_changes(was, now, f"{path}[{item_id}]", found)
+
+
+def _struct_item_key(items: tuple[Any, ...]) -> str | None:
+    """:func:`_item_key` for items still structs: the first field, if it is an id (a
+    tagged struct's plain form starts with its tag instead)."""
+    first = items[0] if items else None
+    if not isinstance(first, msgspec.Struct) or not first.__struct_fields__:
+        return None
+    if first.__struct_config__.tag is not None:
+        return None
+    kind = type(first)
+    name = first.__struct_fields__[0]
+    if not name.endswith("_id") or not all(type(i) is kind for i in items):
+        return None
+    return name
 
 
 def _created(after: dict[str, Any]) -> list[FieldChange]:

@@ -348,7 +348,11 @@ def _program_setup() -> list[Any]:
 @settings(max_examples=120, deadline=None)
 @given(st.lists(_risk_commands(), max_size=30))
 def test_risk_histories_always_fold(commands: list[Any]) -> None:
-    first = IdentifyRisk(
+    _replay(risk.decide, risk.evolve, risk.fold, [_risk_identified(), *commands])
+
+
+def _risk_identified() -> IdentifyRisk:
+    return IdentifyRisk(
         risk_id=RISK,
         program_id=PROGRAM,
         title="Vendor late",
@@ -357,4 +361,3 @@ def test_risk_histories_always_fold(commands: list[Any]) -> None:
         impact=3,
         owner="Priya",
     )
-    _replay(risk.decide, risk.evolve, risk.fold, [first, *commands])

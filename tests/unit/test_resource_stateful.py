@@ -3,7 +3,8 @@
 Whatever mix of proposals, confirmations, adjustments, releases and capacity changes is
 tried, with or without overrides: every day on which confirmed load exceeds capacity lies
 in a period that an accepted override recorded, and folding the whole history gives the
-state that was built step by step.
+state that was built step by step. Each step's audit-trail changes (computed on the
+structs) are what comparing the states' plain forms finds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -40,6 +42,7 @@ from programledger.domain import (
     over_allocated_periods,
     resource,
 )
+from programledger.projections.audit import changes_between, diff
 from tests.unit.scenario import roundtrip
 
 DAY0 = date(2027, 1, 1)
@@ -74,8 +77,11 @@ class ResourceMachine(RuleBasedStateMachine):
             return False
         for event in events:
             assert roundtrip(event) == event
-            self.state = resource.evolve(self.state, event)
+            before, self.state = self.state, resource.evolve(self.state, event)
             self.history.append(event)
+            if before is not None:
+                plain = diff(msgspec.to_builtins(before), msgspec.to_builtins(self.state))
+                assert changes_between(before, self.state) == plain, "the audit diff"
         return True
 
     def refused(self, command: ResourceCommand, error: DomainError) -> None:
