@@ -266,8 +266,10 @@ def _affected_weeks(
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
     key = after.key
-    old = None if before is None else _resource(before, event.version - 1)
-    ctx.change(RESOURCES, (key,), old, _resource(after, event.version))
+    if before is None:
+        ctx.change(RESOURCES, (key,), None, _resource(after, event.version))
+    else:
+        ctx.replace(RESOURCES, (key,), _resource(after, event.version))
     allocation_id = getattr(event.event, "allocation_id", None)
     if isinstance(allocation_id, UUID):
         was, now = _find(before, allocation_id), _find(after, allocation_id)

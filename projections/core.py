@@ -402,6 +402,10 @@ class _Writes(NamedTuple):
             )
 
 
+_REPLACED: Row = ("the current row",)
+"""The ``old`` of a change recorded by :meth:`Context.replace`."""
+
+
 class Context:
     """What a handler works with for one event; everything it records is staged until
     it returns, so a handler that raises leaves no trace."""
@@ -426,6 +430,12 @@ class Context:
         """The row of ``key`` went from ``old`` to ``new`` (``None``: no row)."""
         if old != new:
             self._changes.append((self._applier.changes[table.name], key, old, new))
+
+    def replace(self, table: Table, key: Key, new: Row) -> None:
+        """The row ``key`` has now becomes ``new``, which differs from it (a stream
+        version column sees to that): :meth:`change` without building the old row only
+        to have it checked, which costs a busy handler a third of its time."""
+        self._changes.append((self._applier.changes[table.name], key, _REPLACED, new))
 
     def add(self, table: Table, record: Row) -> None:
         """A row of an append-only table (key and columns, in order)."""
@@ -502,7 +512,10 @@ class Applier:
                 continue
             mark = (changes.table.name, key)
             staged = seen[mark] if mark in seen else changes.current(key)
-            if (mark in seen or key in changes.open) and staged != old:
+            if old is _REPLACED:
+                if (mark in seen or key in changes.open) and staged is None:
+                    raise ProjectionBug(f"{changes.table.name} {key}: replaced a row it has not")
+            elif (mark in seen or key in changes.open) and staged != old:
                 raise ProjectionBug(
                     f"{changes.table.name} {key}: the handler changed it from a row that is "
                     "not its current one"

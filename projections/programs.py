@@ -146,8 +146,11 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     if event.stream_type == "program":
         before, after = fold(ctx, event)
         counts: OpenRisks = ctx.state(_risks_key(after.program_id)) or _NO_RISKS
-        old = None if before is None else _row(before, counts, event.version - 1)
-        ctx.change(PROGRAMS, (after.program_id,), old, _row(after, counts, event.version))
+        row = _row(after, counts, event.version)
+        if before is None:
+            ctx.change(PROGRAMS, (after.program_id,), None, row)
+        else:
+            ctx.replace(PROGRAMS, (after.program_id,), row)
         return
     was, now = (_bucket(r) for r in fold(ctx, event))
     if was == now:
@@ -160,7 +163,7 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     tracked: Tracked[Program] | None = ctx.state(f"program-{program_id}")
     if tracked is not None:
         p, version = tracked.state, tracked.version
-        ctx.change(PROGRAMS, (program_id,), _row(p, risks, version), _row(p, moved, version))
+        ctx.replace(PROGRAMS, (program_id,), _row(p, moved, version))
 
 
 def _state_keys(event: ProjectedEvent) -> tuple[str, ...]:

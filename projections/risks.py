@@ -126,8 +126,10 @@ def _row(r: Risk, version: int) -> tuple[Any, ...]:
 
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
-    old = None if before is None else _row(before, event.version - 1)
-    ctx.change(RISKS, (after.risk_id,), old, _row(after, event.version))
+    if before is None:
+        ctx.change(RISKS, (after.risk_id,), None, _row(after, event.version))
+    else:
+        ctx.replace(RISKS, (after.risk_id,), _row(after, event.version))
 
 
 PROJECTION = Projection(
