@@ -3,7 +3,8 @@
 Random commands are drawn from small pools of ids, texts and dates so that they often hit
 existing items (and sometimes do not). Whatever ``decide`` accepts, ``evolve`` must apply
 without error, folding the history again must give the same state, and every event must
-survive a JSON round trip.
+survive a JSON round trip. The audit trail's changes of each step, computed on the
+states' structs, must be what comparing their plain forms finds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,6 +80,7 @@ from programledger.domain.risk import (
     StartMitigation,
     UpdateRiskDetails,
 )
+from programledger.projections.audit import changes_between, diff
 from tests.unit.examples import PROGRAM, RISK, eur, propose_program
 from tests.unit.scenario import roundtrip
 
@@ -308,8 +311,11 @@ def _replay(
             continue
         for event in events:
             assert roundtrip(event) == event
-            state = evolve(state, event)
+            before, state = state, evolve(state, event)
             history.append(event)
+            if before is not None:
+                plain = diff(msgspec.to_builtins(before), msgspec.to_builtins(state))
+                assert changes_between(before, state) == plain, "the audit diff"
         assert fold(history) == state
     assert fold(list(history)) == fold(list(history))
 
