@@ -254,6 +254,7 @@ PROJECTION = Projection(
         "resource": Tracked[Resource],
     },
     handle=_handle,
+    share_key="stream",
 )
 
 

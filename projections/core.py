@@ -36,7 +36,7 @@ import msgspec
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
-from programledger.adapters.postgres.eventstore import RawEvent
+from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
 from programledger.domain import (
     PROGRAM_EVENT_TYPES,
@@ -157,6 +157,10 @@ class Projection:
     handle: Callable[[Context, ProjectedEvent], None]
     state_keys: Callable[[ProjectedEvent], Iterable[str]] = stream_key
     version: int = 1
+    share_key: ShareKey | None = None
+    """What never mixes in a row or a state: events of different streams (``stream``) or
+    programs (``program``). Declared, a rebuild can split the events by it across
+    processes (see ``rebuild``); ``None`` keeps a rebuild in one process."""
 
     @property
     def state_table(self) -> Table:

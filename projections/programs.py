@@ -181,6 +181,7 @@ PROJECTION = Projection(
     states={"program": Tracked[Program], "risk": Tracked[Risk], "openrisks": OpenRisks},
     handle=_handle,
     state_keys=_state_keys,
+    share_key="program",
 )
 
 

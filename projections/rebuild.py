@@ -16,6 +16,13 @@ The steps, and why:
    The transaction's own id holds the safe-read horizon, so the tail is a gap-free
    prefix that covers everything the runner can have applied.
 
+Step 2 is where the time goes, nearly all of it in the handlers (Python, one core). A
+projection whose rows and states never mix events of different streams (or programs)
+declares that (``Projection.share_key``), and ``rebuild(workers=N)`` then splits step 2
+across N processes, each reading its share of the events up to a safe position
+(``PostgresEventStore.read_share``) into the same fresh tables; step 4 goes on from
+there in this process, reading the states the workers wrote.
+
 One rebuild per projection at a time (a session advisory lock). A poison event fails the
 rebuild and leaves the live tables alone.
 """
@@ -24,11 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import asyncpg
+import msgspec
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,7 +50,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+import programledger
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.application.registry import application_registry
 from programledger.projections.core import (
     Applier,
     Connection,
@@ -61,7 +77,15 @@ from programledger.projections.storage import (
     swap_tables,
 )
 
-__all__ = ["RebuildFailed", "RebuildInProgress", "RebuildReport", "rebuild"]
+__all__ = [
+    "RebuildFailed",
+    "RebuildInProgress",
+    "RebuildReport",
+    "ShareReport",
+    "ShareTask",
+    "rebuild",
+    "run_share",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +131,22 @@ async def rebuild(
     progress: bool = True,
     *,
     batch_size: int = 5000,
+    workers: int = 1,
+    database_url: str | None = None,
 ) -> RebuildReport:
     """Rebuild ``projection_name`` from the event store and swap it in (see the module).
 
-    ``pool`` must allow two connections besides the store's reads. Raises
+    ``pool`` must allow two connections besides the store's reads. With ``workers`` > 1
+    and the ``database_url`` the workers connect to, a projection with a ``share_key`` is
+    rebuilt by that many processes (others by this one alone). Raises
     :class:`RebuildInProgress` or :class:`RebuildFailed`.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     projection = get_projection(projection_name)
+    shared = (
+        workers > 1 and projection.share_key is not None and database_url is not None
+    )
     async with pool.acquire() as conn:
         key = f"programledger.rebuild:{store.schema}:{projection.name}"
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
@@ -121,6 +154,9 @@ async def rebuild(
         try:
             run = _Rebuild(projection, store, conn, batch_size)
             try:
+                if shared:
+                    assert database_url is not None
+                    return await run.run(progress, _Shares(database_url, workers))
                 return await run.run(progress)
             except BaseException:
                 await run.abandon()
@@ -146,7 +182,7 @@ class _Rebuild:
         self.position = 0
         self.read = 0
 
-    async def run(self, show: bool) -> RebuildReport:
+    async def run(self, show: bool, shares: _Shares | None = None) -> RebuildReport:
         started = time.perf_counter()
         conn, projection = self.conn, self.projection
         async with conn.transaction():
@@ -156,7 +192,10 @@ class _Rebuild:
             await create_tables(conn, projection, suffix=REBUILD_SUFFIX, indexes=False)
         await self._note_progress(started_now=True)
         with _Bar(show, projection.name, await self.store.head_position()) as bar:
-            await self._bulk(bar)
+            if shares is None:
+                await self._bulk(bar, self._read_all)
+            else:
+                await self._bulk_in_shares(bar, shares)
             bar.finishing()
             await self.applier.flush(conn, write_states=False)
             await self.applier.store.write_dirty(conn)
@@ -177,13 +216,18 @@ class _Rebuild:
             seconds=seconds,
         )
 
-    async def _bulk(self, bar: _Bar) -> None:
+    def _read_all(self, after: int) -> Coroutine[Any, Any, list[RawEvent]]:
+        return self.store.read_all_raw(after, self.batch_size)
+
+    async def _bulk(
+        self, bar: _Bar | _Reporter, read: Callable[[int], Coroutine[Any, Any, list[RawEvent]]]
+    ) -> None:
         """Everything up to (nearly) the head, outside any transaction."""
-        store, applier = self.store, self.applier
+        applier = self.applier
         # Three things overlap: reading the next page, applying this one, and writing the
         # one before it (the connection serves one statement at a time, so anything else
         # on it waits for the writes first).
-        reading = asyncio.create_task(store.read_all_raw(0, self.batch_size))
+        reading = asyncio.create_task(read(0))
         writing: asyncio.Task[None] | None = None
         last_note = time.perf_counter()
         try:
@@ -194,9 +238,7 @@ class _Rebuild:
                 self.position = page[-1].position
                 full = len(page) == self.batch_size
                 if full:
-                    reading = asyncio.create_task(
-                        store.read_all_raw(self.position, self.batch_size)
-                    )
+                    reading = asyncio.create_task(read(self.position))
                 if not applier.store.complete and writing is not None:
                     await writing
                 await self._apply(page)
@@ -213,7 +255,7 @@ class _Rebuild:
                     applier.store.trim()
                 self.read += len(page)
                 bar.advance(self.read, self.position)
-                if time.perf_counter() - last_note > 1.0:
+                if isinstance(bar, _Bar) and time.perf_counter() - last_note > 1.0:
                     await writing
                     last_note = time.perf_counter()
                     await self._note_progress()
@@ -224,6 +266,58 @@ class _Rebuild:
                 reading.cancel()
             if writing is not None:
                 await writing
+
+    async def _bulk_in_shares(self, bar: _Bar, shares: _Shares) -> None:
+        """Step 2 by ``shares.workers`` processes (``python -m
+        programledger.projections.rebuild_share``), each its share of the events up to
+        the head as it is now; this process then knows no state but what they wrote."""
+        through = await self.store.head_position()
+        name = self.projection.name
+        workers: list[asyncio.subprocess.Process] = []
+        try:
+            for share in range(shares.workers):
+                worker = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "programledger.projections.rebuild_share",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    env=_worker_environment(),
+                )  # fmt: skip
+                workers.append(worker)
+                assert worker.stdin is not None
+                # On stdin, not the command line, where anyone could read the URL.
+                worker.stdin.write(_task_encoder.encode(ShareTask(
+                    shares.database_url, self.store.schema, name, share, shares.workers,
+                    through, self.batch_size,
+                )))  # fmt: skip
+                worker.stdin.close()
+            reached: dict[int, tuple[int, int]] = {}
+            last_note = time.perf_counter()
+
+            def advance(share: int, read: int, position: int) -> None:
+                reached[share] = (read, position)
+                self.position = min(p for _, p in reached.values())
+                bar.advance(sum(r for r, _ in reached.values()), self.position)
+
+            async def note() -> None:
+                nonlocal last_note
+                if time.perf_counter() - last_note > 1.0:
+                    last_note = time.perf_counter()
+                    await self._note_progress()
+
+            applied = await asyncio.gather(
+                *(_follow(name, share, w, advance, note) for share, w in enumerate(workers))
+            )
+        finally:
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+                await worker.wait()
+        self.position = through
+        self.read = int(await self.conn.fetchval(
+            "SELECT count(*) FROM events WHERE position <= $1", through
+        ))  # fmt: skip
+        self.applier.applied = sum(applied)
+        self.applier.store.clear()
+        bar.advance(self.read, self.position)
 
     async def _apply(self, page: Sequence[RawEvent]) -> None:
         decoded, poison = self.applier.decode(page, self.convert)
@@ -297,6 +391,118 @@ class _Rebuild:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("could not drop the abandoned rebuild tables of %s: %r",
                         self.projection.name, exc)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Shares:
+    database_url: str
+    workers: int
+
+
+class ShareTask(msgspec.Struct, array_like=True):
+    """What a worker of a rebuild in shares is to do."""
+
+    database_url: str
+    schema: str
+    projection: str
+    share: int
+    shares: int
+    through: int
+    batch_size: int
+
+
+class ShareReport(msgspec.Struct, array_like=True):
+    """A line a worker writes: ``progress`` (events read, position reached), ``done``
+    (events applied), ``poison`` or ``error``."""
+
+    kind: str
+    read: int = 0
+    position: int = 0
+    applied: int = 0
+    poison: Poison | None = None
+    error: str | None = None
+
+
+_task_encoder = msgspec.json.Encoder()
+_report_decoder = msgspec.json.Decoder(ShareReport)
+
+
+def _worker_environment() -> dict[str, str]:
+    """This process's environment, with the code it runs first on the path: a worker
+    must apply the same handlers, whatever is installed."""
+    code = str(Path(programledger.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": code if not path else os.pathsep.join((code, path))}
+
+
+async def _follow(
+    name: str,
+    share: int,
+    worker: asyncio.subprocess.Process,
+    advance: Callable[[int, int, int], None],
+    note: Callable[[], Coroutine[Any, Any, None]],
+) -> int:
+    """Read one worker's reports to its end; the events it applied."""
+    assert worker.stdout is not None
+    async for line in worker.stdout:
+        report = _report_decoder.decode(line)
+        if report.kind == "progress":
+            advance(share, report.read, report.position)
+            await note()
+        elif report.kind == "done":
+            await worker.wait()
+            return report.applied
+        elif report.kind == "poison" and report.poison is not None:
+            raise RebuildFailed(name, report.poison)
+        else:
+            raise RuntimeError(f"rebuild worker {share} of {name} failed: {report.error}")
+    code = await worker.wait()
+    raise RuntimeError(f"rebuild worker {share} of {name} exited with code {code}, unfinished")
+
+
+async def run_share(task: ShareTask, report: Callable[[ShareReport], None]) -> None:
+    """A worker's part of a rebuild in shares: its share of step 2, then what it holds
+    written out (open row versions as current rows, its states), then ``done``."""
+    projection = get_projection(task.projection)
+    key = projection.share_key
+    if key is None:
+        raise ValueError(f"{projection.name} cannot be rebuilt in shares")
+    pool = await create_pool(task.database_url, task.schema, min_size=1, max_size=2)
+    conn = await connect(task.database_url, task.schema)
+    try:
+        store = PostgresEventStore(pool, EventCodec(application_registry()), schema=task.schema)
+        run = _Rebuild(projection, store, conn, task.batch_size)
+
+        def read(after: int) -> Coroutine[Any, Any, list[RawEvent]]:
+            return store.read_share(
+                after, task.through, event_types=projection.handles, key=key,
+                shares=task.shares, share=task.share, limit=task.batch_size,
+            )  # fmt: skip
+
+        try:
+            await run._bulk(_Reporter(report), read)
+        except RebuildFailed as exc:
+            report(ShareReport("poison", poison=exc.poison))
+            return
+        await run.applier.flush(conn, write_states=False)
+        await run.applier.store.write_dirty(conn)
+        report(ShareReport("done", applied=run.applier.applied))
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+class _Reporter:
+    """A worker's progress, reported a few times a second."""
+
+    def __init__(self, report: Callable[[ShareReport], None]) -> None:
+        self._report = report
+        self._sent = 0.0
+
+    def advance(self, read: int, position: int) -> None:
+        if time.perf_counter() - self._sent > 0.25:
+            self._sent = time.perf_counter()
+            self._report(ShareReport("progress", read=read, position=position))
 
 
 class _Bar:

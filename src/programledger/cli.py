@@ -369,6 +369,14 @@ def migrate_command() -> None:
 @app.command("rebuild")
 def rebuild_command(
     projection: Annotated[str, typer.Argument(help="The read model to rebuild.")],
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes to split the work across, for read models that allow it "
+            "(programs, audit); default: one per CPU, at most 4.",
+        ),
+    ] = min(os.cpu_count() or 1, 4),
 ) -> None:
     """Rebuild a read model from the event store, then swap it in without a gap.
 
@@ -391,8 +399,9 @@ def rebuild_command(
         async with open_runtime(settings, need_nats=False) as runtime:
             try:
                 return await rebuild(
-                    runtime.pool, runtime.store, name, progress=_stderr().is_terminal
-                )
+                    runtime.pool, runtime.store, name, progress=_stderr().is_terminal,
+                    workers=workers, database_url=runtime.servers.database_url,
+                )  # fmt: skip
             except (RebuildFailed, RebuildInProgress) as exc:
                 raise Failure(str(exc)) from exc
 

@@ -128,9 +128,11 @@ def test_unknown_projections_are_usage_errors(args: tuple[str, ...]) -> None:
 
 def test_rebuild_swaps_in_a_rebuilt_read_model(env: dict[str, str]) -> None:
     assert cli("demo", env=env).returncode == 0
-    result = cli("rebuild", "programs", env=env)
-    assert result.returncode == 0, result.stderr
-    assert re.match(r"rebuilt programs up to position \d+: \d+ events read", result.stdout)
+    for workers in ("1", "2"):
+        result = cli("rebuild", "programs", "--workers", workers, env=env)
+        assert result.returncode == 0, result.stderr
+        assert re.match(r"rebuilt programs up to position \d+: \d+ events read", result.stdout)
+    assert cli("rebuild", "programs", "--workers", "0", env=env).returncode == 2
 
 
 def test_migrate_creates_the_schema_and_other_commands_wait_for_it(

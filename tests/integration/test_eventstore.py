@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from programledger.adapters.codec import EventCodec
-from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 from programledger.adapters.postgres.migrations import available_migrations, migrate
 from programledger.application.eventstore import (
     ConcurrencyConflict,
@@ -576,3 +576,36 @@ async def test_a_malformed_stream_id_reads_as_no_stream(
     assert await event_store.stream_version(stream_id) == 0
     report = await event_store.verify(stream_id)
     assert (report.ok, report.problem) == (False, "no such stream")
+
+
+async def test_shares_of_the_log_are_disjoint_and_together_all_of_it(
+    event_store: PostgresEventStore,
+) -> None:
+    """What a rebuild in shares reads: each stream whole in one share, every event once."""
+    for n in range(30):
+        await event_store.append(
+            f"note-s{n}", ExpectedVersion.ANY, [Noted(text="a"), Noted(text="b", n=n)],
+            EventMetadata(actor="alice"),
+        )  # fmt: skip
+    through = await event_store.head_position()
+    everything = await event_store.read_all_raw(0, 1000)
+    shares = [await _share(event_store, through, share) for share in range(3)]
+    positions = [[e.position for e in share] for share in shares]
+    assert all(p == sorted(p) and p for p in positions)
+    assert sorted(p for share in positions for p in share) == [e.position for e in everything]
+    streams = [{e.stream_id for e in share} for share in shares]
+    assert sum(len(s) for s in streams) == len(set.union(*streams)) == 30
+    with pytest.raises(ValueError, match="share"):
+        await event_store.read_share(0, through, event_types={"TestNoted"}, key="stream",
+                                     shares=3, share=3)  # fmt: skip
+
+
+async def _share(store: PostgresEventStore, through: int, share: int) -> list[RawEvent]:
+    """Every event of one share, in pages of 7."""
+    found: list[RawEvent] = []
+    while page := await store.read_share(
+        found[-1].position if found else 0, through, event_types={"TestNoted"},
+        key="stream", shares=3, share=share, limit=7,
+    ):  # fmt: skip
+        found.extend(page)
+    return found

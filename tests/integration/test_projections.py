@@ -442,7 +442,11 @@ async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
 
 
 async def test_a_poison_event_stops_its_projections_and_is_reported(
-    app: Application, live: LiveSystem, pool: asyncpg.Pool, store: PostgresEventStore
+    app: Application,
+    live: LiveSystem,
+    pool: asyncpg.Pool,
+    store: PostgresEventStore,
+    pg_url: str,
 ) -> None:
     story = Story(app)
     head = await story.tell()
@@ -489,6 +493,13 @@ async def test_a_poison_event_stops_its_projections_and_is_reported(
 
     with pytest.raises(RebuildFailed, match="MilestoneRescheduled"):
         await rebuild(pool, live.store, "milestones", progress=False)
+    # Met by one of the worker processes of a rebuild in shares: reported the same way,
+    # and nothing half built is left behind.
+    for name in ("programs", "audit"):
+        with pytest.raises(RebuildFailed, match="MilestoneRescheduled") as refused:
+            await rebuild(pool, live.store, name, progress=False, workers=2, database_url=pg_url)
+        assert refused.value.poison.position == bad.last_position
+        assert await pool.fetchval("SELECT to_regclass($1)", f"rm_{name}__rebuild") is None
     # Cleared without a fix, the runner tries the same event again and stops again.
     assert await clear_failure(pool, "milestones")
 

@@ -11,9 +11,9 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -38,8 +38,12 @@ __all__ = [
     "CommitNotifier",
     "PostgresEventStore",
     "RawEvent",
+    "ShareKey",
     "stream_type_of",
 ]
+
+ShareKey = Literal["stream", "program"]
+"""What keeps events together when a read is split in shares (see ``read_share``)."""
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,15 @@ _READ_ALL = f"""
     WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY position LIMIT $2
 """
+# One of several disjoint shares of the events up to a safe position, for a rebuild split
+# across processes; the share key keeps every event of a stream (or a program) together.
+_READ_SHARE = f"""
+    SELECT {_COLUMNS} FROM events
+    WHERE position > $1 AND position <= $2 AND event_type = ANY($3::text[])
+      AND abs(hashtext({{key}})::bigint) % $4 = $5
+    ORDER BY position LIMIT $6
+"""
+_SHARE_KEYS = {"stream": "stream_id", "program": "coalesce(data->>'program_id', stream_id)"}
 _READ_STREAM = f"""
     SELECT {_COLUMNS} FROM events
     WHERE stream_id = $1 AND version >= $2 AND version <= $3
@@ -400,6 +413,33 @@ class PostgresEventStore:
     async def read_all_raw(self, from_position: int = 0, limit: int = 1000) -> list[RawEvent]:
         """Like :meth:`read_all`, with the data left as stored JSON bytes."""
         return [RawEvent(**dict(r)) for r in await self._fetch_all(from_position, limit)]
+
+    async def read_share(
+        self,
+        from_position: int,
+        through: int,
+        *,
+        event_types: Collection[str],
+        key: ShareKey,
+        shares: int,
+        share: int,
+        limit: int = 1000,
+    ) -> list[RawEvent]:
+        """Events of ``event_types`` after ``from_position`` up to ``through`` whose
+        ``key`` (``stream``: the stream id; ``program``: the program id in the data, else
+        the stream id) hashes to ``share`` of ``shares``, in global order.
+
+        ``through`` must be a position :meth:`head_position` returned (everything at or
+        below it is committed), so the shares are disjoint and together every event.
+        """
+        if limit < 1 or not 0 <= share < shares:
+            raise ValueError("limit must be at least 1 and share one of the shares")
+        sql = _READ_SHARE.format(key=_SHARE_KEYS[key])
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                sql, from_position, through, list(event_types), shares, share, limit
+            )
+        return [RawEvent(**dict(r)) for r in rows]
 
     async def _fetch_all(self, from_position: int, limit: int) -> list[asyncpg.Record]:
         if limit < 1:
