@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
-import nats
 import uvicorn
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry, Gauge
@@ -24,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.embedded import EmbeddedNats, EmbeddedPostgres
 from programledger.adapters.embedded.postgres import url_host
+from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.nats.stream import StreamSettings
 from programledger.adapters.postgres.connection import create_pool
@@ -238,7 +238,7 @@ async def connect_nats(
         log.debug("NATS connection %s: %r", name, exc)
 
     nc = await asyncio.wait_for(
-        nats.connect(
+        nats_client.connect(
             runtime.servers.nats_servers,
             name=f"programledger-{name}",
             max_reconnect_attempts=-1,

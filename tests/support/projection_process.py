@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 from hypothesis import strategies as st
 from nats.aio.client import Client as NatsClient
 
 from programledger.adapters.codec import EventCodec
+from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
@@ -461,7 +461,7 @@ class LiveSystem:
         self._runner_tasks: dict[ProjectionRunner, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> LiveSystem:
-        self.nc = await nats.connect(self.nats_url)
+        self.nc = await nats_client.connect(self.nats_url)
         self.relay = Relay(
             self.store,
             database_url=self.pg_url,
@@ -588,7 +588,7 @@ class ProjectionProcess:
 
 async def _main(args: argparse.Namespace) -> None:
     pool = await create_pool(args.pg, args.schema, min_size=1, max_size=8)
-    nc = await nats.connect(args.nats)
+    nc = await nats_client.connect(args.nats)
     try:
         store = app_store(pool, args.schema)
         settings = fast_runner_settings(args.prefix, batch_size=args.batch)

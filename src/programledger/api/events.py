@@ -37,6 +37,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
+from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.pull import (
     BatchPuller,
     EventsExpired,
@@ -220,7 +221,7 @@ class EventFeed:
                 # nats-py retries a first connection forever when reconnects are unlimited;
                 # the bound hands control back here, where failures are logged.
                 self._nc = await asyncio.wait_for(
-                    nats.connect(
+                    nats_client.connect(
                         self._servers,
                         name="programledger-api",
                         allow_reconnect=True,

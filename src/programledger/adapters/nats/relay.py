@@ -51,11 +51,11 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 import asyncpg
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.envelope import HEADER_MSG_ID, HEADER_POSITION, encode_message
 from programledger.adapters.nats.publisher import Ack, AckedPublisher
 from programledger.adapters.nats.stream import StreamConfigConflict, StreamSettings, ensure_stream
@@ -642,7 +642,8 @@ class Relay:
         # With unlimited reconnects nats-py retries a first connection forever; the bound
         # lets stop() and the backoff in _work take over while NATS is down.
         self._nc = await asyncio.wait_for(
-            nats.connect(self._nats_servers, **options), self._settings.nats_connect_timeout
+            nats_client.connect(self._nats_servers, **options),
+            self._settings.nats_connect_timeout,
         )
         self._js = self._nc.jetstream(timeout=self._settings.ack_timeout)
         self._publisher = await AckedPublisher.open(self._nc)
