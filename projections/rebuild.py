@@ -8,7 +8,8 @@ The steps, and why:
    NATS: the stream may have expired old events), the next page read while this one is
    applied. Current row versions stay in memory until they are closed, so most rows
    are written once, complete, by ``COPY``.
-3. Near the head: write what is held, build the query indexes, ``VACUUM ANALYZE``.
+3. Near the head: write what is held, build the query indexes (two at a time, on two
+   connections), ``VACUUM ANALYZE``.
 4. One transaction: lock the projection's status row (this waits for the live runner's
    batch in flight and holds its next one), read and apply the tail up to the head,
    rename the tables into place, set the checkpoint, bump ``generation`` (the runner
@@ -73,9 +74,9 @@ from programledger.projections.storage import (
     lock_ddl,
     lock_status,
     projection_channel,
-    secondary_indexes,
     swap_tables,
 )
+from programledger.projections.tables import Table
 
 __all__ = [
     "RebuildFailed",
@@ -199,7 +200,7 @@ class _Rebuild:
             bar.finishing()
             await self.applier.flush(conn, write_states=False)
             await self.applier.store.write_dirty(conn)
-            await secondary_indexes(conn, projection, suffix=REBUILD_SUFFIX)
+            await self._build_indexes()
             for table in projection.all_tables:
                 # VACUUM too: a fresh table's visibility map is empty, and without it no
                 # count can be answered from an index alone.
@@ -215,6 +216,22 @@ class _Rebuild:
             events_applied=self.applier.applied,
             seconds=seconds,
         )
+
+    async def _build_indexes(self) -> None:
+        """The query indexes, two builds at a time: each is one backend sorting, and the
+        connection the bulk read with is idle now."""
+        pending = iter([
+            Table.index_sql(table.name + REBUILD_SUFFIX, index)
+            for table in self.projection.all_tables
+            for index in table.secondary_indexes()
+        ])  # fmt: skip
+
+        async def build(conn: Connection) -> None:
+            for sql in pending:
+                await conn.execute(sql)
+
+        async with self.store.pool.acquire() as other:
+            await asyncio.gather(build(self.conn), build(other))
 
     def _read_all(self, after: int) -> Coroutine[Any, Any, list[RawEvent]]:
         return self.store.read_all_raw(after, self.batch_size)

@@ -30,7 +30,6 @@ __all__ = [
     "missing_tables",
     "prepare_tables",
     "projection_channel",
-    "secondary_indexes",
     "swap_tables",
 ]
 
@@ -106,12 +105,6 @@ async def create_tables(
         chosen = table.all_indexes() if indexes else table.essential_indexes()
         for index in chosen:
             await conn.execute(Table.index_sql(name, index))
-
-
-async def secondary_indexes(conn: Connection, projection: Projection, *, suffix: str = "") -> None:
-    for table in projection.all_tables:
-        for index in table.secondary_indexes():
-            await conn.execute(Table.index_sql(table.name + suffix, index))
 
 
 async def drop_tables(conn: Connection, projection: Projection, *, suffix: str = "") -> None:
