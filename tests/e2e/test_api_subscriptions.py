@@ -9,7 +9,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay
+from programledger.adapters.nats.stream import stream_name
 from programledger.api import Role
 from tests.e2e.conftest import Api, new_id, program_input, resource_input, running_api
 from tests.support.relay_process import eventually
@@ -55,6 +57,12 @@ async def _next(ws: ClientConnection, within: float = 10.0) -> dict[str, Any]:
 
 async def _refused(ws: ClientConnection, variables: dict[str, Any]) -> str:
     """The code of the error a subscription that cannot start is refused with."""
+    code: str = (await _refusal(ws, variables))["extensions"]["code"]
+    return code
+
+
+async def _refusal(ws: ClientConnection, variables: dict[str, Any]) -> dict[str, Any]:
+    """The error a subscription that cannot start is refused with."""
     await ws.send(
         json.dumps(
             {
@@ -67,8 +75,8 @@ async def _refused(ws: ClientConnection, variables: dict[str, Any]) -> str:
     async with asyncio.timeout(10):
         message = json.loads(await ws.recv())
     assert (message["id"], message["type"]) == ("refused", "error"), message
-    code: str = message["payload"][0]["extensions"]["code"]
-    return code
+    error: dict[str, Any] = message["payload"][0]
+    return error
 
 
 async def _nothing_more(ws: ClientConnection, api: Api, relay: Relay) -> None:
@@ -145,6 +153,37 @@ async def test_a_subscription_resumes_after_a_position_without_a_gap(
     assert [e["position"] for e in replayed] == [m["position"] for m in missed]
     assert [e["data"]["health"] for e in replayed] == ["AMBER", "RED"]
     assert (after["eventType"], after["position"]) == ("ProgramActivated", live["position"])
+
+
+async def test_a_resume_from_events_the_stream_no_longer_holds_is_refused(
+    api: Api, relay: Relay, nats_url: str, subject_prefix: str
+) -> None:
+    tia = api.auth(Role.EDITOR, subject="tia")
+    programs = [
+        await api.accepted("proposeProgram", program_input(new_id()), headers=tia)
+        for _ in range(4)
+    ]
+    head = await api.store.head_position()
+    async with asyncio.timeout(10):
+        await relay.wait_published(head)
+    # The stream's limits dropped its oldest messages, up to the second proposal's (a
+    # purge does the same, at once; a proposal also reserves its code in a stream).
+    nc = await nats_client.connect(nats_url)
+    try:
+        kept = head - programs[1]["position"]
+        await nc.jetstream().purge_stream(stream_name(subject_prefix), keep=kept)
+    finally:
+        await nc.close()
+    async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        error = await _refusal(ws, {"after": programs[0]["position"]})
+    assert error["extensions"]["code"] == "EVENT_FEED_UNAVAILABLE"
+    assert "no longer all in the stream" in error["message"]
+    # A position whose successors are all still there resumes as usual.
+    async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
+        await _subscribe(api, ws, after=programs[1]["position"])
+        replayed = [(await _next(ws))["data"]["events"] for _ in programs[2:]]
+    assert [e["position"] for e in replayed] == [p["position"] for p in programs[2:]]
 
 
 async def test_a_subscription_filters_by_stream_and_event_type(api: Api, relay: Relay) -> None:
