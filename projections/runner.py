@@ -47,7 +47,7 @@ import random
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -117,10 +117,15 @@ class RunnerSettings:
     state_cache_limit: int = 200_000
     """Handler states kept in memory between batches."""
     durable_prefix: str = "projection"
+    rebuild_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
+    """Processes a rebuild before consuming (tables of another definition, as after a
+    release that changed the read model) may split its work across (see ``rebuild``)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or min(self.fetch_wait, self.ack_wait) <= 0:
             raise ValueError("batch_size must be at least 1, fetch_wait and ack_wait positive")
+        if self.rebuild_workers < 1:
+            raise ValueError("rebuild_workers must be at least 1")
 
 
 class RunnerState(enum.Enum):
@@ -310,7 +315,10 @@ class ProjectionRunner:
         if not await prepare_tables(conn, self.projection):
             log.warning("projection %s: its tables were built by another definition or are "
                         "missing; rebuilding before consuming", name)  # fmt: skip
-            rebuilding = rebuild(self._store.pool, self._store, name, progress=False)
+            rebuilding = rebuild(
+                self._store.pool, self._store, name, progress=False,
+                workers=self._settings.rebuild_workers, database_url=self._database_url,
+            )  # fmt: skip
             if not await self._unless_stopped(rebuilding):
                 return
         await conn.add_listener(self._store.notify_channel, self._on_append)

@@ -85,25 +85,29 @@ async def test_a_runner_rebuilds_tables_built_by_another_definition(
     nats_url: str,
     subject_prefix: str,
 ) -> None:
-    risks = PROJECTIONS["risks"]
+    # Risks rebuild in one process, programs in shares (worker processes).
+    chosen = [PROJECTIONS["risks"], PROJECTIONS["programs"]]
     history: list[Step] = [("propose", 0), ("identify", 0, 0, 3, 4, None), ("assess", 0, 5, 5)]
     await run_steps(Application(store), history)
     head = await _last_position(pool)
-    async with LiveSystem(store, pg_url, nats_url, subject_prefix, [risks]):
-        assert await wait_for_position(pool, head, 20, ["risks"])
-    # A release that changed the risks projection: its stored definition no longer matches.
-    await pool.execute(
-        "UPDATE projection_status SET definition = 'an older release' WHERE name = 'risks'"
-    )
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix, chosen):
+        assert await wait_for_position(pool, head, 20, ["risks", "programs"])
+    # A release that changed both projections: their stored definitions no longer match.
+    await pool.execute("UPDATE projection_status SET definition = 'an older release'")
     await pool.execute("DELETE FROM rm_risks")
+    await pool.execute("DELETE FROM rm_programs")
 
     async def rebuilt() -> bool:
-        [status] = await projection_status(pool, ["risks"])
-        return status.rebuilt_at is not None and status.position == head
+        return all(
+            status.rebuilt_at is not None and status.position == head
+            for status in await projection_status(pool, ["risks", "programs"])
+        )
 
-    async with LiveSystem(store, pg_url, nats_url, subject_prefix, [risks]):
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix, chosen):
         await eventually(rebuilt, within=20)
-        assert await pool.fetchval("SELECT count(*) FROM rm_risks WHERE valid_to_pos IS NULL") == 1
+        for table in ("rm_risks", "rm_programs"):
+            current = f"SELECT count(*) FROM {table} WHERE valid_to_pos IS NULL"
+            assert await pool.fetchval(current) == 1
 
 
 async def test_one_rebuild_at_a_time_with_a_progress_bar(
