@@ -111,9 +111,12 @@ class RetryPolicy:
 
     Full jitter keeps competing writers from colliding again in lockstep; the delays stay
     small because a conflict means the stream just moved and a fresh read will succeed.
+    A writer loses a round only to another writer's success, so ``attempts`` writers on
+    one stream at once all get through; 5 left one of 8 concurrent commands refused when
+    the machine was busy.
     """
 
-    attempts: int = 5
+    attempts: int = 10
     base_delay: float = 0.005
     max_delay: float = 0.1
 
