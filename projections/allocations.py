@@ -3,26 +3,28 @@
 Rows come from folding each resource stream (capacity schedule and every allocation)
 with the domain's ``evolve``.
 
-Utilisation is bitemporal. Valid time is the ISO week the row is about; transaction time
-is the version range every read-model row has. So "Alice's load in April, as known on
-1 March" reads the week rows of April whose versions were current on 1 March. A week row
-holds, in *percent-days* (a percentage summed over the seven days, exact integers):
-capacity, confirmed load and proposed load; ``over_allocated`` is set when on some day of
-the week the confirmed load is above that day's capacity (the domain's rule), and
-``program_ids`` lists the programs with confirmed work in it. Weeks without any load have
-no row. An event only recomputes the weeks it can change: an allocation's old and new
-periods, or (a capacity change) the weeks from its effective date on.
+Utilisation is bitemporal. Valid time is the ISO week asked about; transaction time is
+the version range of the rows it is computed from. So "Alice's load in April, as known on
+1 March" is computed from the allocation and resource versions current on 1 March. It is
+computed when asked, from those versions (read through the tables' indexes), not stored
+per week: an allocation spans weeks, so a stored week row changed with every allocation
+event touching it, six or more row versions per event, which held live consumption to a
+third of a raw consumer's pace. A week holds, in *percent-days* (a percentage summed over
+the seven days, exact integers): capacity, confirmed load and proposed load;
+``over_allocated`` is set when on some day of the week the confirmed load is above that
+day's capacity (the domain's rule), and ``program_ids`` lists the programs with confirmed
+work in it. Weeks without any load are left out.
 
 Tables: ``rm_resources`` (key ``resource_key``), ``rm_allocations`` (key
-``allocation_id``), ``rm_utilisation`` (key ``resource_key, week_start``), all versioned.
+``allocation_id``), both versioned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, timedelta
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -33,7 +35,6 @@ from programledger.domain import (
     AllocationStatus,
     CapacityStep,
     Resource,
-    ResourceCapacityChanged,
 )
 from programledger.domain.capacity import capacity_at_ordinal
 from programledger.projections.core import (
@@ -50,8 +51,12 @@ from programledger.projections.queries import (
     Page,
     Reader,
     VersionedRow,
+    check_first,
+    decode_cursor,
     fetch_one,
     fetch_page,
+    resolve_position,
+    version_clause,
 )
 from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
 
@@ -59,8 +64,8 @@ __all__ = [
     "ALLOCATIONS",
     "PROJECTION",
     "RESOURCES",
-    "UTILISATION",
     "AllocationRow",
+    "Load",
     "ResourceRow",
     "UtilisationWeek",
     "get_allocation",
@@ -112,31 +117,7 @@ ALLOCATIONS = Table(
     },
 )
 
-UTILISATION = Table(
-    "rm_utilisation",
-    key=(Column("resource_key", "text", True), Column("week_start", "date", True)),
-    columns=(
-        Column("iso_year", "integer", True),
-        Column("iso_week", "integer", True),
-        Column("capacity_days", "integer", True),
-        Column("confirmed_days", "integer", True),
-        Column("proposed_days", "integer", True),
-        Column("over_allocated", "boolean", True),
-        Column("program_ids", "uuid[]", True),
-    ),
-    # Few indexes: every allocation event writes a version of each week it spans. Every
-    # query names a week range, which by_week serves now and as of (no GiST range index);
-    # the key's own indexes serve the resource order.
-    range_index=False,
-    sorts={
-        "resource": SortKey("resource_key", "text", indexed=False),
-        "week": SortKey("week_start", "date"),
-    },
-)
-
 _encoder = msgspec.json.Encoder()
-_RELEASED = AllocationStatus.RELEASED
-_CONFIRMED = AllocationStatus.CONFIRMED
 
 
 def _monday(day: date) -> date:
@@ -150,34 +131,39 @@ def _mondays(first: date, last: date) -> Iterable[date]:
         week += timedelta(days=7)
 
 
-def weeks_of(
-    resource: Resource | None, weeks: Iterable[date] | None = None
-) -> dict[date, tuple[Any, ...]]:
-    """The utilisation rows of ``resource`` for ``weeks`` (Mondays; ``None``: every week
-    any of its live allocations touches), leaving out weeks without load.
+class Load(NamedTuple):
+    """What utilisation needs of an allocation that is not released."""
 
-    Loads are summed per day over the span of ``weeks`` with difference arrays, so one
-    event costs the allocations plus the days once, not the allocations once per week.
+    start_date: date
+    end_date: date
+    percentage: int
+    confirmed: bool
+    program_id: UUID
+
+
+def weeks_of(
+    loads: Sequence[Load], schedule: Sequence[CapacityStep], weeks: Iterable[date]
+) -> dict[date, tuple[Any, ...]]:
+    """The utilisation of one resource in ``weeks`` (Mondays), leaving out weeks without
+    load: (iso year, iso week, capacity, confirmed, proposed, over-allocated, programs).
+
+    Loads are summed per day over the span of ``weeks`` with difference arrays, so the
+    cost is the allocations plus the days once, not the allocations once per week.
     """
-    if resource is None:
-        return {}
-    live = [a for a in resource.allocations if a.status is not _RELEASED]
-    if weeks is None:
-        weeks = {w for a in live for w in _mondays(a.start_date, a.end_date)}
     weeks = list(weeks)
-    if not weeks:
+    if not weeks or not loads:
         return {}
     first = min(weeks).toordinal()
     span = max(weeks).toordinal() + 7 - first
     confirmed = [0] * (span + 1)
     proposed = [0] * (span + 1)
     programs: dict[int, set[UUID]] = {}
-    for a in live:
+    for a in loads:
         start = max(a.start_date.toordinal() - first, 0)
         end = min(a.end_date.toordinal() - first, span - 1)
         if start > end:
             continue
-        if a.status is _CONFIRMED:
+        if a.confirmed:
             confirmed[start] += a.percentage
             confirmed[end + 1] -= a.percentage
             for week in range(start // 7, end // 7 + 1):
@@ -187,7 +173,6 @@ def weeks_of(
             proposed[end + 1] -= a.percentage
     daily = list(accumulate(confirmed))
     daily_proposed = list(accumulate(proposed))
-    schedule = resource.capacity_schedule
     constant = schedule[0].capacity if len(schedule) == 1 else None
     rows: dict[date, tuple[Any, ...]] = {}
     for monday in weeks:
@@ -236,33 +221,6 @@ def _find(resource: Resource | None, allocation_id: UUID) -> Allocation | None:
     return next((a for a in resource.allocations if a.allocation_id == allocation_id), None)
 
 
-def _affected_weeks(
-    event: ProjectedEvent, before: Resource | None, after: Resource
-) -> set[date] | None:
-    """The weeks whose rows ``event`` may change (``None``: none at all)."""
-    data = event.event
-    allocation_id = getattr(data, "allocation_id", None)
-    if isinstance(allocation_id, UUID):
-        weeks: set[date] = set()
-        for state in (before, after):
-            found = _find(state, allocation_id)
-            if found is not None:
-                weeks.update(_mondays(found.start_date, found.end_date))
-        return weeks
-    if isinstance(data, ResourceCapacityChanged):
-        since = _monday(data.effective_from) if data.effective_from else date.min
-        spanned = {
-            w
-            for state in (before, after)
-            if state is not None
-            for a in state.allocations
-            if a.status is not _RELEASED
-            for w in _mondays(a.start_date, a.end_date)
-        }
-        return {w for w in spanned if w >= since}
-    return None
-
-
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
     key = after.key
@@ -279,18 +237,13 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
             None if was is None else _allocation(key, was),
             None if now is None else _allocation(key, now),
         )
-    weeks = _affected_weeks(event, before, after)
-    if weeks:
-        old_weeks, new_weeks = weeks_of(before, weeks), weeks_of(after, weeks)
-        for week in sorted(weeks):
-            ctx.change(UTILISATION, (key, week), old_weeks.get(week), new_weeks.get(week))
 
 
 PROJECTION = Projection(
     name="allocations",
     description="resources, allocations, and utilisation per resource per ISO week",
     handles=frozenset(t.event_type for t in RESOURCE_EVENT_TYPES),
-    tables=(RESOURCES, ALLOCATIONS, UTILISATION),
+    tables=(RESOURCES, ALLOCATIONS),
     states={"resource": Tracked[Resource]},
     handle=_handle,
 )
@@ -322,7 +275,7 @@ class AllocationRow(VersionedRow, frozen=True, kw_only=True):
     note: str | None
 
 
-class UtilisationWeek(VersionedRow, frozen=True, kw_only=True):
+class UtilisationWeek(msgspec.Struct, frozen=True, kw_only=True):
     resource_key: str
     week_start: date
     """The Monday of the ISO week."""
@@ -353,22 +306,9 @@ def _allocation_row(data: dict[str, Any]) -> AllocationRow:
     return AllocationRow(**data)
 
 
-def _week_row(data: dict[str, Any]) -> UtilisationWeek:
-    capacity, confirmed = data["capacity_days"], data["confirmed_days"]
-    return UtilisationWeek(
-        **data,
-        capacity=capacity / 7,
-        confirmed=confirmed / 7,
-        proposed=data["proposed_days"] / 7,
-        utilisation=confirmed / capacity if capacity else None,
-    )
-
-
 RESOURCE_LIST = ListSpec(table=RESOURCES, convert=_resource_row)
 
 ALLOCATION_LIST = ListSpec(table=ALLOCATIONS, convert=_allocation_row)
-
-UTILISATION_LIST = ListSpec(table=UTILISATION, convert=_week_row)
 
 
 async def list_resources(
@@ -436,6 +376,9 @@ async def get_allocation(
     return await fetch_one(pool, ALLOCATIONS, _allocation_row, (allocation_id,), as_of)
 
 
+_UTILISATION_SORTS = ("resource", "week")
+
+
 async def utilisation(
     pool: Reader,
     *,
@@ -450,17 +393,115 @@ async def utilisation(
     count: bool = True,
 ) -> Page[UtilisationWeek]:
     """Weekly load of each resource in the valid-time period ``[start, end]`` (the weeks
-    that touch it), as known at ``known_at`` (a position or recorded time; ``None``: now).
-    Weeks without load are absent."""
+    that touch it), as known at ``known_at`` (a position or recorded time; ``None``: now),
+    by resource then week (``sort="resource"``) or by week then resource (``"week"``).
+    Weeks without load are absent.
+
+    Computed from the resources and the allocations current at ``known_at`` that overlap
+    the period, read in one snapshot; every week of the period is computed, so the count
+    and a filter on ``over_allocated`` cost what the page does.
+    """
     if end < start:
         raise ValueError("end must be on or after start")
-    filters = Filters()
-    filters.where("week_start BETWEEN {} AND {}", _monday(start), end)
-    filters.equals("resource_key", resource_key)
-    if over_allocated_only:
-        filters.where("over_allocated")
-    return await fetch_page(
-        pool, UTILISATION_LIST, filters, sort=sort, descending=False, first=first,
-        after=after, as_of=known_at,
-        count=count,
+    if sort not in _UTILISATION_SORTS:
+        raise ValueError(f"cannot sort by {sort!r}; choose one of {list(_UTILISATION_SORTS)}")
+    check_first(first)
+    cursor = None if after is None else decode_cursor(after, sort, False, 3)
+    weeks = list(_mondays(start, end))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await resolve_position(conn, known_at)
+        resources = Filters()
+        resources.equals("resource_key", resource_key)
+        version_clause(resources, position, RESOURCES)
+        schedules = {
+            r[0]: _schedule_decoder.decode(r[1])
+            for r in await conn.fetch(
+                f"SELECT resource_key, capacity_schedule FROM {RESOURCES.name} "
+                f"WHERE {resources.sql()}",
+                *resources.args,
+            )
+        }
+        live = Filters()
+        live.equals("resource_key", resource_key)
+        live.where("status <> {}", AllocationStatus.RELEASED.value)
+        live.where("start_date <= {} AND end_date >= {}", weeks[-1] + timedelta(days=6), weeks[0])
+        version_clause(live, position, ALLOCATIONS)
+        rows = await conn.fetch(
+            f"SELECT resource_key, start_date, end_date, percentage, status, program_id "
+            f"FROM {ALLOCATIONS.name} WHERE {live.sql()}",
+            *live.args,
+        )
+    loads: dict[str, list[Load]] = {}
+    confirmed = AllocationStatus.CONFIRMED.value
+    for r in rows:
+        loads.setdefault(r[0], []).append(
+            Load(r[1], r[2], r[3], r[4] == confirmed, r[5])
+        )  # fmt: skip
+    resume = None if cursor is None else _resume_after(cursor, sort)
+
+    def computed(keys: Iterable[str]) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        """(place in the sort, week) for each resource of ``keys``, weeks in order."""
+        for key in keys:
+            found = weeks_of(loads[key], schedules.get(key, ()), weeks)
+            for monday in sorted(found):
+                row = found[monday]
+                if over_allocated_only and not row[5]:
+                    continue
+                yield (key if sort == "resource" else monday, key, monday), row
+
+    total: int | None = None
+    if count and not over_allocated_only:
+        # A week has load exactly when a live allocation covers one of its days.
+        total = sum(len(_loaded_weeks(load, weeks[0], weeks[-1])) for load in loads.values())
+    if sort == "resource" and (total is not None or not count):
+        # In resource order, only the resources the page reaches are computed.
+        keys = sorted(k for k in loads if resume is None or k >= resume[1])
+        ordered: Iterable[tuple[tuple[Any, ...], tuple[Any, ...]]] = computed(keys)
+    else:
+        everything = sorted(computed(loads), key=lambda item: item[0])
+        total = len(everything) if count else None
+        ordered = everything
+    page: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
+    for place, row in ordered:
+        if resume is not None and place <= resume:
+            continue
+        page.append((place, row))
+        if len(page) > first:
+            break
+    return Page.of(
+        [_week(place[1], place[2], row) for place, row in page[:first]],
+        [place for place, _ in page[:first]],
+        total_count=total, has_next_page=len(page) > first, as_of_position=position,
+        sort=sort,
+    )  # fmt: skip
+
+
+def _loaded_weeks(loads: Sequence[Load], first: date, last: date) -> set[date]:
+    """The Mondays from ``first`` to ``last`` of weeks that ``loads`` put load in."""
+    found: set[date] = set()
+    for a in loads:
+        found.update(_mondays(max(a.start_date, first), min(a.end_date, last + _SUNDAY)))
+    return found
+
+
+_SUNDAY = timedelta(days=6)
+
+
+def _resume_after(cursor: list[str], sort: str) -> tuple[Any, ...]:
+    try:
+        key, monday = cursor[1], date.fromisoformat(cursor[2])
+        first = key if sort == "resource" else date.fromisoformat(cursor[0])
+    except ValueError:
+        raise ValueError("the cursor is not one this API issued") from None
+    return (first, key, monday)
+
+
+def _week(key: str, monday: date, row: tuple[Any, ...]) -> UtilisationWeek:
+    year, week, capacity, confirmed, proposed, over, programs = row
+    return UtilisationWeek(
+        resource_key=key, week_start=monday, iso_year=year, iso_week=week,
+        capacity_days=capacity, confirmed_days=confirmed, proposed_days=proposed,
+        over_allocated=over, program_ids=programs, capacity=capacity / 7,
+        confirmed=confirmed / 7, proposed=proposed / 7,
+        utilisation=confirmed / capacity if capacity else None,
     )  # fmt: skip

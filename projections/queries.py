@@ -39,6 +39,9 @@ __all__ = [
     "Page",
     "Reader",
     "VersionedRow",
+    "check_first",
+    "decode_cursor",
+    "encode_cursor",
     "fetch_one",
     "fetch_page",
     "resolve_position",
@@ -85,10 +88,27 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     sort: str = ""
     descending: bool = False
 
+    @classmethod
+    def of(
+        cls, items: list[T], positions: list[tuple[Any, ...]], *, total_count: int | None,
+        has_next_page: bool, as_of_position: int | None, sort: str, descending: bool = False,
+    ) -> Page[T]:  # fmt: skip
+        """A page whose items sit at ``positions`` in the sort, its end cursor encoded."""
+        return cls(
+            items=items,
+            total_count=total_count,
+            has_next_page=has_next_page,
+            end_cursor=encode_cursor(sort, descending, positions[-1]) if positions else None,
+            as_of_position=as_of_position,
+            positions=positions,
+            sort=sort,
+            descending=descending,
+        )
+
     def cursor(self, index: int) -> str:
         """The cursor that resumes after item ``index``: encoded only when asked for, as
         most clients page with ``end_cursor`` alone."""
-        return _encode_cursor(self.sort, self.descending, self.positions[index])
+        return encode_cursor(self.sort, self.descending, self.positions[index])
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +188,10 @@ def version_clause(
     if position is None:
         filters.clauses.append("valid_to_pos IS NULL")
     else:
-        whole_list = whole_list and table.range_index
         filters.clauses.append(current_at(filters.param(position), whole_list=whole_list))
 
 
-def _encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
+def encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
     raw = msgspec.json.encode([sort, descending, *(_plain(v) for v in values)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -181,7 +200,7 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, int | str) else str(value)
 
 
-def _decode_cursor(cursor: str, sort: str, descending: bool, size: int) -> list[str]:
+def decode_cursor(cursor: str, sort: str, descending: bool, size: int) -> list[str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = msgspec.json.decode(raw)
@@ -194,7 +213,7 @@ def _decode_cursor(cursor: str, sort: str, descending: bool, size: int) -> list[
     return [str(v) for v in values[2:]]
 
 
-def _check_first(first: int) -> None:
+def check_first(first: int) -> None:
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE_SIZE:
         raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first!r}")
 
@@ -220,13 +239,13 @@ async def fetch_page(
     one statement; otherwise the statements share one REPEATABLE READ snapshot, so the
     count, the page and the position a time stands for agree.
     """
-    _check_first(first)
+    check_first(first)
     table = spec.table
     key = table.sorts.get(sort)
     if key is None:
         raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(table.sorts)}")
     cursor_values = (
-        None if after is None else _decode_cursor(after, sort, descending, len(table.key) + 1)
+        None if after is None else decode_cursor(after, sort, descending, len(table.key) + 1)
     )
     several = count or isinstance(as_of, datetime)
     async with pool.acquire() as conn:
@@ -254,16 +273,10 @@ async def fetch_page(
         data = dict(row)
         positions.append((data.pop("sort_value__"), *(data[k] for k in keys)))
         items.append(convert(data))
-    return Page(
-        items=items,
-        total_count=total,
-        has_next_page=len(rows) > first,
-        end_cursor=_encode_cursor(sort, descending, positions[-1]) if items else None,
-        as_of_position=position,
-        positions=positions,
-        sort=sort,
-        descending=descending,
-    )
+    return Page.of(
+        items, positions, total_count=total, has_next_page=len(rows) > first,
+        as_of_position=position, sort=sort, descending=descending,
+    )  # fmt: skip
 
 
 async def _count(conn: Connection, table: Table, filters: Filters) -> int:

@@ -104,10 +104,6 @@ class Table:
     columns: tuple[Column, ...]
     indexes: tuple[Index, ...] = ()
     versioned: bool = True
-    range_index: bool = True
-    """The GiST index on each version's position range, which pages whole lists as of a
-    position. A table always read through a narrower index (a date range, a key) goes
-    without it: GiST inserts are the dearest part of writing a version."""
     position_column: str | None = None
     """For an append-only table: the column holding the event's position ("as of")."""
     sorts: Mapping[str, SortKey] = field(default_factory=dict)
@@ -163,7 +159,7 @@ class Table:
         asof = Index("asof", f"USING gist (({RANGE_POINT})) {versions}")
         return (
             Index("history", f"({keys}, valid_from_pos)"),
-            *((asof,) if self.range_index else ()),
+            asof,
             *ordered,
             *self.indexes,
         )

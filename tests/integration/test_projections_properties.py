@@ -270,6 +270,38 @@ async def _check_whole_lists(pool: asyncpg.Pool, at: int) -> None:
                 assert {getattr(row, key) for row in page.items} == expected, (table, sort, at)
 
 
+async def _check_utilisation_pages(pool: asyncpg.Pool, at: int) -> None:
+    """Utilisation of every resource, paged in either order, counted or not, filtered to
+    over-allocated weeks or not, is one consistent list."""
+    period = {"start": DAY0 - timedelta(days=7), "end": DAY0 + timedelta(400), "known_at": at}
+    everything = await utilisation(pool, **period, first=500)  # type: ignore[arg-type]
+    assert everything.total_count is not None
+    if everything.has_next_page:
+        return
+    assert everything.total_count == len(everything.items)
+    orders = {
+        "resource": lambda w: (w.resource_key, w.week_start),
+        "week": lambda w: (w.week_start, w.resource_key),
+    }
+    for sort, order in orders.items():
+        for count in (True, False):
+            seen: list[Any] = []
+            after = None
+            while True:
+                page = await utilisation(
+                    pool, **period, sort=sort, first=3, after=after, count=count  # type: ignore[arg-type]
+                )
+                assert page.total_count == (everything.total_count if count else None)
+                seen.extend(page.items)
+                if not page.has_next_page:
+                    break
+                after = page.end_cursor
+            assert seen == sorted(everything.items, key=order), (sort, count)
+    over = await utilisation(pool, **period, over_allocated_only=True, first=500)  # type: ignore[arg-type]
+    assert over.items == [w for w in everything.items if w.over_allocated]
+    assert over.total_count == len(over.items)
+
+
 @SETTINGS
 @given(history=steps(), data=st.data())
 async def test_as_of_a_past_position_equals_folding_the_streams_up_to_it(
@@ -306,3 +338,4 @@ async def test_as_of_a_past_position_equals_folding_the_streams_up_to_it(
         for key in ids.resource_keys():
             await _check_resource(store, pool, key, at)
         await _check_whole_lists(pool, at)
+        await _check_utilisation_pages(pool, at)
