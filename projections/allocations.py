@@ -22,7 +22,7 @@ Tables: ``rm_resources`` (key ``resource_key``), ``rm_allocations`` (key
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -85,7 +85,6 @@ RESOURCES = Table(
         Column("department", "text", True),
         Column("role", "text", True),
         Column("capacity_schedule", "jsonb", True),
-        Column("version", "bigint", True),
     ),
     indexes=(Index("department", "(department, resource_key)", CURRENT),),
     sorts={"resource_key": SortKey("resource_key", "text"), "name": SortKey("name", "text")},
@@ -203,9 +202,9 @@ def _capacity_of_week(schedule: Sequence[CapacityStep], start: int) -> list[int]
     return [capacity_at_ordinal(schedule, start + day) for day in range(7)]
 
 
-def _resource(r: Resource, version: int) -> tuple[Any, ...]:
+def _resource(r: Resource) -> tuple[Any, ...]:
     schedule = _encoder.encode(r.capacity_schedule)
-    return (r.name, r.kind.value, r.department.value, r.role, schedule, version)
+    return (r.name, r.kind.value, r.department.value, r.role, schedule)
 
 
 def _allocation(key: str, a: Allocation) -> tuple[Any, ...]:
@@ -224,10 +223,10 @@ def _find(resource: Resource | None, allocation_id: UUID) -> Allocation | None:
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
     key = after.key
-    if before is None:
-        ctx.change(RESOURCES, (key,), None, _resource(after, event.version))
-    else:
-        ctx.replace(RESOURCES, (key,), _resource(after, event.version))
+    # Only a change to the resource itself makes a new version of its row: its stream
+    # version, which every allocation event moves, is read with the row (see queries).
+    old = None if before is None else _resource(before)
+    ctx.change(RESOURCES, (key,), old, _resource(after))
     allocation_id = getattr(event.event, "allocation_id", None)
     if isinstance(allocation_id, UUID):
         was, now = _find(before, allocation_id), _find(after, allocation_id)
@@ -261,6 +260,8 @@ class ResourceRow(VersionedRow, frozen=True, kw_only=True):
     capacity_schedule: list[CapacityStep]
     """Capacity (percent of one FTE) from each date on; the first step has no date."""
     version: int
+    """The resource stream's version: the expected version for the next command. Not a
+    column: allocation events move it without changing the row."""
 
 
 class AllocationRow(VersionedRow, frozen=True, kw_only=True):
@@ -297,6 +298,23 @@ class UtilisationWeek(msgspec.Struct, frozen=True, kw_only=True):
 _schedule_decoder = msgspec.json.Decoder(list[CapacityStep])
 
 
+_STREAM_VERSION = (
+    ", (SELECT max(e.version) FROM events e WHERE e.stream_id = 'resource-' || resource_key"
+    " AND e.position <= (SELECT position FROM projection_status WHERE name = 'allocations')"
+    " AND ({0}::bigint IS NULL OR e.position <= {0}::bigint)"
+    " AND ({1}::timestamptz IS NULL OR e.recorded_at <= {1}::timestamptz)) AS version"
+)
+"""A resource's stream version as of the read: the last of its events at or before the
+position (or time) asked about and the projection's checkpoint, so it is the version of
+the state the row shows (an expected version for the next command), read in the same
+statement as the row."""
+
+
+def _version_args(as_of: AsOf) -> tuple[int | None, datetime | None]:
+    return (as_of if isinstance(as_of, int) else None,
+            as_of if isinstance(as_of, datetime) else None)  # fmt: skip
+
+
 def _resource_row(data: dict[str, Any]) -> ResourceRow:
     data["capacity_schedule"] = _schedule_decoder.decode(data["capacity_schedule"])
     return ResourceRow(**data)
@@ -328,15 +346,18 @@ async def list_resources(
     filters.equals("kind", kind)
     return await fetch_page(
         pool, RESOURCE_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of,
-        count=count,
+        after=after, as_of=as_of, count=count,
+        extra_select=_STREAM_VERSION, extra_args=_version_args(as_of),
     )  # fmt: skip
 
 
 async def get_resource(
     pool: Reader, resource_key: str, *, as_of: AsOf = None
 ) -> ResourceRow | None:
-    return await fetch_one(pool, RESOURCES, _resource_row, (resource_key,), as_of)
+    return await fetch_one(
+        pool, RESOURCES, _resource_row, (resource_key,), as_of,
+        extra_select=_STREAM_VERSION, extra_args=_version_args(as_of),
+    )  # fmt: skip
 
 
 async def list_allocations(
