@@ -419,8 +419,9 @@ async def utilisation(
     Weeks without load are absent.
 
     Computed from the resources and the allocations current at ``known_at`` that overlap
-    the period, read in one snapshot; every week of the period is computed, so the count
-    and a filter on ``over_allocated`` cost what the page does.
+    the period, read in one snapshot. A page in resource order computes only the
+    resources it reaches, and its count comes from the allocations' weeks alone; a page
+    in week order, or a count of over-allocated weeks, computes every resource.
     """
     if end < start:
         raise ValueError("end must be on or after start")
@@ -445,7 +446,7 @@ async def utilisation(
         live = Filters()
         live.equals("resource_key", resource_key)
         live.where("status <> {}", AllocationStatus.RELEASED.value)
-        live.where("start_date <= {} AND end_date >= {}", weeks[-1] + timedelta(days=6), weeks[0])
+        live.where("start_date <= {} AND end_date >= {}", weeks[-1] + _SUNDAY, weeks[0])
         version_clause(live, position, ALLOCATIONS)
         rows = await conn.fetch(
             f"SELECT resource_key, start_date, end_date, percentage, status, program_id "

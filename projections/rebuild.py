@@ -145,8 +145,10 @@ async def rebuild(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     projection = get_projection(projection_name)
-    shared = (
-        workers > 1 and projection.share_key is not None and database_url is not None
+    shares = (
+        _Shares(database_url, workers)
+        if workers > 1 and projection.share_key is not None and database_url is not None
+        else None
     )
     async with pool.acquire() as conn:
         key = f"programledger.rebuild:{store.schema}:{projection.name}"
@@ -155,10 +157,7 @@ async def rebuild(
         try:
             run = _Rebuild(projection, store, conn, batch_size)
             try:
-                if shared:
-                    assert database_url is not None
-                    return await run.run(progress, _Shares(database_url, workers))
-                return await run.run(progress)
+                return await run.run(progress, shares)
             except BaseException:
                 await run.abandon()
                 raise
@@ -198,8 +197,7 @@ class _Rebuild:
             else:
                 await self._bulk_in_shares(bar, shares)
             bar.finishing()
-            await self.applier.flush(conn, write_states=False)
-            await self.applier.store.write_dirty(conn)
+            await self._write_held()
             await self._build_indexes()
             for table in projection.all_tables:
                 # VACUUM too: a fresh table's visibility map is empty, and without it no
@@ -232,6 +230,12 @@ class _Rebuild:
 
         async with self.store.pool.acquire() as other:
             await asyncio.gather(build(self.conn), build(other))
+
+    async def _write_held(self) -> None:
+        """Write every row version held in memory (open ones as current rows) and every
+        state changed since the last such write."""
+        await self.applier.flush(self.conn, write_states=False)
+        await self.applier.store.write_dirty(self.conn)
 
     def _read_all(self, after: int) -> Coroutine[Any, Any, list[RawEvent]]:
         return self.store.read_all_raw(after, self.batch_size)
@@ -267,8 +271,7 @@ class _Rebuild:
                 applier.commit(dirty=True)
                 if applier.pending() > _HELD_LIMIT:
                     await writing
-                    await applier.flush(self.conn, write_states=False)
-                    await applier.store.write_dirty(self.conn)
+                    await self._write_held()
                     applier.store.trim()
                 self.read += len(page)
                 bar.advance(self.read, self.position)
@@ -501,8 +504,7 @@ async def run_share(task: ShareTask, report: Callable[[ShareReport], None]) -> N
         except RebuildFailed as exc:
             report(ShareReport("poison", poison=exc.poison))
             return
-        await run.applier.flush(conn, write_states=False)
-        await run.applier.store.write_dirty(conn)
+        await run._write_held()
         report(ShareReport("done", applied=run.applier.applied))
     finally:
         await conn.close()

@@ -320,11 +320,8 @@ class EventStream:
             if msg is None:
                 self.replay = None
                 break
-            envelope = _envelope(msg)
-            if envelope is None or envelope.position <= self._last:
-                continue
-            self._last = envelope.position
-            if self._selection.wants(envelope):
+            envelope = self._take(msg)
+            if envelope is not None:
                 return envelope
         listener = self._listener
         while True:
@@ -335,12 +332,17 @@ class EventStream:
                     msg = await listener.queue.get()
             except TimeoutError:
                 raise StopAsyncIteration from None
-            envelope = _envelope(msg)
-            if envelope is None or envelope.position <= self._last:
-                continue
-            self._last = envelope.position
-            if self._selection.wants(envelope):
+            envelope = self._take(msg)
+            if envelope is not None:
                 return envelope
+
+    def _take(self, msg: Msg | None) -> EventEnvelope | None:
+        """The envelope of ``msg`` if it is new (replay and live overlap) and selected."""
+        envelope = _envelope(msg)
+        if envelope is None or envelope.position <= self._last:
+            return None
+        self._last = envelope.position
+        return envelope if self._selection.wants(envelope) else None
 
     async def close(self) -> None:
         replay, self.replay = self.replay, None
