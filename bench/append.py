@@ -312,9 +312,16 @@ async def run_cell(
 
 def report(results: list[CellResult], facts: dict[str, str], args: argparse.Namespace) -> None:
     headers = [
-        "cell", "side", "events/s", "appends/s", "p50 ms", "p99 ms",
-        "events/s min..max", "client CPU", "ours/ref",
-    ]  # fmt: skip
+        "cell",
+        "side",
+        "events/s",
+        "appends/s",
+        "p50 ms",
+        "p99 ms",
+        "events/s min..max",
+        "client CPU",
+        "ours/ref",
+    ]
     rows: list[list[str]] = []
     for res in results:
         for side in ("ours", "ref"):
@@ -380,21 +387,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_common_arguments(parser)
     parser.add_argument(
-        "--writers", type=positive_int, nargs="+", default=[1, 8],
+        "--writers",
+        type=positive_int,
+        nargs="+",
+        default=[1, 8],
         help="concurrent writers to measure (default: 1 8)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--events", type=positive_int, nargs="+", default=[1, 10],
+        "--events",
+        type=positive_int,
+        nargs="+",
+        default=[1, 10],
         help="events per append to measure (default: 1 10)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--streams-per-writer", type=positive_int, default=50,
+        "--streams-per-writer",
+        type=positive_int,
+        default=50,
         help="streams each writer rotates over (default 50)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--waits", action="store_true",
+        "--waits",
+        action="store_true",
         help="sample pg_stat_activity during rounds and print where the backends wait",
-    )  # fmt: skip
+    )
     return parser.parse_args(argv)
 
 

@@ -143,59 +143,128 @@ def _program(pid: uuid.UUID, n: int) -> list[DomainEvent]:
     milestones = [uuid.uuid4() for _ in range(3)]
     first, second = uuid.uuid4(), uuid.uuid4()
     events: list[DomainEvent] = [
-        ProgramProposed(program_id=pid, code=f"B{n:09d}", name=f"Program {n}",
-                        description=None, objective="Ship", objective_key=None, sponsor="Dana",
-                        owner=f"tpm{n % 40}", priority=1 + n % 5, start_date=DAY,
-                        target_end_date=DAY + timedelta(days=365),
-                        planned_budget=eur(10_000_000)),
+        ProgramProposed(
+            program_id=pid,
+            code=f"B{n:09d}",
+            name=f"Program {n}",
+            description=None,
+            objective="Ship",
+            objective_key=None,
+            sponsor="Dana",
+            owner=f"tpm{n % 40}",
+            priority=1 + n % 5,
+            start_date=DAY,
+            target_end_date=DAY + timedelta(days=365),
+            planned_budget=eur(10_000_000),
+        ),
         ProgramActivated(program_id=pid),
-    ]  # fmt: skip
+    ]
     for i, m in enumerate(milestones):
         baseline = DAY + timedelta(days=30 * (i + 1))
-        events.append(MilestonePlanned(program_id=pid, milestone_id=m, name=f"M{i}",
-                                       workstream_id=None, description=None,
-                                       baseline_date=baseline))  # fmt: skip
+        events.append(
+            MilestonePlanned(
+                program_id=pid,
+                milestone_id=m,
+                name=f"M{i}",
+                workstream_id=None,
+                description=None,
+                baseline_date=baseline,
+            )
+        )
     for i in range(6):
-        events.append(MilestoneRescheduled(
-            program_id=pid, milestone_id=milestones[i % 3],
-            forecast_date=DAY + timedelta(days=30 * (i % 3 + 1) + i + 1), reason="slip",
-        ))  # fmt: skip
+        events.append(
+            MilestoneRescheduled(
+                program_id=pid,
+                milestone_id=milestones[i % 3],
+                forecast_date=DAY + timedelta(days=30 * (i % 3 + 1) + i + 1),
+                reason="slip",
+            )
+        )
     events += [
-        DecisionRecorded(program_id=pid, decision_id=first, title="Build", context="c",
-                         outcome="in-house", alternatives=("buy",), decided_by="Dana",
-                         decided_on=DAY),
-        DecisionRecorded(program_id=pid, decision_id=second, title="Buy", context="c",
-                         outcome="vendor", alternatives=(), decided_by="Dana",
-                         decided_on=DAY + timedelta(days=20), supersedes=first),
-        BudgetAllocated(program_id=pid, budget_allocation_id=uuid.uuid4(), amount=eur(300_000),
-                        workstream_id=None, cost_centre="CC-1"),
-    ]  # fmt: skip
+        DecisionRecorded(
+            program_id=pid,
+            decision_id=first,
+            title="Build",
+            context="c",
+            outcome="in-house",
+            alternatives=("buy",),
+            decided_by="Dana",
+            decided_on=DAY,
+        ),
+        DecisionRecorded(
+            program_id=pid,
+            decision_id=second,
+            title="Buy",
+            context="c",
+            outcome="vendor",
+            alternatives=(),
+            decided_by="Dana",
+            decided_on=DAY + timedelta(days=20),
+            supersedes=first,
+        ),
+        BudgetAllocated(
+            program_id=pid,
+            budget_allocation_id=uuid.uuid4(),
+            amount=eur(300_000),
+            workstream_id=None,
+            cost_centre="CC-1",
+        ),
+    ]
     for i in range(3):
-        events.append(ActualSpendReported(program_id=pid, amount=eur(100_000 * (i + 1)),
-                                          as_of=DAY + timedelta(days=30 * (i + 1))))  # fmt: skip
-        events.append(ProgramHealthReported(program_id=pid, health=list(Health)[(n + i) % 3],
-                                            summary="weekly"))  # fmt: skip
-    events.append(MilestoneCompleted(program_id=pid, milestone_id=milestones[0],
-                                     actual_date=DAY + timedelta(days=40)))  # fmt: skip
+        events.append(
+            ActualSpendReported(
+                program_id=pid,
+                amount=eur(100_000 * (i + 1)),
+                as_of=DAY + timedelta(days=30 * (i + 1)),
+            )
+        )
+        events.append(
+            ProgramHealthReported(
+                program_id=pid, health=list(Health)[(n + i) % 3], summary="weekly"
+            )
+        )
+    events.append(
+        MilestoneCompleted(
+            program_id=pid, milestone_id=milestones[0], actual_date=DAY + timedelta(days=40)
+        )
+    )
     return events
 
 
 def _risk(pid: uuid.UUID, n: int) -> list[DomainEvent]:
     rid = uuid.uuid4()
     events: list[DomainEvent] = [
-        RiskIdentified(risk_id=rid, program_id=pid, title="Vendor late",
-                       category=RiskCategory.VENDOR, probability=1 + n % 5,
-                       impact=1 + n // 5 % 5, owner=f"owner{n % 30}", workstream_id=None,
-                       description=None, trigger=None, contingency_plan=None,
-                       next_review_on=DAY + timedelta(days=n % 90)),
-        RiskAssessed(risk_id=rid, program_id=pid, probability=1 + (n + 1) % 5,
-                     impact=1 + (n + 2) % 5),
-        RiskMitigationStarted(risk_id=rid, program_id=pid,
-                              response_strategy=ResponseStrategy.MITIGATE,
-                              mitigation_plan="plan", mitigation_due_on=DAY),
-        RiskReviewed(risk_id=rid, program_id=pid, reviewed_on=DAY,
-                     next_review_on=DAY + timedelta(days=14 + n % 60)),
-    ]  # fmt: skip
+        RiskIdentified(
+            risk_id=rid,
+            program_id=pid,
+            title="Vendor late",
+            category=RiskCategory.VENDOR,
+            probability=1 + n % 5,
+            impact=1 + n // 5 % 5,
+            owner=f"owner{n % 30}",
+            workstream_id=None,
+            description=None,
+            trigger=None,
+            contingency_plan=None,
+            next_review_on=DAY + timedelta(days=n % 90),
+        ),
+        RiskAssessed(
+            risk_id=rid, program_id=pid, probability=1 + (n + 1) % 5, impact=1 + (n + 2) % 5
+        ),
+        RiskMitigationStarted(
+            risk_id=rid,
+            program_id=pid,
+            response_strategy=ResponseStrategy.MITIGATE,
+            mitigation_plan="plan",
+            mitigation_due_on=DAY,
+        ),
+        RiskReviewed(
+            risk_id=rid,
+            program_id=pid,
+            reviewed_on=DAY,
+            next_review_on=DAY + timedelta(days=14 + n % 60),
+        ),
+    ]
     if n % 3 == 0:
         events.append(RiskClosed(risk_id=rid, program_id=pid, reason="done"))
     return events
@@ -204,9 +273,14 @@ def _risk(pid: uuid.UUID, n: int) -> list[DomainEvent]:
 def _allocation(key: str, pid: uuid.UUID, n: int) -> list[DomainEvent]:
     aid = uuid.uuid4()
     start = DAY + timedelta(days=7 * (n % 20))
-    fields: dict[str, Any] = {"resource_key": key, "allocation_id": aid, "program_id": pid,
-                              "workstream_id": None, "start_date": start,
-                              "end_date": start + timedelta(days=41)}  # fmt: skip
+    fields: dict[str, Any] = {
+        "resource_key": key,
+        "allocation_id": aid,
+        "program_id": pid,
+        "workstream_id": None,
+        "start_date": start,
+        "end_date": start + timedelta(days=41),
+    }
     return [
         AllocationProposed(**fields, percentage=40),
         AllocationConfirmed(**fields, percentage=40),
@@ -220,12 +294,24 @@ def histories(count: int) -> Iterator[Item]:
     while produced < count:
         queues: list[list[Item]] = []
         keys = [f"bench-{group}-{i}" for i in range(8)]
-        queues.append([
-            (f"resource-{k}", "resource", ResourceRegistered(
-                resource_key=k, name=k, kind=PartyKind.PERSON,
-                department=Department.ENGINEERING, role="dev", capacity=100), None)
-            for k in keys
-        ])  # fmt: skip
+        queues.append(
+            [
+                (
+                    f"resource-{k}",
+                    "resource",
+                    ResourceRegistered(
+                        resource_key=k,
+                        name=k,
+                        kind=PartyKind.PERSON,
+                        department=Department.ENGINEERING,
+                        role="dev",
+                        capacity=100,
+                    ),
+                    None,
+                )
+                for k in keys
+            ]
+        )
         for i in range(20):
             n = group * 20 + i
             pid = uuid.uuid4()
@@ -270,9 +356,21 @@ async def load_store(url: str, schema: str, count: int) -> None:
             metadata = {"actor": f"user{position % 50}", "correlation_id": str(uuid.uuid4())}
             if pid is not None:
                 metadata["program_id"] = str(pid)
-            rows.append((position, uuid.uuid4(), stream, kind, version, event.event_type, 1,
-                         pid, _encoder.encode(event), _encoder.encode(metadata),
-                         started + timedelta(milliseconds=position)))  # fmt: skip
+            rows.append(
+                (
+                    position,
+                    uuid.uuid4(),
+                    stream,
+                    kind,
+                    version,
+                    event.event_type,
+                    1,
+                    pid,
+                    _encoder.encode(event),
+                    _encoder.encode(metadata),
+                    started + timedelta(milliseconds=position),
+                )
+            )
         async with conn.transaction():
             await conn.execute(
                 "CREATE TEMP TABLE staging (position bigint, event_id uuid, stream_id text, "
@@ -327,10 +425,13 @@ async def live_ours(
     async with store.pool.acquire() as conn:
         await drop_tables(conn, projection)
         await conn.execute("DELETE FROM projection_status WHERE name = $1", name)
-    settings = RunnerSettings(prefix=prefix, batch_size=BATCH, fetch_wait=0.05,
-                              durable_prefix=f"bench{uuid.uuid4().hex[:6]}")  # fmt: skip
-    runner = ProjectionRunner(projection, store=store, database_url=url, nc=nc,
-                              settings=settings)  # fmt: skip
+    settings = RunnerSettings(
+        prefix=prefix,
+        batch_size=BATCH,
+        fetch_wait=0.05,
+        durable_prefix=f"bench{uuid.uuid4().hex[:6]}",
+    )
+    runner = ProjectionRunner(projection, store=store, database_url=url, nc=nc, settings=settings)
     task = asyncio.create_task(runner.run())
     # From the moment it holds the lock and has its tables: creating tables is not
     # consuming, and the reference's clock starts with its consumer in place too.
@@ -350,9 +451,11 @@ async def _delivered(pool: asyncpg.Pool, stream_types: frozenset[str]) -> int:
     cannot filter on several stream types, so those get every message)."""
     if len(stream_types) > 1:
         return int(await pool.fetchval("SELECT count(*) FROM events"))
-    return int(await pool.fetchval(
-        "SELECT count(*) FROM events WHERE stream_type = ANY($1::text[])", list(stream_types)
-    ))  # fmt: skip
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM events WHERE stream_type = ANY($1::text[])", list(stream_types)
+        )
+    )
 
 
 async def live_ref(nc: NatsClient, prefix: str, stream_types: frozenset[str], count: int) -> float:
@@ -383,9 +486,16 @@ async def live_lean(nc: NatsClient, prefix: str, stream_types: frozenset[str], c
     filters = subject_filters(prefix, stream_types=stream_types, multiple=False)
     durable = f"lean{uuid.uuid4().hex[:8]}"
     puller = await open_consumer(
-        nc, js, stream_name(prefix), durable, filters, 1,
-        description="bench", ack_wait=60, max_ack_pending=BATCH * 2,
-    )  # fmt: skip
+        nc,
+        js,
+        stream_name(prefix),
+        durable,
+        filters,
+        1,
+        description="bench",
+        ack_wait=60,
+        max_ack_pending=BATCH * 2,
+    )
     received = 0
     started = time.perf_counter()
     try:
@@ -456,8 +566,9 @@ async def bench_rebuild(url: str, schema: str, args: argparse.Namespace, results
         for round_ in range(args.rounds):
             results.rebuild_ref.append(await raw_read_decode(store.pool, store.codec))
             for name in PROJECTIONS:
-                report = await rebuild(store.pool, store, name, progress=False,
-                                       workers=args.workers, database_url=url)  # fmt: skip
+                report = await rebuild(
+                    store.pool, store, name, progress=False, workers=args.workers, database_url=url
+                )
                 results.rebuild_ours.setdefault(name, []).append(report.rate)
             print(f"rebuild round {round_ + 1}/{args.rounds} done", flush=True)
     finally:
@@ -472,8 +583,7 @@ async def bench_live(
     store = await _store(url, schema)
     nc = await nats.connect(nurl)
     ours_nc = await nats_client.connect(nurl)
-    relay = Relay(store, database_url=url, nats_servers=nurl,
-                  settings=RelaySettings(prefix=prefix))  # fmt: skip
+    relay = Relay(store, database_url=url, nats_servers=nurl, settings=RelaySettings(prefix=prefix))
     relay_task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(600):
@@ -511,16 +621,18 @@ async def bench_as_of(url: str, schema: str, args: argparse.Namespace, results: 
     pool = store.pool
     try:
         for name in ("risks", "programs"):
-            report = await rebuild(pool, store, name, progress=not args.quiet,
-                                   workers=args.workers, database_url=url)  # fmt: skip
+            report = await rebuild(
+                pool, store, name, progress=not args.quiet, workers=args.workers, database_url=url
+            )
             results.big_rebuild[name] = report.rate
         middle = args.events // 2
         queries: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = {
-            "risk_register": (lambda: list_risks(pool, as_of=middle),
-                              lambda: list_risks(pool)),
-            "program_list": (lambda: list_programs(pool, sort="priority", as_of=middle),
-                             lambda: list_programs(pool, sort="priority")),
-        }  # fmt: skip
+            "risk_register": (lambda: list_risks(pool, as_of=middle), lambda: list_risks(pool)),
+            "program_list": (
+                lambda: list_programs(pool, sort="priority", as_of=middle),
+                lambda: list_programs(pool, sort="priority"),
+            ),
+        }
         for _ in range(args.rounds):
             for name, (as_of, current) in queries.items():
                 ours = await query_ms(as_of, args.repeats)
@@ -554,29 +666,42 @@ def report(results: Results) -> list[Line]:
     for name, rates in results.rebuild_ours.items():
         ours = median(rates)
         rows.append(["rebuild", name, f"{ours:,.0f} ev/s", f"{ref:,.0f} ev/s", f"{ours / ref:.2f}"])
-        lines.append(Line(f"rebuild_{name}", ours, ref, f">={REBUILD_GOAL:.0f}/s",
-                          ours >= REBUILD_GOAL))  # fmt: skip
+        lines.append(
+            Line(f"rebuild_{name}", ours, ref, f">={REBUILD_GOAL:.0f}/s", ours >= REBUILD_GOAL)
+        )
     for name, rate in results.big_rebuild.items():
         rows.append(["rebuild (big store)", name, f"{rate:,.0f} ev/s", "", ""])
     for name, rates in results.live_ours.items():
         ours, theirs = median(rates), median(results.live_ref[name])
         lean = median(results.live_lean[name])
-        rows.append(["live", name, f"{ours:,.0f} msg/s", f"{theirs:,.0f} msg/s",
-                     f"{ours / theirs:.2f}"])  # fmt: skip
-        rows.append(["live vs lean pull", name, f"{ours:,.0f} msg/s", f"{lean:,.0f} msg/s",
-                     f"{ours / lean:.2f}"])  # fmt: skip
-        lines.append(Line(f"live_{name}", ours, theirs, f">={LIVE_GOAL:g}x",
-                          ours >= LIVE_GOAL * theirs))  # fmt: skip
-        infos.append(f"info live_{name}_vs_lean_pull: ours={ours:.1f} lean={lean:.1f} "
-                     f"ratio={ours / lean:.3f}")  # fmt: skip
+        rows.append(
+            ["live", name, f"{ours:,.0f} msg/s", f"{theirs:,.0f} msg/s", f"{ours / theirs:.2f}"]
+        )
+        rows.append(
+            [
+                "live vs lean pull",
+                name,
+                f"{ours:,.0f} msg/s",
+                f"{lean:,.0f} msg/s",
+                f"{ours / lean:.2f}",
+            ]
+        )
+        lines.append(
+            Line(f"live_{name}", ours, theirs, f">={LIVE_GOAL:g}x", ours >= LIVE_GOAL * theirs)
+        )
+        infos.append(
+            f"info live_{name}_vs_lean_pull: ours={ours:.1f} lean={lean:.1f} "
+            f"ratio={ours / lean:.3f}"
+        )
     for name, (as_of, current) in results.queries.items():
         ours, theirs = median(as_of), median(current)
-        rows.append(["as of vs now", name, f"{ours:.2f} ms", f"{theirs:.2f} ms",
-                     f"{ours / theirs:.2f}"])  # fmt: skip
-        lines.append(Line(f"as_of_{name}", ours, theirs, f"<={AS_OF_GOAL:g}x",
-                          ours <= AS_OF_GOAL * theirs))  # fmt: skip
-    print_table("projections (medians)", ["what", "projection/query", "ours", "ref", "ratio"],
-                rows)  # fmt: skip
+        rows.append(
+            ["as of vs now", name, f"{ours:.2f} ms", f"{theirs:.2f} ms", f"{ours / theirs:.2f}"]
+        )
+        lines.append(
+            Line(f"as_of_{name}", ours, theirs, f"<={AS_OF_GOAL:g}x", ours <= AS_OF_GOAL * theirs)
+        )
+    print_table("projections (medians)", ["what", "projection/query", "ours", "ref", "ratio"], rows)
     for info in infos:
         print(info)
     return lines
@@ -610,16 +735,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser, rounds=3)
     parser.add_argument("--nats-url", default=None)
-    parser.add_argument("--events", type=positive_int, default=1_000_000,
-                        help="store size for the as-of queries (default 1,000,000)")  # fmt: skip
+    parser.add_argument(
+        "--events",
+        type=positive_int,
+        default=1_000_000,
+        help="store size for the as-of queries (default 1,000,000)",
+    )
     parser.add_argument("--rebuild-events", type=positive_int, default=100_000)
     parser.add_argument("--live-events", type=positive_int, default=30_000)
-    parser.add_argument("--repeats", type=positive_int, default=20,
-                        help="query calls per round (default 20)")  # fmt: skip
-    parser.add_argument("--only", nargs="+", choices=("rebuild", "live", "asof"),
-                        default=("rebuild", "live", "asof"))  # fmt: skip
-    parser.add_argument("--workers", type=positive_int, default=min(os.cpu_count() or 1, 4),
-                        help="rebuild processes (default: one per CPU, at most 4)")  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=positive_int, default=20, help="query calls per round (default 20)"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("rebuild", "live", "asof"),
+        default=("rebuild", "live", "asof"),
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(os.cpu_count() or 1, 4),
+        help="rebuild processes (default: one per CPU, at most 4)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 

@@ -374,15 +374,43 @@ def report(results: Results, args: argparse.Namespace) -> list[Target | LatencyT
         return median([percentile(v, q) for v in values]) * 1000
 
     rows = [
-        ["throughput", "ours (relay from PostgreSQL)", f"{median(results.ours_rate):,.0f}/s",
-         f"{min(results.ours_rate):,.0f}..{max(results.ours_rate):,.0f}", "", "", ""],
-        ["", "ref (publish_async, prebuilt)", f"{median(results.ref_rate):,.0f}/s",
-         f"{min(results.ref_rate):,.0f}..{max(results.ref_rate):,.0f}", "", "", ""],
-        ["latency", "ours (append → subscriber)", "", "", f"{ms(results.ours_latency, 50):.2f}",
-         f"{ms(results.ours_latency, 99):.2f}", f"{ms(results.ours_latency, 100):.2f}"],
-        ["", "ref (js.publish → subscriber)", "", "", f"{ms(results.ref_latency, 50):.2f}",
-         f"{ms(results.ref_latency, 99):.2f}", f"{ms(results.ref_latency, 100):.2f}"],
-    ]  # fmt: skip
+        [
+            "throughput",
+            "ours (relay from PostgreSQL)",
+            f"{median(results.ours_rate):,.0f}/s",
+            f"{min(results.ours_rate):,.0f}..{max(results.ours_rate):,.0f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            "",
+            "ref (publish_async, prebuilt)",
+            f"{median(results.ref_rate):,.0f}/s",
+            f"{min(results.ref_rate):,.0f}..{max(results.ref_rate):,.0f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            "latency",
+            "ours (append → subscriber)",
+            "",
+            "",
+            f"{ms(results.ours_latency, 50):.2f}",
+            f"{ms(results.ours_latency, 99):.2f}",
+            f"{ms(results.ours_latency, 100):.2f}",
+        ],
+        [
+            "",
+            "ref (js.publish → subscriber)",
+            "",
+            "",
+            f"{ms(results.ref_latency, 50):.2f}",
+            f"{ms(results.ref_latency, 99):.2f}",
+            f"{ms(results.ref_latency, 100):.2f}",
+        ],
+    ]
     print_table(
         f"relay: medians of {args.rounds} rounds; throughput over {args.events} events with "
         f"{args.in_flight} acks in flight; latency at {args.rate:g} appends/s for "
@@ -391,33 +419,45 @@ def report(results: Results, args: argparse.Namespace) -> list[Target | LatencyT
         rows,
     )
     return [
-        Target("relay_throughput", median(results.ours_rate), median(results.ref_rate),
-               THROUGHPUT_GOAL),
-        LatencyTarget("relay_latency_p99_ms", ms(results.ours_latency, 99),
-                      ms(results.ref_latency, 99), LATENCY_GOAL_MS),
-    ]  # fmt: skip
+        Target(
+            "relay_throughput", median(results.ours_rate), median(results.ref_rate), THROUGHPUT_GOAL
+        ),
+        LatencyTarget(
+            "relay_latency_p99_ms",
+            ms(results.ours_latency, 99),
+            ms(results.ref_latency, 99),
+            LATENCY_GOAL_MS,
+        ),
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_common_arguments(parser, rounds=5, seconds=4.0)
     parser.add_argument(
-        "--nats-url", default=None,
+        "--nats-url",
+        default=None,
         help=f"NATS to measure against; else ${NATS_URL_ENVS[0]}, else ${NATS_URL_ENVS[1]}, "
         "else an embedded nats-server started for this run",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--events", type=positive_int, default=40_000,
+        "--events",
+        type=positive_int,
+        default=40_000,
         help="backlog size for the throughput rounds (default 40000)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--in-flight", type=positive_int, default=RelaySettings(prefix="x").max_in_flight,
+        "--in-flight",
+        type=positive_int,
+        default=RelaySettings(prefix="x").max_in_flight,
         help="acks in flight, both sides (default: the relay's default)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--rate", type=positive_float, default=200.0,
+        "--rate",
+        type=positive_float,
+        default=200.0,
         help="appends per second in the latency rounds (default 200)",
-    )  # fmt: skip
+    )
     return parser.parse_args(argv)
 
 

@@ -188,8 +188,14 @@ def weeks_of(
             over = any(n > c for n, c in zip(load, capacity, strict=True))
         year, week, _ = monday.isocalendar()
         rows[monday] = (
-            year, week, capacity_days, loaded, pending, over, sorted(programs.get(i // 7, ())),
-        )  # fmt: skip
+            year,
+            week,
+            capacity_days,
+            loaded,
+            pending,
+            over,
+            sorted(programs.get(i // 7, ())),
+        )
     return rows
 
 
@@ -209,9 +215,15 @@ def _resource(r: Resource) -> tuple[Any, ...]:
 
 def _allocation(key: str, a: Allocation) -> tuple[Any, ...]:
     return (
-        key, a.program_id, a.workstream_id, a.start_date, a.end_date, a.percentage,
-        a.status.value, a.note,
-    )  # fmt: skip
+        key,
+        a.program_id,
+        a.workstream_id,
+        a.start_date,
+        a.end_date,
+        a.percentage,
+        a.status.value,
+        a.note,
+    )
 
 
 def _find(resource: Resource | None, allocation_id: UUID) -> Allocation | None:
@@ -311,8 +323,10 @@ statement as the row."""
 
 
 def _version_args(as_of: AsOf) -> tuple[int | None, datetime | None]:
-    return (as_of if isinstance(as_of, int) else None,
-            as_of if isinstance(as_of, datetime) else None)  # fmt: skip
+    return (
+        as_of if isinstance(as_of, int) else None,
+        as_of if isinstance(as_of, datetime) else None,
+    )
 
 
 def _resource_row(data: dict[str, Any]) -> ResourceRow:
@@ -345,19 +359,32 @@ async def list_resources(
     filters.any_of("department", department, "text")
     filters.equals("kind", kind)
     return await fetch_page(
-        pool, RESOURCE_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of, count=count,
-        extra_select=_STREAM_VERSION, extra_args=_version_args(as_of),
-    )  # fmt: skip
+        pool,
+        RESOURCE_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
+        count=count,
+        extra_select=_STREAM_VERSION,
+        extra_args=_version_args(as_of),
+    )
 
 
 async def get_resource(
     pool: Reader, resource_key: str, *, as_of: AsOf = None
 ) -> ResourceRow | None:
     return await fetch_one(
-        pool, RESOURCES, _resource_row, (resource_key,), as_of,
-        extra_select=_STREAM_VERSION, extra_args=_version_args(as_of),
-    )  # fmt: skip
+        pool,
+        RESOURCES,
+        _resource_row,
+        (resource_key,),
+        as_of,
+        extra_select=_STREAM_VERSION,
+        extra_args=_version_args(as_of),
+    )
 
 
 async def list_allocations(
@@ -385,10 +412,16 @@ async def list_allocations(
     if active_on is not None:
         filters.where("start_date <= {0} AND end_date >= {0}", active_on)
     return await fetch_page(
-        pool, ALLOCATION_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of,
+        pool,
+        ALLOCATION_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_allocation(
@@ -456,9 +489,7 @@ async def utilisation(
     loads: dict[str, list[Load]] = {}
     confirmed = AllocationStatus.CONFIRMED.value
     for r in rows:
-        loads.setdefault(r[0], []).append(
-            Load(r[1], r[2], r[3], r[4] == confirmed, r[5])
-        )  # fmt: skip
+        loads.setdefault(r[0], []).append(Load(r[1], r[2], r[3], r[4] == confirmed, r[5]))
     resume = None if cursor is None else _resume_after(cursor, sort)
 
     def computed(keys: Iterable[str]) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
@@ -493,9 +524,11 @@ async def utilisation(
     return Page.of(
         [_week(place[1], place[2], row) for place, row in page[:first]],
         [place for place, _ in page[:first]],
-        total_count=total, has_next_page=len(page) > first, as_of_position=position,
+        total_count=total,
+        has_next_page=len(page) > first,
+        as_of_position=position,
         sort=sort,
-    )  # fmt: skip
+    )
 
 
 def _loaded_weeks(loads: Sequence[Load], first: date, last: date) -> set[date]:
@@ -521,9 +554,17 @@ def _resume_after(cursor: list[str], sort: str) -> tuple[Any, ...]:
 def _week(key: str, monday: date, row: tuple[Any, ...]) -> UtilisationWeek:
     year, week, capacity, confirmed, proposed, over, programs = row
     return UtilisationWeek(
-        resource_key=key, week_start=monday, iso_year=year, iso_week=week,
-        capacity_days=capacity, confirmed_days=confirmed, proposed_days=proposed,
-        over_allocated=over, program_ids=programs, capacity=capacity / 7,
-        confirmed=confirmed / 7, proposed=proposed / 7,
+        resource_key=key,
+        week_start=monday,
+        iso_year=year,
+        iso_week=week,
+        capacity_days=capacity,
+        confirmed_days=confirmed,
+        proposed_days=proposed,
+        over_allocated=over,
+        program_ids=programs,
+        capacity=capacity / 7,
+        confirmed=confirmed / 7,
+        proposed=proposed / 7,
         utilisation=confirmed / capacity if capacity else None,
-    )  # fmt: skip
+    )

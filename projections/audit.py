@@ -199,9 +199,11 @@ def _keyed_item_changes(
     for item_id in (*news, *(k for k in olds if k not in news)):
         was, now = olds.get(item_id), news.get(item_id)
         if was is None or now is None:
-            found.append(FieldChange(
-                f"{path}[{item_id}]", msgspec.to_builtins(was), msgspec.to_builtins(now)
-            ))  # fmt: skip
+            found.append(
+                FieldChange(
+                    f"{path}[{item_id}]", msgspec.to_builtins(was), msgspec.to_builtins(now)
+                )
+            )
         elif was is not now and was != now:
             _value_changes(was, now, f"{path}[{item_id}]", found)
 
@@ -235,12 +237,22 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     ctx.add(
         AUDIT,
         (
-            event.position, event.event_id, event.stream_id, event.stream_type,
-            event.stream_id.partition("-")[2], program, event.version, event.event_type,
-            event.actor, event.reason, event.correlation_id, event.causation_id,
-            event.recorded_at, _encoder.encode(changes),
+            event.position,
+            event.event_id,
+            event.stream_id,
+            event.stream_type,
+            event.stream_id.partition("-")[2],
+            program,
+            event.version,
+            event.event_type,
+            event.actor,
+            event.reason,
+            event.correlation_id,
+            event.causation_id,
+            event.recorded_at,
+            _encoder.encode(changes),
         ),
-    )  # fmt: skip
+    )
 
 
 PROJECTION = Projection(
@@ -319,7 +331,13 @@ async def audit_trail(
     if recorded_to is not None:
         filters.where("recorded_at < {}", recorded_to)
     return await fetch_page(
-        pool, LIST, filters, sort="position", descending=newest_first, first=first,
-        after=after, as_of=as_of,
+        pool,
+        LIST,
+        filters,
+        sort="position",
+        descending=newest_first,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )

@@ -199,11 +199,20 @@ def from_stored(codec: EventCodec) -> Callable[[RawEvent], ProjectedEvent]:
     def convert(raw: RawEvent) -> ProjectedEvent:
         metadata = _metadata_decoder.decode(raw.metadata)
         return ProjectedEvent(
-            raw.position, raw.event_id, raw.stream_id, raw.stream_type, raw.version,
-            raw.event_type, raw.recorded_at, metadata.actor, metadata.correlation_id,
-            metadata.causation_id, metadata.reason, metadata.program_id,
+            raw.position,
+            raw.event_id,
+            raw.stream_id,
+            raw.stream_type,
+            raw.version,
+            raw.event_type,
+            raw.recorded_at,
+            metadata.actor,
+            metadata.correlation_id,
+            metadata.causation_id,
+            metadata.reason,
+            metadata.program_id,
             decode(raw.event_type, raw.schema_version, raw.data),
-        )  # fmt: skip
+        )
 
     return convert
 
@@ -214,10 +223,20 @@ def from_envelope(registry: EventRegistry) -> Callable[[EventEnvelope], Projecte
     def convert(envelope: EventEnvelope) -> ProjectedEvent:
         e = envelope
         return ProjectedEvent(
-            e.position, e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
-            e.recorded_at, e.actor, e.correlation_id, e.causation_id, e.reason, e.program_id,
+            e.position,
+            e.event_id,
+            e.stream_id,
+            e.stream_type,
+            e.version,
+            e.event_type,
+            e.recorded_at,
+            e.actor,
+            e.correlation_id,
+            e.causation_id,
+            e.reason,
+            e.program_id,
             decode_event(e, registry),
-        )  # fmt: skip
+        )
 
     return convert
 
@@ -232,9 +251,13 @@ class StateStore:
     """
 
     def __init__(
-        self, table: str, types: Mapping[str, type], *, complete: bool = False,
+        self,
+        table: str,
+        types: Mapping[str, type],
+        *,
+        complete: bool = False,
         limit: int = 200_000,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.table = table
         self.complete = complete
         self.limit = limit

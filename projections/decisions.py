@@ -94,9 +94,16 @@ LESSONS = Table(
 
 def _decision(program_id: UUID, d: Decision) -> tuple[Any, ...]:
     return (
-        program_id, d.title, d.context, d.outcome, list(d.alternatives), d.decided_by,
-        d.decided_on, d.supersedes, d.superseded_by,
-    )  # fmt: skip
+        program_id,
+        d.title,
+        d.context,
+        d.outcome,
+        list(d.alternatives),
+        d.decided_by,
+        d.decided_on,
+        d.supersedes,
+        d.superseded_by,
+    )
 
 
 def _decision_of(p: Program | None, decision_id: UUID) -> tuple[Any, ...] | None:
@@ -197,10 +204,16 @@ async def list_decisions(
     if in_force is not None:
         filters.where("superseded_by IS NULL" if in_force else "superseded_by IS NOT NULL")
     return await fetch_page(
-        pool, DECISION_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of,
+        pool,
+        DECISION_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_decision(
@@ -222,7 +235,13 @@ async def list_lessons(
     filters = Filters()
     filters.equals("program_id", program_id)
     return await fetch_page(
-        pool, LESSON_LIST, filters, sort="recorded_at", descending=descending, first=first,
-        after=after, as_of=as_of,
+        pool,
+        LESSON_LIST,
+        filters,
+        sort="recorded_at",
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )

@@ -116,9 +116,16 @@ DEPENDENCIES = Table(
 
 def _milestone(program_id: UUID, m: Milestone) -> tuple[Any, ...]:
     return (
-        program_id, m.workstream_id, m.name, m.description, m.baseline_date, m.forecast_date,
-        m.actual_date, slip_days(m), m.status.value,
-    )  # fmt: skip
+        program_id,
+        m.workstream_id,
+        m.name,
+        m.description,
+        m.baseline_date,
+        m.forecast_date,
+        m.actual_date,
+        slip_days(m),
+        m.status.value,
+    )
 
 
 def _dependency(program_id: UUID, d: Dependency) -> tuple[Any, ...]:
@@ -128,9 +135,16 @@ def _dependency(program_id: UUID, d: Dependency) -> tuple[Any, ...]:
     else:
         pointed = ("PROGRAM_ITEM", target.program_id, target.kind.value, target.item_id, None, None)
     return (
-        program_id, d.title, d.description, d.dependent.kind.value, d.dependent.item_id,
-        *pointed, d.needed_by, d.status.value, d.resolution,
-    )  # fmt: skip
+        program_id,
+        d.title,
+        d.description,
+        d.dependent.kind.value,
+        d.dependent.item_id,
+        *pointed,
+        d.needed_by,
+        d.status.value,
+        d.resolution,
+    )
 
 
 Item = TypeVar("Item")
@@ -268,10 +282,16 @@ async def list_milestones(
     if slipped_only:
         filters.where("slip_days > 0")
     return await fetch_page(
-        pool, MILESTONE_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of,
+        pool,
+        MILESTONE_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_milestone(
@@ -302,10 +322,16 @@ async def list_dependencies(
     if needed_by_to is not None:
         filters.where("needed_by <= {}", needed_by_to)
     return await fetch_page(
-        pool, DEPENDENCY_LIST, filters, sort=sort, descending=descending, first=first,
-        after=after, as_of=as_of,
+        pool,
+        DEPENDENCY_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_dependency(

@@ -127,19 +127,34 @@ def _row(p: Program, risks: OpenRisks, version: int) -> tuple[Any, ...]:
     following = min(upcoming, key=lambda m: (m.forecast_date, m.milestone_id), default=None)
     spend = p.actual_spend
     return (
-        p.code, p.name, p.description, p.objective, p.objective_key, p.sponsor, p.owner,
-        p.priority, p.start_date, p.target_end_date, p.status.value,
-        None if p.health is None else p.health.value, p.health_summary,
-        p.planned_budget.currency, p.planned_budget.amount_minor, allocated_budget(p),
+        p.code,
+        p.name,
+        p.description,
+        p.objective,
+        p.objective_key,
+        p.sponsor,
+        p.owner,
+        p.priority,
+        p.start_date,
+        p.target_end_date,
+        p.status.value,
+        None if p.health is None else p.health.value,
+        p.health_summary,
+        p.planned_budget.currency,
+        p.planned_budget.amount_minor,
+        allocated_budget(p),
         None if spend is None else spend.amount.amount_minor,
         None if spend is None else spend.as_of,
-        risks.low, risks.medium, risks.high, risks.critical,
+        risks.low,
+        risks.medium,
+        risks.high,
+        risks.critical,
         risks.low + risks.medium + risks.high + risks.critical,
         None if following is None else following.milestone_id,
         None if following is None else following.name,
         None if following is None else following.forecast_date,
         version,
-    )  # fmt: skip
+    )
 
 
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
@@ -250,10 +265,16 @@ async def list_programs(
     filters.any_of("priority", priority, "integer")
     filters.equals("owner", owner)
     return await fetch_page(
-        pool, LIST, filters, sort=sort, descending=descending, first=first, after=after,
+        pool,
+        LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
         as_of=as_of,
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_program(pool: Reader, program_id: UUID, *, as_of: AsOf = None) -> ProgramRow | None:

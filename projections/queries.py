@@ -90,9 +90,16 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
     @classmethod
     def of(
-        cls, items: list[T], positions: list[tuple[Any, ...]], *, total_count: int | None,
-        has_next_page: bool, as_of_position: int | None, sort: str, descending: bool = False,
-    ) -> Page[T]:  # fmt: skip
+        cls,
+        items: list[T],
+        positions: list[tuple[Any, ...]],
+        *,
+        total_count: int | None,
+        has_next_page: bool,
+        as_of_position: int | None,
+        sort: str,
+        descending: bool = False,
+    ) -> Page[T]:
         """A page whose items sit at ``positions`` in the sort, its end cursor encoded."""
         return cls(
             items=items,
@@ -262,8 +269,17 @@ async def fetch_page(
                 version_clause(counted, position, table)
                 total = await _count(conn, table, counted)
             version_clause(filters, position, table, whole_list=not key.indexed)
-            sql = _page_sql(table, filters, key, descending, first, cursor_values,
-                            extra_select, extra_args, position)  # fmt: skip
+            sql = _page_sql(
+                table,
+                filters,
+                key,
+                descending,
+                first,
+                cursor_values,
+                extra_select,
+                extra_args,
+                position,
+            )
             rows = await conn.fetch(*sql)
     convert = spec.convert
     items: list[T] = []
@@ -274,9 +290,14 @@ async def fetch_page(
         positions.append((data.pop("sort_value__"), *(data[k] for k in keys)))
         items.append(convert(data))
     return Page.of(
-        items, positions, total_count=total, has_next_page=len(rows) > first,
-        as_of_position=position, sort=sort, descending=descending,
-    )  # fmt: skip
+        items,
+        positions,
+        total_count=total,
+        has_next_page=len(rows) > first,
+        as_of_position=position,
+        sort=sort,
+        descending=descending,
+    )
 
 
 async def _count(conn: Connection, table: Table, filters: Filters) -> int:

@@ -167,9 +167,12 @@ async def rebuild(
 
 class _Rebuild:
     def __init__(
-        self, projection: Projection, store: PostgresEventStore, conn: Connection,
+        self,
+        projection: Projection,
+        store: PostgresEventStore,
+        conn: Connection,
         batch_size: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.projection = projection
         self.store = store
         self.conn = conn
@@ -205,8 +208,13 @@ class _Rebuild:
                 await conn.execute(f"VACUUM ANALYZE {table.name + REBUILD_SUFFIX}")
             await self._swap(bar)
         seconds = time.perf_counter() - started
-        log.info("rebuilt %s: %d events to position %d in %.1fs",
-                 projection.name, self.read, self.position, seconds)  # fmt: skip
+        log.info(
+            "rebuilt %s: %d events to position %d in %.1fs",
+            projection.name,
+            self.read,
+            self.position,
+            seconds,
+        )
         return RebuildReport(
             projection=projection.name,
             position=self.position,
@@ -218,11 +226,13 @@ class _Rebuild:
     async def _build_indexes(self) -> None:
         """The query indexes, two builds at a time: each is one backend sorting, and the
         connection the bulk read with is idle now."""
-        pending = iter([
-            Table.index_sql(table.name + REBUILD_SUFFIX, index)
-            for table in self.projection.all_tables
-            for index in table.secondary_indexes()
-        ])  # fmt: skip
+        pending = iter(
+            [
+                Table.index_sql(table.name + REBUILD_SUFFIX, index)
+                for table in self.projection.all_tables
+                for index in table.secondary_indexes()
+            ]
+        )
 
         async def build(conn: Connection) -> None:
             for sql in pending:
@@ -297,17 +307,29 @@ class _Rebuild:
         try:
             for share in range(shares.workers):
                 worker = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "programledger.projections.rebuild_share",
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    sys.executable,
+                    "-m",
+                    "programledger.projections.rebuild_share",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
                     env=_worker_environment(),
-                )  # fmt: skip
+                )
                 workers.append(worker)
                 assert worker.stdin is not None
                 # On stdin, not the command line, where anyone could read the URL.
-                worker.stdin.write(_task_encoder.encode(ShareTask(
-                    shares.database_url, self.store.schema, name, share, shares.workers,
-                    through, self.batch_size,
-                )))  # fmt: skip
+                worker.stdin.write(
+                    _task_encoder.encode(
+                        ShareTask(
+                            shares.database_url,
+                            self.store.schema,
+                            name,
+                            share,
+                            shares.workers,
+                            through,
+                            self.batch_size,
+                        )
+                    )
+                )
                 worker.stdin.close()
             reached: dict[int, tuple[int, int]] = {}
             last_note = time.perf_counter()
@@ -332,9 +354,9 @@ class _Rebuild:
                     worker.kill()
                 await worker.wait()
         self.position = through
-        self.read = int(await self.conn.fetchval(
-            "SELECT count(*) FROM events WHERE position <= $1", through
-        ))  # fmt: skip
+        self.read = int(
+            await self.conn.fetchval("SELECT count(*) FROM events WHERE position <= $1", through)
+        )
         self.applier.applied = sum(applied)
         self.applier.store.clear()
         bar.advance(self.read, self.position)
@@ -409,8 +431,9 @@ class _Rebuild:
                     self.projection.name,
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            log.warning("could not drop the abandoned rebuild tables of %s: %r",
-                        self.projection.name, exc)  # fmt: skip
+            log.warning(
+                "could not drop the abandoned rebuild tables of %s: %r", self.projection.name, exc
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,9 +518,14 @@ async def run_share(task: ShareTask, report: Callable[[ShareReport], None]) -> N
 
         def read(after: int) -> Coroutine[Any, Any, list[RawEvent]]:
             return store.read_share(
-                after, task.through, event_types=projection.handles, key=key,
-                shares=task.shares, share=task.share, limit=task.batch_size,
-            )  # fmt: skip
+                after,
+                task.through,
+                event_types=projection.handles,
+                key=key,
+                shares=task.shares,
+                share=task.share,
+                limit=task.batch_size,
+            )
 
         try:
             await run._bulk(_Reporter(report), read)
@@ -544,9 +572,11 @@ class _Bar:
         self._name = name
         self._head = max(head, 1)
         self._started = time.perf_counter()
-        self._task = None if self._progress is None else self._progress.add_task(
-            name, total=self._head, rate=0.0
-        )  # fmt: skip
+        self._task = (
+            None
+            if self._progress is None
+            else self._progress.add_task(name, total=self._head, rate=0.0)
+        )
 
     def __enter__(self) -> _Bar:
         if self._progress is not None:

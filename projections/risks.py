@@ -107,11 +107,25 @@ def _row(r: Risk, version: int) -> tuple[Any, ...]:
     band = r.band
     accepted, happened, escalated = r.acceptance, r.materialisation, r.escalation
     return (
-        r.program_id, r.workstream_id, r.title, r.description, r.category.value, r.probability,
-        r.impact, r.score, band.value, r.status.value, is_open,
+        r.program_id,
+        r.workstream_id,
+        r.title,
+        r.description,
+        r.category.value,
+        r.probability,
+        r.impact,
+        r.score,
+        band.value,
+        r.status.value,
+        is_open,
         is_open and band in _HIGH and r.response_strategy is None,
-        r.owner, r.trigger, None if r.response_strategy is None else r.response_strategy.value,
-        r.mitigation_plan, r.mitigation_due_on, r.contingency_plan, r.next_review_on,
+        r.owner,
+        r.trigger,
+        None if r.response_strategy is None else r.response_strategy.value,
+        r.mitigation_plan,
+        r.mitigation_due_on,
+        r.contingency_plan,
+        r.next_review_on,
         r.last_reviewed_on,
         None if escalated is None else escalated.escalated_to,
         None if escalated is None else escalated.reason,
@@ -120,8 +134,9 @@ def _row(r: Risk, version: int) -> tuple[Any, ...]:
         None if happened is None else happened.occurred_on,
         None if happened is None else happened.what_happened,
         None if happened is None else happened.impact_description,
-        r.closed_reason, version,
-    )  # fmt: skip
+        r.closed_reason,
+        version,
+    )
 
 
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
@@ -252,19 +267,32 @@ async def list_risks(
         filters.where(clause if overdue else f"NOT ({clause})", day)
     filters.equals("needs_response", needs_response)
     return await fetch_page(
-        pool, LIST, filters, sort=sort, descending=descending, first=first, after=after,
-        as_of=as_of, extra_select=_OVERDUE, extra_args=(day,),
+        pool,
+        LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        as_of=as_of,
+        extra_select=_OVERDUE,
+        extra_args=(day,),
         count=count,
-    )  # fmt: skip
+    )
 
 
 async def get_risk(
     pool: Reader, risk_id: UUID, *, as_of: AsOf = None, today: date | None = None
 ) -> RiskRow | None:
     return await fetch_one(
-        pool, RISKS, _risk, (risk_id,), as_of,
-        extra_select=_OVERDUE, extra_args=(_reference_day(today, as_of),),
-    )  # fmt: skip
+        pool,
+        RISKS,
+        _risk,
+        (risk_id,),
+        as_of,
+        extra_select=_OVERDUE,
+        extra_args=(_reference_day(today, as_of),),
+    )
 
 
 async def heat_map(pool: Reader, *, program_id: UUID | None = None, as_of: AsOf = None) -> HeatMap:

@@ -313,12 +313,19 @@ class ProjectionRunner:
     async def _lead(self, conn: asyncpg.Connection) -> None:
         name = self.projection.name
         if not await prepare_tables(conn, self.projection):
-            log.warning("projection %s: its tables were built by another definition or are "
-                        "missing; rebuilding before consuming", name)  # fmt: skip
+            log.warning(
+                "projection %s: its tables were built by another definition or are "
+                "missing; rebuilding before consuming",
+                name,
+            )
             rebuilding = rebuild(
-                self._store.pool, self._store, name, progress=False,
-                workers=self._settings.rebuild_workers, database_url=self._database_url,
-            )  # fmt: skip
+                self._store.pool,
+                self._store,
+                name,
+                progress=False,
+                workers=self._settings.rebuild_workers,
+                database_url=self._database_url,
+            )
             if not await self._unless_stopped(rebuilding):
                 return
         await conn.add_listener(self._store.notify_channel, self._on_append)
@@ -470,8 +477,12 @@ class ProjectionRunner:
             try:
                 envelope = decode_envelope(msg.data)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                log.error("projection %s: ignoring a message on %s that is not an event "
-                          "envelope: %s", self.projection.name, msg.subject, exc)  # fmt: skip
+                log.error(
+                    "projection %s: ignoring a message on %s that is not an event envelope: %s",
+                    self.projection.name,
+                    msg.subject,
+                    exc,
+                )
                 self.stats.skipped += 1
                 continue
             if envelope.position <= last:
@@ -493,8 +504,12 @@ class ProjectionRunner:
 
     async def _catch_up(self, conn: asyncpg.Connection, until: int) -> None:
         """Apply events up to ``until`` read from the event store (not in the stream)."""
-        log.info("projection %s: reading positions %d-%d from the event store",
-                 self.projection.name, self._staged + 1, until)  # fmt: skip
+        log.info(
+            "projection %s: reading positions %d-%d from the event store",
+            self.projection.name,
+            self._staged + 1,
+            until,
+        )
         while self._staged < until and not self._stop.is_set():
             page = await self._store.read_all_raw(self._staged, self._settings.batch_size)
             page = [e for e in page if e.position <= until]
@@ -556,9 +571,13 @@ class ProjectionRunner:
     # --- committing ----------------------------------------------------------------------
 
     async def _commit(
-        self, conn: asyncpg.Connection, items: Sequence[Any],
-        convert: Callable[[Any], ProjectedEvent], *, ack: Msg | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        conn: asyncpg.Connection,
+        items: Sequence[Any],
+        convert: Callable[[Any], ProjectedEvent],
+        *,
+        ack: Msg | None = None,
+    ) -> None:
         """Apply ``items`` (envelopes or stored events, after the checkpoint, in order) in
         memory, then start the transaction that writes their effects with the new
         checkpoint (and acknowledges ``ack``); :meth:`_settle` waits for it."""
@@ -651,9 +670,12 @@ class ProjectionRunner:
             self._failure("the last batch was not committed; it will be redone", exc)
 
     async def _isolate(
-        self, conn: asyncpg.Connection, items: Sequence[Any],
-        convert: Callable[[Any], ProjectedEvent], exc: BaseException,
-    ) -> None:  # fmt: skip
+        self,
+        conn: asyncpg.Connection,
+        items: Sequence[Any],
+        convert: Callable[[Any], ProjectedEvent],
+        exc: BaseException,
+    ) -> None:
         """A write failed: find the event that causes it by going one event at a time."""
         if len(items) > 1:
             for item in items:
@@ -675,9 +697,13 @@ class ProjectionRunner:
         log.error(
             "projection %s stopped at position %d (%s %s on %s): %s; fix the handler, "
             "then clear the failure or rebuild",
-            self.projection.name, poison.position, poison.event_type, poison.event_id,
-            poison.stream_id, poison.error,
-        )  # fmt: skip
+            self.projection.name,
+            poison.position,
+            poison.event_type,
+            poison.event_id,
+            poison.stream_id,
+            poison.error,
+        )
 
     async def _claim(self, conn: asyncpg.Connection) -> None:
         status = await lock_status(conn, self.projection)
@@ -685,16 +711,27 @@ class ProjectionRunner:
             raise _Resync("the status row changed under this runner (a rebuild?)")
 
     async def _save(
-        self, conn: asyncpg.Connection, position: int, recorded: datetime | None,
-        applied: int, poison: Poison | None,
-    ) -> None:  # fmt: skip
+        self,
+        conn: asyncpg.Connection,
+        position: int,
+        recorded: datetime | None,
+        applied: int,
+        poison: Poison | None,
+    ) -> None:
         p = poison
         await conn.execute(
-            _SAVE, self.projection.name, position, recorded, applied,
-            None if p is None else p.error, None if p is None else p.position,
-            None if p is None else p.event_id, None if p is None else p.event_type,
-            None if p is None else p.stream_id, self._channel,
-        )  # fmt: skip
+            _SAVE,
+            self.projection.name,
+            position,
+            recorded,
+            applied,
+            None if p is None else p.error,
+            None if p is None else p.position,
+            None if p is None else p.event_id,
+            None if p is None else p.event_type,
+            None if p is None else p.stream_id,
+            self._channel,
+        )
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -104,11 +104,15 @@ async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterato
             pg = EmbeddedPostgres(data, port=settings.embedded_postgres_port, log=log)
             database_url = _running_postgres_url(pg)
             if database_url is not None:
-                log.info("using the embedded PostgreSQL that another programledger process "
-                         "runs in %s, and leaving it running", data)  # fmt: skip
+                log.info(
+                    "using the embedded PostgreSQL that another programledger process "
+                    "runs in %s, and leaving it running",
+                    data,
+                )
             else:
-                log.info("no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s",
-                         data)  # fmt: skip
+                log.info(
+                    "no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s", data
+                )
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
                 database_url = await asyncio.to_thread(pg.start)
                 started.append(pg)
@@ -117,8 +121,10 @@ async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterato
             nats = EmbeddedNats(
                 settings.data_dir / "nats", port=settings.embedded_nats_port, log=log
             )
-            log.info("no PROGRAMLEDGER_NATS_URL: starting the embedded NATS in %s",
-                     settings.data_dir / "nats")
+            log.info(
+                "no PROGRAMLEDGER_NATS_URL: starting the embedded NATS in %s",
+                settings.data_dir / "nats",
+            )
             nats_url = await asyncio.to_thread(nats.start)
             started.append(nats)
         yield Servers(database_url=database_url, nats_url=nats_url)
@@ -254,9 +260,7 @@ async def connect_nats(
             await asyncio.wait_for(nc.close(), 5)
 
 
-def build_runners(
-    runtime: Runtime, nc: NatsClient, names: Iterable[str]
-) -> list[ProjectionRunner]:
+def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> list[ProjectionRunner]:
     """One runner per named projection, sharing ``nc``; each holds its own lock."""
     from programledger.projections.registry import get_projection
     from programledger.projections.runner import ProjectionRunner, RunnerSettings
@@ -288,12 +292,12 @@ def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> Readin
     async def projections() -> tuple[str, bool, str]:
         statuses = await projection_status(pool)
         late = [
-            s.name for s in statuses
-            if max_lag_seconds is not None and s.lag_seconds > max_lag_seconds
-        ]  # fmt: skip
-        detail = ", ".join(
-            f"{s.name} {s.state} {s.lag_positions} behind ({s.lag_seconds:.1f}s)"
+            s.name
             for s in statuses
+            if max_lag_seconds is not None and s.lag_seconds > max_lag_seconds
+        ]
+        detail = ", ".join(
+            f"{s.name} {s.state} {s.lag_positions} behind ({s.lag_seconds:.1f}s)" for s in statuses
         )
         return "projections", not late, detail
 
@@ -380,9 +384,7 @@ def build_api(runtime: Runtime) -> Api:
     app = create_app(
         runtime,
         application=Application(runtime.store),
-        readiness_checks=[
-            projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)
-        ],
+        readiness_checks=[projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)],
         wait_for_position=functools.partial(wait_for_position, runtime.pool),
         metrics=metrics,
     )

@@ -89,10 +89,12 @@ def _require_servers(settings: Settings, command: str) -> None:
     ones: two processes cannot share one embedded NATS store."""
     missing = [
         name
-        for name, value in (("DATABASE_URL", settings.database_url),
-                            ("NATS_URL", settings.nats_url))
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("NATS_URL", settings.nats_url),
+        )
         if value is None
-    ]  # fmt: skip
+    ]
     if missing:
         names = " and ".join(f"PROGRAMLEDGER_{name}" for name in missing)
         _fail_configuration(
@@ -207,11 +209,14 @@ def run() -> None:
                 log.info(
                     "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
                     "subject prefix %s, projections %s; event store at position %d",
-                    http.url, _redact(runtime.servers.database_url),
+                    http.url,
+                    _redact(runtime.servers.database_url),
                     ", ".join(_redact(url) for url in runtime.servers.nats_servers),
-                    settings.schema, settings.subject_prefix, ", ".join(PROJECTIONS),
+                    settings.schema,
+                    settings.subject_prefix,
+                    ", ".join(PROJECTIONS),
                     await runtime.store.head_position(),
-                )  # fmt: skip
+                )
                 await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
             finally:
                 log.info("stopping")
@@ -304,7 +309,8 @@ def project(
     projection: Annotated[
         list[str] | None,
         typer.Option(
-            "--projection", "-p",
+            "--projection",
+            "-p",
             help="A read model to keep up to date; repeat for several. Default: all.",
         ),
     ] = None,
@@ -399,9 +405,13 @@ def rebuild_command(
         async with open_runtime(settings, need_nats=False) as runtime:
             try:
                 return await rebuild(
-                    runtime.pool, runtime.store, name, progress=_stderr().is_terminal,
-                    workers=workers, database_url=runtime.servers.database_url,
-                )  # fmt: skip
+                    runtime.pool,
+                    runtime.store,
+                    name,
+                    progress=_stderr().is_terminal,
+                    workers=workers,
+                    database_url=runtime.servers.database_url,
+                )
             except (RebuildFailed, RebuildInProgress) as exc:
                 raise Failure(str(exc)) from exc
 

@@ -341,8 +341,9 @@ async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:
             reader,
             "query Q($at: SafeInt) { programs(asOfPosition: $at) { totalCount }"
             " auditTrail { totalCount } }",
-            {"at": int(planned["position"])}, role,
-        )  # fmt: skip
+            {"at": int(planned["position"])},
+            role,
+        )
         assert looked["programs"]["totalCount"] == 1
         assert looked["auditTrail"]["totalCount"] >= 3
 

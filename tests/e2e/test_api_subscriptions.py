@@ -160,8 +160,7 @@ async def test_a_resume_from_events_the_stream_no_longer_holds_is_refused(
 ) -> None:
     tia = api.auth(Role.EDITOR, subject="tia")
     programs = [
-        await api.accepted("proposeProgram", program_input(new_id()), headers=tia)
-        for _ in range(4)
+        await api.accepted("proposeProgram", program_input(new_id()), headers=tia) for _ in range(4)
     ]
     head = await api.store.head_position()
     async with asyncio.timeout(10):

@@ -32,8 +32,17 @@ from programledger.application.export import ExportedEvent, ExportHeader, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = (
-    "run", "serve", "relay", "project", "migrate", "rebuild", "verify", "export", "demo",
-    "mint-token", "schema",
+    "run",
+    "serve",
+    "relay",
+    "project",
+    "migrate",
+    "rebuild",
+    "verify",
+    "export",
+    "demo",
+    "mint-token",
+    "schema",
 )
 
 
@@ -45,13 +54,16 @@ def _env(**settings: str) -> dict[str, str]:
     return env
 
 
-def cli(
-    *args: str, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "programledger", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture
@@ -257,8 +269,18 @@ async def test_verify_exits_1_and_names_the_first_broken_link(
 
 def test_mint_token_signs_with_the_development_secret(data_dir: Path) -> None:
     env = _env(data_dir=str(data_dir))
-    result = cli("mint-token", "--subject", "alice", "--role", "editor", "--role", "auditor",
-                 "--ttl", "2h", env=env)  # fmt: skip
+    result = cli(
+        "mint-token",
+        "--subject",
+        "alice",
+        "--role",
+        "editor",
+        "--role",
+        "auditor",
+        "--ttl",
+        "2h",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     secret = (data_dir / DEV_SECRET_FILE).read_text().strip()
     claims = jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"])
@@ -298,8 +320,11 @@ def test_schema_writes_the_published_contracts(tmp_path: Path) -> None:
 async def test_relay_publishes_and_stops_cleanly_on_sigterm(
     env: dict[str, str], pg_url: str, schema: str, nats_url: str, subject_prefix: str
 ) -> None:
-    relay_env = {**env, "PROGRAMLEDGER_NATS_URL": nats_url,
-                 "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix}  # fmt: skip
+    relay_env = {
+        **env,
+        "PROGRAMLEDGER_NATS_URL": nats_url,
+        "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix,
+    }
     assert (await asyncio.to_thread(cli, "demo", env=env)).returncode == 0
     conn = await asyncpg.connect(pg_url)
     try:
@@ -307,9 +332,14 @@ async def test_relay_publishes_and_stops_cleanly_on_sigterm(
     finally:
         await conn.close()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "programledger", "relay",
-        env=relay_env, cwd=ROOT, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "programledger",
+        "relay",
+        env=relay_env,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
     client = await nats.connect(nats_url)
     try:
         js = client.jetstream()
@@ -347,8 +377,12 @@ class Process:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "programledger", *args],
-            env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -381,9 +415,12 @@ async def test_serve_relay_and_project_as_separate_processes(
 ) -> None:
     """The production shape: stateless API, relay and workers; a mutation that waits for
     the read models is answered once the write went through NATS into the projections."""
-    shared = {**env, "PROGRAMLEDGER_NATS_URL": nats_url,
-              "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix,
-              "PROGRAMLEDGER_HTTP_PORT": "0"}  # fmt: skip
+    shared = {
+        **env,
+        "PROGRAMLEDGER_NATS_URL": nats_url,
+        "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix,
+        "PROGRAMLEDGER_HTTP_PORT": "0",
+    }
     processes = [Process(shared, "relay"), Process(shared, "project"), Process(shared, "serve")]
     try:
         serving = await processes[2].wait_for("serving the API at")
@@ -396,15 +433,22 @@ async def test_serve_relay_and_project_as_separate_processes(
             "{ __typename ... on CommandAccepted { position projectionsCaughtUp } } }"
         )
         values = {
-            "programId": str(uuid.uuid4()), "code": "SPLIT-1", "name": "Split roles",
-            "objective": "o", "sponsor": "s", "owner": "o", "priority": 2,
-            "startDate": "2027-01-01", "targetEndDate": "2027-12-31",
-            "plannedBudget": {"amountMinor": 1, "currency": "EUR"}, "waitForProjections": True,
-        }  # fmt: skip
+            "programId": str(uuid.uuid4()),
+            "code": "SPLIT-1",
+            "name": "Split roles",
+            "objective": "o",
+            "sponsor": "s",
+            "owner": "o",
+            "priority": 2,
+            "startDate": "2027-01-01",
+            "targetEndDate": "2027-12-31",
+            "plannedBudget": {"amountMinor": 1, "currency": "EUR"},
+            "waitForProjections": True,
+        }
         async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.post(found[1], json={"query": query,
-                                                       "variables": {"input": values}},
-                                       headers=headers)  # fmt: skip
+            response = await http.post(
+                found[1], json={"query": query, "variables": {"input": values}}, headers=headers
+            )
             payload = response.json()["data"]["proposeProgram"]
             assert payload["projectionsCaughtUp"] is True, payload
             base = found[1].removesuffix("/graphql")
@@ -435,9 +479,12 @@ async def test_ready_reports_projection_lag_and_fails_only_beyond_the_limit(
     """No workers run here, so every projection lags behind the demo's events."""
     assert (await asyncio.to_thread(cli, "demo", env=env)).returncode == 0
     await asyncio.sleep(1.2)  # the oldest unprojected event is older than the limit
-    settings = {**env, "PROGRAMLEDGER_NATS_URL": nats_url,
-                "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix,
-                "PROGRAMLEDGER_HTTP_PORT": "0"}  # fmt: skip
+    settings = {
+        **env,
+        "PROGRAMLEDGER_NATS_URL": nats_url,
+        "PROGRAMLEDGER_SUBJECT_PREFIX": subject_prefix,
+        "PROGRAMLEDGER_HTTP_PORT": "0",
+    }
     if limit is not None:
         settings["PROGRAMLEDGER_READY_MAX_LAG_SECONDS"] = limit
     server = Process(settings, "serve")

@@ -39,8 +39,11 @@ class Running:
     def __init__(self, data_dir: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "programledger", "run"],
-            env=_env(data_dir), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            env=_env(data_dir),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -77,8 +80,12 @@ class Running:
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "programledger", *args],
-        env=_env(data_dir), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 PROPOSE = """
@@ -107,15 +114,22 @@ def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> N
     auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
     program_id = str(uuid.uuid4())
     proposal = {
-        "programId": program_id, "code": "SMOKE-1", "name": "Smoke test",
-        "objective": "Prove the all-in-one run", "sponsor": "Dana", "owner": "Tom",
-        "priority": 3, "startDate": "2027-01-01", "targetEndDate": "2027-06-30",
+        "programId": program_id,
+        "code": "SMOKE-1",
+        "name": "Smoke test",
+        "objective": "Prove the all-in-one run",
+        "sponsor": "Dana",
+        "owner": "Tom",
+        "priority": 3,
+        "startDate": "2027-01-01",
+        "targetEndDate": "2027-06-30",
         "plannedBudget": {"amountMinor": 100_000, "currency": "EUR"},
         "waitForProjections": True,
-    }  # fmt: skip
+    }
     with httpx.Client(timeout=30) as http:
-        accepted = http.post(graphql, json={"query": PROPOSE, "variables": {"input": proposal}},
-                             headers=auth).json()  # fmt: skip
+        accepted = http.post(
+            graphql, json={"query": PROPOSE, "variables": {"input": proposal}}, headers=auth
+        ).json()
         payload = accepted["data"]["proposeProgram"]
         assert payload["__typename"] == "ProposeProgramSuccess"
         assert payload["projectionsCaughtUp"] is True, "relay and projections run in-process"
@@ -130,8 +144,9 @@ def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> N
         assert program_id in exported.stdout
         assert "leaving it running" in exported.stderr
         second = {**proposal, "programId": str(uuid.uuid4()), "code": "SMOKE-2"}
-        again = http.post(graphql, json={"query": PROPOSE, "variables": {"input": second}},
-                          headers=auth).json()  # fmt: skip
+        again = http.post(
+            graphql, json={"query": PROPOSE, "variables": {"input": second}}, headers=auth
+        ).json()
         assert again["data"]["proposeProgram"]["__typename"] == "ProposeProgramSuccess", again
 
     code, took = run.stop()
@@ -151,7 +166,11 @@ def test_bad_configuration_exits_2_with_one_line() -> None:
     env["PROGRAMLEDGER_DATABASE_URL"] = "mysql://nowhere/x"
     result = subprocess.run(
         [sys.executable, "-m", "programledger", "run"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

@@ -51,8 +51,10 @@ async def client(cluster: list[EmbeddedNats]) -> AsyncIterator[NatsClient]:
 
     nc = await nats.connect(
         [node.url for node in cluster],
-        max_reconnect_attempts=-1, reconnect_time_wait=0.1, error_cb=quiet,
-    )  # fmt: skip
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.1,
+        error_cb=quiet,
+    )
     yield nc
     await nc.close()
 

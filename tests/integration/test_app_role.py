@@ -37,9 +37,19 @@ def _psql() -> str:
 async def app_role(pg_url: str, schema: str) -> AsyncIterator[str]:
     role = f"app_{uuid.uuid4().hex[:10]}"
     psql = await asyncio.create_subprocess_exec(
-        _psql(), pg_url, "-v", "ON_ERROR_STOP=1", "-q", "-v", f"schema={schema}",
-        "-v", f"app_role={role}", "-f", str(ROOT / "infra" / "sql" / "app_role.sql"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        _psql(),
+        pg_url,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+        "-v",
+        f"schema={schema}",
+        "-v",
+        f"app_role={role}",
+        "-f",
+        str(ROOT / "infra" / "sql" / "app_role.sql"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, errors = await psql.communicate()
     assert psql.returncode == 0, errors.decode()
@@ -58,13 +68,15 @@ async def test_app_role_appends_through_the_function_and_cannot_change_events(
         await init_connection(conn)
         await conn.execute(f'SET ROLE "{app_role}"')
 
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2, init=as_app,
-                                      server_settings={"search_path": schema})
+    pool = await asyncpg.create_pool(
+        pg_url, min_size=1, max_size=2, init=as_app, server_settings={"search_path": schema}
+    )
     assert pool is not None
     try:
         store = PostgresEventStore(pool, EventCodec(registry), schema=schema)
-        result = await store.append("note-app", ExpectedVersion.NO_STREAM, [Noted(text="ok")],
-                                    EventMetadata(actor="app"))
+        result = await store.append(
+            "note-app", ExpectedVersion.NO_STREAM, [Noted(text="ok")], EventMetadata(actor="app")
+        )
         assert result.last_version == 1
         assert (await store.verify("note-app")).ok
         async with pool.acquire() as conn:
@@ -103,8 +115,13 @@ async def test_a_temporary_table_cannot_shadow_the_store_inside_append_events(
         )
         store = PostgresEventStore(conn, EventCodec(registry), schema=schema)  # type: ignore[arg-type]
         with pytest.raises(ConcurrencyConflict) as conflict:
-            await store.append("note-forged", 41, [Noted(text="forged")],
-                               EventMetadata(actor="mallory"), connection=conn)
+            await store.append(
+                "note-forged",
+                41,
+                [Noted(text="forged")],
+                EventMetadata(actor="mallory"),
+                connection=conn,
+            )
         assert conflict.value.actual_version == 0
     finally:
         await conn.close()

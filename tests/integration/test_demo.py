@@ -88,9 +88,10 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
         assert isinstance(state, Resource)
         allocations += list(state.allocations)
         overrides += [
-            h.event.data for h in history
+            h.event.data
+            for h in history
             if isinstance(h.event.data, AllocationConfirmed) and h.event.data.override_reason
-        ]  # fmt: skip
+        ]
     assert {a.status for a in allocations} == set(AllocationStatus)
     assert len(overrides) == 1
     assert overrides[0].over_allocation, "the override records what it overrode"

@@ -47,8 +47,9 @@ async def count_events(pool: asyncpg.Pool) -> int:
 async def test_append_and_read_back_with_metadata(event_store: PostgresEventStore) -> None:
     correlation = uuid.uuid4()
     program = uuid.uuid4()
-    meta = EventMetadata(actor="alice", correlation_id=correlation, reason="kick-off",
-                         program_id=program)
+    meta = EventMetadata(
+        actor="alice", correlation_id=correlation, reason="kick-off", program_id=program
+    )
     result = await event_store.append(
         "note-1", ExpectedVersion.NO_STREAM, [Noted(text="a"), Noted(text="b", n=2)], meta
     )
@@ -83,8 +84,10 @@ async def test_expected_version_rules(event_store: PostgresEventStore) -> None:
     assert result.last_version == 2
     result = await event_store.append("note-x", 2, [Noted(text="d")], META)
     assert result.last_version == 3
-    assert [e.data.text for e in await event_store.read_stream("note-x")  # type: ignore[attr-defined]
-            ] == ["first", "c", "d"]
+    assert [
+        e.data.text  # type: ignore[attr-defined]
+        for e in await event_store.read_stream("note-x")
+    ] == ["first", "c", "d"]
 
 
 async def test_32_concurrent_appenders_on_one_stream(
@@ -146,14 +149,20 @@ async def _run_concurrent_scenario(
 
     async def writer(w: int) -> None:
         for i in range(500):
-            await store.append(f"note-r{round_no}w{w}s{i % 25}", ExpectedVersion.ANY,
-                               [Noted(text="x", n=i)], META)
+            await store.append(
+                f"note-r{round_no}w{w}s{i % 25}", ExpectedVersion.ANY, [Noted(text="x", n=i)], META
+            )
 
     async def slow_writer() -> None:
         for k in range(3):
             async with pool.acquire() as conn, conn.transaction():
-                await store.append(f"note-r{round_no}slow{k}", ExpectedVersion.ANY,
-                                   [Noted(text="slow", n=k)], META, connection=conn)
+                await store.append(
+                    f"note-r{round_no}slow{k}",
+                    ExpectedVersion.ANY,
+                    [Noted(text="slow", n=k)],
+                    META,
+                    connection=conn,
+                )
                 await conn.execute("SELECT pg_sleep(0.4)")
 
     async def run_writers() -> None:
@@ -183,8 +192,12 @@ async def _run_concurrent_scenario(
             await asyncio.sleep(0.002)
     await writing
     async with pool.acquire() as conn:
-        committed = [r["position"] for r in await conn.fetch(
-            "SELECT position FROM events WHERE position > $1 ORDER BY position", after)]
+        committed = [
+            r["position"]
+            for r in await conn.fetch(
+                "SELECT position FROM events WHERE position > $1 ORDER BY position", after
+            )
+        ]
     return seen, committed
 
 
@@ -194,8 +207,7 @@ async def test_reader_never_skips_an_event_that_commits_late(
     seen_total: list[int] = []
     last = 0
     for round_no in range(3):
-        seen, committed = await _run_concurrent_scenario(
-            event_store, pool, "safe", round_no, last)
+        seen, committed = await _run_concurrent_scenario(event_store, pool, "safe", round_no, last)
         assert len(seen) == len(set(seen)), "an event was delivered twice"
         assert seen == sorted(seen), "events were delivered out of position order"
         assert seen == committed, "the reader missed events"
@@ -239,8 +251,9 @@ async def _tamper(pool: asyncpg.Pool, *statements: str) -> None:
 
 
 async def _five(store: PostgresEventStore, stream: str) -> None:
-    await store.append(stream, ExpectedVersion.NO_STREAM,
-                       [Noted(text=f"e{i}", n=i) for i in range(1, 6)], META)
+    await store.append(
+        stream, ExpectedVersion.NO_STREAM, [Noted(text=f"e{i}", n=i) for i in range(1, 6)], META
+    )
 
 
 async def test_verify_passes_an_untouched_stream(event_store: PostgresEventStore) -> None:
@@ -256,8 +269,11 @@ async def test_verify_finds_edited_data(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     await _five(event_store, "note-edit")
-    await _tamper(pool, """UPDATE events SET data = jsonb_set(data, '{text}', '"forged"')
-                           WHERE stream_id = 'note-edit' AND version = 3""")
+    await _tamper(
+        pool,
+        """UPDATE events SET data = jsonb_set(data, '{text}', '"forged"')
+                           WHERE stream_id = 'note-edit' AND version = 3""",
+    )
     report = await event_store.verify("note-edit")
     assert not report.ok
     assert report.broken_at_version == 3
@@ -268,8 +284,11 @@ async def test_verify_finds_edited_metadata(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     await _five(event_store, "note-meta")
-    await _tamper(pool, """UPDATE events SET metadata = jsonb_set(metadata, '{actor}', '"mallory"')
-                           WHERE stream_id = 'note-meta' AND version = 4""")
+    await _tamper(
+        pool,
+        """UPDATE events SET metadata = jsonb_set(metadata, '{actor}', '"mallory"')
+                           WHERE stream_id = 'note-meta' AND version = 4""",
+    )
     report = await event_store.verify("note-meta")
     assert (report.ok, report.broken_at_version) == (False, 4)
 
@@ -318,15 +337,19 @@ async def test_idempotent_retry_returns_the_first_result_and_writes_nothing(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     events: list[DomainEvent] = [Noted(text="once"), Noted(text="twice")]
-    first = await event_store.append("note-idem", ExpectedVersion.NO_STREAM, events, META,
-                                     idempotency_key="cmd-1")
+    first = await event_store.append(
+        "note-idem", ExpectedVersion.NO_STREAM, events, META, idempotency_key="cmd-1"
+    )
     before = await count_events(pool)
-    again = await event_store.append("note-idem", ExpectedVersion.NO_STREAM, events, META,
-                                     idempotency_key="cmd-1")
+    again = await event_store.append(
+        "note-idem", ExpectedVersion.NO_STREAM, events, META, idempotency_key="cmd-1"
+    )
     assert not first.replayed
     assert again.replayed
     assert (again.first_position, again.last_position) == (
-        first.first_position, first.last_position)
+        first.first_position,
+        first.last_position,
+    )
     assert again.event_ids == first.event_ids
     assert await count_events(pool) == before
     assert await event_store.find_idempotent("cmd-1") == again
@@ -335,11 +358,18 @@ async def test_idempotent_retry_returns_the_first_result_and_writes_nothing(
 async def test_concurrent_retries_with_one_key_write_once(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
-    results = await asyncio.gather(*(
-        event_store.append("note-idem2", ExpectedVersion.NO_STREAM, [Noted(text="x")], META,
-                           idempotency_key="cmd-2")
-        for _ in range(10)
-    ))
+    results = await asyncio.gather(
+        *(
+            event_store.append(
+                "note-idem2",
+                ExpectedVersion.NO_STREAM,
+                [Noted(text="x")],
+                META,
+                idempotency_key="cmd-2",
+            )
+            for _ in range(10)
+        )
+    )
     assert len({r.last_position for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
     assert await count_events(pool) == 1
@@ -348,14 +378,17 @@ async def test_concurrent_retries_with_one_key_write_once(
 async def test_idempotency_key_reused_for_another_command_is_refused(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
-    await event_store.append("note-k", ExpectedVersion.ANY, [Noted(text="a")], META,
-                             idempotency_key="cmd-3")
+    await event_store.append(
+        "note-k", ExpectedVersion.ANY, [Noted(text="a")], META, idempotency_key="cmd-3"
+    )
     with pytest.raises(IdempotencyKeyReused):
-        await event_store.append("note-k", ExpectedVersion.ANY, [Noted(text="b")], META,
-                                 idempotency_key="cmd-3")
+        await event_store.append(
+            "note-k", ExpectedVersion.ANY, [Noted(text="b")], META, idempotency_key="cmd-3"
+        )
     with pytest.raises(IdempotencyKeyReused):
-        await event_store.append("note-other", ExpectedVersion.ANY, [Noted(text="a")], META,
-                                 idempotency_key="cmd-3")
+        await event_store.append(
+            "note-other", ExpectedVersion.ANY, [Noted(text="a")], META, idempotency_key="cmd-3"
+        )
     assert await count_events(pool) == 1
 
 
@@ -366,13 +399,18 @@ async def test_old_schema_version_is_read_through_the_upcaster(
         await conn.execute(
             "SELECT * FROM append_events('person-1', 'person', NULL, $1, $2, $3, $4, $5, "
             "NULL, NULL, NULL)",
-            [uuid.uuid4()], ["TestRenamed"], [1], [b'{"name": "Ada Lovelace"}'],
+            [uuid.uuid4()],
+            ["TestRenamed"],
+            [1],
+            [b'{"name": "Ada Lovelace"}'],
             b'{"actor": "legacy-import"}',
         )
     await event_store.append("person-1", 1, [Renamed(first="Ada", last="King")], META)
     events = await event_store.read_stream("person-1")
-    assert [e.data for e in events] == [Renamed(first="Ada", last="Lovelace"),
-                                        Renamed(first="Ada", last="King")]
+    assert [e.data for e in events] == [
+        Renamed(first="Ada", last="Lovelace"),
+        Renamed(first="Ada", last="King"),
+    ]
     assert [(e.stored_schema_version, e.schema_version) for e in events] == [(1, 2), (2, 2)]
     async with pool.acquire() as conn:
         stored = await conn.fetchval("SELECT data->>'name' FROM events WHERE version = 1")
@@ -389,8 +427,12 @@ class NotRegistered(DomainEvent, frozen=True, kw_only=True):
     ("stream_id", "events", "expected_field", "message"),
     [
         ("note-1", [NotRegistered(text="x")], "events[0].event_type", "unknown event type"),
-        ("note-1", [Noted(text="ok"), Noted(text=123)],  # type: ignore[arg-type]
-         "events[1]", "does not match its schema"),
+        (
+            "note-1",
+            [Noted(text="ok"), Noted(text=123)],  # type: ignore[arg-type]
+            "events[1]",
+            "does not match its schema",
+        ),
         ("note-1", [Noted(text="x" * 300_000)], "events[0]", "over the limit"),
         ("note-1", [Noted(text="nul\x00byte")], "events[0].text", "NUL character"),
         ("", [Noted(text="x")], "stream_id", "malformed"),
@@ -452,14 +494,16 @@ async def test_read_stream_up_to_a_version_and_a_time(event_store: PostgresEvent
     at_time = await event_store.read_stream("note-t", recorded_before=first.recorded_at)
     assert [e.version for e in at_time] == [1, 2]
     before = await event_store.read_stream(
-        "note-t", recorded_before=first.recorded_at - timedelta(microseconds=1))
+        "note-t", recorded_before=first.recorded_at - timedelta(microseconds=1)
+    )
     assert before == []
 
 
 async def test_read_all_pages_in_position_order(event_store: PostgresEventStore) -> None:
     for i in range(25):
-        result = await event_store.append(f"note-p{i % 3}", ExpectedVersion.ANY,
-                                          [Noted(text="p", n=i)], META)
+        result = await event_store.append(
+            f"note-p{i % 3}", ExpectedVersion.ANY, [Noted(text="p", n=i)], META
+        )
     await readable(event_store, result.last_position)
     seen: list[int] = []
     last = 0
@@ -468,17 +512,21 @@ async def test_read_all_pages_in_position_order(event_store: PostgresEventStore)
         last = page[-1].position
     assert seen == sorted(seen)
     assert len(seen) == 25
-    assert [e.data.n for e in await event_store.read_all(0, 100)  # type: ignore[attr-defined]
-            ] == list(range(25))
+    assert [
+        e.data.n  # type: ignore[attr-defined]
+        for e in await event_store.read_all(0, 100)
+    ] == list(range(25))
 
 
 async def test_recorded_time_never_goes_back_in_position_order(
     event_store: PostgresEventStore,
 ) -> None:
-    results = await asyncio.gather(*(
-        event_store.append(f"note-c{i}", ExpectedVersion.ANY, [Noted(text="t")], META)
-        for i in range(50)
-    ))
+    results = await asyncio.gather(
+        *(
+            event_store.append(f"note-c{i}", ExpectedVersion.ANY, [Noted(text="t")], META)
+            for i in range(50)
+        )
+    )
     await readable(event_store, max(r.last_position for r in results))
     events = await event_store.read_all(0, 100)
     times = [e.recorded_at for e in events]
@@ -491,10 +539,12 @@ async def test_append_notifies_listeners_with_the_last_position(
     received: asyncio.Queue[str] = asyncio.Queue()
     conn = await asyncpg.connect(pg_url)
     try:
-        await conn.add_listener(event_store.notify_channel,
-                                lambda *args: received.put_nowait(args[3]))
-        result = await event_store.append("note-n", ExpectedVersion.ANY,
-                                          [Noted(text="a"), Noted(text="b")], META)
+        await conn.add_listener(
+            event_store.notify_channel, lambda *args: received.put_nowait(args[3])
+        )
+        result = await event_store.append(
+            "note-n", ExpectedVersion.ANY, [Noted(text="a"), Noted(text="b")], META
+        )
         payload = await asyncio.wait_for(received.get(), timeout=5)
     finally:
         await conn.close()
@@ -510,8 +560,9 @@ async def test_append_inside_a_transaction_that_already_wrote_is_refused(
         await conn.execute("CREATE TEMP TABLE scratch (x int)")
         await conn.execute("INSERT INTO scratch VALUES (1)")
         with pytest.raises(asyncpg.PostgresError, match="first write"):
-            await event_store.append("note-tx", ExpectedVersion.ANY, [Noted(text="x")],
-                                     META, connection=conn)
+            await event_store.append(
+                "note-tx", ExpectedVersion.ANY, [Noted(text="x")], META, connection=conn
+            )
         await tx.rollback()
     assert await count_events(pool) == 0
 
@@ -522,20 +573,20 @@ async def test_rolled_back_append_leaves_nothing_and_readers_move_on(
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
-        await event_store.append("note-rb", ExpectedVersion.ANY, [Noted(text="gone")], META,
-                                 connection=conn)
+        await event_store.append(
+            "note-rb", ExpectedVersion.ANY, [Noted(text="gone")], META, connection=conn
+        )
         await tx.rollback()
-    after = await event_store.append("note-rb", ExpectedVersion.NO_STREAM, [Noted(text="kept")],
-                                     META)
+    after = await event_store.append(
+        "note-rb", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META
+    )
     await readable(event_store, after.last_position)
     events = await event_store.read_all(0, 10)
     assert [e.position for e in events] == [after.last_position]
     assert (await event_store.verify("note-rb")).ok
 
 
-async def test_migrations_are_idempotent_and_guard_their_history(
-    pg_url: str, schema: str
-) -> None:
+async def test_migrations_are_idempotent_and_guard_their_history(pg_url: str, schema: str) -> None:
     conn = await asyncpg.connect(pg_url)
     try:
         assert await migrate(conn, schema) == []
@@ -584,9 +635,11 @@ async def test_shares_of_the_log_are_disjoint_and_together_all_of_it(
     """What a rebuild in shares reads: each stream whole in one share, every event once."""
     for n in range(30):
         await event_store.append(
-            f"note-s{n}", ExpectedVersion.ANY, [Noted(text="a"), Noted(text="b", n=n)],
+            f"note-s{n}",
+            ExpectedVersion.ANY,
+            [Noted(text="a"), Noted(text="b", n=n)],
             EventMetadata(actor="alice"),
-        )  # fmt: skip
+        )
     through = await event_store.head_position()
     everything = await event_store.read_all_raw(0, 1000)
     shares = [await _share(event_store, through, share) for share in range(3)]
@@ -596,16 +649,22 @@ async def test_shares_of_the_log_are_disjoint_and_together_all_of_it(
     streams = [{e.stream_id for e in share} for share in shares]
     assert sum(len(s) for s in streams) == len(set.union(*streams)) == 30
     with pytest.raises(ValueError, match="share"):
-        await event_store.read_share(0, through, event_types={"TestNoted"}, key="stream",
-                                     shares=3, share=3)  # fmt: skip
+        await event_store.read_share(
+            0, through, event_types={"TestNoted"}, key="stream", shares=3, share=3
+        )
 
 
 async def _share(store: PostgresEventStore, through: int, share: int) -> list[RawEvent]:
     """Every event of one share, in pages of 7."""
     found: list[RawEvent] = []
     while page := await store.read_share(
-        found[-1].position if found else 0, through, event_types={"TestNoted"},
-        key="stream", shares=3, share=share, limit=7,
-    ):  # fmt: skip
+        found[-1].position if found else 0,
+        through,
+        event_types={"TestNoted"},
+        key="stream",
+        shares=3,
+        share=share,
+        limit=7,
+    ):
         found.extend(page)
     return found

@@ -92,9 +92,11 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
     for event in events:
         record = stored[event.event_id]
         assert (event.stream_id, event.version, event.actor, event.correlation_id) == (
-            record.stream_id, record.version, record.metadata.actor,
+            record.stream_id,
+            record.version,
+            record.metadata.actor,
             record.metadata.correlation_id,
-        )  # fmt: skip
+        )
         assert event.hash == record.hash.hex()
         assert event.recorded_at == record.recorded_at
         # Only this program's events, and the allocated resources' own facts.

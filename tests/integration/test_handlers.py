@@ -83,9 +83,7 @@ def ctx(**fields: Any) -> CommandContext:
     return CommandContext(actor=ACTOR, **fields)
 
 
-async def new_program(
-    app: Application, *, code: str | None = None, active: bool = True
-) -> UUID:
+async def new_program(app: Application, *, code: str | None = None, active: bool = True) -> UUID:
     program_id = uuid4()
     await app.handle(
         propose_program(program_id=program_id, code=code or f"P{program_id.hex[:8].upper()}"),
@@ -246,8 +244,9 @@ async def test_a_program_from_proposal_to_confirmed_staffing(
     identify_risk = identify(program_id, workstream_id)
     identified = await app.handle(identify_risk, ctx())
     assert (identified.stream_id, identified.version) == (f"risk-{identify_risk.risk_id}", 1)
-    assessed = await app.handle(AssessRisk(risk_id=identify_risk.risk_id, probability=4, impact=5),
-                                ctx())
+    assessed = await app.handle(
+        AssessRisk(risk_id=identify_risk.risk_id, probability=4, impact=5), ctx()
+    )
     assert assessed.version == 2
 
     await app.handle(register("alice.martin"), ctx())
@@ -255,8 +254,9 @@ async def test_a_program_from_proposal_to_confirmed_staffing(
     second = propose_allocation("alice.martin", program_id, 40)
     for command in (first, second):
         await app.handle(command, ctx())
-    await app.handle(ConfirmAllocation(resource_key="alice.martin",
-                                       allocation_id=first.allocation_id), ctx())
+    await app.handle(
+        ConfirmAllocation(resource_key="alice.martin", allocation_id=first.allocation_id), ctx()
+    )
     confirmed = await app.handle(
         ConfirmAllocation(resource_key="alice.martin", allocation_id=second.allocation_id), ctx()
     )
@@ -320,8 +320,10 @@ async def test_a_context_without_correlation_id_gets_one_shared_by_its_appends(
 async def test_history_gives_the_state_after_each_event(app: Application) -> None:
     program_id = await new_program(app)
     workstream_id = await add_workstream(app, program_id)
-    await app.handle(ReportProgramHealth(program_id=program_id, health=Health.AMBER,
-                                         summary="vendor late"), ctx())
+    await app.handle(
+        ReportProgramHealth(program_id=program_id, health=Health.AMBER, summary="vendor late"),
+        ctx(),
+    )
     identify_risk = identify(program_id, workstream_id)
     await app.handle(identify_risk, ctx())
     await app.handle(AssessRisk(risk_id=identify_risk.risk_id, probability=2, impact=2), ctx())
@@ -421,8 +423,9 @@ async def test_moving_a_risk_to_a_workstream_checks_it_exists(app: Application) 
     identify_risk = identify(program_id)
     await app.handle(identify_risk, ctx())
     with pytest.raises(ValidationError) as refused:
-        await app.handle(UpdateRiskDetails(risk_id=identify_risk.risk_id,
-                                           workstream_id=uuid4()), ctx())
+        await app.handle(
+            UpdateRiskDetails(risk_id=identify_risk.risk_id, workstream_id=uuid4()), ctx()
+        )
     assert [issue.path for issue in refused.value.issues] == ["workstream_id"]
     moved = await app.handle(
         UpdateRiskDetails(risk_id=identify_risk.risk_id, workstream_id=workstream_id), ctx()
@@ -435,11 +438,13 @@ async def test_risks_of_a_finished_program_can_still_be_wound_down(app: Applicat
     identify_risk = identify(program_id)
     await app.handle(identify_risk, ctx())
     await app.handle(AssessRisk(risk_id=identify_risk.risk_id, probability=1, impact=1), ctx())
-    await app.handle(AcceptRisk(risk_id=identify_risk.risk_id, rationale="tiny",
-                                approved_by="Dana"), ctx())
+    await app.handle(
+        AcceptRisk(risk_id=identify_risk.risk_id, rationale="tiny", approved_by="Dana"), ctx()
+    )
     await app.handle(CompleteProgram(program_id=program_id, reason="shipped"), ctx())
-    closed = await app.handle(CloseRisk(risk_id=identify_risk.risk_id, reason="program done"),
-                              ctx())
+    closed = await app.handle(
+        CloseRisk(risk_id=identify_risk.risk_id, reason="program done"), ctx()
+    )
     assert closed.version == 4
 
 
@@ -592,8 +597,10 @@ async def test_a_code_held_for_a_program_that_took_another_code_is_freed(
     taken_over = await app.handle(propose_program(program_id=second, code="OLD-1"), ctx())
     assert taken_over.version == 1
     holders = await event_store.read_stream(program_code_stream_id("OLD-1"))
-    assert [r.data.program_id for r in holders  # type: ignore[attr-defined]
-            ] == [first, second]
+    assert [
+        r.data.program_id  # type: ignore[attr-defined]
+        for r in holders
+    ] == [first, second]
     with pytest.raises(AlreadyExists):
         await app.handle(propose_program(program_id=uuid4(), code="NEW-1"), ctx())
 
@@ -657,7 +664,9 @@ async def test_a_conflict_without_a_client_version_is_decided_again(
     assert result.version == 5
     stored = await event_store.read_stream(f"program-{program_id}")
     assert [e.data.summary for e in stored[2:]] == [  # type: ignore[attr-defined]
-        "rival", "rival", "mine"
+        "rival",
+        "rival",
+        "mine",
     ]
 
 
@@ -682,8 +691,13 @@ async def test_concurrent_commands_on_one_program_all_succeed(
     async def add(i: int) -> CommandResult:
         await start.wait()
         return await app.handle(
-            AddWorkstream(program_id=program_id, workstream_id=uuid4(), name=f"Stream {i}",
-                          lead="Priya", department=Department.ENGINEERING),
+            AddWorkstream(
+                program_id=program_id,
+                workstream_id=uuid4(),
+                name=f"Stream {i}",
+                lead="Priya",
+                department=Department.ENGINEERING,
+            ),
             ctx(),
         )
 
@@ -751,8 +765,11 @@ async def test_an_override_with_a_reason_is_accepted_and_recorded(
         ConfirmAllocation(resource_key="gus", allocation_id=first.allocation_id), ctx()
     )
     result = await app.handle(
-        ConfirmAllocation(resource_key="gus", allocation_id=second.allocation_id,
-                          override_reason="launch week, agreed with Gus"),
+        ConfirmAllocation(
+            resource_key="gus",
+            allocation_id=second.allocation_id,
+            override_reason="launch week, agreed with Gus",
+        ),
         ctx(reason="launch"),
     )
     stored = (await event_store.read_stream("resource-gus"))[-1]
@@ -777,7 +794,10 @@ async def test_a_repeated_command_returns_the_first_result_and_writes_nothing(
     assert again.replayed
     assert not first.replayed
     assert (again.last_position, again.version, again.event_ids, again.events) == (
-        first.last_position, first.version, first.event_ids, first.events
+        first.last_position,
+        first.version,
+        first.event_ids,
+        first.events,
     )
     assert await head(event_store) == written
     assert (await app.load_program(program_id)).version == 3

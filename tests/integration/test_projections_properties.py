@@ -289,7 +289,12 @@ async def _check_utilisation_pages(pool: asyncpg.Pool, at: int) -> None:
             after = None
             while True:
                 page = await utilisation(
-                    pool, **period, sort=sort, first=3, after=after, count=count  # type: ignore[arg-type]
+                    pool,
+                    **period,  # type: ignore[arg-type]
+                    sort=sort,
+                    first=3,
+                    after=after,
+                    count=count,
                 )
                 assert page.total_count == (everything.total_count if count else None)
                 seen.extend(page.items)

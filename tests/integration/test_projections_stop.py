@@ -91,20 +91,39 @@ async def _bulk_history(store: PostgresEventStore, programs: int, reports: int) 
         pid = uuid4()
         stream = f"program-{pid}"
         metadata = EventMetadata(actor="tom", program_id=pid)
-        await store.append(stream, ExpectedVersion.NO_STREAM, [
-            ProgramProposed(program_id=pid, code=f"STOP{n}", name=f"Program {n}",
-                            description=None, objective="Ship", objective_key=None,
-                            sponsor="Dana", owner="Tom", priority=2, start_date=DAY,
-                            target_end_date=DAY, planned_budget=Money(amount_minor=1,
-                            currency="EUR")),
-            ProgramActivated(program_id=pid),
-        ], metadata)  # fmt: skip
+        await store.append(
+            stream,
+            ExpectedVersion.NO_STREAM,
+            [
+                ProgramProposed(
+                    program_id=pid,
+                    code=f"STOP{n}",
+                    name=f"Program {n}",
+                    description=None,
+                    objective="Ship",
+                    objective_key=None,
+                    sponsor="Dana",
+                    owner="Tom",
+                    priority=2,
+                    start_date=DAY,
+                    target_end_date=DAY,
+                    planned_budget=Money(amount_minor=1, currency="EUR"),
+                ),
+                ProgramActivated(program_id=pid),
+            ],
+            metadata,
+        )
         health = list(Health)
         for start in range(0, reports, 500):
-            await store.append(stream, ExpectedVersion.ANY, [
-                ProgramHealthReported(program_id=pid, health=health[i % 3], summary=f"week {i}")
-                for i in range(start, min(start + 500, reports))
-            ], metadata)  # fmt: skip
+            await store.append(
+                stream,
+                ExpectedVersion.ANY,
+                [
+                    ProgramHealthReported(program_id=pid, health=health[i % 3], summary=f"week {i}")
+                    for i in range(start, min(start + 500, reports))
+                ],
+                metadata,
+            )
 
 
 async def test_a_runner_stops_promptly_while_rebuilding_and_leaves_the_live_tables(

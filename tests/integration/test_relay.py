@@ -103,8 +103,10 @@ async def test_concurrent_writers_arrive_once_each_in_position_order_with_header
         assert message.headers["Programledger-Schema-Version"] == "1"
         assert message.headers["Programledger-Correlation-Id"] == str(event.metadata.correlation_id)
         assert (envelope.event_id, envelope.stream_id, envelope.version) == (
-            event.event_id, event.stream_id, event.version,
-        )  # fmt: skip
+            event.event_id,
+            event.stream_id,
+            event.version,
+        )
         assert envelope.recorded_at == event.recorded_at
         assert (envelope.actor, envelope.program_id) == ("test", event.metadata.program_id)
         assert envelope.correlation_id == event.metadata.correlation_id
@@ -129,9 +131,12 @@ async def test_old_schema_versions_are_published_upcast(
         await conn.execute(
             "SELECT * FROM append_events('person-1', 'person', NULL, $1, $2, $3, $4, $5, "
             "NULL, NULL, NULL)",
-            [uuid.uuid4()], ["TestRenamed"], [1], [b'{"name": "Ada Lovelace"}'],
+            [uuid.uuid4()],
+            ["TestRenamed"],
+            [1],
+            [b'{"name": "Ada Lovelace"}'],
             b'{"actor": "legacy-import"}',
-        )  # fmt: skip
+        )
     relays.start()
     await wait_for_messages(js, subject_prefix, 1, within=10)
     [message] = await stored_messages(js, subject_prefix)

@@ -156,9 +156,18 @@ class RelayProcess:
 
     def __init__(self, pg_url: str, schema: str, nats_url: str, prefix: str) -> None:
         self.argv = [
-            sys.executable, "-m", "tests.support.relay_process",
-            "--pg", pg_url, "--schema", schema, "--nats", nats_url, "--prefix", prefix,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.support.relay_process",
+            "--pg",
+            pg_url,
+            "--schema",
+            schema,
+            "--nats",
+            nats_url,
+            "--prefix",
+            prefix,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -9,9 +9,26 @@ from nats.aio.client import Client as NatsClient
 from programledger.adapters.nats.client import Client
 
 _pieces = st.sampled_from(
-    [b"Nats-Msg-Id", b"Programledger-Position", b":", b": ", b"\r\n", b" ", b"\t", b"\x1c",
-     b"\x0b", b"a b", b"\xc3\xa9", b"\xff", b"value", b"12", b"", b"\r", b"\n"]
-)  # fmt: skip
+    [
+        b"Nats-Msg-Id",
+        b"Programledger-Position",
+        b":",
+        b": ",
+        b"\r\n",
+        b" ",
+        b"\t",
+        b"\x1c",
+        b"\x0b",
+        b"a b",
+        b"\xc3\xa9",
+        b"\xff",
+        b"value",
+        b"12",
+        b"",
+        b"\r",
+        b"\n",
+    ]
+)
 
 
 @given(st.lists(_pieces, max_size=30).map(b"".join) | st.binary(max_size=200))

@@ -317,8 +317,11 @@ def test_there_is_one_example_of_each_command() -> None:
 )
 @pytest.mark.parametrize(
     "command",
-    [c for c in _one_of_each_command()
-     if type(c).__name__ not in ("ProposeProgram", "RecordLesson")],
+    [
+        c
+        for c in _one_of_each_command()
+        if type(c).__name__ not in ("ProposeProgram", "RecordLesson")
+    ],
     ids=lambda c: type(c).__name__,
 )
 def test_a_finished_program_refuses_every_command(final: Any, command: ProgramCommand) -> None:

@@ -63,14 +63,16 @@ class CommandContext(msgspec.Struct, frozen=True, kw_only=True):
         if reason is not None and (
             not reason.strip() or len(reason) > _REASON_MAX or "\x00" in reason
         ):
-            issues.append(FieldIssue(
-                "reason", f"must be non-blank text of at most {_REASON_MAX} characters, no NUL"
-            ))
+            issues.append(
+                FieldIssue(
+                    "reason", f"must be non-blank text of at most {_REASON_MAX} characters, no NUL"
+                )
+            )
         key = self.idempotency_key
         if key is not None and not (0 < len(key) <= _KEY_MAX and "\x00" not in key):
-            issues.append(FieldIssue(
-                "idempotency_key", f"must be 1-{_KEY_MAX} characters without NUL"
-            ))
+            issues.append(
+                FieldIssue("idempotency_key", f"must be 1-{_KEY_MAX} characters without NUL")
+            )
         version = self.expected_version
         if version is not None and (
             isinstance(version, bool) or not isinstance(version, int) or version < 0

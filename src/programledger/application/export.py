@@ -256,4 +256,3 @@ def _exported(record: RecordedEvent) -> ExportedEvent:
         hash=record.hash.hex(),
         data=msgspec.Raw(_encoder.encode(record.data)),
     )
-

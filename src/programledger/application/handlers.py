@@ -206,19 +206,26 @@ class Application:
             case ProposeProgram():
                 reserve = functools.partial(self._reserve_code, command, context)
                 stream_id = program_stream_id(command.program_id)
-                return await run(_PROGRAMS, stream_id, command.program_id, command,
-                                 before_append=reserve)
+                return await run(
+                    _PROGRAMS, stream_id, command.program_id, command, before_append=reserve
+                )
             case _ if isinstance(command, ProgramCommand):
                 stream_id = program_stream_id(command.program_id)
                 return await run(_PROGRAMS, stream_id, command.program_id, command)
             case _ if isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
-                return await run(_RISKS, stream_id, command.risk_id, command,
-                                 references=self._risk_references)
+                return await run(
+                    _RISKS, stream_id, command.risk_id, command, references=self._risk_references
+                )
             case _ if isinstance(command, ResourceCommand):
                 stream_id = resource_stream_id(command.resource_key)
-                return await run(_RESOURCES, stream_id, command.resource_key, command,
-                                 references=self._allocation_references)
+                return await run(
+                    _RESOURCES,
+                    stream_id,
+                    command.resource_key,
+                    command,
+                    references=self._allocation_references,
+                )
         raise TypeError(f"{type(command).__name__} is not a command this application handles")
 
     # Queries
@@ -418,10 +425,12 @@ class Application:
         if workstream_id is not None and all(
             w.workstream_id != workstream_id for w in target.workstreams
         ):
-            return [FieldIssue(
-                "workstream_id",
-                f"workstream {workstream_id} does not exist in program {target.code}",
-            )]
+            return [
+                FieldIssue(
+                    "workstream_id",
+                    f"workstream {workstream_id} does not exist in program {target.code}",
+                )
+            ]
         return []
 
 

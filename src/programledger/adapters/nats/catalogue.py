@@ -68,10 +68,11 @@ def _clean_descriptions(node: Any) -> Any:
     """msgspec copies docstrings with their source indentation."""
     if isinstance(node, dict):
         return {
-            k: inspect.cleandoc(v) if k == "description" and isinstance(v, str)
+            k: inspect.cleandoc(v)
+            if k == "description" and isinstance(v, str)
             else _clean_descriptions(v)
             for k, v in node.items()
-        }  # fmt: skip
+        }
     if isinstance(node, list):
         return [_clean_descriptions(v) for v in node]
     return node

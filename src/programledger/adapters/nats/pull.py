@@ -211,4 +211,3 @@ async def resume_sequence(
         if oldest > position + 1:
             raise EventsExpired(position, oldest)
     return start
-

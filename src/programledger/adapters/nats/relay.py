@@ -538,26 +538,39 @@ class Relay:
                     "relay %s: stream %s ends at position %d but the checkpoint is %d: the "
                     "server lost its last messages (killed without replication?); "
                     "publishing positions %d-%d again",
-                    self._settings.name, name, tail, checkpoint, tail + 1, checkpoint,
-                )  # fmt: skip
+                    self._settings.name,
+                    name,
+                    tail,
+                    checkpoint,
+                    tail + 1,
+                    checkpoint,
+                )
             elif tail > checkpoint:
                 log.info(
                     "relay %s: stream %s already holds events up to position %d, past the "
                     "checkpoint %d (stored before the ack or checkpoint was recorded); "
                     "continuing from there",
-                    self._settings.name, name, tail, checkpoint,
-                )  # fmt: skip
+                    self._settings.name,
+                    name,
+                    tail,
+                    checkpoint,
+                )
         elif info.state.messages > 0:
             log.warning(
                 "relay %s: the last message of stream %s was not published by a relay; "
-                "continuing from the checkpoint %d", self._settings.name, name, checkpoint,
-            )  # fmt: skip
+                "continuing from the checkpoint %d",
+                self._settings.name,
+                name,
+                checkpoint,
+            )
         elif checkpoint > 0 and last_seq == 0:
             log.warning(
                 "relay %s: stream %s is new but the checkpoint is %d: continuing from there; "
                 "reset the checkpoint to publish the history again (docs/events.md)",
-                self._settings.name, name, checkpoint,
-            )  # fmt: skip
+                self._settings.name,
+                name,
+                checkpoint,
+            )
         self.stats.resyncs += 1
         self._acked = start
         self._progress.set()

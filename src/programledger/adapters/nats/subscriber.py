@@ -202,8 +202,11 @@ class EventSubscription:
             try:
                 envelope = decode_envelope(msg.data)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                log.error("terminating a message on %s that is not an event envelope: %s",
-                          msg.subject, exc)  # fmt: skip
+                log.error(
+                    "terminating a message on %s that is not an event envelope: %s",
+                    msg.subject,
+                    exc,
+                )
                 await msg.term()
                 self.skipped += 1
                 continue

@@ -140,8 +140,9 @@ def _check_metadata(metadata: EventMetadata) -> None:
     if not isinstance(metadata, EventMetadata):
         raise InvalidAppend("metadata must be an EventMetadata", field="metadata")
     if not metadata.actor or not metadata.actor.strip():
-        raise InvalidAppend("metadata.actor is required: every event says who caused it",
-                            field="metadata.actor")
+        raise InvalidAppend(
+            "metadata.actor is required: every event says who caused it", field="metadata.actor"
+        )
     for name, limit in _MAX_TEXT.items():
         value = getattr(metadata, name)
         if value is not None and len(value) > limit:
@@ -151,8 +152,10 @@ def _check_metadata(metadata: EventMetadata) -> None:
             )
     where = find_nul(msgspec.to_builtins(metadata))
     if where is not None:
-        raise InvalidAppend(f"metadata has a NUL character at {where.replace('$', 'metadata')}",
-                            field=where.replace("$", "metadata"))
+        raise InvalidAppend(
+            f"metadata has a NUL character at {where.replace('$', 'metadata')}",
+            field=where.replace("$", "metadata"),
+        )
 
 
 def _fingerprint(
@@ -196,8 +199,7 @@ class CommitNotifier:
                 async with self._pool.acquire() as conn:
                     await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                log.warning("NOTIFY of position %d failed (listeners will poll): %s",
-                            position, exc)
+                log.warning("NOTIFY of position %d failed (listeners will poll): %s", position, exc)
                 return
             self._sent = position
 
@@ -281,7 +283,8 @@ class PostgresEventStore:
                 row = await connection.fetchrow(_APPEND, *args)
                 if row is not None and not row["replayed"]:
                     await connection.execute(
-                        "SELECT pg_notify($1, $2)", self.notify_channel,
+                        "SELECT pg_notify($1, $2)",
+                        self.notify_channel,
                         str(row["last_position"]),
                     )
             else:

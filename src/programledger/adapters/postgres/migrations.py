@@ -72,9 +72,7 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> list[Migration]:
         )
     for migration in available_migrations():
         async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock_key
-            )
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock_key)
             row = await conn.fetchrow(
                 "SELECT name, checksum FROM schema_migrations WHERE version = $1",
                 migration.version,

@@ -107,4 +107,3 @@ async def verify_page(
         position = page[-1]
     more = await store.stream_ids(after=position, limit=1)
     return results, position if more else None
-

@@ -95,10 +95,18 @@ async def _by_program(
     filters = Filters()
     filters.any_of("program_id", program_ids, "uuid")
     page = await fetch_page(
-        reads, spec, filters, sort=sort, descending=descending, first=NESTED_LIMIT,
-        after=None, as_of=position, extra_select=extra_select, extra_args=extra_args,
+        reads,
+        spec,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=NESTED_LIMIT,
+        after=None,
+        as_of=position,
+        extra_select=extra_select,
+        extra_args=extra_args,
         count=False,
-    )  # fmt: skip
+    )
     grouped: defaultdict[UUID, list[T]] = defaultdict(list)
     for item in page.items:
         grouped[getattr(item, "program_id")].append(item)  # noqa: B009 - T has it

@@ -283,11 +283,21 @@ async def _programs(
     f = filter or ProgramFilter()
     wanted = _nested_lists(info, ("nodes",), ("edges", "node"))
     async with one_connection(info.context.services.pool) as reads:
-        page = await _read(programs.list_programs(
-            reads, status=f.status, health=f.health, priority=f.priority, owner=f.owner,
-            sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
-            count=counts(info),
-        ))  # fmt: skip
+        page = await _read(
+            programs.list_programs(
+                reads,
+                status=f.status,
+                health=f.health,
+                priority=f.priority,
+                owner=f.owner,
+                sort=order_by.value,
+                descending=descending,
+                first=first,
+                after=after,
+                as_of=when,
+                count=counts(info),
+            )
+        )
         ids = [p.program_id for p in page.items]
         nested = await read_nested(reads, ids, page.as_of_position, wanted)
     return connection(page, lambda p: ProgramType.of(p, nested))
@@ -323,12 +333,21 @@ async def _risks(
         clause = "is_open AND coalesce(next_review_on < {}, false)"
         filters.where(clause if f.review_overdue else f"NOT ({clause})", day)
     filters.equals("needs_response", f.needs_response)
-    page = await _read(fetch_page(
-        pool, risks.LIST, filters, sort=order_by.value, descending=descending, first=first,
-        after=after, as_of=when,
-        extra_select=", (is_open AND coalesce(next_review_on < {}, false)) AS overdue",
-        extra_args=(day,), count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        fetch_page(
+            pool,
+            risks.LIST,
+            filters,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            extra_select=", (is_open AND coalesce(next_review_on < {}, false)) AS overdue",
+            extra_args=(day,),
+            count=counts(info),
+        )
+    )
     return connection(page, RiskType.of)
 
 
@@ -360,13 +379,23 @@ async def _milestones(
     as_of_position: SafeInt | None = None,
 ) -> Connection[MilestoneType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(milestones.list_milestones(
-        info.context.services.pool,
-        program_id=_uuid(program_id, "programId"),
-        workstream_id=_uuid(workstream_id, "workstreamId"), status=status,
-        due_from=due_from, due_to=due_to, slipped_only=slipped_only, sort=order_by.value,
-        descending=descending, first=first, after=after, as_of=when, count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        milestones.list_milestones(
+            info.context.services.pool,
+            program_id=_uuid(program_id, "programId"),
+            workstream_id=_uuid(workstream_id, "workstreamId"),
+            status=status,
+            due_from=due_from,
+            due_to=due_to,
+            slipped_only=slipped_only,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
     return connection(page, MilestoneType.of)
 
 
@@ -384,13 +413,21 @@ async def _dependencies(
     as_of_position: SafeInt | None = None,
 ) -> Connection[DependencyType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(milestones.list_dependencies(
-        info.context.services.pool,
-        program_id=_uuid(program_id, "programId"),
-        target_program_id=_uuid(target_program_id, "targetProgramId"), status=status,
-        needed_by_to=needed_by_to, sort=order_by.value, descending=descending, first=first,
-        after=after, as_of=when, count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        milestones.list_dependencies(
+            info.context.services.pool,
+            program_id=_uuid(program_id, "programId"),
+            target_program_id=_uuid(target_program_id, "targetProgramId"),
+            status=status,
+            needed_by_to=needed_by_to,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
     return connection(page, DependencyType.of)
 
 
@@ -407,12 +444,20 @@ async def _decisions(
     as_of_position: SafeInt | None = None,
 ) -> Connection[DecisionType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(decisions.list_decisions(
-        info.context.services.pool,
-        program_id=_uuid(program_id, "programId"), in_force=in_force, decided_by=decided_by,
-        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
-        count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        decisions.list_decisions(
+            info.context.services.pool,
+            program_id=_uuid(program_id, "programId"),
+            in_force=in_force,
+            decided_by=decided_by,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
     return connection(page, DecisionType.of)
 
 
@@ -428,11 +473,19 @@ async def _resources(
     as_of_position: SafeInt | None = None,
 ) -> Connection[ResourceType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(allocations.list_resources(
-        info.context.services.pool, department=department, kind=kind,
-        sort=order_by.value, descending=descending, first=first, after=after, as_of=when,
-        count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        allocations.list_resources(
+            info.context.services.pool,
+            department=department,
+            kind=kind,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
     return connection(page, ResourceType.of)
 
 
@@ -448,13 +501,22 @@ async def _allocations(
 ) -> Connection[AllocationType]:
     when = _as_of(info, as_of, as_of_position)
     f = filter or AllocationFilter()
-    page = await _read(allocations.list_allocations(
-        info.context.services.pool, resource_key=f.resource_key,
-        program_id=_uuid(f.program_id, "programId"),
-        workstream_id=_uuid(f.workstream_id, "workstreamId"), status=f.status,
-        active_on=f.active_on, sort=order_by.value, descending=descending, first=first,
-        after=after, as_of=when, count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        allocations.list_allocations(
+            info.context.services.pool,
+            resource_key=f.resource_key,
+            program_id=_uuid(f.program_id, "programId"),
+            workstream_id=_uuid(f.workstream_id, "workstreamId"),
+            status=f.status,
+            active_on=f.active_on,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
     return connection(page, AllocationType.of)
 
 
@@ -471,11 +533,19 @@ async def _utilization(
 ) -> UtilisationType:
     """Weekly load in the valid-time period, as known at ``knownAt`` (now by default)."""
     when = _as_of(info, known_at, known_at_position)
-    page = await _read(allocations.utilisation(
-        info.context.services.pool, start=from_, end=to,
-        resource_key=resource_key, over_allocated_only=over_allocated_only, known_at=when,
-        first=first, after=after, count=counts(info, "weeks"),
-    ))  # fmt: skip
+    page = await _read(
+        allocations.utilisation(
+            info.context.services.pool,
+            start=from_,
+            end=to,
+            resource_key=resource_key,
+            over_allocated_only=over_allocated_only,
+            known_at=when,
+            first=first,
+            after=after,
+            count=counts(info, "weeks"),
+        )
+    )
     weeks = connection(page, UtilisationWeekType.of)
     return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
 
@@ -488,13 +558,23 @@ async def _audit_trail(
     after: str | None = None,
 ) -> Connection[AuditEntryType]:
     f = filter or AuditFilter()
-    page = await _read(audit.audit_trail(
-        info.context.services.pool, stream_id=f.stream_id,
-        entity_id=f.entity_id, program_id=_uuid(f.program_id, "programId"), actor=f.actor,
-        event_types=f.event_types, correlation_id=_uuid(f.correlation_id, "correlationId"),
-        recorded_from=f.from_, recorded_to=f.to, newest_first=newest_first, first=first,
-        after=after, count=counts(info),
-    ))  # fmt: skip
+    page = await _read(
+        audit.audit_trail(
+            info.context.services.pool,
+            stream_id=f.stream_id,
+            entity_id=f.entity_id,
+            program_id=_uuid(f.program_id, "programId"),
+            actor=f.actor,
+            event_types=f.event_types,
+            correlation_id=_uuid(f.correlation_id, "correlationId"),
+            recorded_from=f.from_,
+            recorded_to=f.to,
+            newest_first=newest_first,
+            first=first,
+            after=after,
+            count=counts(info),
+        )
+    )
     return connection(page, AuditEntryType.of)
 
 
@@ -536,9 +616,12 @@ async def _history(
 
 def _integrity(result: StreamVerification) -> StreamIntegrity:
     return StreamIntegrity(
-        stream_id=result.stream_id, ok=result.ok, events_checked=result.events_checked,
-        broken_at_version=result.broken_at_version, problem=result.problem,
-    )  # fmt: skip
+        stream_id=result.stream_id,
+        ok=result.ok,
+        events_checked=result.events_checked,
+        broken_at_version=result.broken_at_version,
+        problem=result.problem,
+    )
 
 
 VERIFY_PAGE = 200
@@ -565,9 +648,12 @@ async def _verify_integrity(
         for result in results:
             summary.add(result)
     return IntegrityReport(
-        ok=summary.ok, streams=summary.streams, events=summary.events,
-        broken=[_integrity(b) for b in summary.broken], next_after_stream_id=next_after,
-    )  # fmt: skip
+        ok=summary.ok,
+        streams=summary.streams,
+        events=summary.events,
+        broken=[_integrity(b) for b in summary.broken],
+        next_after_stream_id=next_after,
+    )
 
 
 async def _projection_status(info: ApiInfo) -> list[ProjectionStatusType]:
@@ -590,9 +676,10 @@ _AS_OF = " asOf, asOfPosition: auditor or admin."
 class Query:
     me: Me = strawberry.field(resolver=_me, extensions=[allowed(Capability.READ)])
     program: ProgramType | None = strawberry.field(
-        resolver=_program, extensions=_reader(),
+        resolver=_program,
+        extensions=_reader(),
         description="One program, with its risks, milestones and allocations." + _AS_OF,
-    )  # fmt: skip
+    )
     programs: Connection[ProgramType] = strawberry.field(
         resolver=_programs, extensions=_reader(), description="The portfolio." + _AS_OF
     )
@@ -600,9 +687,10 @@ class Query:
         resolver=_risks, extensions=_reader(), description="The risk register." + _AS_OF
     )
     risk_heatmap: HeatMapType = strawberry.field(
-        resolver=_risk_heatmap, extensions=_reader(),
+        resolver=_risk_heatmap,
+        extensions=_reader(),
         description="Open risks by probability x impact, one program or all." + _AS_OF,
-    )  # fmt: skip
+    )
     milestones: Connection[MilestoneType] = strawberry.field(
         resolver=_milestones, extensions=_reader(), description="Milestones." + _AS_OF
     )
@@ -619,24 +707,29 @@ class Query:
         resolver=_allocations, extensions=_reader(), description="Allocations." + _AS_OF
     )
     utilization: UtilisationType = strawberry.field(
-        resolver=_utilization, extensions=_reader(),
+        resolver=_utilization,
+        extensions=_reader(),
         description="Weekly load per resource; knownAt/knownAtPosition: auditor or admin.",
-    )  # fmt: skip
+    )
     audit_trail: Connection[AuditEntryType] = strawberry.field(
-        resolver=_audit_trail, extensions=_auditor(),
+        resolver=_audit_trail,
+        extensions=_auditor(),
         description="Who changed what, when and why, with field diffs.",
-    )  # fmt: skip
+    )
     history: list[HistoryEntryType] = strawberry.field(
-        resolver=_history, extensions=_auditor(),
+        resolver=_history,
+        extensions=_auditor(),
         description="A program, risk or resource stream: each event after afterVersion "
         "(at most first, default 100) and the state after it; page on with the last version.",
-    )  # fmt: skip
+    )
     verify_integrity: IntegrityReport = strawberry.field(
-        resolver=_verify_integrity, extensions=_auditor(),
+        resolver=_verify_integrity,
+        extensions=_auditor(),
         description="Walk the hash chain of one stream, or of the streams after "
         "afterStreamId (first at a time, default 200); page on with nextAfterStreamId.",
-    )  # fmt: skip
+    )
     projection_status: list[ProjectionStatusType] = strawberry.field(
-        resolver=_projection_status, extensions=_reader(),
+        resolver=_projection_status,
+        extensions=_reader(),
         description="Each read model's position and lag (for 'data as of' banners).",
-    )  # fmt: skip
+    )

@@ -220,15 +220,28 @@ class RiskType:
     @staticmethod
     def of(r: RiskRow) -> RiskType:
         return RiskType(
-            risk_id=strawberry.ID(str(r.risk_id)), program_id=strawberry.ID(str(r.program_id)),
+            risk_id=strawberry.ID(str(r.risk_id)),
+            program_id=strawberry.ID(str(r.program_id)),
             workstream_id=None if r.workstream_id is None else strawberry.ID(str(r.workstream_id)),
-            title=r.title, description=r.description, category=r.category,
-            probability=r.probability, impact=r.impact, score=r.score, band=r.band,
-            status=r.status, is_open=r.is_open, needs_response=r.needs_response, owner=r.owner,
-            response_strategy=r.response_strategy, mitigation_plan=r.mitigation_plan,
-            next_review_on=r.next_review_on, last_reviewed_on=r.last_reviewed_on,
-            escalated_to=r.escalated_to, version=r.version, review_overdue=r.overdue,
-        )  # fmt: skip
+            title=r.title,
+            description=r.description,
+            category=r.category,
+            probability=r.probability,
+            impact=r.impact,
+            score=r.score,
+            band=r.band,
+            status=r.status,
+            is_open=r.is_open,
+            needs_response=r.needs_response,
+            owner=r.owner,
+            response_strategy=r.response_strategy,
+            mitigation_plan=r.mitigation_plan,
+            next_review_on=r.next_review_on,
+            last_reviewed_on=r.last_reviewed_on,
+            escalated_to=r.escalated_to,
+            version=r.version,
+            review_overdue=r.overdue,
+        )
 
 
 @strawberry.type(name="Milestone")
@@ -250,10 +263,14 @@ class MilestoneType:
             milestone_id=strawberry.ID(str(m.milestone_id)),
             program_id=strawberry.ID(str(m.program_id)),
             workstream_id=None if m.workstream_id is None else strawberry.ID(str(m.workstream_id)),
-            name=m.name, description=m.description, baseline_date=m.baseline_date,
-            forecast_date=m.forecast_date, actual_date=m.actual_date, slip_days=m.slip_days,
+            name=m.name,
+            description=m.description,
+            baseline_date=m.baseline_date,
+            forecast_date=m.forecast_date,
+            actual_date=m.actual_date,
+            slip_days=m.slip_days,
             status=m.status,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="Dependency")
@@ -279,13 +296,19 @@ class DependencyType:
 
         return DependencyType(
             dependency_id=strawberry.ID(str(d.dependency_id)),
-            program_id=strawberry.ID(str(d.program_id)), title=d.title,
-            description=d.description, dependent_kind=d.dependent_kind,
-            dependent_id=strawberry.ID(str(d.dependent_id)), target_type=d.target_type,
-            target_program_id=opt(d.target_program_id), target_item_id=opt(d.target_item_id),
-            external_party=d.external_party, needed_by=d.needed_by, status=d.status,
+            program_id=strawberry.ID(str(d.program_id)),
+            title=d.title,
+            description=d.description,
+            dependent_kind=d.dependent_kind,
+            dependent_id=strawberry.ID(str(d.dependent_id)),
+            target_type=d.target_type,
+            target_program_id=opt(d.target_program_id),
+            target_item_id=opt(d.target_item_id),
+            external_party=d.external_party,
+            needed_by=d.needed_by,
+            status=d.status,
             resolution=d.resolution,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="Decision")
@@ -305,12 +328,16 @@ class DecisionType:
     def of(d: DecisionRow) -> DecisionType:
         return DecisionType(
             decision_id=strawberry.ID(str(d.decision_id)),
-            program_id=strawberry.ID(str(d.program_id)), title=d.title, context=d.context,
-            outcome=d.outcome, alternatives=list(d.alternatives), decided_by=d.decided_by,
+            program_id=strawberry.ID(str(d.program_id)),
+            title=d.title,
+            context=d.context,
+            outcome=d.outcome,
+            alternatives=list(d.alternatives),
+            decided_by=d.decided_by,
             decided_on=d.decided_on,
             supersedes=None if d.supersedes is None else strawberry.ID(str(d.supersedes)),
             superseded_by=None if d.superseded_by is None else strawberry.ID(str(d.superseded_by)),
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="CapacityStep")
@@ -332,13 +359,17 @@ class ResourceType:
     @staticmethod
     def of(r: ResourceRow) -> ResourceType:
         return ResourceType(
-            resource_key=r.resource_key, name=r.name, kind=r.kind, department=r.department,
-            role=r.role, version=r.version,
+            resource_key=r.resource_key,
+            name=r.name,
+            kind=r.kind,
+            department=r.department,
+            role=r.role,
+            version=r.version,
             capacity_schedule=[
                 CapacityStepType(effective_from=s.effective_from, capacity=s.capacity)
                 for s in r.capacity_schedule
             ],
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="Allocation")
@@ -356,12 +387,16 @@ class AllocationType:
     @staticmethod
     def of(a: AllocationRow) -> AllocationType:
         return AllocationType(
-            allocation_id=strawberry.ID(str(a.allocation_id)), resource_key=a.resource_key,
+            allocation_id=strawberry.ID(str(a.allocation_id)),
+            resource_key=a.resource_key,
             program_id=strawberry.ID(str(a.program_id)),
             workstream_id=None if a.workstream_id is None else strawberry.ID(str(a.workstream_id)),
-            start_date=a.start_date, end_date=a.end_date, percentage=a.percentage,
-            status=a.status, note=a.note,
-        )  # fmt: skip
+            start_date=a.start_date,
+            end_date=a.end_date,
+            percentage=a.percentage,
+            status=a.status,
+            note=a.note,
+        )
 
 
 def _nested(rows: Mapping[UUID, list[R]] | None, root: ProgramType) -> list[R]:
@@ -430,18 +465,31 @@ class ProgramType:
             return MoneyType(amount_minor=SafeInt(amount), currency=p.currency)
 
         return ProgramType(
-            program_id=strawberry.ID(str(p.program_id)), code=p.code, name=p.name,
-            description=p.description, objective=p.objective, sponsor=p.sponsor,
-            owner=p.owner, priority=p.priority, start_date=p.start_date,
-            target_end_date=p.target_end_date, status=p.status, health=p.health,
-            health_summary=p.health_summary, budget_planned=money(p.budget_planned),
+            program_id=strawberry.ID(str(p.program_id)),
+            code=p.code,
+            name=p.name,
+            description=p.description,
+            objective=p.objective,
+            sponsor=p.sponsor,
+            owner=p.owner,
+            priority=p.priority,
+            start_date=p.start_date,
+            target_end_date=p.target_end_date,
+            status=p.status,
+            health=p.health,
+            health_summary=p.health_summary,
+            budget_planned=money(p.budget_planned),
             budget_allocated=money(p.budget_allocated),
             budget_actual=None if p.budget_actual is None else money(p.budget_actual),
-            open_risks=p.open_risks, open_risks_critical=p.open_risks_critical,
-            open_risks_high=p.open_risks_high, next_milestone_name=p.next_milestone_name,
-            next_milestone_date=p.next_milestone_date, version=p.version, key=p.program_id,
+            open_risks=p.open_risks,
+            open_risks_critical=p.open_risks_critical,
+            open_risks_high=p.open_risks_high,
+            next_milestone_name=p.next_milestone_name,
+            next_milestone_date=p.next_milestone_date,
+            version=p.version,
+            key=p.program_id,
             nested=nested,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="HeatMapCell")
@@ -487,11 +535,17 @@ class UtilisationWeekType:
     @staticmethod
     def of(w: UtilisationWeek) -> UtilisationWeekType:
         return UtilisationWeekType(
-            resource_key=w.resource_key, week_start=w.week_start, iso_year=w.iso_year,
-            iso_week=w.iso_week, capacity=w.capacity, confirmed=w.confirmed,
-            proposed=w.proposed, utilisation=w.utilisation, over_allocated=w.over_allocated,
+            resource_key=w.resource_key,
+            week_start=w.week_start,
+            iso_year=w.iso_year,
+            iso_week=w.iso_week,
+            capacity=w.capacity,
+            confirmed=w.confirmed,
+            proposed=w.proposed,
+            utilisation=w.utilisation,
+            over_allocated=w.over_allocated,
             program_ids=[strawberry.ID(str(p)) for p in w.program_ids],
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(
@@ -528,18 +582,24 @@ class AuditEntryType:
     @staticmethod
     def of(e: AuditEntry) -> AuditEntryType:
         return AuditEntryType(
-            position=SafeInt(e.position), event_id=strawberry.ID(str(e.event_id)),
-            stream_id=e.stream_id, entity_id=strawberry.ID(e.entity_id),
+            position=SafeInt(e.position),
+            event_id=strawberry.ID(str(e.event_id)),
+            stream_id=e.stream_id,
+            entity_id=strawberry.ID(e.entity_id),
             program_id=None if e.program_id is None else strawberry.ID(str(e.program_id)),
-            version=e.version, event_type=e.event_type, actor=e.actor, reason=e.reason,
-            correlation_id=None if e.correlation_id is None
+            version=e.version,
+            event_type=e.event_type,
+            actor=e.actor,
+            reason=e.reason,
+            correlation_id=None
+            if e.correlation_id is None
             else strawberry.ID(str(e.correlation_id)),
             recorded_at=e.recorded_at,
             changes=[
                 FieldChangeType(path=c.path, before=plain(c.before), after=plain(c.after))
                 for c in e.changes
             ],
-        )  # fmt: skip
+        )
 
 
 @strawberry.type(name="HistoryEntry", description="One event and the entity right after it.")
@@ -596,10 +656,15 @@ class ProjectionStatusType:
     @staticmethod
     def of(s: ProjectionStatus) -> ProjectionStatusType:
         return ProjectionStatusType(
-            name=s.name, state=s.state, position=SafeInt(s.position),
-            head_position=SafeInt(s.head_position), lag_positions=SafeInt(s.lag_positions),
-            lag_seconds=s.lag_seconds, events_applied=SafeInt(s.events_applied),
+            name=s.name,
+            state=s.state,
+            position=SafeInt(s.position),
+            head_position=SafeInt(s.head_position),
+            lag_positions=SafeInt(s.lag_positions),
+            lag_seconds=s.lag_seconds,
+            events_applied=SafeInt(s.events_applied),
             error=s.error,
             failed_position=None if s.failed_position is None else SafeInt(s.failed_position),
-            failed_event_type=s.failed_event_type, updated_at=s.updated_at,
-        )  # fmt: skip
+            failed_event_type=s.failed_event_type,
+            updated_at=s.updated_at,
+        )
