@@ -376,7 +376,7 @@ class Api:
 def build_api(runtime: Runtime) -> Api:
     """The HTTP API over ``runtime``: commands through the application, reads waiting for
     the projections when a mutation asks to, readiness and metrics including lag."""
-    from programledger.api import ApiMetrics, create_app
+    from programledger.api import ApiLimits, ApiMetrics, create_app
     from programledger.application.handlers import Application
     from programledger.projections.status import wait_for_position
 
@@ -387,6 +387,9 @@ def build_api(runtime: Runtime) -> Api:
         readiness_checks=[projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)],
         wait_for_position=functools.partial(wait_for_position, runtime.pool),
         metrics=metrics,
+        limits=ApiLimits(introspection=runtime.settings.introspection),
+        graphiql=runtime.settings.graphiql,
+        allowed_origins=runtime.settings.cors_origins,
     )
     return Api(app, LagGauges(runtime.pool, metrics.registry))
 

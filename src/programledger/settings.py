@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from programledger.adapters.postgres.connection import SCHEMA_PATTERN
@@ -62,6 +62,25 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat | None = None
     """``None`` chooses at start: ``console`` on a terminal, ``json`` otherwise."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins besides the API's own that may call it and open its WebSocket;
+    ``("*",)`` is any origin (development mode only)."""
+    graphiql: bool = True
+    """Serve the GraphiQL page at ``/graphql``; off by default in production mode."""
+    introspection: bool = True
+    """Answer ``__schema`` / ``__type`` queries; off by default in production mode."""
+    jwks_url: str | None = None
+    """Where an identity provider publishes its signing keys (JWKS); fetched and cached."""
+    jwks_file: Path | None = None
+    """The signing keys as a JWKS file, read once at start."""
+    jwt_issuer: str | None = None
+    """The ``iss`` every token verified against the JWKS must carry."""
+    jwt_audience: tuple[str, ...] = ()
+    """Token ``aud`` values accepted (one of them must be in the token); for JWKS tokens."""
+    jwt_roles_claim: str = "roles"
+    """Dotted path to the roles in a token (``realm_access.roles`` for Keycloak)."""
+    jwt_max_lifetime: int | None = None
+    """Seconds a token may be valid for (``exp`` - ``iat``) at most; ``None``: no limit."""
 
     @property
     def embedded_postgres(self) -> bool:
@@ -98,13 +117,15 @@ class Settings:
                 f"{PREFIX}MODE={mode!r} is not known: use 'development' or 'production'"
             )
         secret = get("JWT_SECRET")
+        tokens = _token_settings(get, mode)
         if mode == "production":
-            if secret is None:
+            if secret is None and not (tokens["jwks_url"] or tokens["jwks_file"]):
                 raise SettingsError(
-                    f"{PREFIX}JWT_SECRET is required in production mode "
-                    "(at least 32 characters; no default secret is accepted)"
+                    f"{PREFIX}JWT_SECRET is required in production mode (at least 32 "
+                    "characters; no default secret is accepted), unless tokens are verified "
+                    f"against {PREFIX}JWKS_URL or {PREFIX}JWKS_FILE"
                 )
-            if len(secret) < 32:
+            if secret is not None and len(secret) < 32:
                 raise SettingsError(f"{PREFIX}JWT_SECRET must be at least 32 characters long")
         subject_prefix = get("SUBJECT_PREFIX") or "programledger"
         if not subject_prefix.replace("_", "").replace("-", "").isalnum():
@@ -150,7 +171,147 @@ class Settings:
             ready_max_lag_seconds=ready_max_lag,
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]
+            **_browser_settings(get, mode),
+            **tokens,
         )
+
+
+def _browser_settings(get: Callable[[str], str | None], mode: str) -> dict[str, Any]:
+    """What browsers may do: call from other origins, load GraphiQL, introspect."""
+    origins = _origins(get("CORS_ORIGINS"), mode)
+    introspection = _flag(get, "INTROSPECTION", default=mode != "production")
+    graphiql = _flag(get, "GRAPHIQL", default=introspection)
+    if graphiql and not introspection:
+        raise SettingsError(
+            f"{PREFIX}GRAPHIQL needs {PREFIX}INTROSPECTION: GraphiQL reads the schema by "
+            "introspection"
+        )
+    return {"cors_origins": origins, "graphiql": graphiql, "introspection": introspection}
+
+
+def _origins(raw: str | None, mode: str) -> tuple[str, ...]:
+    """Exact origins as browsers send them (``scheme://host[:port]``, lowercase, no default
+    port): the ``Origin`` header is compared with them as a string."""
+    if raw is None:
+        return ()
+    name = f"{PREFIX}CORS_ORIGINS"
+    origins: list[str] = []
+    for part in (item.strip() for item in raw.split(",")):
+        if not part:
+            continue
+        if part == "*":
+            if mode == "production":
+                raise SettingsError(
+                    f"{name}: '*' (any origin) is refused in production mode; "
+                    "list the origins of your frontends"
+                )
+            origins.append(part)
+            continue
+        try:
+            parts = urlsplit(part)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme.lower() not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise SettingsError(
+                f"{name}: {part!r} is not an origin; write scheme, host and optional port, "
+                "like https://app.example.com or http://localhost:3000, without a path"
+            )
+        scheme = parts.scheme.lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        if port is not None and port != {"http": 80, "https": 443}[scheme]:
+            host = f"{host}:{port}"
+        origins.append(f"{scheme}://{host}")
+    if "*" in origins and len(origins) > 1:
+        raise SettingsError(f"{name}: '*' already allows every origin; give it alone")
+    return tuple(dict.fromkeys(origins))
+
+
+def _token_settings(get: Callable[[str], str | None], mode: str) -> dict[str, Any]:
+    """Tokens from an identity provider: where its keys are and what its tokens must say."""
+    jwks_url = get("JWKS_URL")
+    if jwks_url is not None:
+        _check_url("JWKS_URL", jwks_url, {"http", "https"})
+        if mode == "production" and urlsplit(jwks_url).scheme != "https":
+            raise SettingsError(
+                f"{PREFIX}JWKS_URL must use https in production mode: keys fetched in the "
+                "clear could be replaced on the way"
+            )
+    jwks_file = get("JWKS_FILE")
+    if jwks_url is not None and jwks_file is not None:
+        raise SettingsError(f"set {PREFIX}JWKS_URL or {PREFIX}JWKS_FILE, not both")
+    if jwks_file is not None and not Path(jwks_file).expanduser().is_file():
+        raise SettingsError(f"{PREFIX}JWKS_FILE={jwks_file!r} is not a readable file")
+    issuer = get("JWT_ISSUER")
+    audience = tuple(
+        dict.fromkeys(a.strip() for a in (get("JWT_AUDIENCE") or "").split(",") if a.strip())
+    )
+    if mode == "production" and (jwks_url or jwks_file) and (issuer is None or not audience):
+        raise SettingsError(
+            f"{PREFIX}JWT_ISSUER and {PREFIX}JWT_AUDIENCE are required with a JWKS in "
+            "production mode, so that tokens issued for other applications are refused"
+        )
+    roles_claim = get("JWT_ROLES_CLAIM") or "roles"
+    if not all(part.strip() for part in roles_claim.split(".")):
+        raise SettingsError(
+            f"{PREFIX}JWT_ROLES_CLAIM={roles_claim!r} must be a dotted path of claim names, "
+            "like roles or realm_access.roles"
+        )
+    max_lifetime = _duration(get, "JWT_MAX_LIFETIME")
+    if max_lifetime is None and mode == "production":
+        max_lifetime = _PRODUCTION_MAX_LIFETIME
+    return {
+        "jwks_url": jwks_url,
+        "jwks_file": None if jwks_file is None else Path(jwks_file).expanduser(),
+        "jwt_issuer": issuer,
+        "jwt_audience": audience,
+        "jwt_roles_claim": roles_claim,
+        "jwt_max_lifetime": max_lifetime,
+    }
+
+
+_PRODUCTION_MAX_LIFETIME = 24 * 3600
+"""Seconds: a day, a working session with margin; longer tokens are refused in production."""
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _duration(get: Callable[[str], str | None], name: str) -> int | None:
+    """Seconds in ``name``: ``3600``, ``90s``, ``30m``, ``8h`` or ``1d``."""
+    raw = get(name)
+    if raw is None:
+        return None
+    text = raw.lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    if not number.isdigit():
+        raise SettingsError(
+            f"{PREFIX}{name}={raw!r} is not a duration: write seconds or a number with s, m, "
+            "h or d (like 8h)"
+        )
+    seconds = int(number) * (unit or 1)
+    if not 1 <= seconds <= 366 * 86_400:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} must be between 1 second and a year")
+    return seconds
+
+
+def _flag(get: Callable[[str], str | None], name: str, *, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{PREFIX}{name}={raw!r} is not a yes/no value: use true or false")
 
 
 def _check_url(name: str, url: str, schemes: set[str]) -> None:

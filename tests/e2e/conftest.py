@@ -235,6 +235,16 @@ def api_with(
 @pytest_asyncio.fixture
 async def relay(api: Api, pg_url: str, nats_url: str, subject_prefix: str) -> AsyncIterator[Relay]:
     """The relay publishing this test's events to NATS, as in production."""
+    async with running_relay(api, pg_url, nats_url, subject_prefix) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_relay(
+    api: Api, pg_url: str, nats_url: str, subject_prefix: str
+) -> AsyncIterator[Relay]:
+    """The relay over ``api``'s store, for tests that build their app with ``api_with``;
+    its stream is deleted afterwards."""
     relay = Relay(
         api.store,
         database_url=pg_url,

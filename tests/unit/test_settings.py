@@ -52,6 +52,23 @@ def test_configured_servers() -> None:
         ({"PROGRAMLEDGER_LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "1"}, "DB_POOL_SIZE=1 must be between 2 and 500"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "many"}, "not a whole number"),
+        ({"PROGRAMLEDGER_CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS: 'app.example.com' is"),
+        ({"PROGRAMLEDGER_CORS_ORIGINS": "https://a.example/app"}, "without a path"),
+        ({"PROGRAMLEDGER_CORS_ORIGINS": "ftp://a.example"}, "is not an origin"),
+        ({"PROGRAMLEDGER_CORS_ORIGINS": "*, https://a.example"}, "give it alone"),
+        (
+            {
+                "PROGRAMLEDGER_MODE": "production",
+                "PROGRAMLEDGER_JWT_SECRET": "s" * 40,
+                "PROGRAMLEDGER_CORS_ORIGINS": "*",
+            },
+            "refused in production mode",
+        ),
+        ({"PROGRAMLEDGER_GRAPHIQL": "maybe"}, "GRAPHIQL='maybe' is not a yes/no value"),
+        (
+            {"PROGRAMLEDGER_GRAPHIQL": "true", "PROGRAMLEDGER_INTROSPECTION": "false"},
+            "GRAPHIQL needs PROGRAMLEDGER_INTROSPECTION",
+        ),
     ],
 )
 def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
@@ -68,3 +85,27 @@ def test_production_with_a_real_secret() -> None:
         }
     )
     assert settings.mode == "production"
+
+
+def test_cors_origins_are_kept_as_browsers_send_them() -> None:
+    settings = Settings.from_env(
+        {
+            "PROGRAMLEDGER_CORS_ORIGINS": (
+                "http://localhost:3000, HTTPS://App.Example.com:443/, https://app.example.com"
+            )
+        }
+    )
+    assert settings.cors_origins == ("http://localhost:3000", "https://app.example.com")
+    assert Settings.from_env({"PROGRAMLEDGER_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    assert Settings.from_env({}).cors_origins == ()
+
+
+def test_production_hides_graphiql_and_introspection_unless_enabled() -> None:
+    production = {"PROGRAMLEDGER_MODE": "production", "PROGRAMLEDGER_JWT_SECRET": "s" * 40}
+    hidden = Settings.from_env(production)
+    shown = Settings.from_env({**production, "PROGRAMLEDGER_INTROSPECTION": "true"})
+    development = Settings.from_env({})
+
+    assert (hidden.graphiql, hidden.introspection) == (False, False)
+    assert (shown.graphiql, shown.introspection) == (True, True)
+    assert (development.graphiql, development.introspection) == (True, True)

@@ -14,10 +14,10 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
 from programledger.api.auth import jwt_auth, jwt_secret
+from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
 from programledger.api.events import EventFeed
 from programledger.api.graphql.context import Services, WaitForPosition
@@ -92,22 +92,8 @@ def create_app(
         before_send=[add_request_id_header],
         exception_handlers=exception_handlers(),
         request_max_body_size=limits.max_body_bytes,
-        cors_config=_cors(allowed_origins),
+        cors_config=cors_config(allowed_origins),
         state=State({"metrics": metrics}),
         openapi_config=None,  # schema.graphql is the contract; no REST docs to serve
         logging_config=None,  # the entry point configures logging for the whole process
-    )
-
-
-def _cors(origins: Sequence[str]) -> CORSConfig | None:
-    """Browsers on these origins may send GraphQL requests with a bearer token and read the
-    request id of the answer; with none, only same-origin pages (and non-browsers) can."""
-    if not origins:
-        return None
-    return CORSConfig(
-        allow_origins=list(origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
-        expose_headers=["X-Request-Id"],
-        max_age=600,
     )

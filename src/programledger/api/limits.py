@@ -21,3 +21,6 @@ class ApiLimits:
     """The largest ``first`` / ``last`` a list field accepts."""
     projection_wait: float = 5.0
     """Seconds a mutation with ``waitForProjections`` waits for the read models at most."""
+    introspection: bool = True
+    """Whether ``__schema`` and ``__type`` are answered; production mode turns it off
+    unless enabled, so that the schema is not a map handed to anyone with a token."""

@@ -24,6 +24,7 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     IntValueNode,
+    NoSchemaIntrospectionCustomRule,
     VariableNode,
 )
 from graphql.language import ArgumentNode, DocumentNode, Visitor, visit
@@ -217,7 +218,8 @@ class DocumentCache:
         self.size = size
         depth = QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_introspection)
         aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases)
-        self.rules = (*depth.validation_rules, *aliases.validation_rules)
+        hidden = () if limits.introspection else (NoSchemaIntrospectionCustomRule,)
+        self.rules = (*depth.validation_rules, *aliases.validation_rules, *hidden)
         self._documents: OrderedDict[str, _Document] = OrderedDict()
 
     def get(self, query: str) -> _Document | None:
