@@ -180,6 +180,7 @@ async def running_api(
     wait_for_position: WaitForPosition | None = None,
     limits: ApiLimits = ApiLimits(),  # noqa: B008 - frozen
     allowed_origins: Sequence[str] = (),
+    graphiql: bool = True,
 ) -> AsyncIterator[Api]:
     """The app over this test's schema and prefix, served; options as for ``create_app``."""
     settings = Settings(
@@ -205,6 +206,7 @@ async def running_api(
             wait_for_position=wait_for_position,
             limits=limits,
             allowed_origins=allowed_origins,
+            graphiql=graphiql,
         )
         async for base_url in _serve(app):
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:

@@ -20,6 +20,7 @@ from programledger.api.auth import jwt_auth, jwt_secret
 from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
 from programledger.api.events import EventFeed
+from programledger.api.graphiql import graphiql_assets
 from programledger.api.graphql.context import Services, WaitForPosition
 from programledger.api.graphql.schema import build_schema
 from programledger.api.graphql.transport import graphql_controller
@@ -86,6 +87,7 @@ def create_app(
                 build_schema(limits), services, graphiql=graphiql, allowed_origins=allowed_origins
             ),
             *operations_routes(checks, metrics),
+            *([graphiql_assets()] if graphiql else []),
         ],
         middleware=[RequestContextMiddleware(metrics), jwt_auth(secret).middleware],
         lifespan=[event_feed],

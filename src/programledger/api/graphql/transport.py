@@ -45,6 +45,7 @@ from programledger.api.errors import (
     error_response,
     response_media_type,
 )
+from programledger.api.graphiql import graphiql_page
 from programledger.api.graphql.context import ApiContext, Services
 from programledger.api.request_ids import request_id_of
 
@@ -120,6 +121,10 @@ def graphql_controller(
                     {"message": "a valid bearer token is required"}
                 ) from None
             return UnsetType()  # acknowledge without a payload
+
+        @property
+        def graphql_ide_html(self) -> str:
+            return graphiql_page()
 
         def encode_json(self, data: object) -> str:
             # Answers are builtins (graphql-core serialised every scalar): msgspec writes
