@@ -658,7 +658,9 @@ def mint_token_command(
 
     settings = _settings()
     try:
-        token = mint_token(jwt_secret(settings), subject, role, _duration(ttl))
+        limit = settings.jwt_max_lifetime
+        max_ttl = None if limit is None else timedelta(seconds=limit)
+        token = mint_token(jwt_secret(settings), subject, role, _duration(ttl), max_ttl=max_ttl)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import socket
@@ -181,9 +182,11 @@ async def running_api(
     limits: ApiLimits = ApiLimits(),  # noqa: B008 - frozen
     allowed_origins: Sequence[str] = (),
     graphiql: bool = True,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Api]:
-    """The app over this test's schema and prefix, served; options as for ``create_app``."""
-    settings = Settings(
+    """The app over this test's schema and prefix, served; options as for ``create_app``,
+    and ``settings`` replacing fields of its :class:`Settings` (the tokens it accepts)."""
+    configured = Settings(
         database_url=pg_url,
         nats_url=nats_url,
         schema=schema,
@@ -191,11 +194,12 @@ async def running_api(
         jwt_secret=SECRET,
         subject_prefix=prefix,
     )
+    configured = dataclasses.replace(configured, **(settings or {}))
     pool = await create_pool(pg_url, schema, min_size=1, max_size=10)
     try:
         store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
         runtime = Runtime(
-            settings=settings, servers=Servers(pg_url, nats_url), pool=pool, store=store
+            settings=configured, servers=Servers(pg_url, nats_url), pool=pool, store=store
         )
         metrics = ApiMetrics()
         app = create_app(

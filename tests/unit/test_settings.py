@@ -8,6 +8,13 @@ import pytest
 
 from programledger.settings import Settings, SettingsError
 
+PRODUCTION_JWKS = {
+    "PROGRAMLEDGER_MODE": "production",
+    "PROGRAMLEDGER_JWKS_URL": "https://id.example.com/realms/pmo/certs",
+    "PROGRAMLEDGER_JWT_ISSUER": "https://id.example.com/realms/pmo",
+    "PROGRAMLEDGER_JWT_AUDIENCE": "programledger, programledger-ui",
+}
+
 
 def test_defaults_mean_embedded_development() -> None:
     settings = Settings.from_env({})
@@ -66,6 +73,23 @@ def test_configured_servers() -> None:
         ),
         ({"PROGRAMLEDGER_GRAPHIQL": "maybe"}, "GRAPHIQL='maybe' is not a yes/no value"),
         (
+            {**PRODUCTION_JWKS, "PROGRAMLEDGER_JWKS_URL": "http://id.example.com/certs"},
+            "JWKS_URL must use https in production",
+        ),
+        (
+            {"PROGRAMLEDGER_JWKS_URL": "https://id/certs", "PROGRAMLEDGER_JWKS_FILE": "/etc/j"},
+            "not both",
+        ),
+        ({"PROGRAMLEDGER_JWKS_FILE": "/nonexistent/jwks.json"}, "not a readable file"),
+        ({"PROGRAMLEDGER_JWKS_URL": "ftp://id.example.com/certs"}, "JWKS_URL"),
+        (
+            {**PRODUCTION_JWKS, "PROGRAMLEDGER_JWT_ISSUER": ""},
+            "JWT_ISSUER and PROGRAMLEDGER_JWT_AUDIENCE are required with a JWKS",
+        ),
+        ({"PROGRAMLEDGER_JWT_MAX_LIFETIME": "forever"}, "not a duration"),
+        ({"PROGRAMLEDGER_JWT_MAX_LIFETIME": "0"}, "between 1 second and a year"),
+        ({"PROGRAMLEDGER_JWT_ROLES_CLAIM": "realm_access..roles"}, "dotted path"),
+        (
             {"PROGRAMLEDGER_GRAPHIQL": "true", "PROGRAMLEDGER_INTROSPECTION": "false"},
             "GRAPHIQL needs PROGRAMLEDGER_INTROSPECTION",
         ),
@@ -109,3 +133,15 @@ def test_production_hides_graphiql_and_introspection_unless_enabled() -> None:
     assert (hidden.graphiql, hidden.introspection) == (False, False)
     assert (shown.graphiql, shown.introspection) == (True, True)
     assert (development.graphiql, development.introspection) == (True, True)
+
+
+def test_an_identity_provider_replaces_the_shared_secret_in_production() -> None:
+    settings = Settings.from_env(PRODUCTION_JWKS)
+    limited = Settings.from_env({**PRODUCTION_JWKS, "PROGRAMLEDGER_JWT_MAX_LIFETIME": "8h"})
+
+    assert settings.jwt_secret is None
+    assert settings.jwt_audience == ("programledger", "programledger-ui")
+    assert settings.jwt_roles_claim == "roles"
+    assert settings.jwt_max_lifetime == 86_400  # production never accepts unlimited tokens
+    assert limited.jwt_max_lifetime == 8 * 3600
+    assert Settings.from_env({}).jwt_max_lifetime is None

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from litestar import Litestar
 from litestar.datastructures import State
 
-from programledger.api.auth import jwt_auth, jwt_secret
+from programledger.api.auth import bearer_auth, token_verifier
 from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
 from programledger.api.events import EventFeed
@@ -59,7 +59,7 @@ def create_app(
     origins, besides the API's own, that may call it (CORS) and open a GraphQL WebSocket.
     """
     metrics = metrics if metrics is not None else ApiMetrics()
-    secret = jwt_secret(runtime.settings)
+    tokens = token_verifier(runtime.settings)
     feed = EventFeed(runtime.servers.nats_servers, runtime.settings.subject_prefix)
     services = Services(
         application=application,
@@ -67,7 +67,7 @@ def create_app(
         store=runtime.store,
         feed=feed,
         metrics=metrics,
-        jwt_secret=secret,
+        tokens=tokens,
         wait_for_position=wait_for_position,
         projection_wait=limits.projection_wait,
     )
@@ -89,7 +89,7 @@ def create_app(
             *operations_routes(checks, metrics),
             *([graphiql_assets()] if graphiql else []),
         ],
-        middleware=[RequestContextMiddleware(metrics), jwt_auth(secret).middleware],
+        middleware=[RequestContextMiddleware(metrics), bearer_auth(tokens)],
         lifespan=[event_feed],
         before_send=[add_request_id_header],
         exception_handlers=exception_handlers(),

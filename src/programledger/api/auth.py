@@ -1,19 +1,21 @@
-"""Who a request acts as: JWT bearer tokens (HS256), their roles, and what each role may do.
+"""Who a request acts as: JWT bearer tokens, their roles, and what each role may do.
 
-Tokens are verified by Litestar's JWT middleware for HTTP, and by :func:`authenticate_bearer`
-for WebSockets, whose token travels in the ``connection_init`` payload because browsers
-cannot set headers on a WebSocket handshake. Either way the result is an :class:`Identity`;
-the actor written into events is its ``subject`` (the token's ``sub``) and nothing else.
-A token is verified once and its identity reused until it expires
-(:class:`VerifiedTokens`).
+Tokens are verified by one :class:`TokenVerifier`, in a middleware for HTTP and in the
+GraphQL ``connection_init`` for WebSockets, whose token travels in that payload because
+browsers cannot set headers on a WebSocket handshake. Either way the result is an
+:class:`Identity`; the actor written into events is its ``subject`` (the token's ``sub``)
+and nothing else. A token is verified once and its identity reused until it expires
+(:class:`VerifiedTokens`). Tokens are HS256 with a shared secret, or come from an identity
+provider and are checked against its published keys (a JWKS, :mod:`.jwks`).
 
 Roles are not a ladder: an auditor reads history but never writes, an editor writes but
 does not audit. :data:`ROLES_WITH` is the whole policy, one line per capability.
 
 Outside development mode the secret comes from ``PROGRAMLEDGER_JWT_SECRET`` (settings
-refuse to start without one). In development, with none configured, a random secret is
-created once in the data directory, readable by its owner only, so that the server and
-``programledger mint-token`` agree without anyone choosing a weak shared default.
+refuse to start without one, unless a JWKS is configured). In development, with neither
+configured, a random secret is created once in the data directory, readable by its owner
+only, so that the server and ``programledger mint-token`` agree without anyone choosing a
+weak shared default.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import re
 import secrets
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,24 +38,29 @@ import strawberry
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
-from litestar.middleware.authentication import AuthenticationResult
-from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.authentication import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+)
+from litestar.types import ASGIApp
 
+from programledger.api.jwks import JwksKeys, JwksUnavailable, UnknownKey
 from programledger.settings import Settings
 
 __all__ = [
     "ALGORITHM",
     "DEV_SECRET_FILE",
     "ROLES_WITH",
-    "AccessToken",
     "Capability",
     "Identity",
     "Role",
+    "TokenVerifier",
     "VerifiedTokens",
-    "authenticate_bearer",
-    "jwt_auth",
+    "bearer_auth",
     "jwt_secret",
     "mint_token",
+    "token_verifier",
 ]
 
 ALGORITHM = "HS256"
@@ -102,80 +109,192 @@ class Identity:
         return not self.roles.isdisjoint(ROLES_WITH[capability])
 
 
-@dataclass
-class AccessToken(Token):
-    """Litestar's token with our ``roles`` claim at the top level of the payload."""
+_ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+"""Algorithms of tokens verified against the JWKS; HS256 only ever with the shared secret."""
 
-    roles: list[str] = field(default_factory=list)
 
+class TokenVerifier:
+    """Turns a bearer token into an :class:`Identity`, or refuses it with a message that
+    says why (expired, wrong issuer, unknown key, ...), for HTTP and WebSockets alike.
 
-def _identity(token: AccessToken) -> Identity | None:
-    """The identity a verified token names, or ``None`` when its subject cannot be an actor.
+    Two kinds of token are accepted, told apart by their ``alg``: HS256 tokens signed with
+    the shared secret (``programledger mint-token``, service accounts), and tokens from an
+    identity provider signed with one of its keys (``keys``, a JWKS), which must also carry
+    ``issuer`` and one of ``audience`` when those are set. Every token needs ``sub`` and
+    ``exp``; with ``max_lifetime``, ``exp`` may lie at most that far after ``iat`` (or after
+    now, without ``iat``). Roles are a list of names or a single one, at ``roles`` in
+    shared-secret tokens and at ``roles_claim`` in the provider's, a dotted path (Keycloak
+    puts them at ``realm_access.roles``).
 
-    Unknown role names are ignored rather than refused, so an identity provider may add
-    roles of its own; a token without any known role is authenticated but may do nothing.
+    A token verified once is not verified again until it expires (:class:`VerifiedTokens`).
     """
-    subject = token.sub
-    if not subject.strip() or len(subject) > _SUBJECT_MAX or _CONTROL.search(subject):
-        return None
-    roles = frozenset(Role(name) for name in token.roles if name in Role._value2member_map_)
-    return Identity(subject=subject, roles=roles, expires_at=token.exp)
+
+    def __init__(
+        self,
+        secret: str | None,
+        keys: JwksKeys | None = None,
+        *,
+        issuer: str | None = None,
+        audience: Sequence[str] = (),
+        roles_claim: str = "roles",
+        max_lifetime: timedelta | None = None,
+    ) -> None:
+        self._secret = secret
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = list(audience)
+        self._roles_path = roles_claim.split(".")
+        self._max_lifetime = max_lifetime
+
+    async def authenticate(self, authorization: object) -> Identity:
+        """The identity of an ``Authorization`` value (``Bearer <token>``); raises
+        ``NotAuthorizedException`` (HTTP 401) saying what is wrong."""
+        if not isinstance(authorization, str) or not authorization.strip():
+            raise NotAuthorizedException("no bearer token: send 'Authorization: Bearer <token>'")
+        scheme, _, encoded = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not encoded.strip():
+            raise NotAuthorizedException("expected 'Bearer <token>'")
+        return await self.verify(encoded.strip())
+
+    async def verify(self, encoded: str) -> Identity:
+        known = _VERIFIED.get(self, encoded)
+        if known is not None:
+            return known
+        try:
+            claims, roles_path = await self._claims(encoded)
+        except jwt.PyJWTError as exc:
+            raise NotAuthorizedException(_reason(exc)) from None
+        identity = self._identity(claims, roles_path)
+        _VERIFIED.put(self, encoded, identity)
+        return identity
+
+    async def _claims(self, encoded: str) -> tuple[dict[str, Any], list[str]]:
+        """The verified claims, and where their roles are."""
+        header = jwt.get_unverified_header(encoded)
+        algorithm = header.get("alg")
+        required = ["exp", "sub"]
+        if algorithm == ALGORITHM and self._secret is not None:
+            claims = jwt.decode(
+                encoded, self._secret, algorithms=[ALGORITHM], options={"require": required}
+            )
+            roles_path = ["roles"]  # where mint_token puts them
+        elif algorithm in _ASYMMETRIC and self._keys is not None:
+            kid = header.get("kid")
+            try:
+                key = await self._keys.key(kid if isinstance(kid, str) else None, algorithm)
+            except (UnknownKey, JwksUnavailable) as exc:
+                raise NotAuthorizedException(str(exc)) from None
+            claims = jwt.decode(
+                encoded,
+                key,
+                algorithms=[algorithm],
+                issuer=self._issuer,
+                audience=self._audience or None,
+                options={
+                    "require": [*required, *(["iss"] if self._issuer else [])],
+                    "verify_aud": bool(self._audience),
+                },
+            )
+            roles_path = self._roles_path
+        else:
+            raise NotAuthorizedException(self._refused_algorithm(algorithm))
+        self._check_lifetime(claims)
+        return claims, roles_path
+
+    def _refused_algorithm(self, algorithm: object) -> str:
+        accepted = [
+            *([ALGORITHM + " (shared secret)"] if self._secret is not None else []),
+            *(sorted(_ASYMMETRIC) if self._keys is not None else []),
+        ]
+        return f"tokens signed with {algorithm!r} are not accepted; accepted: {', '.join(accepted)}"
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        if self._max_lifetime is None:
+            return
+        issued = claims.get("iat")
+        start = issued if isinstance(issued, int | float) else datetime.now(UTC).timestamp()
+        lifetime = claims["exp"] - start
+        if lifetime > self._max_lifetime.total_seconds():
+            raise NotAuthorizedException(
+                f"the token is valid for {int(lifetime)} s, longer than the "
+                f"{int(self._max_lifetime.total_seconds())} s this API accepts; ask for a "
+                "shorter-lived token"
+            )
+
+    def _identity(self, claims: Mapping[str, Any], roles_path: list[str]) -> Identity:
+        subject = claims["sub"]
+        if (
+            not isinstance(subject, str)
+            or not subject.strip()
+            or len(subject) > _SUBJECT_MAX
+            or _CONTROL.search(subject)
+        ):
+            raise NotAuthorizedException(
+                f"the token's sub must be 1-{_SUBJECT_MAX} characters without control "
+                "characters: it is written as the actor of every event"
+            )
+        found: object = claims
+        for part in roles_path:
+            found = found.get(part) if isinstance(found, Mapping) else None
+        names = [found] if isinstance(found, str) else found if isinstance(found, list) else []
+        # Unknown role names are ignored rather than refused, so an identity provider may
+        # carry roles of its own; a token without any known role may do nothing.
+        roles = frozenset(Role(n) for n in names if n in Role._value2member_map_)
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        return Identity(subject=subject, roles=roles, expires_at=expires_at)
 
 
-async def _retrieve_identity(
-    token: AccessToken, _connection: ASGIConnection[Any, Any, Any, Any]
-) -> Identity | None:
-    return _identity(token)
-
-
-def authenticate_bearer(secret: str, authorization: object) -> Identity:
-    """The identity of an ``Authorization`` value (``Bearer <token>``), for connections the
-    middleware does not see (WebSockets); raises ``NotAuthorizedException`` like it."""
-    if not isinstance(authorization, str):
-        raise NotAuthorizedException("no bearer token")
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not encoded.strip():
-        raise NotAuthorizedException("expected 'Bearer <token>'")
-    encoded = encoded.strip()
-    known = _VERIFIED.get(secret, encoded)
-    if known is not None:
-        return known[1]
-    token = AccessToken.decode(encoded, secret, ALGORITHM, require_claims=["exp", "sub"])
-    identity = _identity(token)
-    if identity is None:
-        raise NotAuthorizedException("Invalid token")
-    _VERIFIED.put(secret, encoded, token, identity)
-    return identity
+def _reason(exc: jwt.PyJWTError) -> str:
+    """What to tell the caller whose token ``exc`` refused; specific where it helps them
+    fix it, never echoing the token."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "the token has expired"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "the token's issuer (iss) is not the identity provider this API trusts"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "the token's audience (aud) is not this API"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the token has no {exc.claim!r} claim"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "the token's signature does not verify"
+    if isinstance(exc, jwt.DecodeError):
+        return "the bearer value is not a JWT"
+    return f"invalid token: {exc}"
 
 
 class VerifiedTokens:
-    """Tokens already verified, by secret and encoded token, until they expire.
+    """Identities of tokens already verified, by verifier and encoded token, until the
+    tokens expire.
 
     A client sends the same token with every request, and checking its signature and
     claims again each time costs more than the rest of authentication. A token that
     verified once stays valid until its ``exp`` (no other claim we check can change its
     verdict, and there is no revocation list), so its identity is reused until then. The
-    secret is part of the key, so apps with different secrets never share a verdict.
-    Bounded, least recently used first out.
+    verifier is part of the key, so apps with different secrets or keys never share a
+    verdict. Bounded, least recently used first out.
     """
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._found: OrderedDict[tuple[str, str], tuple[AccessToken, Identity]] = OrderedDict()
+        self._found: OrderedDict[tuple[object, str], Identity] = OrderedDict()
 
-    def get(self, secret: str, encoded: str) -> tuple[AccessToken, Identity] | None:
-        key = (secret, encoded)
+    def get(self, verifier: object, encoded: str) -> Identity | None:
+        key = (verifier, encoded)
         found = self._found.get(key)
         if found is None:
             return None
-        if found[1].expires_at <= datetime.now(UTC):
+        if found.expires_at <= datetime.now(UTC):
             del self._found[key]
             return None
         self._found.move_to_end(key)
         return found
 
-    def put(self, secret: str, encoded: str, token: AccessToken, identity: Identity) -> None:
-        self._found[(secret, encoded)] = (token, identity)
+    def put(self, verifier: object, encoded: str, identity: Identity) -> None:
+        self._found[(verifier, encoded)] = identity
         if len(self._found) > self._size:
             self._found.popitem(last=False)
 
@@ -183,28 +302,28 @@ class VerifiedTokens:
 _VERIFIED = VerifiedTokens()
 
 
-class _BearerAuthMiddleware(JWTAuthenticationMiddleware):
-    """Litestar's JWT middleware, except that a browser loading a page without a token gets
-    through anonymously: that is how GraphiQL's page is served, whose header editor then
-    carries the token. Every GraphQL operation still needs one (no identity, no access)."""
+class _BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Bearer authentication for HTTP, except that a browser loading a page without a token
+    gets through anonymously: that is how GraphiQL's page is served, whose header editor
+    then carries the token. Every GraphQL operation still needs one (no identity, no
+    access)."""
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+        super().__init__(
+            app,
+            exclude_http_methods=["OPTIONS", "HEAD"],
+            scopes={ScopeType.HTTP},
+        )
+        self._verifier = verifier
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        if not connection.headers.get(self.auth_header) and _is_page_load(connection):
+        authorization = connection.headers.get("authorization")
+        if not authorization and _is_page_load(connection):
             return AuthenticationResult(user=None, auth=None)
-        return await super().authenticate_request(connection)
-
-    async def authenticate_token(
-        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        known = _VERIFIED.get(self.token_secret, encoded_token)
-        if known is not None:
-            return AuthenticationResult(user=known[1], auth=known[0])
-        result = await super().authenticate_token(encoded_token, connection)
-        if isinstance(result.auth, AccessToken) and isinstance(result.user, Identity):
-            _VERIFIED.put(self.token_secret, encoded_token, result.auth, result.user)
-        return result
+        identity = await self._verifier.authenticate(authorization)
+        return AuthenticationResult(user=identity, auth=identity)
 
 
 def _is_page_load(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
@@ -215,27 +334,45 @@ def _is_page_load(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     )
 
 
-def jwt_auth(secret: str) -> JWTAuth[Identity, AccessToken]:
+def bearer_auth(verifier: TokenVerifier) -> DefineMiddleware:
     """HTTP bearer authentication for every route not marked ``exclude_from_auth``.
 
     WebSockets are left to the GraphQL ``connection_init`` (see module docstring).
     """
-    return JWTAuth[Identity, AccessToken](
-        token_secret=secret,
-        retrieve_user_handler=_retrieve_identity,
-        token_cls=AccessToken,
-        algorithm=ALGORITHM,
-        scopes={ScopeType.HTTP},
-        require_claims=["exp", "sub"],
-        authentication_middleware_class=_BearerAuthMiddleware,
+    return DefineMiddleware(_BearerAuthMiddleware, verifier=verifier)
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """The verifier ``settings`` describe: the shared secret (in development, the data
+    directory's own when none is set and no JWKS is), and the JWKS with its rules."""
+    source: str | Path | None = settings.jwks_url or settings.jwks_file
+    secret = settings.jwt_secret
+    if secret is None and source is None:
+        secret = jwt_secret(settings)
+    max_lifetime = settings.jwt_max_lifetime
+    return TokenVerifier(
+        secret,
+        None if source is None else JwksKeys(source),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        roles_claim=settings.jwt_roles_claim,
+        max_lifetime=None if max_lifetime is None else timedelta(seconds=max_lifetime),
     )
 
 
-def mint_token(secret: str, subject: str, roles: Iterable[Role | str], ttl: timedelta) -> str:
+def mint_token(
+    secret: str,
+    subject: str,
+    roles: Iterable[Role | str],
+    ttl: timedelta,
+    *,
+    max_ttl: timedelta | None = None,
+) -> str:
     """A signed token for ``subject`` with ``roles``, valid for ``ttl``.
 
-    Raises ``ValueError`` for a subject that cannot be an actor, an unknown role or a
-    non-positive lifetime, so a typo fails when minting rather than at the first request.
+    Raises ``ValueError`` for a subject that cannot be an actor, an unknown role, a
+    non-positive lifetime or one beyond ``max_ttl`` (the server's maximum), so a mistake
+    fails when minting rather than at the first request.
     """
     if not subject.strip() or len(subject) > _SUBJECT_MAX or _CONTROL.search(subject):
         raise ValueError(f"subject must be 1-{_SUBJECT_MAX} characters without control characters")
@@ -248,6 +385,11 @@ def mint_token(secret: str, subject: str, roles: Iterable[Role | str], ttl: time
         raise ValueError("give at least one role")
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
+    if max_ttl is not None and ttl > max_ttl:
+        raise ValueError(
+            f"ttl must be at most {int(max_ttl.total_seconds())} s "
+            "(PROGRAMLEDGER_JWT_MAX_LIFETIME): the server refuses longer-lived tokens"
+        )
     now = datetime.now(UTC).replace(microsecond=0)
     claims = {"sub": subject, "roles": names, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)

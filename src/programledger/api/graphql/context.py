@@ -16,7 +16,7 @@ from strawberry.litestar import BaseContext
 from strawberry.types import Info
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.api.auth import Identity
+from programledger.api.auth import Identity, TokenVerifier
 from programledger.api.events import EventFeed
 from programledger.api.metrics import ApiMetrics
 from programledger.application.handlers import Application
@@ -37,7 +37,7 @@ class Services:
     """For the reads that are event-store reads by design: history and verification."""
     feed: EventFeed
     metrics: ApiMetrics
-    jwt_secret: str
+    tokens: TokenVerifier
     wait_for_position: WaitForPosition | None
     projection_wait: float
     """Seconds a mutation with ``waitForProjections`` waits at most."""

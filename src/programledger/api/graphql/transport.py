@@ -38,7 +38,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from programledger.api.auth import Identity, authenticate_bearer
+from programledger.api.auth import Identity
 from programledger.api.errors import (
     GRAPHQL_RESPONSE_MEDIA_TYPE,
     INTERNAL_MESSAGE,
@@ -115,7 +115,7 @@ def graphql_controller(
             if authorization is None and context.websocket is not None:
                 authorization = context.websocket.headers.get("authorization")
             try:
-                context.identity = authenticate_bearer(services.jwt_secret, authorization)
+                context.identity = await services.tokens.authenticate(authorization)
             except NotAuthorizedException:
                 raise ConnectionRejectionError(
                     {"message": "a valid bearer token is required"}
