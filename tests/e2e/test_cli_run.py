@@ -20,6 +20,8 @@ from tests.support.servers import scratch_dir
 pytestmark = pytest.mark.embedded
 
 ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = "http://localhost:3000"
+"""A single-page app in development, on an origin of its own."""
 STOP_WITHIN = 60.0
 """Seconds a SIGTERM may take to stop the API, relay, projections and both servers."""
 
@@ -29,6 +31,7 @@ def _env(data_dir: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["PROGRAMLEDGER_DATA_DIR"] = str(data_dir)
     env["PROGRAMLEDGER_HTTP_PORT"] = "0"
+    env["PROGRAMLEDGER_CORS_ORIGINS"] = FRONTEND
     return env
 
 
@@ -136,6 +139,17 @@ def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> N
         me = http.post(graphql, json={"query": "{ me { subject roles } }"}, headers=auth).json()
         assert me["data"]["me"] == {"subject": "alice", "roles": ["EDITOR"]}
         assert http.get(graphql.removesuffix("/graphql") + "/ready").status_code == 200
+        preflight = http.options(
+            graphql,
+            headers={
+                "Origin": FRONTEND,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == FRONTEND
+        page = http.get(graphql, headers={"Accept": "text/html"})
+        assert "/graphiql/graphiql-3.8.3/graphiql.min.js" in page.text
 
         # A second process on the same data directory uses the running PostgreSQL and
         # leaves it running: the next write still goes through.
