@@ -4,6 +4,7 @@ issuer, audience, lifetime and key rotation checks an operator relies on."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -19,8 +20,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from litestar.exceptions import NotAuthorizedException
 from websockets.exceptions import ConnectionClosed
 
+from programledger.api.auth import TokenVerifier
+from programledger.api.jwks import JwksKeys
 from tests.e2e.conftest import SECRET, ApiFactory, new_id, program_input
 
 ISSUER = "https://id.example.com/realms/pmo"
@@ -230,3 +234,37 @@ async def test_keys_may_come_from_a_jwks_file_and_the_shared_secret_may_be_absen
     assert minted.status_code == 401
     assert "'HS256' are not accepted" in minted.json()["errors"][0]["message"]
     assert SECRET not in minted.text
+
+
+async def test_held_keys_keep_working_while_the_provider_is_unreachable() -> None:
+    key = SigningKey.new("RS256")
+    jwks = Jwks(key)
+    with jwks.served() as url:
+        keys = JwksKeys(url, max_age=0.0)  # every use wants a fresh copy
+        verifier = TokenVerifier(None, keys, issuer=ISSUER, audience=[AUDIENCE])
+        first = await verifier.verify(key.sign(_claims(sub="a")))
+    second = await verifier.verify(key.sign(_claims(sub="b")))  # the provider is gone
+
+    assert (first.subject, second.subject) == ("a", "b")
+    assert keys.fetch_count == 2  # it tried, failed, and kept the keys it held
+
+
+async def test_secret_or_private_keys_in_a_jwks_are_never_used(tmp_path: Path) -> None:
+    signing = ec.generate_private_key(ec.SECP256R1())
+    key = SigningKey("ES256", signing)
+    private = {**ECAlgorithm.to_jwk(signing, as_dict=True), "kid": key.kid}
+    hmac_key = "s" * 40
+    secret = {
+        "kty": "oct",
+        "kid": "hmac",
+        "k": base64.urlsafe_b64encode(hmac_key.encode()).decode(),
+    }
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [private, secret]}))
+    verifier = TokenVerifier(None, JwksKeys(path))
+    forged = jwt.encode(_claims(), hmac_key, headers={"kid": "hmac"})
+
+    with pytest.raises(NotAuthorizedException, match="cannot be read"):
+        await verifier.verify(key.sign(_claims()))
+    with pytest.raises(NotAuthorizedException, match="'HS256' are not accepted"):
+        await verifier.verify(forged)

@@ -102,7 +102,10 @@ class JwksKeys:
                 found = self._find(kid)
         if found is None:
             if self._fetched_at is None:
-                raise JwksUnavailable(f"the signing keys at {self.source} cannot be read")
+                # The operator finds the cause in the log; the caller learns only this.
+                raise JwksUnavailable(
+                    "the identity provider's signing keys cannot be read; try again later"
+                )
             held = ", ".join(sorted(repr(k) for k in self._keys if k is not None)) or "none"
             raise UnknownKey(
                 f"the token's signing key (kid {kid!r}) is not in the identity provider's "
