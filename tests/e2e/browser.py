@@ -2,30 +2,41 @@
 
 Playwright's own browser builds are never downloaded; the system's ``chromium`` is
 launched instead, and tests that need it are skipped on a machine without it (CI installs
-it). Pages are served by a tiny HTTP server on a loopback port of their own, so that the
-page and the API are on different origins, as a frontend on ``localhost:3000`` would be.
+it) or in a virtualenv made before playwright joined the test extra. Pages are served by a
+tiny HTTP server on a loopback port of their own, so that the page and the API are on
+different origins, as a frontend on ``localhost:3000`` would be.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 __all__ = ["CHROMIUM", "chromium", "needs_chromium", "serve_page"]
 
 CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or not _PLAYWRIGHT,
+    reason="needs Debian's chromium and the test extra's playwright (scripts/test installs it)",
+)
 
 
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """Headless Chromium; the sandbox is off because tests may run as root."""
+    from playwright.async_api import async_playwright  # only where the test extra is
+
     assert CHROMIUM is not None
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

@@ -7,14 +7,17 @@ from __future__ import annotations
 import base64
 import hashlib
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from graphql import get_introspection_query
-from playwright.async_api import Route
 
 from programledger.api import ApiLimits
 from tests.e2e.browser import chromium, needs_chromium
 from tests.e2e.conftest import Api, ApiFactory
+
+if TYPE_CHECKING:
+    from playwright.async_api import Route
 
 HTML = {"Accept": "text/html"}
 
