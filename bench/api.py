@@ -68,8 +68,8 @@ from programledger.api import ApiMetrics, Role, create_app, mint_token
 from programledger.application.handlers import Application
 from programledger.bootstrap import Runtime, Servers, event_registry
 from programledger.projections import allocations, milestones, programs, risks
-from programledger.projections import wait_for_position as wait_for_read_models
-from programledger.projections.tables import Table
+from programledger.projections.engine.status import wait_for_position as wait_for_read_models
+from programledger.projections.engine.tables import Table
 from programledger.settings import Settings
 
 READ_GOAL = 2.0

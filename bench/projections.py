@@ -108,18 +108,14 @@ from programledger.domain import (
     RiskMitigationStarted,
     RiskReviewed,
 )
-from programledger.projections import (
-    PROJECTIONS,
-    ProjectionRunner,
-    RunnerSettings,
-    RunnerState,
-    rebuild,
-)
-from programledger.projections.jetstream import open_consumer
+from programledger.projections.engine.jetstream import open_consumer
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, RunnerState
+from programledger.projections.engine.status import wait_for_position
+from programledger.projections.engine.storage import drop_tables
 from programledger.projections.programs import list_programs
+from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import list_risks
-from programledger.projections.status import wait_for_position
-from programledger.projections.storage import drop_tables
 
 REBUILD_GOAL = 20_000.0
 LIVE_GOAL = 0.8

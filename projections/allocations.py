@@ -37,14 +37,14 @@ from programledger.domain import (
     Resource,
 )
 from programledger.domain.capacity import capacity_at_ordinal
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,
     Projection,
     Tracked,
     fold,
 )
-from programledger.projections.queries import (
+from programledger.projections.engine.queries import (
     AsOf,
     Filters,
     ListSpec,
@@ -58,7 +58,7 @@ from programledger.projections.queries import (
     resolve_position,
     version_clause,
 )
-from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
+from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "ALLOCATIONS",

@@ -33,15 +33,22 @@ from programledger.domain import (
     Risk,
     program_id_of,
 )
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,
     Projection,
     Tracked,
     fold,
 )
-from programledger.projections.queries import AsOf, Filters, ListSpec, Page, Reader, fetch_page
-from programledger.projections.tables import Column, Index, SortKey, Table
+from programledger.projections.engine.queries import (
+    AsOf,
+    Filters,
+    ListSpec,
+    Page,
+    Reader,
+    fetch_page,
+)
+from programledger.projections.engine.tables import Column, Index, SortKey, Table
 
 __all__ = [
     "AUDIT",

@@ -25,14 +25,14 @@ from programledger.domain import (
     Program,
     slip_days,
 )
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,
     Projection,
     Tracked,
     fold,
 )
-from programledger.projections.queries import (
+from programledger.projections.engine.queries import (
     AsOf,
     Filters,
     ListSpec,
@@ -42,7 +42,7 @@ from programledger.projections.queries import (
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
+from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "DEPENDENCIES",

@@ -27,14 +27,14 @@ from programledger.domain import (
     RiskStatus,
     allocated_budget,
 )
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,
     Projection,
     Tracked,
     fold,
 )
-from programledger.projections.queries import (
+from programledger.projections.engine.queries import (
     AsOf,
     Filters,
     ListSpec,
@@ -44,7 +44,7 @@ from programledger.projections.queries import (
     fetch_one,
     fetch_page,
 )
-from programledger.projections.tables import Column, SortKey, Table
+from programledger.projections.engine.tables import Column, SortKey, Table
 
 __all__ = ["PROGRAMS", "PROJECTION", "ProgramRow", "get_program", "list_programs"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from programledger.projections import allocations, audit, decisions, milestones, programs, risks
-from programledger.projections.core import Projection
+from programledger.projections.engine.core import Projection
 
 __all__ = ["PROJECTIONS", "get_projection"]
 

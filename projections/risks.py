@@ -20,14 +20,14 @@ from uuid import UUID
 import msgspec
 
 from programledger.domain import RISK_EVENT_TYPES, Risk, RiskStatus, SeverityBand
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,
     Projection,
     Tracked,
     fold,
 )
-from programledger.projections.queries import (
+from programledger.projections.engine.queries import (
     AsOf,
     Filters,
     ListSpec,
@@ -39,7 +39,7 @@ from programledger.projections.queries import (
     resolve_position,
     version_clause,
 )
-from programledger.projections.tables import CURRENT, Column, Index, SortKey, Table
+from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
     "PROJECTION",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
     from programledger.api import ReadinessCheck
-    from programledger.projections.runner import ProjectionRunner
+    from programledger.projections.engine.runner import ProjectionRunner
 
 __all__ = [
     "Api",
@@ -262,8 +262,8 @@ async def connect_nats(
 
 def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> list[ProjectionRunner]:
     """One runner per named projection, sharing ``nc``; each holds its own lock."""
+    from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
     from programledger.projections.registry import get_projection
-    from programledger.projections.runner import ProjectionRunner, RunnerSettings
 
     settings = RunnerSettings(prefix=runtime.settings.subject_prefix)
     return [
@@ -287,7 +287,7 @@ def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> Readin
     take every API replica out of service at once, while serving slightly stale reads is
     usually the better outage; operators who disagree set the limit.
     """
-    from programledger.projections.status import projection_status
+    from programledger.projections.engine.status import projection_status
 
     async def projections() -> tuple[str, bool, str]:
         statuses = await projection_status(pool)
@@ -345,7 +345,7 @@ class LagGauges:
 
     async def refresh(self) -> None:
         from programledger.adapters.nats.relay import relay_lag
-        from programledger.projections.status import projection_status
+        from programledger.projections.engine.status import projection_status
 
         relay = await relay_lag(self._pool)
         self.relay_events.set(relay.positions)
@@ -378,7 +378,7 @@ def build_api(runtime: Runtime) -> Api:
     the projections when a mutation asks to, readiness and metrics including lag."""
     from programledger.api import ApiLimits, ApiMetrics, create_app
     from programledger.application.handlers import Application
-    from programledger.projections.status import wait_for_position
+    from programledger.projections.engine.status import wait_for_position
 
     metrics = ApiMetrics()
     app = create_app(

@@ -322,7 +322,7 @@ def project(
     PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
     """
     from programledger.bootstrap import build_runners, connect_nats, open_runtime
-    from programledger.projections.runner import serve as serve_runners
+    from programledger.projections.engine.runner import serve as serve_runners
 
     names = _projection_names(projection, "--projection")
     settings = _settings()
@@ -391,7 +391,7 @@ def rebuild_command(
     and the time left.
     """
     from programledger.bootstrap import open_runtime
-    from programledger.projections.rebuild import (
+    from programledger.projections.engine.rebuild import (
         RebuildFailed,
         RebuildInProgress,
         RebuildReport,

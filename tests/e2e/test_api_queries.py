@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from programledger.api import Role
-from programledger.projections import wait_for_position
+from programledger.projections.engine.status import wait_for_position
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
 from tests.support.projection_process import LiveSystem
 

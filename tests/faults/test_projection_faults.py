@@ -12,7 +12,9 @@ import asyncio
 import asyncpg
 
 from programledger.application.handlers import Application
-from programledger.projections import PROJECTIONS, projection_status, rebuild, wait_for_position
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.status import projection_status, wait_for_position
+from programledger.projections.registry import PROJECTIONS
 from tests.support.projection_process import (
     Ids,
     LiveSystem,

@@ -44,21 +44,19 @@ from programledger.domain import (
     StartMitigation,
     SupersedeDecision,
 )
-from programledger.projections import (
-    PROJECTIONS,
-    ProjectionRunner,
-    RebuildFailed,
-    RunnerState,
-    clear_failure,
-    projection_status,
-    rebuild,
-    wait_for_position,
-)
 from programledger.projections.allocations import list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import get_decision, list_decisions, list_lessons
+from programledger.projections.engine.rebuild import RebuildFailed, rebuild
+from programledger.projections.engine.runner import ProjectionRunner, RunnerState
+from programledger.projections.engine.status import (
+    clear_failure,
+    projection_status,
+    wait_for_position,
+)
 from programledger.projections.milestones import list_milestones
 from programledger.projections.programs import get_program, list_programs
+from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import get_risk, heat_map, list_risks
 from tests.support.projection_process import LiveSystem, app_store, table_rows
 from tests.support.relay_process import eventually

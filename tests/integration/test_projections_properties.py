@@ -36,12 +36,14 @@ from programledger.domain import (
     resource,
     risk,
 )
-from programledger.projections import PROJECTIONS, rebuild, wait_for_position
 from programledger.projections.allocations import get_resource, list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import list_decisions, list_lessons
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.status import wait_for_position
 from programledger.projections.milestones import list_dependencies, list_milestones
 from programledger.projections.programs import get_program, list_programs
+from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import get_risk, heat_map, list_risks
 from tests.support.projection_process import (
     DAY0,

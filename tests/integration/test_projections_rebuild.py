@@ -14,13 +14,9 @@ from hypothesis import strategies as st
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.handlers import Application
-from programledger.projections import (
-    PROJECTIONS,
-    RebuildInProgress,
-    projection_status,
-    rebuild,
-    wait_for_position,
-)
+from programledger.projections.engine.rebuild import RebuildInProgress, rebuild
+from programledger.projections.engine.status import projection_status, wait_for_position
+from programledger.projections.registry import PROJECTIONS
 from tests.support.projection_process import (
     Ids,
     LiveSystem,

@@ -22,7 +22,9 @@ from programledger.domain import (
     ProgramHealthReported,
     ProgramProposed,
 )
-from programledger.projections import PROJECTIONS, RunnerState, projection_status, wait_for_position
+from programledger.projections.engine.runner import RunnerState
+from programledger.projections.engine.status import projection_status, wait_for_position
+from programledger.projections.registry import PROJECTIONS
 from tests.support.projection_process import LiveSystem, app_store, busy_history, run_steps
 from tests.support.relay_process import eventually
 

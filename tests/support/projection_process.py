@@ -99,8 +99,9 @@ from programledger.domain import (
     UpdateProgramDetails,
     UpdateRiskDetails,
 )
-from programledger.projections import PROJECTIONS, ProjectionRunner, RunnerSettings, serve
-from programledger.projections.core import Projection
+from programledger.projections.engine.core import Projection
+from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, serve
+from programledger.projections.registry import PROJECTIONS
 from tests.support.relay_process import fast_settings
 
 __all__ = [

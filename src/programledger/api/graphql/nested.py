@@ -26,8 +26,14 @@ from uuid import UUID
 
 from programledger.projections import allocations, milestones, risks
 from programledger.projections.allocations import AllocationRow
+from programledger.projections.engine.queries import (
+    MAX_PAGE_SIZE,
+    Filters,
+    ListSpec,
+    Reader,
+    fetch_page,
+)
 from programledger.projections.milestones import MilestoneRow
-from programledger.projections.queries import MAX_PAGE_SIZE, Filters, ListSpec, Reader, fetch_page
 from programledger.projections.risks import RiskRow
 
 __all__ = ["NESTED_LIMIT", "NESTED_LISTS", "NestedRows", "read_nested"]

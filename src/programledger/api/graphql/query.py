@@ -62,14 +62,14 @@ from programledger.api.graphql.reads import one_connection
 from programledger.api.graphql.types import SafeInt
 from programledger.application.eventstore import StreamVerification
 from programledger.projections import allocations, audit, decisions, milestones, programs, risks
-from programledger.projections.queries import (
+from programledger.projections.engine.queries import (
     MAX_PAGE_SIZE,
     AsOf,
     Filters,
     fetch_page,
     resolve_position,
 )
-from programledger.projections.status import projection_status
+from programledger.projections.engine.status import projection_status
 
 __all__ = ["Me", "Query"]
 

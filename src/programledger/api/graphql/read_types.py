@@ -24,11 +24,11 @@ from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
 from programledger.projections.audit import AuditEntry
 from programledger.projections.decisions import DecisionRow
+from programledger.projections.engine.queries import Page
+from programledger.projections.engine.status import ProjectionStatus
 from programledger.projections.milestones import DependencyRow, MilestoneRow
 from programledger.projections.programs import ProgramRow
-from programledger.projections.queries import Page
 from programledger.projections.risks import HeatMap, RiskRow
-from programledger.projections.status import ProjectionStatus
 
 __all__ = [
     "AllocationSort",

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from programledger.projections.core import Connection
+from programledger.projections.engine.core import Connection
 
 __all__ = ["one_connection"]
 
 
 class _Lent:
-    """A :class:`~programledger.projections.queries.Reader` over one connection, for
+    """A :class:`~programledger.projections.engine.queries.Reader` over one connection, for
     statements run one after the other."""
 
     def __init__(self, connection: Connection) -> None:

@@ -47,7 +47,7 @@ from programledger.domain import (
     risk,
 )
 from programledger.domain.events import DomainEvent, EventRegistry
-from programledger.projections.tables import Column, Table
+from programledger.projections.engine.tables import Column, Table
 
 __all__ = [
     "STREAM_TYPE_OF_EVENT",

@@ -1,5 +1,5 @@
 """A worker process of a rebuild in shares (see ``rebuild``): ``python -m
-programledger.projections.rebuild_share`` reads its task (JSON) on stdin and reports on
+programledger.projections.engine.rebuild_share`` reads its task (JSON) on stdin and reports on
 stdout, a JSON line at a time, until ``done``.
 
 A module of its own, run as a program, so that starting a worker imports only what a
@@ -13,7 +13,7 @@ import sys
 
 import msgspec
 
-from programledger.projections.rebuild import ShareReport, ShareTask, run_share
+from programledger.projections.engine.rebuild import ShareReport, ShareTask, run_share
 
 _encoder = msgspec.json.Encoder()
 

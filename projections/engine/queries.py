@@ -28,8 +28,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from programledger.projections.core import Connection
-from programledger.projections.tables import SortKey, Table, current_at
+from programledger.projections.engine.core import Connection
+from programledger.projections.engine.tables import SortKey, Table, current_at
 
 __all__ = [
     "MAX_PAGE_SIZE",

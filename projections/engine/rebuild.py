@@ -56,7 +56,7 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 from programledger.application.registry import application_registry
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Applier,
     Connection,
     Poison,
@@ -65,8 +65,7 @@ from programledger.projections.core import (
     StateStore,
     from_stored,
 )
-from programledger.projections.registry import get_projection
-from programledger.projections.storage import (
+from programledger.projections.engine.storage import (
     REBUILD_SUFFIX,
     create_tables,
     drop_tables,
@@ -76,7 +75,8 @@ from programledger.projections.storage import (
     projection_channel,
     swap_tables,
 )
-from programledger.projections.tables import Table
+from programledger.projections.engine.tables import Table
+from programledger.projections.registry import get_projection
 
 __all__ = [
     "RebuildFailed",
@@ -299,7 +299,7 @@ class _Rebuild:
 
     async def _bulk_in_shares(self, bar: _Bar, shares: _Shares) -> None:
         """Step 2 by ``shares.workers`` processes (``python -m
-        programledger.projections.rebuild_share``), each its share of the events up to
+        programledger.projections.engine.rebuild_share``), each its share of the events up to
         the head as it is now; this process then knows no state but what they wrote."""
         through = await self.store.head_position()
         name = self.projection.name
@@ -309,7 +309,7 @@ class _Rebuild:
                 worker = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "programledger.projections.rebuild_share",
+                    "programledger.projections.engine.rebuild_share",
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     env=_worker_environment(),

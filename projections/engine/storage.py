@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import msgspec
 
-from programledger.projections.core import Connection, Projection
-from programledger.projections.tables import Table
+from programledger.projections.engine.core import Connection, Projection
+from programledger.projections.engine.tables import Table
 
 __all__ = [
     "REBUILD_SUFFIX",

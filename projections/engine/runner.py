@@ -25,7 +25,7 @@ How each guarantee is kept:
 - **Poison events.** A handler that raises (or a row PostgreSQL refuses, found by
   retrying the batch one event at a time) stops the projection at that event: the
   events before it are committed, the status row records the position, event and
-  error, and the runner waits until :func:`~programledger.projections.status.clear_failure`
+  error, and the runner waits until :func:`~programledger.projections.engine.status.clear_failure`
   or a rebuild clears it. Nothing is skipped silently.
 - **One active runner per projection.** A PostgreSQL session advisory lock, held on the
   connection that also runs every batch transaction, so a runner that lost it cannot
@@ -73,7 +73,7 @@ from programledger.adapters.postgres.connection import connect
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.domain import domain_registry
 from programledger.domain.events import EventRegistry
-from programledger.projections.core import (
+from programledger.projections.engine.core import (
     Applier,
     Poison,
     ProjectedEvent,
@@ -84,9 +84,9 @@ from programledger.projections.core import (
     from_stored,
     poison_of,
 )
-from programledger.projections.jetstream import open_consumer
-from programledger.projections.rebuild import rebuild
-from programledger.projections.storage import (
+from programledger.projections.engine.jetstream import open_consumer
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.storage import (
     StatusRow,
     lock_status,
     prepare_tables,

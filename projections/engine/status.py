@@ -22,8 +22,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from programledger.projections.engine.storage import projection_channel
 from programledger.projections.registry import PROJECTIONS
-from programledger.projections.storage import projection_channel
 
 __all__ = ["ProjectionStatus", "clear_failure", "projection_status", "wait_for_position"]
 
