@@ -29,10 +29,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script from a checkout: measure the working tree's code, and reach bench/ and
-# tests/support (the Noted test event) without installing anything.
+# Run as a script from a checkout, with the project installed in .venv (the strict editable
+# install links the working tree's code): reach bench/ and tests/support (the Noted event).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import argparse
 import asyncio

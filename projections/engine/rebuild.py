@@ -472,8 +472,13 @@ _report_decoder = msgspec.json.Decoder(ShareReport)
 
 def _worker_environment() -> dict[str, str]:
     """This process's environment, with the code it runs first on the path: a worker
-    must apply the same handlers, whatever is installed."""
-    code = str(Path(programledger.__file__).resolve().parents[1])
+    must apply the same handlers, whatever is installed.
+
+    The folder that holds the package as this process imported it, links not followed:
+    in an editable install that is the link tree, where ``programledger.projections``
+    sits inside ``programledger`` (following the links would lead to ``src/``, which
+    holds no ``projections``)."""
+    code = str(Path(programledger.__file__).parents[1])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": code if not path else os.pathsep.join((code, path))}
 

@@ -48,7 +48,7 @@ COMMANDS = (
 
 def _env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRAMLEDGER_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env["PYTHONPATH"] = str(ROOT)
     env["COLUMNS"] = "200"  # rich wraps usage errors at the terminal's width
     env.update({f"PROGRAMLEDGER_{name.upper()}": value for name, value in settings.items()})
     return env

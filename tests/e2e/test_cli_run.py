@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ STOP_WITHIN = 60.0
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGRAMLEDGER_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env["PYTHONPATH"] = str(ROOT)
     env["PROGRAMLEDGER_DATA_DIR"] = str(data_dir)
     env["PROGRAMLEDGER_HTTP_PORT"] = "0"
     env["PROGRAMLEDGER_CORS_ORIGINS"] = FRONTEND
@@ -37,12 +38,18 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 class Running:
     """``programledger run`` as a process; its log lines are read as they come, so a full
-    pipe never blocks it."""
+    pipe never blocks it. ``command`` and ``cwd`` let a test run another installation."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        command: Sequence[str] = (sys.executable, "-m", "programledger", "run"),
+        cwd: Path | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "programledger", "run"],
-            env=_env(data_dir),
+            list(command),
+            env=dict(env),
+            cwd=cwd,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -102,7 +109,7 @@ mutation Propose($input: ProposeProgramInput!) {
 
 def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> None:
     data_dir = scratch_dir("programledger-run-")
-    run = Running(data_dir)
+    run = Running(_env(data_dir))
     up = run.wait_for("programledger is up")
     assert any("starting the embedded PostgreSQL" in line for line in run.lines)
     assert any("starting the embedded NATS" in line for line in run.lines)
@@ -169,7 +176,7 @@ def test_run_serves_http_on_embedded_servers_and_stops_cleanly_on_sigterm() -> N
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
     assert not (data_dir / "nats" / "nats-server.pid").exists()
 
-    again_run = Running(data_dir)
+    again_run = Running(_env(data_dir))
     again_run.wait_for("programledger is up")
     assert not any("applied migration" in line for line in again_run.lines), "data was not kept"
     assert again_run.stop()[0] == 0

@@ -571,7 +571,7 @@ class ProjectionProcess:
 
     def start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
+        env["PYTHONPATH"] = str(REPO_ROOT)
         self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=env)
 
     def kill(self) -> None:

@@ -172,7 +172,7 @@ class RelayProcess:
 
     def start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
+        env["PYTHONPATH"] = str(REPO_ROOT)
         self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE)
 
     async def ready(self, within: float = 20) -> None:
