@@ -35,7 +35,6 @@ from programledger.adapters.embedded import (
 pytestmark = pytest.mark.embedded
 
 IS_ROOT = os.geteuid() == 0
-SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture
@@ -142,7 +141,7 @@ def test_postgres_binaries_copied_out_of_private_venv(work_dir: Path) -> None:
             "print(pg.pid and Path(f'/proc/{pg.pid}/exe').resolve())\n"
             "pg.stop()\n"
         )
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(private), str(SRC_DIR)])}
+        env = {**os.environ, "PYTHONPATH": str(private)}
         result = subprocess.run(
             [sys.executable, "-c", script, str(work_dir / "pg")],
             env=env,
