@@ -81,25 +81,26 @@ from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
 from programledger.application.registry import application_registry
-from programledger.domain import (
+from programledger.domain.events import DomainEvent
+from programledger.domain.program import (
     ActualSpendReported,
-    AllocationAdjusted,
-    AllocationConfirmed,
-    AllocationProposed,
     BudgetAllocated,
     DecisionRecorded,
-    Department,
-    DomainEvent,
     Health,
     MilestoneCompleted,
     MilestonePlanned,
     MilestoneRescheduled,
-    Money,
-    PartyKind,
     ProgramActivated,
     ProgramHealthReported,
     ProgramProposed,
+)
+from programledger.domain.resource import (
+    AllocationAdjusted,
+    AllocationConfirmed,
+    AllocationProposed,
     ResourceRegistered,
+)
+from programledger.domain.risk import (
     ResponseStrategy,
     RiskAssessed,
     RiskCategory,
@@ -108,6 +109,7 @@ from programledger.domain import (
     RiskMitigationStarted,
     RiskReviewed,
 )
+from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.jetstream import open_consumer
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, RunnerState

@@ -29,14 +29,13 @@ from uuid import UUID
 
 import msgspec
 
-from programledger.domain import (
-    RESOURCE_EVENT_TYPES,
+from programledger.domain.capacity import (
     Allocation,
     AllocationStatus,
     CapacityStep,
-    Resource,
+    capacity_at_ordinal,
 )
-from programledger.domain.capacity import capacity_at_ordinal
+from programledger.domain.resource import RESOURCE_EVENT_TYPES, Resource
 from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,

@@ -26,13 +26,10 @@ from uuid import UUID
 
 import msgspec
 
-from programledger.domain import (
-    EVENT_TYPES,
-    Program,
-    Resource,
-    Risk,
-    program_id_of,
-)
+from programledger.domain import EVENT_TYPES, program_id_of
+from programledger.domain.program import Program
+from programledger.domain.resource import Resource
+from programledger.domain.risk import Risk
 from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,

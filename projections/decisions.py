@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from programledger.domain import (
+from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
     Decision,
     DecisionRecorded,

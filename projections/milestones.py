@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from programledger.domain import (
+from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
     Dependency,
     ExternalTarget,

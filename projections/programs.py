@@ -18,15 +18,13 @@ from uuid import UUID
 
 import msgspec
 
-from programledger.domain import (
+from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
-    RISK_EVENT_TYPES,
     MilestoneStatus,
     Program,
-    Risk,
-    RiskStatus,
     allocated_budget,
 )
+from programledger.domain.risk import RISK_EVENT_TYPES, Risk, RiskStatus
 from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import msgspec
 
-from programledger.domain import RISK_EVENT_TYPES, Risk, RiskStatus, SeverityBand
+from programledger.domain.risk import RISK_EVENT_TYPES, Risk, RiskStatus, SeverityBand
 from programledger.projections.engine.core import (
     Context,
     ProjectedEvent,

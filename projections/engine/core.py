@@ -38,15 +38,11 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import (
-    PROGRAM_EVENT_TYPES,
-    RESOURCE_EVENT_TYPES,
-    RISK_EVENT_TYPES,
-    program,
-    resource,
-    risk,
-)
+from programledger.domain import program, resource, risk
 from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.program import PROGRAM_EVENT_TYPES
+from programledger.domain.resource import RESOURCE_EVENT_TYPES
+from programledger.domain.risk import RISK_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
 __all__ = [

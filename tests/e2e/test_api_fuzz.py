@@ -17,7 +17,7 @@ from hypothesis_graphql import Mode, mutations, nodes
 from hypothesis_graphql.types import CustomScalarStrategies
 
 from programledger.api import Role, export_sdl
-from programledger.domain import MAX_SAFE_INTEGER
+from programledger.domain.values import MAX_SAFE_INTEGER
 from tests.e2e.conftest import Api
 
 SCALARS: CustomScalarStrategies = {

@@ -8,20 +8,17 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.demo import DEMO_PROGRAMS, load_demo, story
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
-from programledger.domain import (
-    Allocation,
-    AllocationConfirmed,
-    AllocationStatus,
+from programledger.domain.capacity import Allocation, AllocationStatus
+from programledger.domain.events import EventRegistry
+from programledger.domain.program import (
     DependencyStatus,
     MilestoneStatus,
     Program,
     ProgramStatus,
-    Resource,
-    Risk,
-    RiskStatus,
     slip_days,
 )
-from programledger.domain.events import EventRegistry
+from programledger.domain.resource import AllocationConfirmed, Resource
+from programledger.domain.risk import Risk, RiskStatus
 
 
 @pytest.fixture

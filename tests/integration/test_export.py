@@ -30,15 +30,9 @@ from programledger.application.export import (
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
-from programledger.domain import (
-    Health,
-    ProgramHealthReported,
-    ReportProgramHealth,
-    program,
-    resource,
-    risk,
-)
+from programledger.domain import program, resource, risk
 from programledger.domain.events import EventRegistry
+from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
 from tests.support.relay_process import eventually
 
 

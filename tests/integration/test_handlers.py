@@ -25,44 +25,46 @@ from programledger.application.eventstore import (
 from programledger.application.handlers import Application, RetryPolicy
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
-from programledger.domain import (
-    AcceptRisk,
+from programledger.domain import program, resource, risk
+from programledger.domain.capacity import AllocationStatus
+from programledger.domain.errors import (
+    AlreadyExists,
+    OverAllocation,
+    TerminalState,
+    ValidationError,
+)
+from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.program import (
     ActivateProgram,
     AddWorkstream,
-    AllocationConfirmed,
-    AllocationStatus,
-    AlreadyExists,
-    AssessRisk,
     CancelProgram,
-    CloseRisk,
     CompleteProgram,
-    ConfirmAllocation,
-    Department,
-    DomainEvent,
     Health,
-    IdentifyRisk,
-    OverAllocation,
-    PartyKind,
     PlanMilestone,
     ProgramHealthReported,
     ProgramProposed,
     ProgramStatus,
-    ProposeAllocation,
     RecordDecision,
+    ReportProgramHealth,
+    UpdateProgramDetails,
+)
+from programledger.domain.resource import (
+    AllocationConfirmed,
+    ConfirmAllocation,
+    ProposeAllocation,
     RegisterResource,
     ReleaseAllocation,
-    ReportProgramHealth,
+)
+from programledger.domain.risk import (
+    AcceptRisk,
+    AssessRisk,
+    CloseRisk,
+    IdentifyRisk,
     RiskCategory,
     RiskStatus,
-    TerminalState,
-    UpdateProgramDetails,
     UpdateRiskDetails,
-    ValidationError,
-    program,
-    resource,
-    risk,
 )
-from programledger.domain.events import EventRegistry
+from programledger.domain.values import Department, PartyKind
 from tests.unit.examples import propose_program
 
 ACTOR = "tom.tpm"

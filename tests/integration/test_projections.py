@@ -18,32 +18,30 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.handlers import Application
-from programledger.domain import (
+from programledger.domain.program import (
     ActivateProgram,
     AddWorkstream,
     AllocateBudget,
-    AssessRisk,
-    CloseRisk,
     CompleteMilestone,
-    ConfirmAllocation,
-    Department,
-    IdentifyRisk,
     MilestoneRescheduled,
-    Money,
-    PartyKind,
     PlanMilestone,
-    ProposeAllocation,
     ProposeProgram,
     RecordDecision,
     RecordLesson,
-    RegisterResource,
     ReportActualSpend,
     RescheduleMilestone,
+    SupersedeDecision,
+)
+from programledger.domain.resource import ConfirmAllocation, ProposeAllocation, RegisterResource
+from programledger.domain.risk import (
+    AssessRisk,
+    CloseRisk,
+    IdentifyRisk,
     ResponseStrategy,
     RiskCategory,
     StartMitigation,
-    SupersedeDecision,
 )
+from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.allocations import list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import get_decision, list_decisions, list_lessons

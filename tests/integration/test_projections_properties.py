@@ -24,18 +24,11 @@ from hypothesis import strategies as st
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.handlers import Application
-from programledger.domain import (
-    AllocationStatus,
-    MilestoneStatus,
-    Program,
-    Resource,
-    Risk,
-    RiskStatus,
-    capacity_on,
-    program,
-    resource,
-    risk,
-)
+from programledger.domain import program, resource, risk
+from programledger.domain.capacity import AllocationStatus, capacity_on
+from programledger.domain.program import MilestoneStatus, Program
+from programledger.domain.resource import Resource
+from programledger.domain.risk import Risk, RiskStatus
 from programledger.projections.allocations import get_resource, list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import list_decisions, list_lessons

@@ -15,13 +15,13 @@ import pytest_asyncio
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.handlers import Application
-from programledger.domain import (
+from programledger.domain.program import (
     Health,
-    Money,
     ProgramActivated,
     ProgramHealthReported,
     ProgramProposed,
 )
+from programledger.domain.values import Money
 from programledger.projections.engine.runner import RunnerState
 from programledger.projections.engine.status import projection_status, wait_for_position
 from programledger.projections.registry import PROJECTIONS

@@ -6,22 +6,21 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from programledger.domain import (
-    AllocationConfirmed,
-    AllocationProposed,
-    Department,
+from programledger.domain.events import DomainEvent
+from programledger.domain.program import (
     MilestonePlanned,
-    Money,
-    PartyKind,
     ProgramActivated,
     ProgramProposed,
     ProposeProgram,
-    ResourceRegistered,
-    RiskCategory,
-    RiskIdentified,
     WorkstreamAdded,
 )
-from programledger.domain.events import DomainEvent
+from programledger.domain.resource import (
+    AllocationConfirmed,
+    AllocationProposed,
+    ResourceRegistered,
+)
+from programledger.domain.risk import RiskCategory, RiskIdentified
+from programledger.domain.values import Department, Money, PartyKind
 
 PROGRAM = UUID("00000000-0000-4000-8000-000000000001")
 OTHER_PROGRAM = UUID("00000000-0000-4000-8000-000000000002")

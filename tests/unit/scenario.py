@@ -11,16 +11,12 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import (
-    ProgramCommand,
-    ResourceCommand,
-    RiskCommand,
-    program,
-    resource,
-    risk,
-)
+from programledger.domain import program, resource, risk
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
+from programledger.domain.program import ProgramCommand
+from programledger.domain.resource import ResourceCommand
+from programledger.domain.risk import RiskCommand
 
 E = TypeVar("E", bound=BaseException)
 

@@ -12,13 +12,9 @@ from programledger.application.commands import CommandContext, command_fingerpri
 from programledger.application.handlers import RetryPolicy
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
-from programledger.domain import (
-    EVENT_TYPES,
-    ActivateProgram,
-    ResumeProgram,
-    ValidationError,
-    domain_registry,
-)
+from programledger.domain import EVENT_TYPES, domain_registry
+from programledger.domain.errors import ValidationError
+from programledger.domain.program import ActivateProgram, ResumeProgram
 from tests.unit.examples import PROGRAM, propose_program
 
 

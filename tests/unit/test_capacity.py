@@ -9,15 +9,16 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from programledger.domain import (
+from programledger.domain.capacity import (
     Allocation,
     AllocationStatus,
     CapacityStep,
-    OverAllocationPeriod,
     capacity_on,
     over_allocated_periods,
+    with_step,
+    worsened_periods,
 )
-from programledger.domain.capacity import with_step, worsened_periods
+from programledger.domain.values import OverAllocationPeriod
 
 DAY0 = date(2027, 1, 1)
 P1 = UUID(int=1)

@@ -10,18 +10,16 @@ import msgspec
 import pytest
 from msgspec import inspect
 
-from programledger.domain import (
-    EVENT_TYPES,
-    DomainEvent,
-    ProgramEvent,
+from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
+from programledger.domain.events import DomainEvent
+from programledger.domain.program import ProgramEvent
+from programledger.domain.resource import (
     ResourceCapacityChanged,
     ResourceDetailsUpdated,
     ResourceEvent,
     ResourceRegistered,
-    RiskEvent,
-    domain_registry,
-    program_id_of,
 )
+from programledger.domain.risk import RiskEvent
 from tests.unit.examples import PROGRAM, alice_registered, program_proposed, proposed_allocation
 
 STORED_NAMES = {

@@ -7,32 +7,35 @@ from typing import Any
 
 import pytest
 
-from programledger.domain import (
+from programledger.domain import program
+from programledger.domain.errors import (
+    AlreadyExists,
+    InvalidTransition,
+    NotFound,
+    TerminalState,
+    ValidationError,
+)
+from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
     AddWorkstream,
     AllocateBudget,
-    AlreadyExists,
     CancelProgram,
     ChangeDependencyNeededBy,
     ClearDependencyRisk,
     ClearMilestoneRisk,
     CompleteMilestone,
     CompleteProgram,
-    Department,
     FlagDependencyAtRisk,
     FlagMilestoneAtRisk,
     Health,
-    InvalidTransition,
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
-    Money,
-    NotFound,
-    PartyKind,
     PlanMilestone,
     ProgramActivated,
     ProgramCancelled,
+    ProgramCommand,
     ProgramCompleted,
     ProgramDetailsUpdated,
     ProgramHealthReported,
@@ -55,13 +58,10 @@ from programledger.domain import (
     ReviseBudgetAllocation,
     RevisePlannedBudget,
     SupersedeDecision,
-    TerminalState,
     UpdateProgramDetails,
     UpdateWorkstream,
-    ValidationError,
-    program,
 )
-from programledger.domain.program_commands import ProgramCommand
+from programledger.domain.values import Department, Money, PartyKind
 from tests.unit.examples import (
     MILESTONE,
     MISSING,

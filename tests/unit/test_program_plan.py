@@ -7,15 +7,15 @@ from uuid import UUID
 
 import pytest
 
-from programledger.domain import (
+from programledger.domain.errors import AlreadyExists, InvalidTransition, NotFound, ValidationError
+from programledger.domain.events import DomainEvent
+from programledger.domain.program import (
     AddStakeholder,
     AddWorkstream,
-    AlreadyExists,
     ChangeDependencyNeededBy,
     ClearDependencyRisk,
     ClearMilestoneRisk,
     CompleteMilestone,
-    Department,
     DependencyFlaggedAtRisk,
     DependencyNeededByChanged,
     DependencyRegistered,
@@ -23,11 +23,9 @@ from programledger.domain import (
     DependencyResolved,
     DependencyRiskCleared,
     DependencyStatus,
-    DomainEvent,
     ExternalTarget,
     FlagDependencyAtRisk,
     FlagMilestoneAtRisk,
-    InvalidTransition,
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
@@ -37,8 +35,6 @@ from programledger.domain import (
     MilestoneRescheduled,
     MilestoneRiskCleared,
     MilestoneStatus,
-    NotFound,
-    PartyKind,
     PlanMilestone,
     ProgramItemTarget,
     RaciRole,
@@ -50,10 +46,10 @@ from programledger.domain import (
     StakeholderAdded,
     StakeholderRemoved,
     UpdateWorkstream,
-    ValidationError,
     WorkstreamUpdated,
     slip_days,
 )
+from programledger.domain.values import Department, PartyKind
 from tests.unit.examples import (
     MILESTONE,
     MISSING,
@@ -322,6 +318,7 @@ def test_complete_twice_is_refused() -> None:
     command = CompleteMilestone(program_id=P, milestone_id=M, actual_date=date(2027, 7, 21))
     error = given(*with_milestone(), done).when(command).raises(InvalidTransition)
     assert error.from_status == "DONE"
+    assert error.hint == "allowed only when PLANNED or AT_RISK or MISSED"
 
 
 def test_mark_missed() -> None:
@@ -440,7 +437,8 @@ def test_change_needed_by() -> None:
         )
     )
     assert state.dependencies[0].needed_by == date(2027, 4, 1)
-    given(*with_milestone(), registered, resolved).when(command).raises(InvalidTransition)
+    error = given(*with_milestone(), registered, resolved).when(command).raises(InvalidTransition)
+    assert error.hint == "allowed only when OPEN or AT_RISK"
     same = ChangeDependencyNeededBy(
         program_id=P, dependency_id=DEPENDENCY, needed_by=date(2027, 5, 1), reason="r"
     )

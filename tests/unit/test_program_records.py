@@ -6,18 +6,20 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from programledger.domain import (
+from programledger.domain.errors import (
+    AlreadyExists,
+    BudgetExceeded,
+    InvalidTransition,
+    NotFound,
+    ValidationError,
+)
+from programledger.domain.program import (
     ActualSpendReported,
     AllocateBudget,
-    AlreadyExists,
     BudgetAllocated,
     BudgetAllocationRevised,
-    BudgetExceeded,
     DecisionRecorded,
-    InvalidTransition,
     LessonRecorded,
-    Money,
-    NotFound,
     PlannedBudgetRevised,
     RecordDecision,
     RecordLesson,
@@ -25,9 +27,9 @@ from programledger.domain import (
     ReviseBudgetAllocation,
     RevisePlannedBudget,
     SupersedeDecision,
-    ValidationError,
     allocated_budget,
 )
+from programledger.domain.values import Money
 from tests.unit.examples import (
     MISSING,
     PROGRAM,

@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from programledger.domain import (
+from programledger.domain import program, risk
+from programledger.domain.errors import DomainError
+from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
     AddWorkstream,
@@ -30,8 +32,6 @@ from programledger.domain import (
     ClearMilestoneRisk,
     CompleteMilestone,
     CompleteProgram,
-    Department,
-    DomainError,
     ExternalTarget,
     FlagDependencyAtRisk,
     FlagMilestoneAtRisk,
@@ -39,7 +39,6 @@ from programledger.domain import (
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
-    PartyKind,
     PlanMilestone,
     ProgramItemTarget,
     PutProgramOnHold,
@@ -56,14 +55,9 @@ from programledger.domain import (
     ResumeProgram,
     ReviseBudgetAllocation,
     RevisePlannedBudget,
-    SeverityBand,
     SupersedeDecision,
     UpdateProgramDetails,
     UpdateWorkstream,
-    program,
-    risk,
-    risk_score,
-    severity_band,
 )
 from programledger.domain.risk import (
     AcceptRisk,
@@ -77,9 +71,13 @@ from programledger.domain.risk import (
     ReviewRisk,
     ReviseMitigationPlan,
     RiskCategory,
+    SeverityBand,
     StartMitigation,
     UpdateRiskDetails,
+    risk_score,
+    severity_band,
 )
+from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
 from tests.unit.examples import PROGRAM, RISK, eur, propose_program
 from tests.unit.scenario import roundtrip

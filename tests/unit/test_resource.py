@@ -6,32 +6,30 @@ from datetime import date
 
 import pytest
 
-from programledger.domain import (
+from programledger.domain import resource
+from programledger.domain.capacity import AllocationStatus, CapacityStep, capacity_on
+from programledger.domain.errors import (
+    AlreadyExists,
+    InvalidTransition,
+    NotFound,
+    OverAllocation,
+    ValidationError,
+)
+from programledger.domain.resource import (
     AdjustAllocation,
     AllocationAdjusted,
     AllocationConfirmed,
     AllocationReleased,
-    AllocationStatus,
-    AlreadyExists,
-    CapacityStep,
     ChangeCapacity,
     ConfirmAllocation,
-    Department,
-    InvalidTransition,
-    NotFound,
-    OverAllocation,
-    OverAllocationPeriod,
-    PartyKind,
     ProposeAllocation,
     RegisterResource,
     ReleaseAllocation,
     ResourceCapacityChanged,
     ResourceDetailsUpdated,
     UpdateResourceDetails,
-    ValidationError,
-    capacity_on,
-    resource,
 )
+from programledger.domain.values import Department, OverAllocationPeriod, PartyKind
 from tests.unit.examples import (
     ALICE,
     ALLOCATION,
@@ -266,7 +264,8 @@ def test_an_override_reason_must_say_something() -> None:
 
 def test_confirm_refusals() -> None:
     command = ConfirmAllocation(resource_key=ALICE, allocation_id=A)
-    given(*booked).when(command).raises(InvalidTransition)
+    error = given(*booked).when(command).raises(InvalidTransition)
+    assert (error.from_status, error.hint) == ("CONFIRMED", "allowed only when PROPOSED")
     given(*alice).when(command).raises(NotFound)
     released = allocation_event(AllocationReleased, proposal, reason=None)
     given(*alice, proposal, released).when(command).raises(InvalidTransition)

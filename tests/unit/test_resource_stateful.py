@@ -24,24 +24,21 @@ from hypothesis.stateful import (
     rule,
 )
 
-from programledger.domain import (
+from programledger.domain import resource
+from programledger.domain.capacity import capacity_on, over_allocated_periods
+from programledger.domain.errors import DomainError, OverAllocation
+from programledger.domain.resource import (
     AdjustAllocation,
     ChangeCapacity,
     ConfirmAllocation,
-    Department,
-    DomainError,
-    OverAllocation,
-    PartyKind,
     ProposeAllocation,
     RegisterResource,
     ReleaseAllocation,
     Resource,
     ResourceCommand,
     ResourceEvent,
-    capacity_on,
-    over_allocated_periods,
-    resource,
 )
+from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
 from tests.unit.scenario import roundtrip
 

@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
-from programledger.domain import (
+from programledger.domain import risk
+from programledger.domain.errors import AlreadyExists, InvalidTransition, NotFound, ValidationError
+from programledger.domain.risk import (
     Acceptance,
     AcceptRisk,
-    AlreadyExists,
     AssessRisk,
     CloseRisk,
     EscalateRisk,
     Escalation,
     IdentifyRisk,
-    InvalidTransition,
-    NotFound,
     ReopenRisk,
     ReportRiskMaterialised,
     ResponseStrategy,
@@ -38,8 +37,6 @@ from programledger.domain import (
     SeverityBand,
     StartMitigation,
     UpdateRiskDetails,
-    ValidationError,
-    risk,
 )
 from tests.unit.examples import MISSING, PROGRAM, RISK, WORKSTREAM, risk_identified
 from tests.unit.scenario import given

@@ -12,9 +12,11 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from programledger.domain import ProgramCommand, ResourceCommand, RiskCommand
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
+from programledger.domain.program import ProgramCommand
+from programledger.domain.resource import ResourceCommand
+from programledger.domain.risk import RiskCommand
 
 __all__ = [
     "Command",

@@ -22,59 +22,60 @@ from uuid import UUID, uuid5
 
 from programledger.application.commands import Command, CommandContext
 from programledger.application.handlers import Application
-from programledger.domain import (
-    AcceptRisk,
+from programledger.domain.errors import DomainError, OverAllocation
+from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
     AddWorkstream,
-    AdjustAllocation,
     AllocateBudget,
-    AssessRisk,
     CancelProgram,
-    ChangeCapacity,
-    CloseRisk,
     CompleteMilestone,
     CompleteProgram,
-    ConfirmAllocation,
-    Department,
-    EscalateRisk,
     ExternalTarget,
     FlagDependencyAtRisk,
     FlagMilestoneAtRisk,
     Health,
-    IdentifyRisk,
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
-    Money,
-    OverAllocation,
-    PartyKind,
     PlanMilestone,
     ProgramItemTarget,
-    ProposeAllocation,
     ProposeProgram,
     PutProgramOnHold,
     RaciRole,
     RecordDecision,
     RecordLesson,
     RegisterDependency,
-    RegisterResource,
-    ReleaseAllocation,
-    ReopenRisk,
     ReportActualSpend,
     ReportProgramHealth,
-    ReportRiskMaterialised,
     RescheduleMilestone,
     ResolveDependency,
+    RevisePlannedBudget,
+    SupersedeDecision,
+)
+from programledger.domain.resource import (
+    AdjustAllocation,
+    ChangeCapacity,
+    ConfirmAllocation,
+    ProposeAllocation,
+    RegisterResource,
+    ReleaseAllocation,
+)
+from programledger.domain.risk import (
+    AcceptRisk,
+    AssessRisk,
+    CloseRisk,
+    EscalateRisk,
+    IdentifyRisk,
+    ReopenRisk,
+    ReportRiskMaterialised,
     ResponseStrategy,
     ReviewRisk,
     ReviseMitigationPlan,
-    RevisePlannedBudget,
     RiskCategory,
     StartMitigation,
-    SupersedeDecision,
 )
-from programledger.domain.errors import DomainError
+from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = ["DEMO_PROGRAMS", "DemoError", "DemoSummary", "Step", "load_demo", "story"]
 

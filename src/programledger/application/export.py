@@ -30,8 +30,8 @@ import msgspec
 
 from programledger.application.eventstore import RecordedEvent
 from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
-from programledger.domain import ProgramProposed, program_stream_id
 from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.program import ProgramProposed, program_stream_id
 
 __all__ = [
     "FORMAT",

@@ -45,33 +45,7 @@ from programledger.application.eventstore import (
 )
 from programledger.application.ports import CommandStore
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
-from programledger.domain import (
-    PROGRAM_EVENT_TYPES,
-    RESOURCE_EVENT_TYPES,
-    RISK_EVENT_TYPES,
-    TERMINAL_PROGRAM_STATUSES,
-    ConfirmAllocation,
-    IdentifyRisk,
-    Program,
-    ProgramCommand,
-    ProgramEvent,
-    ProposeAllocation,
-    ProposeProgram,
-    Resource,
-    ResourceCommand,
-    ResourceEvent,
-    Risk,
-    RiskCommand,
-    RiskEvent,
-    UpdateRiskDetails,
-    program,
-    program_id_of,
-    program_stream_id,
-    resource,
-    resource_stream_id,
-    risk,
-    risk_stream_id,
-)
+from programledger.domain import program, program_id_of, resource, risk
 from programledger.domain.errors import (
     FieldIssue,
     InconsistentHistory,
@@ -79,6 +53,33 @@ from programledger.domain.errors import (
     ValidationError,
 )
 from programledger.domain.events import DomainEvent
+from programledger.domain.program import (
+    PROGRAM_EVENT_TYPES,
+    TERMINAL_PROGRAM_STATUSES,
+    Program,
+    ProgramCommand,
+    ProgramEvent,
+    ProposeProgram,
+    program_stream_id,
+)
+from programledger.domain.resource import (
+    RESOURCE_EVENT_TYPES,
+    ConfirmAllocation,
+    ProposeAllocation,
+    Resource,
+    ResourceCommand,
+    ResourceEvent,
+    resource_stream_id,
+)
+from programledger.domain.risk import (
+    RISK_EVENT_TYPES,
+    IdentifyRisk,
+    Risk,
+    RiskCommand,
+    RiskEvent,
+    UpdateRiskDetails,
+    risk_stream_id,
+)
 
 __all__ = ["AggregateState", "Application", "HistoryEntry", "Loaded", "RetryPolicy"]
 

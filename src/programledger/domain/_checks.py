@@ -1,8 +1,8 @@
-"""Input checks shared by every ``decide``.
+"""Input and status checks shared by every ``decide``.
 
-They collect every problem before refusing, so a form can mark all wrong fields at once.
-Commands are re-checked here even when the API decoded them with types, because ``decide``
-is also called from code, tests and scripts that build commands directly.
+Input checks collect every problem before refusing, so a form can mark all wrong fields at
+once. Commands are re-checked here even when the API decoded them with types, because
+``decide`` is also called from code, tests and scripts that build commands directly.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import TypeGuard, TypeVar
+from uuid import UUID
 
 from msgspec import UNSET, UnsetType
 
-from programledger.domain.errors import FieldIssue, ValidationError
+from programledger.domain.errors import FieldIssue, InvalidTransition, ValidationError
 from programledger.domain.values import MAX_SAFE_INTEGER, Money
 
 NAME_MAX = 200
@@ -153,3 +154,24 @@ class Checks:
         elif among is not None and value not in among:
             names = ", ".join(str(m.value) for m in among)
             self.fail(path, f"must be one of {names} here (got {value.value})")
+
+
+def require_status(
+    entity: str,
+    entity_id: UUID | str,
+    status: E,
+    lifecycle: Mapping[type, Collection[E]],
+    command: object,
+) -> None:
+    """Refuses ``command`` unless its entry in a lifecycle table allows ``status``; the hint
+    lists the allowed statuses in the order the status enum declares them."""
+    allowed = lifecycle[type(command)]
+    if status not in allowed:
+        listed = " or ".join(str(s.value) for s in type(status) if s in allowed)
+        raise InvalidTransition(
+            entity,
+            entity_id,
+            str(status.value),
+            type(command).__name__,
+            hint=f"allowed only when {listed}",
+        )

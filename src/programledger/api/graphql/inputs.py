@@ -46,8 +46,8 @@ from strawberry.types.unset import UNSET
 
 from programledger.api.graphql.types import SafeInt
 from programledger.application.commands import Command
-from programledger.domain import Money
 from programledger.domain.errors import FieldIssue, ValidationError
+from programledger.domain.values import Money
 
 __all__ = ["CONTEXT_FIELDS", "CommandInputs", "camel", "doc_of"]
 

@@ -46,12 +46,6 @@ from programledger.api.graphql.types import (
 )
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import ConcurrencyConflict, IdempotencyKeyReused
-from programledger.domain import (
-    Money,
-    ProgramCommand,
-    ResourceCommand,
-    RiskCommand,
-)
 from programledger.domain.errors import (
     AlreadyExists,
     BudgetExceeded,
@@ -60,6 +54,10 @@ from programledger.domain.errors import (
     OverAllocation,
     ValidationError,
 )
+from programledger.domain.program import ProgramCommand
+from programledger.domain.resource import ResourceCommand
+from programledger.domain.risk import RiskCommand
+from programledger.domain.values import Money
 
 __all__ = ["COMMANDS", "mutation_type"]
 

@@ -17,7 +17,7 @@ from strawberry.schema_directive import Location
 from strawberry.types.scalar import ScalarDefinition
 
 from programledger.api.auth import Role
-from programledger.domain import MAX_SAFE_INTEGER
+from programledger.domain.values import MAX_SAFE_INTEGER
 
 __all__ = [
     "ERROR_TYPES",

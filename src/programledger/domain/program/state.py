@@ -1,4 +1,5 @@
-"""The Program aggregate's state: what ``decide`` checks commands against.
+"""The Program aggregate's state (stream ``program-<uuid>``): what ``decide`` checks
+commands against.
 
 Everything is an immutable Struct; collections are tuples in the order items were added
 (the order a TPM sees them listed). The state is also what folding one stream up to a
@@ -40,7 +41,9 @@ __all__ = [
     "Workstream",
     "allocated_budget",
     "find",
+    "program_stream_id",
     "slip_days",
+    "within",
 ]
 
 
@@ -223,6 +226,15 @@ class Program(msgspec.Struct, frozen=True, kw_only=True):
     dependencies: tuple[Dependency, ...] = ()
     decisions: tuple[Decision, ...] = ()
     lessons: tuple[Lesson, ...] = ()
+
+
+def program_stream_id(program_id: UUID) -> str:
+    return f"program-{program_id}"
+
+
+def within(program: Program) -> str:
+    """How a refusal about an item names the program holding it."""
+    return f"program {program.code}"
 
 
 Item = TypeVar("Item")

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from programledger.domain.program_model import DependencyTarget, Health, ItemRef, RaciRole
+from programledger.domain.program.state import DependencyTarget, Health, ItemRef, RaciRole
 from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = [

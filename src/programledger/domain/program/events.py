@@ -15,7 +15,7 @@ from uuid import UUID
 from msgspec import UNSET, UnsetType
 
 from programledger.domain.events import DomainEvent
-from programledger.domain.program_model import DependencyTarget, Health, ItemRef, RaciRole
+from programledger.domain.program.state import DependencyTarget, Health, ItemRef, RaciRole
 from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = [
