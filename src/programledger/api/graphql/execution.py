@@ -11,6 +11,11 @@ type is a scalar or an enum is read and serialised here directly instead.
 Anything unusual takes graphql-core's own path, which then reports it as it always has:
 a null in a non-null field, a value the scalar refuses, a missing attribute, or a schema
 with resolver middleware (which must see every field).
+
+A subscription runs each event on a shallow copy of the executor that built it, and every
+event collects its fields afresh: memos keyed by the identity of field sets would then be
+shared by all of the subscription's events and gain entries with each one, for as long as
+it is open. Each event's executor therefore starts with memos of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from graphql import (
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.pyutils import AwaitableOrValue, Path
+from graphql.pyutils import AwaitableOrValue, Path, RefMap
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -74,6 +79,19 @@ class LeafFastPathExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         self._fast = manager is None or not manager.middlewares
         self._plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> LeafFastPathExecutionContext:
+        """graphql-core's copy for one subscription event, with this module's and
+        graphql-core's memos (all keyed by the identity of sets collected per event)
+        emptied, so that they are dropped with the event."""
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, LeafFastPathExecutionContext)
+        executor._plans = {}
+        executor._relevant_sub_fields = {}
+        executor._stream_usages = RefMap()
+        executor._initial_execution_plans = RefMap()
+        executor._deferred_execution_plans = RefMap()
+        return executor
 
     def execute_fields(
         self,
