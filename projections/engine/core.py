@@ -25,6 +25,7 @@ then written with one ``UPDATE`` (closing versions that live in the table) and o
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +47,10 @@ from programledger.domain.risk import RISK_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
 __all__ = [
+    "DEFAULT_STATE_CACHE_LIMIT",
     "STREAM_TYPE_OF_EVENT",
     "Applier",
+    "CacheCounts",
     "Connection",
     "Context",
     "Poison",
@@ -237,6 +240,23 @@ def from_envelope(registry: EventRegistry) -> Callable[[EventEnvelope], Projecte
     return convert
 
 
+DEFAULT_STATE_CACHE_LIMIT = 5_000
+"""States a runner keeps in memory per projection: a state is about 1-4 KB in memory
+(docs/projections.md), so the six projections of a ``project`` process hold some tens of
+MB at most. What is not cached is read back from its table when an event needs it."""
+
+
+@dataclass(slots=True)
+class CacheCounts:
+    """What a state cache did, counted across the caches a runner replaces over time."""
+
+    hits: int = 0
+    """States a batch found in memory."""
+    misses: int = 0
+    """States read from the table."""
+    evictions: int = 0
+
+
 class StateStore:
     """The handler states of one projection: a table, and a cache in front of it.
 
@@ -244,6 +264,10 @@ class StateStore:
     cache is trusted across batches; it is dropped when the runner loses its footing
     (a rollback, a swap by a rebuild). ``complete`` says the cache holds every state
     there is (a rebuild starting on empty tables): a miss is then "no state", not a read.
+
+    The cache holds at most ``limit`` states once :meth:`trim` has run: the ones least
+    recently needed by a batch go first, and come back from the table (where every
+    committed state is) when an event needs them again; ``counts`` says how often.
     """
 
     def __init__(
@@ -252,8 +276,11 @@ class StateStore:
         types: Mapping[str, type],
         *,
         complete: bool = False,
-        limit: int = 200_000,
+        limit: int = DEFAULT_STATE_CACHE_LIMIT,
+        counts: CacheCounts | None = None,
     ) -> None:
+        if limit < 1:
+            raise ValueError("the state cache limit must be at least 1")
         self.table = table
         self.complete = complete
         self.limit = limit
@@ -261,8 +288,10 @@ class StateStore:
             prefix: msgspec.msgpack.Decoder(t) for prefix, t in types.items()
         }
         self._encoder = msgspec.msgpack.Encoder()
-        self._cache: dict[str, Any] = {}
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        """Least recently needed first."""
         self._dirty: set[str] = set()
+        self.counts = counts if counts is not None else CacheCounts()
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -277,17 +306,28 @@ class StateStore:
 
     def missing(self, keys: Iterable[str]) -> list[str]:
         """The keys that must be read from the table before they are used (none when
-        the cache is complete: a miss then means "no state")."""
-        missing = [k for k in set(keys) if k not in self._cache]
+        the cache is complete: a miss then means "no state"). Every key asked for counts
+        as just used, so the states of a batch are the last to be evicted."""
+        cache = self._cache
+        wanted = set(keys)
+        missing = []
+        for key in wanted:
+            if key in cache:
+                cache.move_to_end(key)
+            else:
+                missing.append(key)
         if self.complete:
             for key in missing:
-                self._cache[key] = None
+                cache[key] = None
+            self.counts.hits += len(wanted)
             return []
+        self.counts.hits += len(wanted) - len(missing)
         return missing
 
     async def load(self, conn: Connection | asyncpg.Pool, keys: list[str]) -> None:
         for key in keys:
             self._cache[key] = None
+        self.counts.misses += len(keys)
         rows = await conn.fetch(
             f"SELECT key, state FROM {self.table} WHERE key = ANY($1::text[])", keys
         )
@@ -325,11 +365,16 @@ class StateStore:
         self._dirty.clear()
 
     def trim(self) -> bool:
-        """Forget everything once the cache grows past its limit (after a commit, when
-        nothing is dirty); returns whether it did."""
-        if len(self._cache) <= self.limit or self._dirty:
+        """Evict the least recently needed states beyond the limit; only when every
+        cached state is also in the table (after a commit, nothing dirty), since an
+        evicted state is read back from there. Returns whether it evicted any."""
+        excess = len(self._cache) - self.limit
+        if excess <= 0 or self._dirty:
             return False
-        self.clear()
+        for _ in range(excess):
+            self._cache.popitem(last=False)
+        self.counts.evictions += excess
+        self.complete = False  # a miss may now be an evicted state
         return True
 
     def clear(self) -> None:

@@ -93,6 +93,12 @@ log = logging.getLogger(__name__)
 _HELD_LIMIT = 300_000
 """Row versions held open in memory before they are written as current rows."""
 
+_STATES_HELD = 200_000
+"""Handler states a rebuild keeps in memory, beyond the live runners' setting: a rebuild
+is a job that ends (and frees them), and a rebuild whose states all fit reads none back
+from its table. Past it, the least recently used are evicted once what is held is
+written (a few hundred MB at most, for the length of the rebuild)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
@@ -178,7 +184,10 @@ class _Rebuild:
         self.conn = conn
         self.batch_size = batch_size
         states = StateStore(
-            projection.state_table.name + REBUILD_SUFFIX, projection.states, complete=True
+            projection.state_table.name + REBUILD_SUFFIX,
+            projection.states,
+            complete=True,
+            limit=_STATES_HELD,
         )
         self.applier = Applier(projection, states, suffix=REBUILD_SUFFIX)
         self.convert: Callable[[RawEvent], ProjectedEvent] = from_stored(store.codec)

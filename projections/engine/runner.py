@@ -46,7 +46,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from programledger.adapters.nats.envelope import decode_envelope
 from programledger.adapters.nats.pull import (
@@ -74,7 +76,9 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.domain import domain_registry
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.core import (
+    DEFAULT_STATE_CACHE_LIMIT,
     Applier,
+    CacheCounts,
     Poison,
     ProjectedEvent,
     Projection,
@@ -93,7 +97,14 @@ from programledger.projections.engine.storage import (
     projection_channel,
 )
 
-__all__ = ["ProjectionRunner", "RunnerSettings", "RunnerState", "RunnerStats", "serve"]
+__all__ = [
+    "ProjectionRunner",
+    "RunnerSettings",
+    "RunnerState",
+    "RunnerStats",
+    "StateCacheMetrics",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +125,9 @@ class RunnerSettings:
     standby_poll_interval: float = 0.5
     retry_initial: float = 0.1
     retry_max: float = 5.0
-    state_cache_limit: int = 200_000
-    """Handler states kept in memory between batches."""
+    state_cache_limit: int = DEFAULT_STATE_CACHE_LIMIT
+    """Handler states kept in memory between batches (the least recently used are
+    evicted, and read back from their table when needed)."""
     durable_prefix: str = "projection"
     rebuild_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
     """Processes a rebuild before consuming (tables of another definition, as after a
@@ -126,6 +138,8 @@ class RunnerSettings:
             raise ValueError("batch_size must be at least 1, fetch_wait and ack_wait positive")
         if self.rebuild_workers < 1:
             raise ValueError("rebuild_workers must be at least 1")
+        if self.state_cache_limit < 1:
+            raise ValueError("state_cache_limit must be at least 1")
 
 
 class RunnerState(enum.Enum):
@@ -234,6 +248,7 @@ class ProjectionRunner:
         self._durable = f"{settings.durable_prefix}_{projection.name}"
         self._state = RunnerState.STARTING
         self.stats = RunnerStats()
+        self.cache_counts = CacheCounts()
         self._stop = asyncio.Event()
         self._position = 0
         self._staged = 0
@@ -263,8 +278,22 @@ class ProjectionRunner:
 
     def _new_applier(self) -> Applier:
         table = self.projection.state_table.name
-        states = StateStore(table, self.projection.states, limit=self._settings.state_cache_limit)
+        states = StateStore(
+            table,
+            self.projection.states,
+            limit=self._settings.state_cache_limit,
+            counts=self.cache_counts,
+        )
         return Applier(self.projection, states)
+
+    @property
+    def state_cache_limit(self) -> int:
+        return self._settings.state_cache_limit
+
+    @property
+    def cached_states(self) -> int:
+        """Handler states in memory now (at most the limit, plus one batch's)."""
+        return len(self._applier.store)
 
     # --- leadership ----------------------------------------------------------------------
 
@@ -791,3 +820,47 @@ async def serve(runners: Sequence[ProjectionRunner]) -> None:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+class StateCacheMetrics(Collector):
+    """The state caches of the runners in this process, for Prometheus: read when scraped
+    (plain numbers kept by the runners, so a scrape never waits on them)."""
+
+    def __init__(self, runners: Sequence[ProjectionRunner]) -> None:
+        self._runners = list(runners)
+
+    def collect(self) -> Iterator[Metric]:
+        size = GaugeMetricFamily(
+            "programledger_projection_state_cache_states",
+            "Handler states a projection runner holds in memory",
+            labels=["projection"],
+        )
+        limit = GaugeMetricFamily(
+            "programledger_projection_state_cache_limit",
+            "The most states a runner keeps between batches",
+            labels=["projection"],
+        )
+        hits = CounterMetricFamily(
+            "programledger_projection_state_cache_hits",
+            "States a batch found in memory",
+            labels=["projection"],
+        )
+        misses = CounterMetricFamily(
+            "programledger_projection_state_cache_misses",
+            "States read from the state table (not cached, or evicted)",
+            labels=["projection"],
+        )
+        evictions = CounterMetricFamily(
+            "programledger_projection_state_cache_evictions",
+            "States evicted, least recently used first, to stay within the limit",
+            labels=["projection"],
+        )
+        for runner in self._runners:
+            name = [runner.projection.name]
+            counts = runner.cache_counts
+            size.add_metric(name, runner.cached_states)
+            limit.add_metric(name, runner.state_cache_limit)
+            hits.add_metric(name, counts.hits)
+            misses.add_metric(name, counts.misses)
+            evictions.add_metric(name, counts.evictions)
+        yield from (size, limit, hits, misses, evictions)

@@ -265,7 +265,10 @@ def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> lis
     from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
     from programledger.projections.registry import get_projection
 
-    settings = RunnerSettings(prefix=runtime.settings.subject_prefix)
+    settings = RunnerSettings(
+        prefix=runtime.settings.subject_prefix,
+        state_cache_limit=runtime.settings.projection_state_cache,
+    )
     return [
         ProjectionRunner(
             get_projection(name),
@@ -371,6 +374,8 @@ class Api:
     app: Litestar
     gauges: LagGauges
     """Run :meth:`LagGauges.run` beside the server."""
+    registry: CollectorRegistry
+    """What ``/metrics`` shows: other parts of the process add their collectors here."""
 
 
 def build_api(runtime: Runtime) -> Api:
@@ -391,7 +396,7 @@ def build_api(runtime: Runtime) -> Api:
         graphiql=runtime.settings.graphiql,
         allowed_origins=runtime.settings.cors_origins,
     )
-    return Api(app, LagGauges(runtime.pool, metrics.registry))
+    return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
 
 
 @dataclass(frozen=True, slots=True)

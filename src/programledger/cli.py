@@ -181,6 +181,7 @@ def run() -> None:
         http_server,
         open_runtime,
     )
+    from programledger.projections.engine.runner import StateCacheMetrics
     from programledger.projections.registry import PROJECTIONS
 
     settings = _settings()
@@ -195,6 +196,7 @@ def run() -> None:
             relay = build_relay(runtime)
             runners = build_runners(runtime, nc, PROJECTIONS)
             api = build_api(runtime)
+            api.registry.register(StateCacheMetrics(runners))
             http = http_server(api.app, settings)
             serving = asyncio.create_task(http.serve(), name="api")
             tasks = [
@@ -319,9 +321,13 @@ def project(
 
     Run two or more processes: for each projection one runner is active (a PostgreSQL
     advisory lock) and the others stand by. Needs PROGRAMLEDGER_DATABASE_URL and
-    PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
+    PROGRAMLEDGER_NATS_URL. With PROGRAMLEDGER_METRICS_PORT, serves Prometheus /metrics
+    there (its state caches). Stops cleanly on SIGINT or SIGTERM.
     """
+    from prometheus_client import CollectorRegistry, start_http_server
+
     from programledger.bootstrap import build_runners, connect_nats, open_runtime
+    from programledger.projections.engine.runner import StateCacheMetrics
     from programledger.projections.engine.runner import serve as serve_runners
 
     names = _projection_names(projection, "--projection")
@@ -332,7 +338,21 @@ def project(
         async with open_runtime(settings) as runtime, connect_nats(runtime, "projections") as nc:
             runners = build_runners(runtime, nc, names)
             log.info("keeping projections up to date: %s", ", ".join(names))
-            await serve_runners(runners)
+            if settings.metrics_port is None:
+                await serve_runners(runners)
+                return
+            registry = CollectorRegistry()
+            registry.register(StateCacheMetrics(runners))
+            server, thread = start_http_server(
+                settings.metrics_port, settings.http_host, registry=registry
+            )
+            log.info("metrics at http://%s:%d/metrics", settings.http_host, server.server_port)
+            try:
+                await serve_runners(runners)
+            finally:
+                server.shutdown()
+                server.server_close()
+                thread.join()
 
     _run("project", go, one_shot=False)
 

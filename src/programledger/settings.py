@@ -59,6 +59,12 @@ class Settings:
     ready_max_lag_seconds: int | None = None
     """``/ready`` fails when a projection is further behind than this; ``None``: lag is
     reported there but never makes an API replica unready."""
+    projection_state_cache: int = 5_000
+    """Handler states each projection runner keeps in memory (least recently used evicted,
+    read back from their table when needed): about 1-4 KB each."""
+    metrics_port: int | None = None
+    """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
+    ``http_port``); ``None``: not served."""
     log_level: str = "INFO"
     log_format: LogFormat | None = None
     """``None`` chooses at start: ``console`` on a terminal, ``json`` otherwise."""
@@ -149,6 +155,7 @@ class Settings:
         stream_replicas = _number(get, "STREAM_REPLICAS", low=1, high=5) or 1
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
+        state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
         if stream_replicas > 1 and nats_url is None:
             raise SettingsError(
                 f"{PREFIX}STREAM_REPLICAS={stream_replicas} needs a NATS cluster: the embedded "
@@ -169,6 +176,8 @@ class Settings:
             stream_replicas=stream_replicas,
             db_pool_size=db_pool_size,
             ready_max_lag_seconds=ready_max_lag,
+            projection_state_cache=state_cache,
+            metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]
             **_browser_settings(get, mode),

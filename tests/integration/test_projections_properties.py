@@ -1,7 +1,8 @@
 """Properties of the read models, for random valid histories (hypothesis):
 
 - the read models the live runners build from NATS equal, row for row and version for
-  version, what a fresh rebuild from the event store builds;
+  version, what a fresh rebuild from the event store builds, however few handler states
+  the runners may keep in memory;
 - any read model as of a past position equals folding its streams up to that position.
 
 Examples share one store (each run uses fresh ids), so the runners keep running across
@@ -21,6 +22,7 @@ import asyncpg
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.handlers import Application
@@ -33,6 +35,7 @@ from programledger.projections.allocations import get_resource, list_allocations
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import list_decisions, list_lessons
 from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.runner import StateCacheMetrics
 from programledger.projections.engine.status import wait_for_position
 from programledger.projections.milestones import list_dependencies, list_milestones
 from programledger.projections.programs import get_program, list_programs
@@ -98,6 +101,46 @@ async def test_live_read_models_equal_a_fresh_rebuild(
         await rebuild(pool, store, name, progress=False, workers=2, database_url=pg_url)
     rebuilt = {name: await table_rows(pool, p) for name, p in PROJECTIONS.items()}
     assert _differences(built_live, rebuilt) == []
+
+
+@pytest_asyncio.fixture
+async def live_forgetful(
+    store: PostgresEventStore, pg_url: str, nats_url: str, subject_prefix: str
+) -> AsyncIterator[LiveSystem]:
+    """Runners that keep one handler state between batches: nearly every state an event
+    needs has been evicted and is read back from its table."""
+    async with LiveSystem(store, pg_url, nats_url, subject_prefix, state_cache_limit=1) as system:
+        yield system
+
+
+@settings(SETTINGS, max_examples=max(2, SETTINGS.max_examples // 4))
+@given(history=steps())
+async def test_runners_that_evict_states_build_what_a_rebuild_builds(
+    store: PostgresEventStore,
+    pool: asyncpg.Pool,
+    live_forgetful: LiveSystem,
+    pg_url: str,
+    history: list[Step],
+) -> None:
+    await run_steps(Application(store), history)
+    await _caught_up(store, pool)
+    built_live = {name: await table_rows(pool, p) for name, p in PROJECTIONS.items()}
+    for name in PROJECTIONS:
+        await rebuild(pool, store, name, progress=False, database_url=pg_url)
+    rebuilt = {name: await table_rows(pool, p) for name, p in PROJECTIONS.items()}
+    assert _differences(built_live, rebuilt) == []
+    runners = live_forgetful.runners.values()
+    assert all(r.cached_states <= 1 + live_forgetful.settings.batch_size for r in runners)
+    registry = CollectorRegistry()
+    registry.register(StateCacheMetrics(list(runners)))
+    evicted = registry.get_sample_value(
+        "programledger_projection_state_cache_evictions_total", {"projection": "programs"}
+    )
+    read = registry.get_sample_value(
+        "programledger_projection_state_cache_misses_total", {"projection": "programs"}
+    )
+    assert (evicted or 0) > 0
+    assert (read or 0) > 0
 
 
 def _differences(

@@ -39,6 +39,12 @@ def test_configured_servers() -> None:
     assert settings.http_port == 9000
     assert settings.db_pool_size == 10
     assert Settings.from_env({"PROGRAMLEDGER_DB_POOL_SIZE": "40"}).db_pool_size == 40
+    assert settings.projection_state_cache == 5_000
+    assert settings.metrics_port is None
+    tuned = Settings.from_env(
+        {"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "200", "PROGRAMLEDGER_METRICS_PORT": "9100"}
+    )
+    assert (tuned.projection_state_cache, tuned.metrics_port) == (200, 9100)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +99,8 @@ def test_configured_servers() -> None:
             {"PROGRAMLEDGER_GRAPHIQL": "true", "PROGRAMLEDGER_INTROSPECTION": "false"},
             "GRAPHIQL needs PROGRAMLEDGER_INTROSPECTION",
         ),
+        ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "0"}, "PROJECTION_STATE_CACHE=0 must be"),
+        ({"PROGRAMLEDGER_METRICS_PORT": "99999"}, "impossible"),
     ],
 )
 def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
