@@ -61,6 +61,7 @@ from programledger.projections.engine.tables import CURRENT, Column, Index, Sort
 
 __all__ = [
     "ALLOCATIONS",
+    "MAX_UTILISATION_DAYS",
     "PROJECTION",
     "RESOURCES",
     "AllocationRow",
@@ -120,6 +121,13 @@ _encoder = msgspec.json.Encoder()
 
 def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
+
+
+MAX_UTILISATION_DAYS = 3 * 366
+"""The longest period :func:`utilisation` computes at once. Its cost grows with the weeks
+of every resource, and an unbounded one (up to 9999-12-31) cost 0.6 s a request."""
+_LAST_DAY = date(9999, 1, 1)
+"""Weeks are counted up to the Sunday after a period: no period may end in the last year."""
 
 
 def _mondays(first: date, last: date) -> Iterable[date]:
@@ -457,6 +465,13 @@ async def utilisation(
     """
     if end < start:
         raise ValueError("end must be on or after start")
+    if (end - start).days >= MAX_UTILISATION_DAYS:
+        raise ValueError(
+            f"the period from {start} to {end} is {(end - start).days + 1} days; utilisation "
+            f"covers at most {MAX_UTILISATION_DAYS} days (three years) at a time"
+        )
+    if end >= _LAST_DAY:
+        raise ValueError(f"the period must end before {_LAST_DAY}")
     if sort not in _UTILISATION_SORTS:
         raise ValueError(f"cannot sort by {sort!r}; choose one of {list(_UTILISATION_SORTS)}")
     check_first(first)

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import msgspec
 
+from programledger.domain._checks import text_problem
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramCommand
@@ -58,20 +59,28 @@ class CommandContext(msgspec.Struct, frozen=True, kw_only=True):
         ``ValueError`` rather than a validation issue.
         """
         actor = self.actor
-        if not isinstance(actor, str) or not actor.strip() or len(actor) > _ACTOR_MAX:
+        if (
+            not isinstance(actor, str)
+            or not actor.strip()
+            or len(actor) > _ACTOR_MAX
+            or text_problem(actor, single_line=True) is not None
+        ):
             raise ValueError(f"actor must be 1-{_ACTOR_MAX} characters of text, got {actor!r}")
         issues: list[FieldIssue] = []
         reason = self.reason
-        if reason is not None and (
-            not reason.strip() or len(reason) > _REASON_MAX or "\x00" in reason
-        ):
-            issues.append(
-                FieldIssue(
-                    "reason", f"must be non-blank text of at most {_REASON_MAX} characters, no NUL"
+        if reason is not None:
+            if not reason.strip() or len(reason) > _REASON_MAX:
+                issues.append(
+                    FieldIssue(
+                        "reason", f"must be non-blank text of at most {_REASON_MAX} characters"
+                    )
                 )
-            )
+            elif (problem := text_problem(reason, single_line=False)) is not None:
+                issues.append(FieldIssue("reason", problem))
         key = self.idempotency_key
-        if key is not None and not (0 < len(key) <= _KEY_MAX and "\x00" not in key):
+        if key is not None and not (
+            0 < len(key) <= _KEY_MAX and text_problem(key, single_line=False) is None
+        ):
             issues.append(
                 FieldIssue("idempotency_key", f"must be 1-{_KEY_MAX} characters without NUL")
             )

@@ -7,9 +7,13 @@ a rule checked against a lagging copy is not a rule.
 Concurrency. Every append states the version the decision was made on. When the client
 named the version it based its command on, a stream that moved is the client's conflict
 to resolve, so it is reported at once. Otherwise the handler decides again on the fresh
-state, a bounded number of times with a short jittered pause, which is what serialises
-competing commands on one stream, e.g. two confirmations that together would over-allocate
-one person: the second is decided against the first and refused.
+state, after a short jittered pause, until it gets through or a deadline passes, which is
+what serialises competing commands on one stream, e.g. two confirmations that together
+would over-allocate one person: the second is decided against the first and refused.
+
+Nothing is written for a command that is refused: every string of it is checked for text
+no store can hold before anything is appended, and a proposal's code is reserved only once
+the proposal has been decided and its events checked for encoding (see ``reservations``).
 
 Rules that span streams (a risk's or allocation's program must exist and be open, a
 program's code must be unique) read the other stream just before deciding. Existence never
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +51,7 @@ from programledger.application.eventstore import (
 from programledger.application.ports import CommandStore
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
 from programledger.domain import program, program_id_of, resource, risk
+from programledger.domain._checks import unstorable_text
 from programledger.domain.errors import (
     FieldIssue,
     InconsistentHistory,
@@ -108,21 +114,23 @@ class HistoryEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often a command with no client-given version is decided again after a conflict.
+    """How long a command with no client-given version is decided again after conflicts.
 
-    Full jitter keeps competing writers from colliding again in lockstep; the delays stay
-    small because a conflict means the stream just moved and a fresh read will succeed.
-    A writer loses a round only to another writer's success, so ``attempts`` writers on
-    one stream at once all get through; 5 left one of 8 concurrent commands refused when
-    the machine was busy.
+    A writer loses a round only to another writer's success, so under any sustained load
+    each writer's turn comes; what a fixed number of attempts could not promise (4 writers
+    on one stream saw one command in a few hundred refused after 10 lost rounds) a
+    deadline does: retries go on until ``deadline`` seconds after the first attempt, far
+    beyond any real contention, and stop well before a client's request timeout. Full
+    jitter keeps competing writers from colliding again in lockstep; the cap keeps a
+    writer that lost often from sleeping through the turns of writers that arrive fresh.
     """
 
-    attempts: int = 10
-    base_delay: float = 0.005
-    max_delay: float = 0.1
+    deadline: float = 10.0
+    base_delay: float = 0.002
+    max_delay: float = 0.05
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** min(attempt, 16)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +202,7 @@ class Application:
 
         Raises a :class:`~programledger.domain.errors.DomainError` for a refusal,
         :class:`ConcurrencyConflict` (with ``actual_version``) when the client's expected
-        version is stale or retries ran out, :class:`IdempotencyKeyReused` when the key
+        version is stale or the retry deadline passed, :class:`IdempotencyKeyReused` when the key
         belongs to another command. A context the store would refuse is a
         ``ValidationError`` too, raised before anything is read.
         """
@@ -304,6 +312,7 @@ class Application:
             if earlier is not None:
                 return _replayed(earlier, entity_id, await self._stored(earlier))
         attempt = 0
+        give_up_at = time.monotonic() + self._retry.deadline
         while True:
             attempt += 1
             loaded = await self._load(aggregate, stream_id, None)
@@ -321,9 +330,13 @@ class Application:
                     event_ids=(),
                     events=(),
                 )
-            if before_append is not None:
-                await before_append()
             try:
+                if before_append is not None:
+                    # Refusals come before the reservation, which cannot be undone: the
+                    # events are encoded (and so checked) first; after it, only an outage
+                    # can stop them, and a retry with the same id finds its reservation.
+                    self._store.check_events(events)
+                    await before_append()
                 appended = await self._store.append(
                     stream_id,
                     loaded.version,
@@ -333,7 +346,7 @@ class Application:
                     fingerprint=fingerprint,
                 )
             except ConcurrencyConflict:
-                if expected is not None or attempt >= self._retry.attempts:
+                if expected is not None or time.monotonic() >= give_up_at:
                     raise
                 await asyncio.sleep(self._retry.delay(attempt))
                 continue
@@ -438,12 +451,17 @@ class Application:
 def _decide(
     aggregate: _Aggregate[S, C, E], state: S | None, command: C, issues: list[FieldIssue]
 ) -> Sequence[E]:
-    """The aggregate's decision, with wrong references reported beside the command's own
-    wrong fields, so a form can mark every field at once."""
+    """The aggregate's decision, with wrong references and text no store can hold (in any
+    field, checked or not by ``decide``) reported beside the command's own wrong fields,
+    so a form can mark every field at once."""
+    issues = [*unstorable_text(command), *issues]
     try:
         events = aggregate.decide(state, command)
     except ValidationError as exc:
-        raise ValidationError([*exc.issues, *issues]) from exc
+        reported = {issue.path for issue in exc.issues}
+        raise ValidationError(
+            [*exc.issues, *(issue for issue in issues if issue.path not in reported)]
+        ) from exc
     if issues:
         raise ValidationError(issues)
     return events

@@ -44,6 +44,12 @@ class CommandStore(Protocol):
         recorded_before: datetime | None = None,
     ) -> list[RecordedEvent]: ...
 
+    def check_events(self, events: Sequence[DomainEvent]) -> None:
+        """Raise :class:`~programledger.application.eventstore.InvalidAppend` when
+        ``events`` could not be stored, writing nothing: lets a handler refuse a command
+        before an earlier append of it (a code reservation) that cannot be undone."""
+        ...
+
     async def find_idempotent(
         self, key: str, fingerprint: bytes | None = None
     ) -> AppendResult | None: ...

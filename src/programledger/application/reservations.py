@@ -4,8 +4,10 @@ No single program stream sees the other programs, so uniqueness needs a stream o
 per code: ``programcode-<CODE>``. Its first event, appended with "no stream yet", is the
 reservation; PostgreSQL's per-stream serialisation makes exactly one concurrent proposer win.
 The reservation is written *before* the program's ``ProgramProposed``, because an append
-cannot be undone: a proposal that fails after reserving leaves the code held by a program
-id that may not exist. The reservation therefore names that program id, and
+cannot be undone. Whatever can refuse the proposal (its decision, its texts, its encoding)
+is checked before the reservation, so a refused proposal reserves nothing; only an outage
+between the two appends leaves the code held by a program id that may not exist. The
+reservation therefore names that program id, and
 
 - a retry of the proposal with the same program id finds its own reservation and goes on;
 - a reservation whose program exists with *another* code (its proposer changed the code

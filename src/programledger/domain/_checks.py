@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime
 from typing import TypeGuard, TypeVar
 from uuid import UUID
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from programledger.domain.errors import FieldIssue, InvalidTransition, ValidationError
@@ -28,6 +28,54 @@ KEY_MAX = 100
 """Short identifiers such as an objective key or a cost centre."""
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK_OR_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters (category Cc, which holds \\n, \\r, VT, FF, NEL) and the Unicode
+line and paragraph separators (Zl, Zp): anything that breaks a line in some reader."""
+
+
+def text_problem(value: str, *, single_line: bool) -> str | None:
+    """Why ``value`` cannot be stored or shown as it is, or ``None``.
+
+    The one definition of acceptable text, used by every ``decide`` (through
+    :class:`Checks`), by the application for metadata such as ``reason`` and for every
+    string of a command. A lone surrogate (half of an emoji cut by a client) cannot be
+    encoded as UTF-8, so it would fail only at the store, after other appends of the same
+    command; NUL is refused by PostgreSQL; a line break in a name breaks tables, logs and
+    CSV exports, and JavaScript's U+2028/U+2029 are line breaks too.
+    """
+    if _SURROGATE.search(value) is not None:
+        return "must be valid Unicode: it holds a lone surrogate (half of a character)"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if single_line and _LINE_BREAK_OR_CONTROL.search(value) is not None:
+        return "must be a single line without line breaks or other control characters"
+    return None
+
+
+def unstorable_text(value: object, path: str = "") -> Iterator[FieldIssue]:
+    """Every string in ``value`` (a command, its nested structs, lists and maps) that no
+    store could hold: a lone surrogate or NUL. Fields a ``decide`` does not look at
+    (ids, keys, codes checked by pattern only) are covered too."""
+    if isinstance(value, str):
+        problem = text_problem(value, single_line=False)
+        if problem is not None:
+            yield FieldIssue(path, problem)
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            yield from unstorable_text(getattr(value, name), _join(path, name))
+    elif isinstance(value, list | tuple | frozenset | set):
+        for index, item in enumerate(value):
+            yield from unstorable_text(item, _join(path, str(index)))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from unstorable_text(key, _join(path, str(key)))
+            yield from unstorable_text(item, _join(path, str(key)))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -59,15 +107,18 @@ class Checks:
 
     def line(self, path: str, value: object, *, max_len: int = NAME_MAX) -> None:
         """A required single-line text: no line breaks or other control characters."""
-        if self._text(path, value, max_len) and any(
-            unicodedata.category(ch) == "Cc" for ch in str(value)
-        ):
-            self.fail(path, "must be a single line without control characters")
+        if self._text(path, value, max_len):
+            self._content(path, str(value), single_line=True)
 
     def text(self, path: str, value: object, *, max_len: int = TEXT_MAX) -> None:
         """A required free text: line breaks allowed, NUL characters not."""
-        if self._text(path, value, max_len) and "\x00" in str(value):
-            self.fail(path, "must not contain NUL characters")
+        if self._text(path, value, max_len):
+            self._content(path, str(value), single_line=False)
+
+    def _content(self, path: str, value: str, *, single_line: bool) -> None:
+        problem = text_problem(value, single_line=single_line)
+        if problem is not None:
+            self.fail(path, problem)
 
     def optional_line(self, path: str, value: object, *, max_len: int = NAME_MAX) -> None:
         if value is not None:

@@ -321,6 +321,11 @@ class PostgresEventStore:
             return InvalidAppend(f"PostgreSQL refused the event data: {exc}")
         return exc
 
+    def check_events(self, events: Sequence[DomainEvent]) -> None:
+        """Encode ``events`` as :meth:`append` would, raising its ``InvalidAppend``."""
+        for _ in self.codec.encode_all(list(events)):
+            pass
+
     async def find_idempotent(
         self, key: str, fingerprint: bytes | None = None
     ) -> AppendResult | None:

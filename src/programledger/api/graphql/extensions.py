@@ -27,7 +27,7 @@ from graphql import (
     NoSchemaIntrospectionCustomRule,
     VariableNode,
 )
-from graphql.language import ArgumentNode, DocumentNode, Visitor, visit
+from graphql.language import ArgumentNode, DocumentNode, OperationDefinitionNode, Visitor, visit
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.schema import validate_document
@@ -183,6 +183,7 @@ class _Document:
 
     document: DocumentNode
     page_sizes: tuple[_PageSize, ...]
+    operations: int
 
 
 def _page_sizes(document: DocumentNode) -> tuple[_PageSize, ...]:
@@ -264,10 +265,19 @@ class RequestLimits(SchemaExtension):
             assert document is not None  # strawberry validates parsed documents only
             rules = (*context.validation_rules, *self._cache.rules)
             errors = validate_document(context.schema._schema, document, rules)
-            found = _Document(document, _page_sizes(document))
+            operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+            found = _Document(document, _page_sizes(document), operations)
             if not errors and context.query is not None:
                 self._cache.put(context.query, found)
         errors += _page_size_errors(found, context.variables or {}, self._cache.limits)
+        # Strawberry runs the first operation when no name is given; the specification
+        # makes an ambiguous request an error instead.
+        if found.operations > 1 and context._provided_operation_name is None:
+            errors.append(
+                GraphQLError(
+                    "the document holds several operations: name the one to run in operationName"
+                )
+            )
         # Set, so strawberry does not validate again; empty lets the operation run.
         context.pre_execution_errors = errors
         yield
@@ -280,13 +290,11 @@ def _page_size_errors(
     errors = []
     for spot in document.page_sizes:
         value = spot.literal if spot.variable is None else variables.get(spot.variable)
-        if isinstance(value, int) and value > limit:
+        if isinstance(value, int) and not 1 <= value <= limit:
             name = spot.node.name.value
+            hint = "; page through the rest with after" if value > limit else ""
             errors.append(
-                GraphQLError(
-                    f"{name} must be at most {limit}; page through the rest with after/before",
-                    spot.node,
-                )
+                GraphQLError(f"{name} must be between 1 and {limit} (got {value}){hint}", spot.node)
             )
     return errors
 

@@ -7,7 +7,9 @@ GraphQL-over-HTTP specification and our security model ask for:
   ``application/graphql-response+json`` gets it, with status 400 for a request error (the
   document does not parse or validate, a variable is wrong: there is no ``data``). Other
   clients get ``application/json`` and status 200, as before that specification. Requests
-  strawberry refuses before running (bad JSON, no query) answer in the GraphQL error shape.
+  strawberry refuses before running (bad JSON, no query) answer in the GraphQL error shape,
+  with 400, as do bodies that are not UTF-8 or not a JSON object; a mutation over GET gets
+  405 with ``Allow: POST``.
 - **WebSocket authentication.** Browsers cannot set headers on a WebSocket handshake, so
   the token comes in the ``connection_init`` payload, ``{"authorization": "Bearer …"}``;
   without a valid one the socket is closed with 4403 before any operation runs.
@@ -23,6 +25,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import msgspec
+from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as ProtocolError
 from litestar import Request, Response, WebSocket
 from litestar.background_tasks import BackgroundTasks
@@ -30,10 +33,11 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.types import Dependencies
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.websocket_origin import normalize_allowed_origins
 from strawberry.litestar.controller import GraphQLController
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
@@ -126,6 +130,39 @@ def graphql_controller(
         def graphql_ide_html(self) -> str:
             return graphiql_page()
 
+        def parse_json(self, data: str | bytes) -> Any:
+            # A body of invalid UTF-8 or of JSON that is no request (a string, a number)
+            # is the client's mistake: 400, not the 500 strawberry's parser would cause.
+            try:
+                parsed = super().parse_json(data)
+            except UnicodeDecodeError:
+                raise ProtocolError(400, "Unable to parse request body as UTF-8 JSON") from None
+            if not isinstance(parsed, dict | list):
+                raise ProtocolError(400, "The request body must be a JSON object")
+            return parsed
+
+        async def execute_single(
+            self,
+            request: Request[Any, Any, Any],
+            request_adapter: AsyncHTTPRequestAdapter,
+            sub_response: Response[Any],
+            context: Any,
+            root_value: Any,
+            request_data: GraphQLRequestData,
+        ) -> ExecutionResult:
+            try:
+                return await super().execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+            except ProtocolError as exc:
+                # A mutation over GET: the method is wrong, not the document (405, with
+                # the method that would do, as the GraphQL-over-HTTP specification asks).
+                if request_adapter.method == "GET" and isinstance(
+                    exc.__cause__, InvalidOperationTypeError
+                ):
+                    raise ProtocolError(405, exc.reason) from exc
+                raise
+
         def encode_json(self, data: object) -> str:
             # Answers are builtins (graphql-core serialised every scalar): msgspec writes
             # them several times faster than the json module strawberry uses. Text, as
@@ -151,7 +188,8 @@ def graphql_controller(
             try:
                 response = await self.run(request, context=context, root_value=root_value)
             except ProtocolError as exc:
-                return error_response(request, exc.status_code, exc.reason)
+                headers = {"Allow": "POST"} if exc.status_code == 405 else None
+                return error_response(request, exc.status_code, exc.reason, headers=headers)
             if response.media_type == "application/json":  # a GraphQL result, not the IDE page
                 response.media_type = response_media_type(request.headers.get("accept", ""))
                 if response.media_type == GRAPHQL_RESPONSE_MEDIA_TYPE and request.state.get(

@@ -197,10 +197,9 @@ def _check_percentage(
     checks: Checks, state: Resource, percentage: object, start: date, end: date
 ) -> None:
     """At most the highest capacity the resource has during the period: catches typos
-    (1000 for 100) early; whether it fits beside other work is checked on confirmation."""
-    if start > end:
-        return
-    first, last = start.toordinal(), end.toordinal()
+    (1000 for 100) early; whether it fits beside other work is checked on confirmation.
+    A period given backwards is checked as written forwards, so both mistakes show at once."""
+    first, last = sorted((start.toordinal(), end.toordinal()))
     peak = max(
         [capacity_at_ordinal(state.capacity_schedule, first)]
         + [
