@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
@@ -39,6 +38,7 @@ from rich.progress import (
 from rich.table import Table
 
 from programledger.logging import configure_logging, log_context, new_request_id
+from programledger.redaction import redact
 from programledger.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _log_api_request_ids() -> None:
 
 
 def _fail_configuration(message: str) -> NoReturn:
-    typer.echo(f"programledger: configuration error: {message}", err=True)
+    typer.echo(f"programledger: configuration error: {redact(message)}", err=True)
     raise typer.Exit(2)
 
 
@@ -137,7 +137,7 @@ def _run(command: str, make: Callable[[], Awaitable[T]], *, one_shot: bool = Tru
             return asyncio.run(wrapper())
     except _operational_errors() as exc:
         log.debug("programledger %s failed", command, exc_info=True)
-        typer.echo(f"programledger {command}: {_describe(exc)}", err=True)
+        typer.echo(f"programledger {command}: {redact(_describe(exc))}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -212,8 +212,8 @@ def run() -> None:
                     "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
                     "subject prefix %s, projections %s; event store at position %d",
                     http.url,
-                    _redact(runtime.servers.database_url),
-                    ", ".join(_redact(url) for url in runtime.servers.nats_servers),
+                    redact(runtime.servers.database_url),
+                    ", ".join(redact(url) for url in runtime.servers.nats_servers),
                     settings.schema,
                     settings.subject_prefix,
                     ", ".join(PROJECTIONS),
@@ -698,16 +698,6 @@ def _duration(text: str) -> timedelta:
     if not number.isdigit() or int(number) == 0:
         raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 30m, 8h or 7d")
     return timedelta(seconds=int(number) * _UNITS[unit])
-
-
-def _redact(url: str) -> str:
-    """A URL fit for a log line: no password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def main() -> None:

@@ -5,6 +5,9 @@ standard library's ``logging.getLogger(__name__)`` (and libraries such as asyncp
 uvicorn do too); their records go through the same structlog processors as structlog's own
 loggers, so there is one format and one set of fields whoever logs.
 
+Every line is passed through :func:`~programledger.redaction.redact` last, so a password
+in a URL or a token in a traceback never reaches the log store, whoever logged it.
+
 Request and correlation ids live in context variables: an entry point binds them once
 (:func:`log_context`, e.g. per HTTP request or per command) and every line logged inside,
 in any module and any task started from there, carries them. Nothing has to pass a logger
@@ -22,8 +25,9 @@ from typing import TextIO
 from uuid import UUID
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
+from programledger.redaction import redact
 from programledger.settings import LogFormat
 
 __all__ = [
@@ -52,6 +56,14 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+def _redact_secrets(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """Mask secrets in every text of a line, message and formatted traceback included:
+    a connection error quotes its URL, a traceback its arguments."""
+    return {
+        key: redact(value) if isinstance(value, str) else value for key, value in event_dict.items()
+    }
+
+
 def configure_logging(
     level: str = "INFO", fmt: LogFormat | None = None, stream: TextIO | None = None
 ) -> LogFormat:
@@ -69,11 +81,16 @@ def configure_logging(
     if fmt == "json":
         renderer = [
             structlog.processors.format_exc_info,
+            _redact_secrets,
             structlog.processors.EventRenamer("message"),
             structlog.processors.JSONRenderer(),
         ]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+        renderer = [
+            structlog.processors.format_exc_info,
+            _redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=stream.isatty()),
+        ]
     shared = _shared_processors()
     structlog.configure(
         processors=[

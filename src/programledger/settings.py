@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from programledger.adapters.postgres.connection import SCHEMA_PATTERN
+from programledger.redaction import redact
 
 __all__ = ["PREFIX", "LogFormat", "Settings", "SettingsError", "default_data_dir"]
 
@@ -24,7 +25,13 @@ LogFormat = Literal["json", "console"]
 
 
 class SettingsError(ValueError):
-    """A configuration problem, phrased for the operator who has to fix it."""
+    """A configuration problem, phrased for the operator who has to fix it.
+
+    The message quotes the value that was wrong, with its secrets masked: it is printed
+    and logged, and a database URL carries its password."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def default_data_dir() -> Path:
