@@ -292,7 +292,9 @@ def _page_size_errors(
         value = spot.literal if spot.variable is None else variables.get(spot.variable)
         if isinstance(value, int) and not 1 <= value <= limit:
             name = spot.node.name.value
-            hint = "; page through the rest with after" if value > limit else ""
+            hint = (
+                "; page through the rest with the field's after argument" if value > limit else ""
+            )
             errors.append(
                 GraphQLError(f"{name} must be between 1 and {limit} (got {value}){hint}", spot.node)
             )
