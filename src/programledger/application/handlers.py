@@ -202,8 +202,8 @@ class Application:
 
         Raises a :class:`~programledger.domain.errors.DomainError` for a refusal,
         :class:`ConcurrencyConflict` (with ``actual_version``) when the client's expected
-        version is stale or the retry deadline passed, :class:`IdempotencyKeyReused` when the key
-        belongs to another command. A context the store would refuse is a
+        version is stale or the retry deadline passed, :class:`IdempotencyKeyReused` when
+        the key belongs to another command. A context the store would refuse is a
         ``ValidationError`` too, raised before anything is read.
         """
         context.check()
