@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from programledger.domain.capacity import (
 )
 from programledger.domain.resource import RESOURCE_EVENT_TYPES, Resource
 from programledger.projections.engine.core import (
+    Connection,
     Context,
     ProjectedEvent,
     Projection,
@@ -459,9 +460,12 @@ async def utilisation(
     Weeks without load are absent.
 
     Computed from the resources and the allocations current at ``known_at`` that overlap
-    the period, read in one snapshot. A page in resource order computes only the
-    resources it reaches, and its count comes from the allocations' weeks alone; a page
-    in week order, or a count of over-allocated weeks, computes every resource.
+    the period, read in one snapshot. A page in resource order is a keyset walk: it reads
+    the allocations of the next resources after its cursor (an index walk in resource
+    order, now or as of a position), a chunk at a time, until the page is full, so a page
+    costs the same at the start and at the end of an organisation. Its count comes from
+    the allocations' weeks alone; a page in week order, or a count of over-allocated
+    weeks, computes every resource.
     """
     if end < start:
         raise ValueError("end must be on or after start")
@@ -476,39 +480,14 @@ async def utilisation(
         raise ValueError(f"cannot sort by {sort!r}; choose one of {list(_UTILISATION_SORTS)}")
     check_first(first)
     cursor = None if after is None else decode_cursor(after, sort, False, 3)
-    weeks = list(_mondays(start, end))
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        position = await resolve_position(conn, known_at)
-        resources = Filters()
-        resources.equals("resource_key", resource_key)
-        version_clause(resources, position, RESOURCES)
-        schedules = {
-            r[0]: _schedule_decoder.decode(r[1])
-            for r in await conn.fetch(
-                f"SELECT resource_key, capacity_schedule FROM {RESOURCES.name} "
-                f"WHERE {resources.sql()}",
-                *resources.args,
-            )
-        }
-        live = Filters()
-        live.equals("resource_key", resource_key)
-        live.where("status <> {}", AllocationStatus.RELEASED.value)
-        live.where("start_date <= {} AND end_date >= {}", weeks[-1] + _SUNDAY, weeks[0])
-        version_clause(live, position, ALLOCATIONS)
-        rows = await conn.fetch(
-            f"SELECT resource_key, start_date, end_date, percentage, status, program_id "
-            f"FROM {ALLOCATIONS.name} WHERE {live.sql()}",
-            *live.args,
-        )
-    loads: dict[str, list[Load]] = {}
-    confirmed = AllocationStatus.CONFIRMED.value
-    for r in rows:
-        loads.setdefault(r[0], []).append(Load(r[1], r[2], r[3], r[4] == confirmed, r[5]))
     resume = None if cursor is None else _resume_after(cursor, sort)
+    weeks = list(_mondays(start, end))
 
-    def computed(keys: Iterable[str]) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-        """(place in the sort, week) for each resource of ``keys``, weeks in order."""
-        for key in keys:
+    def computed(
+        loads: dict[str, list[Load]], schedules: dict[str, list[CapacityStep]]
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        """(place in the sort, week) for each resource of ``loads``, weeks in order."""
+        for key in sorted(loads):
             found = weeks_of(loads[key], schedules.get(key, ()), weeks)
             for monday in sorted(found):
                 row = found[monday]
@@ -516,25 +495,42 @@ async def utilisation(
                     continue
                 yield (key if sort == "resource" else monday, key, monday), row
 
-    total: int | None = None
-    if count and not over_allocated_only:
-        # A week has load exactly when a live allocation covers one of its days.
-        total = sum(len(_loaded_weeks(load, weeks[0], weeks[-1])) for load in loads.values())
-    if sort == "resource" and (total is not None or not count):
-        # In resource order, only the resources the page reaches are computed.
-        keys = sorted(k for k in loads if resume is None or k >= resume[1])
-        ordered: Iterable[tuple[tuple[Any, ...], tuple[Any, ...]]] = computed(keys)
-    else:
-        everything = sorted(computed(loads), key=lambda item: item[0])
-        total = len(everything) if count else None
-        ordered = everything
+    def after_resume(
+        ordered: Iterable[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        return (item for item in ordered if resume is None or item[0] > resume)
+
     page: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
-    for place, row in ordered:
-        if resume is not None and place <= resume:
-            continue
-        page.append((place, row))
-        if len(page) > first:
-            break
+    total: int | None = None
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await resolve_position(conn, known_at)
+        if sort == "week" or (count and over_allocated_only):
+            loads, schedules = await _loads(conn, position, weeks, resource_key)
+            everything = sorted(computed(loads, schedules), key=lambda item: item[0])
+            total = len(everything) if count else None
+            page = list(islice(after_resume(everything), first + 1))
+        else:
+            if count:
+                # A week has load exactly when a live allocation covers one of its days.
+                loads, _ = await _loads(conn, position, weeks, resource_key, schedules=False)
+                total = sum(
+                    len(_loaded_weeks(load, weeks[0], weeks[-1])) for load in loads.values()
+                )
+            lower, inclusive = (None, False) if resume is None else (resume[1], True)
+            while len(page) <= first:
+                loads, schedules = await _loads(
+                    conn,
+                    position,
+                    weeks,
+                    resource_key,
+                    after_key=lower,
+                    inclusive=inclusive,
+                    limit=first + 1,
+                )
+                if not loads:
+                    break
+                page.extend(islice(after_resume(computed(loads, schedules)), first + 1 - len(page)))
+                lower, inclusive = max(loads), False
     return Page.of(
         [_week(place[1], place[2], row) for place, row in page[:first]],
         [place for place, _ in page[:first]],
@@ -543,6 +539,64 @@ async def utilisation(
         as_of_position=position,
         sort=sort,
     )
+
+
+async def _loads(
+    conn: Connection,
+    position: int | None,
+    weeks: Sequence[date],
+    resource_key: str | None,
+    *,
+    after_key: str | None = None,
+    inclusive: bool = False,
+    limit: int | None = None,
+    schedules: bool = True,
+) -> tuple[dict[str, list[Load]], dict[str, list[CapacityStep]]]:
+    """The live allocations overlapping ``weeks`` by resource, and the resources'
+    capacity schedules, at ``position``: of every resource, or of the first ``limit``
+    resources (in key order) after ``after_key`` that have any.
+
+    A chunk walks the allocations' resource index (the current rows' one, or the
+    history one that holds each version's range) and is not offered the range index,
+    which the planner would prefer for a whole list it cannot estimate.
+    """
+    live = Filters()
+    live.equals("resource_key", resource_key)
+    live.where("status <> {}", AllocationStatus.RELEASED.value)
+    live.where("start_date <= {} AND end_date >= {}", weeks[-1] + _SUNDAY, weeks[0])
+    version_clause(live, position, ALLOCATIONS, whole_list=limit is None)
+    if after_key is not None:
+        live.where(f"resource_key {'>=' if inclusive else '>'} {{}}", after_key)
+    columns = "resource_key, start_date, end_date, percentage, status, program_id"
+    if limit is None:
+        sql = f"SELECT {columns} FROM {ALLOCATIONS.name} WHERE {live.sql()}"
+    else:
+        sql = (
+            f"WITH chunk AS (SELECT DISTINCT resource_key FROM {ALLOCATIONS.name} "
+            f"WHERE {live.sql()} ORDER BY resource_key LIMIT {limit}) "
+            f"SELECT {columns} FROM {ALLOCATIONS.name} JOIN chunk USING (resource_key) "
+            f"WHERE {live.sql()}"
+        )
+    loads: dict[str, list[Load]] = {}
+    confirmed = AllocationStatus.CONFIRMED.value
+    for r in await conn.fetch(sql, *live.args):
+        loads.setdefault(r[0], []).append(Load(r[1], r[2], r[3], r[4] == confirmed, r[5]))
+    if not schedules or not loads:
+        return loads, {}
+    resources = Filters()
+    if limit is None:
+        resources.equals("resource_key", resource_key)
+    else:
+        resources.where("resource_key = ANY({}::text[])", list(loads))
+    version_clause(resources, position, RESOURCES, whole_list=limit is None)
+    found = {
+        r[0]: _schedule_decoder.decode(r[1])
+        for r in await conn.fetch(
+            f"SELECT resource_key, capacity_schedule FROM {RESOURCES.name} WHERE {resources.sql()}",
+            *resources.args,
+        )
+    }
+    return loads, found
 
 
 def _loaded_weeks(loads: Sequence[Load], first: date, last: date) -> set[date]:

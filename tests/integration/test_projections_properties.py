@@ -343,6 +343,23 @@ async def _check_utilisation_pages(pool: asyncpg.Pool, at: int) -> None:
     over = await utilisation(pool, **period, over_allocated_only=True, first=500)  # type: ignore[arg-type]
     assert over.items == [w for w in everything.items if w.over_allocated]
     assert over.total_count == len(over.items)
+    # Keyset chunks in resource order skip resources without an over-allocated week.
+    walked: list[Any] = []
+    after = None
+    while True:
+        page = await utilisation(
+            pool,
+            **period,  # type: ignore[arg-type]
+            over_allocated_only=True,
+            first=2,
+            after=after,
+            count=False,
+        )
+        walked.extend(page.items)
+        if not page.has_next_page:
+            break
+        after = page.end_cursor
+    assert walked == over.items
 
 
 @SETTINGS
