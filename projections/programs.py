@@ -84,8 +84,8 @@ PROGRAMS = Table(
         "priority": SortKey("priority", "integer"),
         "target_end_date": SortKey("target_end_date", "date"),
         "open_risks": SortKey("open_risks", "integer"),
-        "status": SortKey("status", "text", indexed=False),
-        "budget_planned": SortKey("budget_planned", "bigint", indexed=False),
+        "status": SortKey("status", "text"),
+        "budget_planned": SortKey("budget_planned", "bigint"),
     },
 )
 
