@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from itertools import accumulate, islice
+from math import ceil
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -157,8 +158,13 @@ def weeks_of(
     Loads are summed per day over the span of ``weeks`` with difference arrays, so the
     cost is the allocations plus the days once, not the allocations once per week.
     """
-    weeks = list(weeks)
-    if not weeks or not loads:
+    if not loads:
+        return {}
+    # Only the weeks the loads reach: a resource busy for a quarter costs a quarter,
+    # whatever the period asked about.
+    reach = _monday(min(a.start_date for a in loads)), max(a.end_date for a in loads)
+    weeks = [w for w in weeks if reach[0] <= w <= reach[1]]
+    if not weeks:
         return {}
     first = min(weeks).toordinal()
     span = max(weeks).toordinal() + 7 - first
@@ -439,6 +445,7 @@ async def get_allocation(
 
 
 _UTILISATION_SORTS = ("resource", "week")
+_FIRST_CHUNK = 8
 
 
 async def utilisation(
@@ -517,6 +524,9 @@ async def utilisation(
                     len(_loaded_weeks(load, weeks[0], weeks[-1])) for load in loads.values()
                 )
             lower, inclusive = (None, False) if resume is None else (resume[1], True)
+            # Chunks sized by the weeks per resource seen so far: most resources have
+            # several, so reading ``first + 1`` of them would read several pages.
+            limit, resources_read = min(first + 1, _FIRST_CHUNK), 0
             while len(page) <= first:
                 loads, schedules = await _loads(
                     conn,
@@ -525,12 +535,15 @@ async def utilisation(
                     resource_key,
                     after_key=lower,
                     inclusive=inclusive,
-                    limit=first + 1,
+                    limit=limit,
                 )
                 if not loads:
                     break
                 page.extend(islice(after_resume(computed(loads, schedules)), first + 1 - len(page)))
                 lower, inclusive = max(loads), False
+                resources_read += len(loads)
+                wanted = (first + 1 - len(page)) * resources_read / max(len(page), 1)
+                limit = min(first + 1, max(_FIRST_CHUNK, ceil(wanted * 1.25)))
     return Page.of(
         [_week(place[1], place[2], row) for place, row in page[:first]],
         [place for place, _ in page[:first]],
