@@ -77,12 +77,10 @@ AUDIT = Table(
     ),
     indexes=(
         Index("stream", "(stream_id, position)"),
-        Index("entity", "(entity_id, position)"),
         Index("program", "(program_id, position)"),
         Index("actor", "(actor, position)"),
         Index("type", "(event_type, position)"),
         Index("correlation", "(correlation_id)"),
-        Index("recorded", "(recorded_at)"),
     ),
     versioned=False,
     position_column="position",
@@ -302,6 +300,14 @@ def _entry(data: dict[str, Any]) -> AuditEntry:
 
 LIST = ListSpec(table=AUDIT, convert=_entry)
 
+_STREAM_TYPES = tuple(PROJECTION.states)
+"""The stream types the trail holds: a stream id is ``<type>-<entity id>``."""
+
+_FIRST_RECORDED_AT_OR_AFTER = (
+    "coalesce((SELECT position FROM events WHERE recorded_at >= {} "
+    "ORDER BY recorded_at, position LIMIT 1), 9223372036854775807)"
+)
+
 
 async def audit_trail(
     pool: Reader,
@@ -325,15 +331,19 @@ async def audit_trail(
     (``recorded_from`` inclusive, ``recorded_to`` exclusive)."""
     filters = Filters()
     filters.equals("stream_id", stream_id)
-    filters.equals("entity_id", entity_id)
+    if entity_id is not None:
+        # An entity's events are its stream's: the stream index serves both filters.
+        filters.any_of("stream_id", [f"{kind}-{entity_id}" for kind in _STREAM_TYPES], "text")
     filters.equals("program_id", program_id)
     filters.equals("actor", actor)
     filters.any_of("event_type", event_types, "text")
     filters.equals("correlation_id", correlation_id)
+    # Recorded time never goes back in position order, so a time window is a range of
+    # positions, found with the event store's own index on recorded time.
     if recorded_from is not None:
-        filters.where("recorded_at >= {}", recorded_from)
+        filters.where(f"position >= {_FIRST_RECORDED_AT_OR_AFTER}", recorded_from)
     if recorded_to is not None:
-        filters.where("recorded_at < {}", recorded_to)
+        filters.where(f"position < {_FIRST_RECORDED_AT_OR_AFTER}", recorded_to)
     return await fetch_page(
         pool,
         LIST,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from uuid import uuid4
 
 import asyncpg
@@ -388,6 +388,20 @@ async def test_the_audit_trail_says_who_changed_which_field(
     assert {c.path for c in created.changes} >= {"title", "probability", "impact", "owner"}
     # One entry per domain event (each command of the story recorded one).
     assert (await audit_trail(pool, first=1)).total_count == len(story.positions)
+    # A recorded-time window (from inclusive, to exclusive) is the range of positions
+    # recorded in it, whichever events share an instant.
+    everything = (await audit_trail(pool, newest_first=False, first=500)).items
+    times = sorted({e.recorded_at for e in everything})
+    for low, high in ((times[1], times[-1]), (times[0], times[0]), (times[-1], None)):
+        window = await audit_trail(
+            pool, recorded_from=low, recorded_to=high, newest_first=False, first=500
+        )
+        assert window.items == [
+            e for e in everything if e.recorded_at >= low and (high is None or e.recorded_at < high)
+        ]
+    later = times[-1] + timedelta(seconds=1)
+    assert (await audit_trail(pool, recorded_from=later)).items == []
+    assert len((await audit_trail(pool, recorded_to=later, first=500)).items) == len(everything)
 
 
 async def test_a_redelivered_event_is_never_applied_twice(
