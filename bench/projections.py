@@ -51,9 +51,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import asyncpg
@@ -337,8 +338,11 @@ def histories(count: int) -> Iterator[Item]:
         group += 1
 
 
-async def load_store(url: str, schema: str, count: int) -> None:
-    """A migrated store holding ``count`` generated events, loaded with COPY."""
+async def load_store(
+    url: str, schema: str, count: int, items: Iterable[Item] | None = None
+) -> None:
+    """A migrated store holding ``count`` generated events (``items``, by default
+    :func:`histories`), loaded with COPY."""
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn, schema)
@@ -349,7 +353,9 @@ async def load_store(url: str, schema: str, count: int) -> None:
         versions: dict[str, int] = {}
         started = datetime(2027, 1, 1, tzinfo=UTC)
         rows = []
-        for position, (stream, kind, event, pid) in enumerate(histories(count), start=1):
+        for position, (stream, kind, event, pid) in enumerate(
+            islice(histories(count) if items is None else items, count), start=1
+        ):
             version = versions[stream] = versions.get(stream, 0) + 1
             metadata = {"actor": f"user{position % 50}", "correlation_id": str(uuid.uuid4())}
             if pid is not None:
@@ -384,7 +390,7 @@ async def load_store(url: str, schema: str, count: int) -> None:
                 " stream_type, version, event_type, schema_version, program_id, data, metadata,"
                 " recorded_at, '\\x'::bytea, '\\x00'::bytea FROM staging ORDER BY position"
             )
-            await conn.execute("SELECT setval('event_position_seq', $1)", count)
+            await conn.execute("SELECT setval('event_position_seq', $1)", len(rows))
         await conn.execute("ANALYZE events")
     finally:
         await conn.close()
@@ -552,6 +558,17 @@ def nats_url(explicit: str | None) -> Iterator[tuple[str, str]]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+async def readable(store: PostgresEventStore, position: int) -> None:
+    """Wait until a reader (a rebuild) sees every event up to ``position``: the store's
+    safe head waits for the oldest transaction running anywhere on the server, and a
+    rebuild started before that reads a part of the store."""
+    for _ in range(1200):
+        if await store.head_position() >= position:
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"events up to {position} not readable after 10 minutes")
+
+
 async def _store(url: str, schema: str) -> PostgresEventStore:
     pool = await create_pool(url, schema, min_size=2, max_size=8)
     return PostgresEventStore(pool, EventCodec(application_registry()), schema=schema)
@@ -561,6 +578,7 @@ async def bench_rebuild(url: str, schema: str, args: argparse.Namespace, results
     await load_store(url, schema, args.rebuild_events)
     store = await _store(url, schema)
     try:
+        await readable(store, args.rebuild_events)
         for round_ in range(args.rounds):
             results.rebuild_ref.append(await raw_read_decode(store.pool, store.codec))
             for name in PROJECTIONS:
@@ -618,6 +636,7 @@ async def bench_as_of(url: str, schema: str, args: argparse.Namespace, results: 
     store = await _store(url, schema)
     pool = store.pool
     try:
+        await readable(store, args.events)
         for name in ("risks", "programs"):
             report = await rebuild(
                 pool, store, name, progress=not args.quiet, workers=args.workers, database_url=url

@@ -1,0 +1,264 @@
+"""Organisation-wide reads at scale: utilisation of every resource and the whole audit trail.
+
+Builds a store of ``--resources`` resources, each registered and given ``--allocations``
+allocations (proposed, confirmed, adjusted: three events each), loaded with COPY into the
+event store, then rebuilds the ``allocations`` and ``audit`` read models from it (the path
+an operator's store takes). With the defaults: 10,000 resources, 160,000 events, 160,000
+audit rows and about 100,000 utilisation weeks.
+
+Measured through the query functions the GraphQL API calls, now and as of the middle
+position of the store:
+
+- ``page``: p99 of pages of 50 started at cursors spread over the whole list (keyset:
+  a page deep in the list must cost what the first does); the reference is a plain
+  keyset ``SELECT`` of 50 rows of the underlying table by its index.
+- ``walk``: every row, in pages of 500 (the largest), without counts; the reference is one
+  ``SELECT`` of the rows the walk reads (the allocations; the audit rows).
+
+Goals (issue 20): a page ≤ 100 ms, a walk ≤ 10 s. Run:
+``.venv/bin/python bench/reads.py [--resources 10000] [--allocations 5]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script from a checkout: measure the working tree's code, reach bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+
+from bench._common import (
+    drop_schemas,
+    fresh_schema_name,
+    median,
+    percentile,
+    positive_int,
+    postgres_url,
+    print_table,
+    server_facts,
+)
+from bench.projections import Item, _store, load_store, readable
+from programledger.domain import (
+    AllocationAdjusted,
+    AllocationConfirmed,
+    AllocationProposed,
+    Department,
+    PartyKind,
+    ResourceRegistered,
+)
+from programledger.projections import rebuild
+from programledger.projections.allocations import utilisation
+from programledger.projections.audit import audit_trail
+from programledger.projections.queries import Page
+
+PAGE_GOAL_MS = 100.0
+WALK_GOAL_S = 10.0
+DAY = date(2027, 1, 4)
+START, END = DAY, DAY + timedelta(weeks=40)
+
+
+def histories(resources: int, allocations: int) -> Iterator[Item]:
+    """Each resource's stream: registered, then its allocations, spread over 20 weeks."""
+    programs = [uuid.uuid4() for _ in range(200)]
+    for r in range(resources):
+        key = f"res-{r:06d}"
+        stream = f"resource-{key}"
+        yield (
+            stream,
+            "resource",
+            ResourceRegistered(
+                resource_key=key,
+                name=key,
+                kind=PartyKind.PERSON,
+                department=Department.ENGINEERING,
+                role="dev",
+                capacity=100,
+            ),
+            None,
+        )
+        for a in range(allocations):
+            n = r * allocations + a
+            pid = programs[n % len(programs)]
+            start = DAY + timedelta(weeks=n % 20)
+            fields: dict[str, Any] = {
+                "resource_key": key,
+                "allocation_id": uuid.uuid4(),
+                "program_id": pid,
+                "workstream_id": None,
+                "start_date": start,
+                "end_date": start + timedelta(days=41),
+            }
+            yield stream, "resource", AllocationProposed(**fields, percentage=20), pid
+            yield stream, "resource", AllocationConfirmed(**fields, percentage=20), pid
+            adjusted = AllocationAdjusted(**fields, percentage=10 + n % 20, reason="replan")
+            yield stream, "resource", adjusted, pid
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    name: str
+    ours: float
+    ref: float
+    goal: float
+    unit: str
+
+    def text(self) -> str:
+        ratio = self.ours / self.ref if self.ref else float("nan")
+        return (
+            f"target {self.name}: ours={self.ours:.2f} ref={self.ref:.2f} ratio={ratio:.3f} "
+            f"goal=<={self.goal:g}{self.unit} {'met' if self.ours <= self.goal else 'missed'}"
+        )
+
+
+Lister = Callable[[int, str | None, Any], Awaitable[Page[Any]]]
+
+
+async def walk(lister: Lister, as_of: Any) -> tuple[float, int, list[str]]:
+    """Seconds to read every row in pages of 500, the rows, and each page's end cursor."""
+    cursors: list[str] = []
+    rows, after = 0, None
+    started = time.perf_counter()
+    while True:
+        page = await lister(500, after, as_of)
+        rows += len(page.items)
+        if not page.has_next_page or page.end_cursor is None:
+            break
+        after = page.end_cursor
+        cursors.append(after)
+    return time.perf_counter() - started, rows, cursors
+
+
+async def page_times(lister: Lister, cursors: list[str], as_of: Any, samples: int) -> list[float]:
+    """Milliseconds of pages of 50 after ``samples`` cursors spread over the list."""
+    step = max(1, len(cursors) // samples)
+    times = []
+    for cursor in [None, *cursors[::step]]:
+        started = time.perf_counter()
+        await lister(50, cursor, as_of)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def ref_page_ms(pool: asyncpg.Pool, sql: str, samples: int) -> list[float]:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await pool.fetch(sql)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def ref_walk_s(pool: asyncpg.Pool, sql: str, *args: Any) -> float:
+    started = time.perf_counter()
+    await pool.fetch(sql, *args)
+    return time.perf_counter() - started
+
+
+async def main(args: argparse.Namespace) -> None:
+    schema = fresh_schema_name("reads")
+    events = args.resources * (1 + 3 * args.allocations)
+    with postgres_url(args.database_url) as (url, where):
+        print(f"PostgreSQL from {where}: {await server_facts(url)}")
+        try:
+            started = time.perf_counter()
+            await load_store(url, schema, events, histories(args.resources, args.allocations))
+            print(f"loaded {events:,} events in {time.perf_counter() - started:.0f}s", flush=True)
+            store = await _store(url, schema)
+            pool = store.pool
+            try:
+                await readable(store, events)
+                for name in ("allocations", "audit"):
+                    report = await rebuild(pool, store, name, progress=not args.quiet)
+                    print(f"rebuilt {name}: {report.rate:,.0f} events/s", flush=True)
+                lines, rows = await measure(pool, events, args.samples)
+            finally:
+                await pool.close()
+        finally:
+            await drop_schemas(url, [schema])
+    print_table("organisation-wide reads", ["what", "rows", "ours", "ref"], rows)
+    for line in lines:
+        print(line.text())
+
+
+async def measure(
+    pool: asyncpg.Pool, events: int, samples: int
+) -> tuple[list[Line], list[list[str]]]:
+    middle = events // 2
+
+    async def weeks(first: int, after: str | None, as_of: Any) -> Page[Any]:
+        return await utilisation(
+            pool, start=START, end=END, first=first, after=after, known_at=as_of, count=False
+        )
+
+    async def trail(first: int, after: str | None, as_of: Any) -> Page[Any]:
+        return await audit_trail(pool, first=first, after=after, as_of=as_of, count=False)
+
+    live = (
+        "status <> 'RELEASED' AND start_date <= $1 AND end_date >= $2 AND "
+        "valid_from_pos <= $3 AND (valid_to_pos IS NULL OR valid_to_pos > $3)"
+    )
+    refs: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+        "utilisation": (
+            "SELECT * FROM rm_allocations WHERE valid_to_pos IS NULL AND resource_key > "
+            "'res-005000' ORDER BY resource_key, start_date, allocation_id LIMIT 51",
+            f"SELECT resource_key, start_date, end_date, percentage, status, program_id "
+            f"FROM rm_allocations WHERE {live}",
+            (END + timedelta(days=6), START),
+        ),
+        "audit": (
+            f"SELECT * FROM rm_audit WHERE position < {middle} ORDER BY position DESC LIMIT 51",
+            "SELECT * FROM rm_audit WHERE position <= $1",
+            (),
+        ),
+    }
+    lines: list[Line] = []
+    rows: list[list[str]] = []
+    for name, lister in (("utilisation", weeks), ("audit", trail)):
+        page_sql, walk_sql, walk_args = refs[name]
+        for when, as_of in (("now", None), ("as_of", middle)):
+            at = events if as_of is None else middle
+            walk_s, count, cursors = await walk(lister, as_of)
+            ref_walk = await ref_walk_s(pool, walk_sql, *walk_args, at)
+            pages = await page_times(lister, cursors, as_of, samples)
+            ref_pages = await ref_page_ms(pool, page_sql, len(pages))
+            p99, ref_p99 = percentile(pages, 99), percentile(ref_pages, 99)
+            rows.append(
+                [
+                    f"{name} page of 50 ({when})",
+                    f"{len(pages)} pages",
+                    f"p50 {median(pages):.1f} p99 {p99:.1f} ms",
+                    f"p99 {ref_p99:.1f} ms",
+                ]
+            )
+            rows.append(
+                [f"{name} walk ({when})", f"{count:,}", f"{walk_s:.2f} s", f"{ref_walk:.2f} s"]
+            )
+            lines.append(Line(f"{name}_page_{when}_p99_ms", p99, ref_p99, PAGE_GOAL_MS, "ms"))
+            lines.append(Line(f"{name}_walk_{when}_s", walk_s, ref_walk, WALK_GOAL_S, "s"))
+    return lines, rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--resources", type=positive_int, default=10_000)
+    parser.add_argument("--allocations", type=positive_int, default=5, help="per resource")
+    parser.add_argument("--samples", type=positive_int, default=100, help="pages of 50 timed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
