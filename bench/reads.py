@@ -58,10 +58,10 @@ from programledger.domain import (
     PartyKind,
     ResourceRegistered,
 )
-from programledger.projections import rebuild
 from programledger.projections.allocations import utilisation
 from programledger.projections.audit import audit_trail
-from programledger.projections.queries import Page
+from programledger.projections.engine.queries import Page
+from programledger.projections.engine.rebuild import rebuild
 
 PAGE_GOAL_MS = 100.0
 WALK_GOAL_S = 10.0

@@ -26,7 +26,8 @@ from bench._common import drop_schemas, fresh_schema_name, positive_int, postgre
 from bench.projections import _store, load_store, readable
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.sizes import StorageReport, storage_report
-from programledger.projections import PROJECTIONS, rebuild
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.registry import PROJECTIONS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "storage.md"
 

@@ -7,7 +7,8 @@ import pytest
 
 from programledger.adapters.postgres.sizes import storage_report
 from programledger.application.handlers import Application
-from programledger.projections import PROJECTIONS, rebuild
+from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.registry import PROJECTIONS
 from tests.support.projection_process import Step, app_store, run_steps
 
 
