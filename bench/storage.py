@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script from a checkout: measure the working tree's code, reach bench/.
+# Run as a script from a checkout, with the project installed in .venv (the strict editable
+# install links the working tree's code): reach bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import argparse
 import asyncio
