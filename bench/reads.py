@@ -50,14 +50,13 @@ from bench._common import (
     server_facts,
 )
 from bench.projections import Item, _store, load_store, readable
-from programledger.domain import (
+from programledger.domain.resource import (
     AllocationAdjusted,
     AllocationConfirmed,
     AllocationProposed,
-    Department,
-    PartyKind,
     ResourceRegistered,
 )
+from programledger.domain.values import Department, PartyKind
 from programledger.projections.allocations import utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.engine.queries import Page
