@@ -6,6 +6,9 @@ batched nested reads and the read models' query layer. The question is what all 
 simplest correct thing: a Litestar JSON handler that runs the same read-model SELECTs with
 asyncpg and returns the rows. A second measurement times a write until it is visible in a
 query (relay, NATS, projection runner, read model), which has no meaningful plain reference.
+A third sends mutations at a steady ``--rate`` (20 commands/s) with and without
+``waitForProjections``: read-your-writes must cost little more than the mutation alone
+(the reference measured in the same run).
 
 Both apps are served by uvicorn on a free loopback port in this process, each over its own
 asyncpg pool of the same size, against the same schema; the clients are ``--clients``
@@ -14,7 +17,7 @@ the servers (so client CPU is shared by both sides alike). Rounds alternate whic
 first, and medians over rounds are reported, as DESIGN §7 asks.
 
 Run: ``python bench/api.py [--rounds N] [--seconds S] [--clients 32] [--writes 200]
-[--database-url URL] [--nats-url URL]``.
+[--rate 20] [--database-url URL] [--nats-url URL]``.
 """
 
 from __future__ import annotations
@@ -60,14 +63,14 @@ from bench._common import (
     timed_round,
 )
 from programledger.adapters.codec import EventCodec
-from programledger.adapters.postgres.connection import create_pool
+from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
 from programledger.api import ApiMetrics, Role, create_app, mint_token
 from programledger.application.handlers import Application
 from programledger.bootstrap import Runtime, Servers, event_registry
 from programledger.projections import allocations, milestones, programs, risks
-from programledger.projections.engine.status import wait_for_position as wait_for_read_models
+from programledger.projections.engine.progress import ProgressWatch
 from programledger.projections.engine.tables import Table
 from programledger.settings import Settings
 
@@ -76,6 +79,12 @@ READ_GOAL = 2.0
 
 WRITE_GOAL_MS = 1000.0
 """A write must be visible in a query within this long, at p99."""
+
+WAIT_GOAL = 2.0
+"""A mutation with ``waitForProjections``: p50 at most this many times the mutation alone."""
+
+WAIT_P99_GOAL_MS = 100.0
+"""... and p99 under this, at ``--rate`` commands per second."""
 
 POOL_SIZE = 20
 """asyncpg connections per app: the same for both sides."""
@@ -370,6 +379,64 @@ async def measure_write_to_read(client: Client, program: str, writes: int) -> li
     return took
 
 
+@dataclass
+class WaitResult:
+    """Mutation latencies (ms) at a steady rate, without and with ``waitForProjections``."""
+
+    alone: list[float] = field(default_factory=list)
+    waited: list[float] = field(default_factory=list)
+    not_caught_up: int = 0
+
+
+async def measure_wait(
+    client: Client, program: str, rate: float, seconds: float, rounds: int
+) -> WaitResult:
+    """``rate`` reportProgramHealth per second, open loop (each is sent on time whether or
+    not the previous one finished), alternating rounds without and with the wait."""
+    result = WaitResult()
+    health = ("GREEN", "AMBER", "RED")
+    sent = 0
+
+    async def one(wait: bool) -> None:
+        nonlocal sent
+        sent += 1
+        started = time.perf_counter()
+        payload = await client.mutate(
+            "reportProgramHealth",
+            {
+                "programId": program,
+                "health": health[sent % 3],
+                "summary": f"rate {sent}",
+                "waitForProjections": wait,
+            },
+        )
+        took = (time.perf_counter() - started) * 1000
+        if wait:
+            result.waited.append(took)
+            result.not_caught_up += payload["projectionsCaughtUp"] is not True
+        else:
+            result.alone.append(took)
+
+    async def steady(wait: bool, duration: float) -> None:
+        interval = 1 / rate
+        start = time.perf_counter()
+        tasks = []
+        for n in range(max(1, round(duration * rate))):
+            delay = start + n * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(wait)))
+        await asyncio.gather(*tasks)
+
+    await steady(True, 1.0)  # warm up both paths
+    await steady(False, 1.0)
+    result = WaitResult()
+    for n in range(rounds):
+        for wait in (n % 2 == 0, n % 2 != 0):
+            await steady(wait, seconds)
+    return result
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -459,16 +526,20 @@ async def _measure(
         store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
         runtime = Runtime(settings=settings, servers=Servers(pg_url, nats), pool=pool, store=store)
 
-        async def wait(position: int, timeout: float) -> bool:  # noqa: ASYNC109 - the contract
-            return await wait_for_read_models(pool, position, timeout)
-
+        watch = ProgressWatch(
+            pool,
+            lambda: connect(pg_url, schema, application_name="bench-api-progress"),
+            schema=schema,
+            events_channel=store.notify_channel,
+        )
         app = create_app(
             runtime,
             application=Application(store),
             metrics=ApiMetrics(),
-            wait_for_position=wait,
+            wait_for_position=watch.wait,
             graphiql=False,
         )
+        app.on_shutdown.append(watch.close)
         # The access log and httpx's request log would print a line per request: thousands
         # of lines measure the terminal, not the API.
         for noisy in ("programledger.api.access", "httpx"):
@@ -496,18 +567,22 @@ async def _measure(
                 # One client: the latency of an unloaded server, i.e. the cost of one request.
                 alone = await measure_reads(client, ref_http, program, args, 1)
                 writes = await measure_write_to_read(client, program, args.writes)
+                waits = await measure_wait(
+                    client, program, args.rate, max(args.seconds, 5.0), args.rounds
+                )
         finally:
             await stop_live_system(live)
     finally:
         await ref_pool.close()
         await pool.close()
-    return report(reads, alone, writes, args, counts)
+    return report(reads, alone, writes, waits, args, counts)
 
 
 def report(
     reads: ReadResult,
     alone: ReadResult,
     writes: list[float],
+    waits: WaitResult,
     args: argparse.Namespace,
     counts: list[int],
 ) -> list[str]:
@@ -546,6 +621,31 @@ def report(
             ["ref", "n/a: a plain app has no asynchronous read side", "-", "-", "-"],
         ],
     )
+    print_table(
+        f"Mutation with and without waitForProjections: reportProgramHealth at "
+        f"{args.rate:g}/s, open loop, {args.rounds} rounds per side, all latencies pooled",
+        ["side", "what", "p50 ms", "p99 ms", "max ms", "count"],
+        [
+            [
+                side,
+                what,
+                f"{percentile(values, 50):.1f}",
+                f"{percentile(values, 99):.1f}",
+                f"{max(values):.1f}",
+                str(len(values)),
+            ]
+            for side, what, values in (
+                ("ours", "mutation + waitForProjections", waits.waited),
+                ("ref", "the same mutation alone", waits.alone),
+            )
+        ],
+    )
+    if waits.not_caught_up:
+        NOTES.append(f"{waits.not_caught_up} waited mutations answered projectionsCaughtUp false")
+    wait_p50, alone_p50 = percentile(waits.waited, 50), percentile(waits.alone, 50)
+    wait_ratio = wait_p50 / alone_p50 if alone_p50 > 0 else float("nan")
+    wait_p99, alone_p99 = percentile(waits.waited, 99), percentile(waits.alone, 99)
+    wait_p99_ratio = wait_p99 / alone_p99 if alone_p99 > 0 else float("nan")
     ours_p50, ref_p50 = reads.p("ours", 50), reads.p("ref", 50)
     ratio = ours_p50 / ref_p50 if ref_p50 > 0 else float("nan")
     write_p99 = percentile(writes, 99)
@@ -554,6 +654,12 @@ def report(
         f"goal=<={READ_GOAL:g} {'met' if ratio <= READ_GOAL else 'missed'}",
         f"target api_write_to_read_p99: ours={write_p99:.1f} ref=n/a ratio=n/a "
         f"goal=<{WRITE_GOAL_MS:g}ms {'met' if write_p99 < WRITE_GOAL_MS else 'missed'}",
+        f"target api_wait_for_projections_p50: ours={wait_p50:.1f} ref={alone_p50:.1f} "
+        f"ratio={wait_ratio:.3f} goal=<={WAIT_GOAL:g} "
+        f"{'met' if wait_ratio <= WAIT_GOAL else 'missed'}",
+        f"target api_wait_for_projections_p99_at_{args.rate:g}_per_s: ours={wait_p99:.1f} "
+        f"ref={alone_p99:.1f} ratio={wait_p99_ratio:.3f} goal=<={WAIT_P99_GOAL_MS:g}ms "
+        f"{'met' if wait_p99 <= WAIT_P99_GOAL_MS else 'missed'}",
     ]
 
 
@@ -564,6 +670,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=positive_int, default=32, help="concurrent clients")
     parser.add_argument("--writes", type=positive_int, default=200, help="mutations timed")
     parser.add_argument("--items", type=positive_int, default=10, help="risks etc. seeded")
+    parser.add_argument(
+        "--rate", type=positive_int, default=20, help="commands/s for the wait measurement"
+    )
     args = parser.parse_args(argv)
     with postgres_url(args.database_url) as (pg, pg_from), nats_url(args.nats_url) as (nu, nf):
         facts = asyncio.run(server_facts(pg))

@@ -157,6 +157,9 @@ async def rebuild(
         else None
     )
     async with pool.acquire() as conn:
+        # A rebuild's statements (reading the store, building indexes) may take as long as
+        # the data makes them: the pool's statement timeout is for requests.
+        await conn.execute("SET statement_timeout = 0")
         key = f"programledger.rebuild:{store.schema}:{projection.name}"
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
             raise RebuildInProgress(f"a rebuild of {projection.name} is already running")
@@ -248,6 +251,7 @@ class _Rebuild:
                 await conn.execute(sql)
 
         async with self.store.pool.acquire() as other:
+            await other.execute("SET statement_timeout = 0")
             await asyncio.gather(build(self.conn), build(other))
 
     async def _write_held(self) -> None:

@@ -215,10 +215,12 @@ WITH saved AS (
     WHERE name = $1
     RETURNING name, position
 )
-SELECT pg_notify($10, name || ':' || position) FROM saved
+SELECT pg_notify(
+    $10, name || ':' || position || CASE WHEN $5::text IS NULL THEN '' ELSE ':failed' END
+) FROM saved
 """
 """The checkpoint (or the failure) and the notification that wakes waiting readers,
-delivered when the transaction commits."""
+delivered when the transaction commits (``<name>:<position>[:failed]``)."""
 
 
 class ProjectionRunner:

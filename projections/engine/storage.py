@@ -37,7 +37,8 @@ REBUILD_SUFFIX = "__rebuild"
 
 
 def projection_channel(schema: str) -> str:
-    """The LISTEN channel a runner notifies after each commit (``<name>:<position>``)."""
+    """The LISTEN channel a runner notifies after each commit (``<name>:<position>``, with
+    ``:failed`` appended when it stopped at a poison event)."""
     return f"{schema}_projections"
 
 

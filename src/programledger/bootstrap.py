@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
     from programledger.api import ReadinessCheck
+    from programledger.projections.engine.progress import ProgressWatch
     from programledger.projections.engine.runner import ProjectionRunner
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "event_registry",
     "http_server",
     "open_runtime",
+    "progress_watch",
     "projections_check",
     "servers",
 ]
@@ -186,7 +188,11 @@ async def open_runtime(
         finally:
             await conn.close()
         pool = await create_pool(
-            found.database_url, settings.schema, max_size=settings.db_pool_size
+            found.database_url,
+            settings.schema,
+            max_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
         )
         try:
             store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
@@ -378,24 +384,51 @@ class Api:
     """What ``/metrics`` shows: other parts of the process add their collectors here."""
 
 
+def progress_watch(runtime: Runtime) -> ProgressWatch:
+    """The process's read-your-writes watch: one LISTEN connection of its own, bounded
+    waiters (``PROGRAMLEDGER_MAX_WAITING_REQUESTS``)."""
+    from programledger.adapters.postgres.connection import connect
+    from programledger.projections.engine.progress import ProgressWatch
+
+    settings = runtime.settings
+    return ProgressWatch(
+        runtime.pool,
+        functools.partial(
+            connect,
+            runtime.servers.database_url,
+            settings.schema,
+            application_name="programledger-progress",
+            connect_timeout=settings.db_connect_timeout,
+        ),
+        schema=settings.schema,
+        events_channel=runtime.store.notify_channel,
+        max_waiters=settings.max_waiting_requests,
+        statement_timeout=settings.db_statement_timeout,
+    )
+
+
 def build_api(runtime: Runtime) -> Api:
     """The HTTP API over ``runtime``: commands through the application, reads waiting for
-    the projections when a mutation asks to, readiness and metrics including lag."""
+    the projections when asked to, readiness and metrics including lag."""
     from programledger.api import ApiLimits, ApiMetrics, create_app
     from programledger.application.handlers import Application
-    from programledger.projections.engine.status import wait_for_position
 
     metrics = ApiMetrics()
+    watch = progress_watch(runtime)
     app = create_app(
         runtime,
         application=Application(runtime.store),
         readiness_checks=[projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)],
-        wait_for_position=functools.partial(wait_for_position, runtime.pool),
+        wait_for_position=watch.wait,
         metrics=metrics,
-        limits=ApiLimits(introspection=runtime.settings.introspection),
+        limits=ApiLimits(
+            introspection=runtime.settings.introspection,
+            database_seconds=runtime.settings.db_statement_timeout + 2.0,
+        ),
         graphiql=runtime.settings.graphiql,
         allowed_origins=runtime.settings.cors_origins,
     )
+    app.on_shutdown.append(watch.close)
     return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
 
 

@@ -63,6 +63,18 @@ class Settings:
     db_pool_size: int = 10
     """PostgreSQL connections in each process's pool (API requests and commands, the
     relay's and runners' reads); runners and the relay each hold one more of their own."""
+    db_connect_timeout: int = 5
+    """Seconds to open a PostgreSQL connection before giving up (a request then fails
+    with ``UNAVAILABLE``, HTTP 503)."""
+    db_statement_timeout: int = 10
+    """PostgreSQL's ``statement_timeout`` for the pool's statements (rebuilds lift it on
+    their own connections). An API request's database work gets this plus 2 seconds
+    (waits for the read models excepted) before it fails with ``UNAVAILABLE``: a
+    partitioned database makes requests fail, never hang."""
+    max_waiting_requests: int = 500
+    """Requests that may wait for the read models at once in one API process
+    (``waitForProjections``, ``Programledger-Min-Position``); one more answers
+    ``UNAVAILABLE`` (HTTP 503, ``Retry-After``) instead of queueing."""
     ready_max_lag_seconds: int | None = None
     """``/ready`` fails when a projection is further behind than this; ``None``: lag is
     reported there but never makes an API replica unready."""
@@ -163,6 +175,9 @@ class Settings:
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
+        db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
+        db_statement_timeout = _number(get, "DB_STATEMENT_TIMEOUT", low=1, high=3600) or 10
+        max_waiting = _number(get, "MAX_WAITING_REQUESTS", low=1, high=100_000) or 500
         if stream_replicas > 1 and nats_url is None:
             raise SettingsError(
                 f"{PREFIX}STREAM_REPLICAS={stream_replicas} needs a NATS cluster: the embedded "
@@ -182,6 +197,9 @@ class Settings:
             subject_prefix=subject_prefix,
             stream_replicas=stream_replicas,
             db_pool_size=db_pool_size,
+            db_connect_timeout=db_connect_timeout,
+            db_statement_timeout=db_statement_timeout,
+            max_waiting_requests=max_waiting,
             ready_max_lag_seconds=ready_max_lag,
             projection_state_cache=state_cache,
             metrics_port=_port(get, "METRICS_PORT", None),

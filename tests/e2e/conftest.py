@@ -32,12 +32,14 @@ from websockets.typing import Origin, Subprotocol
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.relay import Relay
+from programledger.adapters.postgres.connection import connect as pg_connect
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.api import ApiLimits, ApiMetrics, ReadinessCheck, Role, create_app, mint_token
 from programledger.api.graphql.context import WaitForPosition
 from programledger.application.handlers import Application
 from programledger.bootstrap import Runtime, Servers, event_registry
+from programledger.projections.engine.progress import ProgressWatch
 from programledger.settings import Settings
 from tests.support.relay_process import delete_stream, fast_settings
 
@@ -52,6 +54,8 @@ class Api:
     http: httpx.AsyncClient
     store: PostgresEventStore
     metrics: ApiMetrics
+    watch: ProgressWatch | None = None
+    """The read-your-writes watch, when the app was built with ``watch=True``."""
 
     def token(self, *roles: Role, subject: str = "alice@example.com", ttl: float = 600.0) -> str:
         return mint_token(SECRET, subject, roles or (Role.EDITOR,), timedelta(seconds=ttl))
@@ -183,9 +187,20 @@ async def running_api(
     allowed_origins: Sequence[str] = (),
     graphiql: bool = True,
     settings: Mapping[str, Any] | None = None,
+    watch: bool = False,
+    max_waiting: int = 500,
+    pool_size: int = 10,
+    database_url: str | None = None,
+    statement_timeout: float | None = None,
+    application_name: str = "programledger",
 ) -> AsyncIterator[Api]:
     """The app over this test's schema and prefix, served; options as for ``create_app``,
-    and ``settings`` replacing fields of its :class:`Settings` (the tokens it accepts)."""
+    and ``settings`` replacing fields of its :class:`Settings` (the tokens it accepts).
+
+    ``watch``: read your writes through a ``ProgressWatch`` (as ``build_api`` wires it),
+    at most ``max_waiting`` waiters. ``database_url`` (default ``pg_url``) is where the
+    app's pool connects, e.g. through a proxy; ``statement_timeout`` and a connect timeout
+    of the same length are then set on it."""
     configured = Settings(
         database_url=pg_url,
         nats_url=nats_url,
@@ -195,12 +210,32 @@ async def running_api(
         subject_prefix=prefix,
     )
     configured = dataclasses.replace(configured, **(settings or {}))
-    pool = await create_pool(pg_url, schema, min_size=1, max_size=10)
+    url = database_url or pg_url
+    timeouts: dict[str, Any] = {}
+    if statement_timeout is not None:
+        timeouts = {"statement_timeout": statement_timeout, "connect_timeout": statement_timeout}
+    pool = await create_pool(
+        url,
+        schema,
+        min_size=1,
+        max_size=pool_size,
+        application_name=application_name,
+        **timeouts,
+    )
+    progress: ProgressWatch | None = None
     try:
         store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
         runtime = Runtime(
-            settings=configured, servers=Servers(pg_url, nats_url), pool=pool, store=store
+            settings=configured, servers=Servers(url, nats_url), pool=pool, store=store
         )
+        if watch:
+            progress = ProgressWatch(
+                pool,
+                functools.partial(pg_connect, url, schema, connect_timeout=5),
+                schema=schema,
+                events_channel=store.notify_channel,
+                max_waiters=max_waiting,
+            )
         metrics = ApiMetrics()
         app = create_app(
             runtime,
@@ -214,8 +249,12 @@ async def running_api(
         )
         async for base_url in _serve(app):
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                yield Api(base_url=base_url, http=http, store=store, metrics=metrics)
+                yield Api(
+                    base_url=base_url, http=http, store=store, metrics=metrics, watch=progress
+                )
     finally:
+        if progress is not None:
+            await progress.close()
         await pool.close()
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from programledger.api import Role
-from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
+from programledger.projections.engine.progress import WaitOutcome, projections_for_event_types
+from programledger.projections.registry import PROJECTIONS
+from tests.e2e.conftest import PAYLOAD, Api, ApiFactory, new_id, program_input, resource_input
 
 
 async def test_a_frontend_plans_a_program_and_staffs_it(api: Api) -> None:
@@ -296,14 +299,28 @@ async def test_an_id_that_is_not_a_uuid_is_a_validation_error(api: Api) -> None:
     assert refused["path"] == ["input", "programId"]
 
 
-async def test_wait_for_projections_waits_for_the_position_written(api_with: ApiFactory) -> None:
-    asked: list[tuple[int, float]] = []
+async def test_wait_for_projections_waits_for_the_read_models_its_events_touch(
+    api_with: ApiFactory,
+) -> None:
+    asked: list[tuple[int, float, frozenset[str], bool]] = []
 
-    async def read_side_caught_up(position: int, within: float) -> bool:
-        asked.append((position, within))
-        return True
+    async def read_side_caught_up(
+        position: int,
+        within: float,
+        projections: Collection[str] | None = None,
+        *,
+        committed: bool = False,
+    ) -> WaitOutcome:
+        asked.append((position, within, frozenset(projections or ()), committed))
+        return WaitOutcome()
 
-    async def read_side_down(position: int, within: float) -> bool:
+    async def read_side_down(
+        position: int,
+        within: float,
+        projections: Collection[str] | None = None,
+        *,
+        committed: bool = False,
+    ) -> WaitOutcome:
         raise ConnectionError("projection database unreachable")
 
     async with api_with(wait_for_position=read_side_caught_up) as api:
@@ -312,15 +329,26 @@ async def test_wait_for_projections_waits_for_the_position_written(api_with: Api
         )
         not_asked = await api.accepted("proposeProgram", program_input(new_id()))
     async with api_with(wait_for_position=read_side_down) as api:
-        failed = await api.accepted(
-            "proposeProgram", program_input(new_id(), waitForProjections=True)
+        response = await api.post(
+            "mutation Run($input: ProposeProgramInput!) { proposeProgram(input: $input) { "
+            f"{PAYLOAD} }} }}",
+            {"input": program_input(new_id(), waitForProjections=True)},
+            headers=api.auth(),
         )
 
+    touched = projections_for_event_types(["ProgramProposed"])
+    assert touched
+    assert touched != frozenset(PROJECTIONS)  # only the ones it touches
     assert waited["projectionsCaughtUp"] is True
-    assert asked == [(waited["position"], 5.0)]
+    assert asked == [(waited["position"], 5.0, touched, True)]
     assert not_asked["projectionsCaughtUp"] is None
+    body = response.json()
+    failed = body["data"]["proposeProgram"]
     assert failed["projectionsCaughtUp"] is False
     assert failed["eventTypes"] == ["ProgramProposed"]
+    # Said in the response, not only in the payload: a client's cache layer sees it.
+    assert body["extensions"] == {"projectionsBehind": sorted(touched), "stale": True}
+    assert response.headers["Programledger-Projections-Behind"] == ",".join(sorted(touched))
 
 
 def _allocation(

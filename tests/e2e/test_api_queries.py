@@ -17,25 +17,13 @@ import pytest
 import pytest_asyncio
 
 from programledger.api import Role
-from programledger.projections.engine.status import wait_for_position
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
 from tests.support.projection_process import LiveSystem
 
 
 def _waiting_api(api_with: ApiFactory) -> contextlib.AbstractAsyncContextManager[Api]:
     """The app, with mutations able to wait for the read models (``waitForProjections``)."""
-    pools: list[asyncpg.Pool] = []
-
-    async def wait(position: int, timeout: float) -> bool:  # noqa: ASYNC109 - the contract
-        return await wait_for_position(pools[0], position, timeout)
-
-    @contextlib.asynccontextmanager
-    async def serve() -> AsyncIterator[Api]:
-        async with api_with(wait_for_position=wait) as api:
-            pools.append(api.store.pool)
-            yield api
-
-    return serve()
+    return api_with(watch=True)
 
 
 @pytest_asyncio.fixture

@@ -70,6 +70,7 @@ def create_app(
         tokens=tokens,
         wait_for_position=wait_for_position,
         projection_wait=limits.projection_wait,
+        database_seconds=limits.database_seconds,
     )
     checks = [postgres_check(runtime.pool), feed_check(feed), *readiness_checks]
 

@@ -24,9 +24,16 @@ ALLOWED_HEADERS = (
 )
 """Request headers a page may send: the token, the idempotency key, its own request id,
 and the read-your-writes position."""
-EXPOSED_HEADERS = ("X-Request-Id", "Programledger-Position", "WWW-Authenticate")
+EXPOSED_HEADERS = (
+    "X-Request-Id",
+    "Programledger-Position",
+    "Programledger-Projections-Behind",
+    "WWW-Authenticate",
+    "Retry-After",
+)
 """Response headers a page may read besides the CORS-safelisted ones: the request id to
-quote in a bug report, the store position reached, why a token was refused."""
+quote in a bug report, the store position reached, the read models a read-your-writes
+wait gave up on, why a token was refused, when to retry."""
 
 
 def cors_config(origins: Sequence[str]) -> CORSConfig | None:

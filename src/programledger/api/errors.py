@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
@@ -25,8 +26,10 @@ from programledger.api.request_ids import request_id_of
 __all__ = [
     "GRAPHQL_RESPONSE_MEDIA_TYPE",
     "INTERNAL_MESSAGE",
+    "UNAVAILABLE_MESSAGE",
     "error_response",
     "exception_handlers",
+    "is_unavailable",
     "response_media_type",
 ]
 
@@ -34,6 +37,29 @@ log = logging.getLogger("programledger.api")
 
 GRAPHQL_RESPONSE_MEDIA_TYPE: Final = "application/graphql-response+json"
 INTERNAL_MESSAGE: Final = "internal error; quote the request id when reporting it"
+UNAVAILABLE_MESSAGE: Final = "the database is unavailable or too slow right now; retry shortly"
+
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+)
+"""A database that cannot be reached, dropped the connection, was shut down or cancelled
+the statement (``statement_timeout``): the request may succeed when retried, so these
+are ``UNAVAILABLE`` (HTTP 503), never ``INTERNAL``."""
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database is unavailable (see ``_UNAVAILABLE``)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # Using a connection that was closed under the caller: the same outage, seen later.
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
 
 _CODES: Mapping[int, str] = {
     400: "BAD_REQUEST",
@@ -93,6 +119,9 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_unavailable(exc):
+        log.warning("request_id=%s: database unavailable: %r", request_id_of(request.scope), exc)
+        return error_response(request, 503, UNAVAILABLE_MESSAGE, headers={"Retry-After": "1"})
     log.error("request_id=%s failed", request_id_of(request.scope), exc_info=exc)
     return error_response(request, 500, INTERNAL_MESSAGE)
 

@@ -20,7 +20,11 @@ class ApiLimits:
     max_page_size: int = 200
     """The largest ``first`` / ``last`` a list field accepts."""
     projection_wait: float = 5.0
-    """Seconds a mutation with ``waitForProjections`` waits for the read models at most."""
+    """Seconds a mutation with ``waitForProjections`` (or a request with
+    ``Programledger-Min-Position``) waits for the read models at most."""
+    database_seconds: float | None = None
+    """Seconds an HTTP request's database work may take (waits for the read models not
+    counted) before it fails with ``UNAVAILABLE`` (HTTP 503); ``None``: unbounded."""
     introspection: bool = True
     """Whether ``__schema`` and ``__type`` are answered; production mode turns it off
     unless enabled, so that the schema is not a map handed to anyone with a token."""

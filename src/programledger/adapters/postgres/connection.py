@@ -41,8 +41,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-def _settings(schema: str, application_name: str) -> dict[str, str]:
-    return {"search_path": validate_schema(schema), "application_name": application_name}
+def _settings(
+    schema: str, application_name: str, statement_timeout: float | None = None
+) -> dict[str, str]:
+    found = {"search_path": validate_schema(schema), "application_name": application_name}
+    if statement_timeout is not None:
+        found["statement_timeout"] = str(int(statement_timeout * 1000))
+    return found
 
 
 async def create_pool(
@@ -52,14 +57,21 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     application_name: str = "programledger",
+    connect_timeout: float = 60.0,
+    statement_timeout: float | None = None,
     **kwargs: Any,
 ) -> asyncpg.Pool:
+    """A pool whose connections open within ``connect_timeout`` seconds and whose
+    statements PostgreSQL cancels after ``statement_timeout`` (``None``: never; a session
+    can still ``SET statement_timeout = 0`` for work known to be long, and the pool's
+    reset restores the limit when it is released)."""
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
-        server_settings=_settings(schema, application_name),
+        server_settings=_settings(schema, application_name, statement_timeout),
         init=init_connection,
+        timeout=connect_timeout,
         **kwargs,
     )
     assert pool is not None
@@ -67,9 +79,15 @@ async def create_pool(
 
 
 async def connect(
-    url: str, schema: str, *, application_name: str = "programledger"
+    url: str,
+    schema: str,
+    *,
+    application_name: str = "programledger",
+    connect_timeout: float = 60.0,
 ) -> asyncpg.Connection:
     """A single connection, for LISTEN and for work that must not share a pool."""
-    conn = await asyncpg.connect(url, server_settings=_settings(schema, application_name))
+    conn = await asyncpg.connect(
+        url, server_settings=_settings(schema, application_name), timeout=connect_timeout
+    )
     await init_connection(conn)
     return conn

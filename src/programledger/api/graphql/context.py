@@ -6,9 +6,9 @@ identity is set when ``connection_init`` carries a valid token).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -20,12 +20,26 @@ from programledger.api.auth import Identity, TokenVerifier
 from programledger.api.events import EventFeed
 from programledger.api.metrics import ApiMetrics
 from programledger.application.handlers import Application
+from programledger.projections.engine.progress import WaitOutcome
 
-__all__ = ["ApiContext", "ApiInfo", "Services", "WaitForPosition"]
+__all__ = ["ApiContext", "ApiInfo", "Deadline", "Services", "WaitForPosition"]
 
-WaitForPosition: TypeAlias = Callable[[int, float], Awaitable[bool]]
-"""``(position, timeout_seconds) -> reached``: whether the read models include every event
-up to ``position`` before the timeout (the projections' read-your-writes wait)."""
+
+class WaitForPosition(Protocol):
+    """The read side's read-your-writes wait (``ProgressWatch.wait``): until each named
+    read model (``None``: all) includes every event up to ``position``, at most
+    ``timeout`` seconds; ``committed`` when the caller just wrote ``position``. Raises
+    ``PositionAhead`` for a position beyond the store's head and ``TooManyWaiting`` when
+    the process's bound on waiting requests is reached."""
+
+    def __call__(
+        self,
+        position: int,
+        timeout: float,
+        projections: Collection[str] | None = None,
+        *,
+        committed: bool = False,
+    ) -> Awaitable[WaitOutcome]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +54,20 @@ class Services:
     tokens: TokenVerifier
     wait_for_position: WaitForPosition | None
     projection_wait: float
-    """Seconds a mutation with ``waitForProjections`` waits at most."""
+    """Seconds a request waits for the read models at most."""
+    database_seconds: float | None = None
+    """The bound on an HTTP request's database work (``ApiLimits.database_seconds``)."""
+
+
+@dataclass(slots=True)
+class Deadline:
+    """When an HTTP request's database work must be done (event loop time)."""
+
+    at: float
+
+    def extend(self, seconds: float) -> None:
+        """Push the deadline out, by time spent on something other than the database."""
+        self.at += seconds
 
 
 class ApiContext(BaseContext, kw_only=True):
@@ -54,6 +81,19 @@ class ApiContext(BaseContext, kw_only=True):
     command gets its own."""
     connection_params: dict[str, object] | None = None
     """The ``connection_init`` payload of a WebSocket (set by strawberry)."""
+    min_position: int | None = None
+    """The ``Programledger-Min-Position`` header: the reads wait for this position."""
+    projections_behind: set[str] | None = None
+    """Read models a wait gave up on (reported as ``projectionsBehind``); ``None``: no
+    wait happened."""
+    deadline: Deadline | None = None
+    """The bound on this request's database work; waits for the read models push it out."""
+
+    def waited(self, behind: Collection[str]) -> None:
+        """Record a wait's outcome, for the response's ``projectionsBehind``."""
+        if self.projections_behind is None:
+            self.projections_behind = set()
+        self.projections_behind.update(behind)
 
 
 ApiInfo: TypeAlias = Info[ApiContext, None]

@@ -34,8 +34,9 @@ from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from programledger.api.errors import INTERNAL_MESSAGE
+from programledger.api.errors import INTERNAL_MESSAGE, UNAVAILABLE_MESSAGE, is_unavailable
 from programledger.api.graphql.context import ApiContext
+from programledger.api.graphql.freshness import ReadYourWrites
 from programledger.api.limits import ApiLimits
 
 __all__ = [
@@ -61,6 +62,8 @@ def error_code(error: GraphQLError) -> str | None:
     if isinstance(code, str):
         return code
     cause = error.original_error
+    if is_unavailable(cause):
+        return "UNAVAILABLE"
     if error.path is None and (cause is None or isinstance(cause, _REQUEST_ERROR_CAUSES)):
         if isinstance(error, GraphQLSyntaxError):
             return "GRAPHQL_PARSE_FAILED"
@@ -130,6 +133,10 @@ def _shaped(error: GraphQLError, code: str, request_id: str) -> GraphQLError:
     if error_code(error) is None:
         message, cause = INTERNAL_MESSAGE, None
         extensions: dict[str, Any] = {"code": code}
+    elif code == "UNAVAILABLE" and is_unavailable(error.original_error):
+        log.warning("database unavailable at %s: %r", error.path, error.original_error)
+        message, cause = UNAVAILABLE_MESSAGE, None
+        extensions = {"code": code, "retryable": True}
     else:
         message, cause = error.message, error.original_error
         extensions = {**(error.extensions or {}), "code": code}
@@ -308,4 +315,4 @@ def _introspection(ignore: IgnoreContext) -> bool:
 def extensions(limits: ApiLimits) -> list[Any]:
     """Every schema extension, in order (the first one sees the others' results last)."""
     cache = DocumentCache(limits)
-    return [ErrorShaping, OperationMetrics, partial(RequestLimits, cache)]
+    return [ErrorShaping, OperationMetrics, partial(RequestLimits, cache), ReadYourWrites]

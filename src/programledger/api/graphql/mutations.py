@@ -10,7 +10,6 @@ The actor is the token's subject, and only that: no input has an actor field.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import operator
@@ -24,7 +23,8 @@ from graphql import FieldNode
 from strawberry.types.field import StrawberryField
 
 from programledger.api.auth import Capability
-from programledger.api.graphql.context import ApiInfo, Services
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.freshness import wait_for_command
 from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.types import (
@@ -122,7 +122,7 @@ class _Mutation:
             return error
         caught_up = None
         if value.wait_for_projections:
-            caught_up = await _wait_for_projections(services, result.last_position)
+            caught_up = await wait_for_command(info.context, result)
         services.metrics.mutation_done(
             info.field_name, "replayed" if result.replayed else "accepted"
         )
@@ -270,23 +270,6 @@ def _mutation_fields(info: ApiInfo) -> int:
     """Mutation fields in the operation; a fragment counts as several (it may hold some)."""
     selections = info.operation.selection_set.selections
     return sum(1 if isinstance(node, FieldNode) else 2 for node in selections)
-
-
-async def _wait_for_projections(services: Services, position: int) -> bool:
-    """Whether the read models reached ``position`` in time. The write is already done, so
-    a failing or missing wait is reported as ``false``, never as an error a client might
-    answer by sending the command again."""
-    wait = services.wait_for_position
-    if wait is None:
-        return False
-    try:
-        async with asyncio.timeout(services.projection_wait + 1.0):
-            return await wait(position, services.projection_wait)
-    except Exception:
-        log.warning(
-            "waiting for the projections to reach position %d failed", position, exc_info=True
-        )
-        return False
 
 
 def _path_of_value(subject: object, entity_id: UUID | str) -> list[str]:

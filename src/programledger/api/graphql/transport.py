@@ -19,6 +19,8 @@ GraphQL-over-HTTP specification and our security model ask for:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -46,18 +48,23 @@ from programledger.api.auth import Identity
 from programledger.api.errors import (
     GRAPHQL_RESPONSE_MEDIA_TYPE,
     INTERNAL_MESSAGE,
+    UNAVAILABLE_MESSAGE,
     error_response,
     response_media_type,
 )
 from programledger.api.graphiql import graphiql_page
-from programledger.api.graphql.context import ApiContext, Services
+from programledger.api.graphql.context import ApiContext, Deadline, Services
 from programledger.api.request_ids import request_id_of
 
 __all__ = ["GRAPHQL_PATH", "graphql_controller"]
 
+log = logging.getLogger("programledger.api")
+
 GRAPHQL_PATH = "/graphql"
 _REQUEST_ERROR = "graphql_request_error"
 """Set in the request's state when the result is a request error (no ``data``)."""
+_UNAVAILABLE = "graphql_unavailable"
+"""Set in the request's state when an error says the database is unavailable: HTTP 503."""
 
 
 def graphql_controller(
@@ -77,7 +84,6 @@ def graphql_controller(
     async def http_context(request: Request[Any, Any, Any], root_value: None) -> ApiContext:
         request_id = request_id_of(request.scope)
         user = request.scope.get("user")
-        await _wait_for_min_position(request, services)
         return ApiContext(
             request=request,
             services=services,
@@ -85,6 +91,7 @@ def graphql_controller(
             identity=user if isinstance(user, Identity) else None,
             idempotency_key=request.headers.get("idempotency-key"),
             correlation_id=_correlation_id(request_id),
+            min_position=_min_position(request),
         )
 
     async def websocket_context(socket: WebSocket[Any, Any, Any], root_value: None) -> ApiContext:
@@ -96,7 +103,9 @@ def graphql_controller(
         return None
 
     async def sub_response(context: ApiContext) -> Response[Any]:
-        return Response({}, background=BackgroundTasks([]))
+        # Kept on the context, so that what runs in the operation can set headers.
+        context.response = Response({}, background=BackgroundTasks([]))
+        return context.response
 
     class Controller(GraphQLController):
         path = GRAPHQL_PATH
@@ -176,7 +185,10 @@ def graphql_controller(
             errors = response.get("errors")
             if errors:
                 request_id = request_id_of(request.scope)
-                response["errors"] = [_checked(error, request_id) for error in errors]
+                checked = [_checked(error, request_id) for error in errors]
+                response["errors"] = checked
+                if any(_code(error) == "UNAVAILABLE" for error in checked):
+                    request.state[_UNAVAILABLE] = True
             if result.data is None and result.errors and all(e.path is None for e in result.errors):
                 response.pop("data", None)  # a request error: the operation never ran
                 request.state[_REQUEST_ERROR] = True
@@ -186,17 +198,56 @@ def graphql_controller(
             self, request: Request[Any, Any, Any], context: Any, root_value: Any
         ) -> Response[Any]:
             try:
-                response = await self.run(request, context=context, root_value=root_value)
+                response = await self._within_deadline(request, context, root_value)
             except ProtocolError as exc:
                 headers = {"Allow": "POST"} if exc.status_code == 405 else None
                 return error_response(request, exc.status_code, exc.reason, headers=headers)
+            except _DeadlinePassed:
+                return error_response(
+                    request, 503, UNAVAILABLE_MESSAGE, headers={"Retry-After": "1"}
+                )
             if response.media_type == "application/json":  # a GraphQL result, not the IDE page
                 response.media_type = response_media_type(request.headers.get("accept", ""))
-                if response.media_type == GRAPHQL_RESPONSE_MEDIA_TYPE and request.state.get(
+                if request.state.get(_UNAVAILABLE):
+                    response.status_code = 503
+                    response.headers.setdefault("Retry-After", "1")
+                elif response.media_type == GRAPHQL_RESPONSE_MEDIA_TYPE and request.state.get(
                     _REQUEST_ERROR
                 ):
                     response.status_code = 400
             return response
+
+        async def _within_deadline(
+            self, request: Request[Any, Any, Any], context: Any, root_value: Any
+        ) -> Response[Any]:
+            """Run the operation, giving up on it at its deadline (``_DeadlinePassed``).
+
+            Not ``asyncio.timeout``: that cancels once, and a request cancelled inside a
+            statement then waits, unbounded, for asyncpg to hand its connection back to
+            the pool, which a partitioned database never lets it do. The operation runs
+            as a task that is cancelled and left to unwind on its own, while the client
+            gets its answer now.
+            """
+            limit = services.database_seconds
+            if limit is None or not isinstance(context, ApiContext):
+                return await self.run(request, context=context, root_value=root_value)
+            loop = asyncio.get_running_loop()
+            context.deadline = deadline = Deadline(loop.time() + limit)
+            untyped: Any = context  # strawberry's overloads type it as None
+            task: asyncio.Future[Response[Any]] = asyncio.ensure_future(
+                self.run(request, context=untyped, root_value=root_value)
+            )
+            try:
+                while not task.done():
+                    remaining = deadline.at - loop.time()
+                    if remaining <= 0:
+                        _abandon(task)
+                        raise _DeadlinePassed
+                    await asyncio.wait({task}, timeout=remaining)
+            except asyncio.CancelledError:
+                _abandon(task)
+                raise
+            return task.result()
 
     Controller.schema = schema
     Controller.allowed_origins = normalize_allowed_origins(allowed_origins)
@@ -206,20 +257,44 @@ def graphql_controller(
 MIN_POSITION_HEADER = "programledger-min-position"
 
 
-async def _wait_for_min_position(request: Request[Any, Any, Any], services: Services) -> None:
-    """Read your writes: with ``Programledger-Min-Position: <position>`` (the ``position``
-    a mutation returned), the request waits briefly until the read models have reached it.
-    Past the wait it runs anyway; ``projectionStatus`` tells how far they are."""
+class _DeadlinePassed(Exception):
+    """The request's database work did not finish in time."""
+
+
+_ABANDONED: set[asyncio.Future[Any]] = set()
+"""Operations given up on, still unwinding (kept referenced until they have)."""
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    _ABANDONED.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned request ended with %r", task.exception())
+
+
+def _min_position(request: Request[Any, Any, Any]) -> int | None:
+    """Read your writes: ``Programledger-Min-Position: <position>`` (the ``position`` a
+    mutation returned) makes the request wait until the read models its fields read
+    have reached it (``freshness.ReadYourWrites``)."""
     raw = request.headers.get(MIN_POSITION_HEADER)
     if raw is None:
-        return
+        return None
     if not raw.strip().isdigit() or len(raw.strip()) > 18:
         raise HTTPException(
             status_code=400,
             detail=f"{MIN_POSITION_HEADER} must be a global position (a whole number >= 0)",
         )
-    if services.wait_for_position is not None:
-        await services.wait_for_position(int(raw), services.projection_wait)
+    return int(raw)
+
+
+def _code(error: object) -> object:
+    extensions = error.get("extensions") if isinstance(error, dict) else None
+    return extensions.get("code") if isinstance(extensions, dict) else None
 
 
 def _correlation_id(request_id: str) -> uuid.UUID:

@@ -1,0 +1,175 @@
+"""Read your writes in the API: wait only for the read models a request touches, bound
+the wait, and say so when it gave up instead of passing stale data off as fresh.
+
+- A mutation with ``waitForProjections`` waits for the read models that handle the
+  events it wrote (a command that wrote nothing: those fed by its stream's type).
+- A query with ``Programledger-Min-Position`` waits for the read models behind the
+  fields it selects (:data:`READ_MODELS_OF_FIELD`, at any depth, fragments included);
+  history, integrity and status are read from the event store and never wait.
+- A position beyond the store's head is a ``BAD_USER_INPUT`` request error, at once; a
+  process with ``max_waiting_requests`` requests already waiting answers ``UNAVAILABLE``
+  (HTTP 503, ``Retry-After``) rather than queueing more.
+- A wait that ended with read models still behind is reported in the response: the
+  ``Programledger-Projections-Behind`` header and ``extensions.projectionsBehind`` (with
+  ``extensions.stale: true``) name them.
+
+Waiting holds no database connection (``ProgressWatch``), and the request's database
+deadline is pushed out by the time spent waiting, so a wait is never mistaken for a
+database that does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+from graphql import DocumentNode, FieldNode, GraphQLError, Visitor, visit
+from strawberry.extensions import SchemaExtension
+
+from programledger.adapters.postgres.eventstore import stream_type_of
+from programledger.api.graphql.context import ApiContext, Services
+from programledger.application.commands import CommandResult
+from programledger.projections.engine.progress import (
+    PositionAhead,
+    TooManyWaiting,
+    WaitOutcome,
+    projections_for_event_types,
+    projections_for_stream_type,
+)
+
+__all__ = [
+    "BEHIND_HEADER",
+    "READ_MODELS_OF_FIELD",
+    "ReadYourWrites",
+    "read_models_of",
+    "wait_for_command",
+]
+
+log = logging.getLogger("programledger.api")
+
+BEHIND_HEADER = "Programledger-Projections-Behind"
+
+READ_MODELS_OF_FIELD: dict[str, str] = {
+    "program": "programs",
+    "programs": "programs",
+    "risks": "risks",
+    "riskHeatmap": "risks",
+    "milestones": "milestones",
+    "dependencies": "milestones",
+    "decisions": "decisions",
+    "resources": "allocations",
+    "allocations": "allocations",
+    "utilization": "allocations",
+    "auditTrail": "audit",
+}
+"""The read model each field reads, by field name (root or nested)."""
+
+
+def read_models_of(document: DocumentNode) -> frozenset[str]:
+    """The read models the fields of ``document`` read."""
+    found: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_field(self, node: FieldNode, *_args: object) -> None:
+            model = READ_MODELS_OF_FIELD.get(node.name.value)
+            if model is not None:
+                found.add(model)
+
+    visit(document, Collect())
+    return frozenset(found)
+
+
+async def _waited(
+    context: ApiContext, position: int, names: Collection[str], *, committed: bool
+) -> WaitOutcome:
+    """The wait, with the request's database deadline pushed out by its duration."""
+    services = context.services
+    assert services.wait_for_position is not None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        return await services.wait_for_position(
+            position, services.projection_wait, names, committed=committed
+        )
+    finally:
+        if context.deadline is not None:
+            context.deadline.extend(loop.time() - started)
+
+
+async def wait_for_command(context: ApiContext, result: CommandResult) -> bool:
+    """Whether the read models a command's events touch reached its position in time.
+
+    The write is already done, so a failing or refused wait is reported as ``false`` (and
+    in ``projectionsBehind``), never as an error a client might answer by sending the
+    command again.
+    """
+    services: Services = context.services
+    if result.events:
+        names = projections_for_event_types(event.event_type for event in result.events)
+    else:
+        names = projections_for_stream_type(stream_type_of(result.stream_id))
+    if services.wait_for_position is None:
+        context.waited(names)
+        return False
+    try:
+        outcome = await _waited(context, result.last_position, names, committed=True)
+    except TooManyWaiting:
+        context.waited(names)
+        return False
+    except Exception:
+        log.warning(
+            "waiting for the projections to reach position %d failed",
+            result.last_position,
+            exc_info=True,
+        )
+        context.waited(names)
+        return False
+    context.waited(outcome.behind)
+    return outcome.caught_up
+
+
+class ReadYourWrites(SchemaExtension):
+    """Waits for ``Programledger-Min-Position`` once the document is known and valid, and
+    adds ``projectionsBehind`` to a result whose reads did not catch up."""
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if (
+            isinstance(context, ApiContext)
+            and context.min_position is not None
+            and not self.execution_context.pre_execution_errors
+            and self.execution_context.graphql_document is not None
+        ):
+            error = await self._wait(context, self.execution_context.graphql_document)
+            if error is not None:
+                # Set before strawberry looks at them, so the operation does not run.
+                self.execution_context.pre_execution_errors = [error]
+        yield
+
+    async def _wait(self, context: ApiContext, document: DocumentNode) -> GraphQLError | None:
+        assert context.min_position is not None
+        names = read_models_of(document)
+        if context.services.wait_for_position is None:
+            context.waited(names)
+            return None
+        try:
+            outcome = await _waited(context, context.min_position, names, committed=False)
+        except PositionAhead as exc:
+            return GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "head": exc.head})
+        except TooManyWaiting as exc:
+            if context.response is not None:
+                context.response.headers["Retry-After"] = "1"
+            return GraphQLError(str(exc), extensions={"code": "UNAVAILABLE", "retryable": True})
+        context.waited(outcome.behind)
+        return None
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if not isinstance(context, ApiContext) or not context.projections_behind:
+            return {}
+        behind = sorted(context.projections_behind)
+        if context.response is not None:
+            context.response.headers[BEHIND_HEADER] = ",".join(behind)
+        return {"projectionsBehind": behind, "stale": True}
