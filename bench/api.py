@@ -232,8 +232,8 @@ def _day(n: int) -> str:
     return (datetime(2027, 1, 1, tzinfo=UTC).date() + timedelta(days=n)).isoformat()
 
 
-async def seed(client: Client, items: int) -> str:
-    """A program with ``items`` risks, milestones and allocations, through the mutations."""
+async def new_program(client: Client) -> str:
+    """A proposed and activated program, through the mutations."""
     program = str(uuid.uuid4())
     await client.mutate(
         "proposeProgram",
@@ -251,6 +251,12 @@ async def seed(client: Client, items: int) -> str:
         },
     )
     await client.mutate("activateProgram", {"programId": program})
+    return program
+
+
+async def seed(client: Client, items: int) -> str:
+    """A program with ``items`` risks, milestones and allocations, through the mutations."""
+    program = await new_program(client)
     resource = f"bench.{uuid.uuid4().hex[:8]}"
     await client.mutate(
         "registerResource",
@@ -388,11 +394,14 @@ class WaitResult:
     not_caught_up: int = 0
 
 
-async def measure_wait(
-    client: Client, program: str, rate: float, seconds: float, rounds: int
-) -> WaitResult:
+async def measure_wait(client: Client, rate: float, seconds: float, rounds: int) -> WaitResult:
     """``rate`` reportProgramHealth per second, open loop (each is sent on time whether or
-    not the previous one finished), alternating rounds without and with the wait."""
+    not the previous one finished), alternating rounds without and with the wait.
+
+    Spread over ten programs, as commands from many users are: two commands on one stream
+    at the same moment measure the conflict retries, not read your writes.
+    """
+    programs = [await new_program(client) for _ in range(10)]
     result = WaitResult()
     health = ("GREEN", "AMBER", "RED")
     sent = 0
@@ -404,7 +413,7 @@ async def measure_wait(
         payload = await client.mutate(
             "reportProgramHealth",
             {
-                "programId": program,
+                "programId": programs[sent % len(programs)],
                 "health": health[sent % 3],
                 "summary": f"rate {sent}",
                 "waitForProjections": wait,
@@ -567,9 +576,7 @@ async def _measure(
                 # One client: the latency of an unloaded server, i.e. the cost of one request.
                 alone = await measure_reads(client, ref_http, program, args, 1)
                 writes = await measure_write_to_read(client, program, args.writes)
-                waits = await measure_wait(
-                    client, program, args.rate, max(args.seconds, 5.0), args.rounds
-                )
+                waits = await measure_wait(client, args.rate, max(args.seconds, 5.0), args.rounds)
         finally:
             await stop_live_system(live)
     finally:

@@ -4,6 +4,7 @@ moment, kept by runners that never apply an event twice and stop at a poison eve
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from uuid import uuid4
@@ -14,6 +15,7 @@ import pytest_asyncio
 
 from programledger.adapters.nats.envelope import HEADER_MSG_ID
 from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.postgres.connection import connect
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
@@ -45,6 +47,7 @@ from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.allocations import list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import get_decision, list_decisions, list_lessons
+from programledger.projections.engine.progress import ProgressWatch
 from programledger.projections.engine.rebuild import RebuildFailed, rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerState
 from programledger.projections.engine.status import (
@@ -480,6 +483,17 @@ async def test_a_poison_event_stops_its_projections_and_is_reported(
     )
     assert await wait_for_position(pool, after.last_position, 10, ["risks", "allocations"])
     assert not await wait_for_position(pool, after.last_position, 10)  # fails fast, not at 10s
+    # The API's watch says the same, and names the projections that will not get there.
+    watch = ProgressWatch(
+        pool, functools.partial(connect, pg_url, store.schema), schema=store.schema
+    )
+    try:
+        fine = await watch.wait(after.last_position, 10, ["risks", "allocations"])
+        stopped = await watch.wait(after.last_position, 10)  # at once, not at 10 s
+    finally:
+        await watch.close()
+    assert fine.caught_up
+    assert set(stopped.behind) == {"programs", "milestones", "decisions", "audit"}
 
     status = {s.name: s for s in await projection_status(pool)}
     for name in ("programs", "milestones", "decisions", "audit"):
