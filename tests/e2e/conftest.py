@@ -236,6 +236,7 @@ async def running_api(
                 events_channel=store.notify_channel,
                 max_waiters=max_waiting,
             )
+            wait_for_position = progress.wait
         metrics = ApiMetrics()
         app = create_app(
             runtime,
