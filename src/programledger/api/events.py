@@ -122,7 +122,7 @@ class EventFeed:
         if nc is None or not nc.is_connected:
             return False, "not connected"
         try:
-            await nc.flush(timeout=2)
+            await _round_trip(nc, 2)
         except Exception as exc:
             return False, f"no answer: {type(exc).__name__}"
         return True, "connected"
@@ -166,7 +166,7 @@ class EventFeed:
         on_close = functools.partial(self._close, listener, subscription)
         stream = EventStream(selection, listener, until, on_close=on_close)
         try:
-            await nc.flush(timeout=5)
+            await _round_trip(nc, 5)
             if after_position is not None:
                 stream.replay = await self._replay(nc, subject, after_position)
         except (nats.errors.Error, TimeoutError) as exc:
@@ -257,6 +257,22 @@ class EventFeed:
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("event feed: NATS error: %r", exc)
+
+
+async def _round_trip(nc: NatsClient, within: float) -> None:
+    """Wait until the server has processed everything sent before (like ``nc.flush``).
+
+    Not ``nc.flush(timeout)``: in nats-py (2.16 included) a flush that times out cancels its
+    PONG future but leaves it queued, and the late PONG then raises ``InvalidStateError`` in
+    the read loop, which stops reading: every subscription on the connection goes silent
+    until the connection is found stale and dropped. A request to an inbox nobody
+    subscribes to is answered by the server itself (no responders), and a late answer to a
+    timed-out request finds no waiter and is dropped.
+    """
+    try:
+        await nc.request(nc.new_inbox(), timeout=within)
+    except nats.errors.NoRespondersError:
+        return
 
 
 async def _no_messages() -> AsyncIterator[Msg]:
