@@ -70,7 +70,6 @@ __all__ = [
     "Load",
     "ResourceRow",
     "UtilisationWeek",
-    "get_allocation",
     "get_resource",
     "list_allocations",
     "list_resources",
@@ -436,12 +435,6 @@ async def list_allocations(
         as_of=as_of,
         count=count,
     )
-
-
-async def get_allocation(
-    pool: Reader, allocation_id: UUID, *, as_of: AsOf = None
-) -> AllocationRow | None:
-    return await fetch_one(pool, ALLOCATIONS, _allocation_row, (allocation_id,), as_of)
 
 
 _UTILISATION_SORTS = ("resource", "week")

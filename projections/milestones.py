@@ -39,7 +39,6 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
-    fetch_one,
     fetch_page,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
@@ -50,8 +49,6 @@ __all__ = [
     "PROJECTION",
     "DependencyRow",
     "MilestoneRow",
-    "get_dependency",
-    "get_milestone",
     "list_dependencies",
     "list_milestones",
 ]
@@ -294,12 +291,6 @@ async def list_milestones(
     )
 
 
-async def get_milestone(
-    pool: Reader, milestone_id: UUID, *, as_of: AsOf = None
-) -> MilestoneRow | None:
-    return await fetch_one(pool, MILESTONES, _milestone_row, (milestone_id,), as_of)
-
-
 async def list_dependencies(
     pool: Reader,
     *,
@@ -332,9 +323,3 @@ async def list_dependencies(
         as_of=as_of,
         count=count,
     )
-
-
-async def get_dependency(
-    pool: Reader, dependency_id: UUID, *, as_of: AsOf = None
-) -> DependencyRow | None:
-    return await fetch_one(pool, DEPENDENCIES, _dependency_row, (dependency_id,), as_of)

@@ -21,7 +21,7 @@ from programledger.application.registry import application_registry
 from tests.support.events import Renamed, store_test_registry
 
 ROOT = Path(__file__).resolve().parents[2]
-REGENERATE = "regenerate with: python -m programledger.adapters.nats.catalogue"
+REGENERATE = "regenerate with: programledger schema (at the repository root)"
 
 
 def test_committed_event_schemas_match_the_code() -> None:

@@ -5,17 +5,15 @@
 - ``docs/asyncapi.json``: an AsyncAPI 3.0 document of the subjects, headers and payloads;
 - ``infra/nats/stream.json``: the JetStream stream definition for production.
 
-Hand-written copies drift; these are regenerated with
-``python -m programledger.adapters.nats.catalogue`` and a test fails when the committed
-files differ from what the code generates.
+Hand-written copies drift; ``programledger schema`` regenerates them (with
+``schema.graphql``) and a test fails when the committed files differ from what the code
+generates.
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ from programledger.adapters.nats.envelope import (
     EventEnvelope,
 )
 from programledger.adapters.nats.stream import StreamSettings
-from programledger.application.registry import application_registry
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
@@ -347,20 +344,3 @@ def write_stream_definition(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(stream_definition()), encoding="utf-8")
     return path
-
-
-def main(argv: Iterable[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="regenerate docs/schemas, docs/asyncapi.json and infra/nats/stream.json"
-    )
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    registry = application_registry()
-    root: Path = args.root
-    write_event_schemas(registry, root / "docs" / "schemas")
-    write_asyncapi(registry, root / "docs" / "asyncapi.json")
-    write_stream_definition(root / "infra" / "nats" / "stream.json")
-
-
-if __name__ == "__main__":
-    main()

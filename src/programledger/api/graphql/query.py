@@ -119,10 +119,6 @@ def _as_of(info: ApiInfo, at: datetime | None, position: int | None) -> AsOf:
     return position
 
 
-def _enum_values(values: list[Any] | None) -> list[str] | None:
-    return None if values is None else [str(v) for v in values]
-
-
 async def _read(call: Any) -> Any:
     """Await a read-model query; its ValueErrors (bad cursor, bad range) are the client's."""
     try:
