@@ -55,6 +55,7 @@ import programledger
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.application.errors import OperationalError
 from programledger.application.registry import application_registry
 from programledger.projections.engine.core import (
     Applier,
@@ -116,11 +117,11 @@ class RebuildReport:
         return self.events_read / self.seconds if self.seconds > 0 else 0.0
 
 
-class RebuildInProgress(RuntimeError):
+class RebuildInProgress(OperationalError):
     """Another rebuild of the same projection is running."""
 
 
-class RebuildFailed(RuntimeError):
+class RebuildFailed(OperationalError):
     """An event's handler failed; the live tables were left as they were."""
 
     def __init__(self, projection: str, poison: Poison) -> None:

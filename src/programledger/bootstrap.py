@@ -29,6 +29,7 @@ from programledger.adapters.nats.stream import StreamSettings
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import available_migrations, migrate
+from programledger.application.errors import OperationalError
 from programledger.domain.events import EventRegistry
 from programledger.settings import Settings
 
@@ -69,11 +70,11 @@ def event_registry() -> EventRegistry:
     return application_registry()
 
 
-class ApiStartFailed(RuntimeError):
+class ApiStartFailed(OperationalError):
     """The HTTP API did not start (its lifespan failed)."""
 
 
-class SchemaNotReady(RuntimeError):
+class SchemaNotReady(OperationalError):
     """The store's schema lacks migrations and this process was not asked to apply them."""
 
 

@@ -37,6 +37,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from programledger.application.errors import OperationalError
 from programledger.logging import configure_logging, log_context, new_request_id
 from programledger.redaction import redact
 from programledger.settings import Settings, SettingsError
@@ -58,7 +59,7 @@ log = logging.getLogger("programledger")
 T = TypeVar("T")
 
 
-class Failure(Exception):
+class Failure(OperationalError):
     """An expected way for a command to fail: printed as one line, exit code 1."""
 
 
@@ -103,25 +104,15 @@ def _require_servers(settings: Settings, command: str) -> None:
         )
 
 
-def _operational_errors() -> tuple[type[BaseException], ...]:
-    """What a command reports in one line with exit code 1 rather than a traceback."""
-    from programledger.adapters.embedded import EmbeddedServerError
-    from programledger.adapters.nats.stream import StreamConfigConflict
-    from programledger.adapters.postgres.migrations import MigrationError
-    from programledger.bootstrap import ApiStartFailed, SchemaNotReady
-
-    return (
-        Failure,
-        ApiStartFailed,
-        EmbeddedServerError,
-        SchemaNotReady,
-        MigrationError,
-        StreamConfigConflict,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        OSError,
-        TimeoutError,
-    )
+_OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+"""What a command reports in one line with exit code 1 rather than a traceback: our own
+operational errors by their root, and the drivers' and the OS's, which cannot share it."""
 
 
 def _run(command: str, make: Callable[[], Awaitable[T]], *, one_shot: bool = True) -> T:
@@ -135,7 +126,7 @@ def _run(command: str, make: Callable[[], Awaitable[T]], *, one_shot: bool = Tru
     try:
         with log_context(request_id=request_id, command=command):
             return asyncio.run(wrapper())
-    except _operational_errors() as exc:
+    except _OPERATIONAL_ERRORS as exc:
         log.debug("programledger %s failed", command, exc_info=True)
         typer.echo(f"programledger {command}: {redact(_describe(exc))}", err=True)
         raise typer.Exit(1) from None

@@ -46,6 +46,7 @@ from programledger.adapters.nats.pull import (
 )
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import EventSelection
+from programledger.application.errors import OperationalError
 
 __all__ = ["EventFeed", "EventSelection", "EventStream", "FeedUnavailable"]
 
@@ -57,7 +58,7 @@ _INTERRUPTED = "the event feed was interrupted (connection to NATS lost); subscr
 _SHUTDOWN = "the server is shutting down; subscribe again"
 
 
-class FeedUnavailable(Exception):
+class FeedUnavailable(OperationalError):
     """The feed cannot deliver (any more) to this subscriber; the message says why."""
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from programledger.application.errors import OperationalError
+
 __all__ = [
     "SERVICE_USER",
     "SHARED_DIR",
@@ -54,7 +56,7 @@ _START_TIMEOUT_S = 60
 _PORT_ATTEMPTS = 3
 
 
-class EmbeddedServerError(RuntimeError):
+class EmbeddedServerError(OperationalError):
     """An embedded server could not be prepared, started or stopped."""
 
 

@@ -21,6 +21,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from programledger.application.errors import OperationalError
+
 __all__ = ["Ack", "AckedPublisher", "PublishRefused"]
 
 _NO_RESPONDERS = "503"
@@ -41,7 +43,7 @@ class Ack(msgspec.Struct, frozen=True):
     error: _ApiError | None = None
 
 
-class PublishRefused(Exception):
+class PublishRefused(OperationalError):
     """JetStream answered a publish with an error, e.g. a wrong expected last sequence."""
 
     WRONG_LAST_SEQUENCE = 10071

@@ -22,6 +22,7 @@ from nats.js.api import Header, StreamState
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.envelope import HEADER_POSITION
+from programledger.application.errors import OperationalError
 
 __all__ = [
     "BatchPuller",
@@ -39,7 +40,7 @@ expired, or cut short (too many waiting requests, a leadership change, ...)."""
 _CONSUMER_GONE = ("consumer deleted", "consumer is push based")
 
 
-class EventsExpired(RuntimeError):
+class EventsExpired(OperationalError):
     """Events after the consumer's position are no longer in the stream (its max age
     passed): the consumer must catch up from the event store instead (a rebuild)."""
 
@@ -52,7 +53,7 @@ class EventsExpired(RuntimeError):
         self.first_available = first_available
 
 
-class PullRefused(Exception):
+class PullRefused(OperationalError):
     """The server answered a pull request with an error status (the description)."""
 
 

@@ -25,6 +25,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import APIError, NotFoundError
 
 from programledger.adapters.nats.envelope import validate_prefix
+from programledger.application.errors import OperationalError
 
 __all__ = [
     "DEFAULT_DUPLICATE_WINDOW",
@@ -48,7 +49,7 @@ _ERR_STREAM_NAME_IN_USE = 10058
 _ERR_SUBJECTS_OVERLAP = 10065
 
 
-class StreamConfigConflict(RuntimeError):
+class StreamConfigConflict(OperationalError):
     """The stream exists with a definition we must not change on our own."""
 
 

@@ -61,6 +61,7 @@ from programledger.adapters.nats.pull import (
     resume_sequence,
 )
 from programledger.adapters.nats.stream import stream_name
+from programledger.application.errors import OperationalError
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
@@ -94,7 +95,7 @@ class EventSelection:
         )
 
 
-class ConsumerConflict(RuntimeError):
+class ConsumerConflict(OperationalError):
     """A durable consumer of that name exists with other filters."""
 
 

@@ -14,12 +14,14 @@ from importlib import resources
 
 import asyncpg
 
+from programledger.application.errors import OperationalError
+
 __all__ = ["Migration", "MigrationError", "available_migrations", "migrate"]
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(OperationalError):
     pass
 
 
