@@ -72,14 +72,6 @@ def _settings() -> Settings:
     return settings
 
 
-def _log_api_request_ids() -> None:
-    """Lines logged while the API serves a request carry its id (``X-Request-Id``)."""
-    from programledger.api import RequestIdLogFilter
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestIdLogFilter())
-
-
 def _fail_configuration(message: str) -> NoReturn:
     typer.echo(f"programledger: configuration error: {redact(message)}", err=True)
     raise typer.Exit(2)
@@ -176,7 +168,6 @@ def run() -> None:
     from programledger.projections.registry import PROJECTIONS
 
     settings = _settings()
-    _log_api_request_ids()
 
     async def go() -> None:
         stop = _stop_signal()
@@ -253,7 +244,6 @@ def serve() -> None:
 
     settings = _settings()
     _require_servers(settings, "serve")
-    _log_api_request_ids()
 
     async def go() -> None:
         stop = _stop_signal()

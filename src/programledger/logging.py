@@ -119,8 +119,12 @@ def configure_logging(
 
 
 def new_request_id() -> str:
-    """A short random id: unique enough to find one request's lines, short enough to read."""
-    return uuid.uuid4().hex[:16]
+    """A random UUID in its usual text form, for a request or a command that brought none.
+
+    The API uses it for requests without an acceptable ``X-Request-Id`` (docs/api.md), so
+    it is also a valid correlation id for the events the request records.
+    """
+    return str(uuid.uuid4())
 
 
 @contextmanager

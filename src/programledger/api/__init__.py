@@ -11,7 +11,6 @@ from programledger.api.graphql.schema import build_schema, export_sdl
 from programledger.api.limits import ApiLimits
 from programledger.api.metrics import ApiMetrics
 from programledger.api.operations import ReadinessCheck
-from programledger.api.request_ids import RequestIdLogFilter
 
 __all__ = [
     "ApiLimits",
@@ -19,7 +18,6 @@ __all__ = [
     "Capability",
     "Identity",
     "ReadinessCheck",
-    "RequestIdLogFilter",
     "Role",
     "WaitForPosition",
     "build_schema",

@@ -6,16 +6,16 @@ request's log lines; every GraphQL error carries the same id in ``extensions.req
 The id is stored in the ASGI scope (``scope["state"]["request_id"]``) the first time anyone
 asks for it, so the access log, the error handlers and the GraphQL context agree on one id
 even for responses produced outside the route (an authentication failure, an unknown path).
-While a request runs, :class:`RequestIdLogFilter` adds it to log records as ``request_id``.
+A drawn id comes from :func:`programledger.logging.new_request_id`, and while a request
+runs it is bound with :func:`programledger.logging.log_context`, the one mechanism the
+command line uses too: every line logged meanwhile carries it as ``request_id``.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from litestar.datastructures import MutableScopeHeaders
@@ -25,11 +25,11 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from programledger.api.metrics import ApiMetrics
+from programledger.logging import log_context, new_request_id
 
 __all__ = [
     "REQUEST_ID_HEADER",
     "RequestContextMiddleware",
-    "RequestIdLogFilter",
     "add_request_id_header",
     "request_id_of",
 ]
@@ -42,14 +42,10 @@ _ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 """Probed every few seconds: logged at DEBUG so they do not drown the access log."""
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "programledger_request_id", default=None
-)
-
 
 def request_id_of(scope: Scope) -> str:
     """The request's id, assigned on first use: the client's ``X-Request-Id`` when it is
-    acceptable, otherwise a new UUID."""
+    acceptable, otherwise a new one (a UUID)."""
     state: dict[str, Any] = scope.setdefault("state", {})
     found = state.get("request_id")
     if isinstance(found, str):
@@ -59,18 +55,9 @@ def request_id_of(scope: Scope) -> str:
         if name.lower() == b"x-request-id":
             given = value.decode("latin-1").strip()
             break
-    request_id = given if _ACCEPTED.match(given) else str(uuid.uuid4())
+    request_id = given if _ACCEPTED.match(given) else new_request_id()
     state["request_id"] = request_id
     return request_id
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Adds ``request_id`` to every record (``-`` outside a request), for log formats and
-    structured handlers that want it as a field."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _current.get() or "-"
-        return True
 
 
 async def add_request_id_header(message: Message, scope: Scope) -> None:
@@ -90,7 +77,6 @@ class RequestContextMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         request_id = request_id_of(scope)
-        token = _current.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -104,14 +90,14 @@ class RequestContextMiddleware(ASGIMiddleware):
                 status = 403  # closed before accepting: the handshake was refused
             await send(message)
 
-        try:
-            await next_app(scope, receive, observe)
-        except HTTPException as exc:
-            status = exc.status_code  # raised by a middleware (authentication); rendered outside
-            raise
-        finally:
-            self._observe(scope, request_id, status, time.perf_counter() - started)
-            _current.reset(token)
+        with log_context(request_id=request_id):
+            try:
+                await next_app(scope, receive, observe)
+            except HTTPException as exc:
+                status = exc.status_code  # raised by a middleware (authentication)
+                raise
+            finally:
+                self._observe(scope, request_id, status, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         route = scope.get("path_template") or scope["path"]
