@@ -27,9 +27,10 @@ How each guarantee is kept:
   events before it are committed, the status row records the position, event and
   error, and the runner waits until :func:`~programledger.projections.engine.status.clear_failure`
   or a rebuild clears it. Nothing is skipped silently.
-- **One active runner per projection.** A PostgreSQL session advisory lock, held on the
-  connection that also runs every batch transaction, so a runner that lost it cannot
-  write. Standbys poll for it.
+- **One active runner per projection.**
+  :class:`~programledger.adapters.postgres.leadership.Leadership`: a session advisory
+  lock per projection, held on the connection that also runs every batch transaction, so
+  a runner that lost it cannot write. Standbys poll for it.
 - **Rebuilds.** A rebuild swaps new tables in under the status-row lock and bumps
   ``generation``; the runner notices (its batch refuses to commit, or its idle check),
   drops its caches and resumes after the rebuild's checkpoint. A runner that finds its
@@ -43,7 +44,6 @@ import contextlib
 import enum
 import logging
 import os
-import random
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -71,8 +71,13 @@ from programledger.adapters.nats.pull import (
 )
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import subject_filters
-from programledger.adapters.postgres.connection import connect
 from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.leadership import (
+    DB_ERRORS,
+    Backoff,
+    Leadership,
+    LeaderState,
+)
 from programledger.domain import domain_registry
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.core import (
@@ -191,7 +196,6 @@ class _NoStream(Exception):
     """The relay has not created the stream yet."""
 
 
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _NATS_ERRORS = (nats.errors.Error, PullRefused, TimeoutError, OSError)
 _POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ProjectionBug)
 """Failures of a batch's writes that the same events will always cause again."""
@@ -244,14 +248,23 @@ class ProjectionRunner:
         self._settings = settings
         self._from_envelope = from_envelope(registry or domain_registry())
         self._from_stored = from_stored(store.codec)
-        self._lock_key = f"programledger.projection:{store.schema}:{projection.name}"
         self._channel = projection_channel(store.schema)
         self._stream = stream_name(settings.prefix)
         self._durable = f"{settings.durable_prefix}_{projection.name}"
-        self._state = RunnerState.STARTING
+        self._phase = RunnerState.STARTING
+        """What the runner does while it holds the lock."""
         self.stats = RunnerStats()
         self.cache_counts = CacheCounts()
-        self._stop = asyncio.Event()
+        self._backoff = Backoff(settings.retry_initial, settings.retry_max)
+        self._leader = Leadership(
+            f"programledger.projection:{store.schema}:{projection.name}",
+            database_url=database_url,
+            schema=store.schema,
+            application_name=f"programledger-projection:{projection.name}",
+            on_failure=self._failure,
+            backoff=self._backoff,
+            standby_poll_interval=settings.standby_poll_interval,
+        )
         self._position = 0
         self._staged = 0
         """The last position applied in memory: ``_position`` or a batch being committed."""
@@ -263,11 +276,11 @@ class ProjectionRunner:
         self._check_gap = False
         self._notified = 0
         self._idle_checked = 0.0
-        self._retry_delay = settings.retry_initial
 
     @property
     def state(self) -> RunnerState:
-        return self._state
+        leader = self._leader.state
+        return self._phase if leader is LeaderState.ACTIVE else RunnerState(leader.value)
 
     @property
     def position(self) -> int:
@@ -276,7 +289,7 @@ class ProjectionRunner:
 
     def stop(self) -> None:
         """Finish the batch in hand, then stop; the durable consumer stays."""
-        self._stop.set()
+        self._leader.stop()
 
     def _new_applier(self) -> Applier:
         table = self.projection.state_table.name
@@ -302,46 +315,12 @@ class ProjectionRunner:
     async def run(self) -> None:
         """Standby until the projection's lock is ours, then consume until stopped."""
         try:
-            while not self._stop.is_set():
-                try:
-                    conn = await connect(
-                        self._database_url,
-                        self._store.schema,
-                        application_name=f"programledger-projection:{self.projection.name}",
-                    )
-                except _DB_ERRORS as exc:
-                    self._failure("cannot connect to PostgreSQL", exc)
-                    await self._pause(self._next_retry())
-                    continue
-                try:
-                    if await self._acquire(conn):
-                        await self._lead(conn)
-                except _DB_ERRORS as exc:
-                    self._failure("the PostgreSQL connection failed", exc)
-                except Exception as exc:
-                    # A worker must outlive surprises: start over from the checkpoint,
-                    # which is always consistent with the tables.
-                    self._failure("unexpected failure; starting over", exc)
-                finally:
-                    await _close_quietly(conn)
-                if not self._stop.is_set():
-                    self._state = RunnerState.STANDBY
-                    await self._pause(self._next_retry())
+            await self._leader.run(self._lead)
         finally:
             await self._unsubscribe()
-            self._state = RunnerState.STOPPED
-
-    async def _acquire(self, conn: asyncpg.Connection) -> bool:
-        while not self._stop.is_set():
-            if await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
-            ):
-                return True
-            self._state = RunnerState.STANDBY
-            await self._pause(self._settings.standby_poll_interval)
-        return False
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
+        self._phase = RunnerState.STARTING
         name = self.projection.name
         if not await prepare_tables(conn, self.projection):
             log.warning(
@@ -373,13 +352,13 @@ class ProjectionRunner:
         )
         log.info("projection %s: active", name)
         try:
-            while not self._stop.is_set():
+            while not self._leader.stopping:
                 status = await self._read_status(conn)
                 if status.state == "failed":
-                    self._state = RunnerState.FAILED
-                    await self._pause(self._settings.fetch_wait)
+                    self._phase = RunnerState.FAILED
+                    await self._leader.pause(self._settings.fetch_wait)
                     continue
-                self._state = RunnerState.ACTIVE
+                self._phase = RunnerState.ACTIVE
                 self._resync_from(status)
                 try:
                     await self._consume(conn)
@@ -387,16 +366,16 @@ class ProjectionRunner:
                     self.stats.resyncs += 1
                     log.info("projection %s: resyncing: %s", name, why)
                 except _NoStream:
-                    await self._pause(self._settings.fetch_wait)
+                    await self._leader.pause(self._settings.fetch_wait)
                 except _NATS_ERRORS as exc:
                     if conn.is_closed():
                         raise
                     self._failure("consuming from NATS failed; resubscribing", exc)
-                    await self._pause(self._next_retry())
+                    await self._leader.pause(self._backoff.next())
         finally:
             await self._unsubscribe()
-            if self._stop.is_set() and not conn.is_closed():
-                with contextlib.suppress(*_DB_ERRORS):
+            if self._leader.stopping and not conn.is_closed():
+                with contextlib.suppress(*DB_ERRORS):
                     await conn.execute(
                         "UPDATE projection_status SET state = 'stopped', updated_at = now() "
                         "WHERE name = $1 AND state = 'running'",
@@ -430,14 +409,14 @@ class ProjectionRunner:
         # mostly client CPU, a commit mostly waiting for PostgreSQL.
         fetching = asyncio.create_task(self._fetch(sub))
         try:
-            while not self._stop.is_set():
+            while not self._leader.stopping:
                 messages = await fetching
                 fetching = asyncio.create_task(self._fetch(sub))
                 if not messages:
                     await self._idle(conn, js)
                     continue
                 await self._receive(conn, messages)
-                if self._state is RunnerState.FAILED:
+                if self._phase is RunnerState.FAILED:
                     return
         finally:
             fetching.cancel()
@@ -541,13 +520,13 @@ class ProjectionRunner:
             self._staged + 1,
             until,
         )
-        while self._staged < until and not self._stop.is_set():
+        while self._staged < until and not self._leader.stopping:
             page = await self._store.read_all_raw(self._staged, self._settings.batch_size)
             page = [e for e in page if e.position <= until]
             if not page:
                 break
             await self._commit(conn, page, self._from_stored)
-            if self._state is RunnerState.FAILED:
+            if self._phase is RunnerState.FAILED:
                 raise _Resync("stopped at a poison event")
         await self._settle(conn)
 
@@ -664,7 +643,7 @@ class ProjectionRunner:
         self._position = batch.position
         self.stats.applied += batch.applied
         self.stats.batches += 1
-        self._retry_delay = self._settings.retry_initial
+        self._backoff.reset()
         if batch.poison is not None:
             self._stopped_at(batch.poison)
         if batch.ack is not None:
@@ -712,7 +691,7 @@ class ProjectionRunner:
             for item in items:
                 await self._commit(conn, [item], convert)
                 await self._settle(conn)
-                if self._state is RunnerState.FAILED:
+                if self._phase is RunnerState.FAILED:
                     return
             return
         poison = poison_of(items[0], exc)
@@ -723,7 +702,7 @@ class ProjectionRunner:
         self._stopped_at(poison)
 
     def _stopped_at(self, poison: Poison) -> None:
-        self._state = RunnerState.FAILED
+        self._phase = RunnerState.FAILED
         self.stats.last_error = poison.error
         log.error(
             "projection %s stopped at position %d (%s %s on %s): %s; fix the handler, "
@@ -771,16 +750,11 @@ class ProjectionRunner:
         self.stats.last_error = f"{what}: {exc!r}"
         log.warning("projection %s: %s: %r", self.projection.name, what, exc, exc_info=exc)
 
-    def _next_retry(self) -> float:
-        delay = self._retry_delay
-        self._retry_delay = min(delay * 2, self._settings.retry_max)
-        return delay * random.uniform(0.8, 1.2)
-
     async def _unless_stopped(self, work: Coroutine[Any, Any, Any]) -> bool:
         """Run ``work`` unless :meth:`stop` is called first, which cancels it (a rebuild
         of millions of events must not hold a shutdown); returns whether it finished."""
         task = asyncio.create_task(work)
-        stopping = asyncio.create_task(self._stop.wait())
+        stopping = asyncio.create_task(self._leader.wait_stopped())
         try:
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -792,17 +766,6 @@ class ProjectionRunner:
             return False
         task.result()
         return True
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-
-
-async def _close_quietly(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=2)
-    except Exception:
-        conn.terminate()
 
 
 async def serve(runners: Sequence[ProjectionRunner]) -> None:

@@ -27,11 +27,12 @@ How each guarantee is kept:
   failure.
 - **Checkpoint.** Written to ``relay_checkpoints`` only up to the last position whose ack
   arrived with every ack before it, and never backwards.
-- **One active relay.** A PostgreSQL session advisory lock, held on a dedicated connection
-  that also carries LISTEN and the checkpoint writes. Standbys poll for the lock; when the
-  active relay dies its connection drops and the lock with it. The holder checks its
-  connection every second and stops publishing as soon as it fails, since a standby may
-  already have taken over.
+- **One active relay.** :class:`~programledger.adapters.postgres.leadership.Leadership`:
+  a session advisory lock per relay name, held on a dedicated connection that also
+  carries LISTEN and the checkpoint writes. Standbys poll for the lock; when the active
+  relay dies its connection drops and the lock with it. The holder checks its connection
+  every ``lock_check_interval`` and stops publishing as soon as it fails, since a standby
+  may already have taken over.
 - **Appends never wait for NATS.** Nothing on the append path touches NATS; while NATS is
   down the relay retries with backoff and catches up when it returns.
 """
@@ -40,9 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import random
 import signal
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -59,8 +58,14 @@ from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.envelope import HEADER_MSG_ID, HEADER_POSITION, encode_message
 from programledger.adapters.nats.publisher import Ack, AckedPublisher
 from programledger.adapters.nats.stream import StreamConfigConflict, StreamSettings, ensure_stream
-from programledger.adapters.postgres.connection import connect
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.adapters.postgres.leadership import (
+    DB_ERRORS,
+    Backoff,
+    Leadership,
+    LeadershipLost,
+    LeaderState,
+)
 
 __all__ = [
     "Relay",
@@ -120,12 +125,8 @@ class RelaySettings:
         return self.stream if self.stream is not None else StreamSettings(self.prefix)
 
 
-class RelayState(enum.Enum):
-    STARTING = "starting"
-    STANDBY = "standby"
-    """Waiting for the lock that another instance holds."""
-    ACTIVE = "active"
-    STOPPED = "stopped"
+RelayState = LeaderState
+"""A relay is exactly as active as its leadership."""
 
 
 @dataclass(slots=True)
@@ -151,10 +152,6 @@ class RelayLag:
     """Events committed and not yet acknowledged by JetStream."""
     seconds: float
     """Age of the oldest such event; 0 when there is none."""
-
-
-class _LeadershipLost(Exception):
-    """The lock connection failed: another relay may be active now."""
 
 
 class _AckTimeout(Exception):
@@ -205,15 +202,6 @@ async def relay_lag(
     )
 
 
-_DB_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # e.g. a connection closed under a running query
-    OSError,
-    TimeoutError,
-)
-
-
 class Relay:
     """Run with :meth:`run` (or :func:`serve`); :meth:`stop` ends it cleanly.
 
@@ -236,14 +224,21 @@ class Relay:
         self._settings = settings
         self._stream = settings.stream_settings
         self._nats_options = dict(nats_options or {})
-        self._lock_key = f"programledger.relay:{store.schema}:{settings.name}"
-        self._state = RelayState.STARTING
         self.stats = RelayStats()
-        self._stop = asyncio.Event()
+        self._backoff = Backoff(settings.retry_initial, settings.retry_max)
+        self._leader = Leadership(
+            f"programledger.relay:{store.schema}:{settings.name}",
+            database_url=database_url,
+            schema=store.schema,
+            application_name=f"programledger-relay:{settings.name}",
+            on_failure=self._note_failure,
+            backoff=self._backoff,
+            standby_poll_interval=settings.standby_poll_interval,
+            check_interval=settings.lock_check_interval,
+            fatal=(StreamConfigConflict,),
+        )
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._conn_lost = asyncio.Event()
-        self._conn_guard = asyncio.Lock()
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._publisher: AckedPublisher | None = None
@@ -253,15 +248,14 @@ class Relay:
         self._saved_at = 0.0
         self._notified = 0
         self._idle_delay = 0.0
-        self._retry_delay = settings.retry_initial
 
     @property
     def state(self) -> RelayState:
-        return self._state
+        return self._leader.state
 
     @property
     def is_active(self) -> bool:
-        return self._state is RelayState.ACTIVE
+        return self._leader.state is LeaderState.ACTIVE
 
     @property
     def published_position(self) -> int:
@@ -274,7 +268,7 @@ class Relay:
 
     def stop(self) -> None:
         """Ask the relay to finish: in-flight publishes are awaited and checkpointed."""
-        self._stop.set()
+        self._leader.stop()
         self._wake.set()
 
     async def lag(self) -> RelayLag:
@@ -295,83 +289,17 @@ class Relay:
         connection fails. Returns after :meth:`stop`; raises only
         :class:`StreamConfigConflict` (a human must act)."""
         try:
-            while not self._stop.is_set():
-                try:
-                    conn = await connect(
-                        self._database_url,
-                        self._store.schema,
-                        application_name=f"programledger-relay:{self._settings.name}",
-                    )
-                except _DB_ERRORS as exc:
-                    self._note_failure("cannot connect to PostgreSQL", exc)
-                    await self._pause(self._next_retry())
-                    continue
-                try:
-                    if await self._acquire(conn):
-                        await self._lead(conn)
-                except _LeadershipLost as exc:
-                    self._note_failure("lost the lock connection; standing by", exc)
-                except _DB_ERRORS as exc:
-                    self._note_failure("the lock connection failed", exc)
-                finally:
-                    self._state = RelayState.STANDBY
-                    await _close_quietly(conn)
-                if not self._stop.is_set():
-                    await self._pause(self._next_retry())
+            await self._leader.run(self._lead)
         finally:
             await self._close_nats()
-            self._state = RelayState.STOPPED
-
-    async def _acquire(self, conn: asyncpg.Connection) -> bool:
-        announced = False
-        while not self._stop.is_set():
-            held = await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
-            )
-            if held:
-                return True
-            if not announced:
-                self._state = RelayState.STANDBY
-                log.info("relay %s: standing by, another instance is active", self._settings.name)
-                announced = True
-            await self._pause(self._settings.standby_poll_interval)
-        return False
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
-        self._conn_lost.clear()
-        conn.add_termination_listener(lambda _conn: self._conn_lost.set())
         await conn.add_listener(self._store.notify_channel, self._on_notify)
-        self._state = RelayState.ACTIVE
         self.stats.activations += 1
         log.info(
             "relay %s: active, publishing to stream %s", self._settings.name, self._stream.name
         )
-        work = asyncio.create_task(self._work(conn), name="relay-work")
-        watch = asyncio.create_task(self._watch(conn), name="relay-watch")
-        try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (work, watch):
-                task.cancel()
-            results = await asyncio.gather(work, watch, return_exceptions=True)
-        for result in results:
-            if isinstance(result, StreamConfigConflict | _LeadershipLost):
-                raise result
-            if isinstance(result, Exception):
-                raise _LeadershipLost(f"unexpected failure: {result!r}") from result
-
-    async def _watch(self, conn: asyncpg.Connection) -> None:
-        interval = self._settings.lock_check_interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._conn_lost.wait(), interval)
-            if self._conn_lost.is_set():
-                raise _LeadershipLost("the lock connection was closed")
-            try:
-                async with self._conn_guard:
-                    await conn.fetchval("SELECT 1", timeout=max(interval * 2, 1.0))
-            except _DB_ERRORS as exc:
-                raise _LeadershipLost(f"the lock connection failed: {exc!r}") from exc
+        await self._work(conn)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         with contextlib.suppress(ValueError, TypeError):
@@ -381,14 +309,14 @@ class Relay:
     # --- publishing --------------------------------------------------------------------
 
     async def _work(self, conn: asyncpg.Connection) -> None:
-        while not self._stop.is_set():
+        while not self._leader.stopping:
             try:
                 js, publisher = await self._jetstream()
                 if not self._stream_ready:
                     await ensure_stream(js, self._stream)
                     self._stream_ready = True
                 await self._pump(conn, js, publisher)
-            except (StreamConfigConflict, _LeadershipLost):
+            except (StreamConfigConflict, LeadershipLost):
                 raise
             except Exception as exc:
                 # Anything else is worth retrying: NATS or PostgreSQL away, a lost or
@@ -397,7 +325,7 @@ class Relay:
                 self._note_failure("publishing failed; resyncing", exc)
                 self._stream_ready = False
                 await self._save_checkpoint(conn)
-                await self._pause(self._next_retry())
+                await self._leader.pause(self._backoff.next())
 
     async def _pump(
         self, conn: asyncpg.Connection, js: JetStreamContext, publisher: AckedPublisher
@@ -410,7 +338,7 @@ class Relay:
         previous: str | None = None
         reading: asyncio.Task[list[RawEvent]] | None = None
         try:
-            while not self._stop.is_set():
+            while not self._leader.stopping:
                 if reading is None:
                     self._wake.clear()
                     reading = asyncio.create_task(self._store.read_all_raw(read_from, batch))
@@ -489,11 +417,11 @@ class Relay:
             if count:
                 self.stats.published += count
                 self.stats.duplicates += duplicates
-                self._retry_delay = self._settings.retry_initial
+                self._backoff.reset()
                 self._progress.set()
 
     async def _idle(self, read_from: int) -> None:
-        if self._stop.is_set():
+        if self._leader.stopping:
             return
         poll = self._settings.poll_interval
         if self._notified > read_from:
@@ -596,7 +524,7 @@ class Relay:
 
     async def _load_checkpoint(self, conn: asyncpg.Connection) -> int:
         try:
-            async with self._conn_guard:
+            async with self._leader.guard:
                 position = await conn.fetchval(
                     """
                     INSERT INTO relay_checkpoints (name, position) VALUES ($1, 0)
@@ -605,8 +533,8 @@ class Relay:
                     """,
                     self._settings.name,
                 )
-        except _DB_ERRORS as exc:
-            raise _LeadershipLost(f"cannot read the checkpoint: {exc!r}") from exc
+        except DB_ERRORS as exc:
+            raise LeadershipLost(f"cannot read the checkpoint: {exc!r}") from exc
         self._saved = int(position)
         return self._saved
 
@@ -616,15 +544,15 @@ class Relay:
             return
         position = self._acked
         try:
-            async with self._conn_guard:
+            async with self._leader.guard:
                 await conn.execute(
                     "UPDATE relay_checkpoints SET position = $2, updated_at = now() "
                     "WHERE name = $1 AND position < $2",
                     self._settings.name,
                     position,
                 )
-        except _DB_ERRORS as exc:
-            raise _LeadershipLost(f"cannot write the checkpoint: {exc!r}") from exc
+        except DB_ERRORS as exc:
+            raise LeadershipLost(f"cannot write the checkpoint: {exc!r}") from exc
         self._saved = position
         self._saved_at = asyncio.get_running_loop().time()
 
@@ -676,7 +604,7 @@ class Relay:
         log.debug("relay %s: NATS error: %r", self._settings.name, exc)
 
     async def _on_nats_disconnected(self) -> None:
-        if self._stop.is_set():
+        if self._leader.stopping:
             return
         log.warning("relay %s: disconnected from NATS; reconnecting", self._settings.name)
 
@@ -689,22 +617,6 @@ class Relay:
         self.stats.failures += 1
         self.stats.last_error = f"{what}: {exc!r}"
         log.warning("relay %s: %s: %r", self._settings.name, what, exc)
-
-    def _next_retry(self) -> float:
-        delay = self._retry_delay
-        self._retry_delay = min(delay * 2, self._settings.retry_max)
-        return delay * random.uniform(0.8, 1.2)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-
-
-async def _close_quietly(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=2)
-    except Exception:
-        conn.terminate()
 
 
 async def serve(relay: Relay) -> None:
