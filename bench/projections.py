@@ -75,6 +75,7 @@ from bench._common import (
 )
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats import client as nats_client
+from programledger.adapters.nats.consumer import PullConsumer, open_pull
 from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.nats.subscriber import subject_filters
@@ -111,7 +112,6 @@ from programledger.domain.risk import (
     RiskReviewed,
 )
 from programledger.domain.values import Department, Money, PartyKind
-from programledger.projections.engine.jetstream import open_consumer
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, RunnerState
 from programledger.projections.engine.status import wait_for_position
@@ -489,17 +489,16 @@ async def live_lean(nc: NatsClient, prefix: str, stream_types: frozenset[str], c
     js = nc.jetstream()
     filters = subject_filters(prefix, stream_types=stream_types, multiple=False)
     durable = f"lean{uuid.uuid4().hex[:8]}"
-    puller = await open_consumer(
-        nc,
-        js,
+    consumer = PullConsumer(
         stream_name(prefix),
-        durable,
-        filters,
-        1,
+        tuple(filters),
+        AckPolicy.ALL,
+        durable=durable,
         description="bench",
         ack_wait=60,
         max_ack_pending=BATCH * 2,
     )
+    puller = await open_pull(js, consumer, 1)
     received = 0
     started = time.perf_counter()
     try:

@@ -57,10 +57,12 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from programledger.adapters.nats.consumer import PullConsumer, open_pull
 from programledger.adapters.nats.envelope import decode_envelope
 from programledger.adapters.nats.pull import (
     BatchPuller,
@@ -93,7 +95,6 @@ from programledger.projections.engine.core import (
     from_stored,
     poison_of,
 )
-from programledger.projections.engine.jetstream import open_consumer
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.storage import (
     StatusRow,
@@ -449,17 +450,17 @@ class ProjectionRunner:
         filters = subject_filters(
             self._settings.prefix, stream_types=self.projection.stream_types, multiple=False
         )
-        self._sub = await open_consumer(
-            self._nc,
-            js,
+        # Acknowledging a batch's last message acknowledges the batch.
+        consumer = PullConsumer(
             self._stream,
-            self._durable,
-            filters,
-            start,
+            tuple(filters),
+            AckPolicy.ALL,
+            durable=self._durable,
             description=f"programledger projection {self.projection.name}",
             ack_wait=self._settings.ack_wait,
             max_ack_pending=self._settings.batch_size * 4,
         )
+        self._sub = await open_pull(js, consumer, start)
         self._consumer_seq = 0
         return self._sub
 

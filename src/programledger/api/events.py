@@ -33,11 +33,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
 from programledger.adapters.nats import client as nats_client
+from programledger.adapters.nats.consumer import PullConsumer, discard, open_pull
 from programledger.adapters.nats.pull import (
     BatchPuller,
     EventsExpired,
@@ -197,18 +198,8 @@ class EventFeed:
             ) from None
         if start > state.last_seq:
             return _no_messages()
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            ack_policy=AckPolicy.NONE,
-            filter_subject=subject,
-            inactive_threshold=60.0,
-            mem_storage=True,
-        )
-        consumer = (await js.add_consumer(name, config)).name
-        puller = BatchPuller(nc, name, consumer)
-        await puller.start()
-        return _replayed(js, name, consumer, puller, state.last_seq)
+        puller = await open_pull(js, PullConsumer(name, (subject,), AckPolicy.NONE), start)
+        return _replayed(js, puller, state.last_seq)
 
     async def _close(self, listener: _Listener, subscription: Subscription) -> None:
         self._listeners.discard(listener)
@@ -281,9 +272,7 @@ async def _no_messages() -> AsyncIterator[Msg]:
     yield
 
 
-async def _replayed(
-    js: JetStreamContext, stream: str, consumer: str, puller: BatchPuller, last: int
-) -> AsyncIterator[Msg]:
+async def _replayed(js: JetStreamContext, puller: BatchPuller, last: int) -> AsyncIterator[Msg]:
     try:
         while True:
             batch = await puller.fetch(_REPLAY_BATCH, 1.0)
@@ -295,9 +284,7 @@ async def _replayed(
             if meta.sequence.stream >= last or meta.num_pending == 0:
                 return
     finally:
-        with contextlib.suppress(Exception):
-            await puller.unsubscribe()
-            await js.delete_consumer(stream, consumer)
+        await discard(js, puller)
 
 
 class EventStream:

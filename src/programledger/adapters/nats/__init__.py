@@ -1,8 +1,10 @@
 """NATS JetStream: the relay from the event store, the stream it feeds, and a subscriber.
 
 ``envelope`` is the wire contract, ``stream`` the stream definition, ``relay`` the
-publisher, ``subscriber`` the consumer helper and ``catalogue`` the generated documentation
-(JSON Schemas, AsyncAPI). ``docs/events.md`` explains them to downstream teams.
+publisher, ``consumer`` builds every pull consumer on the stream (``subscriber``'s, the
+projection runners' and the API's replay), ``subscriber`` is the consumer helper and
+``catalogue`` the generated documentation (JSON Schemas, AsyncAPI). ``docs/events.md``
+explains them to downstream teams.
 """
 
 from programledger.adapters.nats.envelope import (

@@ -84,6 +84,15 @@ class BatchPuller:
         self._wake = asyncio.Event()
         self._want = 0
 
+    @property
+    def stream(self) -> str:
+        return self._stream
+
+    @property
+    def consumer(self) -> str:
+        """The consumer's name: its durable name, or the one the server gave it."""
+        return self._durable
+
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
 

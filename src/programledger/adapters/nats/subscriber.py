@@ -43,9 +43,9 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy
 
+from programledger.adapters.nats.consumer import ConsumerConflict, PullConsumer, open_pull
 from programledger.adapters.nats.envelope import (
     EventEnvelope,
     decode_envelope,
@@ -61,7 +61,6 @@ from programledger.adapters.nats.pull import (
     resume_sequence,
 )
 from programledger.adapters.nats.stream import stream_name
-from programledger.application.errors import OperationalError
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
@@ -93,10 +92,6 @@ class EventSelection:
             and (self.stream_types is None or envelope.stream_type in self.stream_types)
             and (self.event_types is None or envelope.event_type in self.event_types)
         )
-
-
-class ConsumerConflict(OperationalError):
-    """A durable consumer of that name exists with other filters."""
 
 
 def subject_filters(
@@ -159,8 +154,7 @@ class EventSubscription:
     def __init__(
         self,
         js: JetStreamContext,
-        stream: str,
-        config: ConsumerConfig,
+        consumer: PullConsumer,
         pull: BatchPuller,
         *,
         program_id: UUID | None,
@@ -171,8 +165,7 @@ class EventSubscription:
         wait: float,
     ) -> None:
         self._js = js
-        self._stream = stream
-        self._config = config
+        self._consumer = consumer
         self._pull = pull
         self._selection = EventSelection(program_id, stream_types, event_types)
         self._ordered = after_position is not None
@@ -224,8 +217,7 @@ class EventSubscription:
         # What is waiting, up to a batch, or the first message published within the wait.
         # Trouble on the way (NATS reconnecting, a leader election) is waited out here, as
         # nats-py's own fetch did; only a consumer that is gone ends the iteration.
-        durable = self._config.durable_name
-        assert durable is not None
+        durable = self._consumer.durable
         try:
             messages = await self._pull.fetch(self._batch, self._wait)
         except ConsumerGone:
@@ -247,9 +239,7 @@ class EventSubscription:
         self._last = delivery.envelope.position - 1
         with contextlib.suppress(Exception):
             await self._pull.unsubscribe()
-        self._pull = await _position_consumer(
-            self._js, self._stream, self._config, msg.metadata.sequence.stream
-        )
+        self._pull = await open_pull(self._js, self._consumer, msg.metadata.sequence.stream)
 
     async def close(self) -> None:
         """Stop receiving; the durable consumer stays, and resumes where this one left."""
@@ -263,25 +253,6 @@ class EventSubscription:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-async def _position_consumer(
-    js: JetStreamContext, stream: str, config: ConsumerConfig, sequence: int
-) -> BatchPuller:
-    assert config.durable_name is not None
-    with contextlib.suppress(NotFoundError):
-        await js.delete_consumer(stream, config.durable_name)
-    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-    config.opt_start_seq = sequence
-    await js.add_consumer(stream, config)
-    return await _puller(js, stream, config.durable_name)
-
-
-async def _puller(js: JetStreamContext, stream: str, durable: str) -> BatchPuller:
-    """Batches pulled with a fraction of nats-py's per-message cost (see ``pull``)."""
-    puller = BatchPuller(js._nc, stream, durable)
-    await puller.start()
-    return puller
 
 
 async def subscribe(
@@ -315,43 +286,24 @@ async def subscribe(
     version = js._nc.connected_server_version
     multiple = (version.major, version.minor) >= (2, 10)
     filters = subject_filters(prefix, program_id, streams, types, multiple=multiple)
-    config = ConsumerConfig(
-        durable_name=durable,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
+    consumer = PullConsumer(
+        stream,
+        tuple(filters),
+        AckPolicy.EXPLICIT,
+        durable=durable,
+        description=f"programledger subscriber {durable}",
         ack_wait=ack_wait,
         max_ack_pending=max_ack_pending,
-        max_deliver=-1,
-        description=f"programledger subscriber {durable}",
+        fixed_filters=True,
     )
-    if len(filters) == 1:
-        config.filter_subject = filters[0]
-    else:
-        config.filter_subjects = filters
-    exists = True
-    try:
-        info = await js.consumer_info(stream, durable)
-    except NotFoundError:
-        exists = False
-    else:
-        existing = sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
-        if existing != sorted(filters):
-            raise ConsumerConflict(
-                f"durable consumer {durable!r} on {stream} filters {existing}, not {filters}: "
-                "delete it or use another name"
-            )
+    start = None
     if after_position is not None:
         state = (await js.stream_info(stream)).state
         start = await resume_sequence(js, stream, state, after_position)
-        pull = await _position_consumer(js, stream, config, start)
-    else:
-        if not exists:
-            await js.add_consumer(stream, config)
-        pull = await _puller(js, stream, durable)
+    pull = await open_pull(js, consumer, start)
     return EventSubscription(
         js,
-        stream,
-        config,
+        consumer,
         pull,
         program_id=program_id,
         stream_types=streams,
