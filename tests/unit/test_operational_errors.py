@@ -14,6 +14,7 @@ ROOTS = (OperationalError, EventStoreError, DomainError)
 NOT_OPERATIONAL = {
     "SettingsError",
     "Forbidden",
+    "UnknownKey",
     "ProgramNotFound",
     "DemoError",
     "UnknownEventType",
@@ -21,9 +22,9 @@ NOT_OPERATIONAL = {
     "ProjectionBug",
 }
 """Errors that are not the infrastructure's: a configuration refused before anything
-starts (exit code 2), answers to a request (not allowed, no such program), a demo story
-that no longer fits the rules, and programming errors in events, histories and
-handlers."""
+starts (exit code 2), answers to a request (not allowed, a token signed by a key the
+identity provider does not publish, no such program), a demo story that no longer fits
+the rules, and programming errors in events, histories and handlers."""
 
 
 def _error_classes() -> list[type[BaseException]]:

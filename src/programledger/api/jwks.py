@@ -30,6 +30,8 @@ from typing import Any
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientError, PyJWTError
 
+from programledger.application.errors import OperationalError
+
 __all__ = ["JwksKeys", "JwksUnavailable", "UnknownKey"]
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class UnknownKey(LookupError):
     """The token names a key the JWKS does not hold, even after a refetch."""
 
 
-class JwksUnavailable(RuntimeError):
+class JwksUnavailable(OperationalError):
     """No keys are held and the JWKS cannot be read."""
 
 
