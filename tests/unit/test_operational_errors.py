@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 import programledger
+import programledger.projections
 from programledger.application.errors import OperationalError
 from programledger.application.eventstore import EventStoreError
 from programledger.domain.errors import DomainError
@@ -28,9 +29,11 @@ the rules, and programming errors in events, histories and handlers."""
 
 
 def _error_classes() -> list[type[BaseException]]:
-    for module in pkgutil.walk_packages(programledger.__path__, "programledger."):
-        if not module.name.endswith(".__main__"):  # that one runs the command line
-            importlib.import_module(module.name)
+    # The read models ship as programledger.projections from a folder of their own.
+    for package in (programledger, programledger.projections):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if not module.name.endswith(".__main__"):  # that one runs the command line
+                importlib.import_module(module.name)
     found: list[type[BaseException]] = []
     pending: list[type[BaseException]] = [BaseException]
     while pending:
@@ -53,7 +56,7 @@ def test_the_infrastructure_errors_are_operational() -> None:
     from programledger.adapters.nats.stream import StreamConfigConflict
     from programledger.adapters.postgres.migrations import MigrationError
     from programledger.bootstrap import ApiStartFailed, SchemaNotReady
-    from programledger.projections.rebuild import RebuildFailed, RebuildInProgress
+    from programledger.projections.engine.rebuild import RebuildFailed, RebuildInProgress
 
     for cls in (
         EmbeddedServerError,
