@@ -17,6 +17,8 @@ NOT_OPERATIONAL = {
     "Forbidden",
     "UnknownKey",
     "ProgramNotFound",
+    "PositionAhead",
+    "TooManyWaiting",
     "DemoError",
     "UnknownEventType",
     "InconsistentHistory",
@@ -24,8 +26,9 @@ NOT_OPERATIONAL = {
 }
 """Errors that are not the infrastructure's: a configuration refused before anything
 starts (exit code 2), answers to a request (not allowed, a token signed by a key the
-identity provider does not publish, no such program), a demo story that no longer fits
-the rules, and programming errors in events, histories and handlers."""
+identity provider does not publish, no such program, a position the store has not
+reached, too many requests already waiting for the read models), a demo story that no
+longer fits the rules, and programming errors in events, histories and handlers."""
 
 
 def _error_classes() -> list[type[BaseException]]:
