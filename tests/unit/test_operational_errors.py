@@ -58,7 +58,8 @@ def test_the_infrastructure_errors_are_operational() -> None:
     from programledger.adapters.embedded import EmbeddedServerError
     from programledger.adapters.nats.stream import StreamConfigConflict
     from programledger.adapters.postgres.migrations import MigrationError
-    from programledger.bootstrap import ApiStartFailed, SchemaNotReady
+    from programledger.api.server import ApiStartFailed
+    from programledger.bootstrap import SchemaNotReady
     from programledger.projections.engine.rebuild import RebuildFailed, RebuildInProgress
 
     for cls in (

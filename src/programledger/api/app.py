@@ -1,8 +1,9 @@
 """The Litestar application: GraphQL at ``/graphql``, plus ``/health``, ``/ready``, ``/metrics``.
 
-The factory only wires; the runtime (pool, store, servers) is opened by the caller
-(``bootstrap.open_runtime``), and the one resource the API owns, its NATS connection for
-subscriptions, is opened in the lifespan and closed in ``finally``.
+The factory only wires, over the few ports the API uses (:class:`ApiPorts`), which the
+composition root (``bootstrap.build_api``) opens; the one resource the API owns, its NATS
+connection for subscriptions (the event feed), is opened in the lifespan and closed in
+``finally``.
 
 Layers of a request, outermost first: request id and access log, bearer authentication
 (HTTP only; WebSockets authenticate in ``connection_init``), body size limit, the route.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
+import asyncpg
 from litestar import Litestar
 from litestar.datastructures import State
 
-from programledger.api.auth import bearer_auth, token_verifier
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.api.auth import TokenVerifier, bearer_auth
 from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
 from programledger.api.events import EventFeed
@@ -34,15 +38,29 @@ from programledger.api.operations import (
 )
 from programledger.api.request_ids import RequestContextMiddleware, add_request_id_header
 from programledger.application.handlers import Application
-from programledger.bootstrap import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["ApiPorts", "create_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPorts:
+    """What the API reaches beyond itself; the caller opens and closes all but the feed."""
+
+    commands: Application
+    """The write side: every mutation goes through its handlers."""
+    reads: asyncpg.Pool
+    """The read models' pool (they share the event store's schema); ``/ready`` checks it."""
+    history: PostgresEventStore
+    """The reads that are event-store reads by design: integrity verification."""
+    feed: EventFeed
+    """Live events for subscriptions, from NATS; started and closed by the app."""
+    tokens: TokenVerifier
+    """Verifies bearer tokens (a shared secret or an identity provider's keys)."""
 
 
 def create_app(
-    runtime: Runtime,
+    ports: ApiPorts,
     *,
-    application: Application,
     readiness_checks: Sequence[ReadinessCheck] = (),
     wait_for_position: WaitForPosition | None = None,
     metrics: ApiMetrics | None = None,
@@ -50,7 +68,7 @@ def create_app(
     graphiql: bool = True,
     allowed_origins: Sequence[str] = (),
 ) -> Litestar:
-    """The API over an open runtime.
+    """The API over ``ports``.
 
     ``readiness_checks`` are added to ``/ready`` (PostgreSQL and NATS are built in);
     ``wait_for_position`` is the read side's read-your-writes wait, used by mutations with
@@ -59,20 +77,19 @@ def create_app(
     origins, besides the API's own, that may call it (CORS) and open a GraphQL WebSocket.
     """
     metrics = metrics if metrics is not None else ApiMetrics()
-    tokens = token_verifier(runtime.settings)
-    feed = EventFeed(runtime.servers.nats_servers, runtime.settings.subject_prefix)
+    feed = ports.feed
     services = Services(
-        application=application,
-        pool=runtime.pool,
-        store=runtime.store,
+        application=ports.commands,
+        pool=ports.reads,
+        store=ports.history,
         feed=feed,
         metrics=metrics,
-        tokens=tokens,
+        tokens=ports.tokens,
         wait_for_position=wait_for_position,
         projection_wait=limits.projection_wait,
         database_seconds=limits.database_seconds,
     )
-    checks = [postgres_check(runtime.pool), feed_check(feed), *readiness_checks]
+    checks = [postgres_check(ports.reads), feed_check(feed), *readiness_checks]
 
     @contextlib.asynccontextmanager
     async def event_feed(_app: Litestar) -> AsyncIterator[None]:
@@ -90,7 +107,7 @@ def create_app(
             *operations_routes(checks, metrics),
             *([graphiql_assets()] if graphiql else []),
         ],
-        middleware=[RequestContextMiddleware(metrics), bearer_auth(tokens)],
+        middleware=[RequestContextMiddleware(metrics), bearer_auth(ports.tokens)],
         lifespan=[event_feed],
         before_send=[add_request_id_header],
         exception_handlers=exception_handlers(),

@@ -36,9 +36,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy
 from nats.js.errors import NotFoundError
 
-from programledger.adapters.nats import EventEnvelope, decode_envelope, subject_filters
 from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.consumer import PullConsumer, discard, open_pull
+from programledger.adapters.nats.envelope import EventEnvelope, decode_envelope
 from programledger.adapters.nats.pull import (
     BatchPuller,
     EventsExpired,
@@ -46,7 +46,7 @@ from programledger.adapters.nats.pull import (
     resume_sequence,
 )
 from programledger.adapters.nats.stream import stream_name
-from programledger.adapters.nats.subscriber import EventSelection
+from programledger.adapters.nats.subscriber import EventSelection, subject_filters
 from programledger.application.errors import OperationalError
 
 __all__ = ["EventFeed", "EventSelection", "EventStream", "FeedUnavailable"]

@@ -11,8 +11,11 @@ registry grow without end.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
+import asyncpg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,7 +25,12 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["ApiMetrics"]
+from programledger.adapters.nats.relay import relay_lag
+from programledger.projections.engine.status import projection_status
+
+__all__ = ["ApiMetrics", "LagGauges"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_NAMES = 200
@@ -109,3 +117,62 @@ class ApiMetrics:
     def exposition(self) -> tuple[bytes, str]:
         """The registry in Prometheus' text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class LagGauges:
+    """Relay and projection lag as Prometheus gauges in the API's registry.
+
+    Refreshed in the background (:meth:`run`) rather than at scrape time: a scrape must
+    not wait on PostgreSQL, and collectors cannot await. Every API replica reports the
+    same figures, read from PostgreSQL, whichever process runs the relay and workers.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, registry: CollectorRegistry) -> None:
+        self._pool = pool
+        self.relay_events = Gauge(
+            "programledger_relay_lag_events",
+            "Events committed to the store and not yet acknowledged by JetStream",
+            registry=registry,
+        )
+        self.relay_seconds = Gauge(
+            "programledger_relay_lag_seconds",
+            "Age of the oldest event not yet acknowledged by JetStream (0 when caught up)",
+            registry=registry,
+        )
+        self.projection_events = Gauge(
+            "programledger_projection_lag_events",
+            "Events a projection has not reached yet (includes the relay's lag)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_seconds = Gauge(
+            "programledger_projection_lag_seconds",
+            "Age of the oldest event a projection has not reached (0 when caught up)",
+            ["projection"],
+            registry=registry,
+        )
+        self.projection_failed = Gauge(
+            "programledger_projection_failed",
+            "1 while a projection is stopped at an event its handler failed on",
+            ["projection"],
+            registry=registry,
+        )
+
+    async def refresh(self) -> None:
+        relay = await relay_lag(self._pool)
+        self.relay_events.set(relay.positions)
+        self.relay_seconds.set(relay.seconds)
+        for status in await projection_status(self._pool):
+            self.projection_events.labels(status.name).set(status.lag_positions)
+            self.projection_seconds.labels(status.name).set(status.lag_seconds)
+            self.projection_failed.labels(status.name).set(status.state == "failed")
+
+    async def run(self, interval: float = 5.0) -> None:
+        """Refresh every ``interval`` seconds until cancelled; a failed refresh leaves the
+        last figures and is logged (the API's ``/ready`` reports PostgreSQL itself)."""
+        while True:
+            try:
+                await self.refresh()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("cannot refresh the lag metrics: %s", exc)
+            await asyncio.sleep(interval)

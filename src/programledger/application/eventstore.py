@@ -1,15 +1,14 @@
-"""The event store as the application sees it: the port, its value types and its errors.
+"""The event store as the application sees it: its value types and its errors.
 
-Command handlers depend on this module only; ``adapters/postgres/eventstore.py`` is the
-implementation. Keeping the errors here lets the API map them without importing an adapter.
+The ports, each as narrow as its user needs, are ``ports.CommandStore`` (the command
+handlers) and ``export.ExportSource`` (the audit export); ``adapters/postgres/eventstore.py``
+implements both. Keeping the errors here lets the API map them without importing an adapter.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
 from uuid import UUID
 
 import msgspec
@@ -20,7 +19,6 @@ __all__ = [
     "AppendResult",
     "ConcurrencyConflict",
     "EventMetadata",
-    "EventStore",
     "EventStoreError",
     "ExpectedVersion",
     "IdempotencyKeyReused",
@@ -134,32 +132,3 @@ class InvalidAppend(EventStoreError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-class EventStore(Protocol):
-    async def append(
-        self,
-        stream_id: str,
-        expected_version: Version,
-        events: Sequence[DomainEvent],
-        metadata: EventMetadata,
-        *,
-        idempotency_key: str | None = None,
-    ) -> AppendResult: ...
-
-    async def read_stream(
-        self,
-        stream_id: str,
-        *,
-        from_version: int = 1,
-        to_version: int | None = None,
-        recorded_before: datetime | None = None,
-    ) -> list[RecordedEvent]: ...
-
-    async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]: ...
-
-    async def stream_version(self, stream_id: str) -> int: ...
-
-    async def head_position(self) -> int: ...
-
-    async def verify(self, stream_id: str) -> StreamVerification: ...

@@ -1,9 +1,9 @@
 """The part of the event store the command handlers use.
 
-Narrower than :class:`~programledger.application.eventstore.EventStore` in what it reads,
-wider in what it appends: handlers fingerprint the *command* behind an idempotency key
-(their events depend on state, so a retry may decide different events) and look a key up
-before deciding. ``PostgresEventStore`` satisfies it as it is.
+It reads one stream at a time and appends with more than an expected version: handlers
+fingerprint the *command* behind an idempotency key (their events depend on state, so a
+retry may decide different events) and look a key up before deciding.
+``PostgresEventStore`` satisfies it as it is.
 """
 
 from __future__ import annotations

@@ -421,6 +421,26 @@ class EmbeddedPostgres:
             return None
         return info.pid
 
+    def running_url(self) -> str | None:
+        """The URL of a server that another process runs, ready, on this data directory.
+
+        For using it as it is, not through :meth:`start`: that would adopt the server and
+        register it to be stopped when this process exits, taking it away from the process
+        that owns it. ``None`` while none runs, or while it is starting or stopping (which
+        :meth:`start` waits out).
+        """
+        info = _read_postmaster(self.data_dir)
+        if (
+            info is None
+            or info.status != "ready"
+            or info.port == 0
+            or not _proc_is_postmaster_for(info.pid, self.data_dir)
+        ):
+            return None
+        listen = info.listen
+        host = listen if listen and listen not in ("*", "0.0.0.0", "::") else self.host
+        return f"postgresql://postgres@{url_host(host)}:{info.port}/postgres"
+
     def __enter__(self) -> Self:
         self.start()
         return self

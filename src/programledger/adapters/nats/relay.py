@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,7 +73,6 @@ __all__ = [
     "RelayState",
     "RelayStats",
     "relay_lag",
-    "serve",
 ]
 
 log = logging.getLogger(__name__)
@@ -203,7 +201,7 @@ async def relay_lag(
 
 
 class Relay:
-    """Run with :meth:`run` (or :func:`serve`); :meth:`stop` ends it cleanly.
+    """Run with :meth:`run`; :meth:`stop` ends it cleanly.
 
     ``database_url`` is used for the dedicated lock connection; reads go through the store's
     pool. The relay owns its NATS connection so that it can reconnect on its own terms.
@@ -617,17 +615,3 @@ class Relay:
         self.stats.failures += 1
         self.stats.last_error = f"{what}: {exc!r}"
         log.warning("relay %s: %s: %r", self._settings.name, what, exc)
-
-
-async def serve(relay: Relay) -> None:
-    """Run ``relay`` until SIGTERM or SIGINT, then stop it cleanly: what a relay process
-    (and its container's stop signal) needs."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, relay.stop)
-    try:
-        await relay.run()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)

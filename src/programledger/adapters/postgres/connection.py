@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
 
-__all__ = ["SCHEMA_PATTERN", "connect", "create_pool", "validate_schema"]
+from programledger.settings import SCHEMA_PATTERN
 
-SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+__all__ = ["connect", "create_pool", "validate_schema"]
 
 
 def validate_schema(schema: str) -> str:

@@ -20,7 +20,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 
-from programledger.adapters.nats import EventEnvelope
+from programledger.adapters.nats.envelope import EventEnvelope
 from programledger.api.auth import Capability
 from programledger.api.events import EventSelection, EventStream, FeedUnavailable
 from programledger.api.graphql.context import ApiInfo

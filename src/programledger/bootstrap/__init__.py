@@ -10,53 +10,55 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import asyncpg
-import uvicorn
+from litestar import Litestar
 from nats.aio.client import Client as NatsClient
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.embedded import EmbeddedNats, EmbeddedPostgres
-from programledger.adapters.embedded.postgres import url_host
 from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.nats.stream import StreamSettings
-from programledger.adapters.postgres.connection import create_pool
+from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import available_migrations, migrate
+from programledger.api import ApiLimits, ApiMetrics, ApiPorts, ReadinessCheck, create_app
+from programledger.api.auth import token_verifier
+from programledger.api.events import EventFeed
+from programledger.api.metrics import LagGauges
+from programledger.api.server import HttpServer
 from programledger.application.errors import OperationalError
+from programledger.application.handlers import Application
+from programledger.application.registry import application_registry
+from programledger.bootstrap.supervisor import Service
 from programledger.domain.events import EventRegistry
+from programledger.projections.engine.progress import ProgressWatch
+from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
+from programledger.projections.engine.status import projection_status
+from programledger.projections.registry import get_projection
 from programledger.settings import Settings
-
-if TYPE_CHECKING:
-    from litestar import Litestar
-
-    from programledger.api import ReadinessCheck
-    from programledger.projections.engine.progress import ProgressWatch
-    from programledger.projections.engine.runner import ProjectionRunner
 
 __all__ = [
     "Api",
-    "ApiStartFailed",
-    "HttpServer",
-    "LagGauges",
     "Runtime",
     "SchemaNotReady",
     "Servers",
+    "api_services",
     "build_api",
     "build_relay",
     "build_runners",
     "connect_nats",
     "event_registry",
-    "http_server",
+    "http_service",
     "open_runtime",
     "progress_watch",
     "projections_check",
+    "relay_service",
+    "runner_services",
     "servers",
 ]
 
@@ -64,14 +66,10 @@ log = logging.getLogger(__name__)
 
 
 def event_registry() -> EventRegistry:
-    """Every event type the application knows, with its upcasters."""
-    from programledger.application.registry import application_registry
-
+    """Every event type the application knows, with its upcasters: built once per process
+    (:func:`open_runtime` gives it to the store's codec, which the runners and the rebuild
+    decode with) and handed to the catalogue by ``programledger schema``."""
     return application_registry()
-
-
-class ApiStartFailed(OperationalError):
-    """The HTTP API did not start (its lifespan failed)."""
 
 
 class SchemaNotReady(OperationalError):
@@ -105,7 +103,7 @@ async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterato
         if database_url is None:
             data = settings.data_dir / "postgres"
             pg = EmbeddedPostgres(data, port=settings.embedded_postgres_port, log=log)
-            database_url = _running_postgres_url(pg)
+            database_url = pg.running_url()
             if database_url is not None:
                 log.info(
                     "using the embedded PostgreSQL that another programledger process "
@@ -134,28 +132,6 @@ async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterato
     finally:
         for server in reversed(started):
             await asyncio.to_thread(server.stop)
-
-
-def _running_postgres_url(pg: EmbeddedPostgres) -> str | None:
-    """The URL of a PostgreSQL that another process runs, ready, on ``pg``'s data directory.
-
-    Used as it is, not through ``pg.start()``: that would adopt the server and register it
-    to be stopped when this process exits, taking it away from the process that owns it
-    (``run``). Read from PostgreSQL's lock file: line 4 is the port, line 6 the listen
-    address, line 8 the status.
-    """
-    if pg.pid is None:
-        return None
-    try:
-        lines = (pg.data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-        port = int(lines[3])
-        listen, status = lines[5].strip(), lines[7].strip()
-    except (OSError, IndexError, ValueError):
-        return None
-    if status != "ready":
-        return None  # starting or stopping: pg.start() waits for it
-    host = listen if listen and listen not in ("*", "0.0.0.0", "::") else pg.host
-    return f"postgresql://postgres@{url_host(host)}:{port}/postgres"
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,9 +245,6 @@ async def connect_nats(
 
 def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> list[ProjectionRunner]:
     """One runner per named projection, sharing ``nc``; each holds its own lock."""
-    from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
-    from programledger.projections.registry import get_projection
-
     settings = RunnerSettings(
         prefix=runtime.settings.subject_prefix,
         state_cache_limit=runtime.settings.projection_state_cache,
@@ -283,7 +256,6 @@ def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> lis
             database_url=runtime.servers.database_url,
             nc=nc,
             settings=settings,
-            registry=runtime.store.codec.registry,
         )
         for name in names
     ]
@@ -297,7 +269,6 @@ def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> Readin
     take every API replica out of service at once, while serving slightly stale reads is
     usually the better outage; operators who disagree set the limit.
     """
-    from programledger.projections.engine.status import projection_status
 
     async def projections() -> tuple[str, bool, str]:
         statuses = await projection_status(pool)
@@ -314,68 +285,6 @@ def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> Readin
     return projections
 
 
-class LagGauges:
-    """Relay and projection lag as Prometheus gauges in the API's registry.
-
-    Refreshed in the background (:meth:`run`) rather than at scrape time: a scrape must
-    not wait on PostgreSQL, and collectors cannot await. Every API replica reports the
-    same figures, read from PostgreSQL, whichever process runs the relay and workers.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, registry: CollectorRegistry) -> None:
-        self._pool = pool
-        self.relay_events = Gauge(
-            "programledger_relay_lag_events",
-            "Events committed to the store and not yet acknowledged by JetStream",
-            registry=registry,
-        )
-        self.relay_seconds = Gauge(
-            "programledger_relay_lag_seconds",
-            "Age of the oldest event not yet acknowledged by JetStream (0 when caught up)",
-            registry=registry,
-        )
-        self.projection_events = Gauge(
-            "programledger_projection_lag_events",
-            "Events a projection has not reached yet (includes the relay's lag)",
-            ["projection"],
-            registry=registry,
-        )
-        self.projection_seconds = Gauge(
-            "programledger_projection_lag_seconds",
-            "Age of the oldest event a projection has not reached (0 when caught up)",
-            ["projection"],
-            registry=registry,
-        )
-        self.projection_failed = Gauge(
-            "programledger_projection_failed",
-            "1 while a projection is stopped at an event its handler failed on",
-            ["projection"],
-            registry=registry,
-        )
-
-    async def refresh(self) -> None:
-        from programledger.adapters.nats.relay import relay_lag
-        from programledger.projections.engine.status import projection_status
-
-        relay = await relay_lag(self._pool)
-        self.relay_events.set(relay.positions)
-        self.relay_seconds.set(relay.seconds)
-        for status in await projection_status(self._pool):
-            self.projection_events.labels(status.name).set(status.lag_positions)
-            self.projection_seconds.labels(status.name).set(status.lag_seconds)
-            self.projection_failed.labels(status.name).set(status.state == "failed")
-
-    async def run(self, interval: float = 5.0) -> None:
-        """Refresh every ``interval`` seconds until cancelled; a failed refresh leaves the
-        last figures and is logged (the API's ``/ready`` reports PostgreSQL itself)."""
-        while True:
-            try:
-                await self.refresh()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("cannot refresh the lag metrics: %s", exc)
-            await asyncio.sleep(interval)
-
-
 @dataclass(frozen=True, slots=True)
 class Api:
     app: Litestar
@@ -388,9 +297,6 @@ class Api:
 def progress_watch(runtime: Runtime) -> ProgressWatch:
     """The process's read-your-writes watch: one LISTEN connection of its own, bounded
     waiters (``PROGRAMLEDGER_MAX_WAITING_REQUESTS``)."""
-    from programledger.adapters.postgres.connection import connect
-    from programledger.projections.engine.progress import ProgressWatch
-
     settings = runtime.settings
     return ProgressWatch(
         runtime.pool,
@@ -411,75 +317,45 @@ def progress_watch(runtime: Runtime) -> ProgressWatch:
 def build_api(runtime: Runtime) -> Api:
     """The HTTP API over ``runtime``: commands through the application, reads waiting for
     the projections when asked to, readiness and metrics including lag."""
-    from programledger.api import ApiLimits, ApiMetrics, create_app
-    from programledger.application.handlers import Application
-
     metrics = ApiMetrics()
+    settings = runtime.settings
     watch = progress_watch(runtime)
+    ports = ApiPorts(
+        commands=Application(runtime.store),
+        reads=runtime.pool,
+        history=runtime.store,
+        feed=EventFeed(runtime.servers.nats_servers, settings.subject_prefix),
+        tokens=token_verifier(settings),
+    )
     app = create_app(
-        runtime,
-        application=Application(runtime.store),
-        readiness_checks=[projections_check(runtime.pool, runtime.settings.ready_max_lag_seconds)],
+        ports,
+        readiness_checks=[projections_check(runtime.pool, settings.ready_max_lag_seconds)],
         wait_for_position=watch.wait,
         metrics=metrics,
         limits=ApiLimits(
-            introspection=runtime.settings.introspection,
-            database_seconds=runtime.settings.db_statement_timeout + 2.0,
+            introspection=settings.introspection,
+            database_seconds=settings.db_statement_timeout + 2.0,
         ),
-        graphiql=runtime.settings.graphiql,
-        allowed_origins=runtime.settings.cors_origins,
+        graphiql=settings.graphiql,
+        allowed_origins=settings.cors_origins,
     )
     app.on_shutdown.append(watch.close)
     return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpServer:
-    server: uvicorn.Server
-    socket: socket.socket
-
-    @property
-    def url(self) -> str:
-        host, port = self.socket.getsockname()[:2]
-        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-
-    async def serve(self) -> None:
-        """Serve until :meth:`stop` (or a signal uvicorn handles); the socket is closed
-        afterwards.
-
-        Uvicorn ends a failed startup (the app's lifespan raised) with ``sys.exit``, which
-        would escape the event loop; it becomes :class:`ApiStartFailed` here.
-        """
-        try:
-            await self.server.serve(sockets=[self.socket])
-        except SystemExit:
-            raise ApiStartFailed("the API failed to start; the log above says why") from None
-        finally:
-            self.socket.close()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
+def http_service(http: HttpServer) -> Service:
+    """The API's server as a supervised service (``run``, ``serve``, tests, benchmarks)."""
+    return Service("api", http.serve, http.stop)
 
 
-def http_server(app: Litestar, settings: Settings) -> HttpServer:
-    """``app`` on ``PROGRAMLEDGER_HTTP_HOST:PORT``, the socket bound here and now so that a
-    taken port fails at start, and port 0 tells its real number at once.
+def api_services(api: Api, http: HttpServer) -> list[Service]:
+    """``api`` served by ``http``, its lag gauges refreshed beside it."""
+    return [http_service(http), Service("lag metrics", api.gauges.run)]
 
-    Uvicorn's own access log is off: the API logs each request with its request id.
-    """
-    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
-    # listening socket says TCP, and without it every response waits ~40 ms for Nagle.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.http_host, settings.http_port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(
-            f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}"
-        ) from exc
-    config = uvicorn.Config(
-        app, lifespan="on", access_log=False, log_config=None, ws_max_size=1 << 20
-    )
-    return HttpServer(uvicorn.Server(config), sock)
+
+def relay_service(relay: Relay) -> Service:
+    return Service("relay", relay.run, relay.stop)
+
+
+def runner_services(runners: Sequence[ProjectionRunner]) -> list[Service]:
+    return [Service(runner.projection.name, runner.run, runner.stop) for runner in runners]
