@@ -12,9 +12,9 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
-from litestar import Litestar
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry
 
@@ -26,21 +26,22 @@ from programledger.adapters.nats.stream import StreamSettings
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import available_migrations, migrate
-from programledger.api import ApiLimits, ApiMetrics, ApiPorts, ReadinessCheck, create_app
-from programledger.api.auth import token_verifier
-from programledger.api.events import EventFeed
-from programledger.api.metrics import LagGauges
-from programledger.api.server import HttpServer
 from programledger.application.errors import OperationalError
-from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.bootstrap.supervisor import Service
 from programledger.domain.events import EventRegistry
-from programledger.projections.engine.progress import ProgressWatch
-from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
-from programledger.projections.engine.status import projection_status
-from programledger.projections.registry import get_projection
 from programledger.settings import Settings
+
+if TYPE_CHECKING:
+    # The API and the read side load lazily, in the functions that wire them: `migrate`,
+    # `verify` or `export` need neither, and loading GraphQL would double their start time.
+    from litestar import Litestar
+
+    from programledger.api import ReadinessCheck
+    from programledger.api.metrics import LagGauges
+    from programledger.api.server import HttpServer
+    from programledger.projections.engine.progress import ProgressWatch
+    from programledger.projections.engine.runner import ProjectionRunner
 
 __all__ = [
     "Api",
@@ -245,6 +246,9 @@ async def connect_nats(
 
 def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> list[ProjectionRunner]:
     """One runner per named projection, sharing ``nc``; each holds its own lock."""
+    from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
+    from programledger.projections.registry import get_projection
+
     settings = RunnerSettings(
         prefix=runtime.settings.subject_prefix,
         state_cache_limit=runtime.settings.projection_state_cache,
@@ -269,6 +273,7 @@ def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> Readin
     take every API replica out of service at once, while serving slightly stale reads is
     usually the better outage; operators who disagree set the limit.
     """
+    from programledger.projections.engine.status import projection_status
 
     async def projections() -> tuple[str, bool, str]:
         statuses = await projection_status(pool)
@@ -297,6 +302,8 @@ class Api:
 def progress_watch(runtime: Runtime) -> ProgressWatch:
     """The process's read-your-writes watch: one LISTEN connection of its own, bounded
     waiters (``PROGRAMLEDGER_MAX_WAITING_REQUESTS``)."""
+    from programledger.projections.engine.progress import ProgressWatch
+
     settings = runtime.settings
     return ProgressWatch(
         runtime.pool,
@@ -317,6 +324,12 @@ def progress_watch(runtime: Runtime) -> ProgressWatch:
 def build_api(runtime: Runtime) -> Api:
     """The HTTP API over ``runtime``: commands through the application, reads waiting for
     the projections when asked to, readiness and metrics including lag."""
+    from programledger.api import ApiLimits, ApiMetrics, ApiPorts, create_app
+    from programledger.api.auth import token_verifier
+    from programledger.api.events import EventFeed
+    from programledger.api.metrics import LagGauges
+    from programledger.application.handlers import Application
+
     metrics = ApiMetrics()
     settings = runtime.settings
     watch = progress_watch(runtime)
