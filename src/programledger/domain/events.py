@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -20,7 +20,24 @@ __all__ = [
     "EventRegistry",
     "UnknownEventType",
     "Upcaster",
+    "replay",
 ]
+
+
+State = TypeVar("State")
+Event = TypeVar("Event", bound="DomainEvent")
+
+
+def replay(evolve: Callable[[State | None, Event], State], events: Iterable[Event]) -> State | None:
+    """An aggregate's state after all of ``events`` in order; ``None`` for an empty history.
+
+    Every aggregate's ``fold`` is this with its own ``evolve``, so loading a stream is
+    written once.
+    """
+    state: State | None = None
+    for event in events:
+        state = evolve(state, event)
+    return state
 
 
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):

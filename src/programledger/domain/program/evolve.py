@@ -11,6 +11,7 @@ from msgspec import Struct, UnsetType
 from msgspec.structs import asdict, replace
 
 from programledger.domain.errors import InconsistentHistory
+from programledger.domain.events import replay
 from programledger.domain.program.events import (
     ActualSpendReported,
     BudgetAllocated,
@@ -169,10 +170,7 @@ def evolve(state: Program | None, event: ProgramEvent) -> Program:
 
 def fold(events: Iterable[ProgramEvent]) -> Program | None:
     """The program after all of ``events`` in order; ``None`` for an empty history."""
-    state: Program | None = None
-    for event in events:
-        state = evolve(state, event)
-    return state
+    return replay(evolve, events)
 
 
 Item = TypeVar("Item", bound=Struct)

@@ -2,7 +2,7 @@
 all of its allocations to programs.
 
 ``commands``, ``events`` and ``state`` hold its types, ``decide`` and ``evolve`` its rules;
-this package re-exports every public name, so callers write
+this package re-exports every public name (each module's ``__all__``), so callers write
 ``from programledger.domain.resource import RegisterResource`` or
 ``resource.decide(state, command)``. The capacity arithmetic it shares with the read side
 is :mod:`programledger.domain.capacity`.
@@ -10,62 +10,21 @@ is :mod:`programledger.domain.capacity`.
 
 from __future__ import annotations
 
-from programledger.domain.resource.commands import (
-    AdjustAllocation,
-    ChangeCapacity,
-    ConfirmAllocation,
-    ProposeAllocation,
-    RegisterResource,
-    ReleaseAllocation,
-    ResourceCommand,
-    UpdateResourceDetails,
-)
-from programledger.domain.resource.decide import (
-    ALLOCATION_LIFECYCLE,
-    MAX_PERSON_CAPACITY,
-    MAX_TEAM_CAPACITY,
-    RESOURCE_KEY_PATTERN,
-    decide,
-)
-from programledger.domain.resource.events import (
-    RESOURCE_EVENT_TYPES,
-    AllocationAdjusted,
-    AllocationConfirmed,
-    AllocationProposed,
-    AllocationReleased,
-    ResourceCapacityChanged,
-    ResourceDetailsUpdated,
-    ResourceEvent,
-    ResourceRegistered,
-)
-from programledger.domain.resource.evolve import evolve, fold
-from programledger.domain.resource.state import Resource, resource_stream_id
+from programledger.domain.resource import commands as _commands
+from programledger.domain.resource import decide as _decide
+from programledger.domain.resource import events as _events
+from programledger.domain.resource import evolve as _evolve
+from programledger.domain.resource import state as _state
+from programledger.domain.resource.commands import *  # noqa: F403
+from programledger.domain.resource.decide import *  # noqa: F403
+from programledger.domain.resource.events import *  # noqa: F403
+from programledger.domain.resource.evolve import *  # noqa: F403
+from programledger.domain.resource.state import *  # noqa: F403
 
 __all__ = [
-    "ALLOCATION_LIFECYCLE",
-    "MAX_PERSON_CAPACITY",
-    "MAX_TEAM_CAPACITY",
-    "RESOURCE_EVENT_TYPES",
-    "RESOURCE_KEY_PATTERN",
-    "AdjustAllocation",
-    "AllocationAdjusted",
-    "AllocationConfirmed",
-    "AllocationProposed",
-    "AllocationReleased",
-    "ChangeCapacity",
-    "ConfirmAllocation",
-    "ProposeAllocation",
-    "RegisterResource",
-    "ReleaseAllocation",
-    "Resource",
-    "ResourceCapacityChanged",
-    "ResourceCommand",
-    "ResourceDetailsUpdated",
-    "ResourceEvent",
-    "ResourceRegistered",
-    "UpdateResourceDetails",
-    "decide",
-    "evolve",
-    "fold",
-    "resource_stream_id",
+    *_commands.__all__,
+    *_decide.__all__,
+    *_events.__all__,
+    *_evolve.__all__,
+    *_state.__all__,
 ]

@@ -10,6 +10,7 @@ from msgspec.structs import replace
 
 from programledger.domain.capacity import Allocation, AllocationStatus, CapacityStep, with_step
 from programledger.domain.errors import InconsistentHistory
+from programledger.domain.events import replay
 from programledger.domain.resource.events import (
     AllocationAdjusted,
     AllocationConfirmed,
@@ -100,7 +101,4 @@ def _apply(
 
 def fold(events: Iterable[ResourceEvent]) -> Resource | None:
     """The resource after all of ``events`` in order; ``None`` for an empty history."""
-    state: Resource | None = None
-    for event in events:
-        state = evolve(state, event)
-    return state
+    return replay(evolve, events)

@@ -9,6 +9,7 @@ from msgspec import UnsetType
 from msgspec.structs import asdict, replace
 
 from programledger.domain.errors import InconsistentHistory
+from programledger.domain.events import replay
 from programledger.domain.risk.events import (
     RiskAccepted,
     RiskAssessed,
@@ -114,7 +115,4 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
 
 def fold(events: Iterable[RiskEvent]) -> Risk | None:
     """The risk after all of ``events`` in order; ``None`` for an empty history."""
-    state: Risk | None = None
-    for event in events:
-        state = evolve(state, event)
-    return state
+    return replay(evolve, events)
