@@ -1,0 +1,1146 @@
+"""The demo portfolio's story: every command of ``programledger demo``, in order.
+
+Six programs in every lifecycle status, with workstreams, stakeholders, milestones that
+slip, cross-program and external dependencies, decisions (one superseded), budgets and
+spend, lessons; risks in every status; people and teams allocated across programs, with
+one over-allocation refused and one accepted with an override reason.
+
+This module is the data, :mod:`programledger.application.demo` the loader that sends it;
+it is one module over 500 lines because the story is read top to bottom, as it happened.
+Every step goes through :meth:`Application.handle`, the same path as an API mutation, so
+the demo data obeys every rule and produces the events a real organisation would. Ids are
+derived from names and every command carries an idempotency key, so running the demo
+again writes nothing new: each step is answered with its first result. The one command
+the story expects to be refused is decided again on each run and refused again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID, uuid5
+
+from programledger.application.commands import Command
+from programledger.domain.errors import DomainError, OverAllocation
+from programledger.domain.program import (
+    ActivateProgram,
+    AddStakeholder,
+    AddWorkstream,
+    AllocateBudget,
+    CancelProgram,
+    CompleteMilestone,
+    CompleteProgram,
+    ExternalTarget,
+    FlagDependencyAtRisk,
+    FlagMilestoneAtRisk,
+    Health,
+    ItemKind,
+    ItemRef,
+    MarkMilestoneMissed,
+    PlanMilestone,
+    ProgramItemTarget,
+    ProposeProgram,
+    PutProgramOnHold,
+    RaciRole,
+    RecordDecision,
+    RecordLesson,
+    RegisterDependency,
+    ReportActualSpend,
+    ReportProgramHealth,
+    RescheduleMilestone,
+    ResolveDependency,
+    RevisePlannedBudget,
+    SupersedeDecision,
+)
+from programledger.domain.resource import (
+    AdjustAllocation,
+    ChangeCapacity,
+    ConfirmAllocation,
+    ProposeAllocation,
+    RegisterResource,
+    ReleaseAllocation,
+)
+from programledger.domain.risk import (
+    AcceptRisk,
+    AssessRisk,
+    CloseRisk,
+    EscalateRisk,
+    IdentifyRisk,
+    ReopenRisk,
+    ReportRiskMaterialised,
+    ResponseStrategy,
+    ReviewRisk,
+    ReviseMitigationPlan,
+    RiskCategory,
+    StartMitigation,
+)
+from programledger.domain.values import Department, Money, PartyKind
+
+__all__ = ["DEMO_PROGRAMS", "KEY_PREFIX", "Step", "story"]
+
+_NAMESPACE = UUID("6f1d3c2e-5b7a-4e0f-9a51-2c8d7e4b9f10")
+KEY_PREFIX = "demo/v1/"
+"""Every step's idempotency key starts with it."""
+
+
+def _id(name: str) -> UUID:
+    """The same name gives the same id on every run, which is what makes reruns no-ops."""
+    return uuid5(_NAMESPACE, name)
+
+
+def _eur(euros: int) -> Money:
+    return Money(amount_minor=euros * 100, currency="EUR")
+
+
+PAY = _id("program/PAY-2027")
+IDN = _id("program/ID-2027")
+DWH = _id("program/DWH-2026")
+CRM = _id("program/CRM-2027")
+MOB = _id("program/MOB-2027")
+KIOSK = _id("program/KIOSK-2026")
+
+DEMO_PROGRAMS: dict[str, UUID] = {
+    "PAY-2027": PAY,
+    "ID-2027": IDN,
+    "DWH-2026": DWH,
+    "CRM-2027": CRM,
+    "MOB-2027": MOB,
+    "KIOSK-2026": KIOSK,
+}
+"""Program code → id of every demo program."""
+
+# Actors: who sends each command, as an authenticated user would.
+_PMO = "eva.novak"
+_TOM = "tom.reyes"
+_SARA = "sara.kim"
+_LI = "li.na"
+_OMAR = "omar.haddad"
+_MARTA = "marta.lopez"
+"""Engineering manager: registers people and teams and confirms their allocations."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One command of the story, sent by ``actor`` under idempotency key ``key``."""
+
+    key: str
+    actor: str
+    command: Command
+    refused_with: type[DomainError] | None = None
+    """The refusal the story expects (the over-allocation); ``None``: must be accepted."""
+
+
+def story() -> Iterator[Step]:
+    """The portfolio, in the order it happened."""
+    yield from _programs()
+    yield from _payments()
+    yield from _identity()
+    yield from _warehouse()
+    yield from _crm()
+    yield from _risks()
+    yield from _people()
+    yield from _closing()
+
+
+# --- programs -----------------------------------------------------------------------------
+
+
+def _propose(
+    key: str,
+    actor: str,
+    program_id: UUID,
+    code: str,
+    name: str,
+    objective: str,
+    owner: str,
+    priority: int,
+    period: tuple[date, date],
+    budget_euros: int,
+    description: str,
+) -> Iterator[Step]:
+    yield Step(
+        f"{key}/propose",
+        actor,
+        ProposeProgram(
+            program_id=program_id,
+            code=code,
+            name=name,
+            description=description,
+            objective=objective,
+            objective_key=f"OKR-{period[1].year}-{priority:02d}",
+            sponsor="Dana Okafor" if priority <= 2 else "Victor Hale",
+            owner=owner,
+            priority=priority,
+            start_date=period[0],
+            target_end_date=period[1],
+            planned_budget=_eur(budget_euros),
+        ),
+    )
+
+
+def _programs() -> Iterator[Step]:
+    yield from _propose(
+        "PAY",
+        _PMO,
+        PAY,
+        "PAY-2027",
+        "Payments platform 2027",
+        "Halve card payment failures",
+        "Tom Reyes",
+        1,
+        (date(2026, 3, 1), date(2027, 12, 31)),
+        2_400_000,
+        "Move every card payment from the legacy gateway to the new platform, with "
+        "in-house fraud scoring.",
+    )
+    yield from _propose(
+        "ID",
+        _PMO,
+        IDN,
+        "ID-2027",
+        "Customer identity consolidation",
+        "One login for every customer-facing product",
+        "Sara Kim",
+        2,
+        (date(2026, 5, 1), date(2027, 9, 30)),
+        1_100_000,
+        "Replace four customer identity stores with one, with SSO and passkeys.",
+    )
+    yield from _propose(
+        "DWH",
+        _PMO,
+        DWH,
+        "DWH-2026",
+        "Data warehouse migration",
+        "Finance closes the month in three days",
+        "Li Na",
+        2,
+        (date(2025, 10, 1), date(2026, 9, 30)),
+        650_000,
+        "Move reporting from the on-premise warehouse to the cloud lakehouse.",
+    )
+    yield from _propose(
+        "CRM",
+        _PMO,
+        CRM,
+        "CRM-2027",
+        "Sales CRM replacement",
+        "Sales cycle down by 20%",
+        "Omar Haddad",
+        3,
+        (date(2026, 7, 1), date(2027, 6, 30)),
+        800_000,
+        "Replace the home-grown CRM with a SaaS product and migrate five years of deals.",
+    )
+    yield from _propose(
+        "MOB",
+        _PMO,
+        MOB,
+        "MOB-2027",
+        "Mobile app redesign",
+        "App store rating above 4.5",
+        "Sara Kim",
+        4,
+        (date(2027, 2, 1), date(2027, 11, 30)),
+        500_000,
+        "Redesign onboarding and payments in the mobile app; awaiting portfolio approval.",
+    )
+    yield from _propose(
+        "KIOSK",
+        _PMO,
+        KIOSK,
+        "KIOSK-2026",
+        "In-store kiosks",
+        "Shorter queues in flagship stores",
+        "Omar Haddad",
+        5,
+        (date(2026, 4, 1), date(2026, 12, 31)),
+        300_000,
+        "Self-service kiosks in ten flagship stores.",
+    )
+    for key, program_id in (("PAY", PAY), ("ID", IDN), ("DWH", DWH), ("CRM", CRM)):
+        yield Step(
+            f"{key}/activate",
+            _PMO,
+            ActivateProgram(
+                program_id=program_id, reason="Approved at the quarterly portfolio review"
+            ),
+        )
+
+
+def _workstream(
+    key: str, actor: str, program_id: UUID, name: str, lead: str, department: Department
+) -> Step:
+    return Step(
+        f"{key}/workstream/{name}",
+        actor,
+        AddWorkstream(
+            program_id=program_id,
+            workstream_id=_id(f"{key}/workstream/{name}"),
+            name=name,
+            lead=lead,
+            department=department,
+        ),
+    )
+
+
+def _stakeholder(
+    key: str,
+    actor: str,
+    program_id: UUID,
+    name: str,
+    kind: PartyKind,
+    department: Department,
+    role: RaciRole,
+) -> Step:
+    return Step(
+        f"{key}/stakeholder/{name}/{role}",
+        actor,
+        AddStakeholder(
+            program_id=program_id,
+            stakeholder_id=_id(f"{key}/stakeholder/{name}/{role}"),
+            name=name,
+            kind=kind,
+            department=department,
+            role=role,
+        ),
+    )
+
+
+def _milestone(
+    key: str, actor: str, program_id: UUID, name: str, due: date, workstream: str | None
+) -> Step:
+    return Step(
+        f"{key}/milestone/{name}",
+        actor,
+        PlanMilestone(
+            program_id=program_id,
+            milestone_id=_id(f"{key}/milestone/{name}"),
+            name=name,
+            due_date=due,
+            workstream_id=_id(f"{key}/workstream/{workstream}") if workstream else None,
+        ),
+    )
+
+
+# --- PAY-2027: the flagship, active and slipping --------------------------------------
+
+
+def _payments() -> Iterator[Step]:
+    k, a, p = "PAY", _TOM, PAY
+    ws = {
+        "acquiring": "Card acquiring",
+        "fraud": "Fraud scoring",
+        "migration": "Merchant migration",
+    }
+    yield _workstream(k, a, p, ws["acquiring"], "Priya Nair", Department.ENGINEERING)
+    yield _workstream(k, a, p, ws["fraud"], "Bruno Silva", Department.ENGINEERING)
+    yield _workstream(k, a, p, ws["migration"], "Hana Sato", Department.OPERATIONS)
+    yield _stakeholder(
+        k, a, p, "Dana Okafor", PartyKind.PERSON, Department.FINANCE, RaciRole.ACCOUNTABLE
+    )
+    yield _stakeholder(
+        k, a, p, "Tom Reyes", PartyKind.PERSON, Department.ENGINEERING, RaciRole.RESPONSIBLE
+    )
+    yield _stakeholder(
+        k, a, p, "Legal & Compliance", PartyKind.TEAM, Department.LEGAL, RaciRole.CONSULTED
+    )
+    yield _stakeholder(
+        k, a, p, "Customer Support", PartyKind.TEAM, Department.SUPPORT, RaciRole.INFORMED
+    )
+
+    certification = "Acquirer certification passed"
+    shadow = "Fraud model v2 in shadow mode"
+    pilot = "Pilot merchants live"
+    switch_off = "Legacy gateway switched off"
+    yield _milestone(k, a, p, shadow, date(2026, 9, 15), ws["fraud"])
+    yield _milestone(k, a, p, certification, date(2026, 11, 30), ws["acquiring"])
+    yield _milestone(k, a, p, pilot, date(2027, 2, 28), ws["migration"])
+    yield _milestone(k, a, p, switch_off, date(2027, 11, 30), ws["migration"])
+    yield Step(
+        f"{k}/milestone/{shadow}/complete",
+        a,
+        CompleteMilestone(
+            program_id=p, milestone_id=_id(f"{k}/milestone/{shadow}"), actual_date=date(2026, 9, 22)
+        ),
+    )
+    yield Step(
+        f"{k}/milestone/{certification}/slip",
+        a,
+        RescheduleMilestone(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{certification}"),
+            forecast_date=date(2027, 1, 29),
+            reason="The acquirer's test lab has no slot before January",
+        ),
+    )
+    yield Step(
+        f"{k}/milestone/{certification}/at-risk",
+        a,
+        FlagMilestoneAtRisk(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{certification}"),
+            reason="Second test slot not yet confirmed by the acquirer",
+        ),
+    )
+    yield Step(
+        f"{k}/milestone/{pilot}/slip",
+        a,
+        RescheduleMilestone(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{pilot}"),
+            forecast_date=date(2027, 4, 15),
+            reason="Follows the certification slip",
+        ),
+    )
+
+    yield Step(
+        f"{k}/dependency/acquirer-lab",
+        a,
+        RegisterDependency(
+            program_id=p,
+            dependency_id=_id(f"{k}/dependency/acquirer-lab"),
+            title="Acquirer certification lab slot",
+            dependent=ItemRef(
+                kind=ItemKind.MILESTONE, item_id=_id(f"{k}/milestone/{certification}")
+            ),
+            depends_on=ExternalTarget(
+                party="Acquirer certification lab", contact="certification@acquirer.example"
+            ),
+            needed_by=date(2027, 1, 15),
+        ),
+    )
+    yield Step(
+        f"{k}/dependency/acquirer-lab/at-risk",
+        a,
+        FlagDependencyAtRisk(
+            program_id=p,
+            dependency_id=_id(f"{k}/dependency/acquirer-lab"),
+            reason="The lab offered one slot, we need two",
+        ),
+    )
+    yield Step(
+        f"{k}/dependency/sso",
+        a,
+        RegisterDependency(
+            program_id=p,
+            dependency_id=_id(f"{k}/dependency/sso"),
+            title="Merchant portal SSO from the identity program",
+            dependent=ItemRef(kind=ItemKind.MILESTONE, item_id=_id(f"{k}/milestone/{pilot}")),
+            depends_on=ProgramItemTarget(
+                program_id=IDN,
+                kind=ItemKind.MILESTONE,
+                item_id=_id("ID/milestone/SSO for the merchant portal"),
+            ),
+            needed_by=date(2027, 3, 1),
+        ),
+    )
+    yield Step(
+        f"{k}/dependency/pci-scope",
+        a,
+        RegisterDependency(
+            program_id=p,
+            dependency_id=_id(f"{k}/dependency/pci-scope"),
+            title="PCI DSS scope confirmed by the assessor",
+            dependent=ItemRef(
+                kind=ItemKind.WORKSTREAM, item_id=_id(f"{k}/workstream/{ws['acquiring']}")
+            ),
+            depends_on=ExternalTarget(party="Qualified Security Assessor"),
+            needed_by=date(2026, 6, 30),
+        ),
+    )
+    yield Step(
+        f"{k}/dependency/pci-scope/resolve",
+        a,
+        ResolveDependency(
+            program_id=p,
+            dependency_id=_id(f"{k}/dependency/pci-scope"),
+            resolution="Scope letter received; tokenisation keeps the new platform out of scope",
+        ),
+    )
+
+    pilot_size = _id(f"{k}/decision/pilot-size")
+    yield Step(
+        f"{k}/decision/fraud-build",
+        a,
+        RecordDecision(
+            program_id=p,
+            decision_id=_id(f"{k}/decision/fraud-build"),
+            title="Build fraud scoring in house",
+            context="The vendor's model cannot use our merchant history.",
+            outcome="Build, with the data science team; revisit if v2 misses its target.",
+            alternatives=("Buy the vendor's scoring", "Keep the legacy rules engine"),
+            decided_by="Dana Okafor",
+            decided_on=date(2026, 4, 10),
+        ),
+    )
+    yield Step(
+        f"{k}/decision/pilot-size",
+        a,
+        RecordDecision(
+            program_id=p,
+            decision_id=pilot_size,
+            title="Pilot with 20 merchants",
+            context="A pilot must cover every terminal type.",
+            outcome="Twenty merchants, chosen by the migration workstream.",
+            alternatives=("Five merchants", "One region"),
+            decided_by="Tom Reyes",
+            decided_on=date(2026, 6, 2),
+        ),
+    )
+    yield Step(
+        f"{k}/decision/pilot-size-v2",
+        a,
+        SupersedeDecision(
+            program_id=p,
+            decision_id=_id(f"{k}/decision/pilot-size-v2"),
+            supersedes=pilot_size,
+            title="Pilot with 5 merchants",
+            context="Certification slipped; support cannot staff twenty onboardings in April.",
+            outcome="Five merchants covering the three most common terminal types.",
+            alternatives=("Keep twenty and slip the pilot to June",),
+            decided_by="Tom Reyes",
+            decided_on=date(2026, 11, 12),
+        ),
+    )
+
+    yield Step(
+        f"{k}/budget/acquiring",
+        a,
+        AllocateBudget(
+            program_id=p,
+            budget_allocation_id=_id(f"{k}/budget/acquiring"),
+            amount=_eur(900_000),
+            workstream_id=_id(f"{k}/workstream/{ws['acquiring']}"),
+            purpose="Platform build and certification",
+        ),
+    )
+    yield Step(
+        f"{k}/budget/fraud",
+        a,
+        AllocateBudget(
+            program_id=p,
+            budget_allocation_id=_id(f"{k}/budget/fraud"),
+            amount=_eur(600_000),
+            workstream_id=_id(f"{k}/workstream/{ws['fraud']}"),
+        ),
+    )
+    yield Step(
+        f"{k}/budget/raise",
+        a,
+        RevisePlannedBudget(
+            program_id=p,
+            planned_budget=_eur(2_650_000),
+            reason="Second certification round and extended pilot support",
+        ),
+    )
+    yield Step(
+        f"{k}/budget/support",
+        a,
+        AllocateBudget(
+            program_id=p,
+            budget_allocation_id=_id(f"{k}/budget/support"),
+            amount=_eur(350_000),
+            cost_centre="CC-4410",
+            purpose="Merchant support during pilot",
+        ),
+    )
+    yield Step(
+        f"{k}/spend/2026-06",
+        a,
+        ReportActualSpend(program_id=p, amount=_eur(620_000), as_of=date(2026, 6, 30)),
+    )
+    yield Step(
+        f"{k}/spend/2026-10",
+        a,
+        ReportActualSpend(
+            program_id=p,
+            amount=_eur(1_180_000),
+            as_of=date(2026, 10, 31),
+            note="Includes the first certification fee",
+        ),
+    )
+    yield Step(
+        f"{k}/health/2026-06",
+        a,
+        ReportProgramHealth(
+            program_id=p, health=Health.GREEN, summary="On plan; fraud model ahead of schedule"
+        ),
+    )
+    yield Step(
+        f"{k}/health/2026-11",
+        a,
+        ReportProgramHealth(
+            program_id=p,
+            health=Health.AMBER,
+            summary="Certification slipped two months; pilot moved to April",
+        ),
+    )
+
+
+# --- ID-2027: active, in trouble --------------------------------------------------------
+
+
+def _identity() -> Iterator[Step]:
+    k, a, p = "ID", _SARA, IDN
+    platform = "Identity platform"
+    yield _workstream(k, a, p, platform, "Ken Ito", Department.ENGINEERING)
+    yield _workstream(k, a, p, "Customer migration", "Ana Costa", Department.PRODUCT)
+    yield _stakeholder(
+        k, a, p, "Dana Okafor", PartyKind.PERSON, Department.FINANCE, RaciRole.ACCOUNTABLE
+    )
+    yield _stakeholder(
+        k, a, p, "Security Office", PartyKind.TEAM, Department.OPERATIONS, RaciRole.CONSULTED
+    )
+    sso = "SSO for the merchant portal"
+    passkeys = "Passkeys generally available"
+    yield _milestone(k, a, p, sso, date(2026, 10, 31), platform)
+    yield _milestone(k, a, p, passkeys, date(2027, 6, 30), platform)
+    yield Step(
+        f"{k}/milestone/{sso}/missed",
+        a,
+        MarkMilestoneMissed(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{sso}"),
+            reason="Token exchange failed the security review",
+        ),
+    )
+    yield Step(
+        f"{k}/milestone/{sso}/replan",
+        a,
+        RescheduleMilestone(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{sso}"),
+            forecast_date=date(2027, 1, 31),
+            reason="Redesign of the token exchange",
+        ),
+    )
+    yield Step(
+        f"{k}/decision/oidc",
+        a,
+        RecordDecision(
+            program_id=p,
+            decision_id=_id(f"{k}/decision/oidc"),
+            title="Standardise on OpenID Connect",
+            context="Two products still use SAML; every new one uses OIDC.",
+            outcome="OIDC everywhere; SAML bridged until the products migrate.",
+            decided_by="Ken Ito",
+            decided_on=date(2026, 5, 20),
+        ),
+    )
+    yield Step(
+        f"{k}/budget/platform",
+        a,
+        AllocateBudget(
+            program_id=p,
+            budget_allocation_id=_id(f"{k}/budget/platform"),
+            amount=_eur(700_000),
+            workstream_id=_id(f"{k}/workstream/{platform}"),
+        ),
+    )
+    yield Step(
+        f"{k}/health/2026-11",
+        a,
+        ReportProgramHealth(
+            program_id=p, health=Health.RED, summary="SSO missed; security redesign under way"
+        ),
+    )
+
+
+# --- DWH-2026: delivered --------------------------------------------------------------
+
+
+def _warehouse() -> Iterator[Step]:
+    k, a, p = "DWH", _LI, DWH
+    yield _workstream(k, a, p, "Pipelines", "Lars Berg", Department.ENGINEERING)
+    cutover = "Finance reports on the lakehouse"
+    yield _milestone(k, a, p, cutover, date(2026, 8, 31), "Pipelines")
+    yield Step(
+        f"{k}/milestone/{cutover}/complete",
+        a,
+        CompleteMilestone(
+            program_id=p,
+            milestone_id=_id(f"{k}/milestone/{cutover}"),
+            actual_date=date(2026, 9, 14),
+        ),
+    )
+    yield Step(
+        f"{k}/spend/final",
+        a,
+        ReportActualSpend(program_id=p, amount=_eur(612_000), as_of=date(2026, 9, 30)),
+    )
+    yield Step(
+        f"{k}/health/final",
+        a,
+        ReportProgramHealth(
+            program_id=p, health=Health.GREEN, summary="Delivered two weeks late, under budget"
+        ),
+    )
+
+
+# --- CRM-2027: on hold -------------------------------------------------------------------
+
+
+def _crm() -> Iterator[Step]:
+    k, a, p = "CRM", _OMAR, CRM
+    yield _workstream(k, a, p, "Vendor selection", "Mia Wong", Department.SALES)
+    yield _milestone(k, a, p, "Vendor contract signed", date(2026, 12, 15), "Vendor selection")
+    yield Step(
+        f"{k}/decision/shortlist",
+        a,
+        RecordDecision(
+            program_id=p,
+            decision_id=_id(f"{k}/decision/shortlist"),
+            title="Shortlist two vendors",
+            context="Five vendors answered the RFP; two meet the data residency rules.",
+            outcome="Run proofs of concept with both.",
+            decided_by="Omar Haddad",
+            decided_on=date(2026, 9, 1),
+        ),
+    )
+
+
+# --- risks ----------------------------------------------------------------------------
+
+
+def _risk_id(name: str) -> UUID:
+    return _id(f"risk/{name}")
+
+
+def _identify(
+    name: str,
+    actor: str,
+    program_id: UUID,
+    title: str,
+    category: RiskCategory,
+    probability: int,
+    impact: int,
+    owner: str,
+    trigger: str | None = None,
+) -> Step:
+    return Step(
+        f"risk/{name}/identify",
+        actor,
+        IdentifyRisk(
+            risk_id=_risk_id(name),
+            program_id=program_id,
+            title=title,
+            category=category,
+            probability=probability,
+            impact=impact,
+            owner=owner,
+            trigger=trigger,
+            next_review_on=date(2026, 12, 10),
+        ),
+    )
+
+
+def _risks() -> Iterator[Step]:
+    # IDENTIFIED
+    yield _identify(
+        "3ds",
+        _TOM,
+        PAY,
+        "Card schemes change the 3-D Secure rules",
+        RiskCategory.COMPLIANCE,
+        2,
+        4,
+        "Legal & Compliance",
+        trigger="Scheme bulletin announcing a mandate",
+    )
+    # ASSESSED
+    yield _identify(
+        "drift",
+        _TOM,
+        PAY,
+        "Fraud model drifts after the migration",
+        RiskCategory.TECHNICAL,
+        3,
+        3,
+        "Bruno Silva",
+    )
+    yield Step(
+        "risk/drift/assess",
+        _TOM,
+        AssessRisk(
+            risk_id=_risk_id("drift"),
+            probability=3,
+            impact=4,
+            reason="Shadow-mode results show a 4% precision drop on new merchants",
+        ),
+    )
+    # MITIGATING, escalated and reviewed
+    yield _identify(
+        "lab",
+        _TOM,
+        PAY,
+        "Acquirer certification slot unavailable",
+        RiskCategory.VENDOR,
+        3,
+        4,
+        "Priya Nair",
+        trigger="No second slot confirmed by 15 December",
+    )
+    yield Step(
+        "risk/lab/assess", _TOM, AssessRisk(risk_id=_risk_id("lab"), probability=4, impact=4)
+    )
+    yield Step(
+        "risk/lab/mitigate",
+        _TOM,
+        StartMitigation(
+            risk_id=_risk_id("lab"),
+            response_strategy=ResponseStrategy.MITIGATE,
+            mitigation_plan="Book a backup slot with a second accredited lab; prepare test "
+            "evidence in advance so one slot is enough.",
+            mitigation_due_on=date(2026, 12, 20),
+            contingency_plan="Slip the pilot by one month and keep the legacy gateway warm.",
+        ),
+    )
+    yield Step(
+        "risk/lab/escalate",
+        _TOM,
+        EscalateRisk(
+            risk_id=_risk_id("lab"),
+            escalated_to="Dana Okafor",
+            reason="Needs a sponsor call to the acquirer's account director",
+        ),
+    )
+    yield Step(
+        "risk/lab/review",
+        _TOM,
+        ReviewRisk(
+            risk_id=_risk_id("lab"),
+            reviewed_on=date(2026, 11, 20),
+            next_review_on=date(2026, 12, 4),
+            note="Backup lab answered; quote expected",
+        ),
+    )
+    # ACCEPTED
+    yield _identify(
+        "terminals",
+        _TOM,
+        PAY,
+        "Legacy terminals need manual onboarding",
+        RiskCategory.SCHEDULE,
+        4,
+        2,
+        "Hana Sato",
+    )
+    yield Step(
+        "risk/terminals/assess",
+        _TOM,
+        AssessRisk(risk_id=_risk_id("terminals"), probability=4, impact=2),
+    )
+    yield Step(
+        "risk/terminals/accept",
+        _TOM,
+        AcceptRisk(
+            risk_id=_risk_id("terminals"),
+            rationale="Only 3% of merchants; support can onboard them by hand.",
+            approved_by="Dana Okafor",
+        ),
+    )
+    # MATERIALISED, with a revised plan
+    yield _identify(
+        "attrition",
+        _SARA,
+        IDN,
+        "Key identity engineer leaves",
+        RiskCategory.RESOURCE,
+        2,
+        5,
+        "Ken Ito",
+    )
+    yield Step(
+        "risk/attrition/assess",
+        _SARA,
+        AssessRisk(risk_id=_risk_id("attrition"), probability=3, impact=5),
+    )
+    yield Step(
+        "risk/attrition/mitigate",
+        _SARA,
+        StartMitigation(
+            risk_id=_risk_id("attrition"),
+            response_strategy=ResponseStrategy.MITIGATE,
+            mitigation_plan="Pair a second engineer on the token service.",
+            mitigation_due_on=date(2026, 9, 30),
+        ),
+    )
+    yield Step(
+        "risk/attrition/materialised",
+        _SARA,
+        ReportRiskMaterialised(
+            risk_id=_risk_id("attrition"),
+            what_happened="The token service lead resigned before the pairing finished.",
+            impact_description="SSO milestone missed; security review findings unresolved.",
+            occurred_on=date(2026, 10, 6),
+        ),
+    )
+    yield Step(
+        "risk/attrition/replan",
+        _SARA,
+        ReviseMitigationPlan(
+            risk_id=_risk_id("attrition"),
+            mitigation_plan="Contractor with OIDC experience for three months; knowledge "
+            "transfer sessions recorded.",
+            mitigation_due_on=date(2027, 1, 31),
+            reason="The original pairing plan can no longer work",
+        ),
+    )
+    # CLOSED
+    yield _identify(
+        "pci",
+        _TOM,
+        PAY,
+        "PCI DSS scope grows to the new platform",
+        RiskCategory.COMPLIANCE,
+        3,
+        5,
+        "Legal & Compliance",
+    )
+    yield Step(
+        "risk/pci/assess", _TOM, AssessRisk(risk_id=_risk_id("pci"), probability=3, impact=5)
+    )
+    yield Step(
+        "risk/pci/mitigate",
+        _TOM,
+        StartMitigation(
+            risk_id=_risk_id("pci"),
+            response_strategy=ResponseStrategy.AVOID,
+            mitigation_plan="Tokenise card data at the edge so the platform never stores it.",
+            mitigation_due_on=date(2026, 6, 30),
+        ),
+    )
+    yield Step(
+        "risk/pci/close",
+        _TOM,
+        CloseRisk(
+            risk_id=_risk_id("pci"), reason="The assessor confirmed the reduced scope in writing"
+        ),
+    )
+    # Closed, then reopened: back to ASSESSED
+    yield _identify(
+        "residency",
+        _OMAR,
+        CRM,
+        "Vendor stores data outside the EU",
+        RiskCategory.COMPLIANCE,
+        2,
+        4,
+        "Mia Wong",
+    )
+    yield Step(
+        "risk/residency/assess",
+        _OMAR,
+        AssessRisk(risk_id=_risk_id("residency"), probability=2, impact=4),
+    )
+    yield Step(
+        "risk/residency/accept",
+        _OMAR,
+        AcceptRisk(
+            risk_id=_risk_id("residency"),
+            rationale="Both shortlisted vendors offer EU hosting.",
+            approved_by="Victor Hale",
+        ),
+    )
+    yield Step(
+        "risk/residency/close",
+        _OMAR,
+        CloseRisk(risk_id=_risk_id("residency"), reason="Contract clause drafted"),
+    )
+    yield Step(
+        "risk/residency/reopen",
+        _OMAR,
+        ReopenRisk(
+            risk_id=_risk_id("residency"),
+            reason="One vendor's support team accesses data from outside the EU",
+        ),
+    )
+
+
+# --- people and teams -------------------------------------------------------------------
+
+
+def _resource(key: str, name: str, kind: PartyKind, role: str, capacity: int) -> Step:
+    return Step(
+        f"resource/{key}",
+        _MARTA,
+        RegisterResource(
+            resource_key=key,
+            name=name,
+            kind=kind,
+            department=Department.ENGINEERING,
+            role=role,
+            capacity=capacity,
+        ),
+    )
+
+
+def _allocate(
+    resource: str,
+    name: str,
+    program_id: UUID,
+    period: tuple[date, date],
+    percentage: int,
+    workstream: str | None = None,
+) -> Step:
+    return Step(
+        f"allocation/{resource}/{name}/propose",
+        _MARTA,
+        ProposeAllocation(
+            resource_key=resource,
+            allocation_id=_id(f"allocation/{resource}/{name}"),
+            program_id=program_id,
+            start_date=period[0],
+            end_date=period[1],
+            percentage=percentage,
+            workstream_id=_id(workstream) if workstream else None,
+        ),
+    )
+
+
+def _confirm(resource: str, name: str, override_reason: str | None = None) -> Step:
+    return Step(
+        f"allocation/{resource}/{name}/confirm",
+        _MARTA,
+        ConfirmAllocation(
+            resource_key=resource,
+            allocation_id=_id(f"allocation/{resource}/{name}"),
+            override_reason=override_reason,
+        ),
+    )
+
+
+def _people() -> Iterator[Step]:
+    h1 = (date(2026, 9, 1), date(2027, 2, 28))
+    yield _resource("alice.martin", "Alice Martin", PartyKind.PERSON, "Backend engineer", 100)
+    yield _resource("bruno.silva", "Bruno Silva", PartyKind.PERSON, "Data scientist", 100)
+    yield _resource("chen.wei", "Chen Wei", PartyKind.PERSON, "Product manager", 80)
+    yield _resource("team-payments", "Payments squad", PartyKind.TEAM, "Delivery team", 600)
+    yield _resource("team-identity", "Identity squad", PartyKind.TEAM, "Delivery team", 400)
+
+    yield _allocate("alice.martin", "pay", PAY, h1, 70, "PAY/workstream/Card acquiring")
+    yield _confirm("alice.martin", "pay")
+    # The refusal: 70% on payments plus 50% on identity is 120% of Alice.
+    yield _allocate("alice.martin", "id", IDN, (date(2026, 12, 1), date(2027, 1, 31)), 50)
+    yield Step(
+        "allocation/alice.martin/id/confirm",
+        _MARTA,
+        ConfirmAllocation(
+            resource_key="alice.martin",
+            allocation_id=_id("allocation/alice.martin/id"),
+        ),
+        refused_with=OverAllocation,
+    )
+
+    yield _allocate("bruno.silva", "pay", PAY, h1, 80, "PAY/workstream/Fraud scoring")
+    yield _confirm("bruno.silva", "pay")
+    # The override: two weeks at 120%, approved and recorded with its reason.
+    yield _allocate("bruno.silva", "id", IDN, (date(2026, 12, 1), date(2026, 12, 14)), 40)
+    yield _confirm(
+        "bruno.silva",
+        "id",
+        override_reason="Two weeks of overlap to hand the risk model over to the identity "
+        "team; approved by the VP Engineering, overtime compensated",
+    )
+
+    yield _allocate("chen.wei", "pay", PAY, h1, 40)
+    yield _confirm("chen.wei", "pay")
+    yield _allocate("chen.wei", "crm", CRM, (date(2026, 9, 1), date(2027, 6, 30)), 40)
+    yield _confirm("chen.wei", "crm")
+
+    yield _allocate(
+        "team-payments",
+        "pay",
+        PAY,
+        (date(2026, 3, 1), date(2027, 12, 31)),
+        400,
+        "PAY/workstream/Card acquiring",
+    )
+    yield _confirm("team-payments", "pay")
+    yield Step(
+        "allocation/team-payments/pay/adjust",
+        _MARTA,
+        AdjustAllocation(
+            resource_key="team-payments",
+            allocation_id=_id("allocation/team-payments/pay"),
+            percentage=450,
+            reason="Extra engineer for the second certification round",
+        ),
+    )
+    yield _allocate(
+        "team-identity",
+        "id",
+        IDN,
+        (date(2026, 5, 1), date(2027, 9, 30)),
+        300,
+        "ID/workstream/Identity platform",
+    )
+    yield _confirm("team-identity", "id")
+    yield _allocate("team-identity", "dwh", DWH, (date(2026, 6, 1), date(2026, 9, 30)), 50)
+    yield _confirm("team-identity", "dwh")
+
+    yield Step(
+        "resource/alice.martin/capacity",
+        _MARTA,
+        ChangeCapacity(
+            resource_key="alice.martin",
+            capacity=80,
+            effective_from=date(2027, 3, 1),
+            reason="Four-day week from March",
+        ),
+    )
+
+
+# --- how things ended ----------------------------------------------------------------
+
+
+def _closing() -> Iterator[Step]:
+    yield Step(
+        "CRM/hold",
+        _OMAR,
+        PutProgramOnHold(program_id=CRM, reason="Budget freeze until the Q1 portfolio review"),
+    )
+    yield Step(
+        "allocation/chen.wei/crm/release",
+        _MARTA,
+        ReleaseAllocation(
+            resource_key="chen.wei",
+            allocation_id=_id("allocation/chen.wei/crm"),
+            reason="CRM-2027 is on hold",
+        ),
+    )
+    yield Step(
+        "DWH/lesson/reconciliation",
+        _LI,
+        RecordLesson(
+            program_id=DWH,
+            lesson_id=_id("DWH/lesson/reconciliation"),
+            what_happened="Finance found reconciliation gaps two weeks before cutover.",
+            learned="Run parallel reconciliation from the first migrated report, not the last.",
+            follow_up_action="Add parallel-run criteria to the migration playbook",
+        ),
+    )
+    yield Step(
+        "DWH/complete",
+        _LI,
+        CompleteProgram(program_id=DWH, reason="Finance closed September on the lakehouse"),
+    )
+    yield Step(
+        "DWH/lesson/retro",
+        _LI,
+        RecordLesson(
+            program_id=DWH,
+            lesson_id=_id("DWH/lesson/retro"),
+            what_happened="Retrospective after the close: the cutover weekend ran 9 hours over.",
+            learned="Rehearse the cutover end to end with production volumes.",
+        ),
+    )
+    yield Step(
+        "KIOSK/cancel",
+        _PMO,
+        CancelProgram(
+            program_id=KIOSK, reason="Turned down: store footfall data does not support it"
+        ),
+    )
