@@ -15,8 +15,9 @@ frontend shows "data as of ..." banners from it; it exposes no business data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -66,6 +67,7 @@ from programledger.projections.engine.queries import (
     MAX_PAGE_SIZE,
     AsOf,
     Filters,
+    Page,
     fetch_page,
     resolve_position,
 )
@@ -125,6 +127,37 @@ async def _read(call: Any) -> Any:
         return await call
     except ValueError as exc:
         raise _bad_input(str(exc)) from None
+
+
+async def _list(
+    info: ApiInfo,
+    query: Callable[..., Awaitable[Page[Any]]],
+    convert: Callable[[Any], Any],
+    when: AsOf,
+    order_by: Enum,
+    descending: bool,
+    first: int,
+    after: str | None,
+    **filters: Any,
+) -> Connection[Any]:
+    """The page every plain list field answers with: the read model's ``query`` with the
+    field's filters, the client's sort and paging, the total only when selected, and the
+    query's ``ValueError`` (bad cursor, bad range) as bad input. ``when`` is checked by
+    the caller first, so a reader asking for the past is refused before its filters are
+    read."""
+    page = await _read(
+        query(
+            info.context.services.pool,
+            **filters,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
+    return connection(page, convert)
 
 
 def _subfields(
@@ -375,24 +408,22 @@ async def _milestones(
     as_of_position: SafeInt | None = None,
 ) -> Connection[MilestoneType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(
-        milestones.list_milestones(
-            info.context.services.pool,
-            program_id=_uuid(program_id, "programId"),
-            workstream_id=_uuid(workstream_id, "workstreamId"),
-            status=status,
-            due_from=due_from,
-            due_to=due_to,
-            slipped_only=slipped_only,
-            sort=order_by.value,
-            descending=descending,
-            first=first,
-            after=after,
-            as_of=when,
-            count=counts(info),
-        )
+    return await _list(
+        info,
+        milestones.list_milestones,
+        MilestoneType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=_uuid(program_id, "programId"),
+        workstream_id=_uuid(workstream_id, "workstreamId"),
+        status=status,
+        due_from=due_from,
+        due_to=due_to,
+        slipped_only=slipped_only,
     )
-    return connection(page, MilestoneType.of)
 
 
 async def _dependencies(
@@ -409,22 +440,20 @@ async def _dependencies(
     as_of_position: SafeInt | None = None,
 ) -> Connection[DependencyType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(
-        milestones.list_dependencies(
-            info.context.services.pool,
-            program_id=_uuid(program_id, "programId"),
-            target_program_id=_uuid(target_program_id, "targetProgramId"),
-            status=status,
-            needed_by_to=needed_by_to,
-            sort=order_by.value,
-            descending=descending,
-            first=first,
-            after=after,
-            as_of=when,
-            count=counts(info),
-        )
+    return await _list(
+        info,
+        milestones.list_dependencies,
+        DependencyType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=_uuid(program_id, "programId"),
+        target_program_id=_uuid(target_program_id, "targetProgramId"),
+        status=status,
+        needed_by_to=needed_by_to,
     )
-    return connection(page, DependencyType.of)
 
 
 async def _decisions(
@@ -440,21 +469,19 @@ async def _decisions(
     as_of_position: SafeInt | None = None,
 ) -> Connection[DecisionType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(
-        decisions.list_decisions(
-            info.context.services.pool,
-            program_id=_uuid(program_id, "programId"),
-            in_force=in_force,
-            decided_by=decided_by,
-            sort=order_by.value,
-            descending=descending,
-            first=first,
-            after=after,
-            as_of=when,
-            count=counts(info),
-        )
+    return await _list(
+        info,
+        decisions.list_decisions,
+        DecisionType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=_uuid(program_id, "programId"),
+        in_force=in_force,
+        decided_by=decided_by,
     )
-    return connection(page, DecisionType.of)
 
 
 async def _resources(
@@ -469,20 +496,18 @@ async def _resources(
     as_of_position: SafeInt | None = None,
 ) -> Connection[ResourceType]:
     when = _as_of(info, as_of, as_of_position)
-    page = await _read(
-        allocations.list_resources(
-            info.context.services.pool,
-            department=department,
-            kind=kind,
-            sort=order_by.value,
-            descending=descending,
-            first=first,
-            after=after,
-            as_of=when,
-            count=counts(info),
-        )
+    return await _list(
+        info,
+        allocations.list_resources,
+        ResourceType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        department=department,
+        kind=kind,
     )
-    return connection(page, ResourceType.of)
 
 
 async def _allocations(
@@ -497,23 +522,21 @@ async def _allocations(
 ) -> Connection[AllocationType]:
     when = _as_of(info, as_of, as_of_position)
     f = filter or AllocationFilter()
-    page = await _read(
-        allocations.list_allocations(
-            info.context.services.pool,
-            resource_key=f.resource_key,
-            program_id=_uuid(f.program_id, "programId"),
-            workstream_id=_uuid(f.workstream_id, "workstreamId"),
-            status=f.status,
-            active_on=f.active_on,
-            sort=order_by.value,
-            descending=descending,
-            first=first,
-            after=after,
-            as_of=when,
-            count=counts(info),
-        )
+    return await _list(
+        info,
+        allocations.list_allocations,
+        AllocationType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        resource_key=f.resource_key,
+        program_id=_uuid(f.program_id, "programId"),
+        workstream_id=_uuid(f.workstream_id, "workstreamId"),
+        status=f.status,
+        active_on=f.active_on,
     )
-    return connection(page, AllocationType.of)
 
 
 async def _utilization(
