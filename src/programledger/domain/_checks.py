@@ -11,13 +11,13 @@ import enum
 import re
 from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime
-from typing import TypeGuard, TypeVar
+from typing import Protocol, TypeGuard, TypeVar
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from programledger.domain.errors import FieldIssue, InvalidTransition, ValidationError
+from programledger.domain.errors import FieldIssue, InvalidTransition, NotFound, ValidationError
 from programledger.domain.values import MAX_SAFE_INTEGER, Money
 
 NAME_MAX = 200
@@ -226,3 +226,27 @@ def require_status(
             type(command).__name__,
             hint=f"allowed only when {listed}",
         )
+
+
+class _Tracked(Protocol):
+    @property
+    def status(self) -> enum.Enum: ...
+
+
+Tracked = TypeVar("Tracked", bound=_Tracked)
+
+
+def require_item(
+    entity: str,
+    item_id: UUID,
+    item: Tracked | None,
+    lifecycle: Mapping[type, Collection[enum.Enum]],
+    command: object,
+    within: str,
+) -> Tracked:
+    """The item a command acts on: refused as not found, or by its lifecycle table, the same
+    way for every kind of item (milestones, dependencies)."""
+    if item is None:
+        raise NotFound(entity, item_id, within=within)
+    require_status(entity, item_id, item.status, lifecycle, command)
+    return item

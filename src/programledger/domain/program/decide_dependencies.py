@@ -3,8 +3,8 @@ file readable; the program's lifecycle guard has already run when these are call
 
 from __future__ import annotations
 
-from programledger.domain._checks import Checks, require_status
-from programledger.domain.errors import AlreadyExists, NotFound, ValidationError
+from programledger.domain._checks import Checks, require_item
+from programledger.domain.errors import AlreadyExists, ValidationError
 from programledger.domain.program.commands import (
     ChangeDependencyNeededBy,
     ClearDependencyRisk,
@@ -107,10 +107,9 @@ def _dependency(
     | ReopenDependency,
 ) -> Dependency:
     dependency = find(state.dependencies, lambda d: d.dependency_id, c.dependency_id)
-    if dependency is None:
-        raise NotFound("dependency", c.dependency_id, within=within(state))
-    require_status("dependency", c.dependency_id, dependency.status, DEPENDENCY_LIFECYCLE, c)
-    return dependency
+    return require_item(
+        "dependency", c.dependency_id, dependency, DEPENDENCY_LIFECYCLE, c, within(state)
+    )
 
 
 def change_needed_by(state: Program, c: ChangeDependencyNeededBy) -> DependencyNeededByChanged:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from programledger.domain._checks import Checks, changed, given, require_status
+from programledger.domain._checks import Checks, changed, given, require_item
 from programledger.domain.errors import AlreadyExists, NotFound, ValidationError
 from programledger.domain.program.commands import (
     AddWorkstream,
@@ -152,10 +152,9 @@ def _milestone(
     | MarkMilestoneMissed,
 ) -> Milestone:
     milestone = find(state.milestones, lambda m: m.milestone_id, c.milestone_id)
-    if milestone is None:
-        raise NotFound("milestone", c.milestone_id, within=within(state))
-    require_status("milestone", c.milestone_id, milestone.status, MILESTONE_LIFECYCLE, c)
-    return milestone
+    return require_item(
+        "milestone", c.milestone_id, milestone, MILESTONE_LIFECYCLE, c, within(state)
+    )
 
 
 def reschedule_milestone(state: Program, c: RescheduleMilestone) -> MilestoneRescheduled:
