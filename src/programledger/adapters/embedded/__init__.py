@@ -5,13 +5,8 @@ NATS URL is configured, so a laptop or CI job needs nothing installed beyond the
 """
 
 from programledger.adapters.embedded.nats import EmbeddedNats, find_nats_server, start_cluster
-from programledger.adapters.embedded.postgres import (
-    SERVICE_USER,
-    SHARED_DIR,
-    EmbeddedPostgres,
-    EmbeddedServerError,
-    LoggerLike,
-)
+from programledger.adapters.embedded.postgres import SERVICE_USER, SHARED_DIR, EmbeddedPostgres
+from programledger.adapters.embedded.server import EmbeddedServerError, LoggerLike
 
 __all__ = [
     "SERVICE_USER",

@@ -6,7 +6,6 @@ including fault tests that kill the broker and bring it back on the same ports a
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib.metadata
 import itertools
@@ -23,10 +22,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from programledger.adapters.embedded.postgres import (
+from programledger.adapters.embedded.server import (
+    EmbeddedServer,
     EmbeddedServerError,
     LoggerLike,
     free_port,
@@ -92,17 +91,7 @@ def _process_cmdline(pid: int) -> bytes:
         return b""
 
 
-_live: set[EmbeddedNats] = set()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    for server in list(_live):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-class EmbeddedNats:
+class EmbeddedNats(EmbeddedServer):
     """One ``nats-server`` with JetStream storing under ``store_dir``.
 
     Ports chosen on the first start are kept for later starts of the same object, so
@@ -172,18 +161,6 @@ class EmbeddedNats:
     def is_cluster_node(self) -> bool:
         return self.cluster_name is not None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> str:
         """Start the server and wait until it serves clients with JetStream enabled.
 
@@ -211,7 +188,7 @@ class EmbeddedNats:
                     continue
                 raise
             self._ever_started = True
-            _live.add(self)
+            self._stop_at_exit()
             self._log.info(
                 f"embedded NATS started at {self.url} (store {self.store_dir}, "
                 f"monitor {self.monitor_url})"
@@ -221,7 +198,7 @@ class EmbeddedNats:
 
     def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
         """SIGTERM lets JetStream flush; SIGKILL only if it does not exit in ``timeout``."""
-        _live.discard(self)
+        self._forget()
         proc = self._proc
         if proc is None:
             return
@@ -243,7 +220,7 @@ class EmbeddedNats:
 
     def kill(self) -> None:
         """Crash the server on purpose, for fault tests: no flush, no goodbye to clients."""
-        _live.discard(self)
+        self._forget()
         proc = self._proc
         if proc is None:
             return
@@ -401,24 +378,10 @@ class EmbeddedNats:
         with contextlib.suppress(FileNotFoundError):
             (self.store_dir / _PID_NAME).unlink()
 
-    def _log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
     def _failure_log(self, offset: int, lines: int = 25) -> str:
         """This attempt's log lines only: older runs in the same file would mislead."""
         text = self._log_since(offset) or log_tail(self.log_path, lines)
         return "\n".join(text.splitlines()[-lines:])
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
 
 
 def _cluster_ready(nodes: Sequence[EmbeddedNats]) -> tuple[bool, str]:

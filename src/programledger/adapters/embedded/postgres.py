@@ -9,7 +9,6 @@ without touching the permissions of directories it does not own.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib.metadata
 import importlib.util
@@ -18,7 +17,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -27,18 +25,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, Self
 
-from programledger.application.errors import OperationalError
+from programledger.adapters.embedded.server import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    LoggerLike,
+    free_port,
+    log_tail,
+    port_is_free,
+    url_host,
+)
 
-__all__ = [
-    "SERVICE_USER",
-    "SHARED_DIR",
-    "EmbeddedPostgres",
-    "EmbeddedServerError",
-    "LoggerLike",
-]
+__all__ = ["SERVICE_USER", "SHARED_DIR", "EmbeddedPostgres"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,60 +52,6 @@ _LOG_NAME = "server.log"
 _COPY_MARKER = ".programledger-copy-complete"
 _START_TIMEOUT_S = 60
 _PORT_ATTEMPTS = 3
-
-
-class EmbeddedServerError(OperationalError):
-    """An embedded server could not be prepared, started or stopped."""
-
-
-class LoggerLike(Protocol):
-    """Both ``logging.Logger`` and structlog loggers fit, so callers can pass either."""
-
-    def debug(self, msg: str, /) -> Any: ...
-
-    def info(self, msg: str, /) -> Any: ...
-
-    def warning(self, msg: str, /) -> Any: ...
-
-    def error(self, msg: str, /) -> Any: ...
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Ask the kernel for an unused port; a small race remains, so callers retry on bind errors."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """SO_REUSEADDR mirrors what the servers do, so TIME_WAIT leftovers do not count as busy."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def url_host(host: str) -> str:
-    """IPv6 literals need brackets inside a URL."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    """The end of a server log is what explains a failed start; a missing log is not an error."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError as exc:
-        return f"(no log at {path}: {exc.strerror})"
-    return "\n".join(data.splitlines()[-lines:])
 
 
 @dataclass(frozen=True)
@@ -364,17 +308,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-_live: set[EmbeddedPostgres] = set()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    for server in list(_live):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """One PostgreSQL cluster in ``data_dir``, started on demand and reused if already running.
 
     A postmaster found alive in the data directory (say, left by a crashed run) is adopted
@@ -441,18 +375,6 @@ class EmbeddedPostgres:
         host = listen if listen and listen not in ("*", "0.0.0.0", "::") else self.host
         return f"postgresql://postgres@{url_host(host)}:{info.port}/postgres"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> str:
         """Initialise the cluster if needed and make sure a server is running; return its URL."""
         if self._port is not None and self.pid is not None:
@@ -467,18 +389,18 @@ class EmbeddedPostgres:
         adopted = self._adopt_running()
         if adopted is not None:
             self._port = adopted
-            _live.add(self)
+            self._stop_at_exit()
             self._log.info(f"reusing the PostgreSQL server already running at {self.url}")
             return self.url
 
         self._start_server()
-        _live.add(self)
+        self._stop_at_exit()
         self._log.info(f"embedded PostgreSQL started at {self.url} (data in {self.data_dir})")
         return self.url
 
     def stop(self) -> None:
         """Fast shutdown (roll back sessions, checkpoint); immediate if that does not finish."""
-        _live.discard(self)
+        self._forget()
         info = _read_postmaster(self.data_dir)
         if info is None or not _proc_is_postmaster_for(info.pid, self.data_dir):
             self._port = None
@@ -723,20 +645,6 @@ class EmbeddedPostgres:
                 f"(pg_ctl exit {result.returncode}).\npg_ctl output:\n{result.stdout.strip()}\n"
                 f"server log tail ({self.log_path}):\n{log_tail(self.log_path)}"
             )
-
-    def _log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
 
     def _pg_ctl_stop(self, mode: str) -> bool:
         result = self._run(
