@@ -29,6 +29,7 @@ from uuid import UUID
 import msgspec
 
 from programledger.application.eventstore import RecordedEvent
+from programledger.application.ports import StreamReader
 from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.program import ProgramProposed, program_stream_id
@@ -51,20 +52,11 @@ FORMAT = "programledger.audit-export/1"
 _PAGE = 1000
 
 
-class ExportSource(Protocol):
+class ExportSource(StreamReader, Protocol):
     """The part of the event store an export reads; ``PostgresEventStore`` fits."""
 
     async def read_program(
         self, program_id: UUID, from_position: int, through: int, limit: int = 1000
-    ) -> list[RecordedEvent]: ...
-
-    async def read_stream(
-        self,
-        stream_id: str,
-        *,
-        from_version: int = 1,
-        to_version: int | None = None,
-        recorded_before: datetime | None = None,
     ) -> list[RecordedEvent]: ...
 
     async def head_position(self) -> int: ...

@@ -1,9 +1,11 @@
-"""The part of the event store the command handlers use.
+"""The parts of the event store the application uses.
 
-It reads one stream at a time and appends with more than an expected version: handlers
-fingerprint the *command* behind an idempotency key (their events depend on state, so a
-retry may decide different events) and look a key up before deciding.
-``PostgresEventStore`` satisfies it as it is.
+``CommandStore`` is the command handlers' part: it reads one stream at a time and appends
+with more than an expected version: handlers fingerprint the *command* behind an
+idempotency key (their events depend on state, so a retry may decide different events)
+and look a key up before deciding. ``StreamReader``, reading one stream, is shared with an
+export (:class:`~programledger.application.export.ExportSource`). ``PostgresEventStore``
+satisfies both as it is.
 """
 
 from __future__ import annotations
@@ -20,10 +22,23 @@ from programledger.application.eventstore import (
 )
 from programledger.domain.events import DomainEvent
 
-__all__ = ["CommandStore"]
+__all__ = ["CommandStore", "StreamReader"]
 
 
-class CommandStore(Protocol):
+class StreamReader(Protocol):
+    """Reading one stream, which both the command handlers and an export do."""
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        recorded_before: datetime | None = None,
+    ) -> list[RecordedEvent]: ...
+
+
+class CommandStore(StreamReader, Protocol):
     async def append(
         self,
         stream_id: str,
@@ -34,15 +49,6 @@ class CommandStore(Protocol):
         idempotency_key: str | None = None,
         fingerprint: bytes | None = None,
     ) -> AppendResult: ...
-
-    async def read_stream(
-        self,
-        stream_id: str,
-        *,
-        from_version: int = 1,
-        to_version: int | None = None,
-        recorded_before: datetime | None = None,
-    ) -> list[RecordedEvent]: ...
 
     def check_events(self, events: Sequence[DomainEvent]) -> None:
         """Raise :class:`~programledger.application.eventstore.InvalidAppend` when
