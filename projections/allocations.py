@@ -17,6 +17,10 @@ work in it. Weeks without any load are left out.
 
 Tables: ``rm_resources`` (key ``resource_key``), ``rm_allocations`` (key
 ``allocation_id``), both versioned.
+
+One module over 500 lines: the read model and the utilisation computed from its tables when
+asked, since the week arithmetic must agree with the rows it reads and with the domain's
+capacity rule.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ handler raises leaves nothing behind, so the events before it can still be commi
 then written with one ``UPDATE`` (closing versions that live in the table) and one
 ``COPY`` (new versions) per table. A rebuild holds open versions in memory across batches
 (``keep_open``), so most rows are written once, already closed, by ``COPY`` alone.
+
+One module over 500 lines: the projection contract (``Projection``, ``Context``, states) and
+the ``Applier`` that writes it, kept together because the row-version rules the Applier
+writes are what the contract promises a handler.
 """
 
 from __future__ import annotations

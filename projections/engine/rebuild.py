@@ -26,6 +26,9 @@ there in this process, reading the states the workers wrote.
 
 One rebuild per projection at a time (a session advisory lock). A poison event fails the
 rebuild and leaves the live tables alone.
+
+One module over 500 lines: the steps of one rebuild in order, with the worker processes that
+split step 2 and the progress they report, which share its fresh tables and its report.
 """
 
 from __future__ import annotations

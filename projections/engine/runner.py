@@ -35,6 +35,10 @@ How each guarantee is kept:
   ``generation``; the runner notices (its batch refuses to commit, or its idle check),
   drops its caches and resumes after the rebuild's checkpoint. A runner that finds its
   tables built by another definition (a new release) rebuilds before consuming.
+
+One module over 500 lines: it is one class, :class:`ProjectionRunner`, whose guarantees
+above share one state machine (checkpoint, batch in flight, resync, generation), and its
+cache metrics, which read that class's private counters.
 """
 
 from __future__ import annotations

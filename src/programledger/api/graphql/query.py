@@ -11,6 +11,10 @@ Permissions: the current state needs READ (every role). Looking back in time (``
 (auditor or admin): what was known when is the auditor's question, and a refusal says so
 with ``FORBIDDEN`` like any other. ``projectionStatus`` needs READ only, because a
 frontend shows "data as of ..." banners from it; it exposes no business data.
+
+One module over 500 lines: it is the schema's ``Query`` root, one resolver a field beside
+the argument checks (as-of, ids, paging, selection) they all share, read top to bottom like
+the schema.
 """
 
 from __future__ import annotations

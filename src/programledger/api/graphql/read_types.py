@@ -5,6 +5,10 @@ Rows are converted field by field rather than exposed as they are, so that a col
 to a read model does not become API contract until it is chosen here. Nested lists of a
 program (risks, milestones, allocations) are read with the program, by :mod:`nested`, at
 the same position as the program itself.
+
+One module over 500 lines: it only declares the GraphQL read types, one for each read-model
+row with its ``of`` conversion, and the connection they share; declarations that the schema
+lists together.
 """
 
 from __future__ import annotations
