@@ -258,12 +258,12 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     ctx.change(RESOURCES, (key,), old, _resource(after))
     allocation_id = getattr(event.event, "allocation_id", None)
     if isinstance(allocation_id, UUID):
-        was, now = _find(before, allocation_id), _find(after, allocation_id)
-        ctx.change(
+        ctx.change_item(
             ALLOCATIONS,
             (allocation_id,),
-            None if was is None else _allocation(key, was),
-            None if now is None else _allocation(key, now),
+            _find(before, allocation_id),
+            _find(after, allocation_id),
+            lambda allocation: _allocation(key, allocation),
         )
 
 

@@ -181,12 +181,12 @@ def _changed(
     row: Callable[[UUID, Item], tuple[Any, ...]],
     program_id: UUID,
 ) -> None:
-    old, new = find(before, item_id), find(after, item_id)
-    ctx.change(
+    ctx.change_item(
         table,
         (item_id,),
-        None if old is None else row(program_id, old),
-        None if new is None else row(program_id, new),
+        find(before, item_id),
+        find(after, item_id),
+        lambda item: row(program_id, item),
     )
 
 

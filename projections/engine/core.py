@@ -74,6 +74,7 @@ Key = tuple[Any, ...]
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 """A connection of its own or one from a pool: both run the same statements."""
 S = TypeVar("S")
+Item = TypeVar("Item")
 
 STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "program" for cls in PROGRAM_EVENT_TYPES},
@@ -502,6 +503,20 @@ class Context:
         """The row of ``key`` went from ``old`` to ``new`` (``None``: no row)."""
         if old != new:
             self._changes.append((self._applier.changes[table.name], key, old, new))
+
+    def change_item(
+        self,
+        table: Table,
+        key: Key,
+        old: Item | None,
+        new: Item | None,
+        row: Callable[[Item], Row],
+    ) -> None:
+        """:meth:`change` for a row made from one item of a state (a milestone, an
+        allocation) before and after the event; no row where the item is absent."""
+        self.change(
+            table, key, None if old is None else row(old), None if new is None else row(new)
+        )
 
     def replace(self, table: Table, key: Key, new: Row) -> None:
         """The row ``key`` has now becomes ``new``, which differs from it (a stream
