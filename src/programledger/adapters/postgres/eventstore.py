@@ -172,6 +172,21 @@ def _fingerprint(
     return digest.digest()
 
 
+def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> AppendResult:
+    """An append's outcome from the row ``append_events`` returns, or the row an idempotency
+    key stored for an earlier append (then ``replayed``)."""
+    return AppendResult(
+        stream_id=stream_id,
+        first_version=row["first_version"],
+        last_version=row["last_version"],
+        first_position=row["first_position"],
+        last_position=row["last_position"],
+        event_ids=list(row["event_ids"]),
+        recorded_at=row["recorded_at"],
+        replayed=replayed,
+    )
+
+
 class CommitNotifier:
     """Sends ``NOTIFY <channel>, '<position>'`` after appends commit, coalescing bursts.
 
@@ -298,16 +313,7 @@ class PostgresEventStore:
         except asyncpg.PostgresError as exc:
             raise self._translate(exc, stream_id, expected_version, idempotency_key) from exc
         assert row is not None
-        return AppendResult(
-            stream_id=stream_id,
-            first_version=row["first_version"],
-            last_version=row["last_version"],
-            first_position=row["first_position"],
-            last_position=row["last_position"],
-            event_ids=list(row["event_ids"]),
-            recorded_at=row["recorded_at"],
-            replayed=row["replayed"],
-        )
+        return _append_result(stream_id, row, replayed=row["replayed"])
 
     @staticmethod
     def _translate(
@@ -343,16 +349,7 @@ class PostgresEventStore:
             return None
         if fingerprint is not None and row["fingerprint"] != fingerprint:
             raise IdempotencyKeyReused(key)
-        return AppendResult(
-            stream_id=row["stream_id"],
-            first_version=row["first_version"],
-            last_version=row["last_version"],
-            first_position=row["first_position"],
-            last_position=row["last_position"],
-            event_ids=list(row["event_ids"]),
-            recorded_at=row["recorded_at"],
-            replayed=True,
-        )
+        return _append_result(row["stream_id"], row, replayed=True)
 
     def _record(self, row: asyncpg.Record) -> RecordedEvent:
         event_type: str = row["event_type"]
