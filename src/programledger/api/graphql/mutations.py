@@ -211,16 +211,9 @@ class _Mutation:
                         for c in exc.conflicts
                     ],
                 )
-            case NotFound():
-                return NotFoundError(
-                    code=exc.code,
-                    message=exc.message,
-                    path=_path_of_value(subject, exc.entity_id),
-                    entity=exc.entity,
-                    entity_id=strawberry.ID(str(exc.entity_id)),
-                )
-            case AlreadyExists():
-                return AlreadyExistsError(
+            case NotFound() | AlreadyExists():
+                error = NotFoundError if isinstance(exc, NotFound) else AlreadyExistsError
+                return error(
                     code=exc.code,
                     message=exc.message,
                     path=_path_of_value(subject, exc.entity_id),
