@@ -377,20 +377,26 @@ def _check_url(name: str, url: str, schemes: set[str]) -> None:
 def _port(
     get: Callable[[str], str | None], name: str, default: int | None, *, allow_zero: bool = False
 ) -> int | None:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r} is not a port number") from None
-    low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise SettingsError(f"{PREFIX}{name}={port} is impossible: a port is {low}-65535")
-    return port
+    port = _number(
+        get,
+        name,
+        low=0 if allow_zero else 1,
+        high=65535,
+        noun="a port number",
+        out_of_range="is impossible: a port is {low}-{high}",
+    )
+    return default if port is None else port
 
 
-def _number(get: Callable[[str], str | None], name: str, *, low: int, high: int) -> int | None:
+def _number(
+    get: Callable[[str], str | None],
+    name: str,
+    *,
+    low: int,
+    high: int,
+    noun: str = "a whole number",
+    out_of_range: str = "must be between {low} and {high}",
+) -> int | None:
     """The whole number in ``name`` (``None`` when unset), refused outside ``low..high``."""
     raw = get(name)
     if raw is None:
@@ -398,7 +404,8 @@ def _number(get: Callable[[str], str | None], name: str, *, low: int, high: int)
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
+        raise SettingsError(f"{PREFIX}{name}={raw!r} is not {noun}") from None
     if not low <= value <= high:
-        raise SettingsError(f"{PREFIX}{name}={value} must be between {low} and {high}")
+        refusal = out_of_range.format(low=low, high=high)
+        raise SettingsError(f"{PREFIX}{name}={value} {refusal}")
     return value
