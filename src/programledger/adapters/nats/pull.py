@@ -121,7 +121,11 @@ class BatchPuller:
 
     async def fetch(self, batch: int, wait: float) -> list[Msg]:
         """Up to ``batch`` messages: those already here, else what the consumer has now,
-        else the first that arrives within ``wait`` seconds (``[]`` if none does).
+        else the first that arrives within ``wait`` seconds, alone (``[]`` if none does).
+
+        That first one is returned at once rather than after another request for what
+        followed it: a reader waiting for it (read-your-writes) would pay that round trip,
+        and a caller that fetches again at once asks for the rest in that next fetch.
 
         Raises :class:`PullRefused` when the server answers with an error status, and its
         :class:`ConsumerGone` when the consumer was deleted: under a waiting pull the
@@ -139,8 +143,6 @@ class BatchPuller:
             # request left open would answer later no_wait requests with "408 Requests
             # Pending" and trickle its messages in, which makes for tiny batches.
             await self._request(1, wait, no_wait=False)
-            if self._buffer and batch > 1 and self._refused is None:
-                await self._request(batch - 1, wait, no_wait=True)
         refused, self._refused = self._refused, None
         if refused is not None:
             raise refused
