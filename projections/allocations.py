@@ -25,7 +25,7 @@ capacity rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from itertools import accumulate, islice
 from math import ceil
@@ -58,6 +58,7 @@ from programledger.projections.engine.queries import (
     VersionedRow,
     check_first,
     decode_cursor,
+    fetch_grouped,
     fetch_one,
     fetch_page,
     resolve_position,
@@ -74,6 +75,7 @@ __all__ = [
     "Load",
     "ResourceRow",
     "UtilisationWeek",
+    "allocations_of_programs",
     "get_resource",
     "list_allocations",
     "list_resources",
@@ -438,6 +440,21 @@ async def list_allocations(
         after=after,
         as_of=as_of,
         count=count,
+    )
+
+
+async def allocations_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[AllocationRow]]:
+    """The allocations to each of ``program_ids`` by start date, in one statement."""
+    return await fetch_grouped(
+        pool,
+        ALLOCATION_LIST,
+        "program_id",
+        program_ids,
+        sort="start_date",
+        descending=False,
+        as_of=as_of,
     )
 
 

@@ -12,7 +12,7 @@ Tables: ``rm_milestones`` (key ``milestone_id``), ``rm_dependencies`` (key
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
@@ -39,6 +39,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_grouped,
     fetch_page,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
@@ -51,6 +52,7 @@ __all__ = [
     "MilestoneRow",
     "list_dependencies",
     "list_milestones",
+    "milestones_of_programs",
 ]
 
 MILESTONES = Table(
@@ -288,6 +290,21 @@ async def list_milestones(
         after=after,
         as_of=as_of,
         count=count,
+    )
+
+
+async def milestones_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[MilestoneRow]]:
+    """The milestones of each of ``program_ids`` by forecast date, in one statement."""
+    return await fetch_grouped(
+        pool,
+        MILESTONE_LIST,
+        "program_id",
+        program_ids,
+        sort="forecast_date",
+        descending=False,
+        as_of=as_of,
     )
 
 

@@ -12,7 +12,7 @@ Tables: ``rm_risks`` (versioned, key ``risk_id``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_grouped,
     fetch_one,
     fetch_page,
     resolve_position,
@@ -50,6 +51,7 @@ __all__ = [
     "get_risk",
     "heat_map",
     "list_risks",
+    "risks_of_programs",
 ]
 
 RISKS = Table(
@@ -216,7 +218,11 @@ def _risk(data: dict[str, Any]) -> RiskRow:
 
 LIST = ListSpec(table=RISKS, convert=_risk)
 
-_OVERDUE = ", (is_open AND coalesce(next_review_on < {}, false)) AS overdue"
+_OVERDUE = "is_open AND coalesce(next_review_on < {}, false)"
+"""Whether a risk's review is overdue on the day in ``{}``: the one definition that the
+``overdue`` column and filter both use."""
+
+_OVERDUE_COLUMN = f", ({_OVERDUE}) AS overdue"
 
 
 def _reference_day(today: date | None, as_of: AsOf) -> date:
@@ -236,6 +242,7 @@ async def list_risks(
     band: Sequence[str] | None = None,
     category: Sequence[str] | None = None,
     owner: str | None = None,
+    min_score: int | None = None,
     open_only: bool = False,
     overdue: bool | None = None,
     needs_response: bool | None = None,
@@ -251,7 +258,7 @@ async def list_risks(
 
     ``overdue`` selects on reviews due before ``today`` (default: the day of a datetime
     ``as_of``, else the current UTC day); ``needs_response`` on open HIGH/CRITICAL risks
-    without a response strategy.
+    without a response strategy; ``min_score`` keeps risks scoring at least that.
     """
     filters = Filters()
     day = _reference_day(today, as_of)
@@ -260,11 +267,12 @@ async def list_risks(
     filters.any_of("band", band, "text")
     filters.any_of("category", category, "text")
     filters.equals("owner", owner)
+    if min_score is not None:
+        filters.where("score >= {}", min_score)
     if open_only:
         filters.where("is_open")
     if overdue is not None:
-        clause = "is_open AND coalesce(next_review_on < {}, false)"
-        filters.where(clause if overdue else f"NOT ({clause})", day)
+        filters.where(_OVERDUE if overdue else f"NOT ({_OVERDUE})", day)
     filters.equals("needs_response", needs_response)
     return await fetch_page(
         pool,
@@ -275,7 +283,7 @@ async def list_risks(
         first=first,
         after=after,
         as_of=as_of,
-        extra_select=_OVERDUE,
+        extra_select=_OVERDUE_COLUMN,
         extra_args=(day,),
         count=count,
     )
@@ -290,8 +298,27 @@ async def get_risk(
         _risk,
         (risk_id,),
         as_of,
-        extra_select=_OVERDUE,
+        extra_select=_OVERDUE_COLUMN,
         extra_args=(_reference_day(today, as_of),),
+    )
+
+
+async def risks_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[RiskRow]]:
+    """The risks of each of ``program_ids`` as of a position (or now), highest score
+    first, overdue judged on today: a page of programs' nested registers in one
+    statement (see :func:`fetch_grouped`)."""
+    return await fetch_grouped(
+        pool,
+        LIST,
+        "program_id",
+        program_ids,
+        sort="score",
+        descending=True,
+        as_of=as_of,
+        extra_select=_OVERDUE_COLUMN,
+        extra_args=(_reference_day(None, None),),
     )
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ __all__ = [
     "check_first",
     "decode_cursor",
     "encode_cursor",
+    "fetch_grouped",
     "fetch_one",
     "fetch_page",
     "resolve_position",
@@ -298,6 +300,44 @@ async def fetch_page(
         sort=sort,
         descending=descending,
     )
+
+
+async def fetch_grouped(
+    pool: Reader,
+    spec: ListSpec[T],
+    column: str,
+    keys: Sequence[Any],
+    *,
+    sort: str,
+    descending: bool,
+    as_of: int | None,
+    extra_select: str = "",
+    extra_args: Sequence[Any] = (),
+) -> Mapping[Any, list[T]]:
+    """The rows whose ``column`` is one of ``keys``, grouped by it, each group in the
+    sort: the children of a page of parents in one statement, however many parents.
+    At most :data:`MAX_PAGE_SIZE` rows in all, since a nested list is a summary and a
+    parent with more children pages through its own list."""
+    sql_type = next(c.type for c in (*spec.table.key, *spec.table.columns) if c.name == column)
+    filters = Filters()
+    filters.any_of(column, keys, sql_type)
+    page = await fetch_page(
+        pool,
+        spec,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=MAX_PAGE_SIZE,
+        after=None,
+        as_of=as_of,
+        extra_select=extra_select,
+        extra_args=extra_args,
+        count=False,
+    )
+    grouped: defaultdict[Any, list[T]] = defaultdict(list)
+    for item in page.items:
+        grouped[getattr(item, column)].append(item)
+    return grouped
 
 
 async def _count(conn: Connection, table: Table, filters: Filters) -> int:

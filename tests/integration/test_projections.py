@@ -44,7 +44,11 @@ from programledger.domain.risk import (
     StartMitigation,
 )
 from programledger.domain.values import Department, Money, PartyKind
-from programledger.projections.allocations import list_allocations, utilisation
+from programledger.projections.allocations import (
+    allocations_of_programs,
+    list_allocations,
+    utilisation,
+)
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import get_decision, list_decisions, list_lessons
 from programledger.projections.engine.progress import ProgressWatch
@@ -55,10 +59,10 @@ from programledger.projections.engine.status import (
     projection_status,
     wait_for_position,
 )
-from programledger.projections.milestones import list_milestones
+from programledger.projections.milestones import list_milestones, milestones_of_programs
 from programledger.projections.programs import get_program, list_programs
 from programledger.projections.registry import PROJECTIONS
-from programledger.projections.risks import get_risk, heat_map, list_risks
+from programledger.projections.risks import get_risk, heat_map, list_risks, risks_of_programs
 from tests.support.projection_process import LiveSystem, app_store, table_rows
 from tests.support.relay_process import eventually
 
@@ -310,6 +314,13 @@ async def test_the_read_models_answer_what_a_tpm_asks(
     assert not register.items[1].is_open
     overdue = await list_risks(pool, overdue=True, today=TODAY)
     assert [r.risk_id for r in overdue.items] == [story.r1]
+    not_overdue = await list_risks(pool, overdue=False, today=TODAY)
+    assert [r.risk_id for r in not_overdue.items] == [story.r2]
+    assert [r.risk_id for r in (await list_risks(pool, min_score=5)).items] == [story.r1]
+    assert [r.risk_id for r in (await list_risks(pool, min_score=4)).items] == [
+        story.r1,
+        story.r2,
+    ]
     not_yet = await get_risk(pool, story.r1, today=date(2027, 2, 1))
     assert not_yet is not None
     assert not not_yet.overdue
@@ -340,6 +351,20 @@ async def test_the_read_models_answer_what_a_tpm_asks(
         (420, 350, False),
     ]
     assert (await list_allocations(pool, resource_key=story.alice)).total_count == 2
+
+    # A page of programs' nested lists, one statement each, as the API reads them.
+    other = uuid4()
+    nested_risks = await risks_of_programs(pool, [story.program, other])
+    assert [r.risk_id for r in nested_risks[story.program]] == [story.r1, story.r2]
+    assert other not in nested_risks
+    before_r2 = await risks_of_programs(pool, [story.program], as_of=story.positions["r1"])
+    assert [r.risk_id for r in before_r2[story.program]] == [story.r1]
+    nested_milestones = await milestones_of_programs(pool, [story.program])
+    assert [m.milestone_id for m in nested_milestones[story.program]] == [
+        m.milestone_id for m in listed.items
+    ]
+    nested_allocations = await allocations_of_programs(pool, [story.program])
+    assert {a.allocation_id for a in nested_allocations[story.program]} == {story.a1, story.a2}
 
 
 async def test_as_of_a_position_or_a_time_and_keyset_pages(

@@ -1,37 +1,198 @@
-"""One connection for the statements of one resolver.
+"""What every read field shares: its connection, its arguments (as-of, ids, paging), the
+selection it looks ahead at, and its role checks.
 
-Taking a connection from the pool and giving it back costs a round trip of its own (the
-pool resets the session on release), as much as a small query. A program and its nested
-lists are four statements, run one after the other by one resolver: they share one
-connection rather than take and reset four. The connection is held only while that
-resolver runs, never while it waits for another connection, so requests cannot starve
-the pool by each holding one and waiting for a second.
+Each read model's GraphQL module (``programs``, ``risks``, ``milestones``, ``decisions``,
+``allocations``, ``audit``) declares its types, filters, sorts and resolvers on top of
+these, and calls its read model's query functions for every row it shows: no SQL is
+written in the API, so the code it runs is the code the projection tests cover.
+
+One connection per resolver: taking a connection from the pool and giving it back costs a
+round trip of its own (the pool resets the session on release), as much as a small query.
+A program and its nested lists are four statements, run one after the other by one
+resolver: they share one connection rather than take and reset four. The connection is
+held only while that resolver runs, never while it waits for another connection, so
+requests cannot starve the pool by each holding one and waiting for a second.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
 
 import asyncpg
+from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
+from graphql.language import SelectionSetNode
+from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.extensions.field_extension import FieldExtension
 
-from programledger.projections.engine.core import Connection
+from programledger.api.auth import ROLES_WITH, Capability
+from programledger.api.graphql.connections import Connection, connection
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.permissions import Forbidden, allowed
+from programledger.projections.engine.core import Connection as DatabaseConnection
+from programledger.projections.engine.queries import AsOf, Page
 
-__all__ = ["one_connection"]
+__all__ = [
+    "AS_OF",
+    "DEFAULT_PAGE",
+    "auditor",
+    "bad_input",
+    "counts",
+    "list_page",
+    "moment",
+    "one_connection",
+    "read",
+    "reader",
+    "selected",
+    "uuid",
+]
+
+DEFAULT_PAGE = 50
+
+AS_OF = " asOf, asOfPosition: auditor or admin."
+"""The end of the description of every field that reads the past."""
 
 
 class _Lent:
     """A :class:`~programledger.projections.engine.queries.Reader` over one connection, for
     statements run one after the other."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: DatabaseConnection) -> None:
         self._connection = connection
 
-    def acquire(self) -> contextlib.nullcontext[Connection]:
+    def acquire(self) -> contextlib.nullcontext[DatabaseConnection]:
         return contextlib.nullcontext(self._connection)
 
 
 @contextlib.asynccontextmanager
 async def one_connection(pool: asyncpg.Pool) -> AsyncIterator[_Lent]:
-    async with pool.acquire() as connection:
-        yield _Lent(connection)
+    async with pool.acquire() as lent:
+        yield _Lent(lent)
+
+
+def reader() -> list[FieldExtension]:
+    return [allowed(Capability.READ)]
+
+
+def auditor() -> list[FieldExtension]:
+    return [allowed(Capability.AUDIT)]
+
+
+def bad_input(message: str) -> StrawberryGraphQLError:
+    return StrawberryGraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+def moment(info: ApiInfo, at: datetime | None, position: int | None) -> AsOf:
+    """The moment to read at; anything but "now" is an auditor's question."""
+    if at is None and position is None:
+        return None
+    identity = info.context.identity
+    if identity is None or not identity.can(Capability.AUDIT):
+        raise Forbidden(ROLES_WITH[Capability.AUDIT])
+    if at is not None and position is not None:
+        raise bad_input("give asOf or asOfPosition, not both")
+    if at is not None:
+        if at.tzinfo is None:
+            raise bad_input("asOf needs a time zone offset")
+        return at
+    assert position is not None
+    if position < 0:
+        raise bad_input("asOfPosition must be 0 or more")
+    return position
+
+
+def uuid(value: str | None, name: str) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        raise bad_input(f"{name} is not a UUID: {value!r}") from None
+
+
+async def read(call: Any) -> Any:
+    """Await a read-model query; its ValueErrors (bad cursor, bad range) are the client's."""
+    try:
+        return await call
+    except ValueError as exc:
+        raise bad_input(str(exc)) from None
+
+
+async def list_page(
+    info: ApiInfo,
+    query: Callable[..., Awaitable[Page[Any]]],
+    convert: Callable[[Any], Any],
+    when: AsOf,
+    order_by: Enum,
+    descending: bool,
+    first: int,
+    after: str | None,
+    **filters: Any,
+) -> Connection[Any]:
+    """The page every plain list field answers with: the read model's ``query`` with the
+    field's filters, the client's sort and paging, the total only when selected, and the
+    query's ``ValueError`` (bad cursor, bad range) as bad input. ``when`` is checked by
+    the caller first, so a reader asking for the past is refused before its filters are
+    read."""
+    page = await read(
+        query(
+            info.context.services.pool,
+            **filters,
+            sort=order_by.value,
+            descending=descending,
+            first=first,
+            after=after,
+            as_of=when,
+            count=counts(info),
+        )
+    )
+    return connection(page, convert)
+
+
+def _subfields(
+    selections: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, inside fragments too. ``@skip``/``@include`` are not
+    evaluated, so a field that may be asked for counts as asked."""
+    if selections is None:
+        return
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _subfields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:  # validation refused unknown and cyclic fragments
+                yield from _subfields(fragment.selection_set, fragments)
+
+
+def selected(info: ApiInfo, path: Sequence[str]) -> set[str]:
+    """The names of the fields selected at ``path`` inside this field (aliases do not
+    matter). Read off the document itself: strawberry's ``selected_fields`` would convert
+    the whole selection below this field first."""
+    raw = info._raw_info
+    fields: list[FieldNode] = list(raw.field_nodes)
+    for step in path:
+        fields = [
+            found
+            for field in fields
+            for found in _subfields(field.selection_set, raw.fragments)
+            if found.name.value == step
+        ]
+    return {
+        found.name.value
+        for field in fields
+        for found in _subfields(field.selection_set, raw.fragments)
+    }
+
+
+def counts(info: ApiInfo, *path: str) -> bool:
+    """Whether the operation selects ``totalCount`` of the connection this field returns
+    (or of the one at ``path`` inside it): counting a list reads all of its rows, which a
+    page alone does not."""
+    return "totalCount" in selected(info, path)

@@ -1,0 +1,258 @@
+"""People's time in GraphQL: ``resources``, ``allocations`` and ``utilization`` (weekly
+load per resource), over the ``allocations`` read model."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Annotated
+
+import strawberry
+
+from programledger.api.graphql.connections import Connection, connection
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.reads import (
+    AS_OF,
+    DEFAULT_PAGE,
+    counts,
+    list_page,
+    moment,
+    read,
+    reader,
+    uuid,
+)
+from programledger.api.graphql.types import SafeInt
+from programledger.projections import allocations
+from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
+
+__all__ = [
+    "AllocationFilter",
+    "AllocationQueries",
+    "AllocationSort",
+    "AllocationType",
+    "ResourceSort",
+    "ResourceType",
+    "UtilisationType",
+    "UtilisationWeekType",
+]
+
+
+@strawberry.enum(description="Sort keys of resources.")
+class ResourceSort(enum.Enum):
+    RESOURCE_KEY = "resource_key"
+    NAME = "name"
+
+
+@strawberry.enum(description="Sort keys of allocations.")
+class AllocationSort(enum.Enum):
+    START_DATE = "start_date"
+    END_DATE = "end_date"
+    PERCENTAGE = "percentage"
+
+
+@strawberry.input
+class AllocationFilter:
+    resource_key: str | None = None
+    program_id: strawberry.ID | None = None
+    workstream_id: strawberry.ID | None = None
+    status: list[str] | None = None
+    active_on: date | None = None
+
+
+@strawberry.type(name="CapacityStep")
+class CapacityStepType:
+    effective_from: date | None
+    capacity: int
+
+
+@strawberry.type(name="Resource")
+class ResourceType:
+    resource_key: str
+    name: str
+    kind: str
+    department: str
+    role: str
+    capacity_schedule: list[CapacityStepType]
+    version: int
+
+    @staticmethod
+    def of(r: ResourceRow) -> ResourceType:
+        return ResourceType(
+            resource_key=r.resource_key,
+            name=r.name,
+            kind=r.kind,
+            department=r.department,
+            role=r.role,
+            version=r.version,
+            capacity_schedule=[
+                CapacityStepType(effective_from=s.effective_from, capacity=s.capacity)
+                for s in r.capacity_schedule
+            ],
+        )
+
+
+@strawberry.type(name="Allocation")
+class AllocationType:
+    allocation_id: strawberry.ID
+    resource_key: str
+    program_id: strawberry.ID
+    workstream_id: strawberry.ID | None
+    start_date: date
+    end_date: date
+    percentage: int
+    status: str
+    note: str | None
+
+    @staticmethod
+    def of(a: AllocationRow) -> AllocationType:
+        return AllocationType(
+            allocation_id=strawberry.ID(str(a.allocation_id)),
+            resource_key=a.resource_key,
+            program_id=strawberry.ID(str(a.program_id)),
+            workstream_id=None if a.workstream_id is None else strawberry.ID(str(a.workstream_id)),
+            start_date=a.start_date,
+            end_date=a.end_date,
+            percentage=a.percentage,
+            status=a.status,
+            note=a.note,
+        )
+
+
+@strawberry.type(name="UtilisationWeek", description="One resource's load in one ISO week.")
+class UtilisationWeekType:
+    resource_key: str
+    week_start: date = strawberry.field(description="The Monday of the ISO week.")
+    iso_year: int
+    iso_week: int
+    capacity: float = strawberry.field(description="Average capacity, percent of one FTE.")
+    confirmed: float
+    proposed: float
+    utilisation: float | None = strawberry.field(
+        description="Confirmed over capacity (1.0 = fully booked); null without capacity."
+    )
+    over_allocated: bool
+    program_ids: list[strawberry.ID]
+
+    @staticmethod
+    def of(w: UtilisationWeek) -> UtilisationWeekType:
+        return UtilisationWeekType(
+            resource_key=w.resource_key,
+            week_start=w.week_start,
+            iso_year=w.iso_year,
+            iso_week=w.iso_week,
+            capacity=w.capacity,
+            confirmed=w.confirmed,
+            proposed=w.proposed,
+            utilisation=w.utilisation,
+            over_allocated=w.over_allocated,
+            program_ids=[strawberry.ID(str(p)) for p in w.program_ids],
+        )
+
+
+@strawberry.type(
+    name="Utilisation",
+    description="Weekly load in a period; overAllocated lists the weeks above capacity.",
+)
+class UtilisationType:
+    weeks: Connection[UtilisationWeekType]
+    over_allocated: list[UtilisationWeekType]
+
+
+async def _resources(
+    info: ApiInfo,
+    department: list[str] | None = None,
+    kind: str | None = None,
+    order_by: ResourceSort = ResourceSort.RESOURCE_KEY,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[ResourceType]:
+    when = moment(info, as_of, as_of_position)
+    return await list_page(
+        info,
+        allocations.list_resources,
+        ResourceType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        department=department,
+        kind=kind,
+    )
+
+
+async def _allocations(
+    info: ApiInfo,
+    filter: AllocationFilter | None = None,
+    order_by: AllocationSort = AllocationSort.START_DATE,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[AllocationType]:
+    when = moment(info, as_of, as_of_position)
+    f = filter or AllocationFilter()
+    return await list_page(
+        info,
+        allocations.list_allocations,
+        AllocationType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        resource_key=f.resource_key,
+        program_id=uuid(f.program_id, "programId"),
+        workstream_id=uuid(f.workstream_id, "workstreamId"),
+        status=f.status,
+        active_on=f.active_on,
+    )
+
+
+async def _utilization(
+    info: ApiInfo,
+    from_: Annotated[date, strawberry.argument(name="from")],
+    to: date,
+    resource_key: str | None = None,
+    over_allocated_only: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    known_at: datetime | None = None,
+    known_at_position: SafeInt | None = None,
+) -> UtilisationType:
+    """Weekly load in the valid-time period, as known at ``knownAt`` (now by default)."""
+    when = moment(info, known_at, known_at_position)
+    page = await read(
+        allocations.utilisation(
+            info.context.services.pool,
+            start=from_,
+            end=to,
+            resource_key=resource_key,
+            over_allocated_only=over_allocated_only,
+            known_at=when,
+            first=first,
+            after=after,
+            count=counts(info, "weeks"),
+        )
+    )
+    weeks = connection(page, UtilisationWeekType.of)
+    return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
+
+
+@strawberry.type
+class AllocationQueries:
+    resources: Connection[ResourceType] = strawberry.field(
+        resolver=_resources, extensions=reader(), description="People and teams." + AS_OF
+    )
+    allocations: Connection[AllocationType] = strawberry.field(
+        resolver=_allocations, extensions=reader(), description="Allocations." + AS_OF
+    )
+    utilization: UtilisationType = strawberry.field(
+        resolver=_utilization,
+        extensions=reader(),
+        description="Weekly load per resource; knownAt/knownAtPosition: auditor or admin.",
+    )

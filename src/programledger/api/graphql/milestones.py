@@ -1,0 +1,180 @@
+"""Milestones and dependencies in GraphQL: ``milestones`` and ``dependencies``, over the
+``milestones`` read model."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+import strawberry
+
+from programledger.api.graphql.connections import Connection
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.reads import AS_OF, DEFAULT_PAGE, list_page, moment, reader, uuid
+from programledger.api.graphql.types import SafeInt
+from programledger.projections import milestones
+from programledger.projections.milestones import DependencyRow, MilestoneRow
+
+__all__ = [
+    "DependencySort",
+    "DependencyType",
+    "MilestoneQueries",
+    "MilestoneSort",
+    "MilestoneType",
+]
+
+
+@strawberry.enum(description="Sort keys of milestones.")
+class MilestoneSort(enum.Enum):
+    FORECAST_DATE = "forecast_date"
+    BASELINE_DATE = "baseline_date"
+    SLIP_DAYS = "slip_days"
+    NAME = "name"
+
+
+@strawberry.enum(description="Sort keys of dependencies.")
+class DependencySort(enum.Enum):
+    NEEDED_BY = "needed_by"
+    TITLE = "title"
+    STATUS = "status"
+
+
+@strawberry.type(name="Milestone")
+class MilestoneType:
+    milestone_id: strawberry.ID
+    program_id: strawberry.ID
+    workstream_id: strawberry.ID | None
+    name: str
+    description: str | None
+    baseline_date: date
+    forecast_date: date
+    actual_date: date | None
+    slip_days: int = strawberry.field(description="Forecast minus baseline; negative if ahead.")
+    status: str
+
+    @staticmethod
+    def of(m: MilestoneRow) -> MilestoneType:
+        return MilestoneType(
+            milestone_id=strawberry.ID(str(m.milestone_id)),
+            program_id=strawberry.ID(str(m.program_id)),
+            workstream_id=None if m.workstream_id is None else strawberry.ID(str(m.workstream_id)),
+            name=m.name,
+            description=m.description,
+            baseline_date=m.baseline_date,
+            forecast_date=m.forecast_date,
+            actual_date=m.actual_date,
+            slip_days=m.slip_days,
+            status=m.status,
+        )
+
+
+@strawberry.type(name="Dependency")
+class DependencyType:
+    dependency_id: strawberry.ID
+    program_id: strawberry.ID
+    title: str
+    description: str | None
+    dependent_kind: str
+    dependent_id: strawberry.ID
+    target_type: str = strawberry.field(description="PROGRAM_ITEM or EXTERNAL.")
+    target_program_id: strawberry.ID | None
+    target_item_id: strawberry.ID | None
+    external_party: str | None
+    needed_by: date
+    status: str
+    resolution: str | None
+
+    @staticmethod
+    def of(d: DependencyRow) -> DependencyType:
+        def opt(value: object) -> strawberry.ID | None:
+            return None if value is None else strawberry.ID(str(value))
+
+        return DependencyType(
+            dependency_id=strawberry.ID(str(d.dependency_id)),
+            program_id=strawberry.ID(str(d.program_id)),
+            title=d.title,
+            description=d.description,
+            dependent_kind=d.dependent_kind,
+            dependent_id=strawberry.ID(str(d.dependent_id)),
+            target_type=d.target_type,
+            target_program_id=opt(d.target_program_id),
+            target_item_id=opt(d.target_item_id),
+            external_party=d.external_party,
+            needed_by=d.needed_by,
+            status=d.status,
+            resolution=d.resolution,
+        )
+
+
+async def _milestones(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    workstream_id: strawberry.ID | None = None,
+    status: list[str] | None = None,
+    due_from: date | None = None,
+    due_to: date | None = None,
+    slipped_only: bool = False,
+    order_by: MilestoneSort = MilestoneSort.FORECAST_DATE,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[MilestoneType]:
+    when = moment(info, as_of, as_of_position)
+    return await list_page(
+        info,
+        milestones.list_milestones,
+        MilestoneType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=uuid(program_id, "programId"),
+        workstream_id=uuid(workstream_id, "workstreamId"),
+        status=status,
+        due_from=due_from,
+        due_to=due_to,
+        slipped_only=slipped_only,
+    )
+
+
+async def _dependencies(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    target_program_id: strawberry.ID | None = None,
+    status: list[str] | None = None,
+    needed_by_to: date | None = None,
+    order_by: DependencySort = DependencySort.NEEDED_BY,
+    descending: bool = False,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[DependencyType]:
+    when = moment(info, as_of, as_of_position)
+    return await list_page(
+        info,
+        milestones.list_dependencies,
+        DependencyType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=uuid(program_id, "programId"),
+        target_program_id=uuid(target_program_id, "targetProgramId"),
+        status=status,
+        needed_by_to=needed_by_to,
+    )
+
+
+@strawberry.type
+class MilestoneQueries:
+    milestones: Connection[MilestoneType] = strawberry.field(
+        resolver=_milestones, extensions=reader(), description="Milestones." + AS_OF
+    )
+    dependencies: Connection[DependencyType] = strawberry.field(
+        resolver=_dependencies, extensions=reader(), description="Dependencies." + AS_OF
+    )

@@ -1,0 +1,184 @@
+"""The risk register in GraphQL: ``risks`` (filtered, sorted, paged) and ``riskHeatmap``,
+over the ``risks`` read model."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+import strawberry
+
+from programledger.api.graphql.connections import Connection
+from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.reads import (
+    AS_OF,
+    DEFAULT_PAGE,
+    list_page,
+    moment,
+    read,
+    reader,
+    uuid,
+)
+from programledger.api.graphql.types import SafeInt
+from programledger.projections import risks
+from programledger.projections.risks import HeatMap, RiskRow
+
+__all__ = ["HeatMapType", "RiskFilter", "RiskQueries", "RiskSort", "RiskType"]
+
+
+@strawberry.enum(description="Sort keys of risks.")
+class RiskSort(enum.Enum):
+    SCORE = "score"
+    NEXT_REVIEW_ON = "next_review_on"
+    TITLE = "title"
+    STATUS = "status"
+
+
+@strawberry.input
+class RiskFilter:
+    program_id: strawberry.ID | None = None
+    status: list[str] | None = None
+    band: list[str] | None = None
+    category: list[str] | None = None
+    min_score: int | None = strawberry.field(default=None, description="Score at least this.")
+    owner: str | None = None
+    open_only: bool = False
+    review_overdue: bool | None = strawberry.field(
+        default=None, description="Open risks whose next review is before today (or asOf)."
+    )
+    needs_response: bool | None = None
+
+
+@strawberry.type(name="Risk")
+class RiskType:
+    risk_id: strawberry.ID
+    program_id: strawberry.ID
+    workstream_id: strawberry.ID | None
+    title: str
+    description: str | None
+    category: str
+    probability: int
+    impact: int
+    score: int
+    band: str
+    status: str
+    is_open: bool
+    needs_response: bool
+    owner: str
+    response_strategy: str | None
+    mitigation_plan: str | None
+    next_review_on: date | None
+    last_reviewed_on: date | None
+    escalated_to: str | None
+    version: int
+    review_overdue: bool = strawberry.field(
+        description="Open, and its next review date lies before today (or the as-of day)."
+    )
+
+    @staticmethod
+    def of(r: RiskRow) -> RiskType:
+        return RiskType(
+            risk_id=strawberry.ID(str(r.risk_id)),
+            program_id=strawberry.ID(str(r.program_id)),
+            workstream_id=None if r.workstream_id is None else strawberry.ID(str(r.workstream_id)),
+            title=r.title,
+            description=r.description,
+            category=r.category,
+            probability=r.probability,
+            impact=r.impact,
+            score=r.score,
+            band=r.band,
+            status=r.status,
+            is_open=r.is_open,
+            needs_response=r.needs_response,
+            owner=r.owner,
+            response_strategy=r.response_strategy,
+            mitigation_plan=r.mitigation_plan,
+            next_review_on=r.next_review_on,
+            last_reviewed_on=r.last_reviewed_on,
+            escalated_to=r.escalated_to,
+            version=r.version,
+            review_overdue=r.overdue,
+        )
+
+
+@strawberry.type(name="HeatMapCell")
+class HeatMapCellType:
+    probability: int
+    impact: int
+    count: int
+
+
+@strawberry.type(name="HeatMap", description="Open risks per probability x impact; 25 cells.")
+class HeatMapType:
+    cells: list[HeatMapCellType]
+    total: int
+    as_of_position: SafeInt | None
+
+    @staticmethod
+    def of(h: HeatMap) -> HeatMapType:
+        return HeatMapType(
+            cells=[
+                HeatMapCellType(probability=c.probability, impact=c.impact, count=c.count)
+                for c in h.cells
+            ],
+            total=h.total,
+            as_of_position=None if h.as_of_position is None else SafeInt(h.as_of_position),
+        )
+
+
+async def _risks(
+    info: ApiInfo,
+    filter: RiskFilter | None = None,
+    order_by: RiskSort = RiskSort.SCORE,
+    descending: bool = True,
+    first: int = DEFAULT_PAGE,
+    after: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[RiskType]:
+    when = moment(info, as_of, as_of_position)
+    f = filter or RiskFilter()
+    return await list_page(
+        info,
+        risks.list_risks,
+        RiskType.of,
+        when,
+        order_by,
+        descending,
+        first,
+        after,
+        program_id=uuid(f.program_id, "programId"),
+        status=f.status,
+        band=f.band,
+        category=f.category,
+        owner=f.owner,
+        min_score=f.min_score,
+        open_only=f.open_only,
+        overdue=f.review_overdue,
+        needs_response=f.needs_response,
+    )
+
+
+async def _risk_heatmap(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> HeatMapType:
+    when = moment(info, as_of, as_of_position)
+    pool = info.context.services.pool
+    heat = await read(risks.heat_map(pool, program_id=uuid(program_id, "programId"), as_of=when))
+    return HeatMapType.of(heat)
+
+
+@strawberry.type
+class RiskQueries:
+    risks: Connection[RiskType] = strawberry.field(
+        resolver=_risks, extensions=reader(), description="The risk register." + AS_OF
+    )
+    risk_heatmap: HeatMapType = strawberry.field(
+        resolver=_risk_heatmap,
+        extensions=reader(),
+        description="Open risks by probability x impact, one program or all." + AS_OF,
+    )
