@@ -67,6 +67,7 @@ __all__ = [
     "from_envelope",
     "from_stored",
     "poison_of",
+    "upsert_states_sql",
 ]
 
 Row = tuple[Any, ...]
@@ -262,6 +263,17 @@ class CacheCounts:
     evictions: int = 0
 
 
+def upsert_states_sql(table: str, keys: str, states: str) -> str:
+    """The statement that upserts into the state table ``table`` the states whose keys and
+    encoded values are the ``text[]`` and ``bytea[]`` parameters ``keys`` and ``states``
+    (e.g. ``$1``, ``$2``)."""
+    return (
+        f"INSERT INTO {table} (key, state) "
+        f"SELECT * FROM unnest({keys}::text[], {states}::bytea[]) "
+        "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state"
+    )
+
+
 class StateStore:
     """The handler states of one projection: a table, and a cache in front of it.
 
@@ -352,18 +364,17 @@ class StateStore:
         if dirty:
             self._dirty.update(states)
 
+    def encode(self, states: Mapping[str, Any]) -> tuple[list[str], list[bytes]]:
+        """The keys and encoded values of ``states`` to write (a ``None`` state is not)."""
+        items = [(k, v) for k, v in states.items() if v is not None]
+        return [k for k, _ in items], [self._encoder.encode(v) for _, v in items]
+
     async def write(self, conn: Connection, states: Mapping[str, Any]) -> None:
         """Upsert ``states`` (chunked: a rebuild writes them all at once)."""
-        items = [(k, v) for k, v in states.items() if v is not None]
-        for start in range(0, len(items), 10_000):
-            chunk = items[start : start + 10_000]
-            await conn.execute(
-                f"INSERT INTO {self.table} (key, state) "
-                "SELECT * FROM unnest($1::text[], $2::bytea[]) "
-                "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state",
-                [k for k, _ in chunk],
-                [self._encoder.encode(v) for _, v in chunk],
-            )
+        keys, values = self.encode(states)
+        sql = upsert_states_sql(self.table, "$1", "$2")
+        for start in range(0, len(keys), 10_000):
+            await conn.execute(sql, keys[start : start + 10_000], values[start : start + 10_000])
 
     async def write_dirty(self, conn: Connection) -> None:
         await self.write(conn, {k: self._cache[k] for k in self._dirty})
@@ -436,6 +447,13 @@ class _TableChanges:
         return writes
 
 
+_INSERT_AT_MOST = 32
+"""Rows written with one pipelined ``INSERT`` per row (one round trip) rather than
+``COPY`` (two: the server must accept the copy before the rows are sent); past this many,
+``COPY`` is faster. A live runner's batch is mostly a few rows, and each round trip is
+time a reader waiting for the write (read-your-writes) waits too."""
+
+
 class _Writes(NamedTuple):
     table: Table
     name: str
@@ -444,13 +462,19 @@ class _Writes(NamedTuple):
     added: list[Row]
 
     async def write(self, conn: Connection) -> None:
-        table, name = self.table, self.name
         if self.closing:
             await self._close(conn)
-        if self.records:
-            await conn.copy_records_to_table(name, records=self.records, columns=table.column_names)
-        if self.added:
-            await conn.copy_records_to_table(name, records=self.added, columns=table.column_names)
+        for records in (self.records, self.added):
+            if len(records) > _INSERT_AT_MOST:
+                await conn.copy_records_to_table(
+                    self.name, records=records, columns=self.table.column_names
+                )
+            elif records:
+                columns = self.table.column_names
+                values = ", ".join(f"${i + 1}" for i in range(len(columns)))
+                await conn.executemany(
+                    f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({values})", records
+                )
 
     async def _close(self, conn: Connection) -> None:
         key = self.table.key

@@ -49,7 +49,7 @@ import enum
 import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,11 +95,11 @@ from programledger.projections.engine.core import (
     from_envelope,
     from_stored,
     poison_of,
+    upsert_states_sql,
 )
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.storage import (
     StatusRow,
-    lock_status,
     prepare_tables,
     projection_channel,
 )
@@ -178,6 +178,8 @@ class _Batch:
     applied: int
     poison: Poison | None
     ack: Msg | None
+    states: tuple[list[str], list[bytes]] = ([], [])
+    """The keys and encoded values of the handler states the batch changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,8 @@ _APPLY_CHUNK = 50
 """Events applied between two yields to the batch being committed."""
 
 _SAVE = """
-WITH saved AS (
+WITH states AS ({upsert}),
+saved AS (
     UPDATE projection_status SET
         position = $2,
         position_recorded_at = coalesce(
@@ -224,8 +227,22 @@ SELECT pg_notify(
     $10, name || ':' || position || CASE WHEN $5::text IS NULL THEN '' ELSE ':failed' END
 ) FROM saved
 """
-"""The checkpoint (or the failure) and the notification that wakes waiting readers,
-delivered when the transaction commits (``<name>:<position>[:failed]``)."""
+"""The batch's handler states ($11, $12), the checkpoint (or the failure) and the
+notification that wakes waiting readers, delivered when the transaction commits
+(``<name>:<position>[:failed]``): one round trip."""
+
+_CLAIM = (
+    "BEGIN; SELECT FROM projection_status WHERE name = {name} AND generation = {generation} "
+    "AND position = {position} FOR UPDATE"
+)
+"""A batch's transaction begun and the status row locked in one round trip (a simple
+query, so the values are literals: a name from code, quoted, and two integers); it
+finds no row when the row changed (a rebuild) since this runner read it."""
+
+
+def _quoted(text: str) -> str:
+    """A string literal (``standard_conforming_strings`` is on, as since PostgreSQL 9.1)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 class ProjectionRunner:
@@ -251,6 +268,12 @@ class ProjectionRunner:
         self._from_envelope = from_envelope(store.codec.registry)
         self._from_stored = from_stored(store.codec)
         self._channel = projection_channel(store.schema)
+        self._claim_sql = _CLAIM.format(
+            name=_quoted(projection.name), generation="{generation}", position="{position}"
+        )
+        self._save_sql = _SAVE.format(
+            upsert=upsert_states_sql(projection.state_table.name, "$11", "$12")
+        )
         self._stream = stream_name(settings.prefix)
         self._durable = f"{settings.durable_prefix}_{projection.name}"
         self._phase = RunnerState.STARTING
@@ -575,8 +598,7 @@ class ProjectionRunner:
         target = tail if handled is None else handled - 1
         if target <= self._position:
             return
-        async with conn.transaction():
-            await self._claim(conn)
+        async with self._transaction(conn):
             await self._save(conn, target, None, 0, None)
         self._position = self._staged = target
 
@@ -616,7 +638,9 @@ class ProjectionRunner:
             prior = [i for i in items if i.position < poison.position]
             position = poison.position - 1
             recorded = prior[-1].recorded_at if prior else None
-        writes = applier.flush(conn)
+        # The states go with the checkpoint, in one statement.
+        writes = applier.flush(conn, write_states=False)
+        states = applier.store.encode(applier.batch_states)
         try:
             await self._settle(conn)
         except BaseException:
@@ -625,7 +649,8 @@ class ProjectionRunner:
         # Nothing is in flight here, so trimming cannot drop a state not yet committed.
         applier.store.trim()
         applier.commit()
-        batch = _Batch(position, recorded, applier.applied - applied_before, poison, ack)
+        applied = applier.applied - applied_before
+        batch = _Batch(position, recorded, applied, poison, ack, states)
         task = asyncio.create_task(self._write(conn, writes, batch))
         self._inflight = _InFlight(task, items, convert)
         self._staged = position
@@ -636,10 +661,11 @@ class ProjectionRunner:
         self, conn: asyncpg.Connection, writes: Coroutine[Any, Any, None], batch: _Batch
     ) -> None:
         try:
-            async with conn.transaction():
-                await self._claim(conn)
+            async with self._transaction(conn):
                 await writes
-                await self._save(conn, batch.position, batch.recorded, batch.applied, batch.poison)
+                await self._save(
+                    conn, batch.position, batch.recorded, batch.applied, batch.poison, batch.states
+                )
         finally:
             writes.close()  # not awaited when the claim failed
         self._position = batch.position
@@ -697,8 +723,7 @@ class ProjectionRunner:
                     return
             return
         poison = poison_of(items[0], exc)
-        async with conn.transaction():
-            await self._claim(conn)
+        async with self._transaction(conn):
             await self._save(conn, poison.position - 1, None, 0, poison)
         self._position = self._staged = poison.position - 1
         self._stopped_at(poison)
@@ -717,10 +742,30 @@ class ProjectionRunner:
             poison.error,
         )
 
-    async def _claim(self, conn: asyncpg.Connection) -> None:
-        status = await lock_status(conn, self.projection)
-        if status.generation != self._generation or status.position != self._position:
-            raise _Resync("the status row changed under this runner (a rebuild?)")
+    @contextlib.asynccontextmanager
+    async def _transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """A transaction that holds the status row's lock from its first statement (see
+        ``storage``), begun and locked in one round trip; committed when the block ends,
+        rolled back if it raises. Refuses (:class:`_Resync`) when the row is no longer
+        the checkpoint and generation this runner works from."""
+        claim = self._claim_sql.format(
+            generation=int(self._generation), position=int(self._position)
+        )
+        try:
+            claimed = await conn.execute(claim)
+            if claimed != "SELECT 1":
+                raise _Resync("the status row changed under this runner (a rebuild?)")
+            yield
+        except BaseException:
+            if not conn.is_closed() and conn.is_in_transaction():
+                try:
+                    await conn.execute("ROLLBACK")
+                except BaseException:
+                    # Never leave a transaction open on the connection that runs the
+                    # next batch: without it, the lock goes too (a standby takes over).
+                    conn.terminate()
+            raise
+        await conn.execute("COMMIT")
 
     async def _save(
         self,
@@ -729,10 +774,11 @@ class ProjectionRunner:
         recorded: datetime | None,
         applied: int,
         poison: Poison | None,
+        states: tuple[list[str], list[bytes]] = ([], []),
     ) -> None:
         p = poison
         await conn.execute(
-            _SAVE,
+            self._save_sql,
             self.projection.name,
             position,
             recorded,
@@ -743,6 +789,7 @@ class ProjectionRunner:
             None if p is None else p.event_type,
             None if p is None else p.stream_id,
             self._channel,
+            *states,
         )
 
     # --- helpers -------------------------------------------------------------------------

@@ -7,7 +7,8 @@ on a projection's tables takes the same transaction-scoped advisory lock, so a r
 creating its tables and a rebuild swapping them never interleave.
 
 The status row (``projection_status``) is the projection's checkpoint. A transaction
-that writes read-model rows first locks it with :func:`lock_status`, which is also how a
+that writes read-model rows first locks it (:func:`lock_status`; a runner's batch with
+the same ``FOR UPDATE``, sent with its ``BEGIN``), which is also how a
 rebuild's swap waits for the live runner's batch in flight and then holds the next one
 until the new tables are in place; ``generation`` tells the runner they changed.
 """
