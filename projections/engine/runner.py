@@ -8,7 +8,8 @@ How each guarantee is kept:
   skipped, so a redelivery is never applied twice; messages are acknowledged only after
   the commit (``AckAll`` on the batch's last message).
 - **Pipelined.** While one batch's transaction runs, the next batch is fetched and
-  applied in memory (handlers are pure), so Python's CPU and PostgreSQL's commit overlap.
+  applied in memory (handlers are pure), so Python's CPU and PostgreSQL's commit overlap;
+  a small batch (a live runner's) is committed at once instead, sooner.
   Its writes start only after that commit; if the commit fails, everything applied since
   is dropped and consuming restarts from the checkpoint.
 - **In order, nothing skipped.** At every start the durable pull consumer is recreated at
@@ -49,7 +50,7 @@ import enum
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -205,6 +206,12 @@ _POISONOUS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, Proj
 
 _APPLY_CHUNK = 50
 """Events applied between two yields to the batch being committed."""
+
+_PIPELINE_FROM = 50
+"""Batches of more events than this are committed in a task while the next one is
+applied; smaller ones (a live runner's, mostly one event) at once: a task would start
+its first statement only after everything else the event loop has ready (the other
+runners' batches of the same events), a wait read-your-writes would add to each."""
 
 _SAVE = """
 WITH states AS ({upsert}),
@@ -651,11 +658,12 @@ class ProjectionRunner:
         applier.commit()
         applied = applier.applied - applied_before
         batch = _Batch(position, recorded, applied, poison, ack, states)
-        task = asyncio.create_task(self._write(conn, writes, batch))
-        self._inflight = _InFlight(task, items, convert)
         self._staged = position
-        if poison is not None:
-            await self._settle(conn)
+        if len(items) > _PIPELINE_FROM and poison is None:
+            task = asyncio.create_task(self._write(conn, writes, batch))
+            self._inflight = _InFlight(task, items, convert)
+        else:
+            await self._written(conn, self._write(conn, writes, batch), items, convert)
 
     async def _write(
         self, conn: asyncpg.Connection, writes: Coroutine[Any, Any, None], batch: _Batch
@@ -682,14 +690,23 @@ class ProjectionRunner:
         can be trusted: the states are dropped, and a write PostgreSQL refuses is traced
         to its event (:meth:`_isolate`) before consuming restarts at the checkpoint."""
         inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return
+        if inflight is not None:
+            await self._written(conn, inflight.task, inflight.items, inflight.convert)
+
+    async def _written(
+        self,
+        conn: asyncpg.Connection,
+        writing: Awaitable[None],
+        items: Sequence[Any],
+        convert: Callable[[Any], ProjectedEvent],
+    ) -> None:
+        """Wait for ``writing``, the transaction of ``items`` (see :meth:`_settle`)."""
         try:
-            await inflight.task
+            await writing
         except _POISONOUS as exc:
             self._applier.discard()
             self._staged = self._position
-            await self._isolate(conn, inflight.items, inflight.convert, exc)
+            await self._isolate(conn, items, convert, exc)
             raise _Resync("a batch's writes failed; it was committed event by event") from exc
         except BaseException:
             self._applier.discard()
