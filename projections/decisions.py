@@ -141,6 +141,7 @@ PROJECTION = Projection(
     tables=(DECISIONS, LESSONS),
     states={"program": Tracked[Program]},
     handle=_handle,
+    row_events=frozenset({DecisionRecorded.event_type, LessonRecorded.event_type}),
 )
 
 

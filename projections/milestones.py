@@ -199,6 +199,12 @@ PROJECTION = Projection(
     tables=(MILESTONES, DEPENDENCIES),
     states={"program": Tracked[Program]},
     handle=_handle,
+    # The handler changes rows only for events naming a milestone or a dependency.
+    row_events=frozenset(
+        t.event_type
+        for t in PROGRAM_EVENT_TYPES
+        if {"milestone_id", "dependency_id"} & set(t.__struct_fields__)
+    ),
 )
 
 

@@ -166,6 +166,21 @@ class Projection:
     """What never mixes in a row or a state: events of different streams (``stream``) or
     programs (``program``). Declared, a rebuild can split the events by it across
     processes (see ``rebuild``); ``None`` keeps a rebuild in one process."""
+    row_events: frozenset[str] | None = None
+    """The event types whose events can change a row (``None``: every one it handles);
+    the others only fold its states, as every program event does in a decision log whose
+    rows are decisions and lessons. Read-your-writes waits only for the read models a
+    write's events can change (``tests/integration/test_projections_properties.py``
+    holds each projection to what it declares here)."""
+
+    def __post_init__(self) -> None:
+        if self.row_events is not None and not self.row_events <= self.handles:
+            raise ValueError(f"projection {self.name}: row_events must be events it handles")
+
+    @property
+    def changed_by(self) -> frozenset[str]:
+        """The event types whose events can change this read model's rows."""
+        return self.handles if self.row_events is None else self.row_events
 
     @property
     def state_table(self) -> Table:

@@ -85,10 +85,11 @@ class WaitOutcome:
 
 
 def projections_for_event_types(event_types: Iterable[str]) -> frozenset[str]:
-    """The read models that handle any of ``event_types``: the only ones a write of them
-    can change, so the only ones read-your-writes has to wait for."""
+    """The read models whose rows an event of ``event_types`` can change: the only ones
+    a write of them can change, so the only ones read-your-writes has to wait for (one
+    that merely folds such an event into its states shows the same rows either way)."""
     wanted = set(event_types)
-    return frozenset(name for name, p in PROJECTIONS.items() if p.handles & wanted)
+    return frozenset(name for name, p in PROJECTIONS.items() if p.changed_by & wanted)
 
 
 def projections_for_stream_type(stream_type: str) -> frozenset[str]:
