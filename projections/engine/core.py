@@ -57,6 +57,7 @@ __all__ = [
     "CacheCounts",
     "Connection",
     "Context",
+    "Inserts",
     "Poison",
     "ProjectedEvent",
     "Projection",
@@ -462,11 +463,29 @@ class _TableChanges:
         return writes
 
 
+class Inserts(NamedTuple):
+    """New rows of one table, column by column, for a statement of the caller's (the
+    runner's last of a batch: one round trip less)."""
+
+    table: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    values: list[list[Any]]
+
+    def sql(self, first: int) -> str:
+        """The ``INSERT``, its column arrays numbered from ``$first``."""
+        arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(self.types))
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) SELECT * FROM unnest({arrays})"
+        )
+
+
 _INSERT_AT_MOST = 32
-"""Rows written with one pipelined ``INSERT`` per row (one round trip) rather than
-``COPY`` (two: the server must accept the copy before the rows are sent); past this many,
-``COPY`` is faster. A live runner's batch is mostly a few rows, and each round trip is
-time a reader waiting for the write (read-your-writes) waits too."""
+"""New rows of a table written without ``COPY`` (two round trips: the server must accept
+the copy before the rows are sent), in a statement of the runner's or with one pipelined
+``INSERT`` per row; past this many, ``COPY`` is faster. A live runner's batch is mostly
+a few rows, and each round trip is time a reader waiting for the write (read-your-writes)
+waits too."""
 
 
 class _Writes(NamedTuple):
@@ -476,16 +495,26 @@ class _Writes(NamedTuple):
     records: list[Row]
     added: list[Row]
 
-    async def write(self, conn: Connection) -> None:
+    async def write(self, conn: Connection, inline: list[Inserts] | None = None) -> None:
+        """Write the changes; new rows go to ``inline`` instead when it is given and they
+        are few, and fit in column arrays (no column is itself an array)."""
         if self.closing:
             await self._close(conn)
+        table = self.table
+        rows = [*self.records, *self.added]
+        if (
+            inline is not None
+            and 0 < len(rows) <= _INSERT_AT_MOST
+            and not any(t.endswith("]") for t in table.column_types)
+        ):
+            by_column = [list(column) for column in zip(*rows, strict=True)]
+            inline.append(Inserts(self.name, table.column_names, table.column_types, by_column))
+            return
+        columns = table.column_names
         for records in (self.records, self.added):
             if len(records) > _INSERT_AT_MOST:
-                await conn.copy_records_to_table(
-                    self.name, records=records, columns=self.table.column_names
-                )
+                await conn.copy_records_to_table(self.name, records=records, columns=columns)
             elif records:
-                columns = self.table.column_names
                 values = ", ".join(f"${i + 1}" for i in range(len(columns)))
                 await conn.executemany(
                     f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({values})", records
@@ -660,9 +689,16 @@ class Applier:
         return sum(c.size() for c in self.changes.values())
 
     def flush(
-        self, conn: Connection, *, keep_open: bool = False, write_states: bool = True
+        self,
+        conn: Connection,
+        *,
+        keep_open: bool = False,
+        write_states: bool = True,
+        inline: list[Inserts] | None = None,
     ) -> Coroutine[Any, Any, None]:
-        """Write the batch's changes (and, with ``write_states``, its states).
+        """Write the batch's changes (and, with ``write_states``, its states); with
+        ``inline``, a table's few new rows are added to it instead, for the caller to
+        write in a statement of its own after these.
 
         What is written is taken when this is called, not when the returned coroutine
         runs, so a caller may apply the next batch while the writes go on.
@@ -670,11 +706,17 @@ class Applier:
         suffix = self.suffix
         writes = [c.take(name + suffix, keep_open=keep_open) for name, c in self.changes.items()]
         states = dict(self.batch_states) if write_states else {}
-        return self._write(conn, writes, states)
+        return self._write(conn, writes, states, inline)
 
-    async def _write(self, conn: Connection, writes: list[_Writes], states: dict[str, Any]) -> None:
+    async def _write(
+        self,
+        conn: Connection,
+        writes: list[_Writes],
+        states: dict[str, Any],
+        inline: list[Inserts] | None,
+    ) -> None:
         for write in writes:
-            await write.write(conn)
+            await write.write(conn, inline)
         if states:
             await self.store.write(conn, states)
 

@@ -88,6 +88,7 @@ from programledger.projections.engine.core import (
     DEFAULT_STATE_CACHE_LIMIT,
     Applier,
     CacheCounts,
+    Inserts,
     Poison,
     ProjectedEvent,
     Projection,
@@ -181,6 +182,8 @@ class _Batch:
     ack: Msg | None
     states: tuple[list[str], list[bytes]] = ([], [])
     """The keys and encoded values of the handler states the batch changed."""
+    inserts: list[Inserts] = field(default_factory=list)
+    """New rows its writes leave to the statement that saves the checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +217,7 @@ its first statement only after everything else the event loop has ready (the oth
 runners' batches of the same events), a wait read-your-writes would add to each."""
 
 _SAVE = """
-WITH states AS ({upsert}),
+WITH {inserts}states AS ({upsert}),
 saved AS (
     UPDATE projection_status SET
         position = $2,
@@ -234,9 +237,10 @@ SELECT pg_notify(
     $10, name || ':' || position || CASE WHEN $5::text IS NULL THEN '' ELSE ':failed' END
 ) FROM saved
 """
-"""The batch's handler states ($11, $12), the checkpoint (or the failure) and the
-notification that wakes waiting readers, delivered when the transaction commits
-(``<name>:<position>[:failed]``): one round trip."""
+"""The batch's few new rows (``inserts``: their column arrays from $13 on), its handler
+states ($11, $12), the checkpoint (or the failure) and the notification that wakes
+waiting readers, delivered when the transaction commits (``<name>:<position>[:failed]``):
+one round trip."""
 
 _CLAIM = (
     "BEGIN; SELECT FROM projection_status WHERE name = {name} AND generation = {generation} "
@@ -279,7 +283,8 @@ class ProjectionRunner:
             name=_quoted(projection.name), generation="{generation}", position="{position}"
         )
         self._save_sql = _SAVE.format(
-            upsert=upsert_states_sql(projection.state_table.name, "$11", "$12")
+            upsert=upsert_states_sql(projection.state_table.name, "$11", "$12"),
+            inserts="{inserts}",
         )
         self._stream = stream_name(settings.prefix)
         self._durable = f"{settings.durable_prefix}_{projection.name}"
@@ -646,7 +651,8 @@ class ProjectionRunner:
             position = poison.position - 1
             recorded = prior[-1].recorded_at if prior else None
         # The states go with the checkpoint, in one statement.
-        writes = applier.flush(conn, write_states=False)
+        inserts: list[Inserts] = []
+        writes = applier.flush(conn, write_states=False, inline=inserts)
         states = applier.store.encode(applier.batch_states)
         try:
             await self._settle(conn)
@@ -657,7 +663,7 @@ class ProjectionRunner:
         applier.store.trim()
         applier.commit()
         applied = applier.applied - applied_before
-        batch = _Batch(position, recorded, applied, poison, ack, states)
+        batch = _Batch(position, recorded, applied, poison, ack, states, inserts)
         self._staged = position
         if len(items) > _PIPELINE_FROM and poison is None:
             task = asyncio.create_task(self._write(conn, writes, batch))
@@ -672,7 +678,13 @@ class ProjectionRunner:
             async with self._transaction(conn):
                 await writes
                 await self._save(
-                    conn, batch.position, batch.recorded, batch.applied, batch.poison, batch.states
+                    conn,
+                    batch.position,
+                    batch.recorded,
+                    batch.applied,
+                    batch.poison,
+                    batch.states,
+                    batch.inserts,
                 )
         finally:
             writes.close()  # not awaited when the claim failed
@@ -792,10 +804,16 @@ class ProjectionRunner:
         applied: int,
         poison: Poison | None,
         states: tuple[list[str], list[bytes]] = ([], []),
+        inserts: Sequence[Inserts] = (),
     ) -> None:
         p = poison
+        columns: list[list[Any]] = []
+        statements = []
+        for n, rows in enumerate(inserts):
+            statements.append(f"inserted{n} AS ({rows.sql(13 + len(columns))}), ")
+            columns.extend(rows.values)
         await conn.execute(
-            self._save_sql,
+            self._save_sql.format(inserts="".join(statements)),
             self.projection.name,
             position,
             recorded,
@@ -807,6 +825,7 @@ class ProjectionRunner:
             None if p is None else p.stream_id,
             self._channel,
             *states,
+            *columns,
         )
 
     # --- helpers -------------------------------------------------------------------------

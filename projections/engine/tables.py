@@ -119,6 +119,14 @@ class Table:
         names = (*self.key_names, *(c.name for c in self.columns))
         return (*names, *VERSION_COLUMNS) if self.versioned else names
 
+    @property
+    def column_types(self) -> tuple[str, ...]:
+        """The SQL type of each of :attr:`column_names`."""
+        types = tuple(c.type for c in (*self.key, *self.columns))
+        if self.versioned:
+            return (*types, "bigint", "bigint", "timestamptz", "timestamptz")
+        return types
+
     def create_sql(self, name: str) -> str:
         lines = [
             f"{c.name} {c.type}{' NOT NULL' if c.not_null else ''}"
