@@ -280,7 +280,9 @@ class ProgressWatch:
                     if self._waiters:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(lost.wait(), self._refresh_interval)
-                        if not lost.is_set():
+                        # Only for someone still waiting: those who waited a moment ago
+                        # have their answer.
+                        if not lost.is_set() and self._waiters:
                             await self._refresh(conn)
                     else:
                         await self._someone_waits.wait()
