@@ -117,6 +117,11 @@ class Settings:
     """Dotted path to the roles in a token (``realm_access.roles`` for Keycloak)."""
     jwt_max_lifetime: int | None = None
     """Seconds a token may be valid for (``exp`` - ``iat``) at most; ``None``: no limit."""
+    signing_key_file: Path | None = None
+    """The Ed25519 private key (PEM) the sealer signs tree heads with."""
+    signing_key: str | None = None
+    """The same key given inline (PEM, or its 32-byte seed in base64); in development
+    mode with neither, a key kept in ``data_dir`` (docs/integrity.md)."""
 
     @property
     def embedded_postgres(self) -> bool:
@@ -218,6 +223,7 @@ class Settings:
             log_format=log_format,  # type: ignore[arg-type]
             **_browser_settings(get, mode),
             **tokens,
+            **_signing_settings(get),
         )
 
 
@@ -326,6 +332,19 @@ def _token_settings(get: Callable[[str], str | None], mode: str) -> dict[str, An
 _PRODUCTION_MAX_LIFETIME = 24 * 3600
 """Seconds: a day, a working session with margin; longer tokens are refused in production."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _signing_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
+    key_file = get("SIGNING_KEY_FILE")
+    key = get("SIGNING_KEY")
+    if key_file is not None and key is not None:
+        raise SettingsError(
+            f"{PREFIX}SIGNING_KEY_FILE and {PREFIX}SIGNING_KEY are both set: give the key once"
+        )
+    return {
+        "signing_key_file": Path(key_file).expanduser() if key_file else None,
+        "signing_key": key,
+    }
 
 
 def _duration(get: Callable[[str], str | None], name: str) -> int | None:

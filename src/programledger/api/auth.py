@@ -20,12 +20,9 @@ weak shared default.
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import os
 import re
 import secrets
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +42,7 @@ from litestar.middleware.authentication import (
 )
 from litestar.types import ASGIApp
 
+from programledger.adapters.keys import create_once
 from programledger.api.jwks import JwksKeys, JwksUnavailable, UnknownKey
 from programledger.settings import Settings
 
@@ -406,25 +404,8 @@ def jwt_secret(settings: Settings) -> str:
 
 
 def _development_secret(path: Path) -> str:
-    """Read the secret at ``path``, creating it (mode 0600) on first use.
-
-    The file is written completely under a temporary name (``mkstemp`` creates it 0600)
-    and then linked into place, so two processes starting together agree on one secret
-    and never read a half-written one.
-    """
-    try:
-        return _read_secret(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".dev-jwt-secret.")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(secrets.token_urlsafe(48) + "\n")
-        with contextlib.suppress(FileExistsError):  # another process won: use its secret
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
+    """Read the secret at ``path``, creating it (mode 0600) on first use."""
+    create_once(path, lambda: (secrets.token_urlsafe(48) + "\n").encode("ascii"))
     return _read_secret(path)
 
 

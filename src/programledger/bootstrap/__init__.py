@@ -20,14 +20,17 @@ from prometheus_client import CollectorRegistry
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.embedded import EmbeddedNats, EmbeddedPostgres
+from programledger.adapters.keys import signing_key
 from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay, RelaySettings
+from programledger.adapters.nats.sealer import Sealer, SealerSettings
 from programledger.adapters.nats.stream import StreamSettings
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import available_migrations, migrate
 from programledger.application.errors import OperationalError
 from programledger.application.registry import application_registry
+from programledger.application.signing import HeadSigner
 from programledger.bootstrap.supervisor import Service
 from programledger.domain.events import EventRegistry
 from programledger.settings import Settings
@@ -52,6 +55,7 @@ __all__ = [
     "build_api",
     "build_relay",
     "build_runners",
+    "build_sealer",
     "connect_nats",
     "event_registry",
     "http_service",
@@ -60,6 +64,7 @@ __all__ = [
     "projections_check",
     "relay_service",
     "runner_services",
+    "sealer_service",
     "servers",
 ]
 
@@ -368,6 +373,23 @@ def api_services(api: Api, http: HttpServer) -> list[Service]:
 
 def relay_service(relay: Relay) -> Service:
     return Service("relay", relay.run, relay.stop)
+
+
+def build_sealer(runtime: Runtime) -> Sealer:
+    """The sealer for this deployment, signing with the key from settings (in development,
+    the data directory's own)."""
+    settings = runtime.settings
+    return Sealer(
+        runtime.store,
+        HeadSigner(signing_key(settings)),
+        database_url=runtime.servers.database_url,
+        nats_servers=runtime.servers.nats_servers,
+        settings=SealerSettings(prefix=settings.subject_prefix, replicas=settings.stream_replicas),
+    )
+
+
+def sealer_service(sealer: Sealer) -> Service:
+    return Service("sealer", sealer.run, sealer.stop)
 
 
 def runner_services(runners: Sequence[ProjectionRunner]) -> list[Service]:

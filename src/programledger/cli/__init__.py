@@ -9,9 +9,12 @@ from programledger.cli import roles
 
 # isort: split
 from programledger.cli import operations
+
+# isort: split
+from programledger.cli import integrity
 from programledger.cli.common import app
 
-__all__ = ["app", "main", "operations", "roles"]
+__all__ = ["app", "integrity", "main", "operations", "roles"]
 
 
 def main() -> None:

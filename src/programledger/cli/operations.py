@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from programledger.adapters.postgres.ledger_verification import LedgerReport
     from programledger.application.eventstore import StreamVerification
 
 from programledger.cli.common import (
@@ -122,11 +123,24 @@ def verify(
         str | None,
         typer.Option("--stream", help="Verify only this stream, e.g. program-<uuid>."),
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Your copy of the tree heads' public key (PEM)."),
+    ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A signed head or an export kept earlier: prove today's ledger extends it.",
+        ),
+    ] = None,
 ) -> None:
     """Check that no recorded event was altered, removed or reordered.
 
     Walks the hash chain of every stream (or of --stream) and prints the first broken
-    link of each broken stream. Exit code 1 when any link is broken.
+    link of each broken stream; then (without --stream) rebuilds the Merkle tree from the
+    events and checks every signed tree head against it, its signature and the head
+    before it (docs/integrity.md). Exit code 1 when anything does not hold.
     """
     from programledger.adapters.postgres.verification import (
         VerificationSummary,
@@ -134,32 +148,55 @@ def verify(
         verify_streams,
     )
     from programledger.bootstrap import open_runtime
+    from programledger.cli.integrity import check_ledger
 
     settings = load_settings()
 
-    async def go() -> VerificationSummary:
+    async def go() -> tuple[VerificationSummary, LedgerReport | None]:
         summary = VerificationSummary()
         async with open_runtime(settings, need_nats=False) as runtime:
             if stream is not None:
                 summary.add(await runtime.store.verify(stream))
-                return summary
+                return summary, None
             total = await count_streams(runtime.store)
             with _progress() as progress:
                 task = progress.add_task("verifying streams", total=total)
                 async for result in verify_streams(runtime.store):
                     summary.add(result)
                     progress.advance(task)
-        return summary
+            ledger = await check_ledger(runtime, public_key, against)
+        return summary, ledger
 
-    summary = run_command("verify", go)
+    summary, ledger = run_command("verify", go)
     for broken in summary.broken:
         typer.echo(_broken_line(broken))
     checked = f"verified {_count(summary.streams, 'stream')}, {_count(summary.events, 'event')}"
     if summary.ok:
         typer.echo(f"{checked}: every hash chain holds")
-        return
-    typer.echo(f"{checked}: {len(summary.broken)} broken")
-    raise typer.Exit(1)
+    else:
+        typer.echo(f"{checked}: {len(summary.broken)} broken")
+    if ledger is not None and not ledger_ok(ledger):
+        raise typer.Exit(1)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def ledger_ok(report: LedgerReport) -> bool:
+    """Print the tree's and the heads' verdict; whether everything held."""
+    for problem in report.problems:
+        typer.echo(f"BROKEN ledger: {problem}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    checked = (
+        f"verified the Merkle tree of {_count(report.tree_size, 'event')} against "
+        f"{_count(report.heads, 'signed head')}"
+        + (f" ({report.unsealed} newer events not sealed yet)" if report.unsealed else "")
+    )
+    if report.ok:
+        typer.echo(f"{checked}: every head holds")
+        return True
+    typer.echo(f"{checked}: {_count(len(report.problems), 'problem')}")
+    return False
 
 
 def _count(n: int, noun: str) -> str:

@@ -34,10 +34,12 @@ def run() -> None:
         build_api,
         build_relay,
         build_runners,
+        build_sealer,
         connect_nats,
         open_runtime,
         relay_service,
         runner_services,
+        sealer_service,
     )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
     from programledger.projections.engine.runner import StateCacheMetrics
@@ -73,6 +75,7 @@ def run() -> None:
             services = [
                 *api_services(api, http),
                 relay_service(build_relay(runtime)),
+                sealer_service(build_sealer(runtime)),
                 *runner_services(runners),
             ]
             await supervise(services, stop, up=up)
@@ -115,10 +118,18 @@ def relay_command() -> None:
     """Publish committed events to NATS JetStream, in order, none lost, none twice.
 
     Run two or more: one holds a PostgreSQL advisory lock and publishes, the others stand
-    by and take over within a second of its failure. Needs PROGRAMLEDGER_DATABASE_URL and
+    by and take over within a second of its failure. The sealer runs beside it (one active
+    likewise): it extends the Merkle tree and signs tree heads with the key from
+    PROGRAMLEDGER_SIGNING_KEY_FILE. Needs PROGRAMLEDGER_DATABASE_URL and
     PROGRAMLEDGER_NATS_URL. Stops cleanly on SIGINT or SIGTERM.
     """
-    from programledger.bootstrap import build_relay, open_runtime, relay_service
+    from programledger.bootstrap import (
+        build_relay,
+        build_sealer,
+        open_runtime,
+        relay_service,
+        sealer_service,
+    )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
     settings = load_settings()
@@ -127,7 +138,8 @@ def relay_command() -> None:
     async def go() -> None:
         stop = stop_on_signals()
         async with open_runtime(settings) as runtime:
-            await supervise([relay_service(build_relay(runtime))], stop)
+            services = [relay_service(build_relay(runtime)), sealer_service(build_sealer(runtime))]
+            await supervise(services, stop)
 
     run_command("relay", go, one_shot=False)
 

@@ -492,9 +492,15 @@ class PostgresEventStore:
             )
             rows = await conn.fetch(
                 """
-                SELECT version, prev_hash, hash,
-                       event_hash(prev_hash, event_id, stream_id, version, event_type,
-                                  schema_version, data, metadata, recorded_at) AS computed
+                SELECT version, prev_hash, hash, hash_version,
+                       CASE hash_version
+                         WHEN 1 THEN event_hash(prev_hash, event_id, stream_id, version,
+                                                event_type, schema_version, data, metadata,
+                                                recorded_at)
+                         ELSE event_hash_v2(prev_hash, position, event_id, stream_id,
+                                            stream_type, version, program_id, event_type,
+                                            schema_version, data, metadata, recorded_at)
+                       END AS computed
                 FROM events WHERE stream_id = $1 ORDER BY version
                 """,
                 stream_id,
@@ -516,10 +522,15 @@ def _walk_chain(
 
     previous = b""
     checked = 0
+    hash_version = 1
     for expected_version, row in enumerate(rows, start=1):
         version = row["version"]
         if version != expected_version:
             return broken(expected_version, f"version {expected_version} is missing", checked)
+        if row["hash_version"] < hash_version:
+            # Format 1 covers less; no append writes it after format 2 (docs/integrity.md).
+            return broken(version, "the event's hash format went back to 1", checked)
+        hash_version = row["hash_version"]
         if row["prev_hash"] != previous:
             return broken(version, "the link to the previous event does not match", checked)
         if row["computed"] != row["hash"]:

@@ -1,0 +1,218 @@
+"""Verify the ledger-wide Merkle tree against the events, and every signed head.
+
+The stream chains (``verification.py``) prove each stream's events are intact *relative to
+each other*; they cannot see a stream deleted whole, a truncated store, a stream's last
+events removed with its head reset, or a tail rewritten with recomputed hashes. The tree
+can: this walks every event in position order in one snapshot, rebuilds the tree from the
+events' hashes, and checks that
+
+- the tree's leaves are exactly the events in position order (none missing, added, moved),
+- at every signed head's size the rebuilt root equals the signed root (so heads are also
+  consistent with each other: they are prefixes of one sequence of leaves),
+- every head is signed by a trusted key and names the head before it,
+- the stored nodes that proofs are served from equal the rebuilt ones,
+- the last signed head covers what the tree holds, and an earlier head an auditor kept
+  (``against``) is a prefix of today's tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from programledger.adapters.postgres.ledger import head_of
+from programledger.application.signing import key_id, signature_holds
+from programledger.domain.integrity import HASH_SIZE, Frontier, NodeId, SignedHead
+
+__all__ = ["LedgerReport", "verify_ledger"]
+
+_PAGE = 10_000
+_MAX_PROBLEMS = 50
+
+
+@dataclass(slots=True)
+class LedgerReport:
+    events: int = 0
+    tree_size: int = 0
+    heads: int = 0
+    unsealed: int = 0
+    """Events after the last signed head (the sealer has not reached them yet)."""
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(text)
+
+
+async def verify_ledger(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    keys: Sequence[Ed25519PublicKey],
+    *,
+    against: Sequence[SignedHead] = (),
+) -> LedgerReport:
+    """Check the tree, the heads and ``against`` (heads kept outside the store) on one
+    repeatable-read snapshot of ``conn``."""
+    report = LedgerReport()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        heads = [
+            head_of(r) for r in await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
+        ]
+        report.heads = len(heads)
+        _check_heads(heads, keys, report)
+        roots = {h.head.size: (f"signed head of size {h.head.size}", h.head.root) for h in heads}
+        for kept in against:
+            if not any(signature_holds(k, kept) for k in keys):
+                report.problem(
+                    f"the kept head of size {kept.head.size} is not signed by a trusted key"
+                )
+                continue
+            roots[kept.head.size] = (f"the kept head of size {kept.head.size}", kept.head.root)
+            same = next((h for h in heads if h.head.size == kept.head.size), None)
+            if same is not None and same.head.root != kept.head.root:
+                report.problem(
+                    f"the kept head of size {kept.head.size} and the store's head of that "
+                    "size have different roots: the ledger was rewritten since"
+                )
+        await _walk(conn, roots, report)
+    last = heads[-1].head.size if heads else 0
+    if report.tree_size != last:
+        report.problem(
+            f"the tree holds {report.tree_size} leaves but the last signed head covers {last}"
+        )
+    if not heads and report.events:
+        report.notes.append(
+            "no signed tree head yet: only the stream chains vouch for these events "
+            "(is a sealer running?)"
+        )
+    return report
+
+
+def _check_heads(
+    heads: Sequence[SignedHead], keys: Sequence[Ed25519PublicKey], report: LedgerReport
+) -> None:
+    trusted = {key_id(k): k for k in keys}
+    previous = bytes(HASH_SIZE)
+    last_time = 0
+    for signed in heads:
+        head = signed.head
+        key = trusted.get(signed.key_id)
+        if key is None or not signature_holds(key, signed):
+            report.problem(
+                f"signed head of size {head.size}: the signature does not hold for a "
+                "trusted key (forged or altered head)"
+            )
+        if head.previous != previous:
+            report.problem(
+                f"signed head of size {head.size}: it does not name the head before it "
+                "(a head was removed, inserted or altered)"
+            )
+        if head.timestamp_ms < last_time:
+            report.problem(f"signed head of size {head.size}: its time goes backwards")
+        previous, last_time = head.digest(), head.timestamp_ms
+
+
+async def _walk(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    roots: dict[int, tuple[str, bytes]],
+    report: LedgerReport,
+) -> None:
+    """Events and leaves merged in position order, the tree rebuilt as it goes."""
+    frontier = Frontier()
+    tree_size = int(await conn.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves"))
+    report.tree_size = tree_size
+    if 0 in roots:
+        _compare_root(frontier, roots, report)
+    after = -(2**63)
+    pending_nodes: list[tuple[int, int, bytes]] = []
+    while True:
+        rows = await conn.fetch(
+            """
+            SELECT coalesce(e.position, l.position) AS position, e.hash, l.leaf_index
+            FROM (SELECT position, hash FROM events WHERE position > $1
+                  ORDER BY position LIMIT $2) e
+            FULL JOIN (SELECT leaf_index, position FROM tree_leaves WHERE position > $1
+                       ORDER BY position LIMIT $2) l USING (position)
+            ORDER BY 1 LIMIT $2
+            """,
+            after,
+            _PAGE,
+        )
+        if not rows:
+            break
+        for row in rows:
+            position, event_hash, leaf = row["position"], row["hash"], row["leaf_index"]
+            if event_hash is None:
+                report.problem(
+                    f"leaf {leaf} of the tree is the event at position {position}, which "
+                    "is gone (an event was deleted)"
+                )
+                continue
+            report.events += 1
+            if leaf is None:
+                if frontier.size < tree_size:
+                    report.problem(
+                        f"the event at position {position} is not in the tree though later "
+                        "events are (it was inserted or its position changed)"
+                    )
+                else:
+                    report.unsealed += 1
+                continue
+            if leaf != frontier.size:
+                report.problem(
+                    f"the event at position {position} is leaf {leaf} of the tree where leaf "
+                    f"{frontier.size} was due (events removed, inserted or reordered)"
+                )
+            pending_nodes += frontier.append(bytes(event_hash))
+            if frontier.size in roots:
+                _compare_root(frontier, roots, report)
+        after = rows[-1]["position"]
+        await _compare_nodes(conn, pending_nodes, report)
+        pending_nodes = []
+    for size, (what, _) in sorted(roots.items()):
+        if size > frontier.size:
+            report.problem(
+                f"{what} covers {size} events but only {frontier.size} of them are left "
+                "(events were removed: a stream deleted or the store truncated)"
+            )
+
+
+def _compare_root(
+    frontier: Frontier, roots: dict[int, tuple[str, bytes]], report: LedgerReport
+) -> None:
+    what, root = roots[frontier.size]
+    if frontier.root() != root:
+        report.problem(
+            f"{what}: the events give another root (an event under it was changed, "
+            "removed, added or reordered)"
+        )
+
+
+async def _compare_nodes(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    nodes: list[tuple[int, int, bytes]],
+    report: LedgerReport,
+) -> None:
+    if not nodes:
+        return
+    rows = await conn.fetch(
+        "SELECT n.level, n.node_index, n.hash FROM tree_nodes n "
+        "JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node_index) "
+        "USING (level, node_index)",
+        [n[0] for n in nodes],
+        [n[1] for n in nodes],
+    )
+    stored: dict[NodeId, bytes] = {(r["level"], r["node_index"]): bytes(r["hash"]) for r in rows}
+    for level, index, expected in nodes:
+        if stored.get((level, index)) != expected:
+            report.problem(
+                f"stored tree node (level {level}, index {index}) is missing or differs from "
+                "the events: proofs served from it would fail"
+            )
