@@ -67,20 +67,26 @@ async def verify_ledger(
         ]
         report.heads = len(heads)
         _check_heads(heads, keys, report)
-        roots = {h.head.size: (f"signed head of size {h.head.size}", h.head.root) for h in heads}
+        roots: dict[int, list[tuple[str, bytes]]] = {}
+        for h in heads:
+            roots.setdefault(h.head.size, []).append(
+                (f"signed head of size {h.head.size}", h.head.root)
+            )
         for kept in against:
             if not any(signature_holds(k, kept) for k in keys):
                 report.problem(
                     f"the kept head of size {kept.head.size} is not signed by a trusted key"
                 )
                 continue
-            roots[kept.head.size] = (f"the kept head of size {kept.head.size}", kept.head.root)
             same = next((h for h in heads if h.head.size == kept.head.size), None)
             if same is not None and same.head.root != kept.head.root:
                 report.problem(
                     f"the kept head of size {kept.head.size} and the store's head of that "
                     "size have different roots: the ledger was rewritten since"
                 )
+            roots.setdefault(kept.head.size, []).append(
+                (f"the kept head of size {kept.head.size}", kept.head.root)
+            )
         await _walk(conn, roots, report)
     last = heads[-1].head.size if heads else 0
     if report.tree_size != last:
@@ -121,17 +127,24 @@ def _check_heads(
 
 async def _walk(
     conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-    roots: dict[int, tuple[str, bytes]],
+    roots: dict[int, list[tuple[str, bytes]]],
     report: LedgerReport,
 ) -> None:
-    """Events and leaves merged in position order, the tree rebuilt as it goes."""
+    """Events and leaves merged in position order, the tree rebuilt as it goes.
+
+    Once the leaves stop lining up with the events, every later node and root differs
+    too: the first difference is reported, not each consequence.
+    """
     frontier = Frontier()
-    tree_size = int(await conn.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves"))
+    last = await conn.fetchrow(
+        "SELECT leaf_index, position FROM tree_leaves ORDER BY leaf_index DESC LIMIT 1"
+    )
+    tree_size = 0 if last is None else last["leaf_index"] + 1
+    last_sealed = 0 if last is None else last["position"]
     report.tree_size = tree_size
-    if 0 in roots:
-        _compare_root(frontier, roots, report)
+    state = _Walk(roots)
+    state.compare(frontier, report)
     after = -(2**63)
-    pending_nodes: list[tuple[int, int, bytes]] = []
     while True:
         rows = await conn.fetch(
             """
@@ -147,9 +160,11 @@ async def _walk(
         )
         if not rows:
             break
+        nodes: list[tuple[int, int, bytes]] = []
         for row in rows:
             position, event_hash, leaf = row["position"], row["hash"], row["leaf_index"]
             if event_hash is None:
+                state.aligned = False
                 report.problem(
                     f"leaf {leaf} of the tree is the event at position {position}, which "
                     "is gone (an event was deleted)"
@@ -157,7 +172,8 @@ async def _walk(
                 continue
             report.events += 1
             if leaf is None:
-                if frontier.size < tree_size:
+                if position < last_sealed:
+                    state.aligned = False
                     report.problem(
                         f"the event at position {position} is not in the tree though later "
                         "events are (it was inserted or its position changed)"
@@ -165,34 +181,44 @@ async def _walk(
                 else:
                     report.unsealed += 1
                 continue
-            if leaf != frontier.size:
+            if leaf != frontier.size and state.aligned:
+                state.aligned = False
                 report.problem(
                     f"the event at position {position} is leaf {leaf} of the tree where leaf "
                     f"{frontier.size} was due (events removed, inserted or reordered)"
                 )
-            pending_nodes += frontier.append(bytes(event_hash))
-            if frontier.size in roots:
-                _compare_root(frontier, roots, report)
+            done = frontier.append(bytes(event_hash))
+            if state.aligned:
+                nodes += done
+            state.compare(frontier, report)
         after = rows[-1]["position"]
-        await _compare_nodes(conn, pending_nodes, report)
-        pending_nodes = []
-    for size, (what, _) in sorted(roots.items()):
+        await _compare_nodes(conn, nodes, report)
+    for size, entries in sorted(roots.items()):
         if size > frontier.size:
-            report.problem(
-                f"{what} covers {size} events but only {frontier.size} of them are left "
-                "(events were removed: a stream deleted or the store truncated)"
-            )
+            for what, _ in entries:
+                report.problem(
+                    f"{what} covers {size} events but only {frontier.size} of them are left "
+                    "(events were removed: a stream deleted or the store truncated)"
+                )
 
 
-def _compare_root(
-    frontier: Frontier, roots: dict[int, tuple[str, bytes]], report: LedgerReport
-) -> None:
-    what, root = roots[frontier.size]
-    if frontier.root() != root:
-        report.problem(
-            f"{what}: the events give another root (an event under it was changed, "
-            "removed, added or reordered)"
-        )
+class _Walk:
+    def __init__(self, roots: dict[int, list[tuple[str, bytes]]]) -> None:
+        self.roots = roots
+        self.aligned = True
+        self.store_heads_hold = True
+
+    def compare(self, frontier: Frontier, report: LedgerReport) -> None:
+        """The rebuilt root against the heads of this size: the first store head that
+        differs, and every kept head."""
+        for what, root in self.roots.get(frontier.size, ()):
+            kept = what.startswith("the kept")
+            if (kept or self.store_heads_hold) and frontier.root() != root:
+                report.problem(
+                    f"{what}: the events give another root (an event under it was changed, "
+                    "removed, added or reordered)"
+                )
+                self.store_heads_hold = self.store_heads_hold and kept
 
 
 async def _compare_nodes(
@@ -216,3 +242,4 @@ async def _compare_nodes(
                 f"stored tree node (level {level}, index {index}) is missing or differs from "
                 "the events: proofs served from it would fail"
             )
+            return
