@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from programledger.application.errors import OperationalError
 from programledger.domain.integrity import SignedHead, TreeHead
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class InvalidKey(ValueError):
+class InvalidKey(OperationalError):
     """Key material that is not an Ed25519 key in a form we read."""
 
 

@@ -29,6 +29,7 @@ from programledger.api.graphql.allocations import AllocationQueries
 from programledger.api.graphql.audit import AuditQueries
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionQueries
+from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
@@ -68,5 +69,6 @@ class Query(
     AllocationQueries,
     AuditQueries,
     StatusQueries,
+    IntegrityQueries,
 ):
     """The fields of every ``<Feature>Queries``, in the order of the bases."""
