@@ -33,29 +33,12 @@ from programledger.application.reservations import ProgramCodeReserved
 from programledger.domain import program, resource, risk
 from programledger.domain.events import EventRegistry
 from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
-from tests.support.relay_process import eventually
+from tests.support.ledger import settled
 
 
 @pytest.fixture
 def registry() -> EventRegistry:
     return application_registry()
-
-
-async def _settled(store: PostgresEventStore) -> int:
-    """Wait until the safe head (what an export reads up to) covers every event written.
-
-    The global read only returns events of transactions older than every transaction
-    still running on the cluster; on a server shared with other suites, one of theirs can
-    hold it back for a while (docs/operations.md, the xmin-horizon caveat).
-    """
-    async with store.pool.acquire() as conn:
-        last = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
-
-    async def covered() -> bool:
-        return await store.head_position() >= last
-
-    await eventually(covered, within=60)
-    return last
 
 
 def _read(lines: list[bytes]) -> tuple[ExportHeader, list[ExportedEvent]]:
@@ -72,7 +55,7 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
     app = Application(event_store)
     await load_demo(app)
     pay = DEMO_PROGRAMS["PAY-2027"]
-    head = await _settled(event_store)
+    head = await settled(event_store)
 
     header, events = _read(list((await export_program(event_store, pay)).lines()))
 
@@ -136,13 +119,13 @@ async def test_events_appended_after_the_start_are_not_in_the_export(
     app = Application(event_store)
     await load_demo(app)
     pay = DEMO_PROGRAMS["PAY-2027"]
-    await _settled(event_store)
+    await settled(event_store)
     before = await export_program(event_store, pay)
     await app.handle(
         ReportProgramHealth(program_id=pay, health=Health.RED, summary="Pilot cancelled"),
         CommandContext(actor="auditor-test"),
     )
-    await _settled(event_store)
+    await settled(event_store)
     after = await export_program(event_store, pay)
     assert after.header.events == before.header.events + 1
     assert after.header.through_position > before.header.through_position
@@ -177,7 +160,7 @@ async def test_a_program_longer_than_a_page_is_exported_whole_and_in_order(
             ],
             EventMetadata(actor="auditor-test", program_id=pay),
         )
-    last = await _settled(event_store)
+    last = await settled(event_store)
     export = await export_program(event_store, pay)
     positions = [e.position for e in export.events]
     assert positions == sorted(set(positions))

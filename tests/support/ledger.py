@@ -10,9 +10,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from programledger.adapters.nats.sealer import Sealer, SealerSettings
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.adapters.postgres.ledger_verification import LedgerReport, verify_ledger
+from programledger.adapters.postgres.ledger_verification import verify_ledger
+from programledger.application.ledger_audit import LedgerReport
 from programledger.application.signing import HeadSigner
 from programledger.domain.integrity import SignedHead
+from tests.support.relay_process import eventually
 
 
 def new_signer() -> HeadSigner:
@@ -40,6 +42,24 @@ def sealer(
             standby_poll_interval=0.1,
         ),
     )
+
+
+async def settled(store: PostgresEventStore) -> int:
+    """Wait until the safe head (what an export or a sealer reads up to) covers every event
+    written; the last position.
+
+    The global read only returns events of transactions older than every transaction
+    still running on the cluster; on a server shared with other suites, one of theirs can
+    hold it back for a while (docs/operations.md, the xmin-horizon caveat).
+    """
+    async with store.pool.acquire() as conn:
+        last = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+
+    async def covered() -> bool:
+        return await store.head_position() >= last
+
+    await eventually(covered, within=60)
+    return last
 
 
 async def seal_all(

@@ -19,12 +19,20 @@ from programledger.cli.common import Failure, app, load_settings, run_command
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from programledger.adapters.postgres.ledger_verification import LedgerReport
+    from programledger.application.ledger_audit import LedgerReport
     from programledger.bootstrap import Runtime
     from programledger.domain.integrity import SignedHead
     from programledger.settings import Settings
 
-__all__ = ["check_ledger", "kept_heads", "proof_app", "read_public_key"]
+__all__ = [
+    "check_ledger",
+    "export_ledger_command",
+    "import_command",
+    "kept_heads",
+    "proof_app",
+    "read_public_key",
+    "verify_offline",
+]
 
 proof_app = typer.Typer(
     help="Signed tree heads and Merkle proofs, as JSON, for auditors.", no_args_is_help=True
@@ -243,3 +251,70 @@ def public_key_command() -> None:
         typer.echo(f"programledger proof public-key: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(public_key_pem(key.public_key()), nl=False)
+
+
+def verify_offline(path: Path, public_key: Path | None, against: Path | None) -> LedgerReport:
+    """A ledger export checked with the public key alone: no database, no settings."""
+    from programledger.application.ledger_audit import verify_export
+
+    if public_key is None:
+        raise typer.BadParameter("--offline needs --public-key: the key you trust")
+    key = read_public_key(public_key)
+    kept = kept_heads(against) if against is not None else []
+    try:
+        with path.expanduser().open("rb") as lines:
+            return verify_export(lines, [key], against=kept)
+    except OSError as exc:
+        typer.echo(f"programledger verify: cannot read {path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("export-ledger")
+def export_ledger_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+) -> None:
+    """Export the whole ledger: a manifest (the signed tree head it was cut at, every
+    signed head, the public keys) and every event with every stored column.
+
+    `verify --offline` checks it with the public key alone; `import` restores it.
+    """
+    from programledger.adapters.postgres.ledger_export import export_ledger
+    from programledger.cli.operations import _open_output
+
+    settings = load_settings()
+
+    async def go() -> int:
+        lines = 0
+        async with _open(settings) as runtime:
+            with _open_output(output) as out:
+                async for line in export_ledger(runtime.pool):
+                    out.write(line)
+                    lines += 1
+        return lines - 1
+
+    events = run_command("export-ledger", go)
+    typer.echo(f"exported {events} events and their signed heads to {output}", err=True)
+
+
+@app.command("import")
+def import_command(
+    source: Annotated[Path, typer.Argument(help="A file written by export-ledger.")],
+) -> None:
+    """Restore a ledger export into an empty store: the same positions, times, hashes and
+    signed heads. Run as the schema's owner, then `programledger verify`."""
+    from programledger.adapters.postgres.ledger_export import ImportRefused, import_ledger
+
+    settings = load_settings()
+
+    async def go() -> int:
+        async with _open(settings) as runtime, runtime.pool.acquire() as conn:
+            try:
+                with source.expanduser().open("rb") as lines:
+                    return await import_ledger(conn, lines)
+            except ImportRefused as exc:
+                raise Failure(str(exc)) from None
+            except OSError as exc:
+                raise Failure(f"cannot read {source}: {exc}") from None
+
+    count = run_command("import", go)
+    typer.echo(f"imported {count} events; run `programledger verify` to check the copy")

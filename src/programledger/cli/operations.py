@@ -25,8 +25,8 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from programledger.adapters.postgres.ledger_verification import LedgerReport
     from programledger.application.eventstore import StreamVerification
+    from programledger.application.ledger_audit import LedgerReport
 
 from programledger.cli.common import (
     Failure,
@@ -134,13 +134,21 @@ def verify(
             help="A signed head or an export kept earlier: prove today's ledger extends it.",
         ),
     ] = None,
+    offline: Annotated[
+        Path | None,
+        typer.Option(
+            "--offline",
+            help="Check a ledger export (export-ledger) with no database; needs --public-key.",
+        ),
+    ] = None,
 ) -> None:
     """Check that no recorded event was altered, removed or reordered.
 
     Walks the hash chain of every stream (or of --stream) and prints the first broken
     link of each broken stream; then (without --stream) rebuilds the Merkle tree from the
     events and checks every signed tree head against it, its signature and the head
-    before it (docs/integrity.md). Exit code 1 when anything does not hold.
+    before it (docs/integrity.md). With --offline, checks an export file the same way
+    with no database. Exit code 1 when anything does not hold.
     """
     from programledger.adapters.postgres.verification import (
         VerificationSummary,
@@ -148,7 +156,12 @@ def verify(
         verify_streams,
     )
     from programledger.bootstrap import open_runtime
-    from programledger.cli.integrity import check_ledger
+    from programledger.cli.integrity import check_ledger, verify_offline
+
+    if offline is not None:
+        if not ledger_ok(verify_offline(offline, public_key, against)):
+            raise typer.Exit(1)
+        return
 
     settings = load_settings()
 

@@ -27,7 +27,7 @@ from programledger.domain.integrity import (
     inclusion_plan,
 )
 
-__all__ = ["Leaf", "LedgerStore", "ProofUnavailable", "head_of"]
+__all__ = ["Connection", "Leaf", "LedgerStore", "ProofUnavailable", "head_of"]
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 

@@ -18,38 +18,18 @@ events' hashes, and checks that
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from programledger.adapters.postgres.ledger import head_of
-from programledger.application.signing import key_id, signature_holds
-from programledger.domain.integrity import HASH_SIZE, Frontier, NodeId, SignedHead
+from programledger.application.ledger_audit import LedgerReport, check_head_chain
+from programledger.application.signing import signature_holds
+from programledger.domain.integrity import Frontier, NodeId, SignedHead
 
-__all__ = ["LedgerReport", "verify_ledger"]
+__all__ = ["verify_ledger"]
 
 _PAGE = 10_000
-_MAX_PROBLEMS = 50
-
-
-@dataclass(slots=True)
-class LedgerReport:
-    events: int = 0
-    tree_size: int = 0
-    heads: int = 0
-    unsealed: int = 0
-    """Events after the last signed head (the sealer has not reached them yet)."""
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def problem(self, text: str) -> None:
-        if len(self.problems) < _MAX_PROBLEMS:
-            self.problems.append(text)
 
 
 async def verify_ledger(
@@ -66,7 +46,7 @@ async def verify_ledger(
             head_of(r) for r in await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
         ]
         report.heads = len(heads)
-        _check_heads(heads, keys, report)
+        check_head_chain(heads, keys, report)
         roots: dict[int, list[tuple[str, bytes]]] = {}
         for h in heads:
             roots.setdefault(h.head.size, []).append(
@@ -99,30 +79,6 @@ async def verify_ledger(
             "(is a sealer running?)"
         )
     return report
-
-
-def _check_heads(
-    heads: Sequence[SignedHead], keys: Sequence[Ed25519PublicKey], report: LedgerReport
-) -> None:
-    trusted = {key_id(k): k for k in keys}
-    previous = bytes(HASH_SIZE)
-    last_time = 0
-    for signed in heads:
-        head = signed.head
-        key = trusted.get(signed.key_id)
-        if key is None or not signature_holds(key, signed):
-            report.problem(
-                f"signed head of size {head.size}: the signature does not hold for a "
-                "trusted key (forged or altered head)"
-            )
-        if head.previous != previous:
-            report.problem(
-                f"signed head of size {head.size}: it does not name the head before it "
-                "(a head was removed, inserted or altered)"
-            )
-        if head.timestamp_ms < last_time:
-            report.problem(f"signed head of size {head.size}: its time goes backwards")
-        previous, last_time = head.digest(), head.timestamp_ms
 
 
 async def _walk(
