@@ -105,3 +105,8 @@ def consistency_roots(
     if rest:
         raise ValueError("proof too long")
     return old, new
+
+
+def inclusion_root_hex(event_hash: str, m: int, n: int, audit: Sequence[str]) -> str:
+    """:func:`inclusion_root` over a proof as the API and the CLI print it (hex)."""
+    return inclusion_root(bytes.fromhex(event_hash), m, n, [bytes.fromhex(h) for h in audit]).hex()

@@ -153,3 +153,13 @@ def test_an_identity_provider_replaces_the_shared_secret_in_production() -> None
     assert settings.jwt_max_lifetime == 86_400  # production never accepts unlimited tokens
     assert limited.jwt_max_lifetime == 8 * 3600
     assert Settings.from_env({}).jwt_max_lifetime is None
+
+
+def test_the_signing_key_is_given_once() -> None:
+    assert Settings.from_env({"PROGRAMLEDGER_SIGNING_KEY_FILE": "~/k.pem"}).signing_key_file == (
+        Path("~/k.pem").expanduser()
+    )
+    with pytest.raises(SettingsError, match="both set"):
+        Settings.from_env(
+            {"PROGRAMLEDGER_SIGNING_KEY_FILE": "k.pem", "PROGRAMLEDGER_SIGNING_KEY": "x"}
+        )
