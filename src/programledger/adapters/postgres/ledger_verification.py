@@ -116,9 +116,8 @@ async def _walk(
         )
         if not rows:
             break
-        nodes: list[tuple[int, int, bytes]] = []
-        for row in rows:
-            position, event_hash, leaf = row["position"], row["hash"], row["leaf_index"]
+        state.nodes = []
+        for position, event_hash, leaf in rows:
             if event_hash is None:
                 state.aligned = False
                 report.problem(
@@ -137,18 +136,20 @@ async def _walk(
                 else:
                     report.unsealed += 1
                 continue
-            if leaf != frontier.size and state.aligned:
+            due = frontier.size + len(state.pending)
+            if leaf != due and state.aligned:
                 state.aligned = False
                 report.problem(
                     f"the event at position {position} is leaf {leaf} of the tree where leaf "
-                    f"{frontier.size} was due (events removed, inserted or reordered)"
+                    f"{due} was due (events removed, inserted or reordered)"
                 )
-            done = frontier.append(bytes(event_hash))
-            if state.aligned:
-                nodes += done
-            state.compare(frontier, report)
+            state.pending.append(event_hash)
+            if due + 1 in roots:
+                state.flush(frontier, report)
+        state.flush(frontier, report)
         after = rows[-1]["position"]
-        await _compare_nodes(conn, nodes, report)
+        if state.aligned:
+            await _compare_nodes(conn, state.nodes, report)
     for size, entries in sorted(roots.items()):
         if size > frontier.size:
             for what, _ in entries:
@@ -163,6 +164,17 @@ class _Walk:
         self.roots = roots
         self.aligned = True
         self.store_heads_hold = True
+        self.pending: list[bytes] = []
+        """Leaf inputs not yet added: the tree grows a run at a time, up to a head's size."""
+        self.nodes: list[tuple[int, int, bytes]] = []
+        """Nodes the current page completed, to compare with the stored ones."""
+
+    def flush(self, frontier: Frontier, report: LedgerReport) -> None:
+        done = frontier.extend(self.pending)
+        self.pending.clear()
+        if self.aligned:
+            self.nodes.extend(done)
+        self.compare(frontier, report)
 
     def compare(self, frontier: Frontier, report: LedgerReport) -> None:
         """The rebuilt root against the heads of this size: the first store head that
@@ -184,14 +196,23 @@ async def _compare_nodes(
 ) -> None:
     if not nodes:
         return
+    first = min(n[1] for n in nodes if n[0] == 0)
+    last = max(n[1] for n in nodes if n[0] == 0)
+    # Every stored node over the leaves [first, last]: one index range scan per level.
     rows = await conn.fetch(
-        "SELECT n.level, n.node_index, n.hash FROM tree_nodes n "
-        "JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node_index) "
-        "USING (level, node_index)",
-        [n[0] for n in nodes],
-        [n[1] for n in nodes],
+        """
+        SELECT n.level, n.node_index, n.hash
+        FROM generate_series(0, 62) AS l(level)
+        CROSS JOIN LATERAL (
+            SELECT level, node_index, hash FROM tree_nodes
+            WHERE level = l.level AND node_index >= ($1::bigint >> l.level)
+              AND node_index <= ($2::bigint >> l.level)
+        ) n
+        """,
+        first,
+        last,
     )
-    stored: dict[NodeId, bytes] = {(r["level"], r["node_index"]): bytes(r["hash"]) for r in rows}
+    stored: dict[NodeId, bytes] = {(r[0], r[1]): r[2] for r in rows}
     for level, index, expected in nodes:
         if stored.get((level, index)) != expected:
             report.problem(
