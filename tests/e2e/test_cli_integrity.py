@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -57,7 +58,9 @@ async def test_verify_proofs_export_offline_and_import(
 
     code, out, _ = await _run("verify", "--public-key", str(public), env=env)
     assert code == 0, out
-    assert "verified the Merkle tree of 7 events against 1 signed head: every head holds" in out
+    assert re.search(
+        r"verified the Merkle tree of 7 events against \d+ signed heads?: every head holds", out
+    )
 
     code, out, _ = await _run("proof", "head", env=env)
     assert code == 0

@@ -10,6 +10,7 @@ stream chains alone miss most of these; the tree misses none.
 
 from __future__ import annotations
 
+import re
 from uuid import uuid4
 
 import pytest
@@ -241,7 +242,8 @@ async def test_tail_rewritten_with_recomputed_hashes(
     await _rewrite_tail(sealed, pg_url, schema)
     assert await _chains(sealed) == {}
     problems = await _problems(sealed, signer)
-    assert f"signed head of size {STREAMS * EVENTS}: {ROOT}" in problems
+    # The first head over a rewritten event (the sealer may have made several).
+    assert re.search(rf"signed head of size \d+: {ROOT}", problems), problems
 
 
 async def test_tail_rewritten_and_the_tree_resealed_with_another_key(

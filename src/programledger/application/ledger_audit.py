@@ -10,7 +10,7 @@ with the same positions, times and hashes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -35,6 +35,8 @@ __all__ = [
     "LedgerReport",
     "check_head_chain",
     "decode_ledger_line",
+    "head_roots",
+    "read_export",
     "recompute_hash",
     "verify_export",
 ]
@@ -164,6 +166,65 @@ def check_head_chain(
         previous, last_time = head.digest(), head.timestamp_ms
 
 
+def head_roots(
+    heads: Sequence[SignedHead],
+    keys: Sequence[Ed25519PublicKey],
+    against: Sequence[SignedHead],
+    report: LedgerReport,
+) -> dict[int, list[tuple[str, bytes]]]:
+    """Check the heads' chain and the kept heads' signatures; the roots the tree must have
+    at each size, named for the messages."""
+    report.heads = len(heads)
+    check_head_chain(heads, keys, report)
+    roots: dict[int, list[tuple[str, bytes]]] = {}
+    for h in heads:
+        roots.setdefault(h.head.size, []).append(
+            (f"signed head of size {h.head.size}", h.head.root)
+        )
+    by_size = {h.head.size: h for h in heads}
+    for kept in against:
+        if not any(signature_holds(k, kept) for k in keys):
+            report.problem(f"the kept head of size {kept.head.size} is not signed by a trusted key")
+            continue
+        same = by_size.get(kept.head.size)
+        if same is not None and same.head.root != kept.head.root:
+            report.problem(
+                f"the kept head of size {kept.head.size} and the store's head of that size "
+                "have different roots: the ledger was rewritten since"
+            )
+        roots.setdefault(kept.head.size, []).append(
+            (f"the kept head of size {kept.head.size}", kept.head.root)
+        )
+    return roots
+
+
+def read_export(lines: Iterable[bytes]) -> tuple[LedgerManifest, Iterator[LedgerEvent]]:
+    """The manifest, and the events as they are read; ``ValueError`` names a bad line."""
+    it = iter(lines)
+    try:
+        manifest = decode_ledger_line(next(it))
+    except (StopIteration, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValueError(
+            f"the file does not start with a ledger export manifest: {exc!r}"
+        ) from None
+    if not isinstance(manifest, LedgerManifest) or manifest.format != LEDGER_FORMAT:
+        raise ValueError(f"the file is not a {LEDGER_FORMAT} export")
+
+    def events() -> Iterator[LedgerEvent]:
+        for number, line in enumerate(it, start=2):
+            if not line.strip():
+                continue
+            try:
+                event = decode_ledger_line(line)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise ValueError(f"line {number} is not an exported event: {exc}") from None
+            if not isinstance(event, LedgerEvent):
+                raise ValueError(f"line {number}: a second manifest")
+            yield event
+
+    return manifest, events()
+
+
 def verify_export(
     lines: Iterable[bytes],
     keys: Sequence[Ed25519PublicKey],
@@ -174,61 +235,38 @@ def verify_export(
     stream chain, the tree rebuilt and compared with every signed head in the file and in
     ``against`` (heads kept from earlier: the file must extend them)."""
     report = LedgerReport()
-    it = iter(lines)
     try:
-        manifest = decode_ledger_line(next(it))
-    except (StopIteration, msgspec.ValidationError, msgspec.DecodeError) as exc:
-        report.problem(f"the file does not start with a ledger export manifest: {exc}")
+        manifest, events = read_export(lines)
+        heads = [head_from_json(h) for h in manifest.signed_heads]
+        cut = head_from_json(manifest.tree_head) if manifest.tree_head is not None else None
+    except ValueError as exc:
+        report.problem(str(exc))
         return report
-    if not isinstance(manifest, LedgerManifest) or manifest.format != LEDGER_FORMAT:
-        report.problem(f"the file is not a {LEDGER_FORMAT} export")
-        return report
-    heads = [head_from_json(h) for h in manifest.signed_heads]
-    report.heads = len(heads)
-    check_head_chain(heads, keys, report)
-    cut = head_from_json(manifest.tree_head) if manifest.tree_head is not None else None
     if cut is not None and (not heads or heads[-1] != cut):
         report.problem("the manifest's tree head is not the last of its signed heads")
-    roots: dict[int, list[tuple[str, bytes]]] = {}
-    for h in heads:
-        roots.setdefault(h.head.size, []).append(
-            (f"signed head of size {h.head.size}", h.head.root)
-        )
-    for kept in against:
-        if not any(signature_holds(k, kept) for k in keys):
-            report.problem(f"the kept head of size {kept.head.size} is not signed by a trusted key")
-            continue
-        roots.setdefault(kept.head.size, []).append(
-            (f"the kept head of size {kept.head.size}", kept.head.root)
-        )
+    roots = head_roots(heads, keys, against, report)
     covered = cut.head.size if cut is not None else 0
     frontier = Frontier()
     chains: dict[str, tuple[int, bytes, int]] = {}
     last_position = 0
-    for number, line in enumerate(it, start=2):
-        if not line.strip():
-            continue
-        try:
-            event = decode_ledger_line(line)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            report.problem(f"line {number} is not an exported event: {exc}")
-            return report
-        if not isinstance(event, LedgerEvent):
-            report.problem(f"line {number}: a second manifest")
-            return report
-        report.events += 1
-        _check_event(event, chains, last_position, report)
-        last_position = event.position
-        if frontier.size < covered:
-            frontier.append(bytes.fromhex(event.hash))
+    try:
+        for event in events:
+            report.events += 1
+            _check_event(event, chains, last_position, report)
+            last_position = event.position
+            if frontier.size >= covered:
+                report.unsealed += 1
+                continue
+            frontier.extend((bytes.fromhex(event.hash),))
             for what, root in roots.get(frontier.size, ()):
                 if frontier.root() != root:
                     report.problem(
                         f"{what}: the events give another root (an event under it was "
                         "changed, removed, added or reordered)"
                     )
-        else:
-            report.unsealed += 1
+    except ValueError as exc:
+        report.problem(str(exc))
+        return report
     report.tree_size = frontier.size
     if report.events != manifest.events:
         report.problem(

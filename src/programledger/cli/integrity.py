@@ -143,7 +143,7 @@ def head_command(
     async def go() -> dict[str, object]:
         async with _open(settings) as runtime:
             ledger = LedgerStore(runtime.pool)
-            signed = await (ledger.latest_head() if size is None else ledger.head_at(size))
+            signed = await ledger.head(size)
         if signed is None:
             raise Failure("no signed tree head" + ("" if size is None else f" of size {size}"))
         return head_to_json(signed)
@@ -184,7 +184,7 @@ async def inclusion_json(
     from programledger.domain.integrity import head_to_json, leaf_hash
 
     ledger = LedgerStore(runtime.pool)
-    signed = await (ledger.latest_head() if tree_size is None else ledger.head_at(tree_size))
+    signed = await ledger.head(tree_size)
     if signed is None:
         raise Failure(f"no signed tree head{'' if tree_size is None else f' of size {tree_size}'}")
     try:
@@ -220,7 +220,7 @@ def consistency_command(
     async def go() -> dict[str, object]:
         async with _open(settings) as runtime:
             ledger = LedgerStore(runtime.pool)
-            new = await (ledger.latest_head() if to_size is None else ledger.head_at(to_size))
+            new = await ledger.head(to_size)
             old = await ledger.head_at(from_size)
             if new is None or old is None:
                 raise Failure("both sizes must be sizes of signed heads (see `proof head`)")

@@ -109,20 +109,31 @@ class LedgerStore:
     ) -> None:
         """Store new leaves, the nodes they completed and the head over them, atomically."""
         async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO tree_leaves (leaf_index, position) "
-                "SELECT $1 + i - 1, p FROM unnest($2::bigint[]) WITH ORDINALITY AS t(p, i)",
-                first_leaf,
-                list(positions),
-            )
-            await conn.execute(
-                "INSERT INTO tree_nodes (level, node_index, hash) "
-                "SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-                [n[0] for n in nodes],
-                [n[1] for n in nodes],
-                [n[2] for n in nodes],
-            )
+            await LedgerStore.insert_tree(conn, first_leaf, positions, nodes)
             await LedgerStore.insert_head(conn, signed)
+
+    @staticmethod
+    async def insert_tree(
+        conn: Connection,
+        first_leaf: int,
+        positions: Sequence[int],
+        nodes: Sequence[tuple[int, int, bytes]],
+    ) -> None:
+        """Leaves from ``first_leaf`` on (their events' positions), and the nodes they
+        completed (``Frontier.extend``)."""
+        await conn.execute(
+            "INSERT INTO tree_leaves (leaf_index, position) "
+            "SELECT $1 + i - 1, p FROM unnest($2::bigint[]) WITH ORDINALITY AS t(p, i)",
+            first_leaf,
+            list(positions),
+        )
+        await conn.execute(
+            "INSERT INTO tree_nodes (level, node_index, hash) "
+            "SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+            [n[0] for n in nodes],
+            [n[1] for n in nodes],
+            [n[2] for n in nodes],
+        )
 
     @staticmethod
     async def insert_head(conn: Connection, signed: SignedHead) -> None:
@@ -155,6 +166,10 @@ class LedgerStore:
                 f"SELECT {_HEAD_COLUMNS} FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
             )
         return None if row is None else head_of(row)
+
+    async def head(self, size: int | None = None) -> SignedHead | None:
+        """The signed head of ``size`` leaves; ``None``: the last one."""
+        return await (self.latest_head() if size is None else self.head_at(size))
 
     async def head_at(self, size: int) -> SignedHead | None:
         async with self.pool.acquire() as conn:

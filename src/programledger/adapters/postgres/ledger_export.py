@@ -23,7 +23,7 @@ from programledger.application.ledger_audit import (
     LEDGER_FORMAT,
     LedgerEvent,
     LedgerManifest,
-    decode_ledger_line,
+    read_export,
 )
 from programledger.application.signing import key_id
 from programledger.domain.integrity import Frontier, head_from_json, head_to_json, micros
@@ -105,33 +105,25 @@ async def import_ledger(conn: Connection, lines: Iterable[bytes]) -> int:
 
     Run ``programledger verify`` afterwards: the import copies, it does not vouch.
     """
-    it = iter(lines)
     try:
-        manifest = decode_ledger_line(next(it))
-    except (StopIteration, msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ImportRefused(f"not a ledger export: {exc}") from None
-    if not isinstance(manifest, LedgerManifest) or manifest.format != LEDGER_FORMAT:
-        raise ImportRefused(f"not a {LEDGER_FORMAT} export")
+        manifest, events = read_export(lines)
+    except ValueError as exc:
+        raise ImportRefused(str(exc)) from None
     async with conn.transaction():
         if await conn.fetchval("SELECT EXISTS (SELECT FROM events)"):
             raise ImportRefused("the store already holds events: import into an empty schema")
         batch: list[LedgerEvent] = []
         hashes: list[tuple[int, bytes]] = []
         total = 0
-        for number, line in enumerate(it, start=2):
-            if not line.strip():
-                continue
-            try:
-                event = decode_ledger_line(line)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                raise ImportRefused(f"line {number} is not an exported event: {exc}") from None
-            if not isinstance(event, LedgerEvent):
-                raise ImportRefused(f"line {number}: a second manifest")
-            batch.append(event)
-            hashes.append((event.position, bytes.fromhex(event.hash)))
-            if len(batch) >= _PAGE:
-                total += await _insert(conn, batch)
-                batch = []
+        try:
+            for event in events:
+                batch.append(event)
+                hashes.append((event.position, bytes.fromhex(event.hash)))
+                if len(batch) >= _PAGE:
+                    total += await _insert(conn, batch)
+                    batch = []
+        except ValueError as exc:
+            raise ImportRefused(str(exc)) from None
         total += await _insert(conn, batch)
         await conn.execute(
             """
@@ -158,20 +150,8 @@ async def import_ledger(conn: Connection, lines: Iterable[bytes]) -> int:
             raise ImportRefused(
                 f"the last signed head covers {size} events; the file has {len(hashes)}"
             )
-        frontier = Frontier()
-        nodes = frontier.extend(h for _, h in hashes[:size])
-        await conn.execute(
-            "INSERT INTO tree_leaves (leaf_index, position) "
-            "SELECT i - 1, p FROM unnest($1::bigint[]) WITH ORDINALITY AS t(p, i)",
-            [p for p, _ in hashes[:size]],
-        )
-        await conn.execute(
-            "INSERT INTO tree_nodes (level, node_index, hash) "
-            "SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-            [n[0] for n in nodes],
-            [n[1] for n in nodes],
-            [n[2] for n in nodes],
-        )
+        nodes = Frontier().extend(h for _, h in hashes[:size])
+        await LedgerStore.insert_tree(conn, 0, [p for p, _ in hashes[:size]], nodes)
         for signed in heads:
             await LedgerStore.insert_head(conn, signed)
     return total

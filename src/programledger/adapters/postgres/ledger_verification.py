@@ -23,8 +23,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from programledger.adapters.postgres.ledger import head_of
-from programledger.application.ledger_audit import LedgerReport, check_head_chain
-from programledger.application.signing import signature_holds
+from programledger.application.ledger_audit import LedgerReport, head_roots
 from programledger.domain.integrity import Frontier, NodeId, SignedHead
 
 __all__ = ["verify_ledger"]
@@ -45,28 +44,7 @@ async def verify_ledger(
         heads = [
             head_of(r) for r in await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
         ]
-        report.heads = len(heads)
-        check_head_chain(heads, keys, report)
-        roots: dict[int, list[tuple[str, bytes]]] = {}
-        for h in heads:
-            roots.setdefault(h.head.size, []).append(
-                (f"signed head of size {h.head.size}", h.head.root)
-            )
-        for kept in against:
-            if not any(signature_holds(k, kept) for k in keys):
-                report.problem(
-                    f"the kept head of size {kept.head.size} is not signed by a trusted key"
-                )
-                continue
-            same = next((h for h in heads if h.head.size == kept.head.size), None)
-            if same is not None and same.head.root != kept.head.root:
-                report.problem(
-                    f"the kept head of size {kept.head.size} and the store's head of that "
-                    "size have different roots: the ledger was rewritten since"
-                )
-            roots.setdefault(kept.head.size, []).append(
-                (f"the kept head of size {kept.head.size}", kept.head.root)
-            )
+        roots = head_roots(heads, keys, against, report)
         await _walk(conn, roots, report)
     last = heads[-1].head.size if heads else 0
     if report.tree_size != last:

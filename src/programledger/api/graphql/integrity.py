@@ -104,7 +104,7 @@ def _ledger(info: ApiInfo) -> LedgerStore:
 
 
 async def _head(ledger: LedgerStore, size: int | None) -> SignedHead:
-    signed = await (ledger.latest_head() if size is None else ledger.head_at(size))
+    signed = await ledger.head(size)
     if signed is None:
         raise _bad_input(
             "no signed tree head yet" if size is None else f"no signed tree head of size {size}"
