@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.ledger import LedgerStore
 from programledger.application.commands import CommandContext
 from programledger.application.demo import DEMO_PROGRAMS, load_demo
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
@@ -28,12 +29,14 @@ from programledger.application.export import (
     resolve_program,
 )
 from programledger.application.handlers import Application
+from programledger.application.ledger_audit import verify_program_export
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
 from programledger.domain import program, resource, risk
 from programledger.domain.events import EventRegistry
+from programledger.domain.integrity import head_to_json
 from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
-from tests.support.ledger import settled
+from tests.support.ledger import new_signer, seal_all, settled
 
 
 @pytest.fixture
@@ -171,3 +174,40 @@ async def test_a_program_longer_than_a_page_is_exported_whole_and_in_order(
     ]
     assert all(e.program_id in (pay, None) for e in export.events)
     assert all(e.stream_type == "resource" for e in export.events if e.program_id is None)
+
+
+async def test_an_export_cut_at_a_signed_head_proves_every_event_offline(
+    event_store: PostgresEventStore, pg_url: str
+) -> None:
+    """Each event's inclusion proof leads to the signed root; a changed hash does not."""
+    app = Application(event_store)
+    await load_demo(app)
+    pay = DEMO_PROGRAMS["PAY-2027"]
+    await settled(event_store)
+    signer = new_signer()
+    await seal_all(event_store, signer, pg_url)
+    await app.handle(
+        ReportProgramHealth(program_id=pay, health=Health.AMBER, summary="After the head"),
+        CommandContext(actor="auditor-test"),
+    )
+    ledger = LedgerStore(event_store.pool)
+    export = await export_program(event_store, pay, ledger)
+    head = await ledger.latest_head()
+    assert head is not None
+    assert export.header.tree_head == head_to_json(head)
+    lines = list(export.lines())
+    assert b"After the head" not in b"".join(lines), "the export is cut at the signed head"
+    report = verify_program_export(lines, [signer.public_key])
+    assert report.ok, report.problems
+    assert report.events == export.header.events
+    first = export.events[0]
+    forged = [line.replace(first.hash.encode(), b"0" * 64) for line in lines]
+    problems = verify_program_export(forged, [signer.public_key]).problems
+    assert problems == [
+        f"{first.stream_id} version {first.version} (position {first.position}): "
+        "its inclusion proof does not lead to the signed root"
+    ]
+    assert (
+        "signature does not hold"
+        in verify_program_export(lines, [new_signer().public_key]).problems[0]
+    )

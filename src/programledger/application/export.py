@@ -32,6 +32,7 @@ from programledger.application.eventstore import RecordedEvent
 from programledger.application.ports import StreamReader
 from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
 from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.integrity import SignedHead, head_to_json
 from programledger.domain.program import ProgramProposed, program_stream_id
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ExportSource",
     "ExportedEvent",
     "ExportedStream",
+    "LedgerProofs",
     "ProgramExport",
     "ProgramNotFound",
     "decode_line",
@@ -60,6 +62,22 @@ class ExportSource(StreamReader, Protocol):
     ) -> list[RecordedEvent]: ...
 
     async def head_position(self) -> int: ...
+
+
+class LedgerProofs(Protocol):
+    """The ledger's signed heads and inclusion proofs; ``LedgerStore`` fits."""
+
+    async def latest_head(self) -> SignedHead | None: ...
+
+    async def leaf_positions(self, size: int) -> int:
+        """The position of the last leaf of a tree of ``size`` leaves."""
+        ...
+
+    async def inclusion_proofs(
+        self, positions: Sequence[int], size: int
+    ) -> dict[int, tuple[int, list[bytes]]]:
+        """Each position's leaf index and RFC 9162 inclusion path in a tree of ``size``."""
+        ...
 
 
 class ProgramNotFound(LookupError):
@@ -86,6 +104,9 @@ class ExportHeader(msgspec.Struct, frozen=True, kw_only=True, tag="header", tag_
     """The export holds every event of the program up to this global position."""
     events: int
     streams: tuple[ExportedStream, ...]
+    tree_head: dict[str, object] | None = None
+    """The signed tree head the export was cut at (``head_to_json``): every event in it has
+    an inclusion proof under it; null when the ledger had no signed head yet."""
 
 
 class ExportedEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="record"):
@@ -109,6 +130,9 @@ class ExportedEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_
     hash: str
     """The event's link in its stream's hash chain (hex), as ``verify`` checks it."""
     data: msgspec.Raw
+    leaf_index: int | None = None
+    inclusion_proof: list[str] | None = None
+    """RFC 9162 path (hex) from ``hash``'s leaf to the header's ``tree_head`` root."""
 
     def domain_event(self, registry: EventRegistry) -> DomainEvent:
         """The typed event, for replaying an export with the domain's ``fold``."""
@@ -161,14 +185,22 @@ async def resolve_program(source: ExportSource, reference: str) -> UUID:
     raise ProgramNotFound(f"no program has the id or code {reference!r}")
 
 
-async def export_program(source: ExportSource, program_id: UUID) -> ProgramExport:
+async def export_program(
+    source: ExportSource, program_id: UUID, ledger: LedgerProofs | None = None
+) -> ProgramExport:
     """Everything recorded about ``program_id``, up to the head position at the start.
 
     The events whose metadata names the program, then the own facts (registration,
     capacity: events naming no program) of every resource allocated to it. Raises
-    :class:`ProgramNotFound` when the program has no stream.
+    :class:`ProgramNotFound` when the program has no stream. With ``ledger``, the export
+    is cut at its last signed tree head, and every event carries its inclusion proof.
     """
-    through = await source.head_position()
+    head = await ledger.latest_head() if ledger is not None else None
+    if ledger is not None and head is not None and head.head.size > 0:
+        through = await ledger.leaf_positions(head.head.size)
+    else:
+        head = None
+        through = await source.head_position()
     kept: list[RecordedEvent] = []
     position = 0
     while True:
@@ -196,8 +228,20 @@ async def export_program(source: ExportSource, program_id: UUID) -> ProgramExpor
         through_position=through,
         events=len(records),
         streams=await _streams(source, records, through),
+        tree_head=head_to_json(head) if head is not None else None,
     )
-    return ProgramExport(header=header, events=tuple(_exported(r) for r in records))
+    exported = [_exported(r) for r in records]
+    if ledger is not None and head is not None:
+        proofs = await ledger.inclusion_proofs([r.position for r in records], head.head.size)
+        exported = [
+            msgspec.structs.replace(
+                e,
+                leaf_index=proofs[e.position][0],
+                inclusion_proof=[h.hex() for h in proofs[e.position][1]],
+            )
+            for e in exported
+        ]
+    return ProgramExport(header=header, events=tuple(exported))
 
 
 async def _streams(

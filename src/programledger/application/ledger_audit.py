@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from programledger.application.export import ExportedEvent, ExportHeader, decode_line
 from programledger.application.signing import key_id, signature_holds
 from programledger.domain.integrity import (
     HASH_SIZE,
@@ -26,6 +27,8 @@ from programledger.domain.integrity import (
     event_hash_v1,
     event_hash_v2,
     head_from_json,
+    leaf_hash,
+    root_from_inclusion,
 )
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "read_export",
     "recompute_hash",
     "verify_export",
+    "verify_program_export",
 ]
 
 LEDGER_FORMAT = "programledger.ledger-export/1"
@@ -303,3 +307,57 @@ def _check_event(
     if recompute_hash(event) != bytes.fromhex(event.hash):
         report.problem(f"{where}: the event's content does not match its hash")
     chains[event.stream_id] = (event.version, bytes.fromhex(event.hash), event.hash_version)
+
+
+def verify_program_export(lines: Iterable[bytes], keys: Sequence[Ed25519PublicKey]) -> LedgerReport:
+    """Check a program export (``programledger export``) offline: its tree head's signature,
+    and every event's inclusion proof up to that head's root. Its data is decoded (upcast)
+    for reading, so this proves which event hashes are in the signed ledger; a ledger
+    export also proves each hash from the stored bytes."""
+    report = LedgerReport()
+    it = iter(lines)
+    try:
+        header = decode_line(next(it))
+    except (StopIteration, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        report.problem(f"the file does not start with a program export header: {exc!r}")
+        return report
+    if not isinstance(header, ExportHeader) or header.tree_head is None:
+        report.problem("the program export carries no signed tree head: nothing to prove")
+        return report
+    signed = head_from_json(header.tree_head)
+    report.heads = 1
+    report.tree_size = signed.head.size
+    if not any(signature_holds(k, signed) for k in keys):
+        report.problem(
+            f"signed head of size {signed.head.size}: the signature does not hold for a "
+            "trusted key (forged or altered head)"
+        )
+    for line in it:
+        if not line.strip():
+            continue
+        event = decode_line(line)
+        if not isinstance(event, ExportedEvent):
+            report.problem("a second header")
+            return report
+        report.events += 1
+        where = f"{event.stream_id} version {event.version} (position {event.position})"
+        if event.leaf_index is None or event.inclusion_proof is None:
+            report.problem(f"{where}: no inclusion proof")
+            continue
+        try:
+            root = root_from_inclusion(
+                leaf_hash(bytes.fromhex(event.hash)),
+                event.leaf_index,
+                signed.head.size,
+                [bytes.fromhex(h) for h in event.inclusion_proof],
+            )
+        except ValueError as exc:
+            report.problem(f"{where}: {exc}")
+            continue
+        if root != signed.head.root:
+            report.problem(f"{where}: its inclusion proof does not lead to the signed root")
+    if header.events != report.events:
+        report.problem(
+            f"the header announces {header.events} events but the file holds {report.events}"
+        )
+    return report

@@ -255,7 +255,7 @@ def public_key_command() -> None:
 
 def verify_offline(path: Path, public_key: Path | None, against: Path | None) -> LedgerReport:
     """A ledger export checked with the public key alone: no database, no settings."""
-    from programledger.application.ledger_audit import verify_export
+    from programledger.application.ledger_audit import verify_export, verify_program_export
 
     if public_key is None:
         raise typer.BadParameter("--offline needs --public-key: the key you trust")
@@ -263,6 +263,10 @@ def verify_offline(path: Path, public_key: Path | None, against: Path | None) ->
     kept = kept_heads(against) if against is not None else []
     try:
         with path.expanduser().open("rb") as lines:
+            first = lines.readline()
+            lines.seek(0)
+            if b'"record":"header"' in first:  # a program export (`programledger export`)
+                return verify_program_export(lines, [key])
             return verify_export(lines, [key], against=kept)
     except OSError as exc:
         typer.echo(f"programledger verify: cannot read {path}: {exc}", err=True)

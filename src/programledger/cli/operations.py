@@ -258,6 +258,7 @@ def export_command(
     then every event with all its metadata, in global position order. Replaying the
     events stream by stream rebuilds the program, its risks and its allocations.
     """
+    from programledger.adapters.postgres.ledger import LedgerStore
     from programledger.application.export import (
         ProgramExport,
         ProgramNotFound,
@@ -272,7 +273,7 @@ def export_command(
         async with open_runtime(settings, need_nats=False) as runtime:
             try:
                 program_id = await resolve_program(runtime.store, program)
-                return await export_program(runtime.store, program_id)
+                return await export_program(runtime.store, program_id, LedgerStore(runtime.pool))
             except ProgramNotFound as exc:
                 raise Failure(str(exc)) from None
 

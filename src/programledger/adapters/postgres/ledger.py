@@ -227,6 +227,35 @@ class LedgerStore:
             )
         return await self._proof(consistency_plan(old_size, new_size), new_size)
 
+    async def leaf_positions(self, size: int) -> int:
+        async with self.pool.acquire() as conn:
+            position = await conn.fetchval(
+                "SELECT position FROM tree_leaves WHERE leaf_index = $1", size - 1
+            )
+        if position is None:
+            raise ProofUnavailable(f"the tree does not reach size {size}")
+        return int(position)
+
+    async def inclusion_proofs(
+        self, positions: Sequence[int], size: int
+    ) -> dict[int, tuple[int, list[bytes]]]:
+        """Many events' proofs in two queries: their leaves, then every node the proofs
+        need (shared nodes read once)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT position, leaf_index FROM tree_leaves WHERE position = ANY($1::bigint[])",
+                list(positions),
+            )
+            leaves = {r["position"]: r["leaf_index"] for r in rows}
+            missing = [p for p in positions if leaves.get(p, size) >= size]
+            if missing:
+                raise ProofUnavailable(
+                    f"positions {missing[:5]} are not in the tree of size {size}"
+                )
+            plans = {p: inclusion_plan(leaves[p], size) for p in positions}
+            nodes = await self._nodes(conn, set().union(*(plan.nodes for plan in plans.values())))
+        return {p: (leaves[p], assemble(plan, nodes)) for p, plan in plans.items()}
+
     async def _proof(self, plan: ProofPlan, size: int) -> list[bytes]:
         wanted = plan.nodes
         async with self.pool.acquire() as conn:
