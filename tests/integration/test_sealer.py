@@ -116,3 +116,25 @@ async def test_one_sealer_is_active_and_a_standby_resumes_the_tree(
     report = await check_ledger(event_store, signer)
     assert report.ok, report.problems
     assert report.tree_size == 17
+
+
+async def test_heads_are_signed_while_nats_is_away(
+    event_store: PostgresEventStore, pg_url: str
+) -> None:
+    """Publishing waits for NATS; sealing does not."""
+    signer = new_signer()
+    worker = sealer(event_store, signer, pg_url, nats_url="nats://127.0.0.1:1")
+    task = asyncio.create_task(worker.run())
+    try:
+        await _append(event_store, 6)
+        async with asyncio.timeout(30):
+            await worker.wait_sealed(6)
+        await eventually(lambda: worker.stats.failures > 0)
+        assert "publishing tree heads failed" in (worker.stats.last_error or "")
+        await _append(event_store, 3)
+        async with asyncio.timeout(30):
+            await worker.wait_sealed(9)
+    finally:
+        worker.stop()
+        await task
+    assert (await check_ledger(event_store, signer)).ok

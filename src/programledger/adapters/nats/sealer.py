@@ -47,7 +47,13 @@ from programledger.adapters.postgres.leadership import (
 )
 from programledger.adapters.postgres.ledger import LedgerStore, head_of
 from programledger.application.signing import HeadSigner
-from programledger.domain.integrity import HASH_SIZE, TreeHead, head_to_json
+from programledger.domain.integrity import (
+    HASH_SIZE,
+    Frontier,
+    SignedHead,
+    TreeHead,
+    head_to_json,
+)
 
 __all__ = [
     "Sealer",
@@ -125,6 +131,15 @@ class SealerStats:
     tree_size: int = 0
 
 
+@dataclass(slots=True)
+class _Tree:
+    """The tree as this sealer has it: what the store holds, while it holds the lock."""
+
+    frontier: Frontier
+    last_position: int
+    head: SignedHead | None
+
+
 class Sealer:
     """Run with :meth:`run`; :meth:`stop` ends it cleanly."""
 
@@ -196,61 +211,84 @@ class Sealer:
         )
         async with self._leader.guard:
             await LedgerStore.register_key(conn, self._signer.key_id, public)
-            frontier, last_position, head = await LedgerStore.resume(conn)
-        self.stats.tree_size = frontier.size
-        log.info("sealer %s: active, tree of %d leaves", self._settings.name, frontier.size)
-        sealed_at = 0.0
-        while not self._leader.stopping:
-            self._wake.clear()
-            positions: list[int] = []
-            hashes: list[bytes] = []
-            async with self._leader.guard:
-                while len(positions) < self._settings.max_leaves_per_head:
-                    rows = await LedgerStore.unsealed(
-                        conn,
-                        positions[-1] if positions else last_position,
-                        min(
-                            self._settings.batch_size,
-                            self._settings.max_leaves_per_head - len(positions),
-                        ),
-                    )
-                    positions += [p for p, _ in rows]
-                    hashes += [h for _, h in rows]
-                    if len(rows) < self._settings.batch_size:
-                        break
-            if positions:
-                first_leaf = frontier.size
-                nodes = frontier.extend(hashes)
-                signed = self._signer.sign(
-                    TreeHead(
-                        size=frontier.size,
-                        root=frontier.root(),
-                        timestamp_ms=time.time_ns() // 1_000_000,
-                        previous=head.head.digest() if head else bytes(HASH_SIZE),
-                    )
-                )
-                try:
-                    async with self._leader.guard:
-                        await LedgerStore.seal(conn, first_leaf, positions, nodes, signed)
-                except DB_ERRORS as exc:
-                    # The frontier in memory is ahead of what committed: start over from it.
-                    raise LeadershipLost(f"cannot store the tree head: {exc!r}") from exc
-                head, last_position = signed, positions[-1]
-                self.stats.heads += 1
-                self.stats.leaves += len(positions)
-                self.stats.tree_size = frontier.size
-                self._sealed.set()
-                self._backoff.reset()
+            tree = _Tree(*await LedgerStore.resume(conn))
+        self.stats.tree_size = tree.frontier.size
+        log.info("sealer %s: active, tree of %d leaves", self._settings.name, tree.frontier.size)
+        # Publishing runs beside sealing: NATS being slow or away never delays a head.
+        publishing: asyncio.Task[None] | None = None
+        try:
+            while not self._leader.stopping:
+                self._wake.clear()
                 sealed_at = asyncio.get_running_loop().time()
-            await self._publish(conn)
-            if positions:
-                wait = self._settings.seal_interval - (
-                    asyncio.get_running_loop().time() - sealed_at
-                )
-                await self._leader.pause(max(wait, 0.0))
-            else:
+                sealed = await self._seal(conn, tree)
+                if publishing is not None and publishing.done():
+                    publishing.result()  # a lock connection that failed there ends this turn
+                    publishing = None
+                if publishing is None and self._servers:
+                    publishing = asyncio.create_task(self._publish(conn))
+                if sealed:
+                    elapsed = asyncio.get_running_loop().time() - sealed_at
+                    await self._leader.pause(max(self._settings.seal_interval - elapsed, 0.0))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            # A clean stop publishes what is left, if NATS answers in time.
+            if publishing is not None:
+                await publishing
+            publishing = None
+            if self._servers:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                    await asyncio.wait_for(
+                        self._publish(conn), self._settings.nats_connect_timeout * 2
+                    )
+        finally:
+            if publishing is not None:
+                publishing.cancel()
+                with contextlib.suppress(BaseException):
+                    await publishing
+
+    async def _seal(self, conn: asyncpg.Connection, tree: _Tree) -> bool:
+        """Add what the safe head has beyond the tree and sign a head over it; whether there
+        was anything."""
+        positions: list[int] = []
+        hashes: list[bytes] = []
+        limit = self._settings.max_leaves_per_head
+        async with self._leader.guard:
+            while len(positions) < limit:
+                rows = await LedgerStore.unsealed(
+                    conn,
+                    positions[-1] if positions else tree.last_position,
+                    min(self._settings.batch_size, limit - len(positions)),
+                )
+                positions += [p for p, _ in rows]
+                hashes += [h for _, h in rows]
+                if len(rows) < self._settings.batch_size:
+                    break
+        if not positions:
+            return False
+        first_leaf = tree.frontier.size
+        nodes = tree.frontier.extend(hashes)
+        signed = self._signer.sign(
+            TreeHead(
+                size=tree.frontier.size,
+                root=tree.frontier.root(),
+                timestamp_ms=time.time_ns() // 1_000_000,
+                previous=tree.head.head.digest() if tree.head else bytes(HASH_SIZE),
+            )
+        )
+        try:
+            async with self._leader.guard:
+                await LedgerStore.seal(conn, first_leaf, positions, nodes, signed)
+        except DB_ERRORS as exc:
+            # The frontier in memory is ahead of what committed: start over from the store.
+            raise LeadershipLost(f"cannot store the tree head: {exc!r}") from exc
+        tree.head, tree.last_position = signed, positions[-1]
+        self.stats.heads += 1
+        self.stats.leaves += len(positions)
+        self.stats.tree_size = tree.frontier.size
+        self._sealed.set()
+        self._backoff.reset()
+        return True
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
         self._wake.set()
@@ -260,8 +298,6 @@ class Sealer:
     async def _publish(self, conn: asyncpg.Connection) -> None:
         """Publish every head after the recorded publication point; failures wait for the
         next round."""
-        if not self._servers:
-            return
         name = self._settings.name
         async with self._leader.guard:
             done = await conn.fetchval(
