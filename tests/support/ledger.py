@@ -40,6 +40,7 @@ def sealer(
             seal_interval=seal_interval,
             poll_interval=0.05,
             standby_poll_interval=0.1,
+            nats_connect_timeout=1.0,
         ),
     )
 
