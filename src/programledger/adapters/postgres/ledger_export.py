@@ -150,8 +150,11 @@ async def import_ledger(conn: Connection, lines: Iterable[bytes]) -> int:
             raise ImportRefused(
                 f"the last signed head covers {size} events; the file has {len(hashes)}"
             )
-        nodes = Frontier().extend(h for _, h in hashes[:size])
-        await LedgerStore.insert_tree(conn, 0, [p for p, _ in hashes[:size]], nodes)
+        frontier = Frontier()
+        for start in range(0, size, _PAGE):  # statements of bounded size, as the sealer's
+            chunk = hashes[start : min(start + _PAGE, size)]
+            nodes = frontier.extend(h for _, h in chunk)
+            await LedgerStore.insert_tree(conn, start, [p for p, _ in chunk], nodes)
         for signed in heads:
             await LedgerStore.insert_head(conn, signed)
     return total
