@@ -16,7 +16,7 @@ the nodes are read in one query, and the proof is assembled here (:func:`assembl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -233,23 +233,31 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byte
     head's root. Raises ``ValueError`` for a proof of the wrong shape."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
+    r = leaf
+    for left, p in _walk_up(index, size - 1, proof):
+        r = node_hash(p, r) if left else node_hash(r, p)
+    return r
+
+
+def _walk_up(fn: int, sn: int, path: Sequence[bytes]) -> Iterator[tuple[bool, bytes]]:
+    """RFC 9162's climb from a leaf (index ``fn`` of last index ``sn``): each proof hash,
+    and whether it is the left sibling. Raises ``ValueError`` for a path of the wrong
+    length."""
+    for p in path:
         if sn == 0:
-            raise ValueError("the inclusion proof is too long")
+            raise ValueError("the proof is too long")
         if fn & 1 or fn == sn:
-            r = node_hash(p, r)
+            yield True, p
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = node_hash(r, p)
+            yield False, p
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise ValueError("the inclusion proof is too short")
-    return r
+        raise ValueError("the proof is too short")
 
 
 def root_from_consistency(
@@ -274,22 +282,12 @@ def root_from_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ValueError("the consistency proof is too long")
-        if fn & 1 or fn == sn:
+    for left, c in _walk_up(fn, sn, path[1:]):
+        if left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ValueError("the consistency proof is too short")
     if fr != old_root:
         raise ValueError("the consistency proof does not lead to the old root")
     return sr
