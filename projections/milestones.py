@@ -1,10 +1,11 @@
 """Milestones and dependencies: the schedule of every program and what it waits on.
 
-A milestone row has its baseline (fixed when planned), its forecast (the actual date once
-done), the slip in days and its status. A dependency row has what depends (a workstream
-or milestone of the program) on what (an item of this or another program, or an external
-party), its needed-by date and status. Both come from folding the program stream with the
-domain's ``evolve``: a row changes exactly when the item does.
+A milestone row has its baseline (set when planned, moved only by an approved change
+request), its forecast (the actual date once done), the slip in days and its status. A
+dependency row has what depends (a workstream or milestone of the program) on what (an
+item of this or another program, or an external party), its needed-by date and status.
+Both come from folding the program stream with the domain's ``evolve``: a row changes
+exactly when the item does.
 
 Tables: ``rm_milestones`` (key ``milestone_id``), ``rm_dependencies`` (key
 ``dependency_id``), both versioned.
@@ -19,6 +20,7 @@ from uuid import UUID
 
 from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
+    ChangeRequestApproved,
     Dependency,
     ExternalTarget,
     Milestone,
@@ -160,6 +162,9 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     milestone_id = getattr(data, "milestone_id", None)
     if isinstance(milestone_id, UUID):
         _changed(ctx, MILESTONES, before, after, milestone_id, _milestones, _milestone, pid)
+    if isinstance(data, ChangeRequestApproved):  # a new baseline for many milestones
+        for m in after.milestones:
+            _changed(ctx, MILESTONES, before, after, m.milestone_id, _milestones, _milestone, pid)
     dependency_id = getattr(data, "dependency_id", None)
     if isinstance(dependency_id, UUID):
         _changed(ctx, DEPENDENCIES, before, after, dependency_id, _dependencies, _dependency, pid)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from programledger.projections import allocations, audit, decisions, milestones, programs, risks
+from programledger.projections import (
+    allocations,
+    audit,
+    decisions,
+    milestones,
+    programs,
+    risks,
+    schedule,
+)
 from programledger.projections.engine.core import Projection
 
 __all__ = ["PROJECTIONS", "get_projection"]
@@ -16,6 +24,7 @@ PROJECTIONS: dict[str, Projection] = {
         risks.PROJECTION,
         allocations.PROJECTION,
         audit.PROJECTION,
+        schedule.PROJECTION,
     )
 }
 

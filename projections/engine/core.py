@@ -43,11 +43,12 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import program, resource, risk
+from programledger.domain import program, resource, risk, schedule
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.program import PROGRAM_EVENT_TYPES
 from programledger.domain.resource import RESOURCE_EVENT_TYPES
 from programledger.domain.risk import RISK_EVENT_TYPES
+from programledger.domain.schedule import SCHEDULE_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
 __all__ = [
@@ -82,6 +83,7 @@ STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "program" for cls in PROGRAM_EVENT_TYPES},
     **{cls.event_type: "risk" for cls in RISK_EVENT_TYPES},
     **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
+    **{cls.event_type: "schedule" for cls in SCHEDULE_EVENT_TYPES},
 }
 """The stream type each domain event is recorded on, for subject filters."""
 
@@ -89,6 +91,7 @@ _EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
     "program": program.evolve,
     "risk": risk.evolve,
     "resource": resource.evolve,
+    "schedule": schedule.evolve,
 }
 
 

@@ -11,12 +11,13 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import program, resource, risk
+from programledger.domain import program, resource, risk, schedule
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.schedule import ScheduleCommand
 
 E = TypeVar("E", bound=BaseException)
 
@@ -24,6 +25,7 @@ _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]
     (get_args(ProgramCommand), program.decide, program.fold),
     (get_args(RiskCommand), risk.decide, risk.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
+    (get_args(ScheduleCommand), schedule.decide, schedule.fold),
 ]
 
 

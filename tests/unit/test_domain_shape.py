@@ -13,7 +13,7 @@ import pytest
 
 from programledger import domain
 
-AGGREGATES = (domain.program, domain.risk, domain.resource)
+AGGREGATES = (domain.program, domain.risk, domain.resource, domain.schedule)
 SHAPE = ("commands", "events", "state", "decide", "evolve")
 
 

@@ -298,6 +298,24 @@ def _one_of_each_command() -> list[ProgramCommand]:
         ),
         ReportActualSpend(program_id=P, amount=eur(1), as_of=date(2027, 1, 1)),
         RecordLesson(program_id=P, lesson_id=MISSING, what_happened="w", learned="l"),
+        program.SetMilestoneDuration(program_id=P, milestone_id=MILESTONE, duration_days=3),
+        program.RaiseChangeRequest(
+            program_id=P,
+            change_request_id=MISSING,
+            title="t",
+            description="d",
+            raised_by="r",
+            scope_added=("s",),
+        ),
+        program.AssessChangeRequest(
+            program_id=P, change_request_id=MISSING, assessed_by="a", assessment="a"
+        ),
+        program.ApproveChangeRequest(
+            program_id=P, change_request_id=MISSING, decided_by="d", reason="r", baseline_name="b"
+        ),
+        program.RejectChangeRequest(
+            program_id=P, change_request_id=MISSING, decided_by="d", reason="r"
+        ),
     ]
 
 

@@ -18,6 +18,7 @@ from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.schedule import ScheduleCommand
 
 __all__ = [
     "Command",
@@ -26,7 +27,7 @@ __all__ = [
     "command_fingerprint",
 ]
 
-Command = ProgramCommand | RiskCommand | ResourceCommand
+Command = ProgramCommand | RiskCommand | ResourceCommand | ScheduleCommand
 """Every command the application handles."""
 
 _ACTOR_MAX = 200

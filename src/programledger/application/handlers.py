@@ -50,7 +50,7 @@ from programledger.application.eventstore import (
 )
 from programledger.application.ports import CommandStore
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
-from programledger.domain import program, program_id_of, resource, risk
+from programledger.domain import program, program_id_of, resource, risk, schedule
 from programledger.domain._checks import unstorable_text
 from programledger.domain.errors import (
     FieldIssue,
@@ -86,6 +86,14 @@ from programledger.domain.risk import (
     UpdateRiskDetails,
     risk_stream_id,
 )
+from programledger.domain.schedule import (
+    NETWORK_STREAM_ID,
+    SCHEDULE_EVENT_TYPES,
+    LinkMilestones,
+    ScheduleCommand,
+    ScheduleEvent,
+    ScheduleNetwork,
+)
 
 __all__ = ["AggregateState", "Application", "HistoryEntry", "Loaded", "RetryPolicy"]
 
@@ -93,7 +101,7 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Resource
+AggregateState = Program | Risk | Resource | ScheduleNetwork
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -175,6 +183,10 @@ _RESOURCES: _Aggregate[Resource, ResourceCommand, ResourceEvent] = _Aggregate(
     "resource", RESOURCE_EVENT_TYPES, resource.decide, resource.evolve
 )
 
+_SCHEDULE: _Aggregate[ScheduleNetwork, ScheduleCommand, ScheduleEvent] = _Aggregate(
+    "schedule", SCHEDULE_EVENT_TYPES, schedule.decide, schedule.evolve
+)
+
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
 when the referenced program is final."""
@@ -235,6 +247,14 @@ class Application:
                     command,
                     references=self._allocation_references,
                 )
+            case _ if isinstance(command, ScheduleCommand):
+                return await run(
+                    _SCHEDULE,
+                    NETWORK_STREAM_ID,
+                    NETWORK_STREAM_ID,
+                    command,
+                    references=self._link_references,
+                )
         raise TypeError(f"{type(command).__name__} is not a command this application handles")
 
     # Queries
@@ -254,6 +274,11 @@ class Application:
     ) -> Loaded[Resource]:
         return await self._load(_RESOURCES, resource_stream_id(key), recorded_before)
 
+    async def load_schedule(
+        self, *, recorded_before: datetime | None = None
+    ) -> Loaded[ScheduleNetwork]:
+        return await self._load(_SCHEDULE, NETWORK_STREAM_ID, recorded_before)
+
     async def history(
         self,
         stream_id: str,
@@ -266,8 +291,8 @@ class Application:
         most ``limit``), each with the state right after it, so a reader can replay what
         each decision was made on. States are folded from the stream's start."""
         kind = stream_id.partition("-")[0]
-        if kind not in ("program", "risk", "resource"):
-            raise ValueError(f"{stream_id!r} is not a program, risk or resource stream")
+        if kind not in ("program", "risk", "resource", "schedule"):
+            raise ValueError(f"{stream_id!r} is not a program, risk, resource or schedule stream")
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
         records = await self._store.read_stream(
@@ -280,6 +305,8 @@ class Application:
             steps = _PROGRAMS.walk(records)
         elif kind == "risk":
             steps = _RISKS.walk(records)
+        elif kind == "schedule":
+            steps = _SCHEDULE.walk(records)
         else:
             steps = _RESOURCES.walk(records)
         return [
@@ -420,6 +447,42 @@ class Application:
                         allocation.program_id, None, refuse_final="ConfirmAllocation"
                     )
         return []
+
+    async def _link_references(
+        self, state: ScheduleNetwork | None, command: ScheduleCommand
+    ) -> list[FieldIssue]:
+        """Both ends of every new link must be milestones of their programs (which never
+        go away); a link from or to a done milestone is allowed, being history."""
+        if not isinstance(command, LinkMilestones):
+            return []
+        wanted = list(
+            {ref.program_id for link in command.links for ref in (link.predecessor, link.successor)}
+        )
+        loaded = await asyncio.gather(*(self.load_program(p) for p in wanted))
+        milestones: dict[UUID, set[UUID] | None] = {
+            p: None if found.state is None else {m.milestone_id for m in found.state.milestones}
+            for p, found in zip(wanted, loaded, strict=True)
+        }
+        issues = []
+        for i, link in enumerate(command.links):
+            for end, ref in (("predecessor", link.predecessor), ("successor", link.successor)):
+                known = milestones[ref.program_id]
+                if known is None:
+                    issues.append(
+                        FieldIssue(
+                            f"links[{i}].{end}.program_id",
+                            f"program {ref.program_id} does not exist",
+                        )
+                    )
+                elif ref.milestone_id not in known:
+                    issues.append(
+                        FieldIssue(
+                            f"links[{i}].{end}.milestone_id",
+                            f"milestone {ref.milestone_id} does not exist in program "
+                            f"{ref.program_id}",
+                        )
+                    )
+        return issues
 
     async def _program_reference(
         self, program_id: UUID, workstream_id: UUID | None, *, refuse_final: str | None = None

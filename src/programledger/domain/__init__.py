@@ -1,10 +1,11 @@
-"""The functional core: three aggregates, their commands, events and rules, and no I/O.
+"""The functional core: four aggregates, their commands, events and rules, and no I/O.
 
-Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``:
-``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports its public
-names: ``from programledger.domain.program import ProposeProgram``, or
+Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
+``schedule``: ``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
+its public names: ``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
-own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``.
+own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
+``scheduling`` (forecasts, float and the critical path over the schedule network).
 
 ``domain_registry()`` lists every event type under its stable stored name; the codec and
 the event store are built from it in the composition root, never at import time.
@@ -14,7 +15,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from programledger.domain import capacity, errors, events, program, resource, risk, values
+from programledger.domain import (
+    capacity,
+    errors,
+    events,
+    program,
+    resource,
+    risk,
+    schedule,
+    scheduling,
+    values,
+)
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
@@ -27,6 +38,8 @@ __all__ = [
     "program_id_of",
     "resource",
     "risk",
+    "schedule",
+    "scheduling",
     "values",
 ]
 
@@ -34,6 +47,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *program.PROGRAM_EVENT_TYPES,
     *risk.RISK_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
+    *schedule.SCHEDULE_EVENT_TYPES,
 )
 """Every event class of the domain; stored names are unique across aggregates."""
 

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidTransition",
     "NotFound",
     "OverAllocation",
+    "ScheduleCycle",
     "TerminalState",
     "ValidationError",
 ]
@@ -57,6 +58,19 @@ class ValidationError(DomainError):
     @classmethod
     def single(cls, path: str, message: str) -> ValidationError:
         return cls([FieldIssue(path, message)])
+
+
+class ScheduleCycle(ValidationError):
+    """A schedule link that would close a cycle: no date could ever satisfy it. ``cycle``
+    lists the milestones around it as ``(program_id, milestone_id)``, from the new link's
+    predecessor back to itself, so the person can see which link to drop."""
+
+    code = "SCHEDULE_CYCLE"
+
+    def __init__(self, path: str, cycle: tuple[tuple[UUID, UUID], ...]) -> None:
+        self.cycle = cycle
+        around = " -> ".join(f"milestone {m} (program {p})" for p, m in cycle)
+        super().__init__([FieldIssue(path, f"would close a cycle: {around}")])
 
 
 class NotFound(DomainError):

@@ -63,6 +63,11 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "allocations": "allocations",
     "utilization": "allocations",
     "auditTrail": "audit",
+    "scheduleAnalysis": "schedule",
+    "scheduleWhatIf": "schedule",
+    "scheduleVariance": "schedule",
+    "baselines": "schedule",
+    "changeRequests": "schedule",
 }
 """The read model each field reads, by field name (root or nested)."""
 

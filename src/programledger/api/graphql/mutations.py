@@ -57,6 +57,7 @@ from programledger.domain.errors import (
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.schedule import ScheduleCommand
 from programledger.domain.values import Money
 
 __all__ = ["COMMANDS", "mutation_type"]
@@ -67,6 +68,7 @@ COMMANDS: tuple[type[Command], ...] = (
     *get_args(ProgramCommand),
     *get_args(RiskCommand),
     *get_args(ResourceCommand),
+    *get_args(ScheduleCommand),
 )
 
 _Refusal = (

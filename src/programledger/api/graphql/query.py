@@ -34,6 +34,7 @@ from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.risks import RiskQueries
+from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.status import StatusQueries
 
 __all__ = ["Me", "MeQueries", "Query"]
@@ -70,5 +71,6 @@ class Query(
     AuditQueries,
     StatusQueries,
     IntegrityQueries,
+    ScheduleQueries,
 ):
     """The fields of every ``<Feature>Queries``, in the order of the bases."""

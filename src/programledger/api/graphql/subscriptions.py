@@ -39,6 +39,7 @@ class StreamType(enum.Enum):
     PROGRAM = "program"
     RISK = "risk"
     RESOURCE = "resource"
+    SCHEDULE = "schedule"
 
 
 @strawberry.type(

@@ -13,7 +13,13 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from programledger.domain.program.state import DependencyTarget, Health, ItemRef, RaciRole
+from programledger.domain.program.state import (
+    DependencyTarget,
+    Health,
+    ItemRef,
+    MilestoneDate,
+    RaciRole,
+)
 from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = [
@@ -21,6 +27,8 @@ __all__ = [
     "AddStakeholder",
     "AddWorkstream",
     "AllocateBudget",
+    "ApproveChangeRequest",
+    "AssessChangeRequest",
     "CancelProgram",
     "ChangeDependencyNeededBy",
     "ClearDependencyRisk",
@@ -34,9 +42,11 @@ __all__ = [
     "ProgramCommand",
     "ProposeProgram",
     "PutProgramOnHold",
+    "RaiseChangeRequest",
     "RecordDecision",
     "RecordLesson",
     "RegisterDependency",
+    "RejectChangeRequest",
     "RemoveStakeholder",
     "ReopenDependency",
     "ReportActualSpend",
@@ -46,6 +56,7 @@ __all__ = [
     "ResumeProgram",
     "ReviseBudgetAllocation",
     "RevisePlannedBudget",
+    "SetMilestoneDuration",
     "SupersedeDecision",
     "UpdateProgramDetails",
     "UpdateWorkstream",
@@ -180,6 +191,12 @@ class MarkMilestoneMissed(_ProgramCommand, frozen=True, kw_only=True):
     reason: str
 
 
+class SetMilestoneDuration(_ProgramCommand, frozen=True, kw_only=True):
+    milestone_id: UUID
+    duration_days: int
+    reason: str | None = None
+
+
 # Dependencies
 
 
@@ -285,6 +302,42 @@ class RecordLesson(_ProgramCommand, frozen=True, kw_only=True):
     follow_up_action: str | None = None
 
 
+# Change control
+
+
+class RaiseChangeRequest(_ProgramCommand, frozen=True, kw_only=True):
+    change_request_id: UUID
+    title: str
+    description: str
+    raised_by: str
+    schedule_impact: tuple[MilestoneDate, ...] = ()
+    budget_impact: Money | None = None
+    """Added to the planned budget; a negative amount gives money back."""
+    scope_added: tuple[str, ...] = ()
+    scope_removed: tuple[str, ...] = ()
+
+
+class AssessChangeRequest(_ProgramCommand, frozen=True, kw_only=True):
+    change_request_id: UUID
+    assessed_by: str
+    assessment: str
+
+
+class ApproveChangeRequest(_ProgramCommand, frozen=True, kw_only=True):
+    """By the program's sponsor; sets the next baseline, named ``baseline_name``."""
+
+    change_request_id: UUID
+    decided_by: str
+    reason: str
+    baseline_name: str
+
+
+class RejectChangeRequest(_ProgramCommand, frozen=True, kw_only=True):
+    change_request_id: UUID
+    decided_by: str
+    reason: str
+
+
 ProgramCommand = (
     ProposeProgram
     | ActivateProgram
@@ -304,6 +357,7 @@ ProgramCommand = (
     | ClearMilestoneRisk
     | CompleteMilestone
     | MarkMilestoneMissed
+    | SetMilestoneDuration
     | RegisterDependency
     | ChangeDependencyNeededBy
     | FlagDependencyAtRisk
@@ -317,4 +371,8 @@ ProgramCommand = (
     | ReviseBudgetAllocation
     | ReportActualSpend
     | RecordLesson
+    | RaiseChangeRequest
+    | AssessChangeRequest
+    | ApproveChangeRequest
+    | RejectChangeRequest
 )

@@ -20,6 +20,8 @@ from programledger.domain.program.commands import (
     AddStakeholder,
     AddWorkstream,
     AllocateBudget,
+    ApproveChangeRequest,
+    AssessChangeRequest,
     CancelProgram,
     ChangeDependencyNeededBy,
     ClearDependencyRisk,
@@ -33,9 +35,11 @@ from programledger.domain.program.commands import (
     ProgramCommand,
     ProposeProgram,
     PutProgramOnHold,
+    RaiseChangeRequest,
     RecordDecision,
     RecordLesson,
     RegisterDependency,
+    RejectChangeRequest,
     RemoveStakeholder,
     ReopenDependency,
     ReportActualSpend,
@@ -45,9 +49,16 @@ from programledger.domain.program.commands import (
     ResumeProgram,
     ReviseBudgetAllocation,
     RevisePlannedBudget,
+    SetMilestoneDuration,
     SupersedeDecision,
     UpdateProgramDetails,
     UpdateWorkstream,
+)
+from programledger.domain.program.decide_changes import (
+    approve_change,
+    assess_change,
+    raise_change,
+    reject_change,
 )
 from programledger.domain.program.decide_dependencies import (
     change_needed_by,
@@ -65,6 +76,7 @@ from programledger.domain.program.decide_plan import (
     miss_milestone,
     plan_milestone,
     reschedule_milestone,
+    set_duration,
     update_workstream,
 )
 from programledger.domain.program.decide_records import (
@@ -196,6 +208,16 @@ def decide(state: Program | None, command: ProgramCommand) -> list[ProgramEvent]
             return [report_spend(state, command)]
         case RecordLesson():
             return [record_lesson(state, command)]
+        case SetMilestoneDuration():
+            return set_duration(state, command)
+        case RaiseChangeRequest():
+            return [raise_change(state, command)]
+        case AssessChangeRequest():
+            return [assess_change(state, command)]
+        case ApproveChangeRequest():
+            return [approve_change(state, command)]
+        case RejectChangeRequest():
+            return [reject_change(state, command)]
 
 
 def _propose(c: ProposeProgram) -> ProgramProposed:

@@ -17,10 +17,12 @@ from programledger.domain.program.commands import (
     PlanMilestone,
     ProgramCommand,
     RescheduleMilestone,
+    SetMilestoneDuration,
     UpdateWorkstream,
 )
 from programledger.domain.program.events import (
     MilestoneCompleted,
+    MilestoneDurationSet,
     MilestoneFlaggedAtRisk,
     MilestoneMissed,
     MilestonePlanned,
@@ -43,6 +45,7 @@ __all__ = [
     "plan_milestone",
     "require_workstream",
     "reschedule_milestone",
+    "set_duration",
     "update_workstream",
 ]
 
@@ -53,6 +56,7 @@ MILESTONE_LIFECYCLE: dict[type[ProgramCommand], frozenset[MilestoneStatus]] = {
     ClearMilestoneRisk: frozenset({_MS.AT_RISK}),
     CompleteMilestone: frozenset({_MS.PLANNED, _MS.AT_RISK, _MS.MISSED}),
     MarkMilestoneMissed: frozenset({_MS.PLANNED, _MS.AT_RISK}),
+    SetMilestoneDuration: frozenset({_MS.PLANNED, _MS.AT_RISK, _MS.MISSED}),
 }
 """Command on a milestone -> the milestone statuses it is allowed in. DONE is final; a
 missed milestone can still be rescheduled and completed (delivered late)."""
@@ -149,7 +153,8 @@ def _milestone(
     | FlagMilestoneAtRisk
     | ClearMilestoneRisk
     | CompleteMilestone
-    | MarkMilestoneMissed,
+    | MarkMilestoneMissed
+    | SetMilestoneDuration,
 ) -> Milestone:
     milestone = find(state.milestones, lambda m: m.milestone_id, c.milestone_id)
     return require_item(
@@ -211,3 +216,24 @@ def miss_milestone(state: Program, c: MarkMilestoneMissed) -> MilestoneMissed:
     checks.done()
     _milestone(state, c)
     return MilestoneMissed(program_id=c.program_id, milestone_id=c.milestone_id, reason=c.reason)
+
+
+DURATION_LIMIT = 3650
+
+
+def set_duration(state: Program, c: SetMilestoneDuration) -> list[ProgramEvent]:
+    """No event when the duration is already that: repeating it is harmless."""
+    checks = Checks()
+    checks.integer("duration_days", c.duration_days, 0, DURATION_LIMIT)
+    checks.optional_text("reason", c.reason)
+    checks.done()
+    if _milestone(state, c).duration_days == c.duration_days:
+        return []
+    return [
+        MilestoneDurationSet(
+            program_id=c.program_id,
+            milestone_id=c.milestone_id,
+            duration_days=c.duration_days,
+            reason=c.reason,
+        )
+    ]

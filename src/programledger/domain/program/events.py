@@ -15,7 +15,14 @@ from uuid import UUID
 from msgspec import UNSET, UnsetType
 
 from programledger.domain.events import DomainEvent
-from programledger.domain.program.state import DependencyTarget, Health, ItemRef, RaciRole
+from programledger.domain.program.state import (
+    Baseline,
+    DependencyTarget,
+    Health,
+    ItemRef,
+    MilestoneDate,
+    RaciRole,
+)
 from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = [
@@ -23,6 +30,10 @@ __all__ = [
     "ActualSpendReported",
     "BudgetAllocated",
     "BudgetAllocationRevised",
+    "ChangeRequestApproved",
+    "ChangeRequestAssessed",
+    "ChangeRequestRaised",
+    "ChangeRequestRejected",
     "DecisionRecorded",
     "DependencyFlaggedAtRisk",
     "DependencyNeededByChanged",
@@ -32,6 +43,7 @@ __all__ = [
     "DependencyRiskCleared",
     "LessonRecorded",
     "MilestoneCompleted",
+    "MilestoneDurationSet",
     "MilestoneFlaggedAtRisk",
     "MilestoneMissed",
     "MilestonePlanned",
@@ -225,6 +237,14 @@ class MilestoneMissed(_ProgramEvent, frozen=True, kw_only=True):
     reason: str
 
 
+class MilestoneDurationSet(_ProgramEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "MilestoneDurationSet"
+    schema_version: ClassVar[int] = 1
+    milestone_id: UUID
+    duration_days: int
+    reason: str | None = None
+
+
 # Dependencies
 
 
@@ -342,6 +362,51 @@ class LessonRecorded(_ProgramEvent, frozen=True, kw_only=True):
     follow_up_action: str | None = None
 
 
+# Change control
+
+
+class ChangeRequestRaised(_ProgramEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "ChangeRequestRaised"
+    schema_version: ClassVar[int] = 1
+    change_request_id: UUID
+    title: str
+    description: str
+    raised_by: str
+    schedule_impact: tuple[MilestoneDate, ...]
+    budget_impact: Money | None
+    scope_added: tuple[str, ...]
+    scope_removed: tuple[str, ...]
+
+
+class ChangeRequestAssessed(_ProgramEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "ChangeRequestAssessed"
+    schema_version: ClassVar[int] = 1
+    change_request_id: UUID
+    assessed_by: str
+    assessment: str
+
+
+class ChangeRequestApproved(_ProgramEvent, frozen=True, kw_only=True):
+    """Carries the whole new baseline: every milestone's baseline date, the budget and the
+    scope, so a reader never recomputes it. The first approval also keeps version 0 (the
+    plan as it stood before), see ``state.original_baseline``."""
+
+    event_type: ClassVar[str] = "ChangeRequestApproved"
+    schema_version: ClassVar[int] = 1
+    change_request_id: UUID
+    decided_by: str
+    reason: str
+    baseline: Baseline
+
+
+class ChangeRequestRejected(_ProgramEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "ChangeRequestRejected"
+    schema_version: ClassVar[int] = 1
+    change_request_id: UUID
+    decided_by: str
+    reason: str
+
+
 ProgramEvent = (
     ProgramProposed
     | ProgramActivated
@@ -361,6 +426,7 @@ ProgramEvent = (
     | MilestoneRiskCleared
     | MilestoneCompleted
     | MilestoneMissed
+    | MilestoneDurationSet
     | DependencyRegistered
     | DependencyNeededByChanged
     | DependencyFlaggedAtRisk
@@ -373,6 +439,10 @@ ProgramEvent = (
     | BudgetAllocationRevised
     | ActualSpendReported
     | LessonRecorded
+    | ChangeRequestRaised
+    | ChangeRequestAssessed
+    | ChangeRequestApproved
+    | ChangeRequestRejected
 )
 
 PROGRAM_EVENT_TYPES: tuple[type[DomainEvent], ...] = get_args(ProgramEvent)

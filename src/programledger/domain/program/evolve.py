@@ -16,6 +16,10 @@ from programledger.domain.program.events import (
     ActualSpendReported,
     BudgetAllocated,
     BudgetAllocationRevised,
+    ChangeRequestApproved,
+    ChangeRequestAssessed,
+    ChangeRequestRaised,
+    ChangeRequestRejected,
     DecisionRecorded,
     DependencyFlaggedAtRisk,
     DependencyNeededByChanged,
@@ -25,6 +29,7 @@ from programledger.domain.program.events import (
     DependencyRiskCleared,
     LessonRecorded,
     MilestoneCompleted,
+    MilestoneDurationSet,
     MilestoneFlaggedAtRisk,
     MilestoneMissed,
     MilestonePlanned,
@@ -47,6 +52,8 @@ from programledger.domain.program.events import (
 )
 from programledger.domain.program.state import (
     BudgetAllocation,
+    ChangeRequest,
+    ChangeRequestStatus,
     Decision,
     Dependency,
     DependencyStatus,
@@ -58,6 +65,7 @@ from programledger.domain.program.state import (
     SpendReport,
     Stakeholder,
     Workstream,
+    original_baseline,
 )
 
 __all__ = ["evolve", "fold"]
@@ -166,6 +174,29 @@ def evolve(state: Program | None, event: ProgramEvent) -> Program:
         case LessonRecorded():
             lesson = Lesson(**_present(event, "program_id"))
             return replace(state, lessons=(*state.lessons, lesson))
+        case MilestoneDurationSet():
+            return _milestone(state, event, duration_days=event.duration_days)
+        case ChangeRequestRaised():
+            request = ChangeRequest(**_present(event, "program_id"))
+            return replace(state, change_requests=(*state.change_requests, request))
+        case ChangeRequestAssessed():
+            return _change_request(
+                state,
+                event,
+                status=ChangeRequestStatus.ASSESSED,
+                assessed_by=event.assessed_by,
+                assessment=event.assessment,
+            )
+        case ChangeRequestRejected():
+            return _change_request(
+                state,
+                event,
+                status=ChangeRequestStatus.REJECTED,
+                decided_by=event.decided_by,
+                decision_reason=event.reason,
+            )
+        case ChangeRequestApproved():
+            return _approve(state, event)
 
 
 def fold(events: Iterable[ProgramEvent]) -> Program | None:
@@ -212,7 +243,8 @@ def _milestone(
     | MilestoneFlaggedAtRisk
     | MilestoneRiskCleared
     | MilestoneCompleted
-    | MilestoneMissed,
+    | MilestoneMissed
+    | MilestoneDurationSet,
     **changes: Any,
 ) -> Program:
     milestones = _update(state.milestones, _milestone_id, event.milestone_id, event, **changes)
@@ -232,6 +264,43 @@ def _dependency(
         state.dependencies, _dependency_id, event.dependency_id, event, **changes
     )
     return replace(state, dependencies=dependencies)
+
+
+def _change_request(
+    state: Program,
+    event: ChangeRequestAssessed | ChangeRequestRejected | ChangeRequestApproved,
+    **changes: Any,
+) -> Program:
+    requests = _update(
+        state.change_requests, _change_request_id, event.change_request_id, event, **changes
+    )
+    return replace(state, change_requests=requests)
+
+
+def _approve(state: Program, event: ChangeRequestApproved) -> Program:
+    """The new baseline becomes each milestone's baseline date and the planned budget;
+    the first approval keeps version 0 as the plan stood before it."""
+    baseline = event.baseline
+    kept = state.baselines or (original_baseline(state),)
+    dates = {d.milestone_id: d.day for d in baseline.milestone_dates}
+    milestones = tuple(
+        replace(m, baseline_date=dates[m.milestone_id]) if m.milestone_id in dates else m
+        for m in state.milestones
+    )
+    approved = _change_request(
+        state,
+        event,
+        status=ChangeRequestStatus.APPROVED,
+        decided_by=event.decided_by,
+        decision_reason=event.reason,
+        baseline_version=baseline.version,
+    )
+    return replace(
+        approved,
+        baselines=(*kept, baseline),
+        milestones=milestones,
+        planned_budget=baseline.budget,
+    )
 
 
 def _record_decision(state: Program, event: DecisionRecorded) -> Program:
@@ -266,3 +335,7 @@ def _decision_id(item: Decision) -> UUID:
 
 def _budget_allocation_id(item: BudgetAllocation) -> UUID:
     return item.budget_allocation_id
+
+
+def _change_request_id(item: ChangeRequest) -> UUID:
+    return item.change_request_id

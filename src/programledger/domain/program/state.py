@@ -20,7 +20,10 @@ from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = [
     "TERMINAL_PROGRAM_STATUSES",
+    "Baseline",
     "BudgetAllocation",
+    "ChangeRequest",
+    "ChangeRequestStatus",
     "Decision",
     "Dependency",
     "DependencyStatus",
@@ -31,6 +34,7 @@ __all__ = [
     "ItemRef",
     "Lesson",
     "Milestone",
+    "MilestoneDate",
     "MilestoneStatus",
     "Program",
     "ProgramItemTarget",
@@ -40,7 +44,9 @@ __all__ = [
     "Stakeholder",
     "Workstream",
     "allocated_budget",
+    "current_baseline",
     "find",
+    "original_baseline",
     "program_stream_id",
     "slip_days",
     "within",
@@ -84,6 +90,13 @@ class DependencyStatus(enum.StrEnum):
     OPEN = "OPEN"
     AT_RISK = "AT_RISK"
     RESOLVED = "RESOLVED"
+
+
+class ChangeRequestStatus(enum.StrEnum):
+    RAISED = "RAISED"
+    ASSESSED = "ASSESSED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
 class ItemKind(enum.StrEnum):
@@ -149,6 +162,9 @@ class Milestone(msgspec.Struct, frozen=True, kw_only=True):
     """What we expect now; becomes the actual date once the milestone is done."""
     status: MilestoneStatus
     actual_date: date | None = None
+    duration_days: int = 0
+    """Calendar days of work leading to the milestone (its start is this many days before
+    it): what start-to-start links measure from. 0 for a pure checkpoint."""
 
 
 class Dependency(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +217,46 @@ class Lesson(msgspec.Struct, frozen=True, kw_only=True):
     follow_up_action: str | None = None
 
 
+class MilestoneDate(msgspec.Struct, frozen=True, kw_only=True):
+    milestone_id: UUID
+    day: date
+
+
+class ChangeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A proposed change to the plan: raised with its impact, assessed, then approved or
+    rejected by the sponsor. Approval sets a new baseline (see :class:`Baseline`)."""
+
+    change_request_id: UUID
+    title: str
+    description: str
+    raised_by: str
+    schedule_impact: tuple[MilestoneDate, ...]
+    """The baseline date each named milestone would get."""
+    budget_impact: Money | None
+    """Added to (negative: taken from) the planned budget."""
+    scope_added: tuple[str, ...]
+    scope_removed: tuple[str, ...]
+    status: ChangeRequestStatus = ChangeRequestStatus.RAISED
+    assessed_by: str | None = None
+    assessment: str | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    baseline_version: int | None = None
+    """The baseline its approval set."""
+
+
+class Baseline(msgspec.Struct, frozen=True, kw_only=True):
+    """One approved version of the plan, kept for ever: version 0 is the plan as first
+    laid down, each approved change request adds the next."""
+
+    version: int
+    name: str
+    change_request_id: UUID | None
+    milestone_dates: tuple[MilestoneDate, ...]
+    budget: Money
+    scope: tuple[str, ...]
+
+
 class Program(msgspec.Struct, frozen=True, kw_only=True):
     program_id: UUID
     code: str
@@ -226,6 +282,9 @@ class Program(msgspec.Struct, frozen=True, kw_only=True):
     dependencies: tuple[Dependency, ...] = ()
     decisions: tuple[Decision, ...] = ()
     lessons: tuple[Lesson, ...] = ()
+    change_requests: tuple[ChangeRequest, ...] = ()
+    baselines: tuple[Baseline, ...] = ()
+    """Empty until the first approved change request, which also keeps version 0."""
 
 
 def program_stream_id(program_id: UUID) -> str:
@@ -253,3 +312,36 @@ def slip_days(milestone: Milestone) -> int:
 def allocated_budget(program: Program) -> int:
     """Sum of the budget allocations, in the plan's minor units."""
     return sum(allocation.amount.amount_minor for allocation in program.budget_allocations)
+
+
+def original_baseline(program: Program) -> Baseline:
+    """Version 0: each milestone's date as planned, the planned budget, no scope items.
+    Kept explicitly from the first approved change request on."""
+    if program.baselines:
+        return program.baselines[0]
+    return Baseline(
+        version=0,
+        name="Original plan",
+        change_request_id=None,
+        milestone_dates=tuple(
+            MilestoneDate(milestone_id=m.milestone_id, day=m.baseline_date)
+            for m in program.milestones
+        ),
+        budget=program.planned_budget,
+        scope=(),
+    )
+
+
+def current_baseline(program: Program) -> Baseline:
+    """The latest approved baseline; a milestone planned after it is in it at the date it
+    was planned for, as that is the baseline it was promised against."""
+    latest = program.baselines[-1] if program.baselines else original_baseline(program)
+    dated = {d.milestone_id for d in latest.milestone_dates}
+    later = tuple(
+        MilestoneDate(milestone_id=m.milestone_id, day=m.baseline_date)
+        for m in program.milestones
+        if m.milestone_id not in dated
+    )
+    if not later:
+        return latest
+    return msgspec.structs.replace(latest, milestone_dates=(*latest.milestone_dates, *later))
