@@ -522,9 +522,10 @@ def _decide(
         events = aggregate.decide(state, command)
     except ValidationError as exc:
         reported = {issue.path for issue in exc.issues}
-        raise ValidationError(
-            [*exc.issues, *(issue for issue in issues if issue.path not in reported)]
-        ) from exc
+        more = [issue for issue in issues if issue.path not in reported]
+        if not more:
+            raise  # as decided, so a typed refusal (ScheduleCycle) keeps its type
+        raise ValidationError([*exc.issues, *more]) from exc
     if issues:
         raise ValidationError(issues)
     return events
