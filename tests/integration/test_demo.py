@@ -19,6 +19,7 @@ from programledger.domain.program import (
 )
 from programledger.domain.resource import AllocationConfirmed, Resource
 from programledger.domain.risk import Risk, RiskStatus
+from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
 
 @pytest.fixture
@@ -92,3 +93,43 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
     assert {a.status for a in allocations} == set(AllocationStatus)
     assert len(overrides) == 1
     assert overrides[0].over_allocation, "the override records what it overrode"
+
+
+async def test_the_demo_schedule_crosses_programs_and_has_change_control(
+    event_store: PostgresEventStore,
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+    network = (await app.load_schedule()).state
+    assert network is not None
+    programs = {
+        ref.program_id for link in network.links for ref in (link.predecessor, link.successor)
+    }
+    assert len(programs) == 4
+    states = {p: (await app.load_program(p)).state for p in programs}
+    activities = [
+        Activity(m.milestone_id, p, m.forecast_date, m.duration_days, m.status.value == "DONE")
+        for p, state in states.items()
+        if state is not None
+        for m in state.milestones
+    ]
+    edges = [
+        Edge(x.predecessor.milestone_id, x.successor.milestone_id, x.type, x.lag_days)
+        for x in network.links
+    ]
+    pay = DEMO_PROGRAMS["PAY-2027"]
+    result = analyse(Network.build(activities, edges), [pay])
+    timings = {t.key: t for t in result.timings}
+    payments = states[pay]
+    assert payments is not None
+    pilot = next(m for m in payments.milestones if m.name == "Pilot merchants live")
+    sso = next(
+        m
+        for m in states[DEMO_PROGRAMS["ID-2027"]].milestones  # type: ignore[union-attr]
+        if m.name == "SSO for the merchant portal"
+    )
+    assert timings[pilot.milestone_id].forecast > pilot.forecast_date  # moved by the SSO
+    assert timings[pilot.milestone_id].first_domino == sso.milestone_id
+    assert sso.milestone_id in result.critical_path
+    assert [b.name for b in payments.baselines] == ["Original plan", "Re-baseline for SCA"]
+    assert sorted(r.status.value for r in payments.change_requests) == ["APPROVED", "REJECTED"]

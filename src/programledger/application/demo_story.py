@@ -3,7 +3,10 @@
 Six programs in every lifecycle status, with workstreams, stakeholders, milestones that
 slip, cross-program and external dependencies, decisions (one superseded), budgets and
 spend, lessons; risks in every status; people and teams allocated across programs, with
-one over-allocation refused and one accepted with an override reason.
+one over-allocation refused and one accepted with an override reason; a schedule network
+across four programs (a slip of the identity program's SSO drives the payments pilot),
+and change requests on the payments program, one approved (a new baseline) and one
+rejected.
 
 This module is the data, :mod:`programledger.application.demo` the loader that sends it;
 it is one module over 500 lines because the story is read top to bottom, as it happened.
@@ -28,6 +31,8 @@ from programledger.domain.program import (
     AddStakeholder,
     AddWorkstream,
     AllocateBudget,
+    ApproveChangeRequest,
+    AssessChangeRequest,
     CancelProgram,
     CompleteMilestone,
     CompleteProgram,
@@ -38,19 +43,23 @@ from programledger.domain.program import (
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
+    MilestoneDate,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
     PutProgramOnHold,
     RaciRole,
+    RaiseChangeRequest,
     RecordDecision,
     RecordLesson,
     RegisterDependency,
+    RejectChangeRequest,
     ReportActualSpend,
     ReportProgramHealth,
     RescheduleMilestone,
     ResolveDependency,
     RevisePlannedBudget,
+    SetMilestoneDuration,
     SupersedeDecision,
 )
 from programledger.domain.resource import (
@@ -75,6 +84,8 @@ from programledger.domain.risk import (
     RiskCategory,
     StartMitigation,
 )
+from programledger.domain.schedule import LinkMilestones, MilestoneRef, ScheduleLink
+from programledger.domain.scheduling import LinkType
 from programledger.domain.values import Department, Money, PartyKind
 
 __all__ = ["DEMO_PROGRAMS", "KEY_PREFIX", "Step", "story"]
@@ -140,6 +151,7 @@ def story() -> Iterator[Step]:
     yield from _crm()
     yield from _risks()
     yield from _people()
+    yield from _schedule()
     yield from _closing()
 
 
@@ -1094,6 +1106,133 @@ def _people() -> Iterator[Step]:
 
 
 # --- how things ended ----------------------------------------------------------------
+
+
+# --- the schedule network and change control ----------------------------------------
+
+
+def _ref(key: str, program_id: UUID, milestone: str) -> MilestoneRef:
+    return MilestoneRef(program_id=program_id, milestone_id=_id(f"{key}/milestone/{milestone}"))
+
+
+def _schedule() -> Iterator[Step]:
+    """Links across PAY, ID, DWH and CRM. ID's SSO (replanned to 2027-01-31) drives PAY's
+    pilot through a 45-day lag and the pilot's 30 days of work: the pilot is forecast for
+    2027-04-16, a day after its own estimate, and its first domino is the SSO replan."""
+    pay = {
+        "shadow": _ref("PAY", PAY, "Fraud model v2 in shadow mode"),
+        "cert": _ref("PAY", PAY, "Acquirer certification passed"),
+        "pilot": _ref("PAY", PAY, "Pilot merchants live"),
+        "off": _ref("PAY", PAY, "Legacy gateway switched off"),
+    }
+    sso = _ref("ID", IDN, "SSO for the merchant portal")
+    passkeys = _ref("ID", IDN, "Passkeys generally available")
+    cutover = _ref("DWH", DWH, "Finance reports on the lakehouse")
+    vendor = _ref("CRM", CRM, "Vendor contract signed")
+    for ref, days in ((pay["pilot"], 30), (passkeys, 120), (pay["off"], 60)):
+        yield Step(
+            f"schedule/duration/{ref.milestone_id}",
+            _TOM if ref.program_id == PAY else _SARA,
+            SetMilestoneDuration(
+                program_id=ref.program_id,
+                milestone_id=ref.milestone_id,
+                duration_days=days,
+                reason="Work estimated with the workstream lead",
+            ),
+        )
+    fs, ss, ff = LinkType.FINISH_TO_START, LinkType.START_TO_START, LinkType.FINISH_TO_FINISH
+    links = [
+        ("shadow-cert", pay["shadow"], pay["cert"], fs, 0),
+        ("cert-pilot", pay["cert"], pay["pilot"], fs, 14),
+        ("sso-pilot", sso, pay["pilot"], fs, 45),
+        ("pilot-off", pay["pilot"], pay["off"], fs, 180),
+        ("sso-passkeys", sso, passkeys, ss, 60),
+        ("cutover-off", cutover, pay["off"], ff, 0),
+        ("vendor-off", vendor, pay["off"], fs, 120),
+    ]
+    yield Step(
+        "schedule/links",
+        _PMO,
+        LinkMilestones(
+            links=tuple(
+                ScheduleLink(
+                    link_id=_id(f"schedule/link/{name}"),
+                    predecessor=pred,
+                    successor=succ,
+                    type=kind,
+                    lag_days=lag,
+                )
+                for name, pred, succ, kind, lag in links
+            )
+        ),
+    )
+    sca = _id("PAY/change/sca")
+    yield Step(
+        "PAY/change/sca",
+        _TOM,
+        RaiseChangeRequest(
+            program_id=PAY,
+            change_request_id=sca,
+            title="3-D Secure 2 before the SCA deadline",
+            description="The regulator brought the strong customer authentication deadline "
+            "forward; the switch-off must wait for the 3DS2 challenge flow.",
+            raised_by="Tom Reyes",
+            schedule_impact=(
+                MilestoneDate(milestone_id=pay["off"].milestone_id, day=date(2028, 1, 31)),
+            ),
+            budget_impact=_eur(150_000),
+            scope_added=("3-D Secure 2 challenge flow",),
+        ),
+    )
+    yield Step(
+        "PAY/change/sca/assess",
+        _TOM,
+        AssessChangeRequest(
+            program_id=PAY,
+            change_request_id=sca,
+            assessed_by="Priya Nair",
+            assessment="Two months on the switch-off, off the critical path of the pilot; "
+            "two engineers for a quarter.",
+        ),
+    )
+    yield Step(
+        "PAY/change/sca/approve",
+        _PMO,
+        ApproveChangeRequest(
+            program_id=PAY,
+            change_request_id=sca,
+            decided_by="Dana Okafor",
+            reason="Regulatory: there is no alternative to meeting the deadline",
+            baseline_name="Re-baseline for SCA",
+        ),
+    )
+    wallets = _id("PAY/change/wallets")
+    yield Step(
+        "PAY/change/wallets",
+        _TOM,
+        RaiseChangeRequest(
+            program_id=PAY,
+            change_request_id=wallets,
+            title="Apple Pay and Google Pay in the pilot",
+            description="Two pilot merchants asked for wallets at launch.",
+            raised_by="Tom Reyes",
+            schedule_impact=(
+                MilestoneDate(milestone_id=pay["pilot"].milestone_id, day=date(2027, 6, 30)),
+            ),
+            budget_impact=_eur(90_000),
+            scope_added=("Wallet payments",),
+        ),
+    )
+    yield Step(
+        "PAY/change/wallets/reject",
+        _PMO,
+        RejectChangeRequest(
+            program_id=PAY,
+            change_request_id=wallets,
+            decided_by="Dana Okafor",
+            reason="Not this program's objective; propose it to MOB-2027",
+        ),
+    )
 
 
 def _closing() -> Iterator[Step]:

@@ -112,28 +112,42 @@ def find_cycle(successors: Mapping[K, Iterable[K]], predecessor: K, successor: K
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Network(Generic[K]):
-    """Activities and edges indexed for the passes: position ``i`` in topological order."""
+    """Activities and weighted edges indexed for the passes (by position in
+    ``activities``), with a topological ``order`` of those positions.
 
-    activities: tuple[Activity[K], ...]
-    """In topological order."""
+    Lists rather than nested tuples, and positions rather than keys: a pass over 5,000
+    milestones and 20,000 links is a few tight loops over integers (bench/schedule.py).
+    Nothing mutates them after :meth:`build`.
+    """
+
+    activities: Sequence[Activity[K]]
     index: Mapping[K, int]
-    incoming: tuple[tuple[tuple[int, int], ...], ...]
-    """Per activity: (predecessor index, weight)."""
-    outgoing: tuple[tuple[tuple[int, int], ...], ...]
+    order: Sequence[int]
+    incoming: Sequence[Sequence[tuple[int, int]]]
+    """Per activity: (predecessor position, weight)."""
+    outgoing: Sequence[Sequence[tuple[int, int]]]
 
     @classmethod
     def build(cls, activities: Iterable[Activity[K]], edges: Iterable[Edge[K]]) -> Network[K]:
-        """Edges naming an unknown milestone are left out: a link outlives nothing, but a
-        read as of a moment may see a link before the later milestone's plan."""
+        """Edges naming an unknown milestone are left out: a read as of a moment may see a
+        link to a milestone whose plan it does not (a bulk import's order)."""
         given = list(activities)
         position = {a.key: i for i, a in enumerate(given)}
+        durations = [a.duration for a in given]
         ins: list[list[tuple[int, int]]] = [[] for _ in given]
         outs: list[list[tuple[int, int]]] = [[] for _ in given]
-        for e in edges:
-            p, s = position.get(e.predecessor), position.get(e.successor)
+        get = position.get
+        fs, ss = LinkType.FINISH_TO_START, LinkType.START_TO_START
+        for pred, succ, edge_type, lag in edges:
+            p, s = get(pred), get(succ)
             if p is None or s is None:
                 continue
-            w = weight(e.type, e.lag, given[p].duration, given[s].duration)
+            if edge_type is fs:
+                w = lag + durations[s]
+            elif edge_type is ss:
+                w = lag - durations[p] + durations[s]
+            else:
+                w = lag
             ins[s].append((p, w))
             outs[p].append((s, w))
         remaining = [len(x) for x in ins]
@@ -141,38 +155,36 @@ class Network(Generic[K]):
         for i in order:
             for s, _ in outs[i]:
                 remaining[s] -= 1
-                if remaining[s] == 0:
+                if not remaining[s]:
                     order.append(s)
         if len(order) != len(given):
             # decide refuses such links: this history is not one it can have produced
             raise InconsistentHistory("the schedule network has a cycle")
-        renumber = {old: new for new, old in enumerate(order)}
-        return cls(
-            activities=tuple(given[i] for i in order),
-            index={given[i].key: renumber[i] for i in order},
-            incoming=tuple(tuple((renumber[p], w) for p, w in ins[i]) for i in order),
-            outgoing=tuple(tuple((renumber[s], w) for s, w in outs[i]) for i in order),
-        )
+        return cls(activities=given, index=position, order=order, incoming=ins, outgoing=outs)
 
 
 def _forward(
     network: Network[K], override: tuple[int, int] | None = None
 ) -> tuple[list[int], list[int]]:
-    """Finish days (ordinals) and each one's driving predecessor (-1: its own estimate)."""
-    finish: list[int] = []
-    driver: list[int] = []
-    for i, activity in enumerate(network.activities):
-        best = activity.own.toordinal()
-        if override is not None and override[0] == i:
-            best = override[1]
+    """Finish days (ordinals) and each one's driving predecessor (-1: its own estimate),
+    by position."""
+    acts = network.activities
+    incoming = network.incoming
+    finish = [a.own.toordinal() for a in acts]
+    if override is not None:
+        finish[override[0]] = override[1]
+    driver = [-1] * len(acts)
+    for i in network.order:
+        if acts[i].done:
+            continue
+        best = finish[i]
         by = -1
-        if not activity.done:
-            for p, w in network.incoming[i]:
-                candidate = finish[p] + w
-                if candidate > best:
-                    best, by = candidate, p
-        finish.append(best)
-        driver.append(by)
+        for p, w in incoming[i]:
+            candidate = finish[p] + w
+            if candidate > best:
+                best, by = candidate, p
+        finish[i] = best
+        driver[i] = by
     return finish, driver
 
 
@@ -198,32 +210,37 @@ class Timing(NamedTuple, Generic[K]):
 def forecast(network: Network[K]) -> dict[K, Timing[K]]:
     """Every milestone's forecast and why, with no float (no scope asked for)."""
     finish, driver = _forward(network)
-    return {t.key: t for t in _timings(network, finish, driver, {}, {})}
+    return {t.key: t for t in _timings(network, finish, driver, None, None, None)}
 
 
 def _timings(
     network: Network[K],
     finish: Sequence[int],
     driver: Sequence[int],
-    total: Mapping[int, int],
-    free: Mapping[int, int],
+    total: Sequence[int] | None,
+    free: Sequence[int] | None,
+    in_scope: Sequence[bool] | None,
 ) -> list[Timing[K]]:
+    """In topological order; only those ``in_scope`` when given."""
     acts = network.activities
-    roots: list[int] = []
-    for i, by in enumerate(driver):
-        roots.append(i if by < 0 else roots[by])
+    roots = list(range(len(acts)))
+    for i in network.order:
+        if driver[i] >= 0:
+            roots[i] = roots[driver[i]]
+    fromordinal = date.fromordinal
     return [
         Timing(
-            key=a.key,
-            group=a.group,
-            own=a.own,
-            forecast=date.fromordinal(finish[i]),
-            driven_by=None if driver[i] < 0 else acts[driver[i]].key,
-            first_domino=acts[roots[i]].key,
-            total_float=total.get(i),
-            free_float=free.get(i),
+            acts[i].key,
+            acts[i].group,
+            acts[i].own,
+            fromordinal(finish[i]),
+            None if driver[i] < 0 else acts[driver[i]].key,
+            acts[roots[i]].key,
+            None if total is None else total[i],
+            None if free is None else free[i],
         )
-        for i, a in enumerate(acts)
+        for i in network.order
+        if in_scope is None or in_scope[i]
     ]
 
 
@@ -265,43 +282,51 @@ def analyse(network: Network[K], groups: Iterable[Hashable] | None = None) -> An
     """
     finish, driver = _forward(network)
     acts = network.activities
+    order = network.order
     wanted = None if groups is None else set(groups)
-    members = [i for i, a in enumerate(acts) if wanted is None or a.group in wanted]
+    members = [i for i in order if wanted is None or acts[i].group in wanted]
     if not members:
         return Analysis(None, None, (), ())
-    in_scope = set(members)
-    for i in reversed(range(len(acts))):
-        if i in in_scope:
-            for p, _ in network.incoming[i]:
-                in_scope.add(p)
-    end = max(members, key=lambda i: (finish[i], i))
+    in_scope = [wanted is None] * len(acts)
+    if wanted is not None:
+        for i in members:
+            in_scope[i] = True
+        for i in reversed(order):
+            if in_scope[i]:
+                for p, _ in network.incoming[i]:
+                    in_scope[p] = True
+    end = members[0]
+    for i in members:  # the latest finish; the last in order among equals
+        if finish[i] >= finish[end]:
+            end = i
     end_day = finish[end]
-    late: dict[int, int] = {}
-    total: dict[int, int] = {}
-    free: dict[int, int] = {}
-    for i in reversed(range(len(acts))):
-        if i not in in_scope:
+    late = [end_day] * len(acts)
+    total = [0] * len(acts)
+    free = [0] * len(acts)
+    outgoing = network.outgoing
+    for i in reversed(order):
+        if not in_scope[i]:
             continue
+        own = finish[i]
         lf = end_day
-        ff = end_day - finish[i]
-        for s, w in network.outgoing[i]:
-            if s in in_scope:
-                lf = min(lf, late[s] - w)
-                ff = min(ff, finish[s] - w - finish[i])
+        ff = end_day - own
+        for s, w in outgoing[i]:
+            if in_scope[s]:
+                if late[s] - w < lf:
+                    lf = late[s] - w
+                if finish[s] - w - own < ff:
+                    ff = finish[s] - w - own
         late[i] = lf
-        total[i] = lf - finish[i]
+        total[i] = lf - own
         free[i] = ff
     path = [end]
     while driver[path[-1]] >= 0:
         path.append(driver[path[-1]])
-    timings = [
-        t for i, t in enumerate(_timings(network, finish, driver, total, free)) if i in in_scope
-    ]
     return Analysis(
         end=acts[end].key,
         finish=date.fromordinal(end_day),
         critical_path=tuple(acts[i].key for i in reversed(path)),
-        timings=tuple(timings),
+        timings=tuple(_timings(network, finish, driver, total, free, in_scope)),
     )
 
 
@@ -318,15 +343,16 @@ class Slip(NamedTuple, Generic[K]):
 
 def what_if(network: Network[K], key: K, days: int) -> list[Slip[K]]:
     """Every milestone whose forecast would move if ``key``'s forecast slipped ``days``
-    days (``key`` first, then in topological order); nothing is changed or recorded."""
+    days (in topological order, ``key`` first); nothing is changed or recorded."""
     start = network.index.get(key)
     if start is None:
         raise KeyError(key)
     finish, _ = _forward(network)
     moved, _ = _forward(network, (start, finish[start] + days))
+    acts = network.activities
     return [
-        Slip(a.key, a.group, date.fromordinal(finish[i]), date.fromordinal(moved[i]))
-        for i, a in enumerate(network.activities)
+        Slip(acts[i].key, acts[i].group, date.fromordinal(finish[i]), date.fromordinal(moved[i]))
+        for i in network.order
         if moved[i] != finish[i]
     ]
 
