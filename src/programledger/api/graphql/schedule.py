@@ -120,7 +120,8 @@ class ScheduleAnalysisType:
         description="The programs' milestones and every one upstream of them, in dependency order."
     )
     first_domino_moves: list[DateMoveType] = strawberry.field(
-        description="For the critical path's first milestone: the event that set its date."
+        description="For every first domino (a milestone whose own date moves others) and "
+        "the critical path's first milestone: the recorded event that set its date."
     )
 
 
@@ -144,10 +145,11 @@ async def _analysis(
     def typed(key: UUID) -> ScheduledMilestoneType:
         return ScheduledMilestoneType.of(by_key[key], rows[key], near_critical_days)
 
+    # Every first domino that moved another milestone, and the critical path's first.
+    dominoes = {t.first_domino for t in result.timings if t.driven_by is not None}
+    dominoes.update(result.critical_path[:1])
     moves = await schedule.date_moves(
-        pool,
-        [(rows[k].program_id, k) for k in result.critical_path[:1]],
-        read.position,
+        pool, [(rows[k].program_id, k) for k in sorted(dominoes, key=str)], read.position
     )
     return ScheduleAnalysisType(
         as_of_position=_safe(read.position),
