@@ -287,7 +287,7 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of a program, risk or resource stream after ``after_version`` (at
+        """The events of a program, risk, resource or schedule stream after ``after_version`` (at
         most ``limit``), each with the state right after it, so a reader can replay what
         each decision was made on. States are folded from the stream's start."""
         kind = stream_id.partition("-")[0]

@@ -256,7 +256,7 @@ class AuditQueries:
     history: list[HistoryEntryType] = strawberry.field(
         resolver=_history,
         extensions=auditor(),
-        description="A program, risk or resource stream: each event after afterVersion "
+        description="A program, risk, resource or schedule stream: each event after afterVersion "
         "(at most first, default 100) and the state after it; page on with the last version.",
     )
     verify_integrity: IntegrityReport = strawberry.field(
