@@ -6,11 +6,17 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from programledger.domain.errors import AlreadyExists, InvalidTransition, ValidationError
+from programledger.domain.errors import (
+    AlreadyExists,
+    BudgetExceeded,
+    InvalidTransition,
+    ValidationError,
+)
 from programledger.domain.program import (
     ApproveChangeRequest,
     AssessChangeRequest,
     Baseline,
+    BudgetAllocated,
     ChangeRequestApproved,
     ChangeRequestAssessed,
     ChangeRequestRaised,
@@ -24,7 +30,7 @@ from programledger.domain.program import (
     SetMilestoneDuration,
     current_baseline,
 )
-from tests.unit.examples import MILESTONE, MISSING, PROGRAM, eur, with_milestone
+from tests.unit.examples import MILESTONE, MISSING, PROGRAM, WORKSTREAM, eur, with_milestone
 from tests.unit.scenario import given
 
 CR = UUID("00000000-0000-4000-8000-0000000000e1")
@@ -227,3 +233,18 @@ def test_a_milestone_duration_is_set_once_and_repeating_it_records_nothing() -> 
     given(*with_milestone()).when(
         SetMilestoneDuration(program_id=PROGRAM, milestone_id=MILESTONE, duration_days=-1)
     ).raises(ValidationError)
+
+
+def test_approval_below_the_allocated_budget_is_refused() -> None:
+    allocated = BudgetAllocated(
+        program_id=PROGRAM,
+        budget_allocation_id=LATER,
+        amount=eur(99_000_00),
+        workstream_id=WORKSTREAM,
+        cost_centre=None,
+    )
+    cut = raised(budget_impact=eur(-5_000_00))
+    history = [*with_milestone(), allocated, cut, ASSESSED]
+    error = given(*history).when(approve()).raises(BudgetExceeded)
+    assert error.allocated == eur(99_000_00)
+    assert error.planned == eur(95_000_00)

@@ -27,6 +27,8 @@ from programledger.projections import schedule
 __all__ = ["ScheduleQueries"]
 
 _NEAR_CRITICAL_DAYS = 5
+_SLIP_LIMIT = 3650
+"""Ten years either way, as for a link's lag: more is a typo, and dates end in 9999."""
 
 
 def _safe(position: int | None) -> SafeInt | None:
@@ -190,6 +192,8 @@ async def _what_if(
 ) -> list[SlipImpactType]:
     when = _when(info, as_of, as_of_position)
     key = _id(milestone_id, "milestoneId")
+    if not -_SLIP_LIMIT <= slip_days <= _SLIP_LIMIT:
+        raise _bad_input(f"slipDays must be between -{_SLIP_LIMIT} and {_SLIP_LIMIT}")
     read = await schedule.read_schedule(info.context.services.pool, when)
     if key not in read.milestones:
         raise _bad_input(f"milestone {key} is not in the schedule")

@@ -4,14 +4,16 @@ has already run when these are called.
 
 A change request is raised with its impact (new baseline dates for named milestones, a
 budget delta, scope items added and removed), assessed, then approved or rejected by the
-program's sponsor with a reason. Approval records the complete next baseline; earlier
+program's sponsor with a reason. Approval records the complete next baseline: the current
+baseline's dates with the request's applied, the planned budget with its delta (refused
+with ``BudgetExceeded`` below what is allocated), the scope with its changes; earlier
 baselines stay as they were.
 """
 
 from __future__ import annotations
 
 from programledger.domain._checks import Checks, require_item
-from programledger.domain.errors import AlreadyExists, ValidationError
+from programledger.domain.errors import AlreadyExists, BudgetExceeded, ValidationError
 from programledger.domain.program.commands import (
     ApproveChangeRequest,
     AssessChangeRequest,
@@ -31,6 +33,7 @@ from programledger.domain.program.state import (
     ChangeRequestStatus,
     MilestoneDate,
     Program,
+    allocated_budget,
     current_baseline,
     find,
     within,
@@ -166,15 +169,15 @@ def approve_change(state: Program, c: ApproveChangeRequest) -> ChangeRequestAppr
         MilestoneDate(milestone_id=d.milestone_id, day=moved.get(d.milestone_id, d.day))
         for d in current.milestone_dates
     )
-    budget = current.budget
+    budget = state.planned_budget
     if request.budget_impact is not None:
         total = budget.amount_minor + request.budget_impact.amount_minor
-        if total < 0:
-            raise ValidationError.single(
-                "change_request_id",
-                f"the budget impact would take the planned budget below zero ({total})",
-            )
         budget = Money(amount_minor=total, currency=budget.currency)
+        allocated = allocated_budget(state)
+        if total < allocated:
+            raise BudgetExceeded(
+                state.program_id, budget, Money(amount_minor=allocated, currency=budget.currency)
+            )
     removed = set(request.scope_removed)
     scope = (*(s for s in current.scope if s not in removed), *request.scope_added)
     return ChangeRequestApproved(
