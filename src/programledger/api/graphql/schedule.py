@@ -15,9 +15,8 @@ from uuid import UUID
 
 import strawberry
 
-from programledger.api.auth import Capability
 from programledger.api.graphql.context import ApiInfo
-from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.reads import AS_OF, reader
 from programledger.api.graphql.reads import bad_input as _bad_input
 from programledger.api.graphql.reads import moment as _when
 from programledger.api.graphql.types import MoneyType, SafeInt
@@ -419,36 +418,33 @@ async def _variance(
     )
 
 
-_AS_OF = " asOf, asOfPosition: auditor or admin."
-
-
 @strawberry.type
 class ScheduleQueries:
     schedule_analysis: ScheduleAnalysisType = strawberry.field(
         resolver=_analysis,
-        extensions=[allowed(Capability.READ)],
+        extensions=reader(),
         description="Forecasts, critical path and float of some programs (all when "
-        "programIds is null), near-critical at most nearCriticalDays of float." + _AS_OF,
+        "programIds is null), near-critical at most nearCriticalDays of float." + AS_OF,
     )
     schedule_what_if: list[SlipImpactType] = strawberry.field(
         resolver=_what_if,
-        extensions=[allowed(Capability.READ)],
-        description="What would move if this milestone slipped slipDays; changes nothing." + _AS_OF,
+        extensions=reader(),
+        description="What would move if this milestone slipped slipDays; changes nothing." + AS_OF,
     )
     schedule_variance: ScheduleVarianceType = strawberry.field(
         resolver=_variance,
-        extensions=[allowed(Capability.READ)],
+        extensions=reader(),
         description="A program's plan against a baseline (the latest when baselineVersion "
-        "is null), or a baseline against another (againstVersion)." + _AS_OF,
+        "is null), or a baseline against another (againstVersion)." + AS_OF,
     )
     baselines: list[BaselineType] = strawberry.field(
         resolver=_baselines,
-        extensions=[allowed(Capability.READ)],
+        extensions=reader(),
         description="A program's approved baselines, version 0 first (none before the "
-        "first approved change request)." + _AS_OF,
+        "first approved change request)." + AS_OF,
     )
     change_requests: list[ChangeRequestType] = strawberry.field(
         resolver=_change_requests,
-        extensions=[allowed(Capability.READ)],
-        description="A program's change requests, in the order raised." + _AS_OF,
+        extensions=reader(),
+        description="A program's change requests, in the order raised." + AS_OF,
     )
