@@ -225,6 +225,9 @@ def test_forecasts_and_float_equal_the_brute_force_longest_paths(
     path = result.critical_path
     assert path[-1] == result.end
     assert all(total[k] <= 0 for k in path)
+    # Rows arrive in any order: the answer, ties and order included, is the same.
+    again = analyse(Network.build(reversed(activities), reversed(edges)))
+    assert again == result
 
 
 # The schedule network aggregate

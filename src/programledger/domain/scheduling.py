@@ -130,8 +130,14 @@ class Network(Generic[K]):
     @classmethod
     def build(cls, activities: Iterable[Activity[K]], edges: Iterable[Edge[K]]) -> Network[K]:
         """Edges naming an unknown milestone are left out: a read as of a moment may see a
-        link to a milestone whose plan it does not (a bulk import's order)."""
-        given = list(activities)
+        link to a milestone whose plan it does not (a bulk import's order).
+
+        The answer never depends on the order rows arrive in: activities are placed by
+        their key's text and each one's links by position, so the topological order, and
+        with it every tie (which of two equal predecessors drives, which of two equally
+        late milestones ends the program), is the same for the same network.
+        """
+        given = sorted(activities, key=lambda a: str(a.key))
         position = {a.key: i for i, a in enumerate(given)}
         durations = [a.duration for a in given]
         ins: list[list[tuple[int, int]]] = [[] for _ in given]
@@ -150,6 +156,8 @@ class Network(Generic[K]):
                 w = lag
             ins[s].append((p, w))
             outs[p].append((s, w))
+        for links in (*ins, *outs):
+            links.sort()
         remaining = [len(x) for x in ins]
         order = [i for i, n in enumerate(remaining) if n == 0]
         for i in order:
