@@ -180,3 +180,29 @@ async def test_change_control_through_the_api(reader: Api) -> None:
     assert data["between"]["endVarianceDays"] == 62
     assert data["between"]["budgetVariance"] == {"amountMinor": 500000}
     assert data["between"]["scopeAdded"] == ["3-D Secure 2"]
+
+
+async def test_a_link_closing_a_cycle_is_a_typed_refusal_naming_it(reader: Api) -> None:
+    pay, m = await _program(reader, {"a": "2027-04-01", "b": "2027-05-01"})
+    kyc, k = await _program(reader, {"c": "2027-03-01"})
+    for pred, succ in (((pay, m["a"]), (kyc, k["c"])), ((kyc, k["c"]), (pay, m["b"]))):
+        await reader.accepted(
+            "linkMilestones",
+            {"links": [{"linkId": new_id(), "predecessor": _ref(*pred), "successor": _ref(*succ)}]},
+        )
+    refused = await reader.mutate(
+        "linkMilestones",
+        {
+            "links": [
+                {
+                    "linkId": new_id(),
+                    "predecessor": _ref(pay, m["b"]),
+                    "successor": _ref(pay, m["a"]),
+                }
+            ]
+        },
+    )
+    assert refused["__typename"] == "ValidationError"
+    assert refused["code"] == "SCHEDULE_CYCLE"
+    assert refused["path"] == ["input", "links[0]"]
+    assert all(x in refused["message"] for x in (m["a"], m["b"], k["c"], kyc))
