@@ -371,6 +371,8 @@ async def list_resources(
     descending: bool = False,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[ResourceRow]:
@@ -385,6 +387,8 @@ async def list_resources(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
         extra_select=_STREAM_VERSION,
@@ -418,6 +422,8 @@ async def list_allocations(
     descending: bool = False,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[AllocationRow]:
@@ -438,6 +444,8 @@ async def list_allocations(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
     )
@@ -563,6 +571,7 @@ async def utilisation(
         [place for place, _ in page[:first]],
         total_count=total,
         has_next_page=len(page) > first,
+        has_previous_page=after is not None,
         as_of_position=position,
         sort=sort,
     )

@@ -323,6 +323,8 @@ async def audit_trail(
     newest_first: bool = True,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[AuditEntry]:
@@ -352,6 +354,8 @@ async def audit_trail(
         descending=newest_first,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
     )

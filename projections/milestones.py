@@ -276,6 +276,8 @@ async def list_milestones(
     descending: bool = False,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[MilestoneRow]:
@@ -299,6 +301,8 @@ async def list_milestones(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
     )
@@ -330,6 +334,8 @@ async def list_dependencies(
     descending: bool = False,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[DependencyRow]:
@@ -348,6 +354,8 @@ async def list_dependencies(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
     )

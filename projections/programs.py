@@ -253,6 +253,8 @@ async def list_programs(
     descending: bool = False,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[ProgramRow]:
@@ -270,6 +272,8 @@ async def list_programs(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         count=count,
     )

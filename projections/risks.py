@@ -251,6 +251,8 @@ async def list_risks(
     descending: bool = True,
     first: int = 50,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: AsOf = None,
     count: bool = True,
 ) -> Page[RiskRow]:
@@ -282,6 +284,8 @@ async def list_risks(
         descending=descending,
         first=first,
         after=after,
+        last=last,
+        before=before,
         as_of=as_of,
         extra_select=_OVERDUE_COLUMN,
         extra_args=(day,),

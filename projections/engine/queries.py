@@ -9,10 +9,13 @@ on top of these. The rules they all follow:
   range (drawn as a point), so a whole list as of any moment is an index lookup, not a replay.
   ``as_of=<datetime>`` means what the system knew then: the last position recorded at or
   before it (recorded time never goes back in position order).
-- **Pages.** Keyset pagination (``first``, ``after``) over a whitelisted sort key plus the
-  table's key as tie-breaker, and a total count when asked for, read in one snapshot so
-  they agree. A page without a count is a single statement, with no transaction.
-  Cursors are opaque and bound to their sort; a cursor from another sort is refused.
+- **Pages.** Keyset pagination over a whitelisted sort key plus the table's key as
+  tie-breaker, forward (``first``, ``after``) or backward (``last``, ``before``), and a
+  total count when asked for, read in one snapshot so they agree. A page without a count
+  is a single statement, with no transaction. Cursors are opaque and bound to their
+  sort; a cursor from another sort is refused. A cursor carries the sort value as
+  PostgreSQL writes it in text, so values Python cannot hold (``infinity``, the place of
+  a missing date in a date order) resume exactly where they stood.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     end_cursor: str | None
     as_of_position: int | None
     """The position the list was read at; ``None`` for current rows."""
+    has_previous_page: bool = False
+    start_cursor: str | None = None
     positions: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
     """Each item's place in the sort (its sort value and key), for :meth:`cursor`."""
     sort: str = ""
@@ -101,12 +106,15 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
         as_of_position: int | None,
         sort: str,
         descending: bool = False,
+        has_previous_page: bool = False,
     ) -> Page[T]:
-        """A page whose items sit at ``positions`` in the sort, its end cursor encoded."""
+        """A page whose items sit at ``positions`` in the sort, its end cursors encoded."""
         return cls(
             items=items,
             total_count=total_count,
             has_next_page=has_next_page,
+            has_previous_page=has_previous_page,
+            start_cursor=encode_cursor(sort, descending, positions[0]) if positions else None,
             end_cursor=encode_cursor(sort, descending, positions[-1]) if positions else None,
             as_of_position=as_of_position,
             positions=positions,
@@ -222,9 +230,9 @@ def decode_cursor(cursor: str, sort: str, descending: bool, size: int) -> list[s
     return [str(v) for v in values[2:]]
 
 
-def check_first(first: int) -> None:
+def check_first(first: int, name: str = "first") -> None:
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE_SIZE:
-        raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first!r}")
+        raise ValueError(f"{name} must be between 1 and {MAX_PAGE_SIZE}, got {first!r}")
 
 
 async def fetch_page(
@@ -240,21 +248,32 @@ async def fetch_page(
     extra_select: str = "",
     extra_args: Sequence[Any] = (),
     count: bool = True,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[T]:
     """One page of ``spec.table`` matching ``filters``, and the total count if ``count``.
+
+    Forward, the ``first`` rows after the cursor ``after``; backward (``last`` or
+    ``before`` given), the ``last`` rows (``first`` if ``last`` is not given) before the
+    cursor ``before``, in the list's order all the same. A page cannot go both ways.
 
     ``extra_select`` adds computed columns (``, expr AS name``), with ``{}`` for each of
     ``extra_args``. Without a count, and with ``as_of`` a position or ``None``, the page is
     one statement; otherwise the statements share one REPEATABLE READ snapshot, so the
     count, the page and the position a time stands for agree.
     """
-    check_first(first)
+    backward = last is not None or before is not None
+    if backward and after is not None:
+        raise ValueError("page forward (first, after) or backward (last, before), not both")
+    size = last if last is not None else first
+    check_first(size, "last" if last is not None else "first")
     table = spec.table
     key = table.sorts.get(sort)
     if key is None:
         raise ValueError(f"cannot sort by {sort!r}; choose one of {sorted(table.sorts)}")
+    cursor = before if backward else after
     cursor_values = (
-        None if after is None else decode_cursor(after, sort, descending, len(table.key) + 1)
+        None if cursor is None else decode_cursor(cursor, sort, descending, len(table.key) + 1)
     )
     several = count or isinstance(as_of, datetime)
     async with pool.acquire() as conn:
@@ -275,8 +294,8 @@ async def fetch_page(
                 table,
                 filters,
                 key,
-                descending,
-                first,
+                descending != backward,
+                size,
                 cursor_values,
                 extra_select,
                 extra_args,
@@ -287,15 +306,19 @@ async def fetch_page(
     items: list[T] = []
     positions: list[tuple[Any, ...]] = []
     keys = table.key_names
-    for row in rows[:first]:
+    # Backward, the rows come nearest the cursor first: the page is them in reverse.
+    for row in reversed(rows[:size]) if backward else rows[:size]:
         data = dict(row)
         positions.append((data.pop("sort_value__"), *(data[k] for k in keys)))
         items.append(convert(data))
+    more = len(rows) > size
     return Page.of(
         items,
         positions,
         total_count=total,
-        has_next_page=len(rows) > first,
+        # Rows lie beyond a cursor the client holds: the one it came from, at least.
+        has_next_page=more if not backward else before is not None,
+        has_previous_page=more if backward else after is not None,
         as_of_position=position,
         sort=sort,
         descending=descending,
@@ -359,7 +382,8 @@ def _page_sql(
     position: int | None,
 ) -> list[Any]:
     """The page's statement and its arguments (``filters`` already restricted to the
-    versions to read)."""
+    versions to read), the rows in the order ``descending`` says from the cursor on; the
+    sort value in text, as a cursor carries it."""
     keys = table.key_names
     direction = "DESC" if descending else "ASC"
     page_filters = filters.copy()
@@ -375,19 +399,19 @@ def _page_sql(
     columns = ", ".join(table.column_names)
     if position is None or not table.versioned:
         sql = (
-            f"SELECT {columns}{extra}, {key.expression} AS sort_value__ FROM {table.name} "
-            f"WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}"
+            f"SELECT {columns}{extra}, ({key.expression})::text AS sort_value__ "
+            f"FROM {table.name} WHERE {page_filters.sql()} ORDER BY {order} LIMIT {first + 1}"
         )
     else:
         # Keys first, from the sort's index alone (it holds each version's range), then
         # the rows of the page only.
         joined = ", ".join((*keys, "valid_from_pos"))
-        outer = ", ".join(f"{c} {direction}" for c in ("sort_value__", *keys))
+        outer = ", ".join(f"{c} {direction}" for c in ("sort_key__", *keys))
         sql = (
-            f"WITH page AS (SELECT {joined}, {key.expression} AS sort_value__ "
+            f"WITH page AS (SELECT {joined}, {key.expression} AS sort_key__ "
             f"FROM {table.name} WHERE {page_filters.sql()} ORDER BY {order} "
             f"LIMIT {first + 1}) "
-            f"SELECT {columns}{extra}, sort_value__ FROM page "
+            f"SELECT {columns}{extra}, sort_key__::text AS sort_value__ FROM page "
             f"JOIN {table.name} USING ({joined}) ORDER BY {outer}"
         )
     return [sql, *page_filters.args]

@@ -202,6 +202,21 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
     after_first = await _query(reader, query, {"after": edges[0]["cursor"]})
     assert [e["node"]["code"] for e in after_first["programs"]["edges"]] == codes[1:3]
 
+    # Backward: the last two, then the one before them, in the list's order.
+    back = """query Back($before: String) {
+      programs(last: 2, before: $before, orderBy: CODE) {
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { code }
+      }
+    }"""
+    tail = (await _query(reader, back))["programs"]
+    assert [n["code"] for n in tail["nodes"]] == codes[1:3]
+    assert (tail["pageInfo"]["hasPreviousPage"], tail["pageInfo"]["hasNextPage"]) == (True, False)
+    head = (await _query(reader, back, {"before": tail["pageInfo"]["startCursor"]}))["programs"]
+    assert [n["code"] for n in head["nodes"]] == codes[:1]
+    assert (head["pageInfo"]["hasPreviousPage"], head["pageInfo"]["hasNextPage"]) == (False, True)
+    both_ways = await reader.post("{ programs(first: 1, last: 1) { totalCount } }")
+    assert [e["extensions"]["code"] for e in both_ways.json()["errors"]] == ["BAD_USER_INPUT"]
+
     bad_cursor = await reader.post('{ programs(after: "nonsense") { totalCount } }')
     assert [e["extensions"]["code"] for e in bad_cursor.json()["errors"]] == ["BAD_USER_INPUT"]
     too_many = await reader.post("{ programs(first: 201) { totalCount } }")

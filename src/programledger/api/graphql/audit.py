@@ -14,14 +14,7 @@ from strawberry.scalars import JSON
 from programledger.adapters.postgres.verification import VerificationSummary, verify_page
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
-from programledger.api.graphql.reads import (
-    DEFAULT_PAGE,
-    auditor,
-    bad_input,
-    counts,
-    read,
-    uuid,
-)
+from programledger.api.graphql.reads import auditor, bad_input, counts, paging, read, uuid
 from programledger.api.graphql.types import SafeInt
 from programledger.application.eventstore import StreamVerification
 from programledger.projections import audit
@@ -162,8 +155,10 @@ async def _audit_trail(
     info: ApiInfo,
     filter: AuditFilter | None = None,
     newest_first: bool = True,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[AuditEntryType]:
     f = filter or AuditFilter()
     page = await read(
@@ -178,8 +173,7 @@ async def _audit_trail(
             recorded_from=f.from_,
             recorded_to=f.to,
             newest_first=newest_first,
-            first=first,
-            after=after,
+            **paging(first, after, last, before),
             count=counts(info),
         )
     )

@@ -18,6 +18,10 @@ N = TypeVar("N")
 @strawberry.type
 class PageInfo:
     has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None = strawberry.field(
+        description="Pass as ``before`` for the previous page; bound to the sort it came from."
+    )
     end_cursor: str | None = strawberry.field(
         description="Pass as ``after`` for the next page; bound to the sort it came from."
     )
@@ -32,7 +36,8 @@ def _edge_cursor(root: strawberry.Parent[Any]) -> str:
 class Edge(Generic[N]):
     cursor: str = strawberry.field(
         resolver=_edge_cursor,
-        description="Pass as ``after`` to resume after this item; bound to its sort.",
+        description="Pass as ``after`` to resume after this item, as ``before`` to page "
+        "back from it; bound to its sort.",
     )
     node: N
     page: strawberry.Private[Page[Any]]
@@ -70,7 +75,12 @@ def connection(page: Page[Any], convert: Any) -> Connection[Any]:
     return Connection(
         edges=[Edge(node=n, page=page, index=i) for i, n in enumerate(nodes)],
         nodes=nodes,
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.start_cursor,
+            end_cursor=page.end_cursor,
+        ),
         counted=page.total_count,
         as_of_position=None if page.as_of_position is None else SafeInt(page.as_of_position),
     )

@@ -9,7 +9,14 @@ import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
-from programledger.api.graphql.reads import AS_OF, DEFAULT_PAGE, list_page, moment, reader, uuid
+from programledger.api.graphql.reads import (
+    AS_OF,
+    list_page,
+    moment,
+    paging,
+    reader,
+    uuid,
+)
 from programledger.api.graphql.types import SafeInt
 from programledger.projections import decisions
 from programledger.projections.decisions import DecisionRow
@@ -59,8 +66,10 @@ async def _decisions(
     decided_by: str | None = None,
     order_by: DecisionSort = DecisionSort.DECIDED_ON,
     descending: bool = True,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[DecisionType]:
@@ -72,8 +81,7 @@ async def _decisions(
         when,
         order_by,
         descending,
-        first,
-        after,
+        paging(first, after, last, before),
         program_id=uuid(program_id, "programId"),
         in_force=in_force,
         decided_by=decided_by,

@@ -10,7 +10,14 @@ import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
-from programledger.api.graphql.reads import AS_OF, DEFAULT_PAGE, list_page, moment, reader, uuid
+from programledger.api.graphql.reads import (
+    AS_OF,
+    list_page,
+    moment,
+    paging,
+    reader,
+    uuid,
+)
 from programledger.api.graphql.types import SafeInt
 from programledger.projections import milestones
 from programledger.projections.milestones import DependencyRow, MilestoneRow
@@ -116,8 +123,10 @@ async def _milestones(
     slipped_only: bool = False,
     order_by: MilestoneSort = MilestoneSort.FORECAST_DATE,
     descending: bool = False,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[MilestoneType]:
@@ -129,8 +138,7 @@ async def _milestones(
         when,
         order_by,
         descending,
-        first,
-        after,
+        paging(first, after, last, before),
         program_id=uuid(program_id, "programId"),
         workstream_id=uuid(workstream_id, "workstreamId"),
         status=status,
@@ -148,8 +156,10 @@ async def _dependencies(
     needed_by_to: date | None = None,
     order_by: DependencySort = DependencySort.NEEDED_BY,
     descending: bool = False,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[DependencyType]:
@@ -161,8 +171,7 @@ async def _dependencies(
         when,
         order_by,
         descending,
-        first,
-        after,
+        paging(first, after, last, before),
         program_id=uuid(program_id, "programId"),
         target_program_id=uuid(target_program_id, "targetProgramId"),
         status=status,

@@ -28,10 +28,10 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.milestones import MilestoneType
 from programledger.api.graphql.reads import (
     AS_OF,
-    DEFAULT_PAGE,
     counts,
     moment,
     one_connection,
+    paging,
     read,
     reader,
     selected,
@@ -241,8 +241,10 @@ async def _programs(
     filter: ProgramFilter | None = None,
     order_by: ProgramSort = ProgramSort.CODE,
     descending: bool = False,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[ProgramType]:
@@ -259,8 +261,7 @@ async def _programs(
                 owner=f.owner,
                 sort=order_by.value,
                 descending=descending,
-                first=first,
-                after=after,
+                **paging(first, after, last, before),
                 as_of=when,
                 count=counts(info),
             )

@@ -45,6 +45,7 @@ __all__ = [
     "list_page",
     "moment",
     "one_connection",
+    "paging",
     "read",
     "reader",
     "selected",
@@ -114,6 +115,26 @@ def uuid(value: str | None, name: str) -> UUID | None:
         raise bad_input(f"{name} is not a UUID: {value!r}") from None
 
 
+def paging(
+    first: int | None, after: str | None, last: int | None, before: str | None
+) -> dict[str, Any]:
+    """A list field's Relay arguments as its read model's query takes them: forward
+    (``first``, ``after``; ``first`` 50 when neither size is given) or backward (``last``,
+    ``before``), never both ways in one page."""
+    if first is not None and last is not None:
+        raise bad_input("give first or last, not both")
+    if after is not None and (last is not None or before is not None):
+        raise bad_input("after pages forward (with first), before backward (with last)")
+    if before is not None and first is not None:
+        raise bad_input("after pages forward (with first), before backward (with last)")
+    return {
+        "first": DEFAULT_PAGE if first is None else first,
+        "after": after,
+        "last": last,
+        "before": before,
+    }
+
+
 async def read(call: Any) -> Any:
     """Await a read-model query; its ValueErrors (bad cursor, bad range) are the client's."""
     try:
@@ -129,12 +150,12 @@ async def list_page(
     when: AsOf,
     order_by: Enum,
     descending: bool,
-    first: int,
-    after: str | None,
+    pages: Mapping[str, Any],
     **filters: Any,
 ) -> Connection[Any]:
     """The page every plain list field answers with: the read model's ``query`` with the
-    field's filters, the client's sort and paging, the total only when selected, and the
+    field's filters, the client's sort and ``pages`` (see :func:`paging`), the total only
+    when selected, and the
     query's ``ValueError`` (bad cursor, bad range) as bad input. ``when`` is checked by
     the caller first, so a reader asking for the past is refused before its filters are
     read."""
@@ -144,8 +165,7 @@ async def list_page(
             **filters,
             sort=order_by.value,
             descending=descending,
-            first=first,
-            after=after,
+            **pages,
             as_of=when,
             count=counts(info),
         )

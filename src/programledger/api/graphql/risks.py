@@ -12,9 +12,9 @@ from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.reads import (
     AS_OF,
-    DEFAULT_PAGE,
     list_page,
     moment,
+    paging,
     read,
     reader,
     uuid,
@@ -132,8 +132,10 @@ async def _risks(
     filter: RiskFilter | None = None,
     order_by: RiskSort = RiskSort.SCORE,
     descending: bool = True,
-    first: int = DEFAULT_PAGE,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[RiskType]:
@@ -146,8 +148,7 @@ async def _risks(
         when,
         order_by,
         descending,
-        first,
-        after,
+        paging(first, after, last, before),
         program_id=uuid(f.program_id, "programId"),
         status=f.status,
         band=f.band,
