@@ -120,7 +120,7 @@ async def test_every_wrong_field_of_an_allocation_is_reported_at_once(api: Api) 
 )
 async def test_a_utilisation_range_is_bounded(api: Api, start: str, end: str) -> None:
     errors = await _errors(
-        api, f'{{ utilization(from: "{start}", to: "{end}") {{ weeks {{ totalCount }} }} }}'
+        api, f'{{ utilisation(from: "{start}", to: "{end}") {{ weeks {{ totalCount }} }} }}'
     )
 
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -129,7 +129,7 @@ async def test_a_utilisation_range_is_bounded(api: Api, start: str, end: str) ->
 
 async def test_a_utilisation_range_ending_before_it_starts_is_bad_input(api: Api) -> None:
     errors = await _errors(
-        api, '{ utilization(from: "2027-02-01", to: "2027-01-01") { weeks { totalCount } } }'
+        api, '{ utilisation(from: "2027-02-01", to: "2027-01-01") { weeks { totalCount } } }'
     )
 
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -112,7 +112,7 @@ query Dashboard($id: ID!) {
   }
   riskHeatmap(programId: $id) { total cells { probability impact count } }
   programs(first: 10) { totalCount pageInfo { hasNextPage endCursor } nodes { programId } }
-  utilization(from: "2027-04-01", to: "2027-04-30", resourceKey: "alice.martin") {
+  utilisation(from: "2027-04-01", to: "2027-04-30", resourceKey: "alice.martin") {
     weeks { totalCount nodes { weekStart confirmed overAllocated } }
     overAllocated { weekStart confirmed capacity programIds }
   }
@@ -167,12 +167,12 @@ async def test_a_dashboard_shows_the_program_as_just_planned(reader: Api) -> Non
     assert data["programs"]["totalCount"] == 1
     assert data["programs"]["pageInfo"]["hasNextPage"] is False
     assert data["programs"]["nodes"] == [{"programId": program}]
-    utilization = data["utilization"]
-    assert utilization["weeks"]["totalCount"] >= 4
-    assert utilization["overAllocated"], utilization
+    utilisation = data["utilisation"]
+    assert utilisation["weeks"]["totalCount"] >= 4
+    assert utilisation["overAllocated"], utilisation
     full_week = {"weekStart": "2027-04-05", "confirmed": 110.0, "capacity": 100.0}
-    assert {**full_week, "programIds": [program]} in utilization["overAllocated"]
-    assert all(w["programIds"] == [program] for w in utilization["overAllocated"])
+    assert {**full_week, "programIds": [program]} in utilisation["overAllocated"]
+    assert all(w["programIds"] == [program] for w in utilisation["overAllocated"])
 
 
 async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
@@ -182,7 +182,7 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
       programs(first: 2, after: $after, orderBy: CODE) {
         totalCount pageInfo { hasNextPage endCursor } edges { cursor node { code } }
       }
-      risks(filter: {minScore: 20, band: ["CRITICAL"]}) { totalCount }
+      risks(filter: {minScore: 20, band: [CRITICAL]}) { totalCount }
       none: risks(filter: {minScore: 21}) { totalCount }
     }"""
     first = await _query(reader, query)
@@ -214,6 +214,8 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
     head = (await _query(reader, back, {"before": tail["pageInfo"]["startCursor"]}))["programs"]
     assert [n["code"] for n in head["nodes"]] == codes[:1]
     assert (head["pageInfo"]["hasPreviousPage"], head["pageInfo"]["hasNextPage"]) == (False, True)
+    typo = await reader.post("{ risks(filter: {band: [CRITCAL]}) { totalCount } }")
+    assert [e["extensions"]["code"] for e in typo.json()["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
     both_ways = await reader.post("{ programs(first: 1, last: 1) { totalCount } }")
     assert [e["extensions"]["code"] for e in both_ways.json()["errors"]] == ["BAD_USER_INPUT"]
 
@@ -327,7 +329,7 @@ async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:
         await _refused(reader, '{ risks(asOf: "2027-01-01T00:00:00Z") { totalCount } }', role)
         await _refused(
             reader,
-            '{ utilization(from: "2027-01-01", to: "2027-01-31", knownAtPosition: 1)'
+            '{ utilisation(from: "2027-01-01", to: "2027-01-31", knownAtPosition: 1)'
             " { overAllocated { weekStart } } }",
             role,
         )

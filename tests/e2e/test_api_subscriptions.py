@@ -117,7 +117,7 @@ async def test_a_subscription_delivers_only_the_chosen_programs_events(
     assert second["eventId"] == activated["eventIds"][0]
     assert (second["streamId"], second["streamType"], second["version"]) == (
         f"program-{watched}",
-        "program",
+        "PROGRAM",
         2,
     )
     assert (second["actor"], second["reason"]) == ("tia", "go")

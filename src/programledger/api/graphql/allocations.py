@@ -1,28 +1,35 @@
-"""People's time in GraphQL: ``resources``, ``allocations`` and ``utilization`` (weekly
+"""People's time in GraphQL: ``resources``, ``allocations`` and ``utilisation`` (weekly
 load per resource), over the ``allocations`` read model."""
 
 from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from enum import Enum
 from typing import Annotated
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import (
     AS_OF,
     DEFAULT_PAGE,
     counts,
+    enum_argument,
+    enum_filter,
     list_page,
     moment,
     paging,
     read,
     reader,
     uuid,
+    values,
 )
 from programledger.api.graphql.types import SafeInt
+from programledger.domain.capacity import AllocationStatus
+from programledger.domain.values import Department, PartyKind
 from programledger.projections import allocations
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
 
@@ -56,7 +63,7 @@ class AllocationFilter:
     resource_key: str | None = None
     program_id: strawberry.ID | None = None
     workstream_id: strawberry.ID | None = None
-    status: list[str] | None = None
+    status: list[Enum] | None = enum_filter(AllocationStatus)
     active_on: date | None = None
 
 
@@ -70,8 +77,8 @@ class CapacityStepType:
 class ResourceType:
     resource_key: str
     name: str
-    kind: str
-    department: str
+    kind: str = strawberry.field(graphql_type=domain_enum(PartyKind))
+    department: str = strawberry.field(graphql_type=domain_enum(Department))
     role: str
     capacity_schedule: list[CapacityStepType]
     version: int
@@ -101,7 +108,7 @@ class AllocationType:
     start_date: date
     end_date: date
     percentage: int
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(AllocationStatus))
     note: str | None
 
     @staticmethod
@@ -161,8 +168,8 @@ class UtilisationType:
 
 async def _resources(
     info: ApiInfo,
-    department: list[str] | None = None,
-    kind: str | None = None,
+    department: Annotated[list[Enum] | None, enum_argument(Department)] = None,
+    kind: Annotated[Enum | None, enum_argument(PartyKind, many=False)] = None,
     order_by: ResourceSort = ResourceSort.RESOURCE_KEY,
     descending: bool = False,
     first: int | None = None,
@@ -181,8 +188,8 @@ async def _resources(
         order_by,
         descending,
         paging(first, after, last, before),
-        department=department,
-        kind=kind,
+        department=values(department),
+        kind=None if kind is None else kind.value,
     )
 
 
@@ -211,12 +218,12 @@ async def _allocations(
         resource_key=f.resource_key,
         program_id=uuid(f.program_id, "programId"),
         workstream_id=uuid(f.workstream_id, "workstreamId"),
-        status=f.status,
+        status=values(f.status),
         active_on=f.active_on,
     )
 
 
-async def _utilization(
+async def _utilisation(
     info: ApiInfo,
     from_: Annotated[date, strawberry.argument(name="from")],
     to: date,
@@ -254,8 +261,8 @@ class AllocationQueries:
     allocations: Connection[AllocationType] = strawberry.field(
         resolver=_allocations, extensions=reader(), description="Allocations." + AS_OF
     )
-    utilization: UtilisationType = strawberry.field(
-        resolver=_utilization,
+    utilisation: UtilisationType = strawberry.field(
+        resolver=_utilisation,
         extensions=reader(),
         description="Weekly load per resource; knownAt/knownAtPosition: auditor or admin.",
     )

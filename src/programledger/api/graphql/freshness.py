@@ -61,7 +61,7 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "decisions": "decisions",
     "resources": "allocations",
     "allocations": "allocations",
-    "utilization": "allocations",
+    "utilisation": "allocations",
     "auditTrail": "audit",
     "scheduleAnalysis": "schedule",
     "scheduleWhatIf": "schedule",

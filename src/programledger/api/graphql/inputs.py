@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import re
 import types
@@ -49,7 +50,7 @@ from programledger.application.commands import Command
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.values import Money
 
-__all__ = ["CONTEXT_FIELDS", "CommandInputs", "camel", "doc_of"]
+__all__ = ["CONTEXT_FIELDS", "CommandInputs", "camel", "doc_of", "domain_enum"]
 
 _SCALAR_OVERRIDES: Mapping[tuple[type, str], object] = {(Money, "amount_minor"): SafeInt}
 _SCALARS: Mapping[object, object] = {
@@ -96,6 +97,16 @@ def doc_of(obj: object) -> str | None:
     return " ".join(doc.split()) or None
 
 
+@functools.cache
+def domain_enum(domain: type[enum.Enum]) -> type[enum.Enum]:
+    """The GraphQL enum of a domain enum, one for the whole schema: the command inputs
+    take it and the read types answer with it (their rows hold its values as text). A
+    copy, so that strawberry's registration does not touch the domain's class."""
+    copy = enum.Enum(domain.__name__, [(m.name, m.value) for m in domain])  # type: ignore[misc]
+    found: type[enum.Enum] = strawberry.enum(copy, name=domain.__name__, description=doc_of(domain))
+    return found
+
+
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -107,7 +118,6 @@ class CommandInputs:
     def __init__(self) -> None:
         self._structs: dict[type[msgspec.Struct], type] = {}
         self._struct_of: dict[type, type[msgspec.Struct]] = {}
-        self._enums: dict[type[enum.Enum], type[enum.Enum]] = {}
         self._one_of: dict[frozenset[object], type] = {}
         self._members: dict[type, dict[str, type[msgspec.Struct]]] = {}
 
@@ -226,19 +236,10 @@ class CommandInputs:
                 raise TypeError(f"fixed-length tuples have no GraphQL input: {tp}")
             return list[self._graphql(_core(item))]  # type: ignore[misc]
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            return self._enum(tp)
+            return domain_enum(tp)
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
             return self._input(tp)
         raise TypeError(f"no GraphQL input type for {tp!r}")
-
-    def _enum(self, domain: type[enum.Enum]) -> type[enum.Enum]:
-        # A copy, so that strawberry's registration does not touch the domain's class.
-        found = self._enums.get(domain)
-        if found is None:
-            copy = enum.Enum(domain.__name__, [(m.name, m.value) for m in domain])  # type: ignore[misc]
-            found = strawberry.enum(copy, name=domain.__name__, description=doc_of(domain))
-            self._enums[domain] = found
-        return found
 
     def _tagged_union(self, core: tuple[object, ...]) -> type:
         members = frozenset(core)

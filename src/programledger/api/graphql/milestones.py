@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from enum import Enum
+from typing import Annotated
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import (
     AS_OF,
+    enum_argument,
     list_page,
     moment,
     paging,
     reader,
     uuid,
+    values,
 )
 from programledger.api.graphql.types import SafeInt
+from programledger.domain.program import DependencyStatus, ItemKind, MilestoneStatus
 from programledger.projections import milestones
 from programledger.projections.milestones import DependencyRow, MilestoneRow
 
@@ -46,6 +52,14 @@ class DependencySort(enum.Enum):
     STATUS = "status"
 
 
+@strawberry.enum(description="What a dependency waits on.")
+class DependencyTargetType(enum.Enum):
+    PROGRAM_ITEM = "PROGRAM_ITEM"
+    """A workstream or milestone of a program (this one or another)."""
+    EXTERNAL = "EXTERNAL"
+    """A party outside the portfolio."""
+
+
 @strawberry.type(name="Milestone")
 class MilestoneType:
     milestone_id: strawberry.ID
@@ -57,7 +71,7 @@ class MilestoneType:
     forecast_date: date
     actual_date: date | None
     slip_days: int = strawberry.field(description="Forecast minus baseline; negative if ahead.")
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
 
     @staticmethod
     def of(m: MilestoneRow) -> MilestoneType:
@@ -81,14 +95,14 @@ class DependencyType:
     program_id: strawberry.ID
     title: str
     description: str | None
-    dependent_kind: str
+    dependent_kind: str = strawberry.field(graphql_type=domain_enum(ItemKind))
     dependent_id: strawberry.ID
-    target_type: str = strawberry.field(description="PROGRAM_ITEM or EXTERNAL.")
+    target_type: str = strawberry.field(graphql_type=DependencyTargetType)
     target_program_id: strawberry.ID | None
     target_item_id: strawberry.ID | None
     external_party: str | None
     needed_by: date
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(DependencyStatus))
     resolution: str | None
 
     @staticmethod
@@ -117,7 +131,7 @@ async def _milestones(
     info: ApiInfo,
     program_id: strawberry.ID | None = None,
     workstream_id: strawberry.ID | None = None,
-    status: list[str] | None = None,
+    status: Annotated[list[Enum] | None, enum_argument(MilestoneStatus)] = None,
     due_from: date | None = None,
     due_to: date | None = None,
     slipped_only: bool = False,
@@ -141,7 +155,7 @@ async def _milestones(
         paging(first, after, last, before),
         program_id=uuid(program_id, "programId"),
         workstream_id=uuid(workstream_id, "workstreamId"),
-        status=status,
+        status=values(status),
         due_from=due_from,
         due_to=due_to,
         slipped_only=slipped_only,
@@ -152,7 +166,7 @@ async def _dependencies(
     info: ApiInfo,
     program_id: strawberry.ID | None = None,
     target_program_id: strawberry.ID | None = None,
-    status: list[str] | None = None,
+    status: Annotated[list[Enum] | None, enum_argument(DependencyStatus)] = None,
     needed_by_to: date | None = None,
     order_by: DependencySort = DependencySort.NEEDED_BY,
     descending: bool = False,
@@ -174,7 +188,7 @@ async def _dependencies(
         paging(first, after, last, before),
         program_id=uuid(program_id, "programId"),
         target_program_id=uuid(target_program_id, "targetProgramId"),
-        status=status,
+        status=values(status),
         needed_by_to=needed_by_to,
     )
 

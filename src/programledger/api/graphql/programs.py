@@ -17,6 +17,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -25,10 +26,12 @@ import strawberry
 from programledger.api.graphql.allocations import AllocationType
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.milestones import MilestoneType
 from programledger.api.graphql.reads import (
     AS_OF,
     counts,
+    enum_filter,
     moment,
     one_connection,
     paging,
@@ -36,9 +39,11 @@ from programledger.api.graphql.reads import (
     reader,
     selected,
     uuid,
+    values,
 )
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import MoneyType, SafeInt
+from programledger.domain.program import Health, ProgramStatus
 from programledger.projections import allocations, milestones, programs, risks
 from programledger.projections.allocations import AllocationRow
 from programledger.projections.engine.queries import Reader, resolve_position
@@ -73,8 +78,8 @@ class ProgramSort(enum.Enum):
 
 @strawberry.input
 class ProgramFilter:
-    status: list[str] | None = None
-    health: list[str] | None = None
+    status: list[Enum] | None = enum_filter(ProgramStatus)
+    health: list[Enum] | None = enum_filter(Health)
     priority: list[int] | None = None
     owner: str | None = None
 
@@ -152,8 +157,8 @@ class ProgramType:
     priority: int
     start_date: date
     target_end_date: date
-    status: str
-    health: str | None
+    status: str = strawberry.field(graphql_type=domain_enum(ProgramStatus))
+    health: str | None = strawberry.field(graphql_type=domain_enum(Health) | None)
     health_summary: str | None
     budget_planned: MoneyType
     budget_allocated: MoneyType
@@ -255,8 +260,8 @@ async def _programs(
         page = await read(
             programs.list_programs(
                 reads,
-                status=f.status,
-                health=f.health,
+                status=values(f.status),
+                health=values(f.health),
                 priority=f.priority,
                 owner=f.owner,
                 sort=order_by.value,

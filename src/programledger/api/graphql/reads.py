@@ -17,6 +17,7 @@ requests cannot starve the pool by each holding one and waiting for a second.
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
@@ -24,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import strawberry
 from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
 from graphql.language import SelectionSetNode
 from strawberry.exceptions import StrawberryGraphQLError
@@ -32,6 +34,7 @@ from strawberry.extensions.field_extension import FieldExtension
 from programledger.api.auth import ROLES_WITH, Capability
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.permissions import Forbidden, allowed
 from programledger.projections.engine.core import Connection as DatabaseConnection
 from programledger.projections.engine.queries import AsOf, Page
@@ -42,6 +45,8 @@ __all__ = [
     "auditor",
     "bad_input",
     "counts",
+    "enum_argument",
+    "enum_filter",
     "list_page",
     "moment",
     "one_connection",
@@ -50,6 +55,7 @@ __all__ = [
     "reader",
     "selected",
     "uuid",
+    "values",
 ]
 
 DEFAULT_PAGE = 50
@@ -133,6 +139,28 @@ def paging(
         "last": last,
         "before": before,
     }
+
+
+def _enum_type(domain: type[Enum], many: bool) -> Any:
+    inner = domain_enum(domain)
+    return (types.GenericAlias(list, (inner,)) if many else inner) | None
+
+
+def enum_filter(domain: type[Enum]) -> Any:
+    """A filter field on the values of ``domain``: an optional list of its GraphQL enum,
+    so a typo is a validation error, not an empty answer. Read with :func:`values`."""
+    return strawberry.field(default=None, graphql_type=_enum_type(domain, True))
+
+
+def enum_argument(domain: type[Enum], *, many: bool = True) -> Any:
+    """As :func:`enum_filter`, for an argument (``Annotated[..., enum_argument(...)]``):
+    a list of the enum's values, or one (``many=False``)."""
+    return strawberry.argument(graphql_type=_enum_type(domain, many))
+
+
+def values(members: Sequence[Enum] | None) -> list[Any] | None:
+    """The values of an enum filter, as the read models store them."""
+    return None if members is None else [m.value for m in members]
 
 
 async def read(call: Any) -> Any:

@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from enum import Enum
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import (
     AS_OF,
+    enum_filter,
     list_page,
     moment,
     paging,
     read,
     reader,
     uuid,
+    values,
 )
 from programledger.api.graphql.types import SafeInt
+from programledger.domain.risk import ResponseStrategy, RiskCategory, RiskStatus, SeverityBand
 from programledger.projections import risks
 from programledger.projections.risks import HeatMap, RiskRow
 
@@ -37,9 +42,9 @@ class RiskSort(enum.Enum):
 @strawberry.input
 class RiskFilter:
     program_id: strawberry.ID | None = None
-    status: list[str] | None = None
-    band: list[str] | None = None
-    category: list[str] | None = None
+    status: list[Enum] | None = enum_filter(RiskStatus)
+    band: list[Enum] | None = enum_filter(SeverityBand)
+    category: list[Enum] | None = enum_filter(RiskCategory)
     min_score: int | None = strawberry.field(default=None, description="Score at least this.")
     owner: str | None = None
     open_only: bool = False
@@ -56,16 +61,18 @@ class RiskType:
     workstream_id: strawberry.ID | None
     title: str
     description: str | None
-    category: str
+    category: str = strawberry.field(graphql_type=domain_enum(RiskCategory))
     probability: int
     impact: int
     score: int
-    band: str
-    status: str
+    band: str = strawberry.field(graphql_type=domain_enum(SeverityBand))
+    status: str = strawberry.field(graphql_type=domain_enum(RiskStatus))
     is_open: bool
     needs_response: bool
     owner: str
-    response_strategy: str | None
+    response_strategy: str | None = strawberry.field(
+        graphql_type=domain_enum(ResponseStrategy) | None
+    )
     mitigation_plan: str | None
     next_review_on: date | None
     last_reviewed_on: date | None
@@ -150,9 +157,9 @@ async def _risks(
         descending,
         paging(first, after, last, before),
         program_id=uuid(f.program_id, "programId"),
-        status=f.status,
-        band=f.band,
-        category=f.category,
+        status=values(f.status),
+        band=values(f.band),
+        category=values(f.category),
         owner=f.owner,
         min_score=f.min_score,
         open_only=f.open_only,

@@ -50,7 +50,7 @@ class EventEnvelopeType:
     event_id: strawberry.ID
     position: SafeInt = strawberry.field(description="Global position: increases with time.")
     stream_id: str
-    stream_type: str
+    stream_type: StreamType
     version: int = strawberry.field(description="The event's version within its stream.")
     event_type: str
     schema_version: int
@@ -165,7 +165,7 @@ def _envelope(envelope: EventEnvelope) -> EventEnvelopeType:
         event_id=strawberry.ID(str(envelope.event_id)),
         position=SafeInt(envelope.position),
         stream_id=envelope.stream_id,
-        stream_type=envelope.stream_type,
+        stream_type=StreamType(envelope.stream_type),
         version=envelope.version,
         event_type=envelope.event_type,
         schema_version=envelope.schema_version,
