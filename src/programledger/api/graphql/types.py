@@ -9,6 +9,7 @@ Every error a mutation can return implements ``UserError`` (``code``, ``message`
 
 from __future__ import annotations
 
+import enum
 from datetime import date
 from typing import NewType
 
@@ -17,6 +18,15 @@ from strawberry.schema_directive import Location
 from strawberry.types.scalar import ScalarDefinition
 
 from programledger.api.auth import Role
+from programledger.domain.errors import (
+    AlreadyExists,
+    BudgetExceeded,
+    InvalidTransition,
+    NotFound,
+    OverAllocation,
+    TerminalState,
+    ValidationError,
+)
 from programledger.domain.values import MAX_SAFE_INTEGER
 
 __all__ = [
@@ -27,6 +37,7 @@ __all__ = [
     "BudgetExceededError",
     "CommandAccepted",
     "ConflictError",
+    "ErrorCode",
     "FieldIssue",
     "ForbiddenError",
     "IdempotencyKeyReusedError",
@@ -75,9 +86,26 @@ class AllowedRoles:
     roles: list[Role]
 
 
+@strawberry.enum(description="What kind of refusal a UserError is: stable, for code to branch on.")
+class ErrorCode(enum.Enum):
+    VALIDATION_FAILED = ValidationError.code
+    NOT_FOUND = NotFound.code
+    ALREADY_EXISTS = AlreadyExists.code
+    INVALID_TRANSITION = InvalidTransition.code
+    TERMINAL_STATE = TerminalState.code
+    OVER_ALLOCATED = OverAllocation.code
+    BUDGET_EXCEEDED = BudgetExceeded.code
+    CONFLICT = "CONFLICT"
+    """The stream moved on (the store's ConcurrencyConflict)."""
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    """The key was used for another command (the store's IdempotencyKeyReused)."""
+    FORBIDDEN = "FORBIDDEN"
+    """The token's roles do not allow the command."""
+
+
 @strawberry.interface(description="A refusal the client can act on; nothing was recorded.")
 class UserError:
-    code: str = strawberry.field(description="Stable machine-readable code, e.g. NOT_FOUND.")
+    code: str = strawberry.field(graphql_type=ErrorCode, description="E.g. NOT_FOUND.")
     message: str = strawberry.field(description="What was wrong and what to do, for a person.")
     path: list[str] = strawberry.field(
         description='The input field at fault, e.g. ["input", "plannedBudget", "currency"]; '
