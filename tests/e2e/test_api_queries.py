@@ -564,3 +564,52 @@ async def test_a_query_can_ask_for_a_minimum_position(reader: Api) -> None:
     )
     assert bad.status_code == 400
     assert "Programledger-Min-Position" in bad.text or "min-position" in bad.text
+
+
+async def test_what_a_command_records_reads_back(reader: Api) -> None:
+    """The fields commands record beyond the summary: the whole risk, lessons learned,
+    the program's objective key and when each entity last changed."""
+    ids = await _plan_program(reader, milestones=1)
+    lesson = new_id()
+    await reader.accepted(
+        "recordLesson",
+        {
+            "programId": ids["program"],
+            "lessonId": lesson,
+            "whatHappened": "The vendor slipped",
+            "learned": "Keep a second vendor warm",
+        },
+    )
+    await reader.accepted(
+        "escalateRisk",
+        {
+            "riskId": ids["risk"],
+            "escalatedTo": "Steering committee",
+            "reason": "Launch at stake",
+            "waitForProjections": True,
+        },
+    )
+    data = await _query(
+        reader,
+        """query Page($program: ID!) {
+          program(id: $program) {
+            objectiveKey openRisksMedium openRisksLow nextMilestoneId updatedAt
+            risks { escalatedTo escalationReason contingencyPlan trigger updatedAt status }
+          }
+          lessons(programId: $program) { totalCount nodes { lessonId learned recordedAt } }
+        }""",
+        {"program": ids["program"]},
+    )
+    program = data["program"]
+    assert program["nextMilestoneId"] is not None
+    assert program["updatedAt"]
+    [risk] = program["risks"]
+    assert (risk["escalatedTo"], risk["escalationReason"]) == (
+        "Steering committee",
+        "Launch at stake",
+    )
+    assert risk["updatedAt"] >= program["updatedAt"]
+    lessons = data["lessons"]
+    assert lessons["totalCount"] == 1
+    assert lessons["nodes"][0]["lessonId"] == lesson
+    assert lessons["nodes"][0]["learned"] == "Keep a second vendor warm"

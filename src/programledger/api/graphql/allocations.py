@@ -82,6 +82,9 @@ class ResourceType:
     role: str
     capacity_schedule: list[CapacityStepType]
     version: int
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
 
     @staticmethod
     def of(r: ResourceRow) -> ResourceType:
@@ -92,6 +95,7 @@ class ResourceType:
             department=r.department,
             role=r.role,
             version=r.version,
+            updated_at=r.valid_from_time,
             capacity_schedule=[
                 CapacityStepType(effective_from=s.effective_from, capacity=s.capacity)
                 for s in r.capacity_schedule
@@ -110,6 +114,9 @@ class AllocationType:
     percentage: int
     status: str = strawberry.field(graphql_type=domain_enum(AllocationStatus))
     note: str | None
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
 
     @staticmethod
     def of(a: AllocationRow) -> AllocationType:
@@ -123,6 +130,7 @@ class AllocationType:
             percentage=a.percentage,
             status=a.status,
             note=a.note,
+            updated_at=a.valid_from_time,
         )
 
 

@@ -19,9 +19,9 @@ from programledger.api.graphql.reads import (
 )
 from programledger.api.graphql.types import SafeInt
 from programledger.projections import decisions
-from programledger.projections.decisions import DecisionRow
+from programledger.projections.decisions import DecisionRow, LessonRow
 
-__all__ = ["DecisionQueries", "DecisionSort", "DecisionType"]
+__all__ = ["DecisionQueries", "DecisionSort", "DecisionType", "LessonSort", "LessonType"]
 
 
 @strawberry.enum(description="Sort keys of decisions.")
@@ -42,6 +42,9 @@ class DecisionType:
     decided_on: date
     supersedes: strawberry.ID | None
     superseded_by: strawberry.ID | None
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
 
     @staticmethod
     def of(d: DecisionRow) -> DecisionType:
@@ -56,6 +59,33 @@ class DecisionType:
             decided_on=d.decided_on,
             supersedes=None if d.supersedes is None else strawberry.ID(str(d.supersedes)),
             superseded_by=None if d.superseded_by is None else strawberry.ID(str(d.superseded_by)),
+            updated_at=d.valid_from_time,
+        )
+
+
+@strawberry.enum(description="Sort keys of lessons learned.")
+class LessonSort(enum.Enum):
+    RECORDED_AT = "recorded_at"
+
+
+@strawberry.type(name="Lesson", description="A lesson learned, recorded on a program.")
+class LessonType:
+    lesson_id: strawberry.ID
+    program_id: strawberry.ID
+    what_happened: str
+    learned: str
+    follow_up_action: str | None
+    recorded_at: datetime
+
+    @staticmethod
+    def of(lesson: LessonRow) -> LessonType:
+        return LessonType(
+            lesson_id=strawberry.ID(str(lesson.lesson_id)),
+            program_id=strawberry.ID(str(lesson.program_id)),
+            what_happened=lesson.what_happened,
+            learned=lesson.learned,
+            follow_up_action=lesson.follow_up_action,
+            recorded_at=lesson.recorded_at,
         )
 
 
@@ -88,8 +118,36 @@ async def _decisions(
     )
 
 
+async def _lessons(
+    info: ApiInfo,
+    program_id: strawberry.ID | None = None,
+    order_by: LessonSort = LessonSort.RECORDED_AT,
+    descending: bool = True,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> Connection[LessonType]:
+    when = moment(info, as_of, as_of_position)
+    return await list_page(
+        info,
+        decisions.list_lessons,
+        LessonType.of,
+        when,
+        order_by,
+        descending,
+        paging(first, after, last, before),
+        program_id=uuid(program_id, "programId"),
+    )
+
+
 @strawberry.type
 class DecisionQueries:
     decisions: Connection[DecisionType] = strawberry.field(
         resolver=_decisions, extensions=reader(), description="The decision log." + AS_OF
+    )
+    lessons: Connection[LessonType] = strawberry.field(
+        resolver=_lessons, extensions=reader(), description="Lessons learned." + AS_OF
     )

@@ -59,6 +59,7 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "milestones": "milestones",
     "dependencies": "milestones",
     "decisions": "decisions",
+    "lessons": "decisions",
     "resources": "allocations",
     "allocations": "allocations",
     "utilisation": "allocations",

@@ -72,6 +72,9 @@ class MilestoneType:
     actual_date: date | None
     slip_days: int = strawberry.field(description="Forecast minus baseline; negative if ahead.")
     status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
 
     @staticmethod
     def of(m: MilestoneRow) -> MilestoneType:
@@ -86,6 +89,7 @@ class MilestoneType:
             actual_date=m.actual_date,
             slip_days=m.slip_days,
             status=m.status,
+            updated_at=m.valid_from_time,
         )
 
 
@@ -99,11 +103,16 @@ class DependencyType:
     dependent_id: strawberry.ID
     target_type: str = strawberry.field(graphql_type=DependencyTargetType)
     target_program_id: strawberry.ID | None
+    target_kind: str | None = strawberry.field(graphql_type=domain_enum(ItemKind) | None)
     target_item_id: strawberry.ID | None
     external_party: str | None
+    external_contact: str | None
     needed_by: date
     status: str = strawberry.field(graphql_type=domain_enum(DependencyStatus))
     resolution: str | None
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
 
     @staticmethod
     def of(d: DependencyRow) -> DependencyType:
@@ -119,11 +128,14 @@ class DependencyType:
             dependent_id=strawberry.ID(str(d.dependent_id)),
             target_type=d.target_type,
             target_program_id=opt(d.target_program_id),
+            target_kind=d.target_kind,
             target_item_id=opt(d.target_item_id),
             external_party=d.external_party,
+            external_contact=d.external_contact,
             needed_by=d.needed_by,
             status=d.status,
             resolution=d.resolution,
+            updated_at=d.valid_from_time,
         )
 
 

@@ -152,6 +152,9 @@ class ProgramType:
     name: str
     description: str | None
     objective: str
+    objective_key: str | None = strawberry.field(
+        description="The portfolio objective (OKR key) the program serves."
+    )
     sponsor: str
     owner: str
     priority: int
@@ -163,12 +166,21 @@ class ProgramType:
     budget_planned: MoneyType
     budget_allocated: MoneyType
     budget_actual: MoneyType | None
+    actual_spend_as_of: date | None = strawberry.field(
+        description="The day the last spend report (budgetActual) was made up to."
+    )
     open_risks: int
     open_risks_critical: int
     open_risks_high: int
+    open_risks_medium: int
+    open_risks_low: int
+    next_milestone_id: strawberry.ID | None
     next_milestone_name: str | None
     next_milestone_date: date | None
     version: int = strawberry.field(description="The expectedVersion for the next command.")
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
+    )
     key: strawberry.Private[UUID]
     nested: strawberry.Private[NestedRows]
 
@@ -196,6 +208,7 @@ class ProgramType:
             name=p.name,
             description=p.description,
             objective=p.objective,
+            objective_key=p.objective_key,
             sponsor=p.sponsor,
             owner=p.owner,
             priority=p.priority,
@@ -207,12 +220,19 @@ class ProgramType:
             budget_planned=money(p.budget_planned),
             budget_allocated=money(p.budget_allocated),
             budget_actual=None if p.budget_actual is None else money(p.budget_actual),
+            actual_spend_as_of=p.actual_spend_as_of,
             open_risks=p.open_risks,
             open_risks_critical=p.open_risks_critical,
             open_risks_high=p.open_risks_high,
+            open_risks_medium=p.open_risks_medium,
+            open_risks_low=p.open_risks_low,
+            next_milestone_id=None
+            if p.next_milestone_id is None
+            else strawberry.ID(str(p.next_milestone_id)),
             next_milestone_name=p.next_milestone_name,
             next_milestone_date=p.next_milestone_date,
             version=p.version,
+            updated_at=p.valid_from_time,
             key=p.program_id,
             nested=nested,
         )

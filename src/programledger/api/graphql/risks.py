@@ -70,16 +70,33 @@ class RiskType:
     is_open: bool
     needs_response: bool
     owner: str
+    trigger: str | None = strawberry.field(description="What would show the risk happening.")
     response_strategy: str | None = strawberry.field(
         graphql_type=domain_enum(ResponseStrategy) | None
     )
     mitigation_plan: str | None
+    mitigation_due_on: date | None
+    contingency_plan: str | None = strawberry.field(description="What to do if it happens anyway.")
     next_review_on: date | None
     last_reviewed_on: date | None
     escalated_to: str | None
+    escalation_reason: str | None
+    acceptance_rationale: str | None = strawberry.field(
+        description="Why the risk was accepted (status ACCEPTED), and by whom: acceptedBy."
+    )
+    accepted_by: str | None
+    materialised_on: date | None = strawberry.field(
+        description="The day it happened (status MATERIALISED)."
+    )
+    what_happened: str | None
+    impact_description: str | None
+    closed_reason: str | None
     version: int
     review_overdue: bool = strawberry.field(
         description="Open, and its next review date lies before today (or the as-of day)."
+    )
+    updated_at: datetime = strawberry.field(
+        description="When the version shown was recorded: the last change (as of asOf)."
     )
 
     @staticmethod
@@ -99,13 +116,24 @@ class RiskType:
             is_open=r.is_open,
             needs_response=r.needs_response,
             owner=r.owner,
+            trigger=r.trigger,
             response_strategy=r.response_strategy,
             mitigation_plan=r.mitigation_plan,
+            mitigation_due_on=r.mitigation_due_on,
+            contingency_plan=r.contingency_plan,
             next_review_on=r.next_review_on,
             last_reviewed_on=r.last_reviewed_on,
             escalated_to=r.escalated_to,
+            escalation_reason=r.escalation_reason,
+            acceptance_rationale=r.acceptance_rationale,
+            accepted_by=r.accepted_by,
+            materialised_on=r.materialised_on,
+            what_happened=r.what_happened,
+            impact_description=r.impact_description,
+            closed_reason=r.closed_reason,
             version=r.version,
             review_overdue=r.overdue,
+            updated_at=r.valid_from_time,
         )
 
 
