@@ -42,6 +42,7 @@ from programledger.projections.engine.queries import (
     Reader,
     VersionedRow,
     fetch_grouped,
+    fetch_one,
     fetch_page,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
@@ -52,6 +53,7 @@ __all__ = [
     "PROJECTION",
     "DependencyRow",
     "MilestoneRow",
+    "get_milestone",
     "list_dependencies",
     "list_milestones",
     "milestones_of_programs",
@@ -306,6 +308,12 @@ async def list_milestones(
         as_of=as_of,
         count=count,
     )
+
+
+async def get_milestone(
+    pool: Reader, milestone_id: UUID, *, as_of: AsOf = None
+) -> MilestoneRow | None:
+    return await fetch_one(pool, MILESTONES, _milestone_row, (milestone_id,), as_of)
 
 
 async def milestones_of_programs(

@@ -44,7 +44,14 @@ from programledger.projections.engine.queries import (
 )
 from programledger.projections.engine.tables import Column, SortKey, Table
 
-__all__ = ["PROGRAMS", "PROJECTION", "ProgramRow", "get_program", "list_programs"]
+__all__ = [
+    "PROGRAMS",
+    "PROJECTION",
+    "ProgramRow",
+    "get_program",
+    "get_program_by_code",
+    "list_programs",
+]
 
 PROGRAMS = Table(
     "rm_programs",
@@ -281,3 +288,21 @@ async def list_programs(
 
 async def get_program(pool: Reader, program_id: UUID, *, as_of: AsOf = None) -> ProgramRow | None:
     return await fetch_one(pool, PROGRAMS, _program, (program_id,), as_of)
+
+
+async def get_program_by_code(pool: Reader, code: str, *, as_of: AsOf = None) -> ProgramRow | None:
+    """The program with ``code`` (unique among programs) now or as of ``as_of``."""
+    filters = Filters()
+    filters.equals("code", code)
+    page = await fetch_page(
+        pool,
+        LIST,
+        filters,
+        sort="code",
+        descending=False,
+        first=1,
+        after=None,
+        as_of=as_of,
+        count=False,
+    )
+    return page.items[0] if page.items else None

@@ -613,3 +613,36 @@ async def test_what_a_command_records_reads_back(reader: Api) -> None:
     assert lessons["totalCount"] == 1
     assert lessons["nodes"][0]["lessonId"] == lesson
     assert lessons["nodes"][0]["learned"] == "Keep a second vendor warm"
+
+
+async def test_single_lookups(reader: Api) -> None:
+    ids = await _plan_program(reader, milestones=1)
+    data = await _query(
+        reader,
+        """query One($risk: ID!, $program: ID!, $none: ID!) {
+          risk(id: $risk) { riskId score programId }
+          missing: risk(id: $none) { riskId }
+          programs { nodes { code milestones { milestoneId } } }
+          byId: program(id: $program) { code }
+        }""",
+        {"risk": ids["risk"], "program": ids["program"], "none": new_id()},
+    )
+    assert (data["risk"]["riskId"], data["risk"]["score"]) == (ids["risk"], 20)
+    assert data["risk"]["programId"] == ids["program"]
+    assert data["missing"] is None
+    code = data["byId"]["code"]
+    [milestone] = next(p for p in data["programs"]["nodes"] if p["code"] == code)["milestones"]
+    found = await _query(
+        reader,
+        """query ByCode($code: String!, $milestone: ID!) {
+          programByCode(code: $code) { programId }
+          milestone(id: $milestone) { milestoneId programId }
+          resource(resourceKey: "nobody") { resourceKey }
+        }""",
+        {"code": code, "milestone": milestone["milestoneId"]},
+    )
+    assert found["programByCode"]["programId"] == ids["program"]
+    assert found["milestone"]["programId"] == ids["program"]
+    assert found["resource"] is None
+    bad = await reader.post('{ risk(id: "nope") { riskId } }', headers=reader.auth(Role.VIEWER))
+    assert [e["extensions"]["code"] for e in bad.json()["errors"]] == ["BAD_USER_INPUT"]

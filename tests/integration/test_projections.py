@@ -59,8 +59,12 @@ from programledger.projections.engine.status import (
     projection_status,
     wait_for_position,
 )
-from programledger.projections.milestones import list_milestones, milestones_of_programs
-from programledger.projections.programs import get_program, list_programs
+from programledger.projections.milestones import (
+    get_milestone,
+    list_milestones,
+    milestones_of_programs,
+)
+from programledger.projections.programs import get_program, get_program_by_code, list_programs
 from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import get_risk, heat_map, list_risks, risks_of_programs
 from tests.support.projection_process import LiveSystem, app_store, table_rows
@@ -289,7 +293,14 @@ async def test_the_read_models_answer_what_a_tpm_asks(
     assert (program.open_risks, program.open_risks_critical, program.open_risks_low) == (1, 1, 0)
     assert (program.next_milestone_id, program.next_milestone_date) == (story.m1, date(2027, 4, 11))
 
+    by_code = await get_program_by_code(pool, program.code)
+    assert by_code is not None
+    assert by_code.program_id == story.program
+    assert await get_program_by_code(pool, "NO-SUCH-CODE") is None
     listed = await list_milestones(pool, program_id=story.program)
+    pilot = await get_milestone(pool, story.m1)
+    assert pilot is not None
+    assert (pilot.name, pilot.slip_days) == ("Pilot", 10)
     milestones = {m.milestone_id: m for m in listed.items}
     assert (milestones[story.m1].slip_days, milestones[story.m1].status) == (10, "PLANNED")
     assert (milestones[story.m2].status, milestones[story.m2].actual_date) == (

@@ -261,8 +261,22 @@ async def _utilisation(
     return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
 
 
+async def _resource(
+    info: ApiInfo,
+    resource_key: str,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> ResourceType | None:
+    when = moment(info, as_of, as_of_position)
+    row = await read(allocations.get_resource(info.context.services.pool, resource_key, as_of=when))
+    return None if row is None else ResourceType.of(row)
+
+
 @strawberry.type
 class AllocationQueries:
+    resource: ResourceType | None = strawberry.field(
+        resolver=_resource, extensions=reader(), description="One person or team, by key." + AS_OF
+    )
     resources: Connection[ResourceType] = strawberry.field(
         resolver=_resources, extensions=reader(), description="People and teams." + AS_OF
     )

@@ -11,9 +11,11 @@ from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.reads import (
     AS_OF,
+    an_id,
     list_page,
     moment,
     paging,
+    read,
     reader,
     uuid,
 )
@@ -143,8 +145,24 @@ async def _lessons(
     )
 
 
+async def _decision(
+    info: ApiInfo,
+    id: strawberry.ID,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> DecisionType | None:
+    when = moment(info, as_of, as_of_position)
+    row = await read(
+        decisions.get_decision(info.context.services.pool, an_id(id, "id"), as_of=when)
+    )
+    return None if row is None else DecisionType.of(row)
+
+
 @strawberry.type
 class DecisionQueries:
+    decision: DecisionType | None = strawberry.field(
+        resolver=_decision, extensions=reader(), description="One decision." + AS_OF
+    )
     decisions: Connection[DecisionType] = strawberry.field(
         resolver=_decisions, extensions=reader(), description="The decision log." + AS_OF
     )

@@ -15,10 +15,12 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import (
     AS_OF,
+    an_id,
     enum_argument,
     list_page,
     moment,
     paging,
+    read,
     reader,
     uuid,
     values,
@@ -205,8 +207,24 @@ async def _dependencies(
     )
 
 
+async def _milestone(
+    info: ApiInfo,
+    id: strawberry.ID,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> MilestoneType | None:
+    when = moment(info, as_of, as_of_position)
+    row = await read(
+        milestones.get_milestone(info.context.services.pool, an_id(id, "id"), as_of=when)
+    )
+    return None if row is None else MilestoneType.of(row)
+
+
 @strawberry.type
 class MilestoneQueries:
+    milestone: MilestoneType | None = strawberry.field(
+        resolver=_milestone, extensions=reader(), description="One milestone." + AS_OF
+    )
     milestones: Connection[MilestoneType] = strawberry.field(
         resolver=_milestones, extensions=reader(), description="Milestones." + AS_OF
     )

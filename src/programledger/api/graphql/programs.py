@@ -14,7 +14,7 @@ and an asynchronous resolver, for the same statements.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -30,6 +30,7 @@ from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.milestones import MilestoneType
 from programledger.api.graphql.reads import (
     AS_OF,
+    an_id,
     counts,
     enum_filter,
     moment,
@@ -38,7 +39,6 @@ from programledger.api.graphql.reads import (
     read,
     reader,
     selected,
-    uuid,
     values,
 )
 from programledger.api.graphql.risks import RiskType
@@ -46,7 +46,7 @@ from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.program import Health, ProgramStatus
 from programledger.projections import allocations, milestones, programs, risks
 from programledger.projections.allocations import AllocationRow
-from programledger.projections.engine.queries import Reader, resolve_position
+from programledger.projections.engine.queries import AsOf, Reader, resolve_position
 from programledger.projections.milestones import MilestoneRow
 from programledger.projections.programs import ProgramRow
 from programledger.projections.risks import RiskRow
@@ -245,8 +245,30 @@ async def _program(
     as_of_position: SafeInt | None = None,
 ) -> ProgramType | None:
     when = moment(info, as_of, as_of_position)
-    program_id = uuid(id, "id")
-    assert program_id is not None
+    program_id = an_id(id, "id")
+    return await _one_program(
+        info, when, lambda reads, at: programs.get_program(reads, program_id, as_of=at)
+    )
+
+
+async def _program_by_code(
+    info: ApiInfo,
+    code: str,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> ProgramType | None:
+    when = moment(info, as_of, as_of_position)
+    return await _one_program(
+        info, when, lambda reads, at: programs.get_program_by_code(reads, code, as_of=at)
+    )
+
+
+async def _one_program(
+    info: ApiInfo,
+    when: AsOf,
+    find: Callable[[Reader, int | None], Awaitable[ProgramRow | None]],
+) -> ProgramType | None:
+    """The program ``find`` reads, and its selected nested lists, at one position."""
     position: int | None
     async with one_connection(info.context.services.pool) as reads:
         if isinstance(when, datetime):  # one position for the program and its nested lists
@@ -254,7 +276,7 @@ async def _program(
                 position = await resolve_position(conn, when)
         else:
             position = when
-        row = await programs.get_program(reads, program_id, as_of=position)
+        row = await find(reads, position)
         if row is None:
             return None
         nested = await _read_nested(reads, [row.program_id], position, _nested_lists(info))
@@ -302,6 +324,11 @@ class ProgramQueries:
         resolver=_program,
         extensions=reader(),
         description="One program, with its risks, milestones and allocations." + AS_OF,
+    )
+    program_by_code: ProgramType | None = strawberry.field(
+        resolver=_program_by_code,
+        extensions=reader(),
+        description="One program by its code, as program(id) does." + AS_OF,
     )
     programs: Connection[ProgramType] = strawberry.field(
         resolver=_programs, extensions=reader(), description="The portfolio." + AS_OF

@@ -42,6 +42,7 @@ from programledger.projections.engine.queries import AsOf, Page
 __all__ = [
     "AS_OF",
     "DEFAULT_PAGE",
+    "an_id",
     "auditor",
     "bad_input",
     "counts",
@@ -161,6 +162,13 @@ def enum_argument(domain: type[Enum], *, many: bool = True) -> Any:
 def values(members: Sequence[Enum] | None) -> list[Any] | None:
     """The values of an enum filter, as the read models store them."""
     return None if members is None else [m.value for m in members]
+
+
+def an_id(value: str, name: str) -> UUID:
+    """As :func:`uuid`, for an argument that must be given."""
+    found = uuid(value, name)
+    assert found is not None
+    return found
 
 
 async def read(call: Any) -> Any:

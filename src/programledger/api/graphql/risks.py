@@ -14,6 +14,7 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import (
     AS_OF,
+    an_id,
     enum_filter,
     list_page,
     moment,
@@ -208,8 +209,22 @@ async def _risk_heatmap(
     return HeatMapType.of(heat)
 
 
+async def _risk(
+    info: ApiInfo,
+    id: strawberry.ID,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> RiskType | None:
+    when = moment(info, as_of, as_of_position)
+    row = await read(risks.get_risk(info.context.services.pool, an_id(id, "id"), as_of=when))
+    return None if row is None else RiskType.of(row)
+
+
 @strawberry.type
 class RiskQueries:
+    risk: RiskType | None = strawberry.field(
+        resolver=_risk, extensions=reader(), description="One risk." + AS_OF
+    )
     risks: Connection[RiskType] = strawberry.field(
         resolver=_risks, extensions=reader(), description="The risk register." + AS_OF
     )
