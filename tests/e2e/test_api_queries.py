@@ -321,35 +321,43 @@ async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:
     assert walked == verified["all"]["streams"]
 
 
-async def test_looking_back_is_for_auditors_and_admins(reader: Api) -> None:
+async def test_every_reader_looks_back_and_auditors_see_how_it_came_to_be(reader: Api) -> None:
     planned = await _plan_program(reader, milestones=0)
-    viewer, editor = Role.VIEWER, Role.EDITOR
-    for role in (viewer, editor):
-        await _refused(reader, "{ programs(asOfPosition: 1) { totalCount } }", role)
-        await _refused(reader, '{ risks(asOf: "2027-01-01T00:00:00Z") { totalCount } }', role)
-        await _refused(
+    at = int(planned["position"])
+    for role in (Role.VIEWER, Role.EDITOR, Role.AUDITOR, Role.ADMIN):
+        looked = await _query(
             reader,
-            '{ utilisation(from: "2027-01-01", to: "2027-01-31", knownAtPosition: 1)'
-            " { overAllocated { weekStart } } }",
+            """query Q($at: SafeInt) {
+              programs(asOfPosition: $at) { totalCount asOfPosition }
+              risks(asOf: "2027-01-01T00:00:00Z") { totalCount }
+              utilisation(from: "2027-01-01", to: "2027-01-31", knownAtPosition: $at) {
+                overAllocated { weekStart }
+              }
+            }""",
+            {"at": at},
             role,
         )
+        assert looked["programs"] == {"totalCount": 1, "asOfPosition": at}
+    for role in (Role.VIEWER, Role.EDITOR):
         await _refused(reader, "{ auditTrail { totalCount } }", role)
         await _refused(reader, '{ history(streamId: "program-x") { version } }', role)
         await _refused(reader, "{ verifyIntegrity { ok } }", role)
+        # A refused field is null with its error; the rest of the answer stands.
+        response = await reader.post(
+            "{ programs { totalCount } auditTrail { totalCount } }", headers=reader.auth(role)
+        )
+        body = response.json()
+        assert body["data"] == {"programs": {"totalCount": 1}, "auditTrail": None}
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+            (["auditTrail"], "FORBIDDEN")
+        ]
     current = await _query(
         reader, "{ programs { totalCount } projectionStatus { name state lagPositions } }"
     )
     assert current["programs"]["totalCount"] == 1
     assert {s["name"] for s in current["projectionStatus"]} >= {"programs", "risks"}
     for role in (Role.AUDITOR, Role.ADMIN):
-        looked = await _query(
-            reader,
-            "query Q($at: SafeInt) { programs(asOfPosition: $at) { totalCount }"
-            " auditTrail { totalCount } }",
-            {"at": int(planned["position"])},
-            role,
-        )
-        assert looked["programs"]["totalCount"] == 1
+        looked = await _query(reader, "{ auditTrail { totalCount } }", None, role)
         assert looked["auditTrail"]["totalCount"] >= 3
 
 

@@ -82,7 +82,7 @@ class Capability(enum.Enum):
     WRITE = "write"
     """Commands: every mutation."""
     AUDIT = "audit"
-    """History, audit trail, as-of views, verification, export."""
+    """History, audit trail, verification, export (as-of views are READ)."""
     OPERATE = "operate"
     """Operations such as rebuilding a projection."""
 

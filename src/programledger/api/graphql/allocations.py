@@ -187,7 +187,7 @@ async def _resources(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[ResourceType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await list_page(
         info,
         allocations.list_resources,
@@ -213,7 +213,7 @@ async def _allocations(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[AllocationType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     f = filter or AllocationFilter()
     return await list_page(
         info,
@@ -243,7 +243,7 @@ async def _utilisation(
     known_at_position: SafeInt | None = None,
 ) -> UtilisationType:
     """Weekly load in the valid-time period, as known at ``knownAt`` (now by default)."""
-    when = moment(info, known_at, known_at_position)
+    when = moment(known_at, known_at_position)
     page = await read(
         allocations.utilisation(
             info.context.services.pool,
@@ -267,7 +267,7 @@ async def _resource(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ResourceType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     row = await read(allocations.get_resource(info.context.services.pool, resource_key, as_of=when))
     return None if row is None else ResourceType.of(row)
 
@@ -286,5 +286,5 @@ class AllocationQueries:
     utilisation: UtilisationType = strawberry.field(
         resolver=_utilisation,
         extensions=reader(),
-        description="Weekly load per resource; knownAt/knownAtPosition: auditor or admin.",
+        description="Weekly load per resource; knownAt/knownAtPosition: as known then.",
     )

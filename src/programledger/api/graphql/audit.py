@@ -1,6 +1,10 @@
 """The auditor's views in GraphQL: ``auditTrail`` (the ``audit`` read model), and
 ``history`` and ``verifyIntegrity``, which read the event store itself by design: the
-state each decision was made on, and the hash chains."""
+state each decision was made on, and the hash chains.
+
+Auditors and admins only. Each field is nullable, so that a query asking for one beside
+what its role may read gets the rest, with the refused field null and a ``FORBIDDEN``
+error entry at its path, rather than no data at all."""
 
 from __future__ import annotations
 
@@ -242,18 +246,18 @@ async def _verify_integrity(
 
 @strawberry.type
 class AuditQueries:
-    audit_trail: Connection[AuditEntryType] = strawberry.field(
+    audit_trail: Connection[AuditEntryType] | None = strawberry.field(
         resolver=_audit_trail,
         extensions=auditor(),
         description="Who changed what, when and why, with field diffs.",
     )
-    history: list[HistoryEntryType] = strawberry.field(
+    history: list[HistoryEntryType] | None = strawberry.field(
         resolver=_history,
         extensions=auditor(),
         description="A program, risk, resource or schedule stream: each event after afterVersion "
         "(at most first, default 100) and the state after it; page on with the last version.",
     )
-    verify_integrity: IntegrityReport = strawberry.field(
+    verify_integrity: IntegrityReport | None = strawberry.field(
         resolver=_verify_integrity,
         extensions=auditor(),
         description="Walk the hash chain of one stream, or of the streams after "

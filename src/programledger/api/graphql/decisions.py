@@ -105,7 +105,7 @@ async def _decisions(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[DecisionType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await list_page(
         info,
         decisions.list_decisions,
@@ -132,7 +132,7 @@ async def _lessons(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[LessonType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await list_page(
         info,
         decisions.list_lessons,
@@ -151,7 +151,7 @@ async def _decision(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> DecisionType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     row = await read(
         decisions.get_decision(info.context.services.pool, an_id(id, "id"), as_of=when)
     )

@@ -158,7 +158,7 @@ async def _milestones(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[MilestoneType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await list_page(
         info,
         milestones.list_milestones,
@@ -191,7 +191,7 @@ async def _dependencies(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[DependencyType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await list_page(
         info,
         milestones.list_dependencies,
@@ -213,7 +213,7 @@ async def _milestone(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> MilestoneType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     row = await read(
         milestones.get_milestone(info.context.services.pool, an_id(id, "id"), as_of=when)
     )

@@ -244,7 +244,7 @@ async def _program(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ProgramType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     program_id = an_id(id, "id")
     return await _one_program(
         info, when, lambda reads, at: programs.get_program(reads, program_id, as_of=at)
@@ -257,7 +257,7 @@ async def _program_by_code(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ProgramType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     return await _one_program(
         info, when, lambda reads, at: programs.get_program_by_code(reads, code, as_of=at)
     )
@@ -295,7 +295,7 @@ async def _programs(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[ProgramType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     f = filter or ProgramFilter()
     wanted = _nested_lists(info, ("nodes",), ("edges", "node"))
     async with one_connection(info.context.services.pool) as reads:

@@ -11,11 +11,12 @@ exceptions are ``history`` and ``verifyIntegrity``, which exist to read the even
 itself. Lists are Relay connections with keyset cursors; nested lists of a program are
 batched, so a page of programs costs the same statements for 1 or 50.
 
-Permissions: the current state needs READ (every role). Looking back in time (``asOf``,
-``asOfPosition``, ``knownAt``), the audit trail, history and integrity checks need AUDIT
-(auditor or admin): what was known when is the auditor's question, and a refusal says so
-with ``FORBIDDEN`` like any other. ``projectionStatus`` needs READ only, because a
-frontend shows "data as of ..." banners from it; it exposes no business data.
+Permissions: the read models, now or as of a moment (``asOf``, ``asOfPosition``,
+``knownAt``), need READ (every role): a "last week" view is a frontend feature. The audit
+trail, history and integrity checks need AUDIT (auditor or admin), and are nullable, so a
+refusal is a ``FORBIDDEN`` error entry beside the rest of the answer.
+``projectionStatus`` needs READ only, because a frontend shows "data as of ..." banners
+from it; it exposes no business data.
 """
 
 from __future__ import annotations

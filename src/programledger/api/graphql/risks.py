@@ -175,7 +175,7 @@ async def _risks(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[RiskType]:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     f = filter or RiskFilter()
     return await list_page(
         info,
@@ -203,7 +203,7 @@ async def _risk_heatmap(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> HeatMapType:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     pool = info.context.services.pool
     heat = await read(risks.heat_map(pool, program_id=uuid(program_id, "programId"), as_of=when))
     return HeatMapType.of(heat)
@@ -215,7 +215,7 @@ async def _risk(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> RiskType | None:
-    when = moment(info, as_of, as_of_position)
+    when = moment(as_of, as_of_position)
     row = await read(risks.get_risk(info.context.services.pool, an_id(id, "id"), as_of=when))
     return None if row is None else RiskType.of(row)
 
