@@ -79,6 +79,7 @@ __all__ = [
     "get_resource",
     "list_allocations",
     "list_resources",
+    "resources_by_key",
     "utilisation",
     "weeks_of",
 ]
@@ -464,6 +465,25 @@ async def allocations_of_programs(
         descending=False,
         as_of=as_of,
     )
+
+
+async def resources_by_key(
+    pool: Reader, keys: Sequence[str], *, as_of: int | None = None
+) -> Mapping[str, ResourceRow]:
+    """The resources of ``keys`` as of a position (or now), by key, in one statement: the
+    resources of a page of allocations."""
+    found = await fetch_grouped(
+        pool,
+        RESOURCE_LIST,
+        "resource_key",
+        sorted(set(keys)),
+        sort="resource_key",
+        descending=False,
+        as_of=as_of,
+        extra_select=_STREAM_VERSION,
+        extra_args=_version_args(as_of),
+    )
+    return {key: rows[0] for key, rows in found.items()}
 
 
 _UTILISATION_SORTS = ("resource", "week")

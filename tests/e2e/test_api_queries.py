@@ -654,3 +654,37 @@ async def test_single_lookups(reader: Api) -> None:
     assert found["resource"] is None
     bad = await reader.post('{ risk(id: "nope") { riskId } }', headers=reader.auth(Role.VIEWER))
     assert [e["extensions"]["code"] for e in bad.json()["errors"]] == ["BAD_USER_INPUT"]
+
+
+RESOURCES = """query Resources($first: Int!) {
+  programs(first: $first) { nodes { code allocations { percentage resource { name role } } } }
+  allocations(first: $first) { nodes { percentage resource { name department } } }
+}"""
+
+
+async def test_allocations_reach_their_resources_in_one_statement_per_path(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    async with _waiting_api(api_with) as api:
+        async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
+            for n in range(3):
+                key = f"person.{n}"
+                await api.accepted("registerResource", resource_input(key))
+                planned = await _plan_program(api, milestones=0)
+                allocation = {
+                    **_allocation(planned["program"], 50, "2027-02-01", "2027-02-28"),
+                    "resourceKey": key,
+                    "waitForProjections": True,
+                }
+                await api.accepted("proposeAllocation", allocation)
+        # The runners and relay have stopped: only the API's statements are counted.
+        with _counting_statements() as one:
+            await _query(api, RESOURCES, {"first": 1})
+        with _counting_statements() as three:
+            data = await _query(api, RESOURCES, {"first": 3})
+    nested = [a for p in data["programs"]["nodes"] for a in p["allocations"]]
+    assert [a["resource"] for a in nested] == [{"name": "Alice Martin", "role": "Engineer"}] * 3
+    listed = data["allocations"]["nodes"]
+    assert [a["resource"]["department"] for a in listed] == ["ENGINEERING"] * 3
+    # programs: page, allocations, their resources; allocations: page, their resources.
+    assert len(one) == len(three) == 5, (one, three)

@@ -47,6 +47,7 @@ from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.allocations import (
     allocations_of_programs,
     list_allocations,
+    resources_by_key,
     utilisation,
 )
 from programledger.projections.audit import audit_trail
@@ -376,6 +377,9 @@ async def test_the_read_models_answer_what_a_tpm_asks(
     ]
     nested_allocations = await allocations_of_programs(pool, [story.program])
     assert {a.allocation_id for a in nested_allocations[story.program]} == {story.a1, story.a2}
+    people = await resources_by_key(pool, [story.alice, story.alice, "nobody"])
+    assert list(people) == [story.alice]
+    assert (people[story.alice].name, people[story.alice].version) == ("Alice", 5)
 
 
 async def test_as_of_a_position_or_a_time_and_keyset_pages(

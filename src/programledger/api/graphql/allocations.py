@@ -4,6 +4,7 @@ load per resource), over the ``allocations`` read model."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Annotated
@@ -21,9 +22,11 @@ from programledger.api.graphql.reads import (
     enum_filter,
     list_page,
     moment,
+    one_connection,
     paging,
     read,
     reader,
+    selected,
     uuid,
     values,
 )
@@ -32,6 +35,7 @@ from programledger.domain.capacity import AllocationStatus
 from programledger.domain.values import Department, PartyKind
 from programledger.projections import allocations
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
+from programledger.projections.engine.queries import Reader
 
 __all__ = [
     "AllocationFilter",
@@ -103,6 +107,15 @@ class ResourceType:
         )
 
 
+def _allocation_resource(root: strawberry.Parent[AllocationType]) -> ResourceType | None:
+    if root.resources is None:
+        # The field returning allocations reads their resources when its selection names
+        # them; missing here means the selection was misread: fail rather than answer null.
+        raise RuntimeError("the allocations' resources were selected but not read")
+    row = root.resources.get(root.resource_key)
+    return None if row is None else ResourceType.of(row)
+
+
 @strawberry.type(name="Allocation")
 class AllocationType:
     allocation_id: strawberry.ID
@@ -117,9 +130,14 @@ class AllocationType:
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    resources: strawberry.Private[Mapping[str, ResourceRow] | None]
+    resource: ResourceType | None = strawberry.field(
+        resolver=_allocation_resource,
+        description="The person or team, as of the same moment; read for the whole page at once.",
+    )
 
     @staticmethod
-    def of(a: AllocationRow) -> AllocationType:
+    def of(a: AllocationRow, resources: Mapping[str, ResourceRow] | None = None) -> AllocationType:
         return AllocationType(
             allocation_id=strawberry.ID(str(a.allocation_id)),
             resource_key=a.resource_key,
@@ -131,7 +149,21 @@ class AllocationType:
             status=a.status,
             note=a.note,
             updated_at=a.valid_from_time,
+            resources=resources,
         )
+
+
+async def resources_of(
+    reads: Reader, rows: Sequence[AllocationRow], position: int | None, wanted: bool
+) -> Mapping[str, ResourceRow] | None:
+    """The resources of ``rows`` at ``position`` in one statement, if ``wanted`` (the
+    operation selects ``resource`` on them); ``None`` when not read."""
+    if not wanted:
+        return None
+    if not rows:
+        return {}
+    keys = [row.resource_key for row in rows]
+    return await allocations.resources_by_key(reads, keys, as_of=position)
 
 
 @strawberry.type(name="UtilisationWeek", description="One resource's load in one ISO week.")
@@ -215,20 +247,25 @@ async def _allocations(
 ) -> Connection[AllocationType]:
     when = moment(as_of, as_of_position)
     f = filter or AllocationFilter()
-    return await list_page(
-        info,
-        allocations.list_allocations,
-        AllocationType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        resource_key=f.resource_key,
-        program_id=uuid(f.program_id, "programId"),
-        workstream_id=uuid(f.workstream_id, "workstreamId"),
-        status=values(f.status),
-        active_on=f.active_on,
-    )
+    wanted = "resource" in selected(info, ("nodes",)) | selected(info, ("edges", "node"))
+    async with one_connection(info.context.services.pool) as reads:
+        page = await read(
+            allocations.list_allocations(
+                reads,
+                resource_key=f.resource_key,
+                program_id=uuid(f.program_id, "programId"),
+                workstream_id=uuid(f.workstream_id, "workstreamId"),
+                status=values(f.status),
+                active_on=f.active_on,
+                sort=order_by.value,
+                descending=descending,
+                **paging(first, after, last, before),
+                as_of=when,
+                count=counts(info),
+            )
+        )
+        found = await resources_of(reads, page.items, page.as_of_position, wanted)
+    return connection(page, lambda a: AllocationType.of(a, found))
 
 
 async def _utilisation(

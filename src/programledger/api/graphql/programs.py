@@ -23,7 +23,7 @@ from uuid import UUID
 
 import strawberry
 
-from programledger.api.graphql.allocations import AllocationType
+from programledger.api.graphql.allocations import AllocationType, resources_of
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
@@ -45,7 +45,7 @@ from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.program import Health, ProgramStatus
 from programledger.projections import allocations, milestones, programs, risks
-from programledger.projections.allocations import AllocationRow
+from programledger.projections.allocations import AllocationRow, ResourceRow
 from programledger.projections.engine.queries import AsOf, Reader, resolve_position
 from programledger.projections.milestones import MilestoneRow
 from programledger.projections.programs import ProgramRow
@@ -92,19 +92,22 @@ class NestedRows:
     risks: Mapping[UUID, list[RiskRow]] | None = None
     milestones: Mapping[UUID, list[MilestoneRow]] | None = None
     allocations: Mapping[UUID, list[AllocationRow]] | None = None
+    resources: Mapping[str, ResourceRow] | None = None
+    """The allocations' resources, when the operation selects them."""
 
 
 async def _read_nested(
     reads: Reader, program_ids: Sequence[UUID], position: int | None, wanted: set[str]
 ) -> NestedRows:
-    """The ``wanted`` nested lists of ``program_ids``, one statement per list."""
+    """The ``wanted`` nested lists of ``program_ids``, one statement per list (and one for
+    the allocations' resources, ``allocations.resource`` in ``wanted``)."""
     if not program_ids or not wanted:
         return NestedRows(
             risks={} if "risks" in wanted else None,
             milestones={} if "milestones" in wanted else None,
             allocations={} if "allocations" in wanted else None,
         )
-    found: dict[str, Mapping[UUID, list[Any]]] = {}
+    found: dict[str, Any] = {}
     if "risks" in wanted:
         found["risks"] = await risks.risks_of_programs(reads, program_ids, as_of=position)
     if "milestones" in wanted:
@@ -112,17 +115,26 @@ async def _read_nested(
             reads, program_ids, as_of=position
         )
     if "allocations" in wanted:
-        found["allocations"] = await allocations.allocations_of_programs(
+        found["allocations"] = rows = await allocations.allocations_of_programs(
             reads, program_ids, as_of=position
         )
+        every = [a for listed in rows.values() for a in listed]
+        found["resources"] = await resources_of(reads, every, position, _RESOURCE in wanted)
     return NestedRows(**found)
+
+
+_RESOURCE = "allocations.resource"
 
 
 def _nested_lists(info: ApiInfo, *paths: Sequence[str]) -> set[str]:
     """The nested lists selected on the programs this field returns (at ``paths`` inside
-    it, or itself)."""
-    found = set().union(*(selected(info, path) for path in paths or ((),)))
-    return found.intersection(NESTED_LISTS)
+    it, or itself), and :data:`_RESOURCE` if their allocations' resources are."""
+    paths = paths or ((),)
+    found = set().union(*(selected(info, path) for path in paths))
+    wanted = found.intersection(NESTED_LISTS)
+    if any("resource" in selected(info, (*path, "allocations")) for path in paths):
+        wanted.add(_RESOURCE)
+    return wanted
 
 
 def _nested(rows: Mapping[UUID, list[R]] | None, root: ProgramType) -> list[R]:
@@ -142,7 +154,8 @@ def _program_milestones(root: strawberry.Parent[ProgramType]) -> list[MilestoneT
 
 
 def _program_allocations(root: strawberry.Parent[ProgramType]) -> list[AllocationType]:
-    return [AllocationType.of(a) for a in _nested(root.nested.allocations, root)]
+    resources = root.nested.resources
+    return [AllocationType.of(a, resources) for a in _nested(root.nested.allocations, root)]
 
 
 @strawberry.type(name="Program")
