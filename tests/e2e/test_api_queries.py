@@ -688,3 +688,50 @@ async def test_allocations_reach_their_resources_in_one_statement_per_path(
     assert [a["resource"]["department"] for a in listed] == ["ENGINEERING"] * 3
     # programs: page, allocations, their resources; allocations: page, their resources.
     assert len(one) == len(three) == 5, (one, three)
+
+
+CHANGED = """mutation Changed($program: ProposeProgramInput!, $resource: RegisterResourceInput!) {
+  proposeProgram(input: $program) {
+    __typename
+    ... on ProposeProgramSuccess { version program { code status version milestones { name } } }
+  }
+  registerResource(input: $resource) {
+    ... on RegisterResourceSuccess { resource { resourceKey name version } }
+  }
+}"""
+
+
+async def test_a_success_returns_the_entity_as_read_after_the_command(reader: Api) -> None:
+    program = new_id()
+    response = await reader.post(
+        CHANGED, {"program": program_input(program), "resource": resource_input("ana.lima")}
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    proposed = body["data"]["proposeProgram"]
+    assert proposed["program"]["status"] == "PROPOSED"
+    assert proposed["program"]["version"] == proposed["version"] == 1
+    assert proposed["program"]["milestones"] == []
+    assert body["data"]["registerResource"]["resource"] == {
+        "resourceKey": "ana.lima",
+        "name": "Alice Martin",
+        "version": 1,
+    }
+    risk = new_id()
+    identified = await reader.post(
+        """mutation R($input: IdentifyRiskInput!) {
+          identifyRisk(input: $input) { ... on IdentifyRiskSuccess { risk { riskId score } } }
+        }""",
+        {
+            "input": {
+                "riskId": risk,
+                "programId": program,
+                "title": "Vendor",
+                "category": "VENDOR",
+                "probability": 2,
+                "impact": 3,
+                "owner": "Tia",
+            }
+        },
+    )
+    assert identified.json()["data"]["identifyRisk"]["risk"] == {"riskId": risk, "score": 6}

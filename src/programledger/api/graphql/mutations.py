@@ -23,10 +23,13 @@ from graphql import FieldNode
 from strawberry.types.field import StrawberryField
 
 from programledger.api.auth import Capability
+from programledger.api.graphql.allocations import ResourceType
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.freshness import wait_for_command
 from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.programs import ProgramType, one_program
+from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import (
     ERROR_TYPES,
     AlreadyExistsError,
@@ -59,6 +62,7 @@ from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
 from programledger.domain.schedule import ScheduleCommand
 from programledger.domain.values import Money
+from programledger.projections import allocations, programs, risks
 
 __all__ = ["COMMANDS", "mutation_type"]
 
@@ -140,6 +144,7 @@ class _Mutation:
             event_ids=[strawberry.ID(str(event_id)) for event_id in result.event_ids],
             event_types=[event.event_type for event in result.events],
             projections_caught_up=caught_up,
+            result=result,
         )
 
     def _refusal(self, exc: _Refusal, subject: object) -> UserError:
@@ -311,13 +316,77 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
+async def _caught_up(root: CommandAccepted, info: ApiInfo) -> None:
+    """Wait (bounded) for the read models the command's events touch, so the entity is
+    read after the command; a wait that gives up says so in ``projectionsBehind``."""
+    if root.projections_caught_up is None:
+        await wait_for_command(info.context, root.result)
+
+
+async def _changed_program(
+    root: strawberry.Parent[CommandAccepted], info: ApiInfo
+) -> ProgramType | None:
+    await _caught_up(root, info)
+    program_id = UUID(str(root.entity_id))
+    return await one_program(
+        info, None, lambda reads, at: programs.get_program(reads, program_id, as_of=at)
+    )
+
+
+async def _changed_risk(root: strawberry.Parent[CommandAccepted], info: ApiInfo) -> RiskType | None:
+    await _caught_up(root, info)
+    row = await risks.get_risk(info.context.services.pool, UUID(str(root.entity_id)))
+    return None if row is None else RiskType.of(row)
+
+
+async def _changed_resource(
+    root: strawberry.Parent[CommandAccepted], info: ApiInfo
+) -> ResourceType | None:
+    await _caught_up(root, info)
+    row = await allocations.get_resource(info.context.services.pool, str(root.entity_id))
+    return None if row is None else ResourceType.of(row)
+
+
+_READ_BACK = "read from the read models after the command (waiting for them, bounded)"
+
+
+@strawberry.type
+class ProgramChanged:
+    program: ProgramType | None = strawberry.field(
+        resolver=_changed_program, description=f"The program {_READ_BACK}."
+    )
+
+
+@strawberry.type
+class RiskChanged:
+    risk: RiskType | None = strawberry.field(
+        resolver=_changed_risk, description=f"The risk {_READ_BACK}."
+    )
+
+
+@strawberry.type
+class ResourceChanged:
+    resource: ResourceType | None = strawberry.field(
+        resolver=_changed_resource, description=f"The resource {_READ_BACK}."
+    )
+
+
+def _changed(command: type[Command]) -> type:
+    """The entity a command's success reads back: its aggregate's."""
+    if command in get_args(ProgramCommand):
+        return ProgramChanged
+    if command in get_args(RiskCommand):
+        return RiskChanged
+    return ResourceChanged
+
+
 def mutation_type(inputs: CommandInputs) -> type:
     """The ``Mutation`` root: one field per command in :data:`COMMANDS`."""
     fields: dict[str, object] = {}
     for command in COMMANDS:
         input_type = inputs.command_input(command)
         success = strawberry.type(
-            type(f"{command.__name__}Success", (CommandAccepted,), {}),
+            type(f"{command.__name__}Success", (CommandAccepted, _changed(command)), {}),
             name=f"{command.__name__}Success",
         )
         mutation = _Mutation(command=command, inputs=inputs, success=success)

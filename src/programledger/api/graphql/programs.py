@@ -57,6 +57,7 @@ __all__ = [
     "ProgramQueries",
     "ProgramSort",
     "ProgramType",
+    "one_program",
 ]
 
 R = TypeVar("R")
@@ -259,7 +260,7 @@ async def _program(
 ) -> ProgramType | None:
     when = moment(as_of, as_of_position)
     program_id = an_id(id, "id")
-    return await _one_program(
+    return await one_program(
         info, when, lambda reads, at: programs.get_program(reads, program_id, as_of=at)
     )
 
@@ -271,12 +272,12 @@ async def _program_by_code(
     as_of_position: SafeInt | None = None,
 ) -> ProgramType | None:
     when = moment(as_of, as_of_position)
-    return await _one_program(
+    return await one_program(
         info, when, lambda reads, at: programs.get_program_by_code(reads, code, as_of=at)
     )
 
 
-async def _one_program(
+async def one_program(
     info: ApiInfo,
     when: AsOf,
     find: Callable[[Reader, int | None], Awaitable[ProgramRow | None]],

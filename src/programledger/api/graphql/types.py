@@ -18,6 +18,7 @@ from strawberry.schema_directive import Location
 from strawberry.types.scalar import ScalarDefinition
 
 from programledger.api.auth import Role
+from programledger.application.commands import CommandResult
 from programledger.domain.errors import (
     AlreadyExists,
     BudgetExceeded,
@@ -246,3 +247,5 @@ class CommandAccepted:
     projections_caught_up: bool | None = strawberry.field(
         description="With waitForProjections: whether the read models have this write."
     )
+    result: strawberry.Private[CommandResult]
+    """What the command returned: the entity the payload reads back, at its position."""
