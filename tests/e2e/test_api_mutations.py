@@ -273,6 +273,10 @@ async def test_validation_errors_name_every_wrong_field_by_its_graphql_path(api:
     assert ["input", "title"] in paths
     assert ["input", "dependent", "itemId"] in paths
     assert ["input", "dependsOn", "external", "party"] in paths
+    # Messages name fields as GraphQL does, like the paths.
+    assert "depends_on" not in wrong["message"]
+    assert "dependsOn.party" in wrong["message"], wrong["message"]
+    assert "dependent.itemId" in wrong["message"], wrong["message"]
 
 
 async def test_partial_updates_tell_leave_out_from_null(api: Api) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import operator
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, assert_never, get_args
@@ -123,7 +124,7 @@ class _Mutation:
                 self.name, time.perf_counter() - started, len(result.event_ids)
             )
         except _REFUSALS as exc:
-            error = self._refusal(exc, command if command is not None else data)
+            error = _in_graphql_names(self._refusal(exc, command if command is not None else data))
             services.metrics.mutation_done(info.field_name, error.code)
             return error
         caught_up = None
@@ -237,6 +238,26 @@ class _Mutation:
                     allocated=_money(exc.allocated),
                 )
         assert_never(exc)
+
+
+_SNAKE = re.compile(r"(?<![\w'\"-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w'\"-])")
+"""A field name as the domain writes it (``start_date``), not inside quotes (a key)."""
+
+
+def _camel_text(text: str) -> str:
+    return _SNAKE.sub(lambda found: camel(found.group()), text)
+
+
+def _in_graphql_names(error: UserError) -> UserError:
+    """``error`` with the domain's field names in its messages as GraphQL spells them
+    (``startDate``), like its paths: a client shows or matches them as they are."""
+    error.message = _camel_text(error.message)
+    if isinstance(error, ValidationErrorType):
+        for issue in error.issues:
+            issue.message = _camel_text(issue.message)
+    if isinstance(error, InvalidTransitionError) and error.hint is not None:
+        error.hint = _camel_text(error.hint)
+    return error
 
 
 def _command_context(info: ApiInfo, value: Any) -> CommandContext:
