@@ -58,6 +58,7 @@ from programledger.projections.engine.queries import (
     VersionedRow,
     check_first,
     decode_cursor,
+    fetch_by_key,
     fetch_grouped,
     fetch_one,
     fetch_page,
@@ -75,6 +76,7 @@ __all__ = [
     "Load",
     "ResourceRow",
     "UtilisationWeek",
+    "allocations_by_id",
     "allocations_of_programs",
     "get_resource",
     "list_allocations",
@@ -692,3 +694,10 @@ def _week(key: str, monday: date, row: tuple[Any, ...]) -> UtilisationWeek:
         proposed=proposed / 7,
         utilisation=confirmed / capacity if capacity else None,
     )
+
+
+async def allocations_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, AllocationRow]:
+    """The allocations of ``ids`` in one statement."""
+    return await fetch_by_key(pool, ALLOCATION_LIST, ids, as_of=as_of)

@@ -11,6 +11,7 @@ both versioned.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_by_key,
     fetch_one,
     fetch_page,
 )
@@ -48,7 +50,9 @@ __all__ = [
     "PROJECTION",
     "DecisionRow",
     "LessonRow",
+    "decisions_by_id",
     "get_decision",
+    "lessons_by_id",
     "list_decisions",
     "list_lessons",
 ]
@@ -255,3 +259,17 @@ async def list_lessons(
         as_of=as_of,
         count=count,
     )
+
+
+async def decisions_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, DecisionRow]:
+    """The decisions of ``ids`` in one statement."""
+    return await fetch_by_key(pool, DECISION_LIST, ids, as_of=as_of)
+
+
+async def lessons_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, LessonRow]:
+    """The lessons of ``ids`` in one statement."""
+    return await fetch_by_key(pool, LESSON_LIST, ids, as_of=as_of)

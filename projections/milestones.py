@@ -41,6 +41,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_by_key,
     fetch_grouped,
     fetch_one,
     fetch_page,
@@ -53,9 +54,11 @@ __all__ = [
     "PROJECTION",
     "DependencyRow",
     "MilestoneRow",
+    "dependencies_by_id",
     "get_milestone",
     "list_dependencies",
     "list_milestones",
+    "milestones_by_id",
     "milestones_of_programs",
 ]
 
@@ -367,3 +370,17 @@ async def list_dependencies(
         as_of=as_of,
         count=count,
     )
+
+
+async def milestones_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, MilestoneRow]:
+    """The milestones of ``ids`` in one statement."""
+    return await fetch_by_key(pool, MILESTONE_LIST, ids, as_of=as_of)
+
+
+async def dependencies_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, DependencyRow]:
+    """The dependencies of ``ids`` in one statement."""
+    return await fetch_by_key(pool, DEPENDENCY_LIST, ids, as_of=as_of)

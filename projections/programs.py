@@ -11,7 +11,7 @@ Tables: ``rm_programs`` (versioned, key ``program_id``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -39,6 +39,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_by_key,
     fetch_one,
     fetch_page,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "get_program",
     "get_program_by_code",
     "list_programs",
+    "programs_by_id",
 ]
 
 PROGRAMS = Table(
@@ -306,3 +308,10 @@ async def get_program_by_code(pool: Reader, code: str, *, as_of: AsOf = None) ->
         count=False,
     )
     return page.items[0] if page.items else None
+
+
+async def programs_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, ProgramRow]:
+    """The programs of ``ids`` in one statement."""
+    return await fetch_by_key(pool, LIST, ids, as_of=as_of)

@@ -34,6 +34,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_by_key,
     fetch_grouped,
     fetch_one,
     fetch_page,
@@ -51,6 +52,7 @@ __all__ = [
     "get_risk",
     "heat_map",
     "list_risks",
+    "risks_by_id",
     "risks_of_programs",
 ]
 
@@ -346,3 +348,17 @@ async def heat_map(pool: Reader, *, program_id: UUID | None = None, as_of: AsOf 
         for i in range(1, 6)
     ]
     return HeatMap(cells=cells, total=sum(counts.values()), as_of_position=position)
+
+
+async def risks_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, RiskRow]:
+    """The risks of ``ids`` in one statement, overdue judged on today."""
+    return await fetch_by_key(
+        pool,
+        LIST,
+        ids,
+        as_of=as_of,
+        extra_select=_OVERDUE_COLUMN,
+        extra_args=(_reference_day(None, None),),
+    )

@@ -46,6 +46,7 @@ __all__ = [
     "check_first",
     "decode_cursor",
     "encode_cursor",
+    "fetch_by_key",
     "fetch_grouped",
     "fetch_one",
     "fetch_page",
@@ -361,6 +362,32 @@ async def fetch_grouped(
     for item in page.items:
         grouped[getattr(item, column)].append(item)
     return grouped
+
+
+async def fetch_by_key(
+    pool: Reader,
+    spec: ListSpec[T],
+    keys: Sequence[Any],
+    *,
+    as_of: int | None,
+    extra_select: str = "",
+    extra_args: Sequence[Any] = (),
+) -> Mapping[Any, T]:
+    """The rows of ``keys`` (of a table keyed by one column) now or as of a position, by
+    key, in one statement: the entities a page or a list of ids names."""
+    column = spec.table.key_names[0]
+    grouped = await fetch_grouped(
+        pool,
+        spec,
+        column,
+        sorted(set(keys), key=str),
+        sort=next(iter(spec.table.sorts)),
+        descending=False,
+        as_of=as_of,
+        extra_select=extra_select,
+        extra_args=extra_args,
+    )
+    return {key: rows[0] for key, rows in grouped.items()}
 
 
 async def _count(conn: Connection, table: Table, filters: Filters) -> int:

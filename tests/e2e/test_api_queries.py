@@ -735,3 +735,45 @@ async def test_a_success_returns_the_entity_as_read_after_the_command(reader: Ap
         },
     )
     assert identified.json()["data"]["identifyRisk"]["risk"] == {"riskId": risk, "score": 6}
+
+
+NODES = """query Nodes($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    __typename id
+    ... on Program { code risks { id score } }
+    ... on Risk { title }
+    ... on Allocation { percentage resource { name } }
+  }
+}"""
+
+
+async def test_every_entity_refetches_by_its_global_id_in_a_statement_per_type(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    async with _waiting_api(api_with) as api:
+        async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
+            await api.accepted("registerResource", resource_input("alice.martin"))
+            for _ in range(2):
+                planned = await _plan_program(api, milestones=0)
+                allocation = _allocation(planned["program"], 20, "2027-02-01", "2027-02-28")
+                await api.accepted("proposeAllocation", {**allocation, "waitForProjections": True})
+        listed = await _query(
+            api,
+            "{ programs { nodes { id } } risks { nodes { id } } allocations { nodes { id } } }",
+        )
+        ids = [n["id"] for field in listed.values() for n in field["nodes"]]
+        assert len(ids) == len(set(ids)) == 6
+        with _counting_statements() as statements:
+            found = await _query(api, NODES, {"ids": [*ids, ids[0]]})
+        one = await _query(api, "query N($id: ID!) { node(id: $id) { id } }", {"id": ids[2]})
+        unknown = await api.post('{ node(id: "bm9wZTox") { id } }', headers=api.auth())
+    nodes = found["nodes"]
+    assert [n["id"] for n in nodes] == [*ids, ids[0]]
+    assert [n["__typename"] for n in nodes] == ["Program"] * 2 + ["Risk"] * 2 + [
+        "Allocation"
+    ] * 2 + ["Program"]
+    assert all(n["resource"] == {"name": "Alice Martin"} for n in nodes if "resource" in n)
+    assert one["node"] == {"id": ids[2]}
+    assert [e["extensions"]["code"] for e in unknown.json()["errors"]] == ["BAD_USER_INPUT"]
+    # programs, their risks, risks, allocations, their resources: one statement each.
+    assert len(statements) == 5, statements

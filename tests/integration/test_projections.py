@@ -45,6 +45,7 @@ from programledger.domain.risk import (
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.allocations import (
+    allocations_by_id,
     allocations_of_programs,
     list_allocations,
     resources_by_key,
@@ -67,7 +68,13 @@ from programledger.projections.milestones import (
 )
 from programledger.projections.programs import get_program, get_program_by_code, list_programs
 from programledger.projections.registry import PROJECTIONS
-from programledger.projections.risks import get_risk, heat_map, list_risks, risks_of_programs
+from programledger.projections.risks import (
+    get_risk,
+    heat_map,
+    list_risks,
+    risks_by_id,
+    risks_of_programs,
+)
 from tests.support.projection_process import LiveSystem, app_store, table_rows
 from tests.support.relay_process import eventually
 
@@ -377,6 +384,10 @@ async def test_the_read_models_answer_what_a_tpm_asks(
     ]
     nested_allocations = await allocations_of_programs(pool, [story.program])
     assert {a.allocation_id for a in nested_allocations[story.program]} == {story.a1, story.a2}
+    by_id = await risks_by_id(pool, [story.r2, story.r1, uuid4()])
+    assert {k: r.title for k, r in by_id.items()} == {story.r1: "Vendor late", story.r2: "Typo"}
+    assert list(await allocations_by_id(pool, [story.a1], as_of=1)) == []
+    assert list(await allocations_by_id(pool, [story.a1])) == [story.a1]
     people = await resources_by_key(pool, [story.alice, story.alice, "nobody"])
     assert list(people) == [story.alice]
     assert (people[story.alice].name, people[story.alice].version) == ("Alice", 5)

@@ -14,6 +14,7 @@ import strawberry
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     DEFAULT_PAGE,
@@ -78,7 +79,7 @@ class CapacityStepType:
 
 
 @strawberry.type(name="Resource")
-class ResourceType:
+class ResourceType(Node):
     resource_key: str
     name: str
     kind: str = strawberry.field(graphql_type=domain_enum(PartyKind))
@@ -93,6 +94,7 @@ class ResourceType:
     @staticmethod
     def of(r: ResourceRow) -> ResourceType:
         return ResourceType(
+            id=global_id("Resource", r.resource_key),
             resource_key=r.resource_key,
             name=r.name,
             kind=r.kind,
@@ -117,7 +119,7 @@ def _allocation_resource(root: strawberry.Parent[AllocationType]) -> ResourceTyp
 
 
 @strawberry.type(name="Allocation")
-class AllocationType:
+class AllocationType(Node):
     allocation_id: strawberry.ID
     resource_key: str
     program_id: strawberry.ID
@@ -139,6 +141,7 @@ class AllocationType:
     @staticmethod
     def of(a: AllocationRow, resources: Mapping[str, ResourceRow] | None = None) -> AllocationType:
         return AllocationType(
+            id=global_id("Allocation", a.allocation_id),
             allocation_id=strawberry.ID(str(a.allocation_id)),
             resource_key=a.resource_key,
             program_id=strawberry.ID(str(a.program_id)),

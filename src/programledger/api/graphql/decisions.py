@@ -9,6 +9,7 @@ import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -33,7 +34,7 @@ class DecisionSort(enum.Enum):
 
 
 @strawberry.type(name="Decision")
-class DecisionType:
+class DecisionType(Node):
     decision_id: strawberry.ID
     program_id: strawberry.ID
     title: str
@@ -51,6 +52,7 @@ class DecisionType:
     @staticmethod
     def of(d: DecisionRow) -> DecisionType:
         return DecisionType(
+            id=global_id("Decision", d.decision_id),
             decision_id=strawberry.ID(str(d.decision_id)),
             program_id=strawberry.ID(str(d.program_id)),
             title=d.title,
@@ -71,7 +73,7 @@ class LessonSort(enum.Enum):
 
 
 @strawberry.type(name="Lesson", description="A lesson learned, recorded on a program.")
-class LessonType:
+class LessonType(Node):
     lesson_id: strawberry.ID
     program_id: strawberry.ID
     what_happened: str
@@ -82,6 +84,7 @@ class LessonType:
     @staticmethod
     def of(lesson: LessonRow) -> LessonType:
         return LessonType(
+            id=global_id("Lesson", lesson.lesson_id),
             lesson_id=strawberry.ID(str(lesson.lesson_id)),
             program_id=strawberry.ID(str(lesson.program_id)),
             what_happened=lesson.what_happened,

@@ -13,6 +13,7 @@ import strawberry
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -63,7 +64,7 @@ class DependencyTargetType(enum.Enum):
 
 
 @strawberry.type(name="Milestone")
-class MilestoneType:
+class MilestoneType(Node):
     milestone_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -81,6 +82,7 @@ class MilestoneType:
     @staticmethod
     def of(m: MilestoneRow) -> MilestoneType:
         return MilestoneType(
+            id=global_id("Milestone", m.milestone_id),
             milestone_id=strawberry.ID(str(m.milestone_id)),
             program_id=strawberry.ID(str(m.program_id)),
             workstream_id=None if m.workstream_id is None else strawberry.ID(str(m.workstream_id)),
@@ -96,7 +98,7 @@ class MilestoneType:
 
 
 @strawberry.type(name="Dependency")
-class DependencyType:
+class DependencyType(Node):
     dependency_id: strawberry.ID
     program_id: strawberry.ID
     title: str
@@ -122,6 +124,7 @@ class DependencyType:
             return None if value is None else strawberry.ID(str(value))
 
         return DependencyType(
+            id=global_id("Dependency", d.dependency_id),
             dependency_id=strawberry.ID(str(d.dependency_id)),
             program_id=strawberry.ID(str(d.program_id)),
             title=d.title,

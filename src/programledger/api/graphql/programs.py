@@ -28,6 +28,7 @@ from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.milestones import MilestoneType
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -57,7 +58,9 @@ __all__ = [
     "ProgramQueries",
     "ProgramSort",
     "ProgramType",
+    "nested_lists",
     "one_program",
+    "read_nested",
 ]
 
 R = TypeVar("R")
@@ -97,7 +100,7 @@ class NestedRows:
     """The allocations' resources, when the operation selects them."""
 
 
-async def _read_nested(
+async def read_nested(
     reads: Reader, program_ids: Sequence[UUID], position: int | None, wanted: set[str]
 ) -> NestedRows:
     """The ``wanted`` nested lists of ``program_ids``, one statement per list (and one for
@@ -127,7 +130,7 @@ async def _read_nested(
 _RESOURCE = "allocations.resource"
 
 
-def _nested_lists(info: ApiInfo, *paths: Sequence[str]) -> set[str]:
+def nested_lists(info: ApiInfo, *paths: Sequence[str]) -> set[str]:
     """The nested lists selected on the programs this field returns (at ``paths`` inside
     it, or itself), and :data:`_RESOURCE` if their allocations' resources are."""
     paths = paths or ((),)
@@ -160,7 +163,7 @@ def _program_allocations(root: strawberry.Parent[ProgramType]) -> list[Allocatio
 
 
 @strawberry.type(name="Program")
-class ProgramType:
+class ProgramType(Node):
     program_id: strawberry.ID
     code: str
     name: str
@@ -217,6 +220,7 @@ class ProgramType:
             return MoneyType(amount_minor=SafeInt(amount), currency=p.currency)
 
         return ProgramType(
+            id=global_id("Program", p.program_id),
             program_id=strawberry.ID(str(p.program_id)),
             code=p.code,
             name=p.name,
@@ -293,7 +297,7 @@ async def one_program(
         row = await find(reads, position)
         if row is None:
             return None
-        nested = await _read_nested(reads, [row.program_id], position, _nested_lists(info))
+        nested = await read_nested(reads, [row.program_id], position, nested_lists(info))
     return ProgramType.of(row, nested)
 
 
@@ -311,7 +315,7 @@ async def _programs(
 ) -> Connection[ProgramType]:
     when = moment(as_of, as_of_position)
     f = filter or ProgramFilter()
-    wanted = _nested_lists(info, ("nodes",), ("edges", "node"))
+    wanted = nested_lists(info, ("nodes",), ("edges", "node"))
     async with one_connection(info.context.services.pool) as reads:
         page = await read(
             programs.list_programs(
@@ -328,7 +332,7 @@ async def _programs(
             )
         )
         ids = [p.program_id for p in page.items]
-        nested = await _read_nested(reads, ids, page.as_of_position, wanted)
+        nested = await read_nested(reads, ids, page.as_of_position, wanted)
     return connection(page, lambda p: ProgramType.of(p, nested))
 
 

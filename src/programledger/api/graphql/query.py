@@ -32,6 +32,7 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
+from programledger.api.graphql.nodes import NodeQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.risks import RiskQueries
@@ -73,5 +74,6 @@ class Query(
     StatusQueries,
     IntegrityQueries,
     ScheduleQueries,
+    NodeQueries,
 ):
     """The fields of every ``<Feature>Queries``, in the order of the bases."""

@@ -12,6 +12,7 @@ import strawberry
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -56,7 +57,7 @@ class RiskFilter:
 
 
 @strawberry.type(name="Risk")
-class RiskType:
+class RiskType(Node):
     risk_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -103,6 +104,7 @@ class RiskType:
     @staticmethod
     def of(r: RiskRow) -> RiskType:
         return RiskType(
+            id=global_id("Risk", r.risk_id),
             risk_id=strawberry.ID(str(r.risk_id)),
             program_id=strawberry.ID(str(r.program_id)),
             workstream_id=None if r.workstream_id is None else strawberry.ID(str(r.workstream_id)),
