@@ -133,7 +133,7 @@ async def _analysis(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ScheduleAnalysisType:
-    when = _when(info, as_of, as_of_position)
+    when = _when(as_of, as_of_position)
     if near_critical_days < 0:
         raise _bad_input("nearCriticalDays must be 0 or more")
     groups = None if program_ids is None else [_id(p, "programIds") for p in program_ids]
@@ -189,7 +189,7 @@ async def _what_if(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> list[SlipImpactType]:
-    when = _when(info, as_of, as_of_position)
+    when = _when(as_of, as_of_position)
     key = _id(milestone_id, "milestoneId")
     if not -_SLIP_LIMIT <= slip_days <= _SLIP_LIMIT:
         raise _bad_input(f"slipDays must be between -{_SLIP_LIMIT} and {_SLIP_LIMIT}")
@@ -249,7 +249,7 @@ async def _baselines(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> list[BaselineType]:
-    when = _when(info, as_of, as_of_position)
+    when = _when(as_of, as_of_position)
     rows = await schedule.baselines(info.context.services.pool, _id(program_id, "programId"), when)
     return [BaselineType.of(b) for b in rows]
 
@@ -307,7 +307,7 @@ async def _change_requests(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> list[ChangeRequestType]:
-    when = _when(info, as_of, as_of_position)
+    when = _when(as_of, as_of_position)
     pool = info.context.services.pool
     rows = await schedule.change_requests(pool, _id(program_id, "programId"), when)
     return [ChangeRequestType.of(r) for r in rows]
@@ -355,7 +355,7 @@ async def _variance(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ScheduleVarianceType:
-    when = _when(info, as_of, as_of_position)
+    when = _when(as_of, as_of_position)
     pid = _id(program_id, "programId")
     pool = info.context.services.pool
     read = await schedule.read_schedule(pool, when)

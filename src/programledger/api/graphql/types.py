@@ -25,6 +25,7 @@ from programledger.domain.errors import (
     InvalidTransition,
     NotFound,
     OverAllocation,
+    ScheduleCycle,
     TerminalState,
     ValidationError,
 )
@@ -90,6 +91,7 @@ class AllowedRoles:
 @strawberry.enum(description="What kind of refusal a UserError is: stable, for code to branch on.")
 class ErrorCode(enum.Enum):
     VALIDATION_FAILED = ValidationError.code
+    SCHEDULE_CYCLE = ScheduleCycle.code
     NOT_FOUND = NotFound.code
     ALREADY_EXISTS = AlreadyExists.code
     INVALID_TRANSITION = InvalidTransition.code
