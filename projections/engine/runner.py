@@ -100,6 +100,7 @@ from programledger.projections.engine.core import (
     upsert_states_sql,
 )
 from programledger.projections.engine.rebuild import rebuild
+from programledger.projections.engine.statistics import StatisticsKeeper
 from programledger.projections.engine.storage import (
     StatusRow,
     prepare_tables,
@@ -313,6 +314,7 @@ class ProjectionRunner:
         self._check_gap = False
         self._notified = 0
         self._idle_checked = 0.0
+        self._statistics = StatisticsKeeper([t.name for t in projection.all_tables])
 
     @property
     def state(self) -> RunnerState:
@@ -355,6 +357,7 @@ class ProjectionRunner:
             await self._leader.run(self._lead)
         finally:
             await self._unsubscribe()
+            await self._statistics.close()
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         self._phase = RunnerState.STARTING
@@ -449,6 +452,7 @@ class ProjectionRunner:
             while not self._leader.stopping:
                 messages = await fetching
                 fetching = asyncio.create_task(self._fetch(sub))
+                self._statistics.poke(self._store.pool)
                 if not messages:
                     await self._idle(conn, js)
                     continue
