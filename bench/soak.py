@@ -51,10 +51,11 @@ import subprocess
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -69,6 +70,7 @@ from bench._common import (
     fresh_schema_name,
     percentile,
     positive_float,
+    positive_int,
     postgres_url,
     print_table,
     server_facts,
@@ -326,7 +328,10 @@ class Workload:
         return "proposeAllocation", values, proposed
 
 
-MUTATION = "mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ __typename }} }}"
+MUTATION = (
+    "mutation Run($input: {kind}Input!) "
+    "{{ {name}(input: $input) {{ __typename ... on UserError {{ message }} }} }}"
+)
 
 
 @dataclass
@@ -348,19 +353,30 @@ class Stats:
         self.errors[what[:160]] += 1
 
 
+async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """One POST, sent again once if the connection broke before an answer: the server
+    closes keep-alive connections idle for 5 s, and one may close just as it is reused.
+    Commands carry an idempotency key, so a repeat returns the first result."""
+    try:
+        return await client.post("/graphql", json=body)
+    except httpx.TransportError:
+        return await client.post("/graphql", json=body)
+
+
 async def send(client: httpx.AsyncClient, name: str, values: dict[str, Any]) -> None:
     query = MUTATION.format(kind=name[:1].upper() + name[1:], name=name)
-    response = await client.post("/graphql", json={"query": query, "variables": {"input": values}})
+    values = {**values, "idempotencyKey": str(uuid.uuid4())}
+    response = await post(client, {"query": query, "variables": {"input": values}})
     if response.status_code != 200:
         raise RuntimeError(f"{name}: HTTP {response.status_code} {response.text[:120]}")
     body = response.json()
     if body.get("errors"):
         raise RuntimeError(f"{name}: {body['errors'][0].get('message', '')[:120]}")
-    typename = body["data"][name]["__typename"]
-    if typename == "OverAllocationError":
+    payload = body["data"][name]
+    if payload["__typename"] == "OverAllocationError":
         raise Refused
-    if not typename.endswith("Success"):
-        raise RuntimeError(f"{name}: {typename}")
+    if not payload["__typename"].endswith("Success"):
+        raise RuntimeError(f"{name}: {payload['__typename']}: {payload.get('message')}")
 
 
 async def commands(
@@ -404,10 +420,8 @@ async def readers(
     async def one() -> None:
         started = time.perf_counter()
         try:
-            response = await client.post(
-                "/graphql",
-                json={"query": DASHBOARD, "variables": {"id": work.rng.choice(work.active)}},
-            )
+            variables = {"id": work.rng.choice(work.active)}
+            response = await post(client, {"query": DASHBOARD, "variables": variables})
             body = response.json()
             if response.status_code != 200 or body.get("errors") or body["data"]["program"] is None:
                 raise RuntimeError(f"dashboard: {response.status_code} {response.text[:120]}")
@@ -809,11 +823,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reads", type=positive_float, default=5.0, help="dashboard reads/s")
     parser.add_argument("--out", default="soak-out", help="folder for soak.csv, soak.png, logs")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--explain-ms",
+        type=positive_int,
+        default=None,
+        help="log the plans of statements slower than this (auto_explain, own database)",
+    )
     parser.add_argument("--nats-url", default=None, help="NATS with JetStream; else embedded")
     args = parser.parse_args(argv)
     if not 0 <= args.warmup < args.minutes:
         parser.error("--warmup must be at least 0 and less than --minutes")
     return args
+
+
+@contextlib.contextmanager
+def explained(url: str, min_ms: int | None) -> Iterator[str]:
+    """``url``, or with ``--explain-ms`` a database of its own on the same server whose
+    sessions load ``auto_explain`` (``session_preload_libraries``, set on the database:
+    nothing else on the server is touched) and log the plan of every statement slower
+    than that to the server's log. ``pg_stat_statements`` would need a server restart
+    (``shared_preload_libraries``)."""
+    if min_ms is None:
+        yield url
+        return
+    name = f"soak_{uuid.uuid4().hex[:10]}"
+
+    async def admin(*statements: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        admin(
+            f"CREATE DATABASE {name}",
+            f"ALTER DATABASE {name} SET session_preload_libraries = 'auto_explain'",
+            f"ALTER DATABASE {name} SET auto_explain.log_min_duration = {min_ms}",
+        )
+    )
+    print(f"auto_explain: plans of statements over {min_ms} ms go to the server log ({name})")
+    try:
+        yield urlsplit(url)._replace(path=f"/{name}").geturl()
+    finally:
+        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -826,7 +880,8 @@ def main(argv: list[str] | None = None) -> None:
             f"PostgreSQL from {pg_from}, NATS from {nf}; "
             + ", ".join(f"{k}={v}" for k, v in facts.items())
         )
-        stats, delivered, stored, exits = asyncio.run(soak(pg, nu, args))
+        with explained(pg, args.explain_ms) as target:
+            stats, delivered, stored, exits = asyncio.run(soak(target, nu, args))
     if stats.samples:
         with (out / "soak.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(stats.samples[0]))

@@ -78,6 +78,7 @@ def create_app(
     """
     metrics = metrics if metrics is not None else ApiMetrics()
     feed = ports.feed
+    metrics.watch_feed(feed)
     services = Services(
         application=ports.commands,
         pool=ports.reads,

@@ -50,6 +50,7 @@ __all__ = [
     "ALGORITHM",
     "DEV_SECRET_FILE",
     "ROLES_WITH",
+    "VERIFIED_TOKENS",
     "Capability",
     "Identity",
     "Role",
@@ -157,7 +158,7 @@ class TokenVerifier:
         return await self.verify(encoded.strip())
 
     async def verify(self, encoded: str) -> Identity:
-        known = _VERIFIED.get(self, encoded)
+        known = VERIFIED_TOKENS.get(self, encoded)
         if known is not None:
             return known
         try:
@@ -165,7 +166,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise NotAuthorizedException(_reason(exc)) from None
         identity = self._identity(claims, roles_path)
-        _VERIFIED.put(self, encoded, identity)
+        VERIFIED_TOKENS.put(self, encoded, identity)
         return identity
 
     async def _claims(self, encoded: str) -> tuple[dict[str, Any], list[str]]:
@@ -277,8 +278,11 @@ class VerifiedTokens:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
+        self.size = size
         self._found: OrderedDict[tuple[object, str], Identity] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._found)
 
     def get(self, verifier: object, encoded: str) -> Identity | None:
         key = (verifier, encoded)
@@ -293,11 +297,11 @@ class VerifiedTokens:
 
     def put(self, verifier: object, encoded: str, identity: Identity) -> None:
         self._found[(verifier, encoded)] = identity
-        if len(self._found) > self._size:
+        if len(self._found) > self.size:
             self._found.popitem(last=False)
 
 
-_VERIFIED = VerifiedTokens()
+VERIFIED_TOKENS = VerifiedTokens()
 
 
 class _BearerAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -82,7 +82,9 @@ class _Listener:
 class EventFeed:
     """Run with :meth:`start` and :meth:`close` (the app's lifespan does both).
 
-    ``backlog`` is how many events one subscriber may have waiting before it is cut off.
+    ``backlog`` is how many events one subscriber may have waiting before it is cut off;
+    ``max_subscribers`` how many subscriptions the process serves at once (each may buffer
+    ``backlog`` events), so that memory is bounded however many a client opens.
     """
 
     def __init__(
@@ -91,11 +93,13 @@ class EventFeed:
         prefix: str,
         *,
         backlog: int = 1000,
+        max_subscribers: int = 1000,
         connect_timeout: float = 5.0,
     ) -> None:
         self._servers = list(servers)
         self._prefix = prefix
         self._backlog = backlog
+        self.max_subscribers = max_subscribers
         self._connect_timeout = connect_timeout
         self._nc: NatsClient | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -117,6 +121,16 @@ class EventFeed:
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5)
+
+    @property
+    def subscribers(self) -> int:
+        """Subscriptions served now."""
+        return len(self._listeners)
+
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """Events waiting in the subscribers' buffers, and the most they may hold."""
+        return sum(n.queue.qsize() for n in self._listeners), self._backlog * self.max_subscribers
 
     async def check(self) -> tuple[bool, str]:
         """Whether NATS answers a round trip now (for ``/ready``)."""
@@ -143,6 +157,11 @@ class EventFeed:
         nc = self._nc
         if nc is None or not nc.is_connected:
             raise FeedUnavailable("the event feed is not connected to NATS; try again shortly")
+        if len(self._listeners) >= self.max_subscribers:
+            raise FeedUnavailable(
+                f"this API process already serves {self.max_subscribers} subscriptions, its "
+                "limit; try again later (another replica may have room)"
+            )
         subject = subject_filters(
             self._prefix,
             selection.program_id,

@@ -6,7 +6,9 @@ register their own collectors in :attr:`ApiMetrics.registry` (pass a shared regi
 
 Label values are bounded: routes are path templates, not raw paths, and operation names
 (chosen by clients) are kept only while there are few of them, so a client cannot make the
-registry grow without end.
+registry grow without end. The process's long-lived caches and buffers are bounded too, and
+``programledger_api_cache_entries`` / ``programledger_api_cache_limit`` show each one's
+size beside its limit (:class:`CacheSizes`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable, Iterator
 
 import asyncpg
 from prometheus_client import (
@@ -24,11 +27,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from programledger.adapters.nats.relay import relay_lag
+from programledger.api.auth import VERIFIED_TOKENS
+from programledger.api.events import EventFeed
 from programledger.projections.engine.status import projection_status
 
-__all__ = ["ApiMetrics", "LagGauges"]
+__all__ = ["ApiMetrics", "CacheSizes", "LagGauges"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,19 @@ class ApiMetrics:
             registry=self.registry,
         )
         self._operation_names: set[str] = set()
+        self.caches = CacheSizes()
+        self.caches.watch(
+            "operation_names", lambda: (len(self._operation_names), _MAX_OPERATION_NAMES)
+        )
+        self.caches.watch("verified_tokens", lambda: (len(VERIFIED_TOKENS), VERIFIED_TOKENS.size))
+        self.registry.register(self.caches)
+
+    def watch_feed(self, feed: EventFeed) -> None:
+        """Show the event feed's subscriptions and the events buffered for them."""
+        self.caches.watch(
+            "event_feed_subscribers", lambda: (feed.subscribers, feed.max_subscribers)
+        )
+        self.caches.watch("event_feed_buffered_events", lambda: feed.buffered)
 
     def command_handled(self, command: str, seconds: float, events: int) -> None:
         self.command_duration.labels(command).observe(seconds)
@@ -117,6 +137,35 @@ class ApiMetrics:
     def exposition(self) -> tuple[bytes, str]:
         """The registry in Prometheus' text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class CacheSizes(Collector):
+    """Entries and limit of each long-lived cache or buffer of the process, read at scrape
+    time: one filling up shows here before it shows as memory."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, Callable[[], tuple[int, int]]] = {}
+
+    def watch(self, name: str, size_and_limit: Callable[[], tuple[int, int]]) -> None:
+        self._sources[name] = size_and_limit
+
+    def collect(self) -> Iterator[Metric]:
+        entries = GaugeMetricFamily(
+            "programledger_api_cache_entries",
+            "Entries held by a bounded cache or buffer of the API process",
+            labels=["cache"],
+        )
+        limits = GaugeMetricFamily(
+            "programledger_api_cache_limit",
+            "The most entries that cache or buffer holds (beyond it: evicted or refused)",
+            labels=["cache"],
+        )
+        for name, read in sorted(self._sources.items()):
+            size, limit = read()
+            entries.add_metric([name], size)
+            limits.add_metric([name], limit)
+        yield entries
+        yield limits
 
 
 class LagGauges:
