@@ -21,13 +21,18 @@ on disk; it writes them to ``--out``/soak.csv and a chart, soak.png (matplotlib,
 ``bench`` extra). At the end it waits for the relay and projections to catch up and checks
 that both subscribers received every stored event exactly once.
 
+With ``--explain-ms N`` the deployment runs in a database of its own whose sessions load
+``auto_explain`` and log the plan of every statement slower than N ms to the server's log:
+how to find plans that scan or sort as the store grows (``pg_stat_statements`` needs
+``shared_preload_libraries``, a server restart, so it is not assumed).
+
 Targets (issue 20): RSS slope ≤ 5 MB per 10 minutes for every process after ``--warmup``
 (5) minutes (least squares over the samples after it); command p99 of the last quarter of
 the measured period ≤ 1.5x the first quarter's; projection lag p99 ≤ 1 s; 0 errors; every
 event delivered once to each subscriber.
 
 Run: ``python bench/soak.py [--minutes 20] [--warmup 5] [--rate 84] [--reads 5]
-[--out soak-out] [--database-url URL] [--nats-url URL]``; a quick proof:
+[--out soak-out] [--explain-ms N] [--database-url URL] [--nats-url URL]``; a quick proof:
 ``--minutes 3 --warmup 1``.
 """
 
