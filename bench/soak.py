@@ -95,6 +95,8 @@ SECRET = "soak-secret-" + "x" * 40
 PROCESSES = ("serve", "serve2", "relay", "project")
 EVENTS = "subscription { events { position } }"
 DAY = date(2027, 1, 4)
+MIN_PROGRAMS = 50
+MIN_RESOURCES = 30
 MAX_IN_FLIGHT = 500
 """Commands outstanding at once; a tick that finds this many is counted as an error (the
 system did not keep up with the rate), so the load stays the rate asked for."""
@@ -201,10 +203,15 @@ class Workload:
         """(mutation, input, what to note once it is acknowledged)."""
         if self.follow_ups and self.rng.random() < 0.5:
             return self.follow_ups.popleft()
-        if len(self.active) < 5 or self.rng.random() < 0.04:
+        # Enough programs and people that concurrent commands seldom meet on one stream
+        # (they would conflict and retry, as they do in life, but a handful of streams at
+        # tens of commands a second measures retries, not the system).
+        if len(self.programs) < MIN_PROGRAMS or self.rng.random() < 0.04:
             return self.propose_program()
-        if len(self.resources) < 10 or self.rng.random() < 0.03:
+        if len(self.resources) < MIN_RESOURCES or self.rng.random() < 0.03:
             return self.register_resource()
+        if not self.active:
+            return self.propose_program()
         choice = self.rng.random()
         program = self.rng.choice(self.active)
         if choice < 0.12:
