@@ -192,6 +192,8 @@ class Workload:
     programs: list[str] = field(default_factory=list)
     active: list[str] = field(default_factory=list)
     milestones: list[tuple[str, str]] = field(default_factory=list)
+    forecasts: dict[str, int] = field(default_factory=dict)
+    """Each milestone's forecast, in days after ``DAY``."""
     risks: list[str] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
     follow_ups: deque[tuple[str, dict[str, Any], Callable[[], None]]] = field(default_factory=deque)
@@ -270,20 +272,24 @@ class Workload:
 
     def plan_milestone(self, program: str) -> tuple[str, dict[str, Any], Callable[[], None]]:
         mid = str(uuid.uuid4())
+        self.forecasts[mid] = self.rng.randrange(30, 300)
         values = {
             "programId": program,
             "milestoneId": mid,
             "name": "Go live in a market",
-            "dueDate": self.day(self.rng.randrange(30, 300)),
+            "dueDate": self.day(self.forecasts[mid]),
         }
         return "planMilestone", values, lambda: self.milestones.append((program, mid))
 
     def reschedule_milestone(self) -> tuple[str, dict[str, Any], Callable[[], None]]:
         program, mid = self.rng.choice(self.milestones)
+        # Always a new date (the same one is refused), moved when sent, so a second
+        # reschedule sent before the first is answered differs from it too.
+        self.forecasts[mid] += self.rng.randrange(1, 15)
         values = {
             "programId": program,
             "milestoneId": mid,
-            "forecastDate": self.day(self.rng.randrange(30, 330)),
+            "forecastDate": self.day(self.forecasts[mid]),
             "reason": "vendor slipped",
         }
         return "rescheduleMilestone", values, lambda: None
@@ -747,7 +753,7 @@ async def soak(
         "PROGRAMLEDGER_JWT_SECRET": SECRET,
         "PROGRAMLEDGER_HTTP_HOST": "127.0.0.1",
         "PROGRAMLEDGER_LOG_FORMAT": "json",
-        "PROGRAMLEDGER_LOG_LEVEL": "WARNING",
+        "PROGRAMLEDGER_LOG_LEVEL": os.environ.get("PROGRAMLEDGER_LOG_LEVEL", "WARNING"),
     }
     deployment = Deployment(env, out)
     stats = Stats()
