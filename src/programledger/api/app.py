@@ -1,4 +1,5 @@
-"""The Litestar application: GraphQL at ``/graphql``, plus ``/health``, ``/ready``, ``/metrics``.
+"""The Litestar application: GraphQL at ``/graphql``, the global feed at ``/events``, plus
+``/health``, ``/ready``, ``/metrics``.
 
 The factory only wires, over the few ports the API uses (:class:`ApiPorts`), which the
 composition root (``bootstrap.build_api``) opens; the one resource the API owns, its NATS
@@ -19,11 +20,13 @@ import asyncpg
 from litestar import Litestar
 from litestar.datastructures import State
 
+from programledger.adapters.feed import EventLog
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.api.auth import TokenVerifier, bearer_auth
 from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
 from programledger.api.events import EventFeed
+from programledger.api.feed import feed_routes
 from programledger.api.graphiql import graphiql_assets
 from programledger.api.graphql.context import Services, WaitForPosition
 from programledger.api.graphql.schema import build_schema
@@ -106,6 +109,7 @@ def create_app(
                 build_schema(limits), services, graphiql=graphiql, allowed_origins=allowed_origins
             ),
             *operations_routes(checks, metrics),
+            *feed_routes(EventLog(ports.history, feed.prefix)),
             *([graphiql_assets()] if graphiql else []),
         ],
         middleware=[RequestContextMiddleware(metrics), bearer_auth(ports.tokens)],

@@ -75,6 +75,7 @@ class Role(enum.StrEnum):
     EDITOR = "editor"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    SUBSCRIBER = "subscriber"
 
 
 class Capability(enum.Enum):
@@ -85,14 +86,17 @@ class Capability(enum.Enum):
     AUDIT = "audit"
     """History, audit trail, verification, export (as-of views are READ)."""
     OPERATE = "operate"
-    """Operations such as rebuilding a projection."""
+    """Operations such as rebuilding a projection, and webhook endpoints."""
+    FEED = "feed"
+    """The global event feed (every event since the first), for downstream services."""
 
 
 ROLES_WITH: Mapping[Capability, frozenset[Role]] = {
-    Capability.READ: frozenset(Role),
+    Capability.READ: frozenset(Role) - {Role.SUBSCRIBER},
     Capability.WRITE: frozenset({Role.EDITOR, Role.ADMIN}),
     Capability.AUDIT: frozenset({Role.AUDITOR, Role.ADMIN}),
     Capability.OPERATE: frozenset({Role.ADMIN}),
+    Capability.FEED: frozenset({Role.SUBSCRIBER, Role.AUDITOR, Role.ADMIN}),
 }
 
 

@@ -105,6 +105,11 @@ class EventFeed:
         self._connecting: asyncio.Task[None] | None = None
         self._listeners: set[_Listener] = set()
 
+    @property
+    def prefix(self) -> str:
+        """The relay's subject prefix this feed reads."""
+        return self._prefix
+
     async def start(self) -> None:
         """Connect in the background: the API serves (and reports not ready) while NATS is
         down, and subscriptions work as soon as it is reachable."""

@@ -18,6 +18,15 @@ to consume, chosen by ``after_position``:
 One active instance per durable name: two instances that track their own positions would
 keep repositioning the consumer under each other.
 
+**Older than the stream keeps.** When the stream no longer holds the events after
+``after_position`` (its max age or size limit dropped them), a subscription given a
+``backfill`` (:class:`~programledger.adapters.feed_client.FeedClient`, the API's global feed
+over HTTP, which a downstream service can reach with a ``subscriber`` token, unlike the
+event store) reads them from there up to the feed's head, then repositions the durable
+consumer after that head and carries on from NATS: the feed is a consistent prefix and
+positions are deduplicated, so nothing is missed or handed out twice. Without one, such a
+subscription raises :class:`EventsExpired`.
+
 Usage::
 
     subscription = await subscribe(js, "programledger", "billing", program_id=pid,
@@ -26,6 +35,8 @@ Usage::
         async for delivery in subscription:
             handle(delivery.envelope)          # and store delivery.envelope.position
             await delivery.ack()
+
+With a backfill: ``subscribe(..., after_position=p, backfill=FeedClient(api_url, token))``.
 """
 
 from __future__ import annotations
@@ -34,9 +45,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Self
+from typing import Protocol, Self
 from uuid import UUID
 
 import msgspec
@@ -64,6 +75,7 @@ from programledger.adapters.nats.stream import stream_name
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
+    "Backfill",
     "ConsumerConflict",
     "Delivery",
     "EventSelection",
@@ -117,26 +129,45 @@ def subject_filters(
     ]
 
 
+class Backfill(Protocol):
+    """Where events come from that the stream no longer holds (the API's global feed)."""
+
+    def events(self, after: int, selection: EventSelection) -> AsyncIterator[EventEnvelope | int]:
+        """The selected events after ``after`` in position order, then the head they were
+        read up to (an ``int``: every selected event up to it has been given)."""
+        ...
+
+
 class Delivery:
-    """One event handed to the application; ack it once its effects are durable."""
+    """One event handed to the application; ack it once its effects are durable.
+
+    An event read from the backfill has no message (``from_backfill``): acknowledging it
+    does nothing, and a nak reads it again from there."""
 
     __slots__ = ("_msg", "_subscription", "envelope")
 
-    def __init__(self, envelope: EventEnvelope, msg: Msg, subscription: EventSubscription):
+    def __init__(
+        self, envelope: EventEnvelope, msg: Msg | None, subscription: EventSubscription
+    ) -> None:
         self.envelope = envelope
         self._msg = msg
         self._subscription = subscription
 
     @property
+    def from_backfill(self) -> bool:
+        return self._msg is None
+
+    @property
     def redelivered(self) -> bool:
         """JetStream delivered this message before (its ack did not arrive)."""
-        return self._msg.metadata.num_delivered > 1
+        return self._msg is not None and self._msg.metadata.num_delivered > 1
 
     def event(self, registry: EventRegistry) -> DomainEvent:
         return decode_event(self.envelope, registry)
 
     async def ack(self) -> None:
-        await self._msg.ack()
+        if self._msg is not None:
+            await self._msg.ack()
 
     async def nak(self, delay: float | None = None) -> None:
         """Not done: deliver this event again, after ``delay`` seconds if given. When the
@@ -145,7 +176,8 @@ class Delivery:
 
     async def in_progress(self) -> None:
         """Still working: restart the ack wait so it is not redelivered meanwhile."""
-        await self._msg.in_progress()
+        if self._msg is not None:
+            await self._msg.in_progress()
 
 
 class EventSubscription:
@@ -155,7 +187,7 @@ class EventSubscription:
         self,
         js: JetStreamContext,
         consumer: PullConsumer,
-        pull: BatchPuller,
+        pull: BatchPuller | None,
         *,
         program_id: UUID | None,
         stream_types: frozenset[str] | None,
@@ -163,6 +195,7 @@ class EventSubscription:
         after_position: int | None,
         batch: int,
         wait: float,
+        backfill: Backfill | None = None,
     ) -> None:
         self._js = js
         self._consumer = consumer
@@ -174,6 +207,12 @@ class EventSubscription:
         self._wait = wait
         self._buffer: list[Msg] = []
         self._closed = False
+        self._source = backfill
+        self._backfilling: AsyncIterator[EventEnvelope | int] | None = None
+        if pull is None:
+            self._backfilling = self._backfill_from(self._last)
+        self.backfilled = 0
+        """Events handed out from the backfill rather than from NATS."""
         self.skipped = 0
         """Messages acknowledged without being handed out: redeliveries of positions
         already handed out, or events outside the filter where the server could not
@@ -189,6 +228,11 @@ class EventSubscription:
 
     async def __anext__(self) -> Delivery:
         while not self._closed:
+            if self._backfilling is not None:
+                delivery = await self._next_backfilled()
+                if delivery is not None:
+                    return delivery
+                continue
             if not self._buffer:
                 await self._fill()
                 continue
@@ -213,11 +257,65 @@ class EventSubscription:
             return Delivery(envelope, msg, self)
         raise StopAsyncIteration
 
+    def _backfill_from(self, after: int) -> AsyncIterator[EventEnvelope | int]:
+        assert self._source is not None
+        log.info(
+            "%s: the stream no longer holds the events after position %d; reading them "
+            "from the backfill",
+            self._consumer.durable,
+            after,
+        )
+        return self._source.events(after, self._selection)
+
+    async def _next_backfilled(self) -> Delivery | None:
+        """The next backfilled event, or ``None`` after a head mark, a skipped event, or
+        the end of the backfill (then the consumer resumes after its head)."""
+        assert self._backfilling is not None
+        item = await anext(self._backfilling, None)
+        if item is None:
+            await self._stop_backfill()
+            await self._reposition(self._last)
+            return None
+        if isinstance(item, int):
+            self._last = max(self._last, item)
+            return None
+        if item.position <= self._last or not self._selection.wants(item):
+            self.skipped += 1
+            return None
+        self._last = item.position
+        self.backfilled += 1
+        return Delivery(item, None, self)
+
+    async def _stop_backfill(self) -> None:
+        backfilling, self._backfilling = self._backfilling, None
+        close = getattr(backfilling, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+    async def _reposition(self, after: int) -> None:
+        """Consume from the stream's first event after ``after``, or from the backfill when
+        the stream no longer holds it."""
+        stream = self._consumer.stream
+        state = (await self._js.stream_info(stream)).state
+        try:
+            start = await resume_sequence(self._js, stream, state, after)
+        except EventsExpired:
+            if self._source is None:
+                raise
+            self._backfilling = self._backfill_from(after)
+            return
+        if self._pull is not None:
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
+        self._pull = await open_pull(self._js, self._consumer, start)
+
     async def _fill(self) -> None:
         # What is waiting, up to a batch, or the first message published within the wait.
         # Trouble on the way (NATS reconnecting, a leader election) is waited out here, as
         # nats-py's own fetch did; only a consumer that is gone ends the iteration.
         durable = self._consumer.durable
+        assert self._pull is not None  # not backfilling
         try:
             messages = await self._pull.fetch(self._batch, self._wait)
         except ConsumerGone:
@@ -228,8 +326,8 @@ class EventSubscription:
             return
         self._buffer.extend(messages)
 
-    async def _retry(self, delivery: Delivery, msg: Msg, delay: float | None) -> None:
-        if not self._ordered:
+    async def _retry(self, delivery: Delivery, msg: Msg | None, delay: float | None) -> None:
+        if not self._ordered and msg is not None:
             await msg.nak(delay=delay)
             return
         # Redelivery would come after newer events; start over from this one instead.
@@ -237,16 +335,23 @@ class EventSubscription:
             await asyncio.sleep(delay)
         self._buffer.clear()
         self._last = delivery.envelope.position - 1
-        with contextlib.suppress(Exception):
-            await self._pull.unsubscribe()
+        if msg is None:
+            await self._stop_backfill()
+            await self._reposition(self._last)
+            return
+        if self._pull is not None:
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
         self._pull = await open_pull(self._js, self._consumer, msg.metadata.sequence.stream)
 
     async def close(self) -> None:
         """Stop receiving; the durable consumer stays, and resumes where this one left."""
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(Exception):
-                await self._pull.unsubscribe()
+            await self._stop_backfill()
+            if self._pull is not None:
+                with contextlib.suppress(Exception):
+                    await self._pull.unsubscribe()
 
     async def __aenter__(self) -> Self:
         return self
@@ -268,9 +373,11 @@ async def subscribe(
     wait: float = 1.0,
     ack_wait: float = 30.0,
     max_ack_pending: int = 1024,
+    backfill: Backfill | None = None,
 ) -> EventSubscription:
     """A durable pull consumer on the relay's stream for ``prefix``, filtered by program,
-    stream type and event type (``None`` = all); see the module for ``after_position``.
+    stream type and event type (``None`` = all); see the module for ``after_position``
+    and ``backfill`` (which needs ``after_position``).
 
     A durable of that name with other filters is a :class:`ConsumerConflict`, never a
     silent change of what it receives.
@@ -278,6 +385,8 @@ async def subscribe(
     validate_prefix(prefix)
     if batch < 1 or wait <= 0:
         raise ValueError("batch must be at least 1 and wait positive")
+    if backfill is not None and after_position is None:
+        raise ValueError("a backfill needs after_position: the position to read on from")
     streams = frozenset(stream_types) if stream_types is not None else None
     types = frozenset(event_types) if event_types is not None else None
     stream = stream_name(prefix)
@@ -297,10 +406,16 @@ async def subscribe(
         fixed_filters=True,
     )
     start = None
-    if after_position is not None:
-        state = (await js.stream_info(stream)).state
-        start = await resume_sequence(js, stream, state, after_position)
-    pull = await open_pull(js, consumer, start)
+    pull = None
+    try:
+        if after_position is not None:
+            state = (await js.stream_info(stream)).state
+            start = await resume_sequence(js, stream, state, after_position)
+    except EventsExpired:
+        if backfill is None:
+            raise
+    else:
+        pull = await open_pull(js, consumer, start)
     return EventSubscription(
         js,
         consumer,
@@ -311,4 +426,5 @@ async def subscribe(
         after_position=after_position,
         batch=batch,
         wait=wait,
+        backfill=backfill,
     )

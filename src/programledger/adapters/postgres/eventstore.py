@@ -87,6 +87,20 @@ _READ_PROGRAM = f"""
     WHERE program_id = $1 AND position > $2 AND position <= $3
     ORDER BY position LIMIT $4
 """
+# The global feed: events after a position up to a safe head (a position head_position
+# returned), filtered like the NATS subjects. Keyset pages, so a reader holds no cursor or
+# snapshot between pages. Only the filters given are in the statement: a generic plan of
+# "$n IS NULL OR program_id = $n" could not use the program index.
+_READ_FEED = f"""
+    SELECT {_COLUMNS} FROM events
+    WHERE position > $1 AND position <= $2 {{where}}
+    ORDER BY position LIMIT $3
+"""
+_FEED_FILTERS = (
+    "AND program_id = ${n}",
+    "AND stream_type = ANY(${n}::text[])",
+    "AND event_type = ANY(${n}::text[])",
+)
 _APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 _metadata_encoder = msgspec.json.Encoder()
@@ -421,6 +435,39 @@ class PostgresEventStore:
     async def read_all_raw(self, from_position: int = 0, limit: int = 1000) -> list[RawEvent]:
         """Like :meth:`read_all`, with the data left as stored JSON bytes."""
         return [RawEvent(**dict(r)) for r in await self._fetch_all(from_position, limit)]
+
+    async def read_feed(
+        self,
+        from_position: int,
+        through: int,
+        *,
+        program_id: UUID | None = None,
+        stream_types: Collection[str] | None = None,
+        event_types: Collection[str] | None = None,
+        limit: int = 1000,
+    ) -> list[RawEvent]:
+        """Events after ``from_position`` up to ``through`` in global order, of one program
+        and of some stream and event types (``None``: any), data as stored.
+
+        ``through`` must be a position :meth:`head_position` returned, so no transaction
+        still open can later fill a position a reader has passed.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        wanted = (
+            program_id,
+            None if stream_types is None else list(stream_types),
+            None if event_types is None else list(event_types),
+        )
+        where, args = [], []
+        for condition, value in zip(_FEED_FILTERS, wanted, strict=True):
+            if value is not None:
+                args.append(value)
+                where.append(condition.format(n=3 + len(args)))
+        sql = _READ_FEED.format(where=" ".join(where))
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(sql, from_position, through, limit, *args)
+        return [RawEvent(**dict(r)) for r in rows]
 
     async def read_share(
         self,

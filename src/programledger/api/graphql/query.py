@@ -30,6 +30,7 @@ from programledger.api.graphql.allocations import AllocationQueries
 from programledger.api.graphql.audit import AuditQueries
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionQueries
+from programledger.api.graphql.feed import FeedQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
@@ -75,5 +76,6 @@ class Query(
     IntegrityQueries,
     ScheduleQueries,
     NodeQueries,
+    FeedQueries,
 ):
     """The fields of every ``<Feature>Queries``, in the order of the bases."""

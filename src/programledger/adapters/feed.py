@@ -1,0 +1,169 @@
+"""The global feed: the event store read the way the relay publishes it.
+
+NATS keeps events for its stream's max age only; this feed serves every event ever
+recorded, with the subject, headers and envelope the relay would give it
+(:func:`~programledger.adapters.nats.envelope.encode_message`) and the same filters (program,
+stream types, event types), so a consumer that fell behind the stream catches up here and
+carries on from NATS with the same code.
+
+Reads go only up to a safe head (:meth:`PostgresEventStore.head_position`): every position
+at or below it is committed or will never exist, so a cursor handed out can never be passed
+by a transaction that commits later. Pages are keyset reads (``position > cursor``): a
+reader holds no cursor, transaction or snapshot between pages, and a page is the most it
+keeps in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import msgspec
+
+from programledger.adapters.nats.envelope import OutgoingMessage, encode_message
+from programledger.adapters.nats.subscriber import EventSelection
+from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+
+__all__ = [
+    "MAX_FEED_PAGE",
+    "EventLog",
+    "FeedLine",
+    "FeedPage",
+    "FeedPosition",
+    "feed_selection",
+]
+
+MAX_FEED_PAGE = 1000
+"""The most events one page (a GraphQL answer, a read of the HTTP stream) holds."""
+
+
+class FeedLine(msgspec.Struct, frozen=True):
+    """One line of the NDJSON feed: the NATS message of one event."""
+
+    subject: str
+    headers: dict[str, str]
+    envelope: msgspec.Raw
+    """The message's payload as NATS carries it, byte for byte."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """One event of a page, as NATS would carry it."""
+
+    position: int
+    message: OutgoingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    events: list[FeedPosition]
+    end_position: int
+    """Where the next page starts (its ``after``): the last event's position when there
+    are more, else the head the page was read up to, so a filter that matched nothing
+    still moves the reader on."""
+    head: int
+    has_more: bool
+
+
+_line_encoder = msgspec.json.Encoder()
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_MAX_TYPES = 64
+
+
+def feed_selection(
+    program_id: str | None, stream_types: Sequence[str] | None, event_types: Sequence[str] | None
+) -> EventSelection:
+    """The selection a feed request asks for, or ``ValueError`` saying what is wrong; the
+    rules are the subjects' (a type is a subject token), so a filter means the same here
+    and on NATS."""
+    program = None
+    if program_id is not None:
+        try:
+            program = UUID(program_id)
+        except ValueError:
+            raise ValueError(f"program {program_id!r} is not a UUID") from None
+    return EventSelection(
+        program,
+        _types(stream_types, "stream type"),
+        _types(event_types, "event type"),
+    )
+
+
+def _types(values: Sequence[str] | None, what: str) -> frozenset[str] | None:
+    if not values:
+        return None
+    if len(values) > _MAX_TYPES:
+        raise ValueError(f"give at most {_MAX_TYPES} of {what}")
+    for value in values:
+        if not _TOKEN.match(value):
+            raise ValueError(f"{what} {value!r} is not one: letters, digits, _ or - only")
+    return frozenset(values)
+
+
+class EventLog:
+    """Pages and streams of the global feed over one store and subject prefix."""
+
+    def __init__(self, store: PostgresEventStore, prefix: str) -> None:
+        self._store = store
+        self.prefix = prefix
+
+    async def head(self) -> int:
+        """The safe head now: the last position a reader may be given."""
+        return await self._store.head_position()
+
+    def _messages(self, rows: Sequence[RawEvent]) -> list[FeedPosition]:
+        codec = self._store.codec
+        return [FeedPosition(row.position, encode_message(self.prefix, row, codec)) for row in rows]
+
+    async def page(self, after: int, first: int, selection: EventSelection) -> FeedPage:
+        """Up to ``first`` selected events after ``after``, up to the safe head now."""
+        if not 1 <= first <= MAX_FEED_PAGE:
+            raise ValueError(f"first must be between 1 and {MAX_FEED_PAGE}")
+        if after < 0:
+            raise ValueError("after must be a position, 0 or more")
+        head = await self.head()
+        if after >= head:
+            return FeedPage([], after, head, False)
+        rows = await self._read(after, head, selection, first + 1)
+        if len(rows) > first:
+            events = self._messages(rows[:first])
+            return FeedPage(events, events[-1].position, head, True)
+        return FeedPage(self._messages(rows), head, head, False)
+
+    async def lines(
+        self, after: int, through: int, selection: EventSelection, *, page: int = MAX_FEED_PAGE
+    ) -> AsyncIterator[bytes]:
+        """NDJSON of the selected events after ``after`` up to ``through`` (a safe head
+        :meth:`head` returned), a page of lines per item. The next page is read only when
+        the caller asks for it, so a slow reader slows the reads instead of filling memory.
+        """
+        codec = self._store.codec
+        while after < through:
+            rows = await self._read(after, through, selection, page)
+            if not rows:
+                return
+            buffer = bytearray()
+            for row in rows:
+                message = encode_message(self.prefix, row, codec)
+                buffer += _line_encoder.encode(
+                    FeedLine(message.subject, message.headers, msgspec.Raw(message.payload))
+                )
+                buffer += b"\n"
+            yield bytes(buffer)
+            if len(rows) < page:
+                return
+            after = rows[-1].position
+
+    async def _read(
+        self, after: int, through: int, selection: EventSelection, limit: int
+    ) -> list[RawEvent]:
+        return await self._store.read_feed(
+            after,
+            through,
+            program_id=selection.program_id,
+            stream_types=selection.stream_types,
+            event_types=selection.event_types,
+            limit=limit,
+        )
