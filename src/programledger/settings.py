@@ -122,6 +122,14 @@ class Settings:
     signing_key: str | None = None
     """The same key given inline (PEM, or its 32-byte seed in base64); in development
     mode with neither, a key kept in ``data_dir`` (docs/integrity.md)."""
+    webhook_allow_private: bool = False
+    """Let webhook URLs name (or resolve to) private, loopback and link-local addresses."""
+    webhook_timeout: int = 10
+    """Seconds a webhook receiver has to answer before the attempt counts as failed."""
+    webhook_disable_after: int = 100
+    """Failed webhook attempts in a row after which an endpoint is disabled."""
+    webhook_retry_max: int = 600
+    """The longest wait, in seconds, between two attempts to deliver one event."""
 
     @property
     def embedded_postgres(self) -> bool:
@@ -221,10 +229,21 @@ class Settings:
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]
+            **_webhook_settings(get),
             **_browser_settings(get, mode),
             **tokens,
             **_signing_settings(get),
         )
+
+
+def _webhook_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
+    return {
+        "webhook_allow_private": _flag(get, "WEBHOOK_ALLOW_PRIVATE", default=False),
+        "webhook_timeout": _number(get, "WEBHOOK_TIMEOUT", low=1, high=300) or 10,
+        "webhook_disable_after": _number(get, "WEBHOOK_DISABLE_AFTER", low=1, high=1_000_000)
+        or 100,
+        "webhook_retry_max": _number(get, "WEBHOOK_RETRY_MAX", low=1, high=86_400) or 600,
+    }
 
 
 def _browser_settings(get: Callable[[str], str | None], mode: str) -> dict[str, Any]:

@@ -182,6 +182,7 @@ async def running_api(
     database_url: str | None = None,
     statement_timeout: float | None = None,
     application_name: str = "programledger",
+    allow_private_webhooks: bool = False,
 ) -> AsyncIterator[Api]:
     """The app over this test's schema and prefix, served; options as for ``create_app``,
     and ``settings`` replacing fields of its :class:`Settings` (the tokens it accepts).
@@ -239,6 +240,7 @@ async def running_api(
             limits=limits,
             allowed_origins=allowed_origins,
             graphiql=graphiql,
+            allow_private_webhooks=allow_private_webhooks,
         )
         server = http_server(app, "127.0.0.1", 0)
         async with (

@@ -23,11 +23,15 @@ NOT_OPERATIONAL = {
     "UnknownEventType",
     "InconsistentHistory",
     "ProjectionBug",
+    "WebhookError",
+    "InvalidWebhook",
+    "WebhookNotFound",
 }
 """Errors that are not the infrastructure's: a configuration refused before anything
 starts (exit code 2), answers to a request (not allowed, a token signed by a key the
 identity provider does not publish, no such program, a position the store has not
-reached, too many requests already waiting for the read models), a demo story that no
+reached, too many requests already waiting for the read models, a webhook endpoint that
+cannot be registered or found), a demo story that no
 longer fits the rules, and programming errors in events, histories and handlers."""
 
 

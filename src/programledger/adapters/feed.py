@@ -22,7 +22,12 @@ from uuid import UUID
 
 import msgspec
 
-from programledger.adapters.nats.envelope import OutgoingMessage, encode_message
+from programledger.adapters.nats.envelope import (
+    EventEnvelope,
+    OutgoingMessage,
+    decode_envelope,
+    encode_message,
+)
 from programledger.adapters.nats.subscriber import EventSelection
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 
@@ -32,6 +37,7 @@ __all__ = [
     "FeedLine",
     "FeedPage",
     "FeedPosition",
+    "StoreBackfill",
     "feed_selection",
 ]
 
@@ -113,7 +119,7 @@ class EventLog:
         """The safe head now: the last position a reader may be given."""
         return await self._store.head_position()
 
-    def _messages(self, rows: Sequence[RawEvent]) -> list[FeedPosition]:
+    def messages(self, rows: Sequence[RawEvent]) -> list[FeedPosition]:
         codec = self._store.codec
         return [FeedPosition(row.position, encode_message(self.prefix, row, codec)) for row in rows]
 
@@ -126,11 +132,11 @@ class EventLog:
         head = await self.head()
         if after >= head:
             return FeedPage([], after, head, False)
-        rows = await self._read(after, head, selection, first + 1)
+        rows = await self.read(after, head, selection, first + 1)
         if len(rows) > first:
-            events = self._messages(rows[:first])
+            events = self.messages(rows[:first])
             return FeedPage(events, events[-1].position, head, True)
-        return FeedPage(self._messages(rows), head, head, False)
+        return FeedPage(self.messages(rows), head, head, False)
 
     async def lines(
         self, after: int, through: int, selection: EventSelection, *, page: int = MAX_FEED_PAGE
@@ -141,7 +147,7 @@ class EventLog:
         """
         codec = self._store.codec
         while after < through:
-            rows = await self._read(after, through, selection, page)
+            rows = await self.read(after, through, selection, page)
             if not rows:
                 return
             buffer = bytearray()
@@ -156,7 +162,7 @@ class EventLog:
                 return
             after = rows[-1].position
 
-    async def _read(
+    async def read(
         self, after: int, through: int, selection: EventSelection, limit: int
     ) -> list[RawEvent]:
         return await self._store.read_feed(
@@ -167,3 +173,24 @@ class EventLog:
             event_types=selection.event_types,
             limit=limit,
         )
+
+
+class StoreBackfill:
+    """The subscriber helper's backfill read from the store directly, for workers inside
+    the deployment (the webhook worker); downstream services use ``FeedClient``."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+
+    async def events(
+        self, after: int, selection: EventSelection
+    ) -> AsyncIterator[EventEnvelope | int]:
+        head = await self._log.head()
+        while after < head:
+            rows = await self._log.read(after, head, selection, MAX_FEED_PAGE)
+            for message in self._log.messages(rows):
+                yield decode_envelope(message.message.payload)
+            if len(rows) < MAX_FEED_PAGE:
+                break
+            after = rows[-1].position
+        yield head

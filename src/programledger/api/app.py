@@ -22,6 +22,7 @@ from litestar.datastructures import State
 
 from programledger.adapters.feed import EventLog
 from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.webhooks import PostgresWebhookStore
 from programledger.api.auth import TokenVerifier, bearer_auth
 from programledger.api.cors import cors_config
 from programledger.api.errors import exception_handlers
@@ -41,6 +42,7 @@ from programledger.api.operations import (
 )
 from programledger.api.request_ids import RequestContextMiddleware, add_request_id_header
 from programledger.application.handlers import Application
+from programledger.application.webhooks import WebhookAdmin
 
 __all__ = ["ApiPorts", "create_app"]
 
@@ -70,6 +72,7 @@ def create_app(
     limits: ApiLimits = ApiLimits(),  # noqa: B008 - frozen
     graphiql: bool = True,
     allowed_origins: Sequence[str] = (),
+    allow_private_webhooks: bool = False,
 ) -> Litestar:
     """The API over ``ports``.
 
@@ -77,7 +80,8 @@ def create_app(
     ``wait_for_position`` is the read side's read-your-writes wait, used by mutations with
     ``waitForProjections``; ``metrics`` carries the Prometheus registry to expose (a new one
     by default; ``app.state.metrics`` either way); ``allowed_origins`` are the browser
-    origins, besides the API's own, that may call it (CORS) and open a GraphQL WebSocket.
+    origins, besides the API's own, that may call it (CORS) and open a GraphQL WebSocket;
+    ``allow_private_webhooks`` lets admins register webhook URLs with private addresses.
     """
     metrics = metrics if metrics is not None else ApiMetrics()
     feed = ports.feed
@@ -92,6 +96,9 @@ def create_app(
         wait_for_position=wait_for_position,
         projection_wait=limits.projection_wait,
         database_seconds=limits.database_seconds,
+        webhooks=WebhookAdmin(
+            PostgresWebhookStore(ports.reads), allow_private=allow_private_webhooks
+        ),
     )
     checks = [postgres_check(ports.reads), feed_check(feed), *readiness_checks]
 

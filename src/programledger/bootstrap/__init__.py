@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     # `verify` or `export` need neither, and loading GraphQL would double their start time.
     from litestar import Litestar
 
+    from programledger.adapters.webhooks.worker import WebhookWorker
     from programledger.api import ReadinessCheck
     from programledger.api.metrics import LagGauges
     from programledger.api.server import HttpServer
@@ -56,6 +57,7 @@ __all__ = [
     "build_relay",
     "build_runners",
     "build_sealer",
+    "build_webhooks",
     "connect_nats",
     "event_registry",
     "http_service",
@@ -66,6 +68,7 @@ __all__ = [
     "runner_services",
     "sealer_service",
     "servers",
+    "webhook_service",
 ]
 
 log = logging.getLogger(__name__)
@@ -270,6 +273,25 @@ def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> lis
     ]
 
 
+def build_webhooks(runtime: Runtime, nc: NatsClient) -> WebhookWorker:
+    """The webhook delivery worker, reading NATS over ``nc``; it holds its own lock."""
+    from programledger.adapters.webhooks.worker import WebhookSettings, WebhookWorker
+
+    settings = runtime.settings
+    return WebhookWorker(
+        runtime.store,
+        database_url=runtime.servers.database_url,
+        nc=nc,
+        settings=WebhookSettings(
+            prefix=settings.subject_prefix,
+            timeout=settings.webhook_timeout,
+            allow_private=settings.webhook_allow_private,
+            disable_after=settings.webhook_disable_after,
+            retry_max=settings.webhook_retry_max,
+        ),
+    )
+
+
 def projections_check(pool: asyncpg.Pool, max_lag_seconds: int | None) -> ReadinessCheck:
     """``/ready``'s view of the read side: every projection's lag, and a failure only when
     one is further behind than ``max_lag_seconds`` (when set).
@@ -356,6 +378,7 @@ def build_api(runtime: Runtime) -> Api:
         ),
         graphiql=settings.graphiql,
         allowed_origins=settings.cors_origins,
+        allow_private_webhooks=settings.webhook_allow_private,
     )
     app.on_shutdown.append(watch.close)
     return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
@@ -390,6 +413,10 @@ def build_sealer(runtime: Runtime) -> Sealer:
 
 def sealer_service(sealer: Sealer) -> Service:
     return Service("sealer", sealer.run, sealer.stop)
+
+
+def webhook_service(worker: WebhookWorker) -> Service:
+    return Service("webhooks", worker.run, worker.stop)
 
 
 def runner_services(runners: Sequence[ProjectionRunner]) -> list[Service]:

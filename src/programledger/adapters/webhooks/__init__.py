@@ -1,0 +1,1 @@
+"""Webhook delivery: signed requests (``sender``) and the worker that sends them (``worker``)."""
