@@ -1,0 +1,509 @@
+"""The ways out of the store for downstream services: the HTTP feed, webhooks, and NATS.
+
+Four figures, each beside a reference measured in the same run:
+
+- **HTTP feed rate**: ``GET /events`` streaming a backlog of ``--events`` events over
+  HTTP (NDJSON, every line the NATS message of an event), against raw asyncpg reading the
+  same rows (keyset pages of 1,000). Goal: at least half the raw read rate.
+- **Webhook throughput**: the webhook worker delivering a backlog (already on NATS) to a
+  local receiver, events per second from its start to the last arrival, against raw
+  ``httpx`` POSTs of the same bodies to the same receiver with the same concurrency. Goal:
+  at least 1,000 events/s.
+- **Webhook latency**: at a steady ``--webhook-rate`` (100 events/s) of appends, commit to
+  arrival at the receiver, p99, against a POST sent straight after each commit. Goal:
+  p99 at most 200 ms.
+- **Mutation to NATS subscriber**: GraphQL mutations over HTTP at ``--rate`` (200
+  commands/s), from sending the request until the subscriber helper hands out the event,
+  p99, against the mutation's own round trip. Goal: p99 at most 50 ms (DESIGN).
+
+Everything runs in this process (API, relay, worker, receiver, clients), as the e2e tests
+run them; rounds are repeated and medians reported (DESIGN §7).
+
+Run: ``python bench/feed.py [--rounds N] [--events 50000] [--webhook-events 5000]
+[--webhook-rate 100] [--rate 200] [--seconds S] [--database-url URL] [--nats-url URL]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+from nats.aio.client import Client as NatsClient
+from tests.support.webhook_receiver import Receiver, running_receiver
+
+from bench._common import (
+    Target,
+    add_common_arguments,
+    drop_schemas,
+    fresh_schema_name,
+    median,
+    percentile,
+    positive_float,
+    positive_int,
+    postgres_url,
+)
+from bench.relay import LatencyTarget, nats_url
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.nats.relay import Relay, RelaySettings
+from programledger.adapters.nats.stream import StreamSettings, stream_name
+from programledger.adapters.nats.subscriber import subscribe
+from programledger.adapters.postgres.connection import create_pool
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.migrations import migrate
+from programledger.adapters.postgres.webhooks import PostgresWebhookStore
+from programledger.adapters.webhooks.worker import WebhookSettings, WebhookWorker
+from programledger.api import ApiMetrics, ApiPorts, Role, create_app, mint_token
+from programledger.api.auth import TokenVerifier
+from programledger.api.events import EventFeed
+from programledger.api.server import http_server
+from programledger.application.eventstore import EventMetadata, ExpectedVersion
+from programledger.application.handlers import Application
+from programledger.application.webhooks import WebhookAdmin
+from programledger.bootstrap import event_registry, http_service
+from programledger.bootstrap.supervisor import supervised
+from programledger.domain.resource import ResourceCapacityChanged
+
+SECRET = "bench-feed-secret-" + "x" * 32
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PROGRAMS = [uuid.uuid4() for _ in range(50)]
+FEED_GOAL = 0.5
+WEBHOOK_RATE_GOAL = 1000.0
+WEBHOOK_P99_MS = 200.0
+E2E_P99_MS = 50.0
+_READ = """
+    SELECT position, event_id, stream_id, stream_type, version, event_type, schema_version,
+           data, metadata, recorded_at, hash
+    FROM events WHERE position > $1 ORDER BY position LIMIT 1000
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RateTarget:
+    """A higher-is-better figure with an absolute goal, e.g. events per second."""
+
+    name: str
+    ours: float
+    ref: float
+    min_value: float
+
+    def line(self) -> str:
+        ratio = self.ours / self.ref if self.ref > 0 else float("nan")
+        met = "met" if self.ours >= self.min_value else "missed"
+        return (
+            f"target {self.name}: ours={self.ours:.1f} ref={self.ref:.1f} "
+            f"ratio={ratio:.3f} goal=>={self.min_value:g}/s {met}"
+        )
+
+
+async def append_backlog(store: PostgresEventStore, events: int) -> None:
+    """``events`` events in appends of 100 (a program each, round robin)."""
+    for i in range(0, events, 100):
+        batch = [
+            ResourceCapacityChanged(
+                resource_key=f"r{i}", capacity=j % 100, effective_from=None, reason="bench"
+            )
+            for j in range(min(100, events - i))
+        ]
+        meta = EventMetadata(actor="bench", program_id=PROGRAMS[(i // 100) % len(PROGRAMS)])
+        await store.append(f"resource-r{i}", ExpectedVersion.ANY, batch, meta)
+
+
+async def one_event(store: PostgresEventStore, n: int) -> int:
+    event = ResourceCapacityChanged(
+        resource_key="live", capacity=n % 100, effective_from=None, reason="b"
+    )
+    meta = EventMetadata(actor="bench", program_id=PROGRAMS[n % len(PROGRAMS)])
+    result = await store.append(f"resource-live{n % 64}", ExpectedVersion.ANY, [event], meta)
+    return result.last_position
+
+
+# --- the HTTP feed ------------------------------------------------------------------------
+
+
+async def feed_rate(http: httpx.AsyncClient, token: str) -> float:
+    started = time.perf_counter()
+    lines = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.stream("GET", "/events", headers=headers) as answer:
+        async for chunk in answer.aiter_bytes():
+            lines += chunk.count(b"\n")
+    return lines / (time.perf_counter() - started)
+
+
+async def raw_read_rate(pool: asyncpg.Pool) -> float:
+    started = time.perf_counter()
+    after = 0
+    count = 0
+    async with pool.acquire() as conn:
+        while True:
+            rows = await conn.fetch(_READ, after)
+            if not rows:
+                break
+            count += len(rows)
+            after = rows[-1]["position"]
+    return count / (time.perf_counter() - started)
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def webhook_worker(
+    store: PostgresEventStore, pg_url: str, nc: NatsClient, prefix: str
+) -> AsyncIterator[WebhookWorker]:
+    worker = WebhookWorker(
+        store,
+        database_url=pg_url,
+        nc=nc,
+        settings=WebhookSettings(prefix=prefix, allow_private=True, poll_interval=0.1),
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def webhook_throughput(
+    store: PostgresEventStore,
+    relay: Relay,
+    admin: WebhookAdmin,
+    pg_url: str,
+    nc: NatsClient,
+    prefix: str,
+    events: int,
+) -> float:
+    async with running_receiver(Receiver()) as receiver:
+        head = await store.head_position()
+        registered = await admin.register(
+            "bench", url=receiver.url, head=head, secret=WEBHOOK_SECRET
+        )
+        await append_backlog(store, events)
+        await relay.wait_published(await store.head_position())
+        started = time.perf_counter()
+        async with webhook_worker(store, pg_url, nc, prefix):
+            await receiver.wait_for(events, within=600)
+            took = time.perf_counter() - started
+        await admin.remove(registered.endpoint.endpoint_id)
+    return events / took
+
+
+async def raw_post_rate(events: int, concurrency: int = 16) -> float:
+    body = b'{"type":"x","timestamp":"2027-01-01T00:00:00Z","data":{}}'
+    async with (
+        running_receiver(Receiver()) as receiver,
+        httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client,
+    ):
+        queue = iter(range(events))
+
+        async def sender() -> None:
+            for _ in queue:
+                await client.post(receiver.url, content=body)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return events / (time.perf_counter() - started)
+
+
+async def webhook_latency(
+    store: PostgresEventStore,
+    admin: WebhookAdmin,
+    pg_url: str,
+    nc: NatsClient,
+    prefix: str,
+    rate: float,
+    seconds: float,
+) -> list[float]:
+    async with running_receiver(Receiver()) as receiver:
+        registered = await admin.register(
+            "bench", url=receiver.url, head=await store.head_position(), secret=WEBHOOK_SECRET
+        )
+        async with webhook_worker(store, pg_url, nc, prefix):
+            # Warm up: the endpoint is running once an event has arrived.
+            await one_event(store, 0)
+            await receiver.wait_for(1, within=60)
+            receiver.received.clear()
+            committed: dict[int, float] = {}
+            count = int(rate * seconds)
+            start = time.perf_counter()
+            for n in range(count):
+                await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+                position = await one_event(store, n)
+                committed[position] = time.time()
+            await receiver.wait_for(count, within=120)
+        await admin.remove(registered.endpoint.endpoint_id)
+        return [(r.at - committed[r.payload["data"]["position"]]) * 1000 for r in receiver.received]
+
+
+async def direct_post_latency(
+    store: PostgresEventStore, rate: float, seconds: float
+) -> list[float]:
+    async with running_receiver(Receiver()) as receiver, httpx.AsyncClient() as client:
+        latencies = []
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            await one_event(store, n)
+            sent = time.perf_counter()
+            await client.post(receiver.url, content=b"{}")
+            latencies.append((time.perf_counter() - sent) * 1000)
+        return latencies
+
+
+# --- mutation to NATS subscriber ----------------------------------------------------------
+
+_REGISTER = """mutation R($input: RegisterResourceInput!) {
+  registerResource(input: $input) { ... on CommandAccepted { position } } }"""
+
+
+async def mutation_latency(
+    store: PostgresEventStore,
+    http: httpx.AsyncClient,
+    token: str,
+    nc: NatsClient,
+    prefix: str,
+    rate: float,
+    seconds: float,
+) -> tuple[list[float], list[float]]:
+    """(send -> subscriber, send -> response) in ms, per mutation."""
+    headers = {"Authorization": f"Bearer {token}"}
+    head = await store.head_position()
+    subscription = await subscribe(
+        nc.jetstream(), prefix, f"bench-{uuid.uuid4().hex[:8]}", after_position=head, wait=0.2
+    )
+    arrived: dict[int, float] = {}
+    sent: dict[int, float] = {}
+    round_trips: list[float] = []
+    more = asyncio.Event()
+
+    async def consume() -> None:
+        async for delivery in subscription:
+            arrived[delivery.envelope.position] = time.perf_counter()
+            more.set()
+            await delivery.ack()
+
+    async def one(n: int) -> None:
+        values = {
+            "resourceKey": f"e2e.{uuid.uuid4().hex[:12]}",
+            "name": "Bench Person",
+            "kind": "PERSON",
+            "department": "ENGINEERING",
+            "role": "Engineer",
+            "capacity": 100,
+        }
+        started = time.perf_counter()
+        answer = await http.post(
+            "/graphql", json={"query": _REGISTER, "variables": {"input": values}}, headers=headers
+        )
+        round_trips.append((time.perf_counter() - started) * 1000)
+        sent[answer.json()["data"]["registerResource"]["position"]] = started
+
+    consumer = asyncio.create_task(consume())
+    try:
+        tasks = []
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+        async with asyncio.timeout(60):
+            while not set(sent) <= set(arrived):
+                more.clear()
+                await more.wait()
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await subscription.close()
+    return [(arrived[p] - s) * 1000 for p, s in sent.items()], round_trips
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+async def run(pg_url: str, nats: str, args: argparse.Namespace) -> list[Any]:
+    schema = fresh_schema_name("feed")
+    prefix = f"b{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn, schema)
+    finally:
+        await conn.close()
+    for noisy in ("programledger.api.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    pool = await create_pool(pg_url, schema, min_size=4, max_size=20)
+    nc = await nats_connect(nats)
+    try:
+        store = PostgresEventStore(pool, EventCodec(event_registry()), schema=schema)
+        app = create_app(
+            ApiPorts(
+                commands=Application(store),
+                reads=pool,
+                history=store,
+                feed=EventFeed([nats], prefix),
+                tokens=TokenVerifier(SECRET),
+            ),
+            metrics=ApiMetrics(),
+            graphiql=False,
+        )
+        token = mint_token(SECRET, "bench", (Role.ADMIN,), timedelta(hours=2))
+        admin = WebhookAdmin(PostgresWebhookStore(pool), allow_private=True)
+        relay = Relay(
+            store,
+            database_url=pg_url,
+            nats_servers=nats,
+            settings=RelaySettings(prefix=prefix, stream=StreamSettings(prefix)),
+        )
+        server = http_server(app, "127.0.0.1", 0, keep_alive=300)
+        async with (
+            supervised([http_service(server)], up=server.wait_started),
+            httpx.AsyncClient(base_url=server.url, timeout=120) as http,
+        ):
+            relay_task = asyncio.create_task(relay.run())
+            try:
+                return await measure(
+                    store, relay, admin, pool, http, token, pg_url, nc, prefix, args
+                )
+            finally:
+                relay.stop()
+                await asyncio.wait_for(relay_task, 20)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.jetstream().delete_stream(stream_name(prefix))
+        await nc.close()
+        await pool.close()
+        await drop_schemas(pg_url, [schema])
+
+
+async def nats_connect(url: str) -> NatsClient:
+    return await nats.connect(url)
+
+
+async def measure(
+    store: PostgresEventStore,
+    relay: Relay,
+    admin: WebhookAdmin,
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    token: str,
+    pg_url: str,
+    nc: NatsClient,
+    prefix: str,
+    args: argparse.Namespace,
+) -> list[Any]:
+    await append_backlog(store, args.events)
+    ours, ref = [], []
+    for r in range(args.rounds):
+        if r % 2:
+            ref.append(await raw_read_rate(pool))
+            ours.append(await feed_rate(http, token))
+        else:
+            ours.append(await feed_rate(http, token))
+            ref.append(await raw_read_rate(pool))
+    print(f"feed: ours {median(ours):.0f} events/s, raw read {median(ref):.0f}", flush=True)
+    targets: list[Any] = [Target("feed_http_vs_raw_read", median(ours), median(ref), FEED_GOAL)]
+
+    rates = [
+        await webhook_throughput(store, relay, admin, pg_url, nc, prefix, args.webhook_events)
+        for _ in range(args.rounds)
+    ]
+    raw_rates = [await raw_post_rate(args.webhook_events) for _ in range(args.rounds)]
+    print(f"webhooks: {median(rates):.0f} events/s, raw POSTs {median(raw_rates):.0f}", flush=True)
+    targets.append(
+        RateTarget("webhook_delivery_rate", median(rates), median(raw_rates), WEBHOOK_RATE_GOAL)
+    )
+
+    latencies = await webhook_latency(
+        store, admin, pg_url, nc, prefix, args.webhook_rate, args.seconds
+    )
+    direct = await direct_post_latency(store, args.webhook_rate, args.seconds)
+    print(
+        f"webhook latency p50 {percentile(latencies, 50):.1f} ms, "
+        f"p99 {percentile(latencies, 99):.1f} ms",
+        flush=True,
+    )
+    targets.append(
+        LatencyTarget(
+            "webhook_commit_to_delivery_p99_ms",
+            percentile(latencies, 99),
+            percentile(direct, 99),
+            WEBHOOK_P99_MS,
+        )
+    )
+
+    e2e, round_trips = await mutation_latency(
+        store, http, token, nc, prefix, args.rate, args.seconds
+    )
+    print(
+        f"mutation -> subscriber p50 {percentile(e2e, 50):.1f} ms, "
+        f"p99 {percentile(e2e, 99):.1f} ms",
+        flush=True,
+    )
+    targets.append(
+        LatencyTarget(
+            "mutation_to_subscriber_p99_ms",
+            percentile(e2e, 99),
+            percentile(round_trips, 99),
+            E2E_P99_MS,
+        )
+    )
+    return targets
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_common_arguments(parser, rounds=3, seconds=5.0)
+    parser.add_argument("--nats-url", default=None, help="NATS to measure against")
+    parser.add_argument(
+        "--events", type=positive_int, default=50_000, help="feed backlog (default 50000)"
+    )
+    parser.add_argument(
+        "--webhook-events",
+        type=positive_int,
+        default=5_000,
+        help="webhook backlog per round (default 5000)",
+    )
+    parser.add_argument(
+        "--webhook-rate",
+        type=positive_float,
+        default=100.0,
+        help="appends per second in the webhook latency run (default 100)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        default=200.0,
+        help="mutations per second in the end-to-end run (default 200)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with postgres_url(args.database_url) as pg, nats_url(args.nats_url) as nats_source:
+        print(f"PostgreSQL from {pg[1]}, NATS from {nats_source[1]}", file=sys.stderr, flush=True)
+        targets = asyncio.run(run(pg[0], nats_source[0], args))
+    for target in targets:
+        print(target.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
