@@ -183,6 +183,7 @@ async def test_only_subscribers_auditors_and_admins_read_the_feed(api: Api) -> N
         ({"program": "nope"}, "UUID"),
         ({"streamType": "a.b"}, "stream type"),
         ({"eventType": "*"}, "event type"),
+        ({"after": "5"}, "beyond the last position"),
     ],
 )
 async def test_bad_feed_requests_say_what_is_wrong(
@@ -246,5 +247,32 @@ async def test_a_backfill_the_api_refuses_says_so(
         async with subscription:
             with pytest.raises(FeedRefused, match="403"):
                 await anext(subscription)
+    finally:
+        await nc.close()
+
+
+async def test_a_nak_of_a_backfilled_event_reads_it_again_from_the_feed(
+    api: Api, relay: Relay, subject_prefix: str, nats_url: str
+) -> None:
+    await capacity_changes(api.store, 10)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await wait_for_messages(js, subject_prefix, 10, within=15)
+        await js.purge_stream(stream_name(subject_prefix), keep=2)
+        backfill = FeedClient(api.base_url, api.token(Role.SUBSCRIBER))
+        subscription = await subscribe(js, subject_prefix, "n", after_position=0, backfill=backfill)
+        got: list[int] = []
+        async with subscription, asyncio.timeout(20):
+            async for delivery in subscription:
+                got.append(delivery.envelope.position)
+                if delivery.envelope.position == 3 and got.count(3) == 1:
+                    assert delivery.from_backfill
+                    await delivery.nak()
+                    continue
+                await delivery.ack()
+                if delivery.envelope.position == 10:
+                    break
+        assert got == [1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10]
     finally:
         await nc.close()

@@ -38,6 +38,7 @@ __all__ = [
     "FeedPage",
     "FeedPosition",
     "StoreBackfill",
+    "check_after",
     "feed_selection",
 ]
 
@@ -130,7 +131,8 @@ class EventLog:
         if after < 0:
             raise ValueError("after must be a position, 0 or more")
         head = await self.head()
-        if after >= head:
+        check_after(after, head)
+        if after == head:
             return FeedPage([], after, head, False)
         rows = await self.read(after, head, selection, first + 1)
         if len(rows) > first:
@@ -172,6 +174,17 @@ class EventLog:
             stream_types=selection.stream_types,
             event_types=selection.event_types,
             limit=limit,
+        )
+
+
+def check_after(after: int, head: int) -> None:
+    """Refuse a position beyond the head: no reader was ever given one (the head never goes
+    back), so it comes from another store or a bug, and reading on from it would skip
+    events."""
+    if after > head:
+        raise ValueError(
+            f"after {after} is beyond the last position recorded, {head}: a position from "
+            "another store?"
         )
 
 
