@@ -318,3 +318,43 @@ async def test_only_admins_manage_webhooks(api: Api) -> None:
     for role in (Role.EDITOR, Role.AUDITOR, Role.SUBSCRIBER):
         response = await api.post("{ webhookEndpoints { url } }", headers=api.auth(role))
         assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_two_workers_deliver_each_event_once_one_active(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    async with (
+        api_with(allow_private_webhooks=True) as api,
+        running_receiver(Receiver()) as receiver,
+    ):
+        await register(api, receiver.url, fromPosition=0)
+        async with (
+            delivering(api, pg_url, nats_url, subject_prefix) as first,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            nc = await nats.connect(nats_url)
+            stack.push_async_callback(nc.close)
+            second = WebhookWorker(
+                api.store,
+                database_url=pg_url,
+                nc=nc,
+                settings=WebhookSettings(
+                    prefix=subject_prefix, allow_private=True, standby_poll_interval=0.1
+                ),
+            )
+            task = asyncio.create_task(second.run())
+            stack.callback(second.stop)
+            try:
+                await capacity_changes(api.store, 20, program_id=P1)
+                await receiver.wait_for(20)
+                assert [first.is_active, second.is_active].count(True) == 1
+                # The active one stops: the standby takes over and goes on from the position.
+                first.stop()
+                await eventually(lambda: second.is_active, within=20)
+                await capacity_changes(api.store, 5, program_id=P1)
+                await receiver.wait_for(25)
+            finally:
+                second.stop()
+                await asyncio.wait_for(task, 15)
+        assert receiver.positions()[:20] == list(range(1, 21))
+        assert sorted(set(receiver.positions())) == list(range(1, 26))

@@ -392,7 +392,9 @@ def mint_token_command(
     ],
     role: Annotated[
         list[str],
-        typer.Option("--role", help="viewer, editor, auditor or admin; repeat for several."),
+        typer.Option(
+            "--role", help="viewer, editor, auditor, admin or subscriber; repeat for several."
+        ),
     ],
     ttl: Annotated[
         str, typer.Option("--ttl", help="How long it is valid: 90s, 30m, 8h or 7d.")
