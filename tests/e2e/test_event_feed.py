@@ -27,21 +27,35 @@ from programledger.api import Role
 from programledger.application.eventstore import AppendResult, EventMetadata, ExpectedVersion
 from programledger.domain.resource import ResourceCapacityChanged
 from tests.e2e.conftest import Api, new_id, program_input
-from tests.support.relay_process import stored_messages, wait_for_messages
+from tests.support.relay_process import eventually, stored_messages, wait_for_messages
 
 P1 = uuid.UUID("11111111-1111-4111-8111-111111111111")
 
 
 async def capacity_changes(
-    store: PostgresEventStore, count: int, *, key: str = "k1", program_id: uuid.UUID | None = None
+    store: PostgresEventStore,
+    count: int,
+    *,
+    key: str = "k1",
+    program_id: uuid.UUID | None = None,
+    settle: bool = True,
 ) -> AppendResult:
-    """``count`` events in one append to resource ``key``."""
+    """``count`` events in one append to resource ``key``; with ``settle``, once the safe
+    head has reached them: any transaction open on the PostgreSQL cluster (other tests
+    share it) holds the head back for a moment."""
     events = [
         ResourceCapacityChanged(resource_key=key, capacity=i % 100, effective_from=None, reason="x")
         for i in range(count)
     ]
     meta = EventMetadata(actor="test", program_id=program_id)
-    return await store.append(f"resource-{key}", ExpectedVersion.ANY, events, meta)
+    result = await store.append(f"resource-{key}", ExpectedVersion.ANY, events, meta)
+    if settle:
+
+        async def reached() -> bool:
+            return await store.head_position() >= result.last_position
+
+        await eventually(reached, within=30)
+    return result
 
 
 async def feed_lines(
@@ -146,7 +160,7 @@ async def test_the_feed_never_passes_a_position_an_open_transaction_holds(api: A
         held = await api.store.append(
             "resource-k9", ExpectedVersion.ANY, [event], meta, connection=conn
         )
-        later = await capacity_changes(api.store, 1, key="k3")
+        later = await capacity_changes(api.store, 1, key="k3", settle=False)
         assert later.last_position > held.last_position
         response, lines = await feed_lines(api)
         assert response.headers["programledger-head"] == "2"
@@ -154,6 +168,11 @@ async def test_the_feed_never_passes_a_position_an_open_transaction_holds(api: A
         await transaction.commit()
     finally:
         await api.store.pool.release(conn)
+
+    async def settled() -> bool:
+        return await api.store.head_position() == 4
+
+    await eventually(settled, within=30)
     _, lines = await feed_lines(api)
     assert [line["envelope"]["position"] for line in lines] == [1, 2, 3, 4]
 

@@ -66,6 +66,13 @@ class Receiver:
     def positions(self) -> list[int]:
         return [r.payload["data"]["position"] for r in self.received]
 
+    async def wait_for_positions(self, positions: set[int], within: float = 30) -> None:
+        """Until every one of ``positions`` arrived (at least once)."""
+        async with asyncio.timeout(within):
+            while not positions <= set(self.positions()):
+                self.arrived.clear()
+                await self.arrived.wait()
+
     async def wait_for(self, count: int, within: float = 30) -> None:
         async with asyncio.timeout(within):
             while len(self.received) < count:

@@ -299,26 +299,42 @@ class WebhookWorker:
         failure) is started again."""
         async with self._leader.guard:
             rows = {row.endpoint_id: row for row in await self._progress.endpoints(conn)}
+        # An endpoint stopped now starts again at the next sync, from a fresh row: its row
+        # here may predate what stopping it wrote (a disabling).
+        stopped = set()
         for endpoint_id, (endpoint, task) in list(self._running.items()):
             row = rows.get(endpoint.row.endpoint_id)
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.warning("webhooks: endpoint %s failed: %r", endpoint_id, task.exception())
-            if (
-                row is None
-                or not row.enabled
-                or row.revision != endpoint.row.revision
-                or task.done()
-                or endpoint.disabled_reason is not None
-            ):
+            why = (
+                "removed"
+                if row is None
+                else "disabled"
+                if not row.enabled or endpoint.disabled_reason is not None
+                else "changed by an admin"
+                if row.revision != endpoint.row.revision
+                else "stopped"
+                if task.done()
+                else None
+            )
+            if why is not None:
+                log.info(
+                    "webhooks: endpoint %s %s (revision %s, was %d); stopping its delivery",
+                    endpoint_id,
+                    why,
+                    None if row is None else row.revision,
+                    endpoint.row.revision,
+                )
                 await self._save(conn, [endpoint])
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
                 del self._running[endpoint_id]
+                stopped.add(endpoint_id)
                 if row is None:
                     await self._forget(endpoint.durable)
         for endpoint_id, row in rows.items():
-            if row.enabled and endpoint_id not in self._running:
+            if row.enabled and endpoint_id not in self._running and endpoint_id not in stopped:
                 endpoint = _Endpoint(row, self, sender, self._nc)
                 task = asyncio.create_task(endpoint.run(), name=endpoint.durable)
                 self._running[endpoint_id] = (endpoint, task)
