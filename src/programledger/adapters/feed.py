@@ -34,7 +34,6 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEv
 __all__ = [
     "MAX_FEED_PAGE",
     "EventLog",
-    "FeedLine",
     "FeedPage",
     "FeedPosition",
     "StoreBackfill",
@@ -44,15 +43,6 @@ __all__ = [
 
 MAX_FEED_PAGE = 1000
 """The most events one page (a GraphQL answer, a read of the HTTP stream) holds."""
-
-
-class FeedLine(msgspec.Struct, frozen=True):
-    """One line of the NDJSON feed: the NATS message of one event."""
-
-    subject: str
-    headers: dict[str, str]
-    envelope: msgspec.Raw
-    """The message's payload as NATS carries it, byte for byte."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +142,22 @@ class EventLog:
             rows = await self.read(after, through, selection, page)
             if not rows:
                 return
-            buffer = bytearray()
+            parts: list[bytes] = []
             for row in rows:
+                # {"subject": ..., "headers": {...}, "envelope": <the payload>}, put together
+                # from its parts: a subject is tokens of letters, digits, _, - and dots
+                # (nothing to escape), and the payload is JSON already.
                 message = encode_message(self.prefix, row, codec)
-                buffer += _line_encoder.encode(
-                    FeedLine(message.subject, message.headers, msgspec.Raw(message.payload))
+                parts += (
+                    b'{"subject":"',
+                    message.subject.encode(),
+                    b'","headers":',
+                    _line_encoder.encode(message.headers),
+                    b',"envelope":',
+                    message.payload,
+                    b"}\n",
                 )
-                buffer += b"\n"
-            yield bytes(buffer)
+            yield b"".join(parts)
             if len(rows) < page:
                 return
             after = rows[-1].position
