@@ -392,13 +392,17 @@ class ResourceChanged:
     )
 
 
-def _changed(command: type[Command]) -> type:
-    """The entity a command's success reads back: its aggregate's."""
+def _changed(command: type[Command]) -> tuple[type, ...]:
+    """The entity a command's success reads back: its aggregate's. The schedule network is
+    no entity a client caches (its links are read through ``scheduleAnalysis``), so its
+    commands' successes read nothing back."""
     if command in get_args(ProgramCommand):
-        return ProgramChanged
+        return (ProgramChanged,)
     if command in get_args(RiskCommand):
-        return RiskChanged
-    return ResourceChanged
+        return (RiskChanged,)
+    if command in get_args(ResourceCommand):
+        return (ResourceChanged,)
+    return ()
 
 
 def mutation_type(inputs: CommandInputs, bases: tuple[type, ...] = ()) -> type:
@@ -408,7 +412,7 @@ def mutation_type(inputs: CommandInputs, bases: tuple[type, ...] = ()) -> type:
     for command in COMMANDS:
         input_type = inputs.command_input(command)
         success = strawberry.type(
-            type(f"{command.__name__}Success", (CommandAccepted, _changed(command)), {}),
+            type(f"{command.__name__}Success", (CommandAccepted, *_changed(command)), {}),
             name=f"{command.__name__}Success",
         )
         mutation = _Mutation(command=command, inputs=inputs, success=success)
