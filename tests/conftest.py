@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.catalogue import sync_catalogue
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
@@ -50,6 +51,7 @@ async def schema(pg_url: str) -> AsyncIterator[str]:
     conn = await asyncpg.connect(pg_url)
     try:
         await migrate(conn, name)
+        await sync_catalogue(conn, store_test_registry())
     finally:
         await conn.close()
     yield name

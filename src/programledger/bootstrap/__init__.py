@@ -25,6 +25,7 @@ from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.nats.sealer import Sealer, SealerSettings
 from programledger.adapters.nats.stream import StreamSettings
+from programledger.adapters.postgres.catalogue import missing_from_catalogue
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import available_migrations, migrate
@@ -167,7 +168,7 @@ async def open_runtime(
         conn = await asyncpg.connect(found.database_url)
         try:
             if apply:
-                for migration in await migrate(conn, settings.schema):
+                for migration in await migrate(conn, settings.schema, registry=event_registry()):
                     log.info("applied migration %04d_%s", migration.version, migration.name)
             else:
                 await _check_migrated(conn, settings.schema)
@@ -203,6 +204,14 @@ async def _check_migrated(conn: asyncpg.Connection, schema: str) -> None:
         raise SchemaNotReady(
             f"schema {schema!r} is missing migrations {names}: run `programledger migrate` "
             "as the schema's owner first"
+        )
+    await conn.execute(f'SET search_path TO "{schema}"')
+    uncatalogued = await missing_from_catalogue(conn, event_registry())
+    if uncatalogued:
+        names = ", ".join(f"{t} v{v}" for t, v in uncatalogued)
+        raise SchemaNotReady(
+            f"the event catalogue of schema {schema!r} lacks {names}, which this release "
+            "writes: run `programledger migrate` as the schema's owner first"
         )
 
 

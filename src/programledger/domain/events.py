@@ -107,6 +107,9 @@ class EventRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._types
 
+    def has_upcaster(self, name: str, from_version: int) -> bool:
+        return (name, from_version) in self._upcasters
+
     def __iter__(self) -> Any:
         return iter(self._types.values())
 

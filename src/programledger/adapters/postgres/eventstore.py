@@ -356,6 +356,9 @@ class PostgresEventStore:
             return ConcurrencyConflict(stream_id, expected, int(getattr(exc, "detail", 0) or 0))
         if code == "PL422":
             return IdempotencyKeyReused(key or "")
+        if code == "PL415":
+            hint = getattr(exc, "hint", None)
+            return InvalidAppend(f"{exc}" + (f"; {hint}" if hint else ""), field="event_type")
         if code == "54000":
             return InvalidAppend(f"the append is too large for PostgreSQL: {exc}")
         if code in {"22P05", "22021", "22P02"}:

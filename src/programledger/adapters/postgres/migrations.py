@@ -14,7 +14,10 @@ from importlib import resources
 
 import asyncpg
 
+from programledger.adapters.postgres.catalogue import sync_catalogue
 from programledger.application.errors import OperationalError
+from programledger.application.registry import application_registry
+from programledger.domain.events import EventRegistry
 
 __all__ = ["Migration", "MigrationError", "available_migrations", "migrate"]
 
@@ -50,8 +53,12 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, schema: str) -> list[Migration]:
-    """Bring ``schema`` up to date; returns the migrations applied by this call."""
+async def migrate(
+    conn: asyncpg.Connection, schema: str, *, registry: EventRegistry | None = None
+) -> list[Migration]:
+    """Bring ``schema`` up to date, and its event catalogue in step with ``registry``
+    (default: every type the application stores); returns the migrations applied by this
+    call."""
     applied_now: list[Migration] = []
     lock_key = f"{schema}.migrations"
     # pg_temp named last: functions created with SET search_path FROM CURRENT (the
@@ -94,6 +101,7 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> list[Migration]:
                 migration.checksum,
             )
             applied_now.append(migration)
+    await sync_catalogue(conn, registry or application_registry())
     return applied_now
 
 
