@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import ClassVar
 
 import asyncpg
@@ -17,7 +16,7 @@ from programledger.adapters.postgres.catalogue import (
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion, InvalidAppend
 from programledger.domain.events import DomainEvent, EventRegistry
-from tests.support.events import Noted, Renamed, store_test_registry
+from tests.support.events import Noted, Renamed, raw_append, store_test_registry
 
 META = EventMetadata(actor="catalogue-test")
 
@@ -29,15 +28,7 @@ class Unlisted(DomainEvent, frozen=True, kw_only=True):
 
 async def _raw_append(pool: asyncpg.Pool, event_type: str, version: int) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(
-            "SELECT * FROM append_events('person-1', 'person', NULL, $1, $2, $3, $4, $5, "
-            "NULL, NULL, NULL)",
-            [uuid.uuid4()],
-            [event_type],
-            [version],
-            [b'{"name": "Ada Lovelace"}'],
-            b'{"actor": "raw-client"}',
-        )
+        await raw_append(conn, "person-1", event_type, version, b'{"name": "Ada Lovelace"}')
 
 
 async def _stored(pool: asyncpg.Pool) -> tuple[int, int]:

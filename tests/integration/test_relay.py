@@ -20,7 +20,7 @@ from programledger.adapters.nats.stream import StreamSettings, ensure_stream, st
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.domain.events import EventRegistry
-from tests.support.events import Noted, Renamed
+from tests.support.events import Noted, Renamed, raw_append
 from tests.support.relay_process import (
     append_notes,
     delete_stream,
@@ -383,3 +383,45 @@ async def test_the_publisher_reports_refusals_at_once(
 
 def test_the_outgoing_envelope_encodes_as_the_documented_one() -> None:
     assert _Outgoing.__struct_fields__ == EventEnvelope.__struct_fields__
+
+
+async def test_the_relay_goes_on_past_events_it_cannot_decode(
+    event_store: PostgresEventStore,
+    relays: Relays,
+    js: JetStreamContext,
+    subject_prefix: str,
+) -> None:
+    """A type newer than this code (catalogued by a later release's migrate) and an old
+    schema version whose upcaster fails: both are published as stored, in their place,
+    and the events after them follow."""
+    await event_store.append(
+        "note-1", ExpectedVersion.NO_STREAM, [Noted(text="before")], EventMetadata(actor="t")
+    )
+    async with event_store.pool.acquire() as conn:
+        await conn.execute("INSERT INTO event_catalogue VALUES ('FromTheFuture', 1)")
+        await raw_append(conn, "person-1", "FromTheFuture", 1, b'{"novel": true}')
+        await raw_append(conn, "person-1", "TestRenamed", 1, b'{"nom": "no name field"}')
+    await event_store.append("note-1", 1, [Noted(text="after")], EventMetadata(actor="t"))
+    relay = relays.start()
+    await wait_for_messages(js, subject_prefix, 4, within=15)
+    messages = await stored_messages(js, subject_prefix)
+    assert [m.envelope.event_type for m in messages] == [
+        "TestNoted",
+        "FromTheFuture",
+        "TestRenamed",
+        "TestNoted",
+    ]
+    assert [m.envelope.position for m in messages] == sorted(m.envelope.position for m in messages)
+    future, renamed = messages[1], messages[2]
+    assert future.subject == f"{subject_prefix}._.person.FromTheFuture"
+    assert "UnknownEventType" in future.headers["Programledger-Undecodable"]
+    assert msgspec.json.decode(future.envelope.data) == {"novel": True}
+    assert (renamed.envelope.schema_version, renamed.headers["Programledger-Schema-Version"]) == (
+        1,
+        "1",
+    )
+    assert "KeyError" in renamed.headers["Programledger-Undecodable"]
+    assert "Programledger-Undecodable" not in messages[3].headers
+    assert relay.stats.undecodable == 2
+    assert relay.stats.failures == 0
+    await eventually(lambda: relay.published_position == messages[3].envelope.position)

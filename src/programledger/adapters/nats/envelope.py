@@ -27,6 +27,7 @@ __all__ = [
     "HEADER_POSITION",
     "HEADER_SCHEMA_VERSION",
     "HEADER_STREAM_ID",
+    "HEADER_UNDECODABLE",
     "HEADER_VERSION",
     "NO_PROGRAM",
     "EventEnvelope",
@@ -34,6 +35,7 @@ __all__ = [
     "decode_envelope",
     "decode_event",
     "encode_message",
+    "encode_undecodable",
     "subject_for",
     "subject_pattern",
     "validate_prefix",
@@ -47,6 +49,11 @@ HEADER_VERSION: Final = "Programledger-Version"
 HEADER_EVENT_TYPE: Final = "Programledger-Event-Type"
 HEADER_SCHEMA_VERSION: Final = "Programledger-Schema-Version"
 HEADER_CORRELATION_ID: Final = "Programledger-Correlation-Id"
+HEADER_UNDECODABLE: Final = "Programledger-Undecodable"
+"""On an event the relay could not decode: why. Its data and schema version are as stored."""
+UNDECODABLE_KIND: Final = "_undecodable._undecodable"
+"""The stream type and event type tokens of an undecodable event whose own names cannot
+be subject tokens; no consumer filtering on an event type receives it."""
 
 NO_PROGRAM: Final = "_"
 """The program token of events that concern no single program (a resource's own facts)."""
@@ -191,6 +198,45 @@ def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingM
         if event.schema_version == current
         else codec.to_current_json(event.event_type, event.schema_version, event.data)
     )
+    kind = _kind(event.stream_type, event.event_type)
+    return _message(
+        prefix, _program_token(metadata.program_id), kind, event, metadata, current, data
+    )
+
+
+def encode_undecodable(prefix: str, event: RawEvent, reason: str) -> OutgoingMessage:
+    """The message for a stored event :func:`encode_message` refused (a type or schema
+    version this code does not know, an upcaster that failed, malformed metadata): its
+    data and schema version as stored, and the reason in a header, so the relay goes on
+    and a consumer that can read it (newer code) still gets it in its place.
+
+    Subject tokens come from the event when they are valid, else from
+    :data:`UNDECODABLE_KIND`; metadata that does not decode is left out (the actor reads
+    ``"unknown"``).
+    """
+    try:
+        metadata = _metadata_decoder.decode(event.metadata)
+    except msgspec.MsgspecError:
+        metadata = _Metadata(actor="unknown")
+    try:
+        program = _program_token(metadata.program_id)
+        kind = _kind(event.stream_type, event.event_type)
+    except ValueError:
+        program, kind = NO_PROGRAM, UNDECODABLE_KIND
+    message = _message(prefix, program, kind, event, metadata, event.schema_version, event.data)
+    message.headers[HEADER_UNDECODABLE] = " ".join(reason.split())[:500] or "undecodable"
+    return message
+
+
+def _message(
+    prefix: str,
+    program: str,
+    kind: str,
+    event: RawEvent,
+    metadata: _Metadata,
+    schema_version: int,
+    data: bytes,
+) -> OutgoingMessage:
     event_id = str(event.event_id)
     envelope = _Outgoing(
         event_id=event_id,
@@ -199,7 +245,7 @@ def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingM
         stream_type=event.stream_type,
         version=event.version,
         event_type=event.event_type,
-        schema_version=current,
+        schema_version=schema_version,
         recorded_at=event.recorded_at,
         actor=metadata.actor,
         correlation_id=metadata.correlation_id,
@@ -214,13 +260,11 @@ def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingM
         HEADER_STREAM_ID: event.stream_id,
         HEADER_VERSION: str(event.version),
         HEADER_EVENT_TYPE: event.event_type,
-        HEADER_SCHEMA_VERSION: str(current),
+        HEADER_SCHEMA_VERSION: str(schema_version),
     }
     if metadata.correlation_id is not None:
         headers[HEADER_CORRELATION_ID] = metadata.correlation_id
-    program = _program_token(metadata.program_id)
-    subject = f"{prefix}.{program}.{_kind(event.stream_type, event.event_type)}"
-    return OutgoingMessage(subject, headers, _encoder.encode(envelope))
+    return OutgoingMessage(f"{prefix}.{program}.{kind}", headers, _encoder.encode(envelope))
 
 
 def decode_envelope(payload: bytes) -> EventEnvelope:

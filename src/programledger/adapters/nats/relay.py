@@ -57,7 +57,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats import client as nats_client
-from programledger.adapters.nats.envelope import HEADER_MSG_ID, HEADER_POSITION, encode_message
+from programledger.adapters.nats.envelope import (
+    HEADER_MSG_ID,
+    HEADER_POSITION,
+    OutgoingMessage,
+    encode_message,
+    encode_undecodable,
+)
 from programledger.adapters.nats.publisher import Ack, AckedPublisher
 from programledger.adapters.nats.stream import StreamConfigConflict, StreamSettings, ensure_stream
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
@@ -142,6 +148,9 @@ class RelayStats:
     failures: int = 0
     last_error: str | None = None
     activations: int = 0
+    undecodable: int = 0
+    """Events published as stored because this code could not decode them (see
+    :meth:`Relay._encode`); each is also logged as an error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +330,8 @@ class Relay:
                 raise
             except Exception as exc:
                 # Anything else is worth retrying: NATS or PostgreSQL away, a lost or
-                # refused publish, even an event this code cannot encode (an operator sees
-                # the lag grow and the error in the log).
+                # refused publish. (An event this code cannot decode is no failure: see
+                # _encode.)
                 self._note_failure("publishing failed; resyncing", exc)
                 self._stream_ready = False
                 await self._save_checkpoint(conn)
@@ -361,7 +370,7 @@ class Relay:
                     if len(inflight) >= self._settings.max_in_flight:
                         await self._settle_first(inflight)
                         deadline = loop.time() + self._settings.ack_timeout
-                    message = encode_message(self._stream.prefix, event, self._store.codec)
+                    message = self._encode(event)
                     headers = message.headers
                     headers[HEADER_EXPECTED_LAST_SEQUENCE] = str(sequence)
                     if previous is not None:
@@ -386,6 +395,30 @@ class Relay:
                 with contextlib.suppress(BaseException):
                     await reading
             publisher.abandon()
+
+    def _encode(self, event: RawEvent) -> OutgoingMessage:
+        """The event's message; one this code cannot decode is published as stored, with
+        the reason in a header, and logged as an error: the relay never stops on an event
+        (the store's catalogue keeps such events out, but a relay older than the writer,
+        or an upcaster that fails, still meets one), and a consumer that can read it still
+        gets it in its place in the order."""
+        try:
+            return encode_message(self._stream.prefix, event, self._store.codec)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.stats.undecodable += 1
+            log.error(
+                "relay %s: event at position %d (%s %s v%d, id %s) cannot be decoded by this "
+                "code; published as stored: %s",
+                self._settings.name,
+                event.position,
+                event.stream_id,
+                event.event_type,
+                event.schema_version,
+                event.event_id,
+                reason,
+            )
+            return encode_undecodable(self._stream.prefix, event, reason)
 
     async def _settle_first(self, inflight: deque[_Pending]) -> None:
         pending = inflight[0]
