@@ -17,6 +17,11 @@ The steps, and why:
    The transaction's own id holds the safe-read horizon, so the tail is a gap-free
    prefix that covers everything the runner can have applied.
 
+Every stream's hash chain is verified while steps 1-3 run (a task of its own, two streams
+at a time); a broken one fails the rebuild with ``BrokenChain`` before step 4, so altered
+data never replaces the live tables (nor does a poison event that altered data caused
+pass for anything else).
+
 Step 2 is where the time goes, nearly all of it in the handlers (Python, one core). A
 projection whose rows and states never mix events of different streams (or programs)
 declares that (``Projection.share_key``), and ``rebuild(workers=N)`` then splits step 2
@@ -34,6 +39,7 @@ split step 2 and the progress they report, which share its fresh tables and its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -58,7 +64,9 @@ import programledger
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.adapters.postgres.verification import verify_streams
 from programledger.application.errors import OperationalError
+from programledger.application.eventstore import BrokenChain
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.core import (
     Applier,
@@ -210,19 +218,21 @@ class _Rebuild:
             await drop_tables(conn, projection, suffix=REBUILD_SUFFIX)
             await create_tables(conn, projection, suffix=REBUILD_SUFFIX, indexes=False)
         await self._note_progress(started_now=True)
-        with _Bar(show, projection.name, await self.store.head_position()) as bar:
-            if shares is None:
-                await self._bulk(bar, self._read_all)
-            else:
-                await self._bulk_in_shares(bar, shares)
-            bar.finishing()
-            await self._write_held()
-            await self._build_indexes()
-            for table in projection.all_tables:
-                # VACUUM too: a fresh table's visibility map is empty, and without it no
-                # count can be answered from an index alone.
-                await conn.execute(f"VACUUM ANALYZE {table.name + REBUILD_SUFFIX}")
-            await self._swap(bar)
+        checking = asyncio.create_task(_require_intact_store(self.store))
+        try:
+            with _Bar(show, projection.name, await self.store.head_position()) as bar:
+                try:
+                    await self._bulk_and_index(bar, shares)
+                except RebuildFailed:
+                    await checking
+                    raise
+                await checking
+                await self._swap(bar)
+        finally:
+            if not checking.done():
+                checking.cancel()
+                with contextlib.suppress(BaseException):
+                    await checking
         seconds = time.perf_counter() - started
         log.info(
             "rebuilt %s: %d events to position %d in %.1fs",
@@ -238,6 +248,19 @@ class _Rebuild:
             events_applied=self.applier.applied,
             seconds=seconds,
         )
+
+    async def _bulk_and_index(self, bar: _Bar, shares: _Shares | None) -> None:
+        if shares is None:
+            await self._bulk(bar, self._read_all)
+        else:
+            await self._bulk_in_shares(bar, shares)
+        bar.finishing()
+        await self._write_held()
+        await self._build_indexes()
+        for table in self.projection.all_tables:
+            # VACUUM too: a fresh table's visibility map is empty, and without it no
+            # count can be answered from an index alone.
+            await self.conn.execute(f"VACUUM ANALYZE {table.name + REBUILD_SUFFIX}")
 
     async def _build_indexes(self) -> None:
         """The query indexes, two builds at a time: each is one backend sorting, and the
@@ -451,6 +474,13 @@ class _Rebuild:
             log.warning(
                 "could not drop the abandoned rebuild tables of %s: %r", self.projection.name, exc
             )
+
+
+async def _require_intact_store(store: PostgresEventStore) -> None:
+    """Raise :class:`BrokenChain` for the first stream whose hash chain does not hold."""
+    async for result in verify_streams(store, batch=2):
+        if not result.ok:
+            raise BrokenChain(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from programledger.application.eventstore import (
     ExpectedVersion,
     IdempotencyKeyReused,
     RecordedEvent,
+    StreamVerification,
     Version,
 )
 from programledger.application.handlers import Application, RetryPolicy
@@ -195,6 +196,9 @@ class CompetingWriter:
                     stream_id, ExpectedVersion.ANY, [self.event], EventMetadata(actor="rival")
                 )
         return records
+
+    async def verify(self, stream_id: str) -> StreamVerification:
+        return await self.store.verify(stream_id)
 
     async def append(
         self,

@@ -6,7 +6,6 @@ disabled for the transaction (``session_replication_role = replica``).
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
@@ -18,6 +17,7 @@ from programledger.adapters.postgres.verification import (
 )
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from tests.support.events import Noted
+from tests.support.tamper import tamper
 
 META = EventMetadata(actor="auditor-test")
 
@@ -26,17 +26,6 @@ async def _write(store: PostgresEventStore, streams: int, events: int) -> None:
     for s in range(streams):
         for e in range(events):
             await store.append(f"note-{s:03d}", ExpectedVersion.ANY, [Noted(text=f"{s}/{e}")], META)
-
-
-async def _tamper(pg_url: str, schema: str, sql: str) -> None:
-    conn = await asyncpg.connect(pg_url)
-    try:
-        async with conn.transaction():
-            await conn.execute("SET LOCAL session_replication_role = replica")
-            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _verify_all(store: PostgresEventStore) -> VerificationSummary:
@@ -66,7 +55,7 @@ async def test_every_tampered_stream_is_reported_with_its_first_broken_link(
 ) -> None:
     await _write(event_store, streams=9, events=4)
     # An edited payload, a removed middle event, a removed last event, a forged head.
-    await _tamper(
+    await tamper(
         pg_url,
         schema,
         """
@@ -93,7 +82,7 @@ async def test_a_stream_whose_head_row_was_deleted_is_still_found(
 ) -> None:
     """Walking only the ``streams`` table would never see this stream again."""
     await _write(event_store, streams=3, events=2)
-    await _tamper(pg_url, schema, "DELETE FROM streams WHERE stream_id = 'note-002'")
+    await tamper(pg_url, schema, "DELETE FROM streams WHERE stream_id = 'note-002'")
     assert await count_streams(event_store) == 3
     summary = await _verify_all(event_store)
     assert [(b.stream_id, b.problem) for b in summary.broken] == [
@@ -107,7 +96,7 @@ async def test_a_walk_page_by_page_sees_every_stream_once_headless_first(
 ) -> None:
     """What the API's bounded ``verifyIntegrity`` pages through."""
     await _write(event_store, streams=7, events=2)
-    await _tamper(pg_url, schema, "DELETE FROM streams WHERE stream_id = 'note-004'")
+    await tamper(pg_url, schema, "DELETE FROM streams WHERE stream_id = 'note-004'")
     seen: list[str] = []
     pages = 0
     after: str | None = None

@@ -13,10 +13,12 @@ from uuid import UUID
 
 import msgspec
 
+from programledger.application.errors import OperationalError
 from programledger.domain.events import DomainEvent
 
 __all__ = [
     "AppendResult",
+    "BrokenChain",
     "ConcurrencyConflict",
     "EventMetadata",
     "EventStoreError",
@@ -98,6 +100,22 @@ class StreamVerification(msgspec.Struct, frozen=True, kw_only=True):
     broken_at_version: int | None = None
     """The first version whose link does not hold (``None`` when the chain is whole)."""
     problem: str | None = None
+
+
+class BrokenChain(OperationalError):
+    """A stream's hash chain does not hold: what is stored was altered, removed or
+    reordered outside the store. What would present the stream as the record (history,
+    an export, a rebuild) refuses with this instead of serving the altered data."""
+
+    def __init__(self, verification: StreamVerification) -> None:
+        self.stream_id = verification.stream_id
+        self.version = verification.broken_at_version or 1
+        self.problem = verification.problem or "the chain does not hold"
+        super().__init__(
+            f"integrity: the hash chain of stream {self.stream_id!r} is broken at version "
+            f"{self.version} ({self.problem}); refusing to serve it as the record "
+            "(`programledger verify` reports every broken stream)"
+        )
 
 
 class EventStoreError(Exception):

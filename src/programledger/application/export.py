@@ -29,7 +29,7 @@ from uuid import UUID
 import msgspec
 
 from programledger.application.eventstore import RecordedEvent
-from programledger.application.ports import StreamReader
+from programledger.application.ports import StreamReader, require_intact
 from programledger.application.reservations import ProgramCodeReserved, program_code_stream_id
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.integrity import SignedHead, head_to_json
@@ -62,6 +62,10 @@ class ExportSource(StreamReader, Protocol):
     ) -> list[RecordedEvent]: ...
 
     async def head_position(self) -> int: ...
+
+    async def program_streams(self, program_id: UUID, through: int) -> list[str]:
+        """The streams holding events about ``program_id`` up to ``through``."""
+        ...
 
 
 class LedgerProofs(Protocol):
@@ -192,8 +196,11 @@ async def export_program(
 
     The events whose metadata names the program, then the own facts (registration,
     capacity: events naming no program) of every resource allocated to it. Raises
-    :class:`ProgramNotFound` when the program has no stream. With ``ledger``, the export
-    is cut at its last signed tree head, and every event carries its inclusion proof.
+    :class:`ProgramNotFound` when the program has no stream, and
+    :class:`~programledger.application.eventstore.BrokenChain` when the hash chain of
+    one of its streams does not hold: an export is evidence, and altered data is none.
+    With ``ledger``, the export is cut at its last signed tree head, and every event
+    carries its inclusion proof.
     """
     head = await ledger.latest_head() if ledger is not None else None
     if ledger is not None and head is not None and head.head.size > 0:
@@ -201,6 +208,7 @@ async def export_program(
     else:
         head = None
         through = await source.head_position()
+    await require_intact(source, await source.program_streams(program_id, through))
     kept: list[RecordedEvent] = []
     position = 0
     while True:

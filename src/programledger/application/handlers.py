@@ -48,7 +48,7 @@ from programledger.application.eventstore import (
     InvalidAppend,
     RecordedEvent,
 )
-from programledger.application.ports import CommandStore
+from programledger.application.ports import CommandStore, require_intact
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
 from programledger.domain import program, program_id_of, resource, risk, schedule
 from programledger.domain._checks import unstorable_text
@@ -289,17 +289,25 @@ class Application:
     ) -> list[HistoryEntry]:
         """The events of a program, risk, resource or schedule stream after ``after_version`` (at
         most ``limit``), each with the state right after it, so a reader can replay what
-        each decision was made on. States are folded from the stream's start."""
+        each decision was made on. States are folded from the stream's start. Raises
+        :class:`BrokenChain` when the stream's hash chain does not hold."""
         kind = stream_id.partition("-")[0]
         if kind not in ("program", "risk", "resource", "schedule"):
             raise ValueError(f"{stream_id!r} is not a program, risk, resource or schedule stream")
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
-        records = await self._store.read_stream(
-            stream_id,
-            to_version=None if limit is None else after_version + limit,
-            recorded_before=recorded_before,
-        )
+        try:
+            records = await self._store.read_stream(
+                stream_id,
+                to_version=None if limit is None else after_version + limit,
+                recorded_before=recorded_before,
+            )
+        except Exception:
+            # Altered data may not even decode: say so when that is why.
+            await require_intact(self._store, [stream_id])
+            raise
+        if records:
+            await require_intact(self._store, [stream_id])
         steps: Iterator[tuple[RecordedEvent, AggregateState]]
         if kind == "program":
             steps = _PROGRAMS.walk(records)

@@ -16,13 +16,15 @@ from typing import Protocol
 
 from programledger.application.eventstore import (
     AppendResult,
+    BrokenChain,
     EventMetadata,
     RecordedEvent,
+    StreamVerification,
     Version,
 )
 from programledger.domain.events import DomainEvent
 
-__all__ = ["CommandStore", "StreamReader"]
+__all__ = ["CommandStore", "StreamReader", "require_intact"]
 
 
 class StreamReader(Protocol):
@@ -36,6 +38,19 @@ class StreamReader(Protocol):
         to_version: int | None = None,
         recorded_before: datetime | None = None,
     ) -> list[RecordedEvent]: ...
+
+    async def verify(self, stream_id: str) -> StreamVerification:
+        """Walk the stream's hash chain and report its first broken link."""
+        ...
+
+
+async def require_intact(store: StreamReader, stream_ids: Sequence[str]) -> None:
+    """Raise :class:`BrokenChain` for the first of ``stream_ids`` (streams that have
+    events) whose hash chain does not hold, before anything presents them as the record."""
+    for stream_id in stream_ids:
+        result = await store.verify(stream_id)
+        if not result.ok:
+            raise BrokenChain(result)
 
 
 class CommandStore(StreamReader, Protocol):

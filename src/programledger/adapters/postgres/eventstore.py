@@ -453,6 +453,18 @@ class PostgresEventStore:
             rows = await conn.fetch(_READ_PROGRAM, program_id, from_position, through, limit)
         return [self._record(r) for r in rows]
 
+    async def program_streams(self, program_id: UUID, through: int) -> list[str]:
+        """The streams holding events about ``program_id`` (their metadata names it) up to
+        ``through``, through the ``events_program`` index."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT DISTINCT stream_id FROM events "
+                "WHERE program_id = $1 AND position <= $2 ORDER BY stream_id",
+                program_id,
+                through,
+            )
+        return [r["stream_id"] for r in rows]
+
     async def read_all_raw(self, from_position: int = 0, limit: int = 1000) -> list[RawEvent]:
         """Like :meth:`read_all`, with the data left as stored JSON bytes."""
         return [RawEvent(**dict(r)) for r in await self._fetch_all(from_position, limit)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import strawberry
+from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.scalars import JSON
 
 from programledger.adapters.postgres.verification import VerificationSummary, verify_page
@@ -20,7 +21,7 @@ from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.reads import auditor, bad_input, counts, paging, read, uuid
 from programledger.api.graphql.types import SafeInt
-from programledger.application.eventstore import StreamVerification
+from programledger.application.eventstore import BrokenChain, StreamVerification
 from programledger.projections import audit
 from programledger.projections.audit import AuditEntry
 from programledger.projections.engine.queries import MAX_PAGE_SIZE
@@ -201,6 +202,15 @@ async def _history(
         )
     except ValueError as exc:
         raise bad_input(str(exc)) from None
+    except BrokenChain as exc:
+        raise StrawberryGraphQLError(
+            str(exc),
+            extensions={
+                "code": "INTEGRITY_VIOLATION",
+                "streamId": exc.stream_id,
+                "brokenAtVersion": exc.version,
+            },
+        ) from None
     return [
         HistoryEntryType(
             position=SafeInt(e.event.position),
