@@ -266,6 +266,26 @@ async def test_verify_exits_1_and_names_the_first_broken_link(
     assert missing.returncode == 1
     assert "no such stream" in missing.stdout
 
+    conn = await asyncpg.connect(pg_url)
+    try:
+        [run] = await conn.fetch(
+            f'SELECT ok, problems, checks, first_problem FROM "{schema}".verification_runs'
+        )
+        program_id = await conn.fetchval(
+            f'SELECT program_id FROM "{schema}".events WHERE stream_id = $1 LIMIT 1', stream_id
+        )
+    finally:
+        await conn.close()
+    assert (run["ok"], run["problems"], run["checks"]) == (False, 1, "chains,structure")
+    assert run["first_problem"].startswith(f"BROKEN {stream_id}: first broken link at version 3")
+    refusal = f"integrity: the hash chain of stream {stream_id!r} is broken at version 3"
+    exported = await asyncio.to_thread(cli, "export", "--program", str(program_id), env=env)
+    assert (exported.returncode, exported.stdout) == (1, "")
+    assert refusal in exported.stderr
+    rebuilt = await asyncio.to_thread(cli, "rebuild", "audit", "--workers", "1", env=env)
+    assert rebuilt.returncode == 1
+    assert refusal in rebuilt.stderr
+
 
 def test_mint_token_signs_with_the_development_secret(data_dir: Path) -> None:
     env = _env(data_dir=str(data_dir))

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
@@ -26,6 +26,8 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from programledger.adapters.postgres.eventstore import PostgresEventStore
+    from programledger.adapters.postgres.verification import VerificationSummary
     from programledger.application.eventstore import StreamVerification
     from programledger.application.ledger_audit import LedgerReport
 
@@ -142,14 +144,22 @@ def verify(
             help="Check a ledger export (export-ledger) with no database; needs --public-key.",
         ),
     ] = None,
+    read_models: Annotated[
+        bool,
+        typer.Option(
+            "--read-models", help="Also check that the audit trail read model equals the events."
+        ),
+    ] = False,
 ) -> None:
     """Check that no recorded event was altered, removed or reordered.
 
     Walks the hash chain of every stream (or of --stream) and prints the first broken
     link of each broken stream; then (without --stream) rebuilds the Merkle tree from the
     events and checks every signed tree head against it, its signature and the head
-    before it (docs/integrity.md). With --offline, checks an export file the same way
-    with no database. Exit code 1 when anything does not hold.
+    before it (docs/integrity.md), and the log's shape (positions, versions, recorded
+    times, checkpoints; docs/operations.md), and records the outcome, which /ready and
+    /metrics report. With --offline, checks an export file the same way with no database.
+    Exit code 1 when anything does not hold.
     """
     from programledger.adapters.postgres.verification import (
         VerificationSummary,
@@ -166,12 +176,13 @@ def verify(
 
     settings = load_settings()
 
-    async def go() -> tuple[VerificationSummary, LedgerReport | None]:
+    async def go() -> tuple[VerificationSummary, LedgerReport | None, list[str]]:
         summary = VerificationSummary()
         async with open_runtime(settings, need_nats=False) as runtime:
             if stream is not None:
                 summary.add(await runtime.store.verify(stream))
-                return summary, None
+                return summary, None, []
+            started = datetime.now(UTC)
 
             async def chains() -> None:
                 total = await count_streams(runtime.store)
@@ -183,9 +194,12 @@ def verify(
 
             # The chains are walked by PostgreSQL, the tree rebuilt here: side by side.
             _, ledger = await asyncio.gather(chains(), check_ledger(runtime, public_key, against))
-        return summary, ledger
+            problems = await _check_and_record(
+                runtime.store, summary, ledger, started, read_models=read_models
+            )
+        return summary, ledger, problems
 
-    summary, ledger = run_command("verify", go)
+    summary, ledger, problems = run_command("verify", go)
     for broken in summary.broken:
         typer.echo(_broken_line(broken))
     checked = f"verified {_count(summary.streams, 'stream')}, {_count(summary.events, 'event')}"
@@ -193,10 +207,59 @@ def verify(
         typer.echo(f"{checked}: every hash chain holds")
     else:
         typer.echo(f"{checked}: {len(summary.broken)} broken")
+    if stream is None:
+        for problem in problems:
+            typer.echo(f"PROBLEM {problem}")
+        shape = "positions, versions, recorded times and checkpoints" + (
+            ", the audit trail" if read_models else ""
+        )
+        verdict = "the log is whole" if not problems else _count(len(problems), "problem")
+        typer.echo(f"checked {shape}: {verdict}")
     if ledger is not None and not ledger_ok(ledger):
         raise typer.Exit(1)
-    if not summary.ok:
+    if not summary.ok or problems:
         raise typer.Exit(1)
+
+
+async def _check_and_record(
+    store: PostgresEventStore,
+    summary: VerificationSummary,
+    ledger: LedgerReport | None,
+    started: datetime,
+    *,
+    read_models: bool,
+) -> list[str]:
+    """The log's shape (and the audit trail), then the whole run's outcome recorded in
+    ``verification_runs``; returns the shape's problems."""
+    from programledger.adapters.postgres.structure import check_structure
+    from programledger.adapters.postgres.verification_runs import VerificationRun, record_run
+
+    checks = ["chains", "structure"] + (["ledger"] if ledger is not None else [])
+    async with store.pool.acquire() as conn:
+        await conn.execute("SET statement_timeout = 0")
+        problems = [str(p) for p in (await check_structure(conn)).problems]
+        if read_models:
+            from programledger.projections.audit import check_audit_trail
+
+            checks.append("read-models")
+            problems += [str(p) for p in await check_audit_trail(conn)]
+        await conn.execute("RESET statement_timeout")
+        everything = [_broken_line(b) for b in summary.broken] + problems
+        everything += [f"ledger: {p}" for p in (ledger.problems if ledger is not None else [])]
+        await record_run(
+            conn,
+            VerificationRun(
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                checks=",".join(checks),
+                ok=not everything,
+                streams=summary.streams,
+                events=summary.events,
+                problems=len(everything),
+                first_problem=everything[0] if everything else None,
+            ),
+        )
+    return problems
 
 
 def ledger_ok(report: LedgerReport) -> bool:
