@@ -6,16 +6,20 @@ import asyncio
 import enum
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import strawberry
+from prometheus_client import CollectorRegistry
 from strawberry.schema.schema import validate_document
 
+from programledger.adapters.postgres.verification_runs import VerificationRun, record_run
 from programledger.api import ApiLimits, Role
 from programledger.api.graphql import extensions as extensions_module
 from programledger.api.graphql.execution import LeafFastPathExecutionContext
 from programledger.api.graphql.extensions import DocumentCache, ErrorShaping, RequestLimits
+from programledger.api.metrics import LagGauges
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.handlers import Application
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input
@@ -259,6 +263,44 @@ async def test_health_and_ready(api: Api) -> None:
     assert (health.status_code, health.json()) == (200, {"status": "alive"})
     assert ready["checks"]["postgres"] == {"ok": True, "detail": "connected"}
     assert ready["checks"]["nats"] == {"ok": True, "detail": "connected"}
+
+
+async def test_ready_and_metrics_report_the_last_verification(api: Api) -> None:
+    assert (await _eventually_ready(api))["verification"] == {"result": "never verified"}
+    finished = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+    async with api.store.pool.acquire() as conn:
+        await record_run(
+            conn,
+            VerificationRun(
+                started_at=finished - timedelta(minutes=3),
+                finished_at=finished,
+                checks="chains,structure",
+                ok=False,
+                streams=12,
+                events=340,
+                problems=1,
+                first_problem="BROKEN note-1: first broken link at version 2: ...",
+            ),
+        )
+    assert (await _eventually_ready(api))["verification"] == {
+        "result": "problems found",
+        "at": "2026-12-05T22:00:00+00:00",
+        "started_at": "2026-12-05T21:57:00+00:00",
+        "checks": "chains,structure",
+        "streams": 12,
+        "events": 340,
+        "problems": 1,
+        "first_problem": "BROKEN note-1: first broken link at version 2: ...",
+    }
+    registry = CollectorRegistry()
+    await LagGauges(api.store.pool, registry).refresh()
+    assert registry.get_sample_value("programledger_verification_last_ok") == 0
+    assert registry.get_sample_value("programledger_verification_last_problems") == 1
+    assert registry.get_sample_value("programledger_verification_last_events") == 340
+    assert (
+        registry.get_sample_value("programledger_verification_last_timestamp_seconds")
+        == finished.timestamp()
+    )
 
 
 async def _eventually_ready(api: Api) -> dict[str, Any]:

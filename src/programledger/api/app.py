@@ -13,6 +13,7 @@ Layers of a request, outermost first: request id and access log, bearer authenti
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from programledger.api.operations import (
     feed_check,
     operations_routes,
     postgres_check,
+    verification_report,
 )
 from programledger.api.request_ids import RequestContextMiddleware, add_request_id_header
 from programledger.application.handlers import Application
@@ -115,7 +117,9 @@ def create_app(
             graphql_controller(
                 build_schema(limits), services, graphiql=graphiql, allowed_origins=allowed_origins
             ),
-            *operations_routes(checks, metrics),
+            *operations_routes(
+                checks, metrics, verification=functools.partial(verification_report, ports.reads)
+            ),
             *feed_routes(EventLog(ports.history, feed.prefix)),
             *([graphiql_assets()] if graphiql else []),
         ],

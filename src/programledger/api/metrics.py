@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from programledger.adapters.nats.relay import relay_lag
+from programledger.adapters.postgres.verification_runs import last_run
 from programledger.api.auth import VERIFIED_TOKENS
 from programledger.api.events import EventFeed
 from programledger.projections.engine.status import projection_status
@@ -168,8 +169,24 @@ class CacheSizes(Collector):
         yield limits
 
 
+_VERIFICATION_GAUGES = {
+    "finished_at": (
+        "timestamp_seconds",
+        "When the last whole-store `programledger verify` finished (0: never)",
+    ),
+    "ok": ("ok", "1 when the last whole-store verification found nothing wrong, else 0"),
+    "problems": (
+        "problems",
+        "Broken streams and other problems the last whole-store verification found",
+    ),
+    "events": ("events", "Events the last whole-store verification checked"),
+}
+"""The last verification's figures (``verification_runs``): gauge name suffix, help."""
+
+
 class LagGauges:
-    """Relay and projection lag as Prometheus gauges in the API's registry.
+    """Relay and projection lag, and the last verification's outcome, as Prometheus gauges
+    in the API's registry.
 
     Refreshed in the background (:meth:`run`) rather than at scrape time: a scrape must
     not wait on PostgreSQL, and collectors cannot await. Every API replica reports the
@@ -207,7 +224,18 @@ class LagGauges:
             registry=registry,
         )
 
+        self.verification = {
+            field: Gauge(f"programledger_verification_last_{suffix}", text, registry=registry)
+            for field, (suffix, text) in _VERIFICATION_GAUGES.items()
+        }
+
     async def refresh(self) -> None:
+        async with self._pool.acquire() as conn:
+            run = await last_run(conn)
+        if run is not None:
+            self.verification["finished_at"].set(run.finished_at.timestamp())
+            for field in ("ok", "problems", "events"):
+                self.verification[field].set(getattr(run, field))
         relay = await relay_lag(self._pool)
         self.relay_events.set(relay.positions)
         self.relay_seconds.set(relay.seconds)
