@@ -19,6 +19,7 @@ import pytest_asyncio
 from programledger.api import Role
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
 from tests.support.projection_process import LiveSystem
+from tests.support.tamper import tamper
 
 
 def _waiting_api(api_with: ApiFactory) -> contextlib.AbstractAsyncContextManager[Api]:
@@ -777,3 +778,24 @@ async def test_every_entity_refetches_by_its_global_id_in_a_statement_per_type(
     assert [e["extensions"]["code"] for e in unknown.json()["errors"]] == ["BAD_USER_INPUT"]
     # programs, their risks, risks, allocations, their resources: one statement each.
     assert len(statements) == 5, statements
+
+
+async def test_history_of_a_tampered_stream_is_an_integrity_violation(
+    api: Api, pg_url: str, schema: str
+) -> None:
+    program_id = new_id()
+    await api.accepted("proposeProgram", program_input(program_id))
+    stream = f"program-{program_id}"
+    query = "query H($stream: String!) { history(streamId: $stream) { version } }"
+    ok = await api.post(query, {"stream": stream}, headers=api.auth(Role.AUDITOR))
+    assert ok.json()["data"]["history"] == [{"version": 1}]
+    await tamper(
+        pg_url,
+        schema,
+        f"UPDATE events SET data = data || '{{\"name\": \"Forged\"}}' WHERE stream_id = '{stream}'",
+    )
+    refused = (await api.post(query, {"stream": stream}, headers=api.auth(Role.AUDITOR))).json()
+    [error] = refused["errors"]
+    assert error["extensions"]["code"] == "INTEGRITY_VIOLATION"
+    assert (error["extensions"]["streamId"], error["extensions"]["brokenAtVersion"]) == (stream, 1)
+    assert f"the hash chain of stream {stream!r} is broken at version 1" in error["message"]

@@ -519,3 +519,23 @@ async def test_ready_reports_projection_lag_and_fails_only_beyond_the_limit(
         assert "programs idle" in projections["detail"]
     finally:
         assert await server.stop() == 0
+
+
+async def test_code_that_writes_an_uncatalogued_event_type_waits_for_migrate(
+    env: dict[str, str], pg_url: str, schema: str
+) -> None:
+    """The catalogue follows the code through `migrate`: a release that adds an event type
+    refuses to start on a store whose catalogue lacks it (here: a row taken out)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            f"DELETE FROM \"{schema}\".event_catalogue WHERE event_type = 'ProgramProposed'"
+        )
+    finally:
+        await conn.close()
+    refused = await asyncio.to_thread(cli, "verify", env=env)
+    assert refused.returncode == 1
+    assert "lacks ProgramProposed v1" in refused.stderr
+    assert "run `programledger migrate`" in refused.stderr
+    assert (await asyncio.to_thread(cli, "migrate", env=env)).returncode == 0
+    assert (await asyncio.to_thread(cli, "verify", env=env)).returncode == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +31,7 @@ from programledger.application.registry import application_registry
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
-from tests.support.projection_process import Ids, busy_history, run_steps
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps
 from tests.support.relay_process import delete_stream, eventually, fast_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,33 +66,44 @@ def _psql() -> str:
 
 
 @pytest_asyncio.fixture
-async def roles(pg_url: str, schema: str) -> AsyncIterator[Roles]:
+async def apply_roles(pg_url: str, schema: str) -> AsyncIterator[Callable[[], Awaitable[Roles]]]:
+    """Runs infra/sql/roles.sql when called, with roles of the test's own; drops them after."""
     tag = uuid.uuid4().hex[:10]
     made = Roles(f"api_{tag}", f"projector_{tag}", f"relay_{tag}", f"verifier_{tag}")
-    psql = await asyncio.create_subprocess_exec(
-        _psql(),
-        pg_url,
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-v",
-        f"schema={schema}",
-        *(f"-v{kind}_role={role}" for kind, role in asdict(made).items()),
-        "-f",
-        str(ROOT / "infra" / "sql" / "roles.sql"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, errors = await psql.communicate()
-    assert psql.returncode == 0, errors.decode()
-    yield made
+
+    async def apply() -> Roles:
+        psql = await asyncio.create_subprocess_exec(
+            _psql(),
+            pg_url,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            f"schema={schema}",
+            *(f"-v{kind}_role={role}" for kind, role in asdict(made).items()),
+            "-f",
+            str(ROOT / "infra" / "sql" / "roles.sql"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await psql.communicate()
+        assert psql.returncode == 0, errors.decode()
+        return made
+
+    yield apply
     conn = await asyncpg.connect(pg_url)
     try:
         for role in astuple(made):
-            await conn.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
     finally:
         await conn.close()
+
+
+@pytest_asyncio.fixture
+async def roles(apply_roles: Callable[[], Awaitable[Roles]]) -> Roles:
+    return await apply_roles()
 
 
 async def _pool_as(pg_url: str, schema: str, role: str) -> asyncpg.Pool:
@@ -180,6 +191,24 @@ async def test_each_role_can_do_only_its_part_and_a_rebuild_changes_no_grant(
     finally:
         await api_pool.close()
         await projector_pool.close()
+
+
+async def test_read_models_an_earlier_release_built_as_the_owner_pass_to_the_projector(
+    pg_url: str, schema: str, pool: asyncpg.Pool, apply_roles: Callable[[], Awaitable[Roles]]
+) -> None:
+    """Workers used to run as the schema's owner: the script hands their tables over, and
+    the projector rebuilds and swaps them from then on."""
+    owner_store = app_store(pool, schema)
+    await run_steps(Application(owner_store), busy_history(1), Ids())
+    await rebuild(pool, owner_store, "audit", progress=False)
+    roles = await apply_roles()
+    projector_pool = await _pool_as(pg_url, schema, roles.projector)
+    try:
+        store = PostgresEventStore(projector_pool, owner_store.codec, schema=schema)
+        await rebuild(projector_pool, store, "audit", progress=False)
+    finally:
+        await projector_pool.close()
+    assert await _privileges(pg_url, schema, roles) == _expected(roles)
 
 
 async def test_the_api_role_appends_through_the_function_and_cannot_change_events(
