@@ -17,7 +17,7 @@ Tables: ``rm_audit`` (append-only, key ``position``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import compress
 from operator import is_not
@@ -27,7 +27,9 @@ from uuid import UUID
 import msgspec
 
 from programledger.adapters.postgres.structure import StructureProblem
-from programledger.domain import EVENT_TYPES, program_id_of
+from programledger.application.ports import StreamReader
+from programledger.domain import EVENT_TYPES, program_id_of, resource, risk
+from programledger.domain import program as program_aggregate
 from programledger.domain.program import Program
 from programledger.domain.resource import Resource
 from programledger.domain.risk import Risk
@@ -232,12 +234,16 @@ def _created(after: dict[str, Any]) -> list[FieldChange]:
     return [FieldChange(k, None, v) for k, v in after.items() if v not in (None, (), [], {})]
 
 
+def _changes(before: Any, after: Any) -> list[FieldChange]:
+    """A row's ``changes``: the entity's initial fields, or what the event changed."""
+    if before is None:
+        return _created(msgspec.to_builtins(after))
+    return changes_between(before, after)
+
+
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
-    if before is None:
-        changes = _created(msgspec.to_builtins(after))
-    else:
-        changes = changes_between(before, after)
+    changes = _changes(before, after)
     program = event.program_id or program_id_of(event.event)
     ctx.add(
         AUDIT,
@@ -366,6 +372,13 @@ async def audit_trail(
 
 # Verification
 
+_EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
+    "program": program_aggregate.evolve,
+    "risk": risk.evolve,
+    "resource": resource.evolve,
+}
+"""The fold the trail's ``changes`` come from, per stream type (the handler's ``fold``)."""
+
 _DIFFERENCES = """
 WITH expected AS (
     SELECT position, event_id, stream_id, stream_type,
@@ -387,17 +400,52 @@ ORDER BY 1 LIMIT 100
 """
 
 
-async def check_audit_trail(conn: Connection) -> list[StructureProblem]:
+async def check_audit_trail(conn: Connection, store: StreamReader) -> list[StructureProblem]:
     """Where ``rm_audit`` differs from the events up to its checkpoint: a row missing, a
-    row no event explains (or beyond the checkpoint), or a row whose facts (event id,
-    stream, version, type, actor, reason, correlation and causation ids, recorded time)
-    are not the event's. The field-level ``changes`` are derived by folding the streams and
-    are not compared here (a rebuild recomputes them)."""
+    row no event explains (or beyond the checkpoint), a row whose facts (event id, stream,
+    entity, version, type, actor, reason, correlation and causation ids, recorded time)
+    are not the event's, or whose ``changes`` are not what folding its stream with the
+    domain's ``evolve`` gives (read stream by stream through ``store``)."""
     checkpoint = await conn.fetchval("SELECT position FROM projection_status WHERE name = 'audit'")
     if checkpoint is None or await conn.fetchval("SELECT to_regclass('rm_audit')") is None:
         return []
     rows = await conn.fetch(_DIFFERENCES, checkpoint, sorted(PROJECTION.handles))
-    return [StructureProblem("read-models", _difference(r, checkpoint)) for r in rows]
+    problems = [StructureProblem("read-models", _difference(r, checkpoint)) for r in rows]
+    if not problems:
+        problems = await _changes_differ(conn, store, checkpoint)
+    return problems
+
+
+async def _changes_differ(
+    conn: Connection, store: StreamReader, checkpoint: int
+) -> list[StructureProblem]:
+    found: list[StructureProblem] = []
+    streams = await conn.fetch("SELECT DISTINCT stream_id FROM rm_audit ORDER BY stream_id")
+    for stream in (r["stream_id"] for r in streams):
+        stored = {
+            r["position"]: msgspec.json.decode(r["changes"])
+            for r in await conn.fetch(
+                "SELECT position, changes FROM rm_audit WHERE stream_id = $1", stream
+            )
+        }
+        state = None
+        for record in await store.read_stream(stream):
+            if record.position > checkpoint:
+                break
+            after = _EVOLVE[record.stream_type](state, record.data)
+            expected = msgspec.json.decode(_encoder.encode(_changes(state, after)))
+            state = after
+            if stored.get(record.position) != expected:
+                found.append(
+                    StructureProblem(
+                        "read-models",
+                        f"rm_audit's changes at position {record.position} ({stream} version "
+                        f"{record.version}) are not what the event changed",
+                    )
+                )
+                if len(found) >= 100:
+                    return found
+    return found
 
 
 def _difference(row: Any, checkpoint: int) -> str:

@@ -208,19 +208,29 @@ async def audited(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
             "rm_audit has a row at position {q} that no event explains, beyond its checkpoint"
             " {checkpoint}",
         ),
+        (
+            "UPDATE rm_audit SET changes = '[]' WHERE position = {p}",
+            "rm_audit's changes at position {p} ({stream} version {version}) are not what the"
+            " event changed",
+        ),
     ],
 )
 async def test_an_edited_audit_trail_differs_from_the_events(
     audited: PostgresEventStore, pool: asyncpg.Pool, edit: str, says: str
 ) -> None:
     async with pool.acquire() as conn:
-        assert await check_audit_trail(conn) == []
+        assert await check_audit_trail(conn, audited) == []
         p = int(await conn.fetchval("SELECT min(position) + 2 FROM rm_audit"))
+        row = await conn.fetchrow("SELECT stream_id, version FROM rm_audit WHERE position = $1", p)
+        assert row is not None
         checkpoint = await conn.fetchval(
             "SELECT position FROM projection_status WHERE name = 'audit'"
         )
         await conn.execute(edit.format(p=p))
-        problems = await check_audit_trail(conn)
+        problems = await check_audit_trail(conn, audited)
     assert [str(x) for x in problems] == [
-        "read-models: " + says.format(p=p, q=p + 1000, checkpoint=checkpoint)
+        "read-models: "
+        + says.format(
+            p=p, q=p + 1000, checkpoint=checkpoint, stream=row["stream_id"], version=row["version"]
+        )
     ]

@@ -242,7 +242,7 @@ async def _check_and_record(
             from programledger.projections.audit import check_audit_trail
 
             checks.append("read-models")
-            problems += [str(p) for p in await check_audit_trail(conn)]
+            problems += [str(p) for p in await check_audit_trail(conn, store)]
         await conn.execute("RESET statement_timeout")
         everything = [_broken_line(b) for b in summary.broken] + problems
         everything += [f"ledger: {p}" for p in (ledger.problems if ledger is not None else [])]
