@@ -292,8 +292,12 @@ async def test_ready_and_metrics_report_the_last_verification(api: Api) -> None:
         "problems": 1,
         "first_problem": "BROKEN note-1: first broken link at version 2: ...",
     }
+    await api.store.pool.execute(
+        "INSERT INTO relay_checkpoints (name, position, undecodable) VALUES ('default', 0, 2)"
+    )
     registry = CollectorRegistry()
     await LagGauges(api.store.pool, registry).refresh()
+    assert registry.get_sample_value("programledger_relay_undecodable_events") == 2
     assert registry.get_sample_value("programledger_verification_last_ok") == 0
     assert registry.get_sample_value("programledger_verification_last_problems") == 1
     assert registry.get_sample_value("programledger_verification_last_events") == 340

@@ -425,3 +425,8 @@ async def test_the_relay_goes_on_past_events_it_cannot_decode(
     assert relay.stats.undecodable == 2
     assert relay.stats.failures == 0
     await eventually(lambda: relay.published_position == messages[3].envelope.position)
+    await relays.stop(relay)
+    row = await event_store.pool.fetchrow(
+        "SELECT undecodable, last_undecodable_position FROM relay_checkpoints"
+    )
+    assert tuple(row or ()) == (2, renamed.envelope.position)

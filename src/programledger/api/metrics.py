@@ -224,6 +224,11 @@ class LagGauges:
             registry=registry,
         )
 
+        self.relay_undecodable = Gauge(
+            "programledger_relay_undecodable_events",
+            "Events relays published as stored because their code could not decode them",
+            registry=registry,
+        )
         self.verification = {
             field: Gauge(f"programledger_verification_last_{suffix}", text, registry=registry)
             for field, (suffix, text) in _VERIFICATION_GAUGES.items()
@@ -232,6 +237,10 @@ class LagGauges:
     async def refresh(self) -> None:
         async with self._pool.acquire() as conn:
             run = await last_run(conn)
+            undecodable = await conn.fetchval(
+                "SELECT coalesce(sum(undecodable), 0) FROM relay_checkpoints"
+            )
+        self.relay_undecodable.set(undecodable)
         if run is not None:
             self.verification["finished_at"].set(run.finished_at.timestamp())
             for field in ("ok", "problems", "events"):

@@ -150,7 +150,8 @@ class RelayStats:
     activations: int = 0
     undecodable: int = 0
     """Events published as stored because this code could not decode them (see
-    :meth:`Relay._encode`); each is also logged as an error."""
+    :meth:`Relay._encode`); each is also logged as an error, and counted in its relay's
+    ``relay_checkpoints`` row once checkpointed (the API's ``/metrics`` reports it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,8 @@ class Relay:
         self._acked = 0
         self._saved = 0
         self._saved_at = 0.0
+        self._undecodable: set[int] = set()
+        """Positions published as stored, counted in the checkpoint row once it passes them."""
         self._notified = 0
         self._idle_delay = 0.0
 
@@ -407,6 +410,7 @@ class Relay:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.stats.undecodable += 1
+            self._undecodable.add(event.position)
             log.error(
                 "relay %s: event at position %d (%s %s v%d, id %s) cannot be decoded by this "
                 "code; published as stored: %s",
@@ -577,16 +581,22 @@ class Relay:
         if self._acked <= self._saved:
             return
         position = self._acked
+        passed = {p for p in self._undecodable if p <= position}
         try:
             async with self._leader.guard:
                 await conn.execute(
-                    "UPDATE relay_checkpoints SET position = $2, updated_at = now() "
+                    "UPDATE relay_checkpoints SET position = $2, updated_at = now(), "
+                    "undecodable = undecodable + $3, "
+                    "last_undecodable_position = coalesce($4, last_undecodable_position) "
                     "WHERE name = $1 AND position < $2",
                     self._settings.name,
                     position,
+                    len({p for p in passed if p > self._saved}),
+                    max(passed, default=None),
                 )
         except DB_ERRORS as exc:
             raise LeadershipLost(f"cannot write the checkpoint: {exc!r}") from exc
+        self._undecodable -= passed
         self._saved = position
         self._saved_at = asyncio.get_running_loop().time()
 

@@ -17,3 +17,10 @@ CREATE TABLE verification_runs (
     first_problem text,
     CHECK (ok = (problems = 0))
 );
+
+-- Events a relay published as stored because its code could not decode them (a type or
+-- schema version it does not know, an upcaster that failed): counted with the checkpoint
+-- that passes them, so the API's /metrics can raise an alert whichever process relays.
+ALTER TABLE relay_checkpoints
+    ADD COLUMN undecodable bigint NOT NULL DEFAULT 0 CHECK (undecodable >= 0),
+    ADD COLUMN last_undecodable_position bigint;
