@@ -244,7 +244,7 @@ async def setup_schemas(url: str, ours_schema: str, ref_schema: str) -> None:
     """Ours through the real migrations; the reference as plain tables in its own schema."""
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn, ours_schema)
+        await migrate(conn, ours_schema, registry=store_test_registry())
         await conn.execute(f'CREATE SCHEMA "{ref_schema}"')
         await conn.execute(f'SET search_path TO "{ref_schema}"')
         await conn.execute(REF_DDL)

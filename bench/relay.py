@@ -309,7 +309,7 @@ async def bench(url: str, nats_source: tuple[str, str], args: argparse.Namespace
     schema = fresh_schema_name("relay")
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn, schema)
+        await migrate(conn, schema, registry=store_test_registry())
     finally:
         await conn.close()
     pool = await create_pool(url, schema, min_size=2, max_size=10)
