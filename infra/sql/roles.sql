@@ -6,7 +6,10 @@
 --              the read models. It writes no table at all.
 --   projector  the projection workers and `programledger rebuild`: owns the read-model
 --              tables (rm_*), which it creates, fills and swaps; writes projection_status.
---   relay      the relays: reads events, writes relay_checkpoints.
+--   relay      the relays and the sealer beside them: reads events, writes
+--              relay_checkpoints, appends to the Merkle tree and its signed heads
+--              (tree_leaves, tree_nodes, tree_heads, signing_keys: append-only, their
+--              triggers refuse changes) and records their publication.
 --   verifier   `programledger verify` (a scheduled job): reads everything, records its
 --              outcome in verification_runs.
 --
@@ -50,6 +53,9 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema"
 
 GRANT INSERT, UPDATE ON :"schema".projection_status TO :"projector_role";
 GRANT INSERT, UPDATE ON :"schema".relay_checkpoints TO :"relay_role";
+GRANT INSERT ON :"schema".tree_leaves, :"schema".tree_nodes, :"schema".tree_heads,
+    :"schema".signing_keys TO :"relay_role";
+GRANT INSERT, UPDATE ON :"schema".tree_head_publications TO :"relay_role";
 GRANT INSERT ON :"schema".verification_runs TO :"verifier_role";
 GRANT SELECT ON SEQUENCE :"schema".event_position_seq TO :"verifier_role";
 

@@ -20,7 +20,7 @@ from programledger.application.handlers import Application
 from programledger.projections.audit import check_audit_trail
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
 from tests.support.tamper import tamper
 
 META = EventMetadata(actor="structure-test")
@@ -149,9 +149,11 @@ async def test_a_forged_row_beyond_the_sequence(
     pool: asyncpg.Pool, notes: None, rewrite: Rewrite
 ) -> None:
     await rewrite(
-        "INSERT INTO events SELECT position + 1000, tx_id, gen_random_uuid(), stream_id,"
-        " stream_type, version + 10, event_type, schema_version, program_id, data, metadata,"
-        " recorded_at, prev_hash, hash FROM events WHERE stream_id = 'note-b' AND version = 2",
+        "CREATE TEMP TABLE forged AS SELECT * FROM events"
+        " WHERE stream_id = 'note-b' AND version = 2;"
+        " UPDATE forged SET position = position + 1000, event_id = gen_random_uuid(),"
+        " version = version + 10;"
+        " INSERT INTO events SELECT * FROM forged",
     )
     head = await pool.fetchval("SELECT max(position) FROM events")
     assert _messages(await _check(pool), "positions")[0].startswith(
@@ -186,6 +188,7 @@ async def test_a_checkpoint_beyond_the_last_event(
 async def audited(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
     store = app_store(pool, schema)
     await run_steps(Application(store), busy_history(2), Ids())
+    await settled(store)
     await rebuild(pool, store, "audit", progress=False)
     return store
 

@@ -15,7 +15,7 @@ from programledger.application.eventstore import BrokenChain
 from programledger.application.export import export_program
 from programledger.application.handlers import Application
 from programledger.projections.engine.rebuild import rebuild
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
 from tests.support.tamper import tamper
 
 EDIT_VERSION_2 = (
@@ -33,6 +33,7 @@ async def store(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
 async def program_stream(store: PostgresEventStore) -> str:
     ids = Ids()
     await run_steps(Application(store), busy_history(3), ids)
+    await settled(store)
     return f"program-{ids('program', 0)}"
 
 

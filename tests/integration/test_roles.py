@@ -31,7 +31,7 @@ from programledger.application.registry import application_registry
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
 from tests.support.relay_process import delete_stream, eventually, fast_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +45,9 @@ TABLES = (
     "relay_checkpoints",
     "projection_status",
     "verification_runs",
+    "tree_leaves",
+    "tree_heads",
+    "tree_head_publications",
     "rm_audit",
     "rm_audit_state",
 )
@@ -148,7 +151,13 @@ def _expected(roles: Roles) -> dict[str, dict[str, set[str]]]:
             "rm_audit": set(PRIVILEGES),
             "rm_audit_state": set(PRIVILEGES),
         },
-        roles.relay: {**read, "relay_checkpoints": {"SELECT", "INSERT", "UPDATE"}},
+        roles.relay: {
+            **read,
+            "relay_checkpoints": {"SELECT", "INSERT", "UPDATE"},
+            "tree_leaves": {"SELECT", "INSERT"},
+            "tree_heads": {"SELECT", "INSERT"},
+            "tree_head_publications": {"SELECT", "INSERT", "UPDATE"},
+        },
         roles.verifier: {**read, "verification_runs": {"SELECT", "INSERT"}},
     }
 
@@ -162,6 +171,7 @@ async def test_each_role_can_do_only_its_part_and_a_rebuild_changes_no_grant(
         codec = EventCodec(application_registry())
         api_store = PostgresEventStore(api_pool, codec, schema=schema)
         await run_steps(Application(api_store), busy_history(1), Ids())
+        await settled(api_store)
         projector_store = PostgresEventStore(projector_pool, codec, schema=schema)
         await rebuild(projector_pool, projector_store, "audit", progress=False)
         before = await _privileges(pg_url, schema, roles)
@@ -200,6 +210,7 @@ async def test_read_models_an_earlier_release_built_as_the_owner_pass_to_the_pro
     the projector rebuilds and swaps them from then on."""
     owner_store = app_store(pool, schema)
     await run_steps(Application(owner_store), busy_history(1), Ids())
+    await settled(owner_store)
     await rebuild(pool, owner_store, "audit", progress=False)
     roles = await apply_roles()
     projector_pool = await _pool_as(pg_url, schema, roles.projector)

@@ -10,13 +10,15 @@ query in one repeatable-read snapshot (see :func:`check_structure`):
   tell one apart from a deleted event whose neighbours are other transactions' (a
   rollback leaves no trace, by definition). What the store *can* explain is bounded by
   how it appends: one append is one transaction, which takes one block of consecutive
-  positions together with its transaction id, under one lock. So these are unexplainable
-  and reported: a hole between two events of one transaction (an event was deleted from
-  an append); a transaction id lower than the one before it in position order (positions
-  were moved: append order is transaction order); a position above every value the
-  sequence handed out (a forged row). Holes between transactions are counted, not
-  judged; the streams' chains find a deleted event that is not its stream's last, and
-  the ledger-wide Merkle tree the rest.
+  positions together with its transaction id and one recorded time, under one lock. So
+  these are unexplainable and reported: a hole between two events of one append (same
+  transaction and recorded time: an event was deleted from an append; an import writes a
+  store in one transaction but keeps the original times, so it leaves the holes between
+  the original appends alone); a transaction id lower than the one before it in
+  position order (positions were moved: append order is transaction order); a position
+  above every value the sequence handed out (a forged row). Holes between appends are
+  counted, not judged; the streams' chains find a deleted event that is not its stream's
+  last, and the ledger-wide Merkle tree the rest.
 - **Versions rise with positions** within a stream, and **recorded times never go back**
   within a stream (an append takes its time under the same lock as its positions; a
   database server whose clock was stepped back would show here too, and as-of answers
@@ -66,11 +68,13 @@ _POSITIONS = f"""
 SELECT position, prev_position, tx_id::text AS tx, prev_tx::text AS prev_tx,
        tx_id = prev_tx AS same_tx, tx_id < prev_tx AS tx_back
 FROM (
-    SELECT position, tx_id, lag(position) OVER w AS prev_position, lag(tx_id) OVER w AS prev_tx
+    SELECT position, tx_id, recorded_at, lag(position) OVER w AS prev_position,
+           lag(tx_id) OVER w AS prev_tx, lag(recorded_at) OVER w AS prev_recorded_at
     FROM events WINDOW w AS (ORDER BY position)
 ) e
 WHERE prev_position IS NOT NULL
-  AND ((tx_id = prev_tx AND position > prev_position + 1) OR tx_id < prev_tx)
+  AND ((tx_id = prev_tx AND recorded_at = prev_recorded_at AND position > prev_position + 1)
+       OR tx_id < prev_tx)
 ORDER BY position LIMIT {_LIMIT}
 """
 
