@@ -20,7 +20,8 @@ from programledger.application.handlers import Application
 from programledger.projections.audit import check_audit_trail
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
+from tests.support.ledger import settled
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps
 from tests.support.tamper import tamper
 
 META = EventMetadata(actor="structure-test")

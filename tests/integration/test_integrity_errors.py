@@ -15,7 +15,8 @@ from programledger.application.eventstore import BrokenChain
 from programledger.application.export import export_program
 from programledger.application.handlers import Application
 from programledger.projections.engine.rebuild import rebuild
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
+from tests.support.ledger import settled
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps
 from tests.support.tamper import tamper
 
 EDIT_VERSION_2 = (

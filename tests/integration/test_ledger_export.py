@@ -47,7 +47,7 @@ async def _export(store: PostgresEventStore) -> list[bytes]:
 async def other_store(pg_url: str, registry: EventRegistry) -> AsyncIterator[PostgresEventStore]:
     name = f"t_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(pg_url)
-    await migrate(conn, name)
+    await migrate(conn, name, registry=registry)
     await conn.close()
     pool = await create_pool(pg_url, name, min_size=1, max_size=4)
     yield PostgresEventStore(pool, EventCodec(registry), schema=name)

@@ -31,7 +31,8 @@ from programledger.application.registry import application_registry
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
-from tests.support.projection_process import Ids, app_store, busy_history, run_steps, settled
+from tests.support.ledger import settled
+from tests.support.projection_process import Ids, app_store, busy_history, run_steps
 from tests.support.relay_process import delete_stream, eventually, fast_settings
 
 ROOT = Path(__file__).resolve().parents[2]

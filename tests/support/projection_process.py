@@ -106,7 +106,7 @@ from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.core import Projection
 from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings
 from programledger.projections.registry import PROJECTIONS
-from tests.support.relay_process import eventually, fast_settings
+from tests.support.relay_process import fast_settings
 
 __all__ = [
     "Ids",
@@ -140,18 +140,6 @@ def fast_runner_settings(prefix: str, **overrides: Any) -> RunnerSettings:
         retry_max=0.5,
     )
     return replace(base, **overrides)
-
-
-async def settled(store: PostgresEventStore, within: float = 120) -> None:
-    """Until the safe head (what rebuilds and exports read up to) covers every event
-    written: another session's open transaction on a shared server holds it back
-    (docs/operations.md, the xmin-horizon caveat)."""
-    last = int(await store.pool.fetchval("SELECT coalesce(max(position), 0) FROM events"))
-
-    async def covered() -> bool:
-        return await store.head_position() >= last
-
-    await eventually(covered, within=within)
 
 
 def app_store(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
