@@ -17,7 +17,7 @@ Tables: ``rm_audit`` (append-only, key ``position``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from itertools import compress
 from operator import is_not
@@ -28,8 +28,7 @@ import msgspec
 
 from programledger.adapters.postgres.structure import StructureProblem
 from programledger.application.ports import StreamReader
-from programledger.domain import EVENT_TYPES, program_id_of, resource, risk
-from programledger.domain import program as program_aggregate
+from programledger.domain import EVENT_TYPES, program_id_of
 from programledger.domain.program import Program
 from programledger.domain.resource import Resource
 from programledger.domain.risk import Risk
@@ -39,6 +38,7 @@ from programledger.projections.engine.core import (
     ProjectedEvent,
     Projection,
     Tracked,
+    evolve,
     fold,
 )
 from programledger.projections.engine.queries import (
@@ -372,13 +372,6 @@ async def audit_trail(
 
 # Verification
 
-_EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
-    "program": program_aggregate.evolve,
-    "risk": risk.evolve,
-    "resource": resource.evolve,
-}
-"""The fold the trail's ``changes`` come from, per stream type (the handler's ``fold``)."""
-
 _DIFFERENCES = """
 WITH expected AS (
     SELECT position, event_id, stream_id, stream_type,
@@ -432,7 +425,7 @@ async def _changes_differ(
         for record in await store.read_stream(stream):
             if record.position > checkpoint:
                 break
-            after = _EVOLVE[record.stream_type](state, record.data)
+            after = evolve(record.stream_type, state, record.data)
             expected = msgspec.json.decode(_encoder.encode(_changes(state, after)))
             state = after
             if stored.get(record.position) != expected:

@@ -65,6 +65,7 @@ __all__ = [
     "ProjectionBug",
     "StateStore",
     "Tracked",
+    "evolve",
     "fold",
     "from_envelope",
     "from_stored",
@@ -132,6 +133,11 @@ class Tracked(msgspec.Struct, Generic[S], frozen=True):
 
     version: int
     state: S
+
+
+def evolve(stream_type: str, state: Any, event: DomainEvent) -> Any:
+    """The domain's ``evolve`` for a stream of ``stream_type``: what :func:`fold` applies."""
+    return _EVOLVE[stream_type](state, event)
 
 
 def fold(ctx: Context, event: ProjectedEvent) -> tuple[Any, Any]:
