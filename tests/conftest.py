@@ -6,6 +6,7 @@ prefix, so tests never see each other's data even on a shared server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -45,8 +46,10 @@ def subject_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-@pytest_asyncio.fixture
-async def schema(pg_url: str) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def fresh_schema(pg_url: str) -> AsyncIterator[str]:
+    """A migrated schema of its own (a whole event store, with its own store id), dropped
+    afterwards; for a test that needs a second store, too."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(pg_url)
     try:
@@ -60,6 +63,12 @@ async def schema(pg_url: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest_asyncio.fixture
+async def schema(pg_url: str) -> AsyncIterator[str]:
+    async with fresh_schema(pg_url) as name:
+        yield name
 
 
 @pytest.fixture

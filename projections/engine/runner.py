@@ -23,6 +23,10 @@ How each guarantee is kept:
   When idle, the runner moves the checkpoint over the events it does not handle up to
   the stream's last event (the event store says which those are), so lag and
   read-your-writes see a projection that merely has nothing to do as caught up.
+- **Only its store's stream.** A stream whose metadata, or a message whose
+  ``Programledger-Store-Id`` header, names another event store stops the runner with
+  :class:`~programledger.adapters.nats.stream.ForeignStream` before anything is applied
+  or any consumer touched; the durable consumer's name includes the store's id.
 - **Poison events.** A handler that raises (or a row PostgreSQL refuses, found by
   retrying the batch one event at a time) stops the projection at that event: the
   events before it are committed, the status row records the position, event and
@@ -54,6 +58,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -75,7 +80,12 @@ from programledger.adapters.nats.pull import (
     position_at,
     resume_sequence,
 )
-from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.stream import (
+    ForeignStream,
+    check_message_store,
+    check_stream_store,
+    stream_name,
+)
 from programledger.adapters.nats.subscriber import subject_filters
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.leadership import (
@@ -113,6 +123,7 @@ __all__ = [
     "RunnerState",
     "RunnerStats",
     "StateCacheMetrics",
+    "durable_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,6 +205,12 @@ class _InFlight:
     task: asyncio.Task[None]
     items: Sequence[Any]
     convert: Callable[[Any], ProjectedEvent]
+
+
+def durable_name(durable_prefix: str, projection: str, store_id: UUID) -> str:
+    """The projection's durable consumer: named after its store too, so that deployments
+    sharing a NATS account can never take over (delete, reposition) each other's."""
+    return f"{durable_prefix}_{projection}_{store_id.hex}"
 
 
 class _Resync(Exception):
@@ -288,7 +305,9 @@ class ProjectionRunner:
             inserts="{inserts}",
         )
         self._stream = stream_name(settings.prefix)
-        self._durable = f"{settings.durable_prefix}_{projection.name}"
+        self._store_id: UUID | None = None
+        self._durable = ""
+        """:func:`durable_name`, once the store's id is read (when the runner is active)."""
         self._phase = RunnerState.STARTING
         """What the runner does while it holds the lock."""
         self.stats = RunnerStats()
@@ -302,6 +321,7 @@ class ProjectionRunner:
             on_failure=self._failure,
             backoff=self._backoff,
             standby_poll_interval=settings.standby_poll_interval,
+            fatal=(ForeignStream,),
         )
         self._position = 0
         self._staged = 0
@@ -320,6 +340,11 @@ class ProjectionRunner:
     def state(self) -> RunnerState:
         leader = self._leader.state
         return self._phase if leader is LeaderState.ACTIVE else RunnerState(leader.value)
+
+    @property
+    def durable(self) -> str:
+        """Its durable consumer's name; empty until the runner was first active."""
+        return self._durable
 
     @property
     def position(self) -> int:
@@ -362,6 +387,8 @@ class ProjectionRunner:
     async def _lead(self, conn: asyncpg.Connection) -> None:
         self._phase = RunnerState.STARTING
         name = self.projection.name
+        self._store_id = await self._store.store_id()
+        self._durable = durable_name(self._settings.durable_prefix, name, self._store_id)
         if not await prepare_tables(conn, self.projection):
             log.warning(
                 "projection %s: its tables were built by another definition or are "
@@ -473,9 +500,13 @@ class ProjectionRunner:
     async def _subscribe(self, conn: asyncpg.Connection, js: JetStreamContext) -> BatchPuller:
         await self._unsubscribe()
         try:
-            state = (await js.stream_info(self._stream)).state
+            info = await js.stream_info(self._stream)
         except NotFoundError:
             raise _NoStream from None
+        assert self._store_id is not None
+        # Before the consumer is touched: another store's consumers are not ours to move.
+        check_stream_store(info, self._store_id)
+        state = info.state
         try:
             start = await resume_sequence(js, self._stream, state, self._position)
         except EventsExpired as gone:
@@ -524,7 +555,9 @@ class ProjectionRunner:
         self._consumer_seq = last_sequence
         envelopes = []
         last = self._staged
+        assert self._store_id is not None
         for msg in messages:
+            check_message_store(self._stream, msg.headers, self._store_id)
             try:
                 envelope = decode_envelope(msg.data)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -494,7 +494,7 @@ async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
     assert live.nc is not None
     # An operator deletes it: a pull waiting on it is told, a later pull gets no answer
     # at all (the puller then looks); either way it is recreated.
-    await live.nc.jetstream().delete_consumer(stream_name(live.prefix), "projection_risks")
+    await live.nc.jetstream().delete_consumer(stream_name(live.prefix), risks.durable)
     result = await app.handle(
         AssessRisk(risk_id=story.r1, probability=2, impact=2), CommandContext(actor="olga")
     )

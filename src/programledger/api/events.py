@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Self
+from uuid import UUID
 
 import msgspec
 import nats
@@ -45,7 +46,12 @@ from programledger.adapters.nats.pull import (
     PullRefused,
     resume_sequence,
 )
-from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.stream import (
+    ForeignStream,
+    check_message_store,
+    check_stream_store,
+    stream_name,
+)
 from programledger.adapters.nats.subscriber import EventSelection, subject_filters
 from programledger.application.errors import OperationalError
 
@@ -84,7 +90,10 @@ class EventFeed:
 
     ``backlog`` is how many events one subscriber may have waiting before it is cut off;
     ``max_subscribers`` how many subscriptions the process serves at once (each may buffer
-    ``backlog`` events), so that memory is bounded however many a client opens.
+    ``backlog`` events), so that memory is bounded however many a client opens. With
+    ``store_id`` (the API's event store), a stream or a message of another store ends the
+    subscription with :class:`FeedUnavailable` saying so, instead of serving another
+    deployment's events.
     """
 
     def __init__(
@@ -92,12 +101,14 @@ class EventFeed:
         servers: Sequence[str],
         prefix: str,
         *,
+        store_id: UUID | None = None,
         backlog: int = 1000,
         max_subscribers: int = 1000,
         connect_timeout: float = 5.0,
     ) -> None:
         self._servers = list(servers)
         self._prefix = prefix
+        self._store_id = store_id
         self._backlog = backlog
         self.max_subscribers = max_subscribers
         self._connect_timeout = connect_timeout
@@ -190,8 +201,11 @@ class EventFeed:
             raise FeedUnavailable("the event feed is not available; try again shortly") from exc
         self._listeners.add(listener)
         on_close = functools.partial(self._close, listener, subscription)
-        stream = EventStream(selection, listener, until, on_close=on_close)
+        stream = EventStream(
+            selection, listener, until, on_close=on_close, check=self._check_message
+        )
         try:
+            await self._check_stream(nc)
             await _round_trip(nc, 5)
             if after_position is not None:
                 stream.replay = await self._replay(nc, subject, after_position)
@@ -202,6 +216,29 @@ class EventFeed:
             await stream.close()
             raise
         return stream
+
+    async def _check_stream(self, nc: NatsClient) -> None:
+        """A stream marked as another store's is refused before anything is read from it."""
+        if self._store_id is None:
+            return
+        try:
+            check_stream_store(
+                await nc.jetstream().stream_info(stream_name(self._prefix)), self._store_id
+            )
+        except NotFoundError:
+            return
+        except ForeignStream as exc:
+            log.error("event feed: %s", exc)
+            raise FeedUnavailable(str(exc)) from None
+
+    def _check_message(self, msg: Msg) -> None:
+        if self._store_id is None:
+            return
+        try:
+            check_message_store(stream_name(self._prefix), msg.headers, self._store_id)
+        except ForeignStream as exc:
+            log.error("event feed: %s", exc)
+            raise FeedUnavailable(str(exc)) from None
 
     async def _replay(self, nc: NatsClient, subject: str, after: int) -> AsyncIterator[Msg]:
         """The stream's messages on ``subject`` after position ``after``, up to its last
@@ -321,8 +358,10 @@ class EventStream:
         until: datetime | None,
         *,
         on_close: Callable[[], Awaitable[None]],
+        check: Callable[[Msg], None],
     ) -> None:
         self._selection = selection
+        self._check = check
         self._listener = listener
         self._on_close: Callable[[], Awaitable[None]] | None = on_close
         self._deadline = None
@@ -365,7 +404,10 @@ class EventStream:
                 return envelope
 
     def _take(self, msg: Msg | None) -> EventEnvelope | None:
-        """The envelope of ``msg`` if it is new (replay and live overlap) and selected."""
+        """The envelope of ``msg`` if it is new (replay and live overlap) and selected;
+        :class:`FeedUnavailable` if another store published it."""
+        if msg is not None:
+            self._check(msg)
         envelope = _envelope(msg)
         if envelope is None or envelope.position <= self._last:
             return None

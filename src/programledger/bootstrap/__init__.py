@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import asyncpg
 from nats.aio.client import Client as NatsClient
@@ -150,6 +151,8 @@ class Runtime:
     servers: Servers
     pool: asyncpg.Pool
     store: PostgresEventStore
+    store_id: UUID
+    """The store's identity (``store_identity``): what its stream and messages carry."""
 
 
 @contextlib.asynccontextmanager
@@ -184,7 +187,13 @@ async def open_runtime(
         try:
             store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
             try:
-                yield Runtime(settings=settings, servers=found, pool=pool, store=store)
+                yield Runtime(
+                    settings=settings,
+                    servers=found,
+                    pool=pool,
+                    store=store,
+                    store_id=await store.store_id(),
+                )
             finally:
                 # The last append's NOTIFY goes out after its commit, on the pool.
                 await store.notifier.flush()
@@ -373,7 +382,9 @@ def build_api(runtime: Runtime) -> Api:
         commands=Application(runtime.store),
         reads=runtime.pool,
         history=runtime.store,
-        feed=EventFeed(runtime.servers.nats_servers, settings.subject_prefix),
+        feed=EventFeed(
+            runtime.servers.nats_servers, settings.subject_prefix, store_id=runtime.store_id
+        ),
         tokens=token_verifier(settings),
     )
     app = create_app(

@@ -26,6 +26,7 @@ __all__ = [
     "HEADER_MSG_ID",
     "HEADER_POSITION",
     "HEADER_SCHEMA_VERSION",
+    "HEADER_STORE_ID",
     "HEADER_STREAM_ID",
     "HEADER_UNDECODABLE",
     "HEADER_VERSION",
@@ -54,6 +55,9 @@ HEADER_UNDECODABLE: Final = "Programledger-Undecodable"
 UNDECODABLE_KIND: Final = "_undecodable._undecodable"
 """The stream type and event type tokens of an undecodable event whose own names cannot
 be subject tokens; no consumer filtering on an event type receives it."""
+HEADER_STORE_ID: Final = "Programledger-Store-Id"
+"""The id of the event store the message came from (see ``0012_store_identity.sql``); set
+by the relay, which adds it to what :func:`encode_message` builds."""
 
 NO_PROGRAM: Final = "_"
 """The program token of events that concern no single program (a resource's own facts)."""

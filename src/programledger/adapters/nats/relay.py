@@ -33,6 +33,10 @@ How each guarantee is kept:
   relay dies its connection drops and the lock with it. The holder checks its connection
   every ``lock_check_interval`` and stops publishing as soon as it fails, since a standby
   may already have taken over.
+- **One store per stream.** The stream's metadata names the store (its id from
+  ``store_identity``) and so does every message (``Programledger-Store-Id``); a stream
+  that names another store stops the relay before it publishes anything
+  (:class:`~programledger.adapters.nats.stream.ForeignStream`).
 - **Appends never wait for NATS.** Nothing on the append path touches NATS; while NATS is
   down the relay retries with backoff and catches up when it returns.
 
@@ -60,6 +64,7 @@ from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.envelope import (
     HEADER_MSG_ID,
     HEADER_POSITION,
+    HEADER_STORE_ID,
     OutgoingMessage,
     encode_message,
     encode_undecodable,
@@ -326,7 +331,7 @@ class Relay:
             try:
                 js, publisher = await self._jetstream()
                 if not self._stream_ready:
-                    await ensure_stream(js, self._stream)
+                    await ensure_stream(js, self._stream, store_id=await self._store.store_id())
                     self._stream_ready = True
                 await self._pump(conn, js, publisher)
             except (StreamConfigConflict, LeadershipLost):
@@ -344,6 +349,7 @@ class Relay:
         self, conn: asyncpg.Connection, js: JetStreamContext, publisher: AckedPublisher
     ) -> None:
         start, sequence = await self._resync(conn, js)
+        store = str(await self._store.store_id())
         inflight: deque[_Pending] = deque()
         loop = asyncio.get_running_loop()
         batch = self._settings.batch_size
@@ -375,6 +381,7 @@ class Relay:
                         deadline = loop.time() + self._settings.ack_timeout
                     message = self._encode(event)
                     headers = message.headers
+                    headers[HEADER_STORE_ID] = store
                     headers[HEADER_EXPECTED_LAST_SEQUENCE] = str(sequence)
                     if previous is not None:
                         headers[HEADER_EXPECTED_LAST_MSG_ID] = previous

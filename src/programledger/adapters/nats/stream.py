@@ -15,26 +15,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import APIError, NotFoundError
 
-from programledger.adapters.nats.envelope import validate_prefix
+from programledger.adapters.nats.envelope import HEADER_STORE_ID, validate_prefix
 from programledger.application.errors import OperationalError
 
 __all__ = [
     "DEFAULT_DUPLICATE_WINDOW",
     "DEFAULT_MAX_AGE",
+    "STORE_METADATA_KEY",
+    "ForeignStream",
     "StreamConfigConflict",
     "StreamSettings",
     "StreamSetup",
+    "check_message_store",
+    "check_stream_store",
     "ensure_stream",
     "stream_name",
+    "stream_store",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,9 +55,60 @@ _NANOS = 1_000_000_000
 _ERR_STREAM_NAME_IN_USE = 10058
 _ERR_SUBJECTS_OVERLAP = 10065
 
+STORE_METADATA_KEY = "programledger_store_id"
+"""The stream metadata entry naming the event store whose relay fills the stream."""
+_DESCRIPTION_MARK = re.compile(r"\(event store ([0-9a-f-]{36})\)")
+
 
 class StreamConfigConflict(OperationalError):
     """The stream exists with a definition we must not change on our own."""
+
+
+class ForeignStream(StreamConfigConflict):
+    """The stream (or a message in it) belongs to another event store: consuming it would
+    apply another deployment's events here, and touching its consumers would break that
+    deployment's readers."""
+
+    def __init__(self, stream: str, found: str, ours: UUID, where: str = "its metadata") -> None:
+        super().__init__(
+            f"JetStream stream {stream!r} belongs to event store {found} ({where} says so), "
+            f"not to this one ({ours}): two deployments share the subject prefix. Give each "
+            "its own PROGRAMLEDGER_SUBJECT_PREFIX; nothing was read from or changed on the "
+            "stream"
+        )
+        self.stream = stream
+        self.found = found
+        self.ours = ours
+
+
+def stream_store(info: StreamInfo) -> str | None:
+    """The store id the stream is marked with; ``None`` for a stream no relay of this
+    version has claimed yet (made by hand from ``infra/nats/stream.json``, or older).
+
+    Servers before 2.10 drop stream metadata, so the mark is in the description too.
+    """
+    found = (info.config.metadata or {}).get(STORE_METADATA_KEY)
+    if found is None:
+        marked = _DESCRIPTION_MARK.search(info.config.description or "")
+        found = marked[1] if marked else None
+    return found
+
+
+def check_stream_store(info: StreamInfo, store_id: UUID) -> None:
+    """Raises :class:`ForeignStream` when the stream's metadata names another store. An
+    unmarked stream passes: its messages are still checked one by one
+    (:func:`check_message_store`), and the relay marks it at its next start."""
+    found = stream_store(info)
+    if found is not None and found != str(store_id):
+        raise ForeignStream(info.config.name or "?", found, store_id)
+
+
+def check_message_store(stream: str, headers: Mapping[str, str] | None, store_id: UUID) -> None:
+    """Raises :class:`ForeignStream` for a message another store's relay published; a
+    message without the header predates store ids and passes."""
+    found = (headers or {}).get(HEADER_STORE_ID)
+    if found is not None and found != str(store_id):
+        raise ForeignStream(stream, found, store_id, f"a message's {HEADER_STORE_ID} header")
 
 
 def stream_name(prefix: str) -> str:
@@ -225,13 +283,22 @@ def _conflict(name: str, problems: list[str]) -> StreamConfigConflict:
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> StreamSetup:
+async def ensure_stream(
+    js: JetStreamContext, settings: StreamSettings, *, store_id: UUID | None = None
+) -> StreamSetup:
     """Create the stream, or bring its tunable limits in line with ``settings``.
+
+    With ``store_id`` (the relay's store), the stream is marked as that store's in its
+    metadata: a new one at creation, an unmarked one by claiming it; one marked with
+    another store's id is a :class:`ForeignStream`, left untouched.
 
     Safe to call from several processes at once: a concurrent creation is detected and
     the existing stream is then checked like any other.
     """
     wanted = settings.config()
+    if store_id is not None:
+        wanted.metadata = {STORE_METADATA_KEY: str(store_id)}
+        wanted.description = f"{wanted.description} (event store {store_id})"
     name = settings.name
     try:
         info: StreamInfo = await js.stream_info(name)
@@ -251,10 +318,17 @@ async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> Strea
             log.info("created JetStream stream %s for subjects %s", name, settings.subjects)
             return StreamSetup(name, "created")
     found = info.config
+    owner = stream_store(info)
+    if store_id is not None and owner is not None and owner != str(store_id):
+        raise ForeignStream(name, owner, store_id)
     problems = _conflicts(found, wanted)
     if problems:
         raise _conflict(name, problems)
     changed = _differences(found, wanted)
+    if store_id is not None and owner is None:
+        # The server keeps metadata of its own (``_nats.*``) beside ours.
+        wanted.metadata = {**(found.metadata or {}), STORE_METADATA_KEY: str(store_id)}
+        changed.append("metadata")
     if not changed:
         return StreamSetup(name, "unchanged")
     try:
@@ -263,6 +337,10 @@ async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> Strea
         raise _conflict(
             name, [f"updating {', '.join(changed)} was refused by the server: {exc.description}"]
         ) from exc
+    if store_id is not None and owner is None:
+        # Two stores claiming one unmarked stream at once: the last update wins, and the
+        # loser must find out now, before it publishes.
+        check_stream_store(await js.stream_info(name), store_id)
     log.warning(
         "updated JetStream stream %s: %s",
         name,

@@ -71,7 +71,13 @@ from programledger.adapters.nats.pull import (
     PullRefused,
     resume_sequence,
 )
-from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.stream import (
+    ForeignStream,
+    check_message_store,
+    check_stream_store,
+    stream_name,
+    stream_store,
+)
 from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
@@ -81,6 +87,7 @@ __all__ = [
     "EventSelection",
     "EventSubscription",
     "EventsExpired",
+    "ForeignStream",
     "subject_filters",
     "subscribe",
 ]
@@ -196,8 +203,10 @@ class EventSubscription:
         batch: int,
         wait: float,
         backfill: Backfill | None = None,
+        store_id: UUID | None = None,
     ) -> None:
         self._js = js
+        self._store_id = store_id
         self._consumer = consumer
         self._pull = pull
         self._selection = EventSelection(program_id, stream_types, event_types)
@@ -237,6 +246,8 @@ class EventSubscription:
                 await self._fill()
                 continue
             msg = self._buffer.pop(0)
+            if self._store_id is not None:
+                check_message_store(self._consumer.stream, msg.headers, self._store_id)
             try:
                 envelope = decode_envelope(msg.data)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -374,6 +385,7 @@ async def subscribe(
     ack_wait: float = 30.0,
     max_ack_pending: int = 1024,
     backfill: Backfill | None = None,
+    store_id: UUID | None = None,
 ) -> EventSubscription:
     """A durable pull consumer on the relay's stream for ``prefix``, filtered by program,
     stream type and event type (``None`` = all); see the module for ``after_position``
@@ -381,6 +393,12 @@ async def subscribe(
 
     A durable of that name with other filters is a :class:`ConsumerConflict`, never a
     silent change of what it receives.
+
+    ``store_id`` is the event store you mean to follow (``programledger status`` prints
+    it): a stream marked as another store's is a :class:`ForeignStream` before any
+    consumer is created or moved. Without it, the store the stream is marked with is
+    taken. Either way, a message that another store's relay published raises
+    :class:`ForeignStream` instead of being handed out.
     """
     validate_prefix(prefix)
     if batch < 1 or wait <= 0:
@@ -405,12 +423,17 @@ async def subscribe(
         max_ack_pending=max_ack_pending,
         fixed_filters=True,
     )
+    info = await js.stream_info(stream)
+    if store_id is not None:
+        check_stream_store(info, store_id)
+    else:
+        marked = stream_store(info)
+        store_id = UUID(marked) if marked is not None else None
     start = None
     pull = None
     try:
         if after_position is not None:
-            state = (await js.stream_info(stream)).state
-            start = await resume_sequence(js, stream, state, after_position)
+            start = await resume_sequence(js, stream, info.state, after_position)
     except EventsExpired:
         if backfill is None:
             raise
@@ -427,4 +450,5 @@ async def subscribe(
         batch=batch,
         wait=wait,
         backfill=backfill,
+        store_id=store_id,
     )

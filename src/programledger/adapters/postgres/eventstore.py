@@ -271,6 +271,16 @@ class PostgresEventStore:
         self.codec = codec
         self.schema = schema
         self.notifier = CommitNotifier(pool, self.notify_channel)
+        self._store_id: UUID | None = None
+
+    async def store_id(self) -> UUID:
+        """The id ``migrate`` gave this store (it never changes, so it is read once): what
+        its stream and messages are marked with, and what its consumers' names derive from."""
+        if self._store_id is None:
+            async with self.pool.acquire() as conn:
+                self._store_id = await conn.fetchval("SELECT store_id FROM store_identity")
+        assert self._store_id is not None
+        return self._store_id
 
     @property
     def notify_channel(self) -> str:
