@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -196,3 +197,68 @@ def test_bad_configuration_exits_2_with_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "PROGRAMLEDGER_DATABASE_URL" in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def _wait_until(check: Callable[[], bool], what: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {within}s")
+        time.sleep(0.05)
+
+
+def test_run_keeps_its_addresses_and_takes_its_servers_back_after_a_sigkill() -> None:
+    """``running.json`` names the servers and their owner; a SIGKILLed ``run`` leaves them
+    running, and the next ``run`` finds them where they were, takes them over and stops
+    them on exit."""
+    data_dir = scratch_dir("programledger-run-kill-")
+    first = Running(_env(data_dir))
+    first.wait_for("programledger is up")
+    record = json.loads((data_dir / "running.json").read_text())
+    assert record["pid"] == first.proc.pid
+    status = _cli(data_dir, "status")
+    assert status.returncode == 0, status.stderr
+    for name in ("api", "postgres", "nats"):
+        assert record[name] in status.stdout, status.stdout
+    assert re.search(r"store id: [0-9a-f-]{36}", status.stdout), status.stdout
+    assert "process: pid" in status.stdout
+    assert "running" in status.stdout
+
+    first.proc.kill()
+    first.proc.wait(30)
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    nats_pid = int((data_dir / "nats" / "nats-server.pid").read_text().strip())
+    assert _alive(postmaster), "the killed run's PostgreSQL outlives it"
+    assert _alive(nats_pid), "the killed run's NATS outlives it"
+    orphaned = _cli(data_dir, "status")
+    assert orphaned.returncode == 1
+    assert "gone (killed)" in orphaned.stdout
+
+    second = Running(_env(data_dir))
+    second.wait_for("programledger is up")
+    assert any("taking over the embedded PostgreSQL" in line for line in second.lines)
+    assert not any("leaving it running" in line for line in second.lines)
+    again = json.loads((data_dir / "running.json").read_text())
+    assert again["pid"] == second.proc.pid
+    assert again["postgres"] == record["postgres"]
+    assert again["nats"] == record["nats"], "NATS is back on its port"
+    assert _alive(postmaster), "the same PostgreSQL serves on"
+
+    code, _took = second.stop()
+    assert code == 0, "".join(second.lines[-20:])
+    _wait_until(lambda: not _alive(postmaster), "the taken-over PostgreSQL stopping")
+    assert not _alive(nats_pid)
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "nats" / "nats-server.pid").exists()
+    assert not (data_dir / "running.json").exists()
+    stopped = _cli(data_dir, "status")
+    assert stopped.returncode == 1
+    assert "no programledger process runs embedded servers" in stopped.stdout

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -203,6 +204,28 @@ async def test_nats_jetstream_survives_restart_and_kill(work_dir: Path) -> None:
     finally:
         await asyncio.to_thread(server.stop)
     assert not _running(server)
+
+
+def test_nats_keeps_its_port_for_the_next_process_on_the_same_store(work_dir: Path) -> None:
+    """A new supervisor on the same store (the next ``run``) starts on the port of the last
+    start while it is free, and on another port when it is not."""
+    first = EmbeddedNats(work_dir / "nats")
+    url = first.start()
+    first.stop()
+    second = EmbeddedNats(work_dir / "nats")
+    try:
+        assert second.start() == url
+    finally:
+        second.stop()
+    assert second.port is not None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", second.port))
+        taken.listen()
+        third = EmbeddedNats(work_dir / "nats")
+        try:
+            assert third.start() != url
+        finally:
+            third.stop()
 
 
 async def test_nats_cluster_replicates_streams(work_dir: Path) -> None:

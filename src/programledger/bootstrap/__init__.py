@@ -21,6 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.embedded import EmbeddedNats, EmbeddedPostgres
+from programledger.adapters.embedded.running import (
+    RunningServers,
+    clear_running,
+    read_running,
+    write_running,
+)
 from programledger.adapters.keys import signing_key
 from programledger.adapters.nats import client as nats_client
 from programledger.adapters.nats.relay import Relay, RelaySettings
@@ -103,46 +109,76 @@ class Servers:
 async def servers(settings: Settings, *, need_nats: bool = True) -> AsyncIterator[Servers]:
     """The configured servers, or embedded ones in ``settings.data_dir`` for the duration.
 
-    An embedded PostgreSQL already running on the data directory (another ``programledger``
-    process, such as ``run``, started it) is used and left running: only what this call
-    started is stopped on the way out. The embedded NATS is only ever started by ``run``
-    (``need_nats``), since a second nats-server cannot share its store.
+    An embedded PostgreSQL already running on the data directory is left running when the
+    process that started it still runs (another ``programledger`` process, such as ``run``):
+    only what this call started is stopped on the way out. One whose starter is gone (a
+    ``run`` that was SIGKILLed, as ``running.json`` tells) is taken over and stopped on the
+    way out like one started here. The embedded NATS is only ever started by ``run``
+    (``need_nats``), since a second nats-server cannot share its store; one a killed
+    ``run`` left behind is stopped and started again on the same port.
+
+    The URLs of what this call started are written to ``running.json`` in the data
+    directory (``programledger status`` prints them) and the file is removed on the way out.
     """
     started: list[EmbeddedPostgres | EmbeddedNats] = []
+    data_dir = settings.data_dir
     try:
         database_url = settings.database_url
         if database_url is None:
-            data = settings.data_dir / "postgres"
-            pg = EmbeddedPostgres(data, port=settings.embedded_postgres_port, log=log)
-            database_url = pg.running_url()
-            if database_url is not None:
-                log.info(
-                    "using the embedded PostgreSQL that another programledger process "
-                    "runs in %s, and leaving it running",
-                    data,
-                )
-            else:
-                log.info(
-                    "no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s", data
-                )
-                settings.data_dir.mkdir(parents=True, exist_ok=True)
-                database_url = await asyncio.to_thread(pg.start)
-                started.append(pg)
+            database_url = await _embedded_postgres(settings, started)
         nats_url = settings.nats_url or ""
         if need_nats and settings.nats_url is None:
-            nats = EmbeddedNats(
-                settings.data_dir / "nats", port=settings.embedded_nats_port, log=log
-            )
+            nats = EmbeddedNats(data_dir / "nats", port=settings.embedded_nats_port, log=log)
             log.info(
-                "no PROGRAMLEDGER_NATS_URL: starting the embedded NATS in %s",
-                settings.data_dir / "nats",
+                "no PROGRAMLEDGER_NATS_URL: starting the embedded NATS in %s", data_dir / "nats"
             )
             nats_url = await asyncio.to_thread(nats.start)
             started.append(nats)
+        if started:
+            write_running(
+                data_dir,
+                RunningServers.for_this_process(
+                    postgres=database_url if settings.database_url is None else None,
+                    nats=nats_url if settings.nats_url is None and need_nats else None,
+                ),
+            )
         yield Servers(database_url=database_url, nats_url=nats_url)
     finally:
         for server in reversed(started):
             await asyncio.to_thread(server.stop)
+        if started:
+            clear_running(data_dir)
+
+
+async def _embedded_postgres(
+    settings: Settings, started: list[EmbeddedPostgres | EmbeddedNats]
+) -> str:
+    """The embedded PostgreSQL's URL: the one running if its starter still runs, else
+    one this process starts or takes over (and appends to ``started``)."""
+    data = settings.data_dir / "postgres"
+    pg = EmbeddedPostgres(data, port=settings.embedded_postgres_port, log=log)
+    running = pg.running_url()
+    if running is not None:
+        record = read_running(settings.data_dir)
+        if record is None or record.postgres != running or record.owner_alive:
+            log.info(
+                "using the embedded PostgreSQL that another programledger process "
+                "runs in %s, and leaving it running",
+                data,
+            )
+            return running
+        log.warning(
+            "taking over the embedded PostgreSQL in %s that programledger pid %d started "
+            "and can no longer stop (it was killed); it is stopped on exit",
+            data,
+            record.pid,
+        )
+    else:
+        log.info("no PROGRAMLEDGER_DATABASE_URL: starting the embedded PostgreSQL in %s", data)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = await asyncio.to_thread(pg.start)
+    started.append(pg)
+    return url
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from programledger.cli.common import (
     run_command,
     stderr_console,
 )
+from programledger.redaction import redact
 
 __all__ = [
     "demo",
@@ -47,6 +48,7 @@ __all__ = [
     "mint_token_command",
     "rebuild_command",
     "schema",
+    "status",
     "verify",
 ]
 
@@ -67,6 +69,58 @@ def migrate_command() -> None:
             typer.echo(f"schema {runtime.settings.schema!r} is up to date")
 
     run_command("migrate", go)
+
+
+@app.command()
+def status() -> None:
+    """Show what runs on the embedded servers of PROGRAMLEDGER_DATA_DIR: the process,
+    the API, PostgreSQL and NATS URLs (no secrets), the store's id and its NATS stream.
+
+    Read from running.json in the data directory, which `programledger run` keeps. Exit
+    code 1 when no programledger process runs embedded servers there.
+    """
+    from programledger.adapters.embedded.running import read_running
+    from programledger.adapters.nats.stream import stream_name
+
+    settings = load_settings()
+    record = read_running(settings.data_dir)
+    if record is None:
+        typer.echo(f"no programledger process runs embedded servers in {settings.data_dir}")
+        raise typer.Exit(1)
+    alive = record.owner_alive
+    typer.echo(f"data directory: {settings.data_dir}")
+    typer.echo(
+        f"process: pid {record.pid}, "
+        + (
+            "running"
+            if alive
+            else "gone (killed): the next `programledger run` takes over the servers it left"
+        )
+    )
+    for label, url in (("API", record.api), ("PostgreSQL", record.postgres), ("NATS", record.nats)):
+        if url is not None:
+            typer.echo(f"{label}: {redact(url)}")
+    database_url = record.postgres
+    if database_url is not None and alive:
+        store = run_command("status", lambda: _store_id(database_url, settings.schema))
+        typer.echo(f"store id: {store}")
+    typer.echo(
+        f"NATS stream: {stream_name(settings.subject_prefix)} "
+        f"(subjects {settings.subject_prefix}.>)"
+    )
+    if not alive:
+        raise typer.Exit(1)
+
+
+async def _store_id(database_url: str, schema: str) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        value = await conn.fetchval(f'SELECT store_id FROM "{schema}".store_identity')
+    finally:
+        await conn.close()
+    return str(value)
 
 
 @app.command("rebuild")

