@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -32,14 +31,13 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.api.events import EventFeed, EventSelection, FeedUnavailable
 from programledger.application.commands import CommandContext
 from programledger.application.handlers import Application
-from programledger.domain.program import ProposeProgram
-from programledger.domain.values import Money
 from programledger.projections.engine.runner import ProjectionRunner, durable_name
 from programledger.projections.engine.status import projection_status, wait_for_position
 from programledger.projections.registry import PROJECTIONS, get_projection
 from tests.conftest import fresh_schema
 from tests.support.projection_process import LiveSystem, app_store, fast_runner_settings
 from tests.support.relay_process import eventually, fast_settings, stored_messages
+from tests.unit.examples import propose_program
 
 REFUSED_WITHIN = 30.0
 
@@ -62,18 +60,7 @@ async def store(pool: asyncpg.Pool, schema: str) -> PostgresEventStore:
 
 async def _propose(store: PostgresEventStore) -> int:
     result = await Application(store).handle(
-        ProposeProgram(
-            program_id=uuid4(),
-            code=f"ID{uuid4().hex[:6].upper()}",
-            name="Identity",
-            objective="Own the stream",
-            sponsor="Dana",
-            owner="Tom",
-            priority=2,
-            start_date=date(2027, 1, 1),
-            target_end_date=date(2027, 6, 30),
-            planned_budget=Money(amount_minor=5_000, currency="EUR"),
-        ),
+        propose_program(program_id=uuid4(), code=f"ID{uuid4().hex[:6].upper()}"),
         CommandContext(actor="tom"),
     )
     return result.last_position

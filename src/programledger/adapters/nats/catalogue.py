@@ -25,6 +25,7 @@ from programledger.adapters.nats.envelope import (
     HEADER_MSG_ID,
     HEADER_POSITION,
     HEADER_SCHEMA_VERSION,
+    HEADER_STORE_ID,
     HEADER_STREAM_ID,
     HEADER_VERSION,
     NO_PROGRAM,
@@ -216,6 +217,10 @@ def _headers_schema() -> dict[str, Any]:
                 "Schema version of the payload's data.", pattern="^[0-9]+$"
             ),
             HEADER_CORRELATION_ID: text("Correlation id, when the command had one.", format="uuid"),
+            HEADER_STORE_ID: text(
+                "The event store the event was recorded in (set by relays since store ids).",
+                format="uuid",
+            ),
             "Nats-Expected-Last-Sequence": text(
                 "Set by the relay to keep the stream in order; consumers ignore it.",
                 pattern="^[0-9]+$",
