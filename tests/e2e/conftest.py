@@ -219,7 +219,7 @@ async def running_api(
             commands=application(store),
             reads=pool,
             history=store,
-            feed=EventFeed([nats_url], prefix),
+            feed=EventFeed([nats_url], prefix, store_id=await store.store_id()),
             tokens=token_verifier(configured),
         )
         if watch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import nats
@@ -15,10 +16,12 @@ from nats.js.errors import NotFoundError
 
 from programledger.adapters.nats.relay import Relay, RelayState
 from programledger.adapters.nats.stream import (
+    ForeignStream,
     StreamConfigConflict,
     StreamSettings,
     ensure_stream,
     stream_name,
+    stream_store,
 )
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from tests.support.relay_process import append_notes, delete_stream, fast_settings
@@ -64,6 +67,25 @@ async def test_a_limit_that_would_drop_events_is_put_back(
     setup = await ensure_stream(js, settings)
     assert (setup.action, setup.changed) == ("updated", ("max_msgs_per_subject",))
     assert (await js.stream_info(settings.name)).config.max_msgs_per_subject == -1
+
+
+async def test_the_relay_marks_an_unmarked_stream_and_refuses_another_stores(
+    js: JetStreamContext, subject_prefix: str
+) -> None:
+    """A stream made by hand is claimed (once); then another store's relay is refused and
+    the stream keeps its mark."""
+    settings = StreamSettings(subject_prefix)
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    assert (await ensure_stream(js, settings)).action == "created"
+    assert stream_store(await js.stream_info(settings.name)) is None
+    setup = await ensure_stream(js, settings, store_id=ours)
+    assert setup.action == "updated"
+    assert "metadata" in setup.changed
+    assert stream_store(await js.stream_info(settings.name)) == str(ours)
+    assert (await ensure_stream(js, settings, store_id=ours)).action == "unchanged"
+    with pytest.raises(ForeignStream, match=str(ours)):
+        await ensure_stream(js, settings, store_id=theirs)
+    assert stream_store(await js.stream_info(settings.name)) == str(ours)
 
 
 async def test_concurrent_ensures_agree(js: JetStreamContext, subject_prefix: str) -> None:
