@@ -224,6 +224,7 @@ async def test_a_deleted_consumer_ends_the_iteration_with_consumer_gone(
     js: JetStreamContext, relay: Relay, event_store: PostgresEventStore, subject_prefix: str
 ) -> None:
     await append_notes(event_store, writers=1, appends=1)
+    await wait_for_messages(js, subject_prefix, 1, within=10)
     subscription = await subscribe(js, subject_prefix, "gone", wait=0.2)
     async with subscription:
         first = await anext(subscription)

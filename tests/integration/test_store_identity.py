@@ -27,7 +27,7 @@ from programledger.adapters.nats.stream import (
 )
 from programledger.adapters.nats.subscriber import subscribe
 from programledger.adapters.postgres.connection import create_pool
-from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 from programledger.api.events import EventFeed, EventSelection, FeedUnavailable
 from programledger.application.commands import CommandContext
 from programledger.application.handlers import Application
@@ -196,7 +196,15 @@ async def test_a_message_of_another_store_in_an_unmarked_stream_stops_the_worker
     try:
         js = nc.jetstream()
         await ensure_stream(js, StreamSettings(subject_prefix))
-        event = (await other_store.read_all_raw(0, 10))[0]
+        stored: list[RawEvent] = []
+
+        async def readable() -> bool:
+            # The store's safe read shows a commit once older transactions are done.
+            stored[:] = await other_store.read_all_raw(0, 10)
+            return bool(stored)
+
+        await eventually(readable)
+        event = stored[0]
         message = encode_message(subject_prefix, event, other_store.codec)
         await js.publish(
             message.subject,
