@@ -23,6 +23,7 @@ from uuid import UUID
 import msgspec
 
 from programledger.adapters.nats.envelope import (
+    HEADER_STORE_ID,
     EventEnvelope,
     OutgoingMessage,
     decode_envelope,
@@ -110,9 +111,16 @@ class EventLog:
         """The safe head now: the last position a reader may be given."""
         return await self._store.head_position()
 
-    def messages(self, rows: Sequence[RawEvent]) -> list[FeedPosition]:
-        codec = self._store.codec
-        return [FeedPosition(row.position, encode_message(self.prefix, row, codec)) for row in rows]
+    async def messages(self, rows: Sequence[RawEvent]) -> list[FeedPosition]:
+        store = str(await self._store.store_id())
+        return [FeedPosition(row.position, self._message(row, store)) for row in rows]
+
+    def _message(self, row: RawEvent, store: str) -> OutgoingMessage:
+        """The message as the relay publishes it, the store's mark included (the relay adds
+        it to what :func:`encode_message` builds, so the feed does the same)."""
+        message = encode_message(self.prefix, row, self._store.codec)
+        message.headers[HEADER_STORE_ID] = store
+        return message
 
     async def page(self, after: int, first: int, selection: EventSelection) -> FeedPage:
         """Up to ``first`` selected events after ``after``, up to the safe head now."""
@@ -126,9 +134,9 @@ class EventLog:
             return FeedPage([], after, head, False)
         rows = await self.read(after, head, selection, first + 1)
         if len(rows) > first:
-            events = self.messages(rows[:first])
+            events = await self.messages(rows[:first])
             return FeedPage(events, events[-1].position, head, True)
-        return FeedPage(self.messages(rows), head, head, False)
+        return FeedPage(await self.messages(rows), head, head, False)
 
     async def lines(
         self, after: int, through: int, selection: EventSelection, *, page: int = MAX_FEED_PAGE
@@ -137,7 +145,7 @@ class EventLog:
         :meth:`head` returned), a page of lines per item. The next page is read only when
         the caller asks for it, so a slow reader slows the reads instead of filling memory.
         """
-        codec = self._store.codec
+        store = str(await self._store.store_id())
         while after < through:
             rows = await self.read(after, through, selection, page)
             if not rows:
@@ -147,7 +155,7 @@ class EventLog:
                 # {"subject": ..., "headers": {...}, "envelope": <the payload>}, put together
                 # from its parts: a subject is tokens of letters, digits, _, - and dots
                 # (nothing to escape), and the payload is JSON already.
-                message = encode_message(self.prefix, row, codec)
+                message = self._message(row, store)
                 parts += (
                     b'{"subject":"',
                     message.subject.encode(),
@@ -199,7 +207,7 @@ class StoreBackfill:
         head = await self._log.head()
         while after < head:
             rows = await self._log.read(after, head, selection, MAX_FEED_PAGE)
-            for message in self._log.messages(rows):
+            for message in await self._log.messages(rows):
                 yield decode_envelope(message.message.payload)
             if len(rows) < MAX_FEED_PAGE:
                 break
