@@ -3,13 +3,16 @@
 --   api        the API (and `programledger demo`): appends only through append_events(),
 --              which applies the catalogue, the concurrency check, the ordering and the
 --              hash chain with its owner's rights (SECURITY DEFINER); reads the store and
---              the read models. It writes no table at all.
+--              the read models. The only table it writes is webhook_endpoints, which
+--              admins manage through it (register, enable, disable, redeliver, remove).
 --   projector  the projection workers and `programledger rebuild`: owns the read-model
 --              tables (rm_*), which it creates, fills and swaps; writes projection_status.
 --   relay      the relays and the sealer beside them: reads events, writes
 --              relay_checkpoints, appends to the Merkle tree and its signed heads
 --              (tree_leaves, tree_nodes, tree_heads, signing_keys: append-only, their
---              triggers refuse changes) and records their publication.
+--              triggers refuse changes) and records their publication; the webhooks
+--              worker runs as this role too: it moves its endpoints' positions and failure
+--              streaks (webhook_endpoints) and logs its attempts (webhook_deliveries).
 --   verifier   `programledger verify` (a scheduled job): reads everything, records its
 --              outcome in verification_runs.
 --
@@ -56,6 +59,9 @@ GRANT INSERT, UPDATE ON :"schema".relay_checkpoints TO :"relay_role";
 GRANT INSERT ON :"schema".tree_leaves, :"schema".tree_nodes, :"schema".tree_heads,
     :"schema".signing_keys TO :"relay_role";
 GRANT INSERT, UPDATE ON :"schema".tree_head_publications TO :"relay_role";
+GRANT INSERT, UPDATE, DELETE ON :"schema".webhook_endpoints TO :"api_role";
+GRANT UPDATE ON :"schema".webhook_endpoints TO :"relay_role";
+GRANT INSERT ON :"schema".webhook_deliveries TO :"relay_role";
 GRANT INSERT ON :"schema".verification_runs TO :"verifier_role";
 GRANT SELECT ON SEQUENCE :"schema".event_position_seq TO :"verifier_role";
 

@@ -8,6 +8,7 @@ import importlib.util
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, astuple, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +22,11 @@ from programledger.adapters.nats.relay import Relay
 from programledger.adapters.postgres.connection import init_connection
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.structure import check_structure
+from programledger.adapters.postgres.webhooks import (
+    DeliveryRecord,
+    PostgresWebhookStore,
+    WebhookProgress,
+)
 from programledger.application.eventstore import (
     ConcurrencyConflict,
     EventMetadata,
@@ -28,6 +34,7 @@ from programledger.application.eventstore import (
 )
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
+from programledger.application.webhooks import WebhookTarget
 from programledger.domain.events import EventRegistry
 from programledger.projections.engine.rebuild import rebuild
 from tests.support.events import Noted
@@ -51,6 +58,8 @@ TABLES = (
     "tree_head_publications",
     "rm_audit",
     "rm_audit_state",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 
 
@@ -145,7 +154,7 @@ async def _privileges(pg_url: str, schema: str, roles: Roles) -> dict[str, dict[
 def _expected(roles: Roles) -> dict[str, dict[str, set[str]]]:
     read = {t: {"SELECT"} for t in TABLES}
     return {
-        roles.api: read,
+        roles.api: {**read, "webhook_endpoints": {"SELECT", "INSERT", "UPDATE", "DELETE"}},
         roles.projector: {
             **read,
             "projection_status": {"SELECT", "INSERT", "UPDATE"},
@@ -158,6 +167,8 @@ def _expected(roles: Roles) -> dict[str, dict[str, set[str]]]:
             "tree_leaves": {"SELECT", "INSERT"},
             "tree_heads": {"SELECT", "INSERT"},
             "tree_head_publications": {"SELECT", "INSERT", "UPDATE"},
+            "webhook_endpoints": {"SELECT", "UPDATE"},
+            "webhook_deliveries": {"SELECT", "INSERT"},
         },
         roles.verifier: {**read, "verification_runs": {"SELECT", "INSERT"}},
     }
@@ -327,3 +338,54 @@ async def test_a_temporary_table_cannot_shadow_the_store_inside_append_events(
         assert conflict.value.actual_version == 0
     finally:
         await conn.close()
+
+
+async def test_admins_manage_webhooks_as_the_api_and_the_worker_delivers_as_the_relay(
+    pg_url: str, schema: str, roles: Roles
+) -> None:
+    api_pool = await _pool_as(pg_url, schema, roles.api)
+    # The worker writes on the connection it holds its lock on, not a pooled one.
+    worker = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    await init_connection(worker)
+    await worker.execute(f'SET ROLE "{roles.relay}"')
+    try:
+        admins = PostgresWebhookStore(api_pool)
+        endpoint = await admins.add(
+            uuid.uuid4(), WebhookTarget(url="https://hooks.example.com/in"), "s" * 32, "ada", 0
+        )
+        assert await admins.set_enabled(endpoint.endpoint_id, False, "paused") is not None
+        assert await admins.set_enabled(endpoint.endpoint_id, True, None) is not None
+        progress = WebhookProgress()
+        (row,) = await progress.endpoints(worker)
+        attempt = DeliveryRecord(
+            delivery_id=0,
+            endpoint_id=row.endpoint_id,
+            event_id=uuid.uuid4(),
+            position=1,
+            event_type="Noted",
+            attempt=1,
+            succeeded=True,
+            status_code=204,
+            error=None,
+            duration_ms=3,
+            attempted_at=datetime.now(UTC),
+        )
+        await progress.save(worker, [(row.endpoint_id, row.revision, 1, 0)], [attempt], [])
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await worker.execute("DELETE FROM webhook_endpoints")
+        assert [
+            d.position
+            for d in await admins.deliveries(
+                endpoint.endpoint_id, after=None, first=10, failed_only=False
+            )
+        ] == [1]
+        stored = await admins.endpoint(endpoint.endpoint_id)
+        assert stored is not None
+        assert stored.position == 1
+        async with api_pool.acquire() as conn:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("DELETE FROM webhook_deliveries")
+        assert await admins.remove(endpoint.endpoint_id)
+    finally:
+        await api_pool.close()
+        await worker.close()
