@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from programledger.api.auth import TokenVerifier
 from programledger.api.jwks import JwksKeys
 from tests.e2e.conftest import SECRET, ApiFactory, new_id, program_input
+from tests.support.ledger import settled
 
 ISSUER = "https://id.example.com/realms/pmo"
 AUDIENCE = "programledger"
@@ -150,6 +151,7 @@ async def test_tokens_signed_by_the_identity_provider_act_as_their_subject(
             proposed = await api.accepted(
                 "proposeProgram", program_input(new_id()), headers=_bearer(token)
             )
+            await settled(api.store)
             stored = await api.store.read_all()
             async with api.websocket(token) as ws:
                 acknowledged = json.loads(await ws.recv())

@@ -12,7 +12,7 @@ from programledger.api import Role
 from programledger.domain.integrity import TreeHead
 from tests.e2e.conftest import Api, new_id, program_input
 from tests.support import rfc9162
-from tests.support.ledger import new_signer, sealer
+from tests.support.ledger import new_signer, sealer, settled
 
 HEAD = "treeSize rootHash timestampMs previous keyId signature"
 
@@ -29,7 +29,7 @@ async def test_an_auditor_checks_proofs_with_the_public_key_alone(api: Api, pg_u
     worker = sealer(api.store, signer, pg_url)
     task = asyncio.create_task(worker.run())
     try:
-        head = await api.store.head_position()
+        head = await settled(api.store)
         async with asyncio.timeout(30):
             await worker.wait_sealed(head)
     finally:

@@ -9,6 +9,7 @@ from programledger.api import Role
 from programledger.projections.engine.progress import WaitOutcome, projections_for_event_types
 from programledger.projections.registry import PROJECTIONS
 from tests.e2e.conftest import PAYLOAD, Api, ApiFactory, new_id, program_input, resource_input
+from tests.support.ledger import settled
 
 
 async def test_a_frontend_plans_a_program_and_staffs_it(api: Api) -> None:
@@ -121,6 +122,7 @@ async def test_a_frontend_plans_a_program_and_staffs_it(api: Api) -> None:
     )
     assert overridden["eventTypes"] == ["AllocationConfirmed"]
 
+    await settled(api.store)
     events = await api.store.read_all()
     assert {event.metadata.actor for event in events} == {"tia@example.com"}
     activation = next(e for e in events if e.event_type == "ProgramActivated")

@@ -14,6 +14,7 @@ from programledger.adapters.nats.relay import Relay
 from programledger.adapters.nats.stream import stream_name
 from programledger.api import Role
 from tests.e2e.conftest import Api, new_id, program_input, resource_input, running_api
+from tests.support.ledger import settled
 from tests.support.relay_process import eventually
 
 EVENTS = """
@@ -82,7 +83,7 @@ async def _refusal(ws: ClientConnection, variables: dict[str, Any]) -> dict[str,
 async def _nothing_more(ws: ClientConnection, api: Api, relay: Relay) -> None:
     """Once the relay published everything written, no further event arrives."""
     async with asyncio.timeout(10):
-        await relay.wait_published(await api.store.head_position())
+        await relay.wait_published(await settled(api.store))
     try:
         async with asyncio.timeout(0.5):
             message = await ws.recv()
@@ -140,7 +141,7 @@ async def test_a_subscription_resumes_after_a_position_without_a_gap(
         )
     ]
     async with asyncio.timeout(10):
-        await relay.wait_published(await api.store.head_position())
+        await relay.wait_published(await settled(api.store))
     async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
         # A client that saw the proposal, then lost its connection, resumes after it.
         await _subscribe(api, ws, program=watched, after=proposed["position"])
@@ -162,7 +163,7 @@ async def test_a_resume_from_events_the_stream_no_longer_holds_is_refused(
     programs = [
         await api.accepted("proposeProgram", program_input(new_id()), headers=tia) for _ in range(4)
     ]
-    head = await api.store.head_position()
+    head = await settled(api.store)
     async with asyncio.timeout(10):
         await relay.wait_published(head)
     # The stream's limits dropped its oldest messages, up to the second proposal's (a

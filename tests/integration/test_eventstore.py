@@ -22,6 +22,7 @@ from programledger.application.eventstore import (
 )
 from programledger.domain.events import DomainEvent
 from tests.support.events import Noted, Renamed
+from tests.support.ledger import settled
 
 META = EventMetadata(actor="alice", reason="testing")
 
@@ -640,7 +641,7 @@ async def test_shares_of_the_log_are_disjoint_and_together_all_of_it(
             [Noted(text="a"), Noted(text="b", n=n)],
             EventMetadata(actor="alice"),
         )
-    through = await event_store.head_position()
+    through = await settled(event_store)
     everything = await event_store.read_all_raw(0, 1000)
     shares = [await _share(event_store, through, share) for share in range(3)]
     positions = [[e.position for e in share] for share in shares]

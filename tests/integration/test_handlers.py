@@ -67,6 +67,7 @@ from programledger.domain.risk import (
     UpdateRiskDetails,
 )
 from programledger.domain.values import Department, PartyKind
+from tests.support.ledger import settled
 from tests.unit.examples import propose_program
 
 ACTOR = "tom.tpm"
@@ -153,7 +154,7 @@ def propose_allocation(
 
 
 async def head(store: PostgresEventStore) -> int:
-    return await store.head_position()
+    return await settled(store)
 
 
 async def stored_count(store: PostgresEventStore) -> int:
@@ -306,6 +307,7 @@ async def test_metadata_lands_on_every_stored_event(
     await app.handle(register("bob"), context)
     await app.handle(propose_allocation("bob", program_id), context)
 
+    await settled(event_store)
     stored = await event_store.read_all()
     assert [e.stream_id for e in stored][:2] == [
         program_code_stream_id("PAY-2027"),
@@ -328,6 +330,7 @@ async def test_a_context_without_correlation_id_gets_one_shared_by_its_appends(
 ) -> None:
     context = ctx()
     await app.handle(propose_program(program_id=uuid4()), context)
+    await settled(event_store)
     stored = await event_store.read_all()
     assert len(stored) == 2
     assert {e.metadata.correlation_id for e in stored} == {context.correlation_id}
@@ -631,6 +634,7 @@ async def test_a_refused_proposal_reserves_nothing(
         await app.handle(propose_program(program_id=program_id, code="OTHER-1"), ctx())
     assert again.value.entity == "program"
     assert await event_store.read_stream(program_code_stream_id("OTHER-1")) == []
+    await settled(event_store)
     assert {e.stream_id for e in await event_store.read_all()} == {
         program_code_stream_id("KEPT-1"),
         f"program-{program_id}",
@@ -908,6 +912,7 @@ async def test_a_repeated_proposal_is_answered_not_refused(
     again = await app.handle(command, ctx(idempotency_key="propose-1", expected_version=0))
     assert again.replayed
     assert (again.stream_id, again.last_position) == (first.stream_id, first.last_position)
+    await settled(event_store)
     assert len(await event_store.read_all()) == 2
 
 

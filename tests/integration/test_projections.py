@@ -75,6 +75,7 @@ from programledger.projections.risks import (
     risks_by_id,
     risks_of_programs,
 )
+from tests.support.ledger import settled
 from tests.support.projection_process import LiveSystem, app_store, table_rows
 from tests.support.relay_process import eventually
 
@@ -641,7 +642,7 @@ async def test_one_runner_is_active_and_a_standby_takes_over(
         assessed = await get_risk(pool, risk)
         assert assessed is not None
         assert assessed.score == 9
-        assert second.stats.applied == 1
+        await eventually(lambda: second.stats.applied == 1)
 
 
 async def test_lag_shows_positions_and_seconds_behind(
@@ -654,6 +655,7 @@ async def test_lag_shows_positions_and_seconds_behind(
 ) -> None:
     story = Story(app)
     head = await story.tell()
+    await settled(store)
     status = {s.name: s for s in await projection_status(pool)}
     assert status["audit"].state == "idle"
     assert status["audit"].lag_positions == head

@@ -21,6 +21,7 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.domain.events import EventRegistry
 from tests.support.events import Noted, Renamed, raw_append
+from tests.support.ledger import settled
 from tests.support.relay_process import (
     append_notes,
     delete_stream,
@@ -208,6 +209,7 @@ async def test_lag_counts_unpublished_events_and_their_age(
     event_store: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     await append_notes(event_store, writers=1, appends=4)
+    await settled(event_store)
     lag = await relay_lag(pool)
     assert (lag.head_position, lag.published_position, lag.positions) == (4, 0, 4)
     assert lag.seconds >= 0.0
@@ -290,6 +292,7 @@ async def test_a_relay_that_cannot_connect_to_nats_keeps_retrying_and_stops_clea
     relay.stop()
     await asyncio.wait_for(task, 10)
     assert relay.state is RelayState.STOPPED
+    await settled(event_store)
     assert (await relay_lag(event_store.pool)).positions == 3
 
 
