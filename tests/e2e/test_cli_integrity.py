@@ -13,12 +13,13 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from programledger.adapters.postgres.catalogue import sync_catalogue
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.signing import HeadSigner, public_key_pem
 from tests.e2e.test_cli import cli
 from tests.support import rfc9162
-from tests.support.events import Noted
+from tests.support.events import Noted, store_test_registry
 from tests.support.ledger import seal_all, settled, tamper
 
 META = EventMetadata(actor="cli-test")
@@ -28,6 +29,16 @@ def _env(pg_url: str, schema: str, data_dir: Path) -> dict[str, str]:
     from tests.e2e.test_cli import _env as env_of
 
     return env_of(database_url=pg_url, schema=schema, data_dir=str(data_dir))
+
+
+async def _catalogue_test_events(pg_url: str, schema: str) -> None:
+    """The CLI's migrate catalogues the code's event types; the tests' own (``TestNoted``)
+    are added as the test fixtures add them, or the store would refuse to import them."""
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    try:
+        await sync_catalogue(conn, store_test_registry())
+    finally:
+        await conn.close()
 
 
 async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -92,6 +103,7 @@ async def test_verify_proofs_export_offline_and_import(
     copy = _env(pg_url, copy_schema, tmp_path / "data")
     try:
         assert (await _run("migrate", env=copy))[0] == 0
+        await _catalogue_test_events(pg_url, copy_schema)
         code, out, err = await _run("import", str(export), env=copy)
         assert code == 0, err
         assert "imported 7 events" in out
