@@ -334,25 +334,39 @@ class Frontier:
         return done
 
     def extend(self, event_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
-        """:meth:`append` for many leaves; the sealer's and ``verify``'s hot loop, so the
-        hashing is inlined."""
+        """:meth:`append` for many leaves (the nodes level by level, each level in index
+        order)."""
+        start = self.size
+        return [
+            (level, (start >> level) + i, h)
+            for level, hashes in enumerate(self.grow(event_hashes))
+            for i, h in enumerate(hashes)
+        ]
+
+    def grow(self, event_hashes: Iterable[bytes]) -> list[list[bytes]]:
+        """Add many leaves; per level, the hashes of the nodes they completed in index
+        order: growing from ``a`` to ``b`` leaves completes exactly the nodes
+        ``[a >> level, b >> level)`` of each level. The sealer's and ``verify``'s hot
+        loop, so the hashing is inlined and no object is made per node."""
         sha256 = hashlib.sha256
         stack = self._stack
-        done: list[tuple[int, int, bytes]] = []
-        add = done.append
+        levels: list[list[bytes]] = [[]]
+        leaves = levels[0].append
         index = self.size
         for event_hash in event_hashes:
             h = sha256(b"\x00" + event_hash).digest()
-            add((0, index, h))
+            leaves(h)
             level = 0
             while index >> level & 1:
                 h = sha256(b"\x01" + stack.pop() + h).digest()
                 level += 1
-                add((level, index >> level, h))
+                if level == len(levels):
+                    levels.append([])
+                levels[level].append(h)
             stack.append(h)
             index += 1
         self.size = index
-        return done
+        return levels
 
     def root(self) -> bytes:
         if not self._stack:

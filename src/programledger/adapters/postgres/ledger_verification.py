@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from programledger.adapters.postgres.ledger import head_of
 from programledger.application.ledger_audit import LedgerReport, head_roots
-from programledger.domain.integrity import Frontier, NodeId, SignedHead
+from programledger.domain.integrity import Frontier, SignedHead
 
 __all__ = ["verify_ledger"]
 
-_PAGE = 10_000
+_PAGE = 50_000
 
 
 async def verify_ledger(
@@ -41,6 +41,8 @@ async def verify_ledger(
     repeatable-read snapshot of ``conn``."""
     report = LedgerReport()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        # Compiling the walk's large queries costs more than they run (seconds, measured).
+        await conn.execute("SET LOCAL jit = off")
         heads = [
             head_of(r) for r in await conn.fetch("SELECT * FROM tree_heads ORDER BY tree_size")
         ]
@@ -94,7 +96,7 @@ async def _walk(
         )
         if not rows:
             break
-        state.nodes = []
+        state.start_page(frontier)
         for position, event_hash, leaf in rows:
             if event_hash is None:
                 state.aligned = False
@@ -127,7 +129,7 @@ async def _walk(
         state.flush(frontier, report)
         after = rows[-1]["position"]
         if state.aligned:
-            await _compare_nodes(conn, state.nodes, report)
+            await _compare_nodes(conn, state.first, state.levels, report)
     for size, entries in sorted(roots.items()):
         if size > frontier.size:
             for what, _ in entries:
@@ -144,14 +146,22 @@ class _Walk:
         self.store_heads_hold = True
         self.pending: list[bytes] = []
         """Leaf inputs not yet added: the tree grows a run at a time, up to a head's size."""
-        self.nodes: list[tuple[int, int, bytes]] = []
-        """Nodes the current page completed, to compare with the stored ones."""
+        self.first = 0
+        self.levels: list[list[bytes]] = []
+        """Per level, the nodes the current page completed (from leaf ``first`` on), to
+        compare with the stored ones."""
+
+    def start_page(self, frontier: Frontier) -> None:
+        self.first = frontier.size
+        self.levels = []
 
     def flush(self, frontier: Frontier, report: LedgerReport) -> None:
-        done = frontier.extend(self.pending)
+        levels = frontier.grow(self.pending)
         self.pending.clear()
         if self.aligned:
-            self.nodes.extend(done)
+            self.levels.extend([] for _ in range(len(levels) - len(self.levels)))
+            for mine, done in zip(self.levels, levels, strict=False):
+                mine += done
         self.compare(frontier, report)
 
     def compare(self, frontier: Frontier, report: LedgerReport) -> None:
@@ -169,30 +179,45 @@ class _Walk:
 
 async def _compare_nodes(
     conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-    nodes: list[tuple[int, int, bytes]],
+    first: int,
+    levels: list[list[bytes]],
     report: LedgerReport,
 ) -> None:
-    if not nodes:
+    """The stored nodes over the leaves from ``first`` on against the rebuilt ones: per
+    level, PostgreSQL concatenates the stored hashes in index order (one index range scan)
+    and one comparison of bytes stands for every node of it; only a level that differs is
+    read node by node, to name its first wrong node."""
+    wanted = [(level, first >> level, len(done)) for level, done in enumerate(levels) if done]
+    if not wanted:
         return
-    first = min(n[1] for n in nodes if n[0] == 0)
-    last = max(n[1] for n in nodes if n[0] == 0)
-    # Every stored node over the leaves [first, last]: one index range scan per level.
     rows = await conn.fetch(
         """
-        SELECT n.level, n.node_index, n.hash
-        FROM generate_series(0, 62) AS l(level)
+        SELECT l.level, n.hashes
+        FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS l(level, lo, n)
         CROSS JOIN LATERAL (
-            SELECT level, node_index, hash FROM tree_nodes
-            WHERE level = l.level AND node_index >= ($1::bigint >> l.level)
-              AND node_index <= ($2::bigint >> l.level)
+            SELECT string_agg(hash, ''::bytea ORDER BY node_index) AS hashes
+            FROM tree_nodes
+            WHERE level = l.level AND node_index >= l.lo AND node_index < l.lo + l.n
         ) n
+        ORDER BY l.level
         """,
-        first,
-        last,
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
     )
-    stored: dict[NodeId, bytes] = {(r[0], r[1]): r[2] for r in rows}
-    for level, index, expected in nodes:
-        if stored.get((level, index)) != expected:
+    for (level, lo, count), row in zip(wanted, rows, strict=True):
+        if (row["hashes"] or b"") != b"".join(levels[level]):
+            stored: dict[int, bytes] = {
+                r[0]: r[1]
+                for r in await conn.fetch(
+                    "SELECT node_index, hash FROM tree_nodes "
+                    "WHERE level = $1 AND node_index >= $2 AND node_index < $3",
+                    level,
+                    lo,
+                    lo + count,
+                )
+            }
+            index = next(lo + i for i, h in enumerate(levels[level]) if stored.get(lo + i) != h)
             report.problem(
                 f"stored tree node (level {level}, index {index}) is missing or differs from "
                 "the events: proofs served from it would fail"
