@@ -6,9 +6,10 @@ Four questions, each against a reference measured in the same run:
    per append (``bench/append.py``'s workload), rounds alternating which goes first. The
    sealer runs in this process, as it would in ``run`` (conservative: it shares the
    client's CPU). Goal: at least 0.95x.
-2. **verify of the whole store**: every stream's hash chain and the Merkle tree against
-   every signed head, in events per second (goal: at least 100,000/s); the reference is
-   one sequential read of the same rows' positions and hashes.
+2. **verify of the whole store**: every stream's hash chain, the Merkle tree against
+   every signed head and the log's shape (``structure.py``), side by side as the CLI runs
+   them, in events per second (goal: at least 100,000/s); the reference is one sequential
+   read of the same rows' positions and hashes.
 3. **An inclusion proof on a 1,000,000-event store** (``--events``): leaf lookup plus the
    proof's nodes, p99 over random events (goal: at most 10 ms); the reference is a
    primary-key SELECT of the event row.
@@ -57,6 +58,7 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.ledger import LedgerStore
 from programledger.adapters.postgres.ledger_verification import verify_ledger
 from programledger.adapters.postgres.migrations import migrate
+from programledger.adapters.postgres.structure import StructureReport, check_structure
 from programledger.adapters.postgres.verification import VerificationSummary, verify_streams
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.ledger_audit import LedgerReport
@@ -168,7 +170,8 @@ async def fill(store: PostgresEventStore, events: int) -> None:
 
 
 async def verify_rate(store: PostgresEventStore, signer: HeadSigner) -> tuple[float, float]:
-    """Events per second of verify (chains and tree), and of a plain read of the same rows."""
+    """Events per second of verify (chains, tree and the log's shape), and of a plain read
+    of the same rows."""
     started = time.perf_counter()
     summary = VerificationSummary()
 
@@ -180,11 +183,16 @@ async def verify_rate(store: PostgresEventStore, signer: HeadSigner) -> tuple[fl
         async with store.pool.acquire() as conn:
             return await verify_ledger(conn, [signer.public_key])
 
+    async def shape() -> StructureReport:
+        async with store.pool.acquire() as conn:
+            return await check_structure(conn)
+
     # As `programledger verify` runs them: side by side.
-    _, report = await asyncio.gather(chains(), tree())
+    _, report, structure = await asyncio.gather(chains(), tree(), shape())
     seconds = time.perf_counter() - started
     assert summary.ok, summary.broken[:3]
     assert report.ok, report.problems[:3]
+    assert structure.ok, structure.problems[:3]
     started = time.perf_counter()
     async with store.pool.acquire() as conn, conn.transaction():
         rows = 0
@@ -194,7 +202,7 @@ async def verify_rate(store: PostgresEventStore, signer: HeadSigner) -> tuple[fl
             rows += 1
     ref_seconds = time.perf_counter() - started
     print(
-        f"  verify: {summary.events:,} events in {seconds:.1f}s (chains and tree); "
+        f"  verify: {summary.events:,} events in {seconds:.1f}s (chains, tree, shape); "
         f"a plain read of them {ref_seconds:.1f}s",
         file=sys.stderr,
     )

@@ -246,10 +246,15 @@ def verify(
                         summary.add(result)
                         progress.advance(task)
 
-            # The chains are walked by PostgreSQL, the tree rebuilt here: side by side.
-            _, ledger = await asyncio.gather(chains(), check_ledger(runtime, public_key, against))
-            problems = await _check_and_record(
-                runtime.store, summary, ledger, started, read_models=read_models
+            # The chains and the log's shape are checked by PostgreSQL, the tree rebuilt
+            # here: side by side.
+            _, ledger, problems = await asyncio.gather(
+                chains(),
+                check_ledger(runtime, public_key, against),
+                _check_shape(runtime.store, read_models=read_models),
+            )
+            await _record(
+                runtime.store, summary, ledger, problems, started, read_models=read_models
             )
         return summary, ledger, problems
 
@@ -275,31 +280,38 @@ def verify(
         raise typer.Exit(1)
 
 
-async def _check_and_record(
-    store: PostgresEventStore,
-    summary: VerificationSummary,
-    ledger: LedgerReport | None,
-    started: datetime,
-    *,
-    read_models: bool,
-) -> list[str]:
-    """The log's shape (and the audit trail), then the whole run's outcome recorded in
-    ``verification_runs``; returns the shape's problems."""
+async def _check_shape(store: PostgresEventStore, *, read_models: bool) -> list[str]:
+    """The log's shape (and the audit trail): the problems found."""
     from programledger.adapters.postgres.structure import check_structure
-    from programledger.adapters.postgres.verification_runs import VerificationRun, record_run
 
-    checks = ["chains", "structure"] + (["ledger"] if ledger is not None else [])
     async with store.pool.acquire() as conn:
         await conn.execute("SET statement_timeout = 0")
         problems = [str(p) for p in (await check_structure(conn)).problems]
         if read_models:
             from programledger.projections.audit import check_audit_trail
 
-            checks.append("read-models")
             problems += [str(p) for p in await check_audit_trail(conn, store)]
         await conn.execute("RESET statement_timeout")
-        everything = [_broken_line(b) for b in summary.broken] + problems
-        everything += [f"ledger: {p}" for p in (ledger.problems if ledger is not None else [])]
+    return problems
+
+
+async def _record(
+    store: PostgresEventStore,
+    summary: VerificationSummary,
+    ledger: LedgerReport | None,
+    problems: list[str],
+    started: datetime,
+    *,
+    read_models: bool,
+) -> None:
+    """The whole run's outcome, recorded in ``verification_runs``."""
+    from programledger.adapters.postgres.verification_runs import VerificationRun, record_run
+
+    checks = ["chains", "structure"] + (["ledger"] if ledger is not None else [])
+    checks += ["read-models"] if read_models else []
+    everything = [_broken_line(b) for b in summary.broken] + problems
+    everything += [f"ledger: {p}" for p in (ledger.problems if ledger is not None else [])]
+    async with store.pool.acquire() as conn:
         await record_run(
             conn,
             VerificationRun(
@@ -313,7 +325,6 @@ async def _check_and_record(
                 first_problem=everything[0] if everything else None,
             ),
         )
-    return problems
 
 
 def ledger_ok(report: LedgerReport) -> bool:
