@@ -292,7 +292,7 @@ async def bench(url: str, source: str, args: argparse.Namespace) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
         for schema in schemas:
-            await migrate(conn, schema)
+            await migrate(conn, schema, registry=store_test_registry())
     finally:
         await conn.close()
     pools = [await create_pool(url, s, min_size=2, max_size=10) for s in schemas]
