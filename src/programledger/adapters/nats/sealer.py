@@ -205,7 +205,6 @@ class Sealer:
             await self._close_nats()
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
-        await conn.add_listener(self._store.notify_channel, self._on_notify)
         public = self._signer.public_key.public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
@@ -216,6 +215,10 @@ class Sealer:
         log.info("sealer %s: active, tree of %d leaves", self._settings.name, tree.frontier.size)
         # Publishing runs beside sealing: NATS being slow or away never delays a head.
         publishing: asyncio.Task[None] | None = None
+        # Appends notify the store's channel, each one; the sealer listens only while idle
+        # (while events arrive it seals every interval anyway), so a busy store does not
+        # pay a notification delivered to it per append.
+        listening = False
         try:
             while not self._leader.stopping:
                 self._wake.clear()
@@ -227,8 +230,18 @@ class Sealer:
                 if publishing is None and self._servers:
                     publishing = asyncio.create_task(self._publish(conn))
                 if sealed:
+                    if listening:
+                        async with self._leader.guard:
+                            await conn.remove_listener(self._store.notify_channel, self._on_notify)
+                        listening = False
                     elapsed = asyncio.get_running_loop().time() - sealed_at
                     await self._leader.pause(max(self._settings.seal_interval - elapsed, 0.0))
+                elif not listening:
+                    # Look again at once: an append between that look and LISTEN sent
+                    # this connection nothing.
+                    async with self._leader.guard:
+                        await conn.add_listener(self._store.notify_channel, self._on_notify)
+                    listening = True
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
