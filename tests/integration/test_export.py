@@ -7,6 +7,7 @@ application loads from the event store.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 from uuid import UUID, uuid4
@@ -34,7 +35,7 @@ from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
 from programledger.domain import program, resource, risk
 from programledger.domain.events import EventRegistry
-from programledger.domain.integrity import head_to_json
+from programledger.domain.integrity import SignedHead, head_to_json
 from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
 from tests.support.ledger import new_signer, seal_all, settled
 
@@ -191,12 +192,12 @@ async def test_an_export_cut_at_a_signed_head_proves_every_event_offline(
         CommandContext(actor="auditor-test"),
     )
     ledger = LedgerStore(event_store.pool)
-    export = await export_program(event_store, pay, ledger)
+    export = await export_program(event_store, pay, ledger, seal_wait=0)
     head = await ledger.latest_head()
     assert head is not None
     assert export.header.tree_head == head_to_json(head)
     lines = list(export.lines())
-    assert b"After the head" not in b"".join(lines), "the export is cut at the signed head"
+    assert b"After the head" not in b"".join(lines), "no sealer ran: cut at the newest head"
     report = verify_program_export(lines, [signer.public_key])
     assert report.ok, report.problems
     assert report.events == export.header.events
@@ -211,3 +212,38 @@ async def test_an_export_cut_at_a_signed_head_proves_every_event_offline(
         "signature does not hold"
         in verify_program_export(lines, [new_signer().public_key]).problems[0]
     )
+
+
+class _WatchedLedger(LedgerStore):
+    """The real ledger, telling when an export first asked for its newest head."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        super().__init__(store.pool)
+        self.asked = asyncio.Event()
+
+    async def latest_head(self) -> SignedHead | None:
+        self.asked.set()
+        return await super().latest_head()
+
+
+async def test_an_export_waits_for_the_sealer_to_sign_what_was_just_written(
+    event_store: PostgresEventStore, pg_url: str
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+    pay = DEMO_PROGRAMS["PAY-2027"]
+    signer = new_signer()
+    await seal_all(event_store, signer, pg_url)
+    await app.handle(
+        ReportProgramHealth(program_id=pay, health=Health.AMBER, summary="Just now"),
+        CommandContext(actor="auditor-test"),
+    )
+    through = await settled(event_store)
+    ledger = _WatchedLedger(event_store)
+    exporting = asyncio.create_task(export_program(event_store, pay, ledger))
+    await ledger.asked.wait()
+    await seal_all(event_store, signer, pg_url)
+    export = await exporting
+    assert export.header.through_position == through
+    assert b"Just now" in b"".join(export.lines())
+    assert verify_program_export(list(export.lines()), [signer.public_key]).ok

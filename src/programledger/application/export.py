@@ -21,6 +21,7 @@ log's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -189,8 +190,37 @@ async def resolve_program(source: ExportSource, reference: str) -> UUID:
     raise ProgramNotFound(f"no program has the id or code {reference!r}")
 
 
+async def _signed_cut(
+    source: ExportSource, ledger: LedgerProofs, within: float
+) -> tuple[SignedHead | None, int]:
+    """The signed head to cut an export at, and the position of its last leaf.
+
+    The sealer signs what is readable within about a second, so an export waits (up to
+    ``within`` seconds) for a head that covers the log as it is now: cut at an older
+    head, it would leave out the latest events (a program proposed a moment ago would
+    be "not found"). A ledger that signs nothing in that time (no sealer running) gives
+    its newest head, or, with none at all, the readable head and no proofs.
+    """
+    target = await source.head_position()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        head = await ledger.latest_head()
+        if head is not None and head.head.size > 0:
+            through = await ledger.leaf_positions(head.head.size)
+            if through >= target or loop.time() >= deadline:
+                return head, through
+        elif target == 0 or loop.time() >= deadline:
+            return None, target
+        await asyncio.sleep(0.1)
+
+
 async def export_program(
-    source: ExportSource, program_id: UUID, ledger: LedgerProofs | None = None
+    source: ExportSource,
+    program_id: UUID,
+    ledger: LedgerProofs | None = None,
+    *,
+    seal_wait: float = 10.0,
 ) -> ProgramExport:
     """Everything recorded about ``program_id``, up to the head position at the start.
 
@@ -199,15 +229,14 @@ async def export_program(
     :class:`ProgramNotFound` when the program has no stream, and
     :class:`~programledger.application.eventstore.BrokenChain` when the hash chain of
     one of its streams does not hold: an export is evidence, and altered data is none.
-    With ``ledger``, the export is cut at its last signed tree head, and every event
-    carries its inclusion proof.
+    With ``ledger``, the export is cut at a signed tree head that covers the log as it
+    was at the start (waiting for the sealer, up to ``seal_wait`` seconds), and every
+    event carries its inclusion proof.
     """
-    head = await ledger.latest_head() if ledger is not None else None
-    if ledger is not None and head is not None and head.head.size > 0:
-        through = await ledger.leaf_positions(head.head.size)
+    if ledger is None:
+        head, through = None, await source.head_position()
     else:
-        head = None
-        through = await source.head_position()
+        head, through = await _signed_cut(source, ledger, seal_wait)
     await require_intact(source, await source.program_streams(program_id, through))
     kept: list[RecordedEvent] = []
     position = 0
