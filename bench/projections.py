@@ -386,9 +386,10 @@ async def load_store(
             await conn.execute(
                 "INSERT INTO events (position, tx_id, event_id, stream_id, stream_type, version,"
                 " event_type, schema_version, program_id, data, metadata, recorded_at,"
-                " prev_hash, hash) SELECT position, pg_current_xact_id(), event_id, stream_id,"
-                " stream_type, version, event_type, schema_version, program_id, data, metadata,"
-                " recorded_at, '\\x'::bytea, '\\x00'::bytea FROM staging ORDER BY position"
+                " prev_hash, hash, hash_version) SELECT position, pg_current_xact_id(), event_id,"
+                " stream_id, stream_type, version, event_type, schema_version, program_id, data,"
+                " metadata, recorded_at, '\\x'::bytea, '\\x00'::bytea, 1 FROM staging"
+                " ORDER BY position"
             )
             await conn.execute("SELECT setval('event_position_seq', $1)", len(rows))
         await conn.execute("ANALYZE events")
