@@ -339,7 +339,7 @@ async def bench(url: str, source: str, args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser, rounds=3, seconds=3.0)
+    add_common_arguments(parser, rounds=7, seconds=5.0)
     parser.add_argument(
         "--events", type=positive_int, default=1_000_000, help="store size for verify and proofs"
     )
