@@ -587,6 +587,9 @@ async def test_what_a_command_records_reads_back(reader: Api) -> None:
             "lessonId": lesson,
             "whatHappened": "The vendor slipped",
             "learned": "Keep a second vendor warm",
+            # The risk's wait below covers only the read models its own events change,
+            # not the lessons: each write waits for what it wrote.
+            "waitForProjections": True,
         },
     )
     await reader.accepted(
