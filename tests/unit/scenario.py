@@ -15,6 +15,7 @@ from programledger.domain import program, resource, risk, schedule
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramCommand
+from programledger.domain.refusals import declared
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
 from programledger.domain.schedule import ScheduleCommand
@@ -42,6 +43,16 @@ def _aggregate_of(command: object) -> tuple[Callable[..., Any], Callable[..., An
     raise TypeError(f"{type(command).__name__} is not a command of any aggregate")
 
 
+def undeclared(command: object, error: DomainError) -> None:
+    """Fails when ``decide`` refused ``command`` with an error ``REFUSALS`` does not list
+    for it: the API's payload union for the command would not hold it."""
+    if not declared(command, error):
+        raise AssertionError(
+            f"{type(command).__name__} was refused with {type(error).__name__}, which "
+            f"domain/refusals.py does not list for it: {error}"
+        )
+
+
 class Outcome:
     def __init__(self, history: Sequence[DomainEvent], command: object) -> None:
         decide, fold = _aggregate_of(command)
@@ -54,6 +65,7 @@ class Outcome:
         try:
             self.events = list(decide(state, command))
         except DomainError as error:
+            undeclared(command, error)
             self.error = error
 
     def then(self, *expected: DomainEvent) -> Any:

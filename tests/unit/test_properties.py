@@ -80,7 +80,7 @@ from programledger.domain.risk import (
 from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
 from tests.unit.examples import PROGRAM, RISK, eur, propose_program
-from tests.unit.scenario import roundtrip
+from tests.unit.scenario import roundtrip, undeclared
 
 levels = st.integers(1, 5)
 
@@ -305,7 +305,8 @@ def _replay(
     for command in commands:
         try:
             events = decide(state, command)
-        except DomainError:
+        except DomainError as error:
+            undeclared(command, error)
             continue
         for event in events:
             assert roundtrip(event) == event
