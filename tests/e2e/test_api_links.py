@@ -134,6 +134,7 @@ PATHS = {
         "dependencies { title } dependents { title } } }",
         5,
     ),
+    "program.nextMilestone": ("programs(first: $n) { nodes { nextMilestone { name } } }", 2),
     "risk.program.risks, milestones.dependencies": (
         "risks(first: $n) { nodes { program { risks { title } milestones { "
         "dependencies { title } } } } }",

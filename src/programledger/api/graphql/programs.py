@@ -31,8 +31,8 @@ from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.inputs import domain_enum
-from programledger.api.graphql.links import Link
-from programledger.api.graphql.milestones import DependencyType, MilestoneType
+from programledger.api.graphql.links import Link, linked
+from programledger.api.graphql.milestones import MILESTONE, DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
@@ -152,13 +152,20 @@ def _nested(root: ProgramType, name: str, convert: Callable[[Any, int | None], R
     return [convert(row, root.at) for row in rows.get(root.key, [])]
 
 
-def _nested_list(name: str, convert: Callable[[Any, int | None], Any], description: str) -> Any:
-    """The field of nested list ``name``, its rows converted as of the program's moment."""
+def _nested_list(convert: Callable[[Any, int | None], Any], description: str) -> Any:
+    """A nested list's field (its name, one of :data:`NESTED_LISTS`), its rows converted
+    as of the program's moment."""
 
-    def resolve(root: strawberry.Parent[ProgramType]) -> list[Any]:
-        return _nested(root, name, convert)
+    def resolve(root: strawberry.Parent[ProgramType], info: ApiInfo) -> list[Any]:
+        return _nested(root, info.python_name, convert)
 
     return strawberry.field(resolver=resolve, description=description)
+
+
+def _next_milestone(root: strawberry.Parent[ProgramType], info: ApiInfo) -> Any:
+    if root.next_milestone_id is None:
+        return None
+    return MILESTONE.load(info, root.at, UUID(root.next_milestone_id))
 
 
 @strawberry.type(name="Program")
@@ -193,6 +200,9 @@ class ProgramType(Node):
     next_milestone_id: strawberry.ID | None
     next_milestone_name: str | None
     next_milestone_date: date | None
+    next_milestone: MilestoneType | None = strawberry.field(
+        resolver=_next_milestone, description=linked("The next milestone due")
+    )
     version: int = strawberry.field(description="The expectedVersion for the next command.")
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
@@ -202,37 +212,30 @@ class ProgramType(Node):
     at: strawberry.Private[int | None]
 
     risks: list[RiskType] = _nested_list(
-        "risks",
         RiskType.of,
         "The program's risks, highest score first (at most 500).",
     )
     milestones: list[MilestoneType] = _nested_list(
-        "milestones",
         MilestoneType.of,
         "The program's milestones by forecast date (at most 500).",
     )
     allocations: list[AllocationType] = _nested_list(
-        "allocations",
         AllocationType.of,
         "People's time on the program by start date (at most 500).",
     )
     decisions: list[DecisionType] = _nested_list(
-        "decisions",
         DecisionType.of,
         "The program's decision log, latest first (at most 500).",
     )
     lessons: list[LessonType] = _nested_list(
-        "lessons",
         LessonType.of,
         "The program's lessons learned, latest first (at most 500).",
     )
     dependencies: list[DependencyType] = _nested_list(
-        "dependencies",
         DependencyType.of,
         "What the program's items wait on, by needed-by date (at most 500).",
     )
     dependents: list[DependencyType] = _nested_list(
-        "dependents",
         DependencyType.of,
         "Dependencies (of any program) waiting on this program's items, by "
         "needed-by date (at most 500).",
