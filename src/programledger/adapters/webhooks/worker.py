@@ -73,7 +73,10 @@ class WebhookSettings:
     """Failed attempts in a row after which an endpoint is disabled."""
     retry_initial: float = 1.0
     retry_max: float = 600.0
-    max_in_flight: int = 1000
+    max_in_flight: int = 4000
+    """Events taken past the position: enough that a backlog of runs of one program (a
+    lane each, one request at a time) still fills ``max_concurrent``; a restart sends
+    these again."""
     max_concurrent: int = 16
     poll_interval: float = 1.0
     save_interval: float = 0.1
