@@ -47,6 +47,8 @@ MAX_FEED_PAGE = 1000
 """The most events one page (a GraphQL answer, a backfill's read) holds."""
 STREAM_PAGE = 2000
 """The events of one read of the HTTP stream: a few MB at most, and half the queries."""
+_ENCODE_SLICE = 250
+"""Events encoded between two turns of the event loop while a page is encoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,15 @@ class EventLog:
                 if more:
                     after = rows[-1].position
                     pending = asyncio.ensure_future(self.read(after, through, selection, page))
-                yield encode_lines(self.prefix, rows, codec, store)
+                parts = []
+                for start in range(0, len(rows), _ENCODE_SLICE):
+                    parts.append(
+                        encode_lines(self.prefix, rows[start : start + _ENCODE_SLICE], codec, store)
+                    )
+                    # Let the next page's read go out: its query is sent only when this
+                    # task lets the loop run, and PostgreSQL then works while we encode.
+                    await asyncio.sleep(0)
+                yield b"".join(parts)
                 if not more:
                     return
         finally:
