@@ -358,7 +358,11 @@ async def mutation_latency(
                 base_url=f"http://127.0.0.1:{deployment.ports['serve']}",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=60,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
+                # Idle connections are let go before the server's keep-alive (5 s) ends
+                # them, so no request goes out on one the server is closing.
+                limits=httpx.Limits(
+                    max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0
+                ),
             ) as http:
 
                 async def ready() -> bool:
