@@ -1,7 +1,7 @@
 -- The database roles of a deployment, each with what its processes need and nothing more.
 --
---   api        the API (and `programledger demo`): appends only through append_events(),
---              which applies the catalogue, the concurrency check, the ordering and the
+--   api        the API (and `programledger demo`): appends only through append_batch()
+--              (append_events() is its one-command form), which applies the catalogue, the concurrency check, the ordering and the
 --              hash chain with its owner's rights (SECURITY DEFINER); reads the store and
 --              the read models. The only table it writes is webhook_endpoints, which
 --              admins manage through it (register, enable, disable, redeliver, remove).
@@ -69,6 +69,10 @@ REVOKE EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], t
     integer[], jsonb[], jsonb, uuid, text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], text[],
     integer[], jsonb[], jsonb, uuid, text, bytea) TO :"api_role";
+REVOKE EXECUTE ON FUNCTION :"schema".append_batch(text[], text[], bigint[], jsonb[], uuid[],
+    text[], bytea[], integer[], uuid[], text[], integer[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION :"schema".append_batch(text[], text[], bigint[], jsonb[], uuid[],
+    text[], bytea[], integer[], uuid[], text[], integer[], jsonb[]) TO :"api_role";
 
 -- Tables created later: read models by the projector (at a worker's start, at every
 -- rebuild), store tables by the owner (a later migration).

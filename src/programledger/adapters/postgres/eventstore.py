@@ -1,8 +1,9 @@
 """The PostgreSQL event store.
 
-All the guarantees of an append (expected version, idempotency, global order, hash chain,
-NOTIFY) are kept by one SQL function, ``append_events`` (see the migration), so an append
-costs one round trip and the rules hold for any client that calls it, not only this one.
+All the guarantees of an append (expected version, idempotency, global order, hash chain)
+are kept by one SQL function, ``append_batch`` (migration 0020), so an append costs one
+round trip and the rules hold for any client that calls it, not only this one. Appends that
+wait in this process are combined into one transaction of it (``combining``).
 
 One module over 500 lines: it is one class, the event store, whose methods share its SQL,
 its codec and the safe-read rule.
@@ -16,13 +17,18 @@ import logging
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
 
 from programledger.adapters.codec import EventCodec, find_nul
+from programledger.adapters.postgres.combining import (
+    AppendCombiner,
+    PendingAppend,
+    batch_arguments,
+)
 from programledger.application.eventstore import (
     AppendResult,
     ConcurrencyConflict,
@@ -61,7 +67,7 @@ _COLUMNS = (
 # Only events of transactions older than every running one: an event whose transaction
 # commits late has a position below what a reader may already have seen, and would be
 # skipped by a plain "position > last" page. Appends take their transaction id and positions
-# in one order (see append_events), so what passes this filter is a gap-free prefix.
+# in one order (see append_batch), so what passes this filter is a gap-free prefix.
 _READ_ALL = f"""
     SELECT {_COLUMNS} FROM events
     WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -101,7 +107,10 @@ _FEED_FILTERS = (
     "AND stream_type = ANY(${n}::text[])",
     "AND event_type = ANY(${n}::text[])",
 )
-_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+
+DEFAULT_APPENDS_IN_FLIGHT = 4
+"""Combined transactions one store runs at a time; more appends wait and go in the next."""
 
 _metadata_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
@@ -210,8 +219,8 @@ def _fingerprint(
 
 
 def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> AppendResult:
-    """An append's outcome from the row ``append_events`` returns, or the row an idempotency
-    key stored for an earlier append (then ``replayed``)."""
+    """An append's outcome from the row ``append_batch`` returns for it, or the row an
+    idempotency key stored for an earlier append (then ``replayed``)."""
     return AppendResult(
         stream_id=stream_id,
         first_version=row["first_version"],
@@ -268,14 +277,24 @@ class PostgresEventStore:
     """The event store over a pool whose connections have the store's schema on their path.
 
     Build the pool with :func:`programledger.adapters.postgres.connection.create_pool`, which
-    also installs the raw jsonb codec these queries rely on.
+    also installs the raw jsonb codec these queries rely on. ``appends_in_flight`` bounds
+    the append transactions running at once; appends beyond it wait and are combined into
+    the next one (``None``: every append is its own transaction, nothing is combined).
     """
 
-    def __init__(self, pool: asyncpg.Pool, codec: EventCodec, *, schema: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        codec: EventCodec,
+        *,
+        schema: str,
+        appends_in_flight: int | None = DEFAULT_APPENDS_IN_FLIGHT,
+    ) -> None:
         self.pool = pool
         self.codec = codec
         self.schema = schema
         self.notifier = CommitNotifier(pool, self.notify_channel)
+        self.combiner = AppendCombiner(self._append_batch, max_in_flight=appends_in_flight)
         self._store_id: UUID | None = None
 
     async def store_id(self) -> UUID:
@@ -330,37 +349,55 @@ class PostgresEventStore:
         encoded = list(self.codec.encode_all(list(events)))
         if fingerprint is None and idempotency_key is not None:
             fingerprint = _fingerprint(stream_id, expected, metadata.actor, encoded)
-        args: tuple[Any, ...] = (
-            stream_id,
-            stream_type,
-            expected,
-            [uuid4() for _ in encoded],
-            [e.event_type for e in encoded],
-            [e.schema_version for e in encoded],
-            [e.data for e in encoded],
-            _metadata_encoder.encode(metadata),
-            metadata.program_id,
-            idempotency_key,
-            fingerprint,
+        pending = PendingAppend(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            expected=expected,
+            event_ids=[uuid4() for _ in encoded],
+            event_types=[e.event_type for e in encoded],
+            schema_versions=[e.schema_version for e in encoded],
+            data=[e.data for e in encoded],
+            metadata=_metadata_encoder.encode(metadata),
+            program_id=metadata.program_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
+        row: asyncpg.Record | None
         try:
-            if connection is not None:
-                row = await connection.fetchrow(_APPEND, *args)
-                if row is not None and not row["replayed"]:
+            if connection is None:
+                row = await self.combiner.append(pending)
+            else:
+                row = await connection.fetchrow(_APPEND, *batch_arguments([pending]))
+                if row is not None and row["outcome"] == "appended":
                     await connection.execute(
                         "SELECT pg_notify($1, $2)",
                         self.notify_channel,
                         str(row["last_position"]),
                     )
-            else:
-                async with self.pool.acquire() as conn:
-                    row = await conn.fetchrow(_APPEND, *args)
-                if row is not None and not row["replayed"]:
-                    self.notifier.notify(row["last_position"])
         except asyncpg.PostgresError as exc:
             raise self._translate(exc, stream_id, expected_version, idempotency_key) from exc
         assert row is not None
-        return _append_result(stream_id, row, replayed=row["replayed"])
+        outcome = row["outcome"]
+        if outcome == "conflict":
+            raise ConcurrencyConflict(stream_id, expected_version, row["stream_version"])
+        if outcome == "key_reused":
+            raise IdempotencyKeyReused(idempotency_key or "")
+        return _append_result(stream_id, row, replayed=outcome == "replayed")
+
+    async def _append_batch(self, batch: Sequence[PendingAppend]) -> None:
+        """One transaction for ``batch``: each command's row goes to its caller, and one
+        notification announces the last position written."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_APPEND, *batch_arguments(batch))
+        last = 0
+        for row in rows:
+            pending = batch[row["command"] - 1]
+            if not pending.outcome.done():
+                pending.outcome.set_result(row)
+            if row["outcome"] == "appended":
+                last = max(last, row["last_position"])
+        if last:
+            self.notifier.notify(last)
 
     @staticmethod
     def _translate(
