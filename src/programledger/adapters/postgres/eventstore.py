@@ -43,6 +43,7 @@ from programledger.application.eventstore import (
 from programledger.domain.events import DomainEvent
 
 __all__ = [
+    "DEFAULT_APPENDS_IN_FLIGHT",
     "MAX_EVENTS_PER_APPEND",
     "CommitNotifier",
     "PostgresEventStore",
