@@ -278,3 +278,32 @@ async def test_a_combined_transaction_killed_midway_applies_none_of_its_commands
     assert [(r.first_version, r.last_version, r.replayed) for r in retried] == [(1, 2, False)] * 3
     for stream in streams:
         assert (await store.verify(stream)).ok
+
+
+async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
+    for s in range(6):
+        await store.append(
+            f"note-r{s}",
+            ExpectedVersion.NO_STREAM,
+            [Noted(text=f"{s}", n=n) for n in range(s + 1)],
+            META,
+        )
+    reads = [store.read_stream(f"note-r{s % 6}") for s in range(60)] + [
+        store.read_stream("note-none")
+    ]
+    found = await asyncio.gather(*reads)
+    assert store.stream_reads.queries < store.stream_reads.reads, "nothing was combined"
+    for s, events in enumerate(found[:60]):
+        assert [(e.stream_id, e.version, e.data) for e in events] == [
+            (f"note-r{s % 6}", n + 1, Noted(text=f"{s % 6}", n=n)) for n in range(s % 6 + 1)
+        ]
+    assert found[60] == []
+    # A read asked after an append sees it.
+    after = await asyncio.gather(
+        store.append("note-r0", 1, [Noted(text="later")], META), store.read_stream("note-r1")
+    )
+    assert after[0].last_version == 2
+    assert len(await store.read_stream("note-r0")) == 2

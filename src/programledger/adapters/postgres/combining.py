@@ -27,14 +27,19 @@ import asyncpg
 
 __all__ = [
     "MAX_BATCH_EVENTS",
+    "MAX_BATCH_STREAMS",
     "AppendCombiner",
     "PendingAppend",
+    "StreamReads",
     "batch_arguments",
     "splits_a_batch",
 ]
 
 MAX_BATCH_EVENTS = 1000
 """A transaction carries commands up to this many events (one command may carry more)."""
+
+MAX_BATCH_STREAMS = 200
+"""A combined stream read asks for at most this many streams."""
 
 
 @dataclass(eq=False, slots=True)
@@ -194,3 +199,75 @@ class AppendCombiner:
             for pending in batch:
                 if not pending.outcome.done():
                     pending.outcome.set_exception(exc)
+
+
+class StreamReads:
+    """Whole-stream reads, combined like appends: the first goes at once, those that arrive
+    while ``max_in_flight`` reads run wait and go in the next query, one per stream however
+    many callers asked for it. A command loads its stream before it appends, so with only
+    appends combined, a busy process would queue its loads for connections instead.
+
+    Every caller asked before its query started, so it sees every commit made before it
+    asked (a caller reads its own writes).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[list[str]], Awaitable[dict[str, list[asyncpg.Record]]]],
+        *,
+        max_in_flight: int | None,
+    ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1 (or None: no combining)")
+        self._fetch = fetch
+        self._max = max_in_flight
+        self._queue: dict[str, asyncio.Future[list[asyncpg.Record]]] = {}
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.queries = 0
+        """Queries sent so far (with ``reads``: how much combining happened)."""
+        self.reads = 0
+
+    async def read(self, stream_id: str) -> list[asyncpg.Record]:
+        """The stream's rows in version order."""
+        self.reads += 1
+        if self._max is None or (self._in_flight < self._max and not self._queue):
+            self._in_flight += 1
+            self.queries += 1
+            try:
+                return (await self._fetch([stream_id])).get(stream_id, [])
+            finally:
+                self._in_flight -= 1
+                self._start_next()
+        waiting = self._queue.get(stream_id)
+        if waiting is None:
+            waiting = asyncio.get_running_loop().create_future()
+            self._queue[stream_id] = waiting
+        # Shielded: one caller's cancellation must not cancel the others' shared read.
+        return await asyncio.shield(waiting)
+
+    def _start_next(self) -> None:
+        while self._max is not None and self._in_flight < self._max and self._queue:
+            batch: dict[str, asyncio.Future[list[asyncpg.Record]]] = {}
+            for stream_id in list(self._queue)[:MAX_BATCH_STREAMS]:
+                batch[stream_id] = self._queue.pop(stream_id)
+            self._in_flight += 1
+            self.queries += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: dict[str, asyncio.Future[list[asyncpg.Record]]]) -> None:
+        try:
+            found = await self._fetch(list(batch))
+        except Exception as exc:
+            for waiting in batch.values():
+                waiting.set_exception(exc)
+                # Every caller may have been cancelled; the error is theirs, not the loop's.
+                waiting.exception()
+        else:
+            for stream_id, waiting in batch.items():
+                waiting.set_result(found.get(stream_id, []))
+        finally:
+            self._in_flight -= 1
+            self._start_next()

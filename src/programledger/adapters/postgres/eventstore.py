@@ -27,6 +27,7 @@ from programledger.adapters.codec import EventCodec, find_nul
 from programledger.adapters.postgres.combining import (
     AppendCombiner,
     PendingAppend,
+    StreamReads,
     batch_arguments,
 )
 from programledger.application.eventstore import (
@@ -44,6 +45,7 @@ from programledger.domain.events import DomainEvent
 
 __all__ = [
     "DEFAULT_APPENDS_IN_FLIGHT",
+    "DEFAULT_READS_IN_FLIGHT",
     "MAX_EVENTS_PER_APPEND",
     "CommitNotifier",
     "PostgresEventStore",
@@ -112,6 +114,13 @@ _APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $
 
 DEFAULT_APPENDS_IN_FLIGHT = 4
 """Combined transactions one store runs at a time; more appends wait and go in the next."""
+
+DEFAULT_READS_IN_FLIGHT = 4
+"""Combined whole-stream reads one store runs at a time (the loads of commands)."""
+
+_READ_STREAMS = f"""
+    SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
+"""
 
 _metadata_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
@@ -281,6 +290,7 @@ class PostgresEventStore:
     also installs the raw jsonb codec these queries rely on. ``appends_in_flight`` bounds
     the append transactions running at once; appends beyond it wait and are combined into
     the next one (``None``: every append is its own transaction, nothing is combined).
+    ``reads_in_flight`` does the same for whole-stream reads, a command's load.
     """
 
     def __init__(
@@ -290,12 +300,14 @@ class PostgresEventStore:
         *,
         schema: str,
         appends_in_flight: int | None = DEFAULT_APPENDS_IN_FLIGHT,
+        reads_in_flight: int | None = DEFAULT_READS_IN_FLIGHT,
     ) -> None:
         self.pool = pool
         self.codec = codec
         self.schema = schema
         self.notifier = CommitNotifier(pool, self.notify_channel)
         self.combiner = AppendCombiner(self._append_batch, max_in_flight=appends_in_flight)
+        self.stream_reads = StreamReads(self._read_streams, max_in_flight=reads_in_flight)
         self._store_id: UUID | None = None
 
     async def store_id(self) -> UUID:
@@ -472,6 +484,8 @@ class PostgresEventStore:
         """
         if not _is_stream_id(stream_id):
             return []
+        if from_version == 1 and to_version is None and recorded_before is None:
+            return [self._record(r) for r in await self.stream_reads.read(stream_id)]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 _READ_STREAM,
@@ -481,6 +495,15 @@ class PostgresEventStore:
                 recorded_before,
             )
         return [self._record(r) for r in rows]
+
+    async def _read_streams(self, stream_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+        """Whole streams in one query, each in version order."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_READ_STREAMS, stream_ids)
+        found: dict[str, list[asyncpg.Record]] = {}
+        for row in rows:
+            found.setdefault(row[2], []).append(row)
+        return found
 
     async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``from_position`` in global order, never skipping one.
