@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.structure import check_structure
 from programledger.api.errors import is_unavailable
 from programledger.application.eventstore import (
     AppendResult,
@@ -127,6 +128,11 @@ async def test_one_transaction_judges_each_command_on_its_own(
     for stream in ("note-behind", "note-keyed", "note-new", "note-other", "note-gate"):
         assert (await store.verify(stream)).ok, stream
     await _hashes_as_python_computes_them(pool)
+    async with pool.acquire() as conn:
+        # A combined transaction is one block, whatever it left out: verify's shape holds.
+        shape = await check_structure(conn)
+    assert shape.ok, shape.problems
+    assert shape.unused_positions == 0
 
 
 async def _hashes_as_python_computes_them(pool: asyncpg.Pool) -> None:
