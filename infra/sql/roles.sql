@@ -1,10 +1,11 @@
 -- The database roles of a deployment, each with what its processes need and nothing more.
 --
 --   api        the API (and `programledger demo`): appends only through append_batch()
---              (append_events() is its one-command form), which applies the catalogue, the concurrency check, the ordering and the
---              hash chain with its owner's rights (SECURITY DEFINER); reads the store and
---              the read models. The only table it writes is webhook_endpoints, which
---              admins manage through it (register, enable, disable, redeliver, remove).
+--              and its one-command form append_events(), which apply the catalogue,
+--              the concurrency check, the ordering and the hash chain with their owner's
+--              rights (SECURITY DEFINER); reads the store and the read models. The only
+--              table it writes is webhook_endpoints, which admins manage through it
+--              (register, enable, disable, redeliver, remove).
 --   projector  the projection workers and `programledger rebuild`: owns the read-model
 --              tables (rm_*), which it creates, fills and swaps; writes projection_status.
 --   relay      the relays and the sealer beside them: reads events, writes

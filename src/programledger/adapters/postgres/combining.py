@@ -32,6 +32,7 @@ __all__ = [
     "PendingAppend",
     "StreamReads",
     "batch_arguments",
+    "one_arguments",
     "splits_a_batch",
 ]
 
@@ -59,6 +60,23 @@ class PendingAppend:
     fingerprint: bytes | None
     outcome: asyncio.Future[asyncpg.Record] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def one_arguments(pending: PendingAppend) -> tuple[Any, ...]:
+    """``append_events``' eleven arguments: the one-command form, leaner for one command."""
+    return (
+        pending.stream_id,
+        pending.stream_type,
+        pending.expected,
+        pending.event_ids,
+        pending.event_types,
+        pending.schema_versions,
+        pending.data,
+        pending.metadata,
+        pending.program_id,
+        pending.idempotency_key,
+        pending.fingerprint,
     )
 
 
@@ -94,7 +112,8 @@ def splits_a_batch(exc: BaseException) -> bool:
 class AppendCombiner:
     """Runs appends through ``execute``, combining those that wait into one transaction.
 
-    ``execute(batch)`` runs one transaction and settles every command's ``outcome``.
+    ``execute(batch)`` runs one transaction and settles every command's ``outcome`` (or
+    raises, for a batch of one, the error that refused it).
     With ``max_in_flight=None`` nothing is combined: every append is its own transaction.
     """
 
