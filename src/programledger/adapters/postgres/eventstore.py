@@ -124,12 +124,6 @@ _READ_STREAMS = f"""
     SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
 """
 
-# A notifying transaction takes a transaction id and so writes a commit record, which would
-# wait for a WAL flush of its own beside the appends'. Nothing in it needs to be durable (a
-# notification lost to a crash is covered by the listeners' polling, and the events it
-# announces were flushed by their own commit), so it commits without waiting for the flush.
-_NOTIFY_AFTER_COMMIT = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)"
-
 _metadata_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
 
@@ -279,7 +273,7 @@ class CommitNotifier:
             position = self._wanted
             try:
                 async with self._pool.acquire() as conn:
-                    await conn.execute(_NOTIFY_AFTER_COMMIT, self._channel, str(position))
+                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("NOTIFY of position %d failed (listeners will poll): %s", position, exc)
                 return
