@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
@@ -18,7 +20,7 @@ from programledger.domain.program import (
     slip_days,
 )
 from programledger.domain.resource import AllocationConfirmed, Resource
-from programledger.domain.risk import Risk, RiskStatus
+from programledger.domain.risk import Risk, RiskCommand, RiskStatus
 from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
 
@@ -68,7 +70,7 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
     assert any(d.superseded_by is not None for p in programs for d in p.decisions)
     assert any(p.lessons for p in programs if p.status is ProgramStatus.COMPLETED)
 
-    risk_ids = {s.command.risk_id for s in story() if hasattr(s.command, "risk_id")}
+    risk_ids = {s.command.risk_id for s in story() if isinstance(s.command, get_args(RiskCommand))}
     risks: list[Risk] = []
     for risk_id in risk_ids:
         loaded = (await app.load_risk(risk_id)).state

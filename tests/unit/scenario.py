@@ -11,9 +11,11 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import program, resource, risk, schedule
+from programledger.domain import assumption, issue, program, resource, risk, schedule
+from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.refusals import declared
 from programledger.domain.resource import ResourceCommand
@@ -25,6 +27,8 @@ E = TypeVar("E", bound=BaseException)
 _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]]] = [
     (get_args(ProgramCommand), program.decide, program.fold),
     (get_args(RiskCommand), risk.decide, risk.fold),
+    (get_args(AssumptionCommand), assumption.decide, assumption.fold),
+    (get_args(IssueCommand), issue.decide, issue.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
     (get_args(ScheduleCommand), schedule.decide, schedule.fold),
 ]

@@ -11,7 +11,9 @@ import pytest
 from msgspec import inspect
 
 from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
+from programledger.domain.assumption import AssumptionEvent
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueEvent
 from programledger.domain.program import ProgramEvent
 from programledger.domain.resource import (
     ResourceCapacityChanged,
@@ -29,6 +31,10 @@ STORED_NAMES = {
     "AllocationConfirmed",
     "AllocationProposed",
     "AllocationReleased",
+    "AssumptionDetailsUpdated",
+    "AssumptionInvalidated",
+    "AssumptionRecorded",
+    "AssumptionValidated",
     "BudgetAllocated",
     "BudgetAllocationRevised",
     "ChangeRequestApproved",
@@ -42,6 +48,11 @@ STORED_NAMES = {
     "DependencyReopened",
     "DependencyResolved",
     "DependencyRiskCleared",
+    "IssueDetailsUpdated",
+    "IssueEscalated",
+    "IssueRaised",
+    "IssueReopened",
+    "IssueResolved",
     "LessonRecorded",
     "MilestoneCompleted",
     "MilestoneDurationSet",
@@ -75,6 +86,7 @@ STORED_NAMES = {
     "RiskMitigationStarted",
     "RiskReopened",
     "RiskReviewed",
+    "RiskRoamChanged",
     "StakeholderAdded",
     "StakeholderRemoved",
     "WorkstreamAdded",
@@ -94,6 +106,8 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
     unions = {
         *get_args(ProgramEvent),
         *get_args(RiskEvent),
+        *get_args(AssumptionEvent),
+        *get_args(IssueEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
     }

@@ -13,8 +13,10 @@ from uuid import UUID, uuid4
 import msgspec
 
 from programledger.domain._checks import text_problem
+from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
@@ -27,7 +29,14 @@ __all__ = [
     "command_fingerprint",
 ]
 
-Command = ProgramCommand | RiskCommand | ResourceCommand | ScheduleCommand
+Command = (
+    ProgramCommand
+    | RiskCommand
+    | AssumptionCommand
+    | IssueCommand
+    | ResourceCommand
+    | ScheduleCommand
+)
 """Every command the application handles."""
 
 _ACTOR_MAX = 200

@@ -1,8 +1,9 @@
-"""The functional core: four aggregates, their commands, events and rules, and no I/O.
+"""The functional core: six aggregates, their commands, events and rules, and no I/O.
 
-Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
-``schedule``: ``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
-its public names: ``from programledger.domain.program import ProposeProgram``, or
+Each aggregate is a package of the same shape (``program``, ``risk``, ``assumption``,
+``issue``, ``resource``, ``schedule``: ``commands``, ``events``, ``state``, ``decide``,
+``evolve``) that re-exports its public names:
+``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
 ``scheduling`` (forecasts, float and the critical path over the schedule network).
@@ -16,9 +17,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from programledger.domain import (
+    assumption,
     capacity,
     errors,
     events,
+    issue,
     program,
     resource,
     risk,
@@ -30,10 +33,12 @@ from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
     "EVENT_TYPES",
+    "assumption",
     "capacity",
     "domain_registry",
     "errors",
     "events",
+    "issue",
     "program",
     "program_id_of",
     "resource",
@@ -46,6 +51,8 @@ __all__ = [
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *program.PROGRAM_EVENT_TYPES,
     *risk.RISK_EVENT_TYPES,
+    *assumption.ASSUMPTION_EVENT_TYPES,
+    *issue.ISSUE_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
 )
