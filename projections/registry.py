@@ -8,6 +8,7 @@ from programledger.projections import (
     decisions,
     milestones,
     programs,
+    raid,
     risks,
     schedule,
 )
@@ -22,6 +23,7 @@ PROJECTIONS: dict[str, Projection] = {
         milestones.PROJECTION,
         decisions.PROJECTION,
         risks.PROJECTION,
+        raid.PROJECTION,
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,

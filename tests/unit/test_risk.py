@@ -396,6 +396,7 @@ def test_roam_classifies_an_open_risk() -> None:
         .then(RiskRoamChanged(**IDS, roam=RoamStatus.OWNED, reason="Priya owns it"))
     )
     assert state.roam is RoamStatus.OWNED
+    assert state.roam_reason == "Priya owns it"
     assert state.status is RiskStatus.MITIGATING, "ROAM and status are separate scales"
 
 

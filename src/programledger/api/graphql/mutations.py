@@ -40,6 +40,7 @@ from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.nodes import read_entity
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramType
+from programledger.api.graphql.raid import AssumptionType, IssueType
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import (
     ERROR_TYPES,
@@ -61,6 +62,7 @@ from programledger.api.graphql.types import (
 )
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import ConcurrencyConflict, IdempotencyKeyReused
+from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import (
     AlreadyExists,
     BudgetExceeded,
@@ -70,6 +72,7 @@ from programledger.domain.errors import (
     OverAllocation,
     ValidationError,
 )
+from programledger.domain.issue import IssueCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.refusals import REFUSALS
 from programledger.domain.resource import ResourceCommand
@@ -84,6 +87,8 @@ log = logging.getLogger(__name__)
 COMMANDS: tuple[type[Command], ...] = (
     *get_args(ProgramCommand),
     *get_args(RiskCommand),
+    *get_args(AssumptionCommand),
+    *get_args(IssueCommand),
     *get_args(ResourceCommand),
     *get_args(ScheduleCommand),
 )
@@ -426,6 +431,11 @@ def _item(field: str) -> Callable[[CommandAccepted], Any]:
 _AGGREGATES: tuple[tuple[object, _ReadBack], ...] = (
     (ProgramCommand, _ReadBack("program", "Program", ProgramType, "program", _entity(UUID))),
     (RiskCommand, _ReadBack("risk", "Risk", RiskType, "risk", _entity(UUID))),
+    (
+        AssumptionCommand,
+        _ReadBack("assumption", "Assumption", AssumptionType, "assumption", _entity(UUID)),
+    ),
+    (IssueCommand, _ReadBack("issue", "Issue", IssueType, "issue", _entity(UUID))),
     (ResourceCommand, _ReadBack("resource", "Resource", ResourceType, "resource", _entity(str))),
 )
 """The aggregate each command union decides on, read back by the result's entity id. The

@@ -23,6 +23,7 @@ from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, parse_global_id
 from programledger.api.graphql.programs import with_nested
+from programledger.api.graphql.raid import AssumptionType, IssueType
 from programledger.api.graphql.reads import (
     AS_OF,
     Prepare,
@@ -35,7 +36,7 @@ from programledger.api.graphql.reads import (
 )
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import SafeInt
-from programledger.projections import allocations, decisions, milestones, programs, risks
+from programledger.projections import allocations, decisions, milestones, programs, raid, risks
 from programledger.projections.engine.queries import MAX_PAGE_SIZE
 
 __all__ = ["NodeQueries", "read_entity"]
@@ -54,6 +55,8 @@ class _Kind:
 _KINDS: Mapping[str, _Kind] = {
     "Program": _Kind(programs.programs_by_id, UUID, with_nested),
     "Risk": _Kind(risks.risks_by_id, UUID, plain(RiskType.of)),
+    "Assumption": _Kind(raid.assumptions_by_id, UUID, plain(AssumptionType.of)),
+    "Issue": _Kind(raid.issues_by_id, UUID, plain(IssueType.of)),
     "Milestone": _Kind(milestones.milestones_by_id, UUID, plain(MilestoneType.of)),
     "Dependency": _Kind(milestones.dependencies_by_id, UUID, plain(DependencyType.of)),
     "Decision": _Kind(decisions.decisions_by_id, UUID, plain(DecisionType.of)),

@@ -36,6 +36,7 @@ from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
+from programledger.api.graphql.raid import RaidQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.status import StatusQueries
@@ -69,6 +70,7 @@ class Query(
     MeQueries,
     ProgramQueries,
     RiskQueries,
+    RaidQueries,
     MilestoneQueries,
     DecisionQueries,
     AllocationQueries,

@@ -31,7 +31,13 @@ from programledger.api.graphql.reads import (
     values,
 )
 from programledger.api.graphql.types import SafeInt
-from programledger.domain.risk import ResponseStrategy, RiskCategory, RiskStatus, SeverityBand
+from programledger.domain.risk import (
+    ResponseStrategy,
+    RiskCategory,
+    RiskStatus,
+    RoamStatus,
+    SeverityBand,
+)
 from programledger.projections import risks
 from programledger.projections.risks import HeatMap, RiskRow
 
@@ -105,6 +111,17 @@ class RiskType(Node):
     what_happened: str | None
     impact_description: str | None
     closed_reason: str | None
+    roam: str | None = strawberry.field(
+        graphql_type=domain_enum(RoamStatus) | None,
+        description="The ROAM classification (Resolved, Owned, Accepted, Mitigated), if any.",
+    )
+    roam_reason: str | None = strawberry.field(description="Why the latest ROAM class.")
+    assumption_id: strawberry.ID | None = strawberry.field(
+        description="The assumption whose invalidation raised the risk."
+    )
+    materialised_issue_id: strawberry.ID | None = strawberry.field(
+        description="The issue raised when the risk materialised."
+    )
     version: int
     review_overdue: bool = strawberry.field(
         description="Open, and its next review date lies before today (or the as-of day)."
@@ -150,6 +167,14 @@ class RiskType(Node):
             what_happened=r.what_happened,
             impact_description=r.impact_description,
             closed_reason=r.closed_reason,
+            roam=r.roam,
+            roam_reason=r.roam_reason,
+            assumption_id=None if r.assumption_id is None else strawberry.ID(str(r.assumption_id)),
+            materialised_issue_id=(
+                None
+                if r.materialised_issue_id is None
+                else strawberry.ID(str(r.materialised_issue_id))
+            ),
             version=r.version,
             review_overdue=r.overdue,
             updated_at=r.valid_from_time,

@@ -102,6 +102,7 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
                 escalation=None,
                 closed_reason=None,
                 roam=None,
+                roam_reason=None,
             )
         case RiskDetailsUpdated():
             changes = {
@@ -111,7 +112,7 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
             }
             return replace(state, **changes)
         case RiskRoamChanged():
-            return replace(state, roam=event.roam)
+            return replace(state, roam=event.roam, roam_reason=event.reason)
         case RiskReviewed():
             return replace(
                 state, last_reviewed_on=event.reviewed_on, next_review_on=event.next_review_on

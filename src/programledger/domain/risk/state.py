@@ -165,6 +165,8 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True):
     closed_reason: str | None = None
     roam: RoamStatus | None = None
     """Unset until first classified; cleared when the risk is reopened."""
+    roam_reason: str | None = None
+    """Why the latest ROAM classification was made, if given."""
     assumption_id: UUID | None = None
     """The assumption whose invalidation raised this risk."""
 
