@@ -1,8 +1,8 @@
 """What every read field shares: its connection, its arguments (as-of, ids, paging), the
 selection it looks ahead at, and its role checks.
 
-Each read model's GraphQL module (``programs``, ``risks``, ``milestones``, ``decisions``,
-``allocations``, ``audit``) declares its types, filters, sorts and resolvers on top of
+Each read model's GraphQL module (``programs``, ``risks``, ``raid``, ``milestones``,
+``decisions``, ``allocations``, ``audit``) declares its types, filters, sorts and resolvers on top of
 these, and calls its read model's query functions for every row it shows: no SQL is
 written in the API, so the code it runs is the code the projection tests cover. Its
 single lookups and plain list fields are built by :func:`lookup` and :func:`listing`
