@@ -112,6 +112,7 @@ async def test_an_invalidated_assumption_raises_its_risk_in_the_same_step(
     assert opened.metadata.causation_id == result.event_ids[0], "caused by the invalidation"
     assert opened.metadata.reason == "sandbox failed"
     assert result.last_position == opened.position, "waiting for the result shows the risk"
+    assert [type(e).__name__ for e in result.raised] == ["RiskIdentified"]
     state = (await app.load_assumption(assumption.assumption_id)).state
     assert state is not None
     assert (state.status, state.raised_risk_id) == (AssumptionStatus.INVALIDATED, risk_id)
@@ -143,12 +144,14 @@ async def test_a_crash_between_the_two_appends_is_completed_by_sending_the_comma
     assert (await app.load_issue(issue.issue_id)).state is None
     result = await app.handle(command, ctx())
     assert result.events == (), "nothing more on the assumption"
+    assert [type(e).__name__ for e in result.raised] == ["IssueRaised"], "the step completed"
     opened = (await app.load_issue(issue.issue_id)).state
     assert opened is not None
     assert (opened.assumption_id, opened.status) == (assumption.assumption_id, IssueStatus.OPEN)
     before = await stored_count(event_store)
-    await app.handle(command, ctx())
+    third = await app.handle(command, ctx())
     assert await stored_count(event_store) == before, "a third time records nothing"
+    assert third.raised == ()
 
 
 async def test_a_repeat_with_the_idempotency_key_opens_nothing_twice(

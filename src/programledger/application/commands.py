@@ -124,6 +124,9 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     replayed: bool = False
     """True when an idempotency key matched an earlier command: this is its result, and
     nothing was written now."""
+    raised: tuple[DomainEvent, ...] = ()
+    """The first event of a risk or issue this command raised on the item's own stream in
+    the same step (an assumption invalidated, a risk materialised), when written now."""
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

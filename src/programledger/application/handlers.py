@@ -523,9 +523,10 @@ class Application:
             reason=context.reason,
             program_id=program_id_of(event),
         )
+        raised: tuple[DomainEvent, ...]
         match event:
             case RiskMaterialised(raised_issue=RaisedIssue() as from_risk):
-                position = await self._open(
+                position, raised = await self._open(
                     _ISSUES,
                     issue_stream_id(from_risk.issue_id),
                     lambda state: issue.raise_from(
@@ -534,7 +535,7 @@ class Application:
                     metadata,
                 )
             case AssumptionInvalidated(raised_issue=RaisedIssue() as from_assumption):
-                position = await self._open(
+                position, raised = await self._open(
                     _ISSUES,
                     issue_stream_id(from_assumption.issue_id),
                     lambda state: issue.raise_from(
@@ -543,7 +544,7 @@ class Application:
                     metadata,
                 )
             case AssumptionInvalidated(raised_risk=RaisedRisk() as new_risk):
-                position = await self._open(
+                position, raised = await self._open(
                     _RISKS,
                     risk_stream_id(new_risk.risk_id),
                     lambda state: risk.identify_from(
@@ -553,7 +554,9 @@ class Application:
                 )
             case _:
                 return result
-        return msgspec.structs.replace(result, last_position=max(result.last_position, position))
+        return msgspec.structs.replace(
+            result, last_position=max(result.last_position, position), raised=raised
+        )
 
     async def _open(
         self,
@@ -561,9 +564,9 @@ class Application:
         stream_id: str,
         decide: Callable[[S | None], Sequence[E]],
         metadata: EventMetadata,
-    ) -> int:
+    ) -> tuple[int, tuple[DomainEvent, ...]]:
         """Appends what ``decide`` makes of the stream, deciding again after a conflict;
-        returns the stream's last position."""
+        returns the stream's last position and what was appended."""
         give_up_at = time.monotonic() + self._retry.deadline
         attempt = 0
         while True:
@@ -571,7 +574,7 @@ class Application:
             loaded = aggregate.load(await self._store.read_stream(stream_id))
             events = decide(loaded.state)
             if not events:
-                return loaded.last_position
+                return loaded.last_position, ()
             try:
                 appended = await self._store.append(stream_id, loaded.version, events, metadata)
             except ConcurrencyConflict:
@@ -579,7 +582,7 @@ class Application:
                     raise
                 await asyncio.sleep(self._retry.delay(attempt))
                 continue
-            return appended.last_position
+            return appended.last_position, tuple(events)
 
     # Rules that span streams
 

@@ -122,7 +122,8 @@ async def wait_for_command(context: ApiContext, result: CommandResult) -> bool:
     """
     services: Services = context.services
     if result.events:
-        names = projections_for_event_types(event.event_type for event in result.events)
+        written = (*result.events, *result.raised)
+        names = projections_for_event_types(event.event_type for event in written)
     else:
         names = projections_for_stream_type(stream_type_of(result.stream_id))
     if services.wait_for_position is None:
