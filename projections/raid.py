@@ -75,11 +75,13 @@ __all__ = [
     "PROJECTION",
     "RAID_ITEMS",
     "AssumptionRow",
+    "IndexedDependency",
     "IssueRow",
     "RaidItemRow",
     "RaidKind",
     "RaidStatus",
     "assumptions_by_id",
+    "dependency_after",
     "get_assumption",
     "get_issue",
     "issues_by_id",
@@ -186,7 +188,7 @@ _ISSUE_RANK = {
 _DOUBT_RANK = {Confidence.LOW: 9, Confidence.MEDIUM: 4, Confidence.HIGH: 1}
 
 
-class _Dependency(msgspec.Struct, frozen=True, kw_only=True):
+class IndexedDependency(msgspec.Struct, frozen=True, kw_only=True):
     """What the index needs of a dependency, kept per dependency."""
 
     program_id: UUID
@@ -255,7 +257,7 @@ def _issue(i: Issue, version: int) -> tuple[Any, ...]:
     )
 
 
-def _index(item: Risk | Assumption | Issue | _Dependency) -> tuple[Any, ...]:
+def _index(item: Risk | Assumption | Issue | IndexedDependency) -> tuple[Any, ...]:
     """The RAID index row: program, title, status, open, owner, severity rank, due date,
     escalated, ROAM."""
     match item:
@@ -295,7 +297,7 @@ def _index(item: Risk | Assumption | Issue | _Dependency) -> tuple[Any, ...]:
                 item.escalation is not None,
                 None,
             )
-        case _Dependency():
+        case IndexedDependency():
             return (
                 item.program_id,
                 item.title,
@@ -309,12 +311,12 @@ def _index(item: Risk | Assumption | Issue | _Dependency) -> tuple[Any, ...]:
             )
 
 
-def _dependency_after(before: _Dependency | None, event: Any) -> _Dependency:
+def dependency_after(before: IndexedDependency | None, event: Any) -> IndexedDependency:
     """The dependency after one of its events, as the Program aggregate's ``evolve``
-    changes it (``tests/integration/test_projections.py`` compares them)."""
+    changes it (``tests/unit/test_properties.py`` holds them equal on random histories)."""
     match event:
         case DependencyRegistered():
-            return _Dependency(
+            return IndexedDependency(
                 program_id=event.program_id,
                 title=event.title,
                 needed_by=event.needed_by,
@@ -342,8 +344,8 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     data = event.event
     if isinstance(data, _DEPENDENCY_EVENTS):
         key = f"dependency-{data.dependency_id}"
-        earlier: _Dependency | None = ctx.state(key)
-        dependency = _dependency_after(earlier, data)
+        earlier: IndexedDependency | None = ctx.state(key)
+        dependency = dependency_after(earlier, data)
         ctx.set_state(key, dependency)
         ctx.change(
             RAID_ITEMS,
@@ -383,7 +385,7 @@ PROJECTION = Projection(
         "risk": Tracked[Risk],
         "assumption": Tracked[Assumption],
         "issue": Tracked[Issue],
-        "dependency": _Dependency,
+        "dependency": IndexedDependency,
     },
     handle=_handle,
     state_keys=_state_keys,

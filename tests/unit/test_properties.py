@@ -102,6 +102,7 @@ from programledger.domain.risk import (
 )
 from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
+from programledger.projections.raid import IndexedDependency, dependency_after
 from tests.unit.examples import ASSUMPTION, ISSUE, PROGRAM, RISK, eur, propose_program
 from tests.unit.scenario import roundtrip, undeclared
 
@@ -364,6 +365,29 @@ def _replay(
 @given(st.lists(_program_commands(), max_size=40))
 def test_program_histories_always_fold(commands: list[Any]) -> None:
     _replay(program.decide, program.evolve, program.fold, [*_program_setup(), *commands])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_program_commands(), max_size=40))
+def test_the_raid_index_follows_dependencies_as_the_program_does(commands: list[Any]) -> None:
+    """The RAID index keeps a small state per dependency instead of folding programs; it
+    must agree with the Program aggregate on every dependency's title, date and status."""
+    state: Any = None
+    index: dict[UUID, IndexedDependency] = {}
+    for command in [*_program_setup(), *commands]:
+        try:
+            events = program.decide(state, command)
+        except DomainError:
+            continue
+        for event in events:
+            state = program.evolve(state, event)
+            dependency_id = getattr(event, "dependency_id", None)
+            if isinstance(dependency_id, UUID):
+                index[dependency_id] = dependency_after(index.get(dependency_id), event)
+    assert state is not None
+    assert {d.dependency_id: (d.title, d.needed_by, d.status) for d in state.dependencies} == {
+        key: (d.title, d.needed_by, d.status) for key, d in index.items()
+    }
 
 
 def _program_setup() -> list[Any]:
