@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import get_args
 
+from programledger.domain.assumption import commands as assumption
 from programledger.domain.errors import (
     AlreadyExists,
     BudgetExceeded,
@@ -38,6 +39,7 @@ from programledger.domain.errors import (
     OverAllocation,
     ValidationError,
 )
+from programledger.domain.issue import commands as issue
 from programledger.domain.program import commands as program
 from programledger.domain.resource import commands as resource
 from programledger.domain.risk import commands as risk
@@ -80,6 +82,18 @@ _PROGRAM: Mapping[type, Refusals] = {
 _RISK: Mapping[type, Refusals] = {
     # A risk on a program that does not exist is a wrong reference (ValidationError).
     risk.IdentifyRisk: _CREATE | {InvalidTransition},
+    # Materialising may raise an issue under the caller's id, which can be taken.
+    risk.ReportRiskMaterialised: _with(AlreadyExists),
+}
+
+_ASSUMPTION: Mapping[type, Refusals] = {
+    assumption.RecordAssumption: _CREATE | {InvalidTransition},
+    # Invalidating may raise a risk or an issue under the caller's id, which can be taken.
+    assumption.InvalidateAssumption: _with(AlreadyExists),
+}
+
+_ISSUE: Mapping[type, Refusals] = {
+    issue.RaiseIssue: _CREATE | {InvalidTransition},
 }
 
 _RESOURCE: Mapping[type, Refusals] = {
@@ -101,6 +115,11 @@ _SCHEDULE: Mapping[type, Refusals] = {
 REFUSALS: Mapping[type, Refusals] = {
     **{command: _PROGRAM.get(command, _ON_PROGRAM) for command in get_args(program.ProgramCommand)},
     **{command: _RISK.get(command, _ON_PROGRAM) for command in get_args(risk.RiskCommand)},
+    **{
+        command: _ASSUMPTION.get(command, _ON_PROGRAM)
+        for command in get_args(assumption.AssumptionCommand)
+    },
+    **{command: _ISSUE.get(command, _ON_PROGRAM) for command in get_args(issue.IssueCommand)},
     **{command: _RESOURCE[command] for command in get_args(resource.ResourceCommand)},
     **{command: _SCHEDULE[command] for command in get_args(schedule.ScheduleCommand)},
 }

@@ -2,12 +2,13 @@
 selection it looks ahead at, and its role checks.
 
 Each read model's GraphQL module (``programs``, ``risks``, ``raid``, ``milestones``,
-``decisions``, ``allocations``, ``audit``) declares its types, filters, sorts and resolvers on top of
-these, and calls its read model's query functions for every row it shows: no SQL is
-written in the API, so the code it runs is the code the projection tests cover. Its
-single lookups and plain list fields are built by :func:`lookup` and :func:`listing`
-from the read model's query and a typed function of the field's own arguments; the
-arguments every such field shares (as-of, paging, sort) are added here, in one order.
+``decisions``, ``allocations``, ``audit``) declares its types, filters, sorts and
+resolvers on top of these, and calls its read model's query functions for every row it
+shows: no SQL is written in the API, so the code it runs is the code the projection tests
+cover. Its single lookups and plain list fields are built by :func:`lookup` and
+:func:`listing` from the read model's query and a typed function of the field's own
+arguments; the arguments every such field shares (as-of, paging, sort) are added here, in
+one order.
 
 One connection per resolver: taking a connection from the pool and giving it back costs a
 round trip of its own (the pool resets the session on release), as much as a small query.
