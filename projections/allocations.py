@@ -25,6 +25,7 @@ capacity rule.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from itertools import accumulate, islice
@@ -41,6 +42,7 @@ from programledger.domain.capacity import (
     capacity_at_ordinal,
 )
 from programledger.domain.resource import RESOURCE_EVENT_TYPES, Resource
+from programledger.domain.values import OverAllocationPeriod
 from programledger.projections.engine.core import (
     Connection,
     Context,
@@ -75,6 +77,8 @@ __all__ = [
     "AllocationRow",
     "Load",
     "ResourceRow",
+    "StaffingPeriod",
+    "StaffingRow",
     "UtilisationWeek",
     "allocations_by_id",
     "allocations_of_programs",
@@ -83,6 +87,7 @@ __all__ = [
     "list_allocations",
     "list_resources",
     "resources_by_key",
+    "staffing",
     "utilisation",
     "weeks_of",
 ]
@@ -113,6 +118,8 @@ ALLOCATIONS = Table(
         Column("percentage", "integer", True),
         Column("status", "text", True),
         Column("note", "text"),
+        Column("override_reason", "text"),
+        Column("over_allocation", "jsonb", True),
     ),
     indexes=(
         Index("resource", "(resource_key, start_date, allocation_id)", CURRENT),
@@ -246,6 +253,8 @@ def _allocation(key: str, a: Allocation) -> tuple[Any, ...]:
         a.percentage,
         a.status.value,
         a.note,
+        a.override_reason,
+        _encoder.encode(a.over_allocation),
     )
 
 
@@ -309,6 +318,10 @@ class AllocationRow(VersionedRow, frozen=True, kw_only=True):
     percentage: int
     status: str
     note: str | None
+    override_reason: str | None
+    """Why the last confirmation or adjustment was accepted although it over-allocated the
+    resource (in ``over_allocation``); ``None`` when it needed no override."""
+    over_allocation: list[OverAllocationPeriod]
 
 
 class UtilisationWeek(msgspec.Struct, frozen=True, kw_only=True):
@@ -357,7 +370,11 @@ def _resource_row(data: dict[str, Any]) -> ResourceRow:
     return ResourceRow(**data)
 
 
+_periods_decoder = msgspec.json.Decoder(list[OverAllocationPeriod])
+
+
 def _allocation_row(data: dict[str, Any]) -> AllocationRow:
+    data["over_allocation"] = _periods_decoder.decode(data["over_allocation"])
     return AllocationRow(**data)
 
 
@@ -717,3 +734,113 @@ async def allocations_by_id(
 ) -> Mapping[UUID, AllocationRow]:
     """The allocations of ``ids`` in one statement."""
     return await fetch_by_key(pool, ALLOCATION_LIST, ids, as_of=as_of)
+
+
+class StaffingPeriod(enum.StrEnum):
+    WEEK = "WEEK"
+    """ISO weeks, Monday to Sunday."""
+    MONTH = "MONTH"
+
+
+class StaffingRow(msgspec.Struct, frozen=True, kw_only=True):
+    """What one department and role give a program in one period."""
+
+    period_start: date
+    period_end: date
+    department: str
+    role: str
+    confirmed_days: int
+    """Confirmed load in percent-days: each allocation's percentage times its days in the
+    period, summed (exact)."""
+    proposed_days: int
+    resources: int
+    """People and teams of this department and role with live allocations in the period."""
+
+    @property
+    def days(self) -> int:
+        return (self.period_end - self.period_start).days + 1
+
+    @property
+    def confirmed_fte(self) -> float:
+        """Average confirmed FTE over the period (1.0 = one full-time person)."""
+        return self.confirmed_days / (100 * self.days)
+
+    @property
+    def proposed_fte(self) -> float:
+        return self.proposed_days / (100 * self.days)
+
+
+def _periods(start: date, end: date, period: StaffingPeriod) -> tuple[date, date, str]:
+    """The first period's start, the last one's end, and the SQL step between starts."""
+    if period is StaffingPeriod.WEEK:
+        return _monday(start), _monday(end) + _SUNDAY, "7 days"
+    following = date(end.year + end.month // 12, end.month % 12 + 1, 1)
+    return start.replace(day=1), following - timedelta(days=1), "1 month"
+
+
+async def staffing(
+    pool: Reader,
+    *,
+    program_id: UUID,
+    start: date,
+    end: date,
+    period: StaffingPeriod = StaffingPeriod.WEEK,
+    as_of: AsOf = None,
+) -> list[StaffingRow]:
+    """A program's staffing by department and role in each week (or month) touching
+    ``[start, end]``, as known at ``as_of``: the live (not released) allocations to the
+    program, confirmed and proposed apart, and the department and role of their resources
+    as they stood then. Periods in order, then department and role; a period, department
+    or role without load is absent."""
+    if end < start:
+        raise ValueError("end must be on or after start")
+    if (end - start).days >= MAX_UTILISATION_DAYS:
+        raise ValueError(
+            f"the period from {start} to {end} is {(end - start).days + 1} days; staffing "
+            f"covers at most {MAX_UTILISATION_DAYS} days (three years) at a time"
+        )
+    if end >= _LAST_DAY:
+        raise ValueError(f"the period must end before {_LAST_DAY}")
+    first, last, step = _periods(start, end, period)
+    live = Filters()
+    live.equals("program_id", program_id)
+    live.where("status <> {}", AllocationStatus.RELEASED.value)
+    live.where("start_date <= {} AND end_date >= {}", last, first)
+    people = Filters()
+    people.args = live.args  # one numbering for both tables' clauses
+    confirmed = AllocationStatus.CONFIRMED.value
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await resolve_position(conn, as_of)
+        version_clause(live, position, ALLOCATIONS, whole_list=False)
+        version_clause(people, position, RESOURCES, whole_list=False)
+        bounds = (live.param(first), live.param(end), live.param(confirmed))
+        days = "(least(a.end_date, p.period_end) - greatest(a.start_date, p.period_start) + 1)"
+        rows = await conn.fetch(
+            f"WITH periods AS (SELECT s::date AS period_start, "
+            f"(s + interval '{step}' - interval '1 day')::date AS period_end "
+            f"FROM generate_series({bounds[0]}::date, {bounds[1]}::date, interval '{step}') s), "
+            f"a AS (SELECT resource_key, start_date, end_date, percentage, status "
+            f"FROM {ALLOCATIONS.name} WHERE {live.sql()}), "
+            f"r AS (SELECT resource_key, department, role FROM {RESOURCES.name} "
+            f"WHERE resource_key IN (SELECT resource_key FROM a) AND {people.sql()}) "
+            f"SELECT p.period_start, p.period_end, r.department, r.role, "
+            f"sum(a.percentage * {days}) FILTER (WHERE a.status = {bounds[2]}) AS confirmed, "
+            f"sum(a.percentage * {days}) FILTER (WHERE a.status <> {bounds[2]}) AS proposed, "
+            f"count(DISTINCT a.resource_key) AS resources "
+            f"FROM periods p JOIN a ON a.start_date <= p.period_end "
+            f"AND a.end_date >= p.period_start JOIN r USING (resource_key) "
+            f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4",
+            *live.args,
+        )
+    return [
+        StaffingRow(
+            period_start=r["period_start"],
+            period_end=r["period_end"],
+            department=r["department"],
+            role=r["role"],
+            confirmed_days=int(r["confirmed"] or 0),
+            proposed_days=int(r["proposed"] or 0),
+            resources=r["resources"],
+        )
+        for r in rows
+    ]

@@ -1,4 +1,5 @@
-"""Programs: one row per program with what a portfolio view shows at a glance.
+"""Programs: one row per program with what a portfolio view shows at a glance, and the
+parts a program is made of.
 
 Current state (status, health, priority, dates, owner), budget planned / allocated /
 actual, open risks per severity band, and the next milestone. The program's own fields
@@ -6,7 +7,19 @@ come from folding its stream with the domain's ``evolve``; the risk counts from 
 each risk stream of the program and moving the risk between bands as it changes
 (a risk is open until it is CLOSED; a materialised risk is an issue, still open).
 
-Tables: ``rm_programs`` (versioned, key ``program_id``).
+The parts, each a row that changes exactly when its item in the folded program does:
+workstreams, stakeholders with their RACI role (a removed stakeholder keeps its row,
+marked removed, so who was on the program and why they left stay readable), budget
+allocations, and every spend report (a running total: one row per report, never changed,
+so the history of what was reported when is a list).
+
+Tables: ``rm_programs`` (key ``program_id``), ``rm_workstreams`` (key ``workstream_id``),
+``rm_stakeholders`` (key ``stakeholder_id``), ``rm_budget_allocations`` (key
+``budget_allocation_id``), ``rm_spend_reports`` (key ``program_id`` and the program
+stream's ``stream_version`` of the report), all versioned.
+
+One module over 500 lines: the program row and its parts come from the same fold of the
+program stream, in one handler.
 """
 
 from __future__ import annotations
@@ -20,9 +33,20 @@ import msgspec
 
 from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
+    ActualSpendReported,
+    BudgetAllocated,
+    BudgetAllocation,
+    BudgetAllocationRevised,
     MilestoneStatus,
     Program,
+    Stakeholder,
+    StakeholderAdded,
+    StakeholderRemoved,
+    Workstream,
+    WorkstreamAdded,
+    WorkstreamUpdated,
     allocated_budget,
+    find,
 )
 from programledger.domain.risk import RISK_EVENT_TYPES, Risk, RiskStatus
 from programledger.projections.engine.core import (
@@ -43,16 +67,31 @@ from programledger.projections.engine.queries import (
     fetch_one,
     fetch_page,
 )
-from programledger.projections.engine.tables import Column, SortKey, Table
+from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
+    "BUDGET_ALLOCATIONS",
     "PROGRAMS",
     "PROJECTION",
+    "SPEND_REPORTS",
+    "STAKEHOLDERS",
+    "WORKSTREAMS",
+    "BudgetAllocationRow",
     "ProgramRow",
+    "SpendReportRow",
+    "StakeholderRow",
+    "WorkstreamRow",
+    "budget_allocations_by_id",
     "get_program",
     "get_program_by_code",
+    "list_budget_allocations",
     "list_programs",
+    "list_spend_reports",
+    "list_stakeholders",
+    "list_workstreams",
     "programs_by_id",
+    "stakeholders_by_id",
+    "workstreams_by_id",
 ]
 
 PROGRAMS = Table(
@@ -97,6 +136,150 @@ PROGRAMS = Table(
         "budget_planned": SortKey("budget_planned", "bigint"),
     },
 )
+
+
+def _part(name: str, key: str, columns: tuple[Column, ...], sorts: dict[str, SortKey]) -> Table:
+    """A table of one kind of part of a program, listed per program in each of ``sorts``."""
+    return Table(
+        name,
+        key=(Column(key, "uuid", True),),
+        columns=(Column("program_id", "uuid", True), *columns),
+        indexes=(
+            Index("program", f"(program_id, {key})", CURRENT),
+            Index("program_history", "(program_id, valid_from_pos)"),
+        ),
+        sorts=sorts,
+    )
+
+
+WORKSTREAMS = _part(
+    "rm_workstreams",
+    "workstream_id",
+    (
+        Column("name", "text", True),
+        Column("lead", "text", True),
+        Column("department", "text", True),
+        Column("description", "text"),
+    ),
+    {"name": SortKey("name", "text"), "department": SortKey("department", "text", False)},
+)
+
+STAKEHOLDERS = _part(
+    "rm_stakeholders",
+    "stakeholder_id",
+    (
+        Column("name", "text", True),
+        Column("kind", "text", True),
+        Column("department", "text", True),
+        Column("role", "text", True),
+        Column("removed", "boolean", True),
+    ),
+    {
+        "name": SortKey("name", "text"),
+        "role": SortKey("role", "text", False),
+        "department": SortKey("department", "text", False),
+    },
+)
+
+BUDGET_ALLOCATIONS = _part(
+    "rm_budget_allocations",
+    "budget_allocation_id",
+    (
+        Column("workstream_id", "uuid"),
+        Column("cost_centre", "text"),
+        Column("currency", "text", True),
+        Column("amount", "bigint", True),
+        Column("purpose", "text"),
+    ),
+    {"amount": SortKey("amount", "bigint")},
+)
+
+SPEND_REPORTS = Table(
+    "rm_spend_reports",
+    key=(Column("program_id", "uuid", True), Column("stream_version", "bigint", True)),
+    columns=(
+        Column("currency", "text", True),
+        Column("amount", "bigint", True),
+        Column("as_of", "date", True),
+        Column("note", "text"),
+    ),
+    sorts={
+        "reported": SortKey("stream_version", "bigint"),
+        "as_of": SortKey("as_of", "date", False),
+    },
+)
+
+
+def _workstream(program_id: UUID, w: Workstream) -> tuple[Any, ...]:
+    return (program_id, w.name, w.lead, w.department.value, w.description)
+
+
+def _stakeholder(program_id: UUID, s: Stakeholder, removed: bool) -> tuple[Any, ...]:
+    return (program_id, s.name, s.kind.value, s.department.value, s.role.value, removed)
+
+
+def _budget_allocation(program_id: UUID, b: BudgetAllocation) -> tuple[Any, ...]:
+    return (
+        program_id,
+        b.workstream_id,
+        b.cost_centre,
+        b.amount.currency,
+        b.amount.amount_minor,
+        b.purpose,
+    )
+
+
+def _parts(ctx: Context, before: Program | None, after: Program, event: ProjectedEvent) -> None:
+    """The part rows the program event changed (none for most events)."""
+    program_id = after.program_id
+    match event.event:
+        case WorkstreamAdded(workstream_id=item) | WorkstreamUpdated(workstream_id=item):
+            ctx.change_item(
+                WORKSTREAMS,
+                (item,),
+                None if before is None else find(before.workstreams, _workstream_id, item),
+                find(after.workstreams, _workstream_id, item),
+                lambda w: _workstream(program_id, w),
+            )
+        case StakeholderAdded(stakeholder_id=item):
+            added = find(after.stakeholders, _stakeholder_id, item)
+            assert added is not None
+            ctx.change(STAKEHOLDERS, (item,), None, _stakeholder(program_id, added, False))
+        case StakeholderRemoved(stakeholder_id=item):
+            gone = None if before is None else find(before.stakeholders, _stakeholder_id, item)
+            assert gone is not None
+            ctx.change(
+                STAKEHOLDERS,
+                (item,),
+                _stakeholder(program_id, gone, False),
+                _stakeholder(program_id, gone, True),
+            )
+        case (
+            BudgetAllocated(budget_allocation_id=item)
+            | BudgetAllocationRevised(budget_allocation_id=item)
+        ):
+            ctx.change_item(
+                BUDGET_ALLOCATIONS,
+                (item,),
+                None if before is None else find(before.budget_allocations, _budget_id, item),
+                find(after.budget_allocations, _budget_id, item),
+                lambda b: _budget_allocation(program_id, b),
+            )
+        case ActualSpendReported(amount=amount, as_of=as_of, note=note):
+            row = (amount.currency, amount.amount_minor, as_of, note)
+            ctx.change(SPEND_REPORTS, (program_id, event.version), None, row)
+
+
+def _workstream_id(w: Workstream) -> UUID:
+    return w.workstream_id
+
+
+def _stakeholder_id(s: Stakeholder) -> UUID:
+    return s.stakeholder_id
+
+
+def _budget_id(b: BudgetAllocation) -> UUID:
+    return b.budget_allocation_id
 
 
 class OpenRisks(msgspec.Struct, frozen=True):
@@ -173,6 +356,7 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
             ctx.change(PROGRAMS, (after.program_id,), None, row)
         else:
             ctx.replace(PROGRAMS, (after.program_id,), row)
+        _parts(ctx, before, after, event)
         return
     was, now = (_bucket(r) for r in fold(ctx, event))
     if was == now:
@@ -197,9 +381,12 @@ def _state_keys(event: ProjectedEvent) -> tuple[str, ...]:
 
 PROJECTION = Projection(
     name="programs",
-    description="one row per program: state, health, budget, open risks, next milestone",
+    description=(
+        "one row per program: state, health, budget, open risks, next milestone; and its "
+        "workstreams, stakeholders, budget allocations and spend reports"
+    ),
     handles=frozenset(t.event_type for t in (*PROGRAM_EVENT_TYPES, *RISK_EVENT_TYPES)),
-    tables=(PROGRAMS,),
+    tables=(PROGRAMS, WORKSTREAMS, STAKEHOLDERS, BUDGET_ALLOCATIONS, SPEND_REPORTS),
     states={"program": Tracked[Program], "risk": Tracked[Risk], "openrisks": OpenRisks},
     handle=_handle,
     state_keys=_state_keys,
@@ -315,3 +502,212 @@ async def programs_by_id(
 ) -> Mapping[UUID, ProgramRow]:
     """The programs of ``ids`` in one statement."""
     return await fetch_by_key(pool, LIST, ids, as_of=as_of)
+
+
+class WorkstreamRow(VersionedRow, frozen=True, kw_only=True):
+    workstream_id: UUID
+    program_id: UUID
+    name: str
+    lead: str
+    department: str
+    description: str | None
+
+
+class StakeholderRow(VersionedRow, frozen=True, kw_only=True):
+    stakeholder_id: UUID
+    program_id: UUID
+    name: str
+    kind: str
+    department: str
+    role: str
+    """The RACI role: RESPONSIBLE, ACCOUNTABLE, CONSULTED or INFORMED."""
+    removed: bool
+    """Taken off the program; the removal's reason is the row's ``change_reason``."""
+
+
+class BudgetAllocationRow(VersionedRow, frozen=True, kw_only=True):
+    budget_allocation_id: UUID
+    program_id: UUID
+    workstream_id: UUID | None
+    cost_centre: str | None
+    currency: str
+    amount: int
+    """Minor units of ``currency``."""
+    purpose: str | None
+
+
+class SpendReportRow(VersionedRow, frozen=True, kw_only=True):
+    program_id: UUID
+    stream_version: int
+    """The program stream's version the report was recorded at: reports in this order are
+    the history of the running total."""
+    currency: str
+    amount: int
+    """Actual spend to date, minor units of ``currency``: a running total."""
+    as_of: date
+    note: str | None
+
+
+WORKSTREAM_LIST = ListSpec(table=WORKSTREAMS, convert=lambda data: WorkstreamRow(**data))
+STAKEHOLDER_LIST = ListSpec(table=STAKEHOLDERS, convert=lambda data: StakeholderRow(**data))
+BUDGET_ALLOCATION_LIST = ListSpec(
+    table=BUDGET_ALLOCATIONS, convert=lambda data: BudgetAllocationRow(**data)
+)
+SPEND_REPORT_LIST = ListSpec(table=SPEND_REPORTS, convert=lambda data: SpendReportRow(**data))
+
+
+async def list_workstreams(
+    pool: Reader,
+    *,
+    program_id: UUID | None = None,
+    department: Sequence[str] | None = None,
+    sort: str = "name",
+    descending: bool = False,
+    first: int = 50,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    as_of: AsOf = None,
+    count: bool = True,
+) -> Page[WorkstreamRow]:
+    """The workstreams of one program or all, by department if asked."""
+    filters = Filters()
+    filters.equals("program_id", program_id)
+    filters.any_of("department", department, "text")
+    return await fetch_page(
+        pool,
+        WORKSTREAM_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        as_of=as_of,
+        count=count,
+    )
+
+
+async def list_stakeholders(
+    pool: Reader,
+    *,
+    program_id: UUID | None = None,
+    role: Sequence[str] | None = None,
+    department: Sequence[str] | None = None,
+    include_removed: bool = False,
+    sort: str = "name",
+    descending: bool = False,
+    first: int = 50,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    as_of: AsOf = None,
+    count: bool = True,
+) -> Page[StakeholderRow]:
+    """The stakeholders of one program or all, by RACI role and department; those removed
+    only with ``include_removed``."""
+    filters = Filters()
+    filters.equals("program_id", program_id)
+    filters.any_of("role", role, "text")
+    filters.any_of("department", department, "text")
+    if not include_removed:
+        filters.where("NOT removed")
+    return await fetch_page(
+        pool,
+        STAKEHOLDER_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        as_of=as_of,
+        count=count,
+    )
+
+
+async def list_budget_allocations(
+    pool: Reader,
+    *,
+    program_id: UUID | None = None,
+    workstream_id: UUID | None = None,
+    sort: str = "amount",
+    descending: bool = True,
+    first: int = 50,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    as_of: AsOf = None,
+    count: bool = True,
+) -> Page[BudgetAllocationRow]:
+    """The budget allocations of one program or all (or of one workstream), largest first."""
+    filters = Filters()
+    filters.equals("program_id", program_id)
+    filters.equals("workstream_id", workstream_id)
+    return await fetch_page(
+        pool,
+        BUDGET_ALLOCATION_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        as_of=as_of,
+        count=count,
+    )
+
+
+async def list_spend_reports(
+    pool: Reader,
+    *,
+    program_id: UUID,
+    sort: str = "reported",
+    descending: bool = True,
+    first: int = 50,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    as_of: AsOf = None,
+    count: bool = True,
+) -> Page[SpendReportRow]:
+    """Every spend report of a program, the latest first: the history of actual spend."""
+    filters = Filters()
+    filters.equals("program_id", program_id)
+    return await fetch_page(
+        pool,
+        SPEND_REPORT_LIST,
+        filters,
+        sort=sort,
+        descending=descending,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        as_of=as_of,
+        count=count,
+    )
+
+
+async def workstreams_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, WorkstreamRow]:
+    """The workstreams of ``ids`` in one statement."""
+    return await fetch_by_key(pool, WORKSTREAM_LIST, ids, as_of=as_of)
+
+
+async def stakeholders_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, StakeholderRow]:
+    """The stakeholders of ``ids`` (removed ones too) in one statement."""
+    return await fetch_by_key(pool, STAKEHOLDER_LIST, ids, as_of=as_of)
+
+
+async def budget_allocations_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, BudgetAllocationRow]:
+    """The budget allocations of ``ids`` in one statement."""
+    return await fetch_by_key(pool, BUDGET_ALLOCATION_LIST, ids, as_of=as_of)

@@ -51,6 +51,7 @@ __all__ = [
     "fetch_one",
     "fetch_page",
     "resolve_position",
+    "stamps_sql",
     "version_clause",
 ]
 
@@ -70,13 +71,25 @@ class Reader(Protocol):
 
 
 class VersionedRow(msgspec.Struct, frozen=True, kw_only=True):
-    """The transaction-time range in which a row version was current."""
+    """The transaction-time range in which a row version was current, and who made the
+    entity and this version of it (see :func:`stamps_sql`)."""
 
     valid_from_pos: int
     valid_to_pos: int | None
     """``None``: still current (as of the query)."""
     valid_from_time: datetime
+    """When this version was recorded: the entity's last change (as of the query)."""
     valid_to_time: datetime | None
+    created_at: datetime
+    """When the entity's first version was recorded."""
+    created_by: str
+    """The actor of the event that made the first version."""
+    updated_by: str
+    """The actor of the event that made this version."""
+    change: str
+    """The type of the event that made this version."""
+    change_reason: str | None
+    """That event's ``reason``, else the reason its command gave (metadata)."""
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
@@ -207,6 +220,28 @@ def version_clause(
         filters.clauses.append("valid_to_pos IS NULL")
     else:
         filters.clauses.append(current_at(filters.param(position), whole_list=whole_list))
+
+
+def stamps_sql(table: Table) -> str:
+    """The computed columns every versioned row is read with: when and by whom its entity
+    was created (its first version), and by whom, with which event and why this version
+    was made. Read from the store's own events by position (its primary key) and from the
+    key's first version (the ``history`` index), so rebuilt tables read the same, and as
+    of any moment (a first version is never later than the version read)."""
+    if not table.versioned:
+        return ""
+    name = table.name
+    match = " AND ".join(f"h.{c} = {name}.{c}" for c in table.key_names)
+    first = f"FROM {name} h WHERE {match} ORDER BY h.valid_from_pos LIMIT 1"
+    this = f"FROM events e WHERE e.position = {name}.valid_from_pos"
+    return (
+        f", (SELECT h.valid_from_time {first}) AS created_at"
+        f", (SELECT e.metadata->>'actor' FROM events e WHERE e.position = "
+        f"(SELECT h.valid_from_pos {first})) AS created_by"
+        f", (SELECT e.metadata->>'actor' {this}) AS updated_by"
+        f", (SELECT e.event_type {this}) AS change"
+        f", (SELECT coalesce(e.data->>'reason', e.metadata->>'reason') {this}) AS change_reason"
+    )
 
 
 def encode_cursor(sort: str, descending: bool, values: Sequence[Any]) -> str:
@@ -422,7 +457,7 @@ def _page_sql(
         )
         page_filters.clauses.append(f"({left}) {'<' if descending else '>'} ({right})")
     order = ", ".join(f"{c} {direction}" for c in (key.expression, *keys))
-    extra = extra_select.format(*(page_filters.param(v) for v in extra_args))
+    extra = extra_select.format(*(page_filters.param(v) for v in extra_args)) + stamps_sql(table)
     columns = ", ".join(table.column_names)
     if position is None or not table.versioned:
         sql = (
@@ -459,7 +494,7 @@ async def fetch_one(
     ``extra_select`` as for :func:`fetch_page`.
     """
     filters = Filters()
-    extra = extra_select.format(*(filters.param(v) for v in extra_args))
+    extra = extra_select.format(*(filters.param(v) for v in extra_args)) + stamps_sql(table)
     for column, value in zip(table.key_names, key, strict=True):
         filters.equals(column, value)
     async with pool.acquire() as conn:

@@ -605,6 +605,174 @@ async def test_what_a_command_records_reads_back(reader: Api) -> None:
     assert lessons["nodes"][0]["learned"] == "Keep a second vendor warm"
 
 
+PARTS = """query Parts($program: ID!) {
+  program(id: $program) { createdAt createdBy updatedAt updatedBy lastChange }
+  workstreams(programId: $program) {
+    totalCount nodes { id name lead department createdBy lastChange }
+  }
+  stakeholders(programId: $program, includeRemoved: true, orderBy: ROLE) {
+    nodes { name role kind department removed lastChange lastChangeReason }
+  }
+  budgetAllocations(programId: $program) {
+    nodes { amount { amountMinor } costCentre purpose lastChange lastChangeReason }
+  }
+  spendReports(programId: $program) { nodes { amount { amountMinor } asOf note programVersion } }
+  allocations(filter: { programId: $program }, orderBy: PERCENTAGE, descending: true) {
+    nodes { percentage overrideReason overAllocation { totalPercentage capacity } }
+  }
+  staffing(programId: $program, from: "2027-04-01", to: "2027-04-07") {
+    periodStart periodEnd department role confirmedFte proposedFte resources
+  }
+}"""
+
+
+async def test_a_program_s_parts_staffing_and_who_changed_them_read_back(reader: Api) -> None:
+    """Workstreams, stakeholders with their RACI role (and why one left), budget
+    allocations and their revision, the history of spend reports, an allocation's
+    override, a program's staffing by department and role, and on each entity who made
+    it and its last change."""
+    ids = await _plan_program(reader, milestones=0)
+    program = ids["program"]
+    workstream, budget = new_id(), new_id()
+    await reader.accepted(
+        "addWorkstream",
+        {
+            "programId": program,
+            "workstreamId": workstream,
+            "name": "Checkout",
+            "lead": "Lee",
+            "department": "ENGINEERING",
+        },
+    )
+    stakeholders = {"ACCOUNTABLE": new_id(), "INFORMED": new_id()}
+    for role, stakeholder in stakeholders.items():
+        await reader.accepted(
+            "addStakeholder",
+            {
+                "programId": program,
+                "stakeholderId": stakeholder,
+                "name": role.title(),
+                "kind": "TEAM",
+                "department": "LEGAL",
+                "role": role,
+            },
+        )
+    await reader.accepted(
+        "removeStakeholder",
+        {"programId": program, "stakeholderId": stakeholders["INFORMED"], "reason": "Left"},
+    )
+    await reader.accepted(
+        "allocateBudget",
+        {
+            "programId": program,
+            "budgetAllocationId": budget,
+            "workstreamId": workstream,
+            "amount": {"amountMinor": 1_000_00, "currency": "EUR"},
+            "purpose": "Licences",
+        },
+    )
+    await reader.accepted(
+        "reviseBudgetAllocation",
+        {
+            "programId": program,
+            "budgetAllocationId": budget,
+            "amount": {"amountMinor": 2_000_00, "currency": "EUR"},
+            "reason": "More seats",
+        },
+    )
+    for amount, day in ((500_00, "2027-03-31"), (900_00, "2027-04-30")):
+        await reader.accepted(
+            "reportActualSpend",
+            {
+                "programId": program,
+                "amount": {"amountMinor": amount, "currency": "EUR"},
+                "asOf": day,
+                "note": f"to {day}",
+                "waitForProjections": True,
+            },
+        )
+    await reader.accepted("registerResource", resource_input("alice.martin"))
+    for percentage, override in ((60, None), (50, "Launch week")):
+        allocation = _allocation(program, percentage, "2027-04-01", "2027-04-30")
+        await reader.accepted("proposeAllocation", allocation)
+        await reader.accepted(
+            "confirmAllocation",
+            {
+                "resourceKey": "alice.martin",
+                "allocationId": allocation["allocationId"],
+                "overrideReason": override,
+                "waitForProjections": True,
+            },
+        )
+
+    data = await _query(reader, PARTS, {"program": program})
+    assert data["program"]["createdBy"] == "alice@example.com"
+    assert data["program"]["lastChange"] == "ActualSpendReported"
+    assert data["program"]["createdAt"] < data["program"]["updatedAt"]
+    [ws] = data["workstreams"]["nodes"]
+    assert (ws["name"], ws["department"], ws["lastChange"]) == (
+        "Checkout",
+        "ENGINEERING",
+        "WorkstreamAdded",
+    )
+    assert [
+        (s["role"], s["removed"], s["lastChange"], s["lastChangeReason"])
+        for s in data["stakeholders"]["nodes"]
+    ] == [
+        ("ACCOUNTABLE", False, "StakeholderAdded", None),
+        ("INFORMED", True, "StakeholderRemoved", "Left"),
+    ]
+    [allocated] = data["budgetAllocations"]["nodes"]
+    assert (allocated["amount"]["amountMinor"], allocated["purpose"]) == (2_000_00, "Licences")
+    assert (allocated["lastChange"], allocated["lastChangeReason"]) == (
+        "BudgetAllocationRevised",
+        "More seats",
+    )
+    reports = data["spendReports"]["nodes"]
+    assert [(r["amount"]["amountMinor"], r["note"]) for r in reports] == [
+        (900_00, "to 2027-04-30"),
+        (500_00, "to 2027-03-31"),
+    ]
+    assert reports[0]["programVersion"] > reports[1]["programVersion"]
+    assert [
+        (a["percentage"], a["overrideReason"], a["overAllocation"])
+        for a in data["allocations"]["nodes"]
+    ] == [
+        (60, None, []),
+        (50, "Launch week", [{"totalPercentage": 110, "capacity": 100}]),
+    ]
+    assert data["staffing"] == [
+        {
+            "periodStart": "2027-03-29",
+            "periodEnd": "2027-04-04",
+            "department": "ENGINEERING",
+            "role": "Engineer",
+            "confirmedFte": pytest.approx(1.1 * 4 / 7),
+            "proposedFte": 0.0,
+            "resources": 1,
+        },
+        {
+            "periodStart": "2027-04-05",
+            "periodEnd": "2027-04-11",
+            "department": "ENGINEERING",
+            "role": "Engineer",
+            "confirmedFte": pytest.approx(1.1),
+            "proposedFte": 0.0,
+            "resources": 1,
+        },
+    ]
+    found = await _query(
+        reader,
+        "query N($id: ID!) { node(id: $id) { ... on Workstream { lead } } }",
+        {"id": ws["id"]},
+    )
+    assert found["node"] == {"lead": "Lee"}
+    typo = await reader.post(
+        "{ stakeholders(role: [BOSS]) { totalCount } }", headers=reader.auth(Role.VIEWER)
+    )
+    assert typo.json()["errors"], typo.json()
+
+
 async def test_single_lookups(reader: Api) -> None:
     ids = await _plan_program(reader, milestones=1)
     data = await _query(

@@ -22,19 +22,28 @@ from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.application.handlers import Application
 from programledger.domain.program import (
     ActivateProgram,
+    AddStakeholder,
     AddWorkstream,
     AllocateBudget,
     CompleteMilestone,
     MilestoneRescheduled,
     PlanMilestone,
     ProposeProgram,
+    RaciRole,
     RecordDecision,
     RecordLesson,
+    RemoveStakeholder,
     ReportActualSpend,
     RescheduleMilestone,
+    ReviseBudgetAllocation,
     SupersedeDecision,
 )
-from programledger.domain.resource import ConfirmAllocation, ProposeAllocation, RegisterResource
+from programledger.domain.resource import (
+    ChangeCapacity,
+    ConfirmAllocation,
+    ProposeAllocation,
+    RegisterResource,
+)
 from programledger.domain.risk import (
     AssessRisk,
     CloseRisk,
@@ -45,10 +54,13 @@ from programledger.domain.risk import (
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.allocations import (
+    StaffingPeriod,
     allocations_by_id,
     allocations_of_programs,
+    get_resource,
     list_allocations,
     resources_by_key,
+    staffing,
     utilisation,
 )
 from programledger.projections.audit import audit_trail
@@ -66,7 +78,16 @@ from programledger.projections.milestones import (
     list_milestones,
     milestones_of_programs,
 )
-from programledger.projections.programs import get_program, get_program_by_code, list_programs
+from programledger.projections.programs import (
+    get_program,
+    get_program_by_code,
+    list_budget_allocations,
+    list_programs,
+    list_spend_reports,
+    list_stakeholders,
+    list_workstreams,
+    stakeholders_by_id,
+)
 from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import (
     get_risk,
@@ -422,6 +443,172 @@ async def test_as_of_a_position_or_a_time_and_keyset_pages(
     as_of_page = await list_risks(pool, first=1, as_of=story.positions["r1"])
     assert as_of_page.total_count == 1
     assert as_of_page.as_of_position == story.positions["r1"]
+
+
+async def test_a_program_s_parts_its_staffing_and_who_made_each_version(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    story = Story(app)
+    await story.tell()
+    p = story.program
+    accountable, consulted, budget = uuid4(), uuid4(), uuid4()
+    for stakeholder, role in ((accountable, RaciRole.ACCOUNTABLE), (consulted, RaciRole.CONSULTED)):
+        await story.do(
+            f"add {role}",
+            AddStakeholder(
+                program_id=p,
+                stakeholder_id=stakeholder,
+                name=role.title(),
+                kind=PartyKind.PERSON,
+                department=Department.FINANCE,
+                role=role,
+            ),
+            actor="dana",
+        )
+    await story.do(
+        "remove", RemoveStakeholder(program_id=p, stakeholder_id=consulted, reason="left")
+    )
+    await story.do(
+        "allocate",
+        AllocateBudget(
+            program_id=p,
+            budget_allocation_id=budget,
+            cost_centre="CC-7",
+            amount=Money(amount_minor=100_000, currency="EUR"),
+            purpose="audit",
+        ),
+    )
+    await story.do(
+        "revise",
+        ReviseBudgetAllocation(
+            program_id=p,
+            budget_allocation_id=budget,
+            amount=Money(amount_minor=150_000, currency="EUR"),
+            reason="second audit round",
+        ),
+        actor="dana",
+    )
+    await story.do(
+        "spend again",
+        ReportActualSpend(
+            program_id=p,
+            amount=Money(amount_minor=180_000, currency="EUR"),
+            as_of=date(2027, 3, 31),
+            note="March invoices",
+        ),
+    )
+    head = (
+        await story.do(
+            "capacity",
+            ChangeCapacity(
+                resource_key=story.alice,
+                capacity=100,
+                effective_from=date(2027, 3, 8),
+                reason="back full time",
+            ),
+        )
+    ).last_position
+    assert await wait_for_position(pool, head, 20)
+
+    [workstream] = (await list_workstreams(pool, program_id=p)).items
+    assert (workstream.name, workstream.lead, workstream.department) == (
+        "Core",
+        "Lee",
+        "ENGINEERING",
+    )
+    assert (workstream.created_by, workstream.change, workstream.created_at) == (
+        "tom",
+        "WorkstreamAdded",
+        workstream.valid_from_time,
+    )
+
+    current = (await list_stakeholders(pool, program_id=p)).items
+    assert [(s.stakeholder_id, s.role) for s in current] == [(accountable, "ACCOUNTABLE")]
+    everyone = {
+        s.stakeholder_id: s
+        for s in (await list_stakeholders(pool, program_id=p, include_removed=True)).items
+    }
+    gone = everyone[consulted]
+    assert (gone.removed, gone.change, gone.change_reason) == (True, "StakeholderRemoved", "left")
+    assert (gone.created_by, gone.updated_by) == ("dana", "tom")
+    assert gone.created_at < gone.valid_from_time
+    before = await list_stakeholders(pool, program_id=p, as_of=story.positions["remove"] - 1)
+    assert {s.stakeholder_id for s in before.items} == {accountable, consulted}
+    assert list(await stakeholders_by_id(pool, [consulted])) == [consulted]
+
+    allocations = {
+        b.budget_allocation_id: b for b in (await list_budget_allocations(pool, program_id=p)).items
+    }
+    revised = allocations[budget]
+    assert (revised.amount, revised.cost_centre, revised.purpose) == (150_000, "CC-7", "audit")
+    assert (revised.change, revised.change_reason, revised.updated_by, revised.created_by) == (
+        "BudgetAllocationRevised",
+        "second audit round",
+        "dana",
+        "tom",
+    )
+    reports = (await list_spend_reports(pool, program_id=p)).items
+    assert [(r.amount, r.as_of, r.note) for r in reports] == [
+        (180_000, date(2027, 3, 31), "March invoices"),
+        (120_000, date(2027, 2, 28), None),
+    ]
+
+    confirmed = {a.allocation_id: a for a in (await list_allocations(pool, program_id=p)).items}
+    assert confirmed[story.a1].override_reason is None
+    assert confirmed[story.a2].override_reason == "launch week"
+    [period] = confirmed[story.a2].over_allocation
+    assert (period.total_percentage, period.capacity) == (110, 100)
+    resource = await get_resource(pool, story.alice)
+    assert resource is not None
+    assert [(s.capacity, s.reason) for s in resource.capacity_schedule] == [
+        (100, None),
+        (100, "back full time"),
+    ]
+
+    program = await get_program(pool, p)
+    assert program is not None
+    assert (program.created_by, program.change, program.change_reason) == (
+        "tom",
+        "ActualSpendReported",
+        "spend again",
+    )
+    risk = await get_risk(pool, story.r1)
+    assert risk is not None
+    assert (risk.created_by, risk.change) == ("olga", "RiskIdentified")
+
+    weeks = await staffing(pool, program_id=p, start=date(2027, 3, 1), end=date(2027, 3, 14))
+    assert [
+        (w.period_start, w.department, w.role, w.confirmed_days, w.resources) for w in weeks
+    ] == [
+        (date(2027, 3, 1), "ENGINEERING", "dev", 770, 1),
+        (date(2027, 3, 8), "ENGINEERING", "dev", 770, 1),
+    ]
+    assert weeks[0].confirmed_fte == pytest.approx(1.1)
+    [march] = await staffing(
+        pool,
+        program_id=p,
+        start=date(2027, 3, 5),
+        end=date(2027, 3, 5),
+        period=StaffingPeriod.MONTH,
+    )
+    assert (march.period_start, march.period_end, march.confirmed_days) == (
+        date(2027, 3, 1),
+        date(2027, 3, 31),
+        1540,
+    )
+    then = await staffing(
+        pool,
+        program_id=p,
+        start=date(2027, 3, 1),
+        end=date(2027, 3, 7),
+        as_of=story.positions["confirm 60"],
+    )
+    assert [(w.confirmed_days, w.proposed_days, w.proposed_fte) for w in then] == [(420, 350, 0.5)]
+    assert (
+        await staffing(pool, program_id=uuid4(), start=date(2027, 3, 1), end=date(2027, 3, 7)) == []
+    )
+    with pytest.raises(ValueError, match="end must be on or after start"):
+        await staffing(pool, program_id=p, start=date(2027, 3, 2), end=date(2027, 3, 1))
 
 
 async def test_the_audit_trail_says_who_changed_which_field(

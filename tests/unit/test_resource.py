@@ -441,7 +441,9 @@ def test_capacity_for_all_time_replaces_the_schedule() -> None:
             )
         )
     )
-    assert state.capacity_schedule == (CapacityStep(effective_from=None, capacity=80),)
+    assert state.capacity_schedule == (
+        CapacityStep(effective_from=None, capacity=80, reason="Contract changed"),
+    )
 
 
 def test_restating_the_same_capacity_records_nothing() -> None:

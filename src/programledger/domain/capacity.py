@@ -46,6 +46,12 @@ class CapacityStep(msgspec.Struct, frozen=True, kw_only=True):
 
     effective_from: date | None
     capacity: int
+    reason: str | None = None
+    """Why capacity changed to this step; ``None`` for the capacity registered with."""
+    override_reason: str | None = None
+    """Set when the change was accepted in spite of over-allocating confirmed work in
+    ``over_allocation``."""
+    over_allocation: tuple[OverAllocationPeriod, ...] = ()
 
 
 class Allocation(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +64,10 @@ class Allocation(msgspec.Struct, frozen=True, kw_only=True):
     percentage: int
     status: AllocationStatus = AllocationStatus.PROPOSED
     note: str | None = None
+    override_reason: str | None = None
+    """Why the last confirmation or adjustment was accepted in spite of over-allocating the
+    resource in ``over_allocation``; ``None`` when it needed no override."""
+    over_allocation: tuple[OverAllocationPeriod, ...] = ()
 
 
 def capacity_on(schedule: Sequence[CapacityStep], day: date) -> int:
@@ -189,11 +199,23 @@ def worsened_periods(
 
 
 def with_step(
-    schedule: tuple[CapacityStep, ...], effective_from: date | None, capacity: int
+    schedule: tuple[CapacityStep, ...],
+    effective_from: date | None,
+    capacity: int,
+    *,
+    reason: str | None = None,
+    override_reason: str | None = None,
+    over_allocation: tuple[OverAllocationPeriod, ...] = (),
 ) -> tuple[CapacityStep, ...]:
     """The schedule after setting ``capacity`` from ``effective_from`` until the next step
-    (``None``: for all time, replacing every step)."""
-    step = CapacityStep(effective_from=effective_from, capacity=capacity)
+    (``None``: for all time, replacing every step), with why."""
+    step = CapacityStep(
+        effective_from=effective_from,
+        capacity=capacity,
+        reason=reason,
+        override_reason=override_reason,
+        over_allocation=over_allocation,
+    )
     if effective_from is None:
         return (step,)
     kept = [s for s in schedule if s.effective_from != effective_from]

@@ -32,8 +32,9 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
-from programledger.api.graphql.types import SafeInt
-from programledger.domain.capacity import AllocationStatus
+from programledger.api.graphql.recorded import Recorded, recorded
+from programledger.api.graphql.types import OverAllocationPeriodType, SafeInt
+from programledger.domain.capacity import AllocationStatus, CapacityStep
 from programledger.domain.values import Department, PartyKind
 from programledger.projections import allocations
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
@@ -80,6 +81,24 @@ class AllocationFilter:
 class CapacityStepType:
     effective_from: date | None
     capacity: int
+    reason: str | None = strawberry.field(
+        description="Why capacity changed to this step; null for the capacity registered with."
+    )
+    override_reason: str | None = strawberry.field(
+        description="Why the change was accepted although it over-allocated confirmed work "
+        "(in overAllocation)."
+    )
+    over_allocation: list[OverAllocationPeriodType]
+
+    @staticmethod
+    def of(step: CapacityStep) -> CapacityStepType:
+        return CapacityStepType(
+            effective_from=step.effective_from,
+            capacity=step.capacity,
+            reason=step.reason,
+            override_reason=step.override_reason,
+            over_allocation=[OverAllocationPeriodType.of(p) for p in step.over_allocation],
+        )
 
 
 def _resource_allocations(root: strawberry.Parent[ResourceType], info: ApiInfo) -> Any:
@@ -87,7 +106,7 @@ def _resource_allocations(root: strawberry.Parent[ResourceType], info: ApiInfo) 
 
 
 @strawberry.type(name="Resource")
-class ResourceType(Node):
+class ResourceType(Node, Recorded):
     resource_key: str
     name: str
     kind: str = strawberry.field(graphql_type=domain_enum(PartyKind))
@@ -95,9 +114,6 @@ class ResourceType(Node):
     role: str
     capacity_schedule: list[CapacityStepType]
     version: int
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     at: strawberry.Private[int | None]
     allocations: list[AllocationType] = strawberry.field(
         resolver=_resource_allocations,
@@ -114,12 +130,9 @@ class ResourceType(Node):
             department=r.department,
             role=r.role,
             version=r.version,
-            updated_at=r.valid_from_time,
+            **recorded(r),
             at=at,
-            capacity_schedule=[
-                CapacityStepType(effective_from=s.effective_from, capacity=s.capacity)
-                for s in r.capacity_schedule
-            ],
+            capacity_schedule=[CapacityStepType.of(s) for s in r.capacity_schedule],
         )
 
 
@@ -132,7 +145,7 @@ def _allocation_program(root: strawberry.Parent[AllocationType], info: ApiInfo) 
 
 
 @strawberry.type(name="Allocation")
-class AllocationType(Node):
+class AllocationType(Node, Recorded):
     allocation_id: strawberry.ID
     resource_key: str
     program_id: strawberry.ID
@@ -142,9 +155,11 @@ class AllocationType(Node):
     percentage: int
     status: str = strawberry.field(graphql_type=domain_enum(AllocationStatus))
     note: str | None
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
+    override_reason: str | None = strawberry.field(
+        description="Why the last confirmation or adjustment was accepted although it "
+        "over-allocated the resource (in overAllocation); null when it needed no override."
     )
+    over_allocation: list[OverAllocationPeriodType]
     at: strawberry.Private[int | None]
     resource: ResourceType | None = strawberry.field(
         resolver=_allocation_resource, description=linked("The person or team")
@@ -166,7 +181,9 @@ class AllocationType(Node):
             percentage=a.percentage,
             status=a.status,
             note=a.note,
-            updated_at=a.valid_from_time,
+            override_reason=a.override_reason,
+            over_allocation=[OverAllocationPeriodType.of(p) for p in a.over_allocation],
+            **recorded(a),
             at=at,
         )
 

@@ -15,6 +15,7 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.links import Link, linked, program_of
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import AS_OF, an_id, listing, lookup, plain, read_field, uuid
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.projections import decisions
 from programledger.projections.decisions import DecisionRow, LessonRow
 from programledger.projections.engine.queries import Reader
@@ -51,7 +52,7 @@ _PROGRAM = Annotated["ProgramType", strawberry.lazy("programledger.api.graphql.p
 
 
 @strawberry.type(name="Decision")
-class DecisionType(Node):
+class DecisionType(Node, Recorded):
     decision_id: strawberry.ID
     program_id: strawberry.ID
     title: str
@@ -65,9 +66,6 @@ class DecisionType(Node):
     )
     superseded_by_id: strawberry.ID | None = strawberry.field(
         description="The decision that replaced this one (null: in force)."
-    )
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
     )
     at: strawberry.Private[int | None]
     program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
@@ -95,7 +93,7 @@ class DecisionType(Node):
             superseded_by_id=None
             if d.superseded_by is None
             else strawberry.ID(str(d.superseded_by)),
-            updated_at=d.valid_from_time,
+            **recorded(d),
             at=at,
         )
 
@@ -106,7 +104,7 @@ class LessonSort(enum.Enum):
 
 
 @strawberry.type(name="Lesson", description="A lesson learned, recorded on a program.")
-class LessonType(Node):
+class LessonType(Node, Recorded):
     lesson_id: strawberry.ID
     program_id: strawberry.ID
     what_happened: str
@@ -127,6 +125,7 @@ class LessonType(Node):
             follow_up_action=lesson.follow_up_action,
             recorded_at=lesson.recorded_at,
             at=at,
+            **recorded(lesson),
         )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -29,6 +29,7 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.domain.program import DependencyStatus, ItemKind, MilestoneStatus
 from programledger.projections import milestones
 from programledger.projections.engine.queries import Reader
@@ -107,7 +108,7 @@ _PROGRAM = Annotated["ProgramType", strawberry.lazy("programledger.api.graphql.p
 
 
 @strawberry.type(name="Milestone")
-class MilestoneType(Node):
+class MilestoneType(Node, Recorded):
     milestone_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -118,9 +119,6 @@ class MilestoneType(Node):
     actual_date: date | None
     slip_days: int = strawberry.field(description="Forecast minus baseline; negative if ahead.")
     status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     at: strawberry.Private[int | None]
     program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
     dependencies: list[DependencyType] = strawberry.field(
@@ -146,13 +144,13 @@ class MilestoneType(Node):
             actual_date=m.actual_date,
             slip_days=m.slip_days,
             status=m.status,
-            updated_at=m.valid_from_time,
+            **recorded(m),
             at=at,
         )
 
 
 @strawberry.type(name="Dependency")
-class DependencyType(Node):
+class DependencyType(Node, Recorded):
     dependency_id: strawberry.ID
     program_id: strawberry.ID
     title: str
@@ -168,9 +166,6 @@ class DependencyType(Node):
     needed_by: date
     status: str = strawberry.field(graphql_type=domain_enum(DependencyStatus))
     resolution: str | None
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     at: strawberry.Private[int | None]
     program: _PROGRAM = strawberry.field(
         resolver=_program, description=linked("The program the dependency is recorded on")
@@ -210,7 +205,7 @@ class DependencyType(Node):
             needed_by=d.needed_by,
             status=d.status,
             resolution=d.resolution,
-            updated_at=d.valid_from_time,
+            **recorded(d),
             at=at,
         )
 

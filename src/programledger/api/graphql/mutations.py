@@ -28,6 +28,7 @@ from uuid import UUID, uuid4
 
 import strawberry
 from graphql import FieldNode
+from msgspec import UnsetType
 from strawberry.types.field import StrawberryField
 
 from programledger.api.auth import Capability
@@ -38,6 +39,7 @@ from programledger.api.graphql.freshness import wait_for_command
 from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.nodes import read_entity
+from programledger.api.graphql.parts import BudgetAllocationType, StakeholderType, WorkstreamType
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramType
 from programledger.api.graphql.raid import AssumptionType, IssueType
@@ -233,17 +235,7 @@ class _Mutation:
                     message=exc.message,
                     path=[],
                     resource_key=exc.resource_key,
-                    conflicts=[
-                        OverAllocationPeriodType(
-                            start=c.start,
-                            end=c.end,
-                            total_percentage=c.total_percentage,
-                            capacity=c.capacity,
-                            program_ids=[strawberry.ID(str(p)) for p in c.program_ids],
-                            allocation_ids=[strawberry.ID(str(a)) for a in c.allocation_ids],
-                        )
-                        for c in exc.conflicts
-                    ],
+                    conflicts=[OverAllocationPeriodType.of(c) for c in exc.conflicts],
                 )
             case NotFound() | AlreadyExists():
                 error = NotFoundError if isinstance(exc, NotFound) else AlreadyExistsError
@@ -409,8 +401,11 @@ class _ReadBack:
 
     def field(self) -> StrawberryField:
         async def resolve(root: strawberry.Parent[CommandAccepted], info: ApiInfo) -> Any:
+            key = self.key(root)
+            if key is None or isinstance(key, UnsetType):
+                return None  # the command names no such item (an optional id not given)
             await _caught_up(root, info)
-            return await read_entity(info, self.type_name, self.key(root))
+            return await read_entity(info, self.type_name, key)
 
         found: StrawberryField = strawberry.field(
             resolver=resolve,
@@ -448,6 +443,9 @@ _ITEMS: tuple[tuple[str, str, type], ...] = (
     ("decision", "Decision", DecisionType),
     ("lesson", "Lesson", LessonType),
     ("allocation", "Allocation", AllocationType),
+    ("workstream", "Workstream", WorkstreamType),
+    ("stakeholder", "Stakeholder", StakeholderType),
+    ("budget_allocation", "BudgetAllocation", BudgetAllocationType),
 )
 """The items inside an aggregate with a read type: a command naming one by its
 ``<name>_id`` field (``milestone_id``...) reads it back too."""
@@ -458,7 +456,7 @@ def _read_backs(command: type[Command]) -> list[_ReadBack]:
     found = [back for union, back in _AGGREGATES if command in get_args(union)]
     fields = getattr(command, "__struct_fields__", ())
     found += [
-        _ReadBack(name, type_name, graphql_type, name, _item(f"{name}_id"))
+        _ReadBack(name, type_name, graphql_type, name.replace("_", " "), _item(f"{name}_id"))
         for name, type_name, graphql_type in _ITEMS
         if f"{name}_id" in fields
     ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
@@ -45,6 +45,7 @@ from programledger.api.graphql.reads import (
     selected,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.program import Health, ProgramStatus
@@ -169,7 +170,7 @@ def _next_milestone(root: strawberry.Parent[ProgramType], info: ApiInfo) -> Any:
 
 
 @strawberry.type(name="Program")
-class ProgramType(Node):
+class ProgramType(Node, Recorded):
     program_id: strawberry.ID
     code: str
     name: str
@@ -204,9 +205,6 @@ class ProgramType(Node):
         resolver=_next_milestone, description=linked("The next milestone due")
     )
     version: int = strawberry.field(description="The expectedVersion for the next command.")
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     key: strawberry.Private[UUID]
     nested: strawberry.Private[NestedRows]
     at: strawberry.Private[int | None]
@@ -277,7 +275,7 @@ class ProgramType(Node):
             next_milestone_name=p.next_milestone_name,
             next_milestone_date=p.next_milestone_date,
             version=p.version,
-            updated_at=p.valid_from_time,
+            **recorded(p),
             key=p.program_id,
             nested=nested,
             at=at,

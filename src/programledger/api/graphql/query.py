@@ -34,11 +34,13 @@ from programledger.api.graphql.feed import FeedQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
+from programledger.api.graphql.parts import PartQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.raid import RaidQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.schedule import ScheduleQueries
+from programledger.api.graphql.staffing import StaffingQueries
 from programledger.api.graphql.status import StatusQueries
 from programledger.api.graphql.webhooks import WebhookQueries
 
@@ -69,11 +71,13 @@ class MeQueries:
 class Query(
     MeQueries,
     ProgramQueries,
+    PartQueries,
     RiskQueries,
     RaidQueries,
     MilestoneQueries,
     DecisionQueries,
     AllocationQueries,
+    StaffingQueries,
     AuditQueries,
     StatusQueries,
     IntegrityQueries,

@@ -41,6 +41,7 @@ from programledger.api.graphql.reads import (
     selected,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import SafeInt
 from programledger.domain.assumption import AssumptionStatus, Confidence
@@ -71,7 +72,7 @@ def _assumption_program(root: strawberry.Parent[AssumptionType], info: ApiInfo) 
 
 
 @strawberry.type(name="Assumption")
-class AssumptionType(Node):
+class AssumptionType(Node, Recorded):
     assumption_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -92,9 +93,6 @@ class AssumptionType(Node):
         description="The issue its invalidation raised."
     )
     version: int
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
 
     at: strawberry.Private[int | None]
     program: Annotated[ProgramType, strawberry.lazy("programledger.api.graphql.programs")] = (
@@ -121,7 +119,7 @@ class AssumptionType(Node):
             raised_risk_id=_id(a.raised_risk_id),
             raised_issue_id=_id(a.raised_issue_id),
             version=a.version,
-            updated_at=a.valid_from_time,
+            **recorded(a),
             at=at,
         )
 
@@ -131,7 +129,7 @@ def _issue_program(root: strawberry.Parent[IssueType], info: ApiInfo) -> Awaitab
 
 
 @strawberry.type(name="Issue")
-class IssueType(Node):
+class IssueType(Node, Recorded):
     issue_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -152,9 +150,6 @@ class IssueType(Node):
     escalated_to: str | None
     escalation_reason: str | None
     version: int
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
 
     at: strawberry.Private[int | None]
     program: Annotated[ProgramType, strawberry.lazy("programledger.api.graphql.programs")] = (
@@ -181,7 +176,7 @@ class IssueType(Node):
             escalated_to=i.escalated_to,
             escalation_reason=i.escalation_reason,
             version=i.version,
-            updated_at=i.valid_from_time,
+            **recorded(i),
             at=at,
         )
 

@@ -30,6 +30,7 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import SafeInt
 from programledger.domain.risk import (
     ResponseStrategy,
@@ -75,7 +76,7 @@ def _risk_program(root: strawberry.Parent[RiskType], info: ApiInfo) -> Awaitable
 
 
 @strawberry.type(name="Risk")
-class RiskType(Node):
+class RiskType(Node, Recorded):
     risk_id: strawberry.ID
     program_id: strawberry.ID
     workstream_id: strawberry.ID | None
@@ -126,9 +127,6 @@ class RiskType(Node):
     review_overdue: bool = strawberry.field(
         description="Open, and its next review date lies before today (or the as-of day)."
     )
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     at: strawberry.Private[int | None]
     program: Annotated[ProgramType, strawberry.lazy("programledger.api.graphql.programs")] = (
         strawberry.field(resolver=_risk_program, description=linked("The program"))
@@ -177,7 +175,7 @@ class RiskType(Node):
             ),
             version=r.version,
             review_overdue=r.overdue,
-            updated_at=r.valid_from_time,
+            **recorded(r),
             at=at,
         )
 

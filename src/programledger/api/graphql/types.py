@@ -29,7 +29,7 @@ from programledger.domain.errors import (
     TerminalState,
     ValidationError,
 )
-from programledger.domain.values import MAX_SAFE_INTEGER
+from programledger.domain.values import MAX_SAFE_INTEGER, OverAllocationPeriod
 
 __all__ = [
     "ERROR_TYPES",
@@ -164,6 +164,17 @@ class OverAllocationPeriodType:
     capacity: int
     program_ids: list[strawberry.ID]
     allocation_ids: list[strawberry.ID]
+
+    @staticmethod
+    def of(period: OverAllocationPeriod) -> OverAllocationPeriodType:
+        return OverAllocationPeriodType(
+            start=period.start,
+            end=period.end,
+            total_percentage=period.total_percentage,
+            capacity=period.capacity,
+            program_ids=[strawberry.ID(str(p)) for p in period.program_ids],
+            allocation_ids=[strawberry.ID(str(a)) for a in period.allocation_ids],
+        )
 
 
 @strawberry.type(

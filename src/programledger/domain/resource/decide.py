@@ -21,6 +21,7 @@ from programledger.domain._checks import Checks, changed, given, require_status
 from programledger.domain.capacity import (
     Allocation,
     AllocationStatus,
+    CapacityStep,
     capacity_at_ordinal,
     with_step,
     worsened_periods,
@@ -154,7 +155,7 @@ def _change_capacity(state: Resource, c: ChangeCapacity) -> list[ResourceEvent]:
     checks.optional_text("override_reason", c.override_reason)
     checks.done()
     schedule = with_step(state.capacity_schedule, c.effective_from, c.capacity)
-    if schedule == state.capacity_schedule:
+    if _levels(schedule) == _levels(state.capacity_schedule):
         return []
     conflicts = worsened_periods(
         state.allocations, state.capacity_schedule, state.allocations, schedule
@@ -325,3 +326,9 @@ def _allocation_fields(allocation: Allocation) -> _AllocationFields:
         "end_date": allocation.end_date,
         "percentage": allocation.percentage,
     }
+
+
+def _levels(schedule: tuple[CapacityStep, ...]) -> list[tuple[date | None, int]]:
+    """A schedule's capacity from each date, without why each step was set: a change
+    that sets what is already there is no change."""
+    return [(step.effective_from, step.capacity) for step in schedule]

@@ -57,7 +57,14 @@ def evolve(state: Resource | None, event: ResourceEvent) -> Resource:
                 role=state.role if isinstance(event.role, UnsetType) else event.role,
             )
         case ResourceCapacityChanged():
-            schedule = with_step(state.capacity_schedule, event.effective_from, event.capacity)
+            schedule = with_step(
+                state.capacity_schedule,
+                event.effective_from,
+                event.capacity,
+                reason=event.reason,
+                override_reason=event.override_reason,
+                over_allocation=event.over_allocation,
+            )
             return replace(state, capacity_schedule=schedule)
         case AllocationProposed():
             allocation = Allocation(
@@ -71,9 +78,9 @@ def evolve(state: Resource | None, event: ResourceEvent) -> Resource:
             )
             return replace(state, allocations=(*state.allocations, allocation))
         case AllocationConfirmed():
-            return _apply(state, event, status=AllocationStatus.CONFIRMED)
+            return _apply(state, event, status=AllocationStatus.CONFIRMED, override=event)
         case AllocationAdjusted():
-            return _apply(state, event)
+            return _apply(state, event, override=event)
         case AllocationReleased():
             return _apply(state, event, status=AllocationStatus.RELEASED)
 
@@ -82,7 +89,10 @@ def _apply(
     state: Resource,
     event: AllocationConfirmed | AllocationAdjusted | AllocationReleased,
     status: AllocationStatus | None = None,
+    override: AllocationConfirmed | AllocationAdjusted | None = None,
 ) -> Resource:
+    """The allocation as the event carries it; a confirmation or an adjustment also sets
+    the override it was accepted under (none when it needed none)."""
     current = find_allocation(state, event.allocation_id)
     if current is None:
         raise InconsistentHistory(
@@ -95,6 +105,8 @@ def _apply(
         end_date=event.end_date,
         percentage=event.percentage,
         status=status or current.status,
+        override_reason=current.override_reason if override is None else override.override_reason,
+        over_allocation=current.over_allocation if override is None else override.over_allocation,
     )
     return replace(state, allocations=replacing_allocation(state.allocations, updated))
 
