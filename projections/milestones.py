@@ -77,6 +77,7 @@ MILESTONES = Table(
         Column("actual_date", "date"),
         Column("slip_days", "integer", True),
         Column("status", "text", True),
+        Column("duration_days", "integer", True),
     ),
     indexes=(
         Index("program", "(program_id, forecast_date, milestone_id)", CURRENT),
@@ -133,6 +134,7 @@ def _milestone(program_id: UUID, m: Milestone) -> tuple[Any, ...]:
         m.actual_date,
         slip_days(m),
         m.status.value,
+        m.duration_days,
     )
 
 
@@ -236,6 +238,8 @@ class MilestoneRow(VersionedRow, frozen=True, kw_only=True):
     slip_days: int
     """Forecast minus baseline; negative when ahead of plan."""
     status: str
+    duration_days: int
+    """Calendar days of work leading to the milestone (0: a checkpoint)."""
 
 
 class DependencyRow(VersionedRow, frozen=True, kw_only=True):

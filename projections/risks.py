@@ -81,6 +81,7 @@ RISKS = Table(
         Column("contingency_plan", "text"),
         Column("next_review_on", "date"),
         Column("last_reviewed_on", "date"),
+        Column("last_review_note", "text"),
         Column("escalated_to", "text"),
         Column("escalation_reason", "text"),
         Column("acceptance_rationale", "text"),
@@ -136,6 +137,7 @@ def _row(r: Risk, version: int) -> tuple[Any, ...]:
         r.contingency_plan,
         r.next_review_on,
         r.last_reviewed_on,
+        r.last_review_note,
         None if escalated is None else escalated.escalated_to,
         None if escalated is None else escalated.reason,
         None if accepted is None else accepted.rationale,
@@ -196,6 +198,7 @@ class RiskRow(VersionedRow, frozen=True, kw_only=True):
     contingency_plan: str | None
     next_review_on: date | None
     last_reviewed_on: date | None
+    last_review_note: str | None
     escalated_to: str | None
     escalation_reason: str | None
     acceptance_rationale: str | None

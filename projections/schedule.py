@@ -7,6 +7,10 @@ path are not stored: they are computed by ``domain.scheduling`` from the rows cu
 the position asked for, so a slip is visible as soon as the one event that caused it is
 applied, and "as of" any position is exactly the computation over the events up to it.
 
+An unlinked link keeps its row, marked ``removed`` (the arithmetic reads the others), so
+who removed it and why stay readable; a link id used again after its unlink replaces
+that row, which a small state per link (``link-<id>``: a row exists) tells the handler.
+
 Tables (all versioned): ``rm_schedule_milestones`` (key ``milestone_id``),
 ``rm_schedule_links`` (``link_id``), ``rm_schedule_baselines`` (``program_id, version``),
 ``rm_schedule_baseline_dates`` (``program_id, version, milestone_id``),
@@ -50,10 +54,12 @@ from programledger.projections.engine.queries import (
     AsOf,
     Filters,
     Reader,
+    VersionedRow,
     resolve_position,
+    stamps_sql,
     version_clause,
 )
-from programledger.projections.engine.tables import Column, Index, Table
+from programledger.projections.engine.tables import CURRENT, Column, Index, Table
 
 __all__ = [
     "BASELINES",
@@ -65,12 +71,14 @@ __all__ = [
     "BaselineRow",
     "ChangeRequestRow",
     "DateMove",
+    "ScheduleLinkRow",
     "ScheduleMilestoneRow",
     "ScheduleRead",
     "baselines",
     "change_requests",
     "date_moves",
     "read_schedule",
+    "schedule_links",
 ]
 
 MILESTONES = Table(
@@ -99,6 +107,11 @@ LINKS = Table(
         Column("successor_id", "uuid", True),
         Column("link_type", "text", True),
         Column("lag_days", "integer", True),
+        Column("removed", "boolean", True),
+    ),
+    indexes=(
+        Index("predecessor_program", "(predecessor_program_id)", CURRENT),
+        Index("successor_program", "(successor_program_id)", CURRENT),
     ),
 )
 
@@ -162,7 +175,7 @@ def _milestone(program: Program, m: Milestone) -> tuple[Any, ...]:
     )
 
 
-def _link(link: ScheduleLink) -> tuple[Any, ...]:
+def _link(link: ScheduleLink, removed: bool = False) -> tuple[Any, ...]:
     return (
         link.predecessor.program_id,
         link.predecessor.milestone_id,
@@ -170,6 +183,7 @@ def _link(link: ScheduleLink) -> tuple[Any, ...]:
         link.successor.milestone_id,
         link.type.value,
         link.lag_days,
+        removed,
     )
 
 
@@ -206,11 +220,16 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     data = event.event
     if isinstance(data, MilestonesLinked):
         for link in data.links:
-            ctx.change(LINKS, (link.link_id,), None, _link(link))
+            key = f"link-{link.link_id}"
+            if ctx.state(key):  # the row of an earlier link of this id, removed
+                ctx.replace(LINKS, (link.link_id,), _link(link))
+            else:
+                ctx.change(LINKS, (link.link_id,), None, _link(link))
+            ctx.set_state(key, True)
         return
     if isinstance(data, MilestonesUnlinked):
         for link in data.links:
-            ctx.change(LINKS, (link.link_id,), _link(link), None)
+            ctx.change(LINKS, (link.link_id,), _link(link), _link(link, removed=True))
         return
     before, after = fold(ctx, event)
     milestone_id = getattr(data, "milestone_id", None)
@@ -258,7 +277,11 @@ def _add_baseline(ctx: Context, program_id: UUID, b: Baseline) -> None:
 
 
 def _state_keys(event: ProjectedEvent) -> tuple[str, ...]:
-    return (event.stream_id,) if event.stream_type == "program" else ()
+    if event.stream_type == "program":
+        return (event.stream_id,)
+    if isinstance(event.event, MilestonesLinked):
+        return tuple(f"link-{link.link_id}" for link in event.event.links)
+    return ()
 
 
 PROJECTION = Projection(
@@ -266,7 +289,7 @@ PROJECTION = Projection(
     description="schedule network (milestone estimates, links), baselines, change requests",
     handles=frozenset(t.event_type for t in (*PROGRAM_EVENT_TYPES, *SCHEDULE_EVENT_TYPES)),
     tables=(MILESTONES, LINKS, BASELINES, BASELINE_DATES, CHANGE_REQUESTS),
-    states={"program": Tracked[Program]},
+    states={"program": Tracked[Program], "link": bool},
     handle=_handle,
     state_keys=_state_keys,
 )
@@ -307,6 +330,7 @@ async def read_schedule(pool: Reader, as_of: AsOf = None) -> ScheduleRead:
         position = await resolve_position(conn, as_of)
         rows = await _rows(conn, MILESTONES, position)
         filters = Filters()
+        filters.where("NOT removed")
         version_clause(filters, position, LINKS)
         links = await conn.fetch(
             f"SELECT predecessor_id, successor_id, link_type, lag_days FROM {LINKS.name} "
@@ -371,7 +395,7 @@ async def baselines(pool: Reader, program_id: UUID, as_of: AsOf = None) -> list[
     )
 
 
-class ChangeRequestRow(msgspec.Struct, frozen=True, kw_only=True):
+class ChangeRequestRow(VersionedRow, frozen=True, kw_only=True):
     change_request_id: UUID
     program_id: UUID
     title: str
@@ -400,15 +424,16 @@ async def change_requests(
         filters = Filters()
         filters.equals("program_id", program_id)
         version_clause(filters, position, CHANGE_REQUESTS, whole_list=False)
+        table = CHANGE_REQUESTS.name
         names = ", ".join(CHANGE_REQUESTS.column_names)
         rows = await conn.fetch(
-            f"SELECT {names}, (SELECT min(valid_from_pos) FROM {CHANGE_REQUESTS.name} f "
-            f"WHERE f.change_request_id = t.change_request_id) AS raised_at "
-            f"FROM {CHANGE_REQUESTS.name} t WHERE {filters.sql()} "
-            "ORDER BY raised_at, change_request_id",
+            f"SELECT {names}{stamps_sql(CHANGE_REQUESTS)}, (SELECT min(valid_from_pos) "
+            f"FROM {table} f WHERE f.change_request_id = {table}.change_request_id) "
+            f"AS raised_at__ FROM {table} WHERE {filters.sql()} "
+            "ORDER BY raised_at__, change_request_id",
             *filters.args,
         )
-    return [ChangeRequestRow(**_columns(r, CHANGE_REQUESTS)) for r in rows]
+    return [ChangeRequestRow(**{k: v for k, v in r.items() if k != "raised_at__"}) for r in rows]
 
 
 class DateMove(msgspec.Struct, frozen=True, kw_only=True):
@@ -458,3 +483,35 @@ async def date_moves(
         )
         for r in rows
     }
+
+
+class ScheduleLinkRow(VersionedRow, frozen=True, kw_only=True):
+    link_id: UUID
+    predecessor_program_id: UUID
+    predecessor_id: UUID
+    successor_program_id: UUID
+    successor_id: UUID
+    link_type: str
+    lag_days: int
+    removed: bool
+    """Unlinked; the unlink's reason is the row's ``change_reason``."""
+
+
+async def schedule_links(
+    pool: Reader, program_id: UUID, *, include_removed: bool = False, as_of: AsOf = None
+) -> list[ScheduleLinkRow]:
+    """The links from or to a milestone of ``program_id``, in the order they were made
+    (unlinked ones only with ``include_removed``)."""
+    async with pool.acquire() as conn:
+        position = await resolve_position(conn, as_of)
+        filters = Filters()
+        filters.where("(predecessor_program_id = {0} OR successor_program_id = {0})", program_id)
+        if not include_removed:
+            filters.where("NOT removed")
+        version_clause(filters, position, LINKS)
+        rows = await conn.fetch(
+            f"SELECT {', '.join(LINKS.column_names)}{stamps_sql(LINKS)} FROM {LINKS.name} "
+            f"WHERE {filters.sql()} ORDER BY created_at, link_id",
+            *filters.args,
+        )
+    return [ScheduleLinkRow(**dict(r)) for r in rows]

@@ -605,8 +605,9 @@ async def test_what_a_command_records_reads_back(reader: Api) -> None:
     assert lessons["nodes"][0]["learned"] == "Keep a second vendor warm"
 
 
-PARTS = """query Parts($program: ID!) {
+PARTS = """query Parts($program: ID!, $risk: ID!) {
   program(id: $program) { createdAt createdBy updatedAt updatedBy lastChange }
+  risk(id: $risk) { lastReviewedOn lastReviewNote lastChange createdBy }
   workstreams(programId: $program) {
     totalCount nodes { id name lead department createdBy lastChange }
   }
@@ -691,6 +692,16 @@ async def test_a_program_s_parts_staffing_and_who_changed_them_read_back(reader:
                 "waitForProjections": True,
             },
         )
+    await reader.accepted(
+        "reviewRisk",
+        {
+            "riskId": ids["risk"],
+            "reviewedOn": "2027-03-01",
+            "nextReviewOn": "2027-03-15",
+            "note": "Vendor confirmed the date",
+            "waitForProjections": True,
+        },
+    )
     await reader.accepted("registerResource", resource_input("alice.martin"))
     for percentage, override in ((60, None), (50, "Launch week")):
         allocation = _allocation(program, percentage, "2027-04-01", "2027-04-30")
@@ -705,7 +716,13 @@ async def test_a_program_s_parts_staffing_and_who_changed_them_read_back(reader:
             },
         )
 
-    data = await _query(reader, PARTS, {"program": program})
+    data = await _query(reader, PARTS, {"program": program, "risk": ids["risk"]})
+    assert data["risk"] == {
+        "lastReviewedOn": "2027-03-01",
+        "lastReviewNote": "Vendor confirmed the date",
+        "lastChange": "RiskReviewed",
+        "createdBy": "alice@example.com",
+    }
     assert data["program"]["createdBy"] == "alice@example.com"
     assert data["program"]["lastChange"] == "ActualSpendReported"
     assert data["program"]["createdAt"] < data["program"]["updatedAt"]

@@ -162,7 +162,7 @@ async def test_change_control_through_the_api(reader: Api) -> None:
         reader,
         """query C($p: ID!) {
              baselines(programId: $p) { version name budget { amountMinor } scope }
-             changeRequests(programId: $p) { status baselineVersion }
+             changeRequests(programId: $p) { status baselineVersion createdBy lastChange }
              plan: scheduleVariance(programId: $p) {
                baselineVersion milestones { varianceDays } lateCount }
              between: scheduleVariance(programId: $p, baselineVersion: 0, againstVersion: 1) {
@@ -173,7 +173,14 @@ async def test_change_control_through_the_api(reader: Api) -> None:
         (0, "Original plan"),
         (1, "After SCA"),
     ]
-    assert data["changeRequests"] == [{"status": "APPROVED", "baselineVersion": 1}]
+    assert data["changeRequests"] == [
+        {
+            "status": "APPROVED",
+            "baselineVersion": 1,
+            "createdBy": "alice@example.com",
+            "lastChange": "ChangeRequestApproved",
+        }
+    ]
     assert data["plan"]["baselineVersion"] == 1
     assert data["plan"]["milestones"] == [{"varianceDays": -62}]  # forecast 06-30, base 08-31
     assert data["plan"]["lateCount"] == 0
@@ -206,3 +213,65 @@ async def test_a_link_closing_a_cycle_is_a_typed_refusal_naming_it(reader: Api) 
     assert refused["code"] == "SCHEDULE_CYCLE"
     assert refused["path"] == ["input", "links[0]"]
     assert all(x in refused["message"] for x in (m["a"], m["b"], k["c"], kyc))
+
+
+LINKS = """query Links($program: ID!, $milestone: ID!, $then: SafeInt!) {
+  scheduleLinks(programId: $program) { linkId lagDays type removed createdBy lastChange }
+  everything: scheduleLinks(programId: $program, includeRemoved: true, asOfPosition: $then) {
+    linkId removed lastChange lastChangeReason updatedBy
+  }
+  milestone(id: $milestone) { durationDays lastChange lastChangeReason }
+  changeRequests(programId: $program) { changeRequestId }
+}"""
+
+
+async def test_links_read_back_with_who_made_them_and_why_one_went(reader: Api) -> None:
+    pay, m = await _program(reader, {"a": "2027-04-01", "b": "2027-05-01"})
+    link = new_id()
+    spec = {"linkId": link, "predecessor": _ref(pay, m["a"]), "successor": _ref(pay, m["b"])}
+    await reader.accepted("linkMilestones", {"links": [{**spec, "lagDays": 3}]})
+    unlinked = await reader.accepted(
+        "unlinkMilestones", {"linkIds": [link], "reason": "Not needed after all"}
+    )
+    # The same link id again, after its unlink: its row comes back.
+    await reader.accepted(
+        "linkMilestones", {"links": [{**spec, "lagDays": 5}], "waitForProjections": True}
+    )
+    await reader.accepted(
+        "setMilestoneDuration",
+        {
+            "programId": pay,
+            "milestoneId": m["b"],
+            "durationDays": 4,
+            "reason": "Two testers",
+            "waitForProjections": True,
+        },
+    )
+    data = await _query(
+        reader, LINKS, {"program": pay, "milestone": m["b"], "then": unlinked["position"]}
+    )
+    assert data["scheduleLinks"] == [
+        {
+            "linkId": link,
+            "lagDays": 5,
+            "type": "FINISH_TO_START",
+            "removed": False,
+            "createdBy": "alice@example.com",
+            "lastChange": "MilestonesLinked",
+        }
+    ]
+    assert data["everything"] == [
+        {
+            "linkId": link,
+            "removed": True,
+            "lastChange": "MilestonesUnlinked",
+            "lastChangeReason": "Not needed after all",
+            "updatedBy": "alice@example.com",
+        }
+    ]
+    assert data["milestone"] == {
+        "durationDays": 4,
+        "lastChange": "MilestoneDurationSet",
+        "lastChangeReason": "Two testers",
+    }
+    assert data["changeRequests"] == []

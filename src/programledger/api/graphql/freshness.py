@@ -83,6 +83,7 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "scheduleVariance": "schedule",
     "baselines": "schedule",
     "changeRequests": "schedule",
+    "scheduleLinks": "schedule",
 }
 """The read model each field reads, by field name (root or nested)."""
 

@@ -119,6 +119,9 @@ class MilestoneType(Node, Recorded):
     actual_date: date | None
     slip_days: int = strawberry.field(description="Forecast minus baseline; negative if ahead.")
     status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
+    duration_days: int = strawberry.field(
+        description="Calendar days of work leading to the milestone (0: a checkpoint)."
+    )
     at: strawberry.Private[int | None]
     program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
     dependencies: list[DependencyType] = strawberry.field(
@@ -144,6 +147,7 @@ class MilestoneType(Node, Recorded):
             actual_date=m.actual_date,
             slip_days=m.slip_days,
             status=m.status,
+            duration_days=m.duration_days,
             **recorded(m),
             at=at,
         )

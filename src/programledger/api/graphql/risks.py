@@ -100,6 +100,7 @@ class RiskType(Node, Recorded):
     contingency_plan: str | None = strawberry.field(description="What to do if it happens anyway.")
     next_review_on: date | None
     last_reviewed_on: date | None
+    last_review_note: str | None = strawberry.field(description="What the last review noted.")
     escalated_to: str | None
     escalation_reason: str | None
     acceptance_rationale: str | None = strawberry.field(
@@ -157,6 +158,7 @@ class RiskType(Node, Recorded):
             contingency_plan=r.contingency_plan,
             next_review_on=r.next_review_on,
             last_reviewed_on=r.last_reviewed_on,
+            last_review_note=r.last_review_note,
             escalated_to=r.escalated_to,
             escalation_reason=r.escalation_reason,
             acceptance_rationale=r.acceptance_rationale,

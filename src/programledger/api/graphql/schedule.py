@@ -16,11 +16,20 @@ from uuid import UUID
 import strawberry
 
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import AS_OF, reader
 from programledger.api.graphql.reads import bad_input as _bad_input
 from programledger.api.graphql.reads import moment as _when
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import MoneyType, SafeInt
-from programledger.domain.scheduling import Analysis, Timing, analyse, milestone_variance, what_if
+from programledger.domain.scheduling import (
+    Analysis,
+    LinkType,
+    Timing,
+    analyse,
+    milestone_variance,
+    what_if,
+)
 from programledger.projections import schedule
 
 __all__ = ["ScheduleQueries"]
@@ -255,7 +264,7 @@ async def _baselines(
 
 
 @strawberry.type(name="ChangeRequest")
-class ChangeRequestType:
+class ChangeRequestType(Recorded):
     change_request_id: strawberry.ID
     program_id: strawberry.ID
     title: str
@@ -298,6 +307,7 @@ class ChangeRequestType:
             decided_by=r.decided_by,
             decision_reason=r.decision_reason,
             baseline_version=r.baseline_version,
+            **recorded(r),
         )
 
 
@@ -311,6 +321,54 @@ async def _change_requests(
     pool = info.context.services.pool
     rows = await schedule.change_requests(pool, _id(program_id, "programId"), when)
     return [ChangeRequestType.of(r) for r in rows]
+
+
+@strawberry.type(
+    name="ScheduleLink",
+    description="A link of the schedule network: the successor cannot finish (or start) "
+    "before the predecessor allows. An unlinked one keeps its entry (removed: true); why is "
+    "its lastChangeReason.",
+)
+class ScheduleLinkType(Recorded):
+    link_id: strawberry.ID
+    predecessor_program_id: strawberry.ID
+    predecessor_id: strawberry.ID
+    successor_program_id: strawberry.ID
+    successor_id: strawberry.ID
+    type: str = strawberry.field(graphql_type=domain_enum(LinkType))
+    lag_days: int = strawberry.field(description="Calendar days; negative for a lead.")
+    removed: bool
+
+    @staticmethod
+    def of(r: schedule.ScheduleLinkRow) -> ScheduleLinkType:
+        return ScheduleLinkType(
+            link_id=strawberry.ID(str(r.link_id)),
+            predecessor_program_id=strawberry.ID(str(r.predecessor_program_id)),
+            predecessor_id=strawberry.ID(str(r.predecessor_id)),
+            successor_program_id=strawberry.ID(str(r.successor_program_id)),
+            successor_id=strawberry.ID(str(r.successor_id)),
+            type=r.link_type,
+            lag_days=r.lag_days,
+            removed=r.removed,
+            **recorded(r),
+        )
+
+
+async def _schedule_links(
+    info: ApiInfo,
+    program_id: strawberry.ID,
+    include_removed: bool = False,
+    as_of: datetime | None = None,
+    as_of_position: SafeInt | None = None,
+) -> list[ScheduleLinkType]:
+    when = _when(as_of, as_of_position)
+    rows = await schedule.schedule_links(
+        info.context.services.pool,
+        _id(program_id, "programId"),
+        include_removed=include_removed,
+        as_of=when,
+    )
+    return [ScheduleLinkType.of(r) for r in rows]
 
 
 @strawberry.type(name="MilestoneVariance")
@@ -447,4 +505,10 @@ class ScheduleQueries:
         resolver=_change_requests,
         extensions=reader(),
         description="A program's change requests, in the order raised." + AS_OF,
+    )
+    schedule_links: list[ScheduleLinkType] = strawberry.field(
+        resolver=_schedule_links,
+        extensions=reader(),
+        description="The links from or to a program's milestones, in the order made; "
+        "unlinked ones with includeRemoved." + AS_OF,
     )

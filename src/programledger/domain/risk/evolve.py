@@ -115,7 +115,10 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
             return replace(state, roam=event.roam, roam_reason=event.reason)
         case RiskReviewed():
             return replace(
-                state, last_reviewed_on=event.reviewed_on, next_review_on=event.next_review_on
+                state,
+                last_reviewed_on=event.reviewed_on,
+                next_review_on=event.next_review_on,
+                last_review_note=event.note,
             )
 
 

@@ -158,6 +158,8 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True):
     contingency_plan: str | None = None
     next_review_on: date | None = None
     last_reviewed_on: date | None = None
+    last_review_note: str | None = None
+    """What the last review noted, if anything."""
     acceptance: Acceptance | None = None
     materialisation: Materialisation | None = None
     escalation: Escalation | None = None
