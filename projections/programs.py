@@ -13,10 +13,11 @@ marked removed, so who was on the program and why they left stay readable), budg
 allocations, and every spend report (a running total: one row per report, never changed,
 so the history of what was reported when is a list).
 
-Tables: ``rm_programs`` (key ``program_id``), ``rm_workstreams`` (key ``workstream_id``),
-``rm_stakeholders`` (key ``stakeholder_id``), ``rm_budget_allocations`` (key
-``budget_allocation_id``), ``rm_spend_reports`` (key ``program_id`` and the program
-stream's ``stream_version`` of the report), all versioned.
+Tables: ``rm_programs`` (key ``program_id``); keyed by ``program_id`` and the part's id
+(ids are unique within a program): ``rm_workstreams`` (``workstream_id``),
+``rm_stakeholders`` (``stakeholder_id``), ``rm_budget_allocations``
+(``budget_allocation_id``), ``rm_spend_reports`` (the program stream's ``stream_version``
+of the report); all versioned.
 
 One module over 500 lines: the program row and its parts come from the same fold of the
 program stream, in one handler.
@@ -64,6 +65,7 @@ from programledger.projections.engine.queries import (
     Reader,
     VersionedRow,
     fetch_by_key,
+    fetch_grouped,
     fetch_one,
     fetch_page,
 )
@@ -139,13 +141,15 @@ PROGRAMS = Table(
 
 
 def _part(name: str, key: str, columns: tuple[Column, ...], sorts: dict[str, SortKey]) -> Table:
-    """A table of one kind of part of a program, listed per program in each of ``sorts``."""
+    """A table of one kind of part of a program, listed per program in each of ``sorts``.
+    Keyed by the program and the part's id: the domain checks ids within a program, so
+    one person may be a stakeholder (with the same id) of several programs."""
     return Table(
         name,
-        key=(Column(key, "uuid", True),),
-        columns=(Column("program_id", "uuid", True), *columns),
+        key=(Column("program_id", "uuid", True), Column(key, "uuid", True)),
+        columns=columns,
         indexes=(
-            Index("program", f"(program_id, {key})", CURRENT),
+            Index("item", f"({key})", CURRENT),
             Index("program_history", "(program_id, valid_from_pos)"),
         ),
         sorts=sorts,
@@ -210,17 +214,16 @@ SPEND_REPORTS = Table(
 )
 
 
-def _workstream(program_id: UUID, w: Workstream) -> tuple[Any, ...]:
-    return (program_id, w.name, w.lead, w.department.value, w.description)
+def _workstream(w: Workstream) -> tuple[Any, ...]:
+    return (w.name, w.lead, w.department.value, w.description)
 
 
-def _stakeholder(program_id: UUID, s: Stakeholder, removed: bool) -> tuple[Any, ...]:
-    return (program_id, s.name, s.kind.value, s.department.value, s.role.value, removed)
+def _stakeholder(s: Stakeholder, removed: bool) -> tuple[Any, ...]:
+    return (s.name, s.kind.value, s.department.value, s.role.value, removed)
 
 
-def _budget_allocation(program_id: UUID, b: BudgetAllocation) -> tuple[Any, ...]:
+def _budget_allocation(b: BudgetAllocation) -> tuple[Any, ...]:
     return (
-        program_id,
         b.workstream_id,
         b.cost_centre,
         b.amount.currency,
@@ -236,23 +239,28 @@ def _parts(ctx: Context, before: Program | None, after: Program, event: Projecte
         case WorkstreamAdded(workstream_id=item) | WorkstreamUpdated(workstream_id=item):
             ctx.change_item(
                 WORKSTREAMS,
-                (item,),
+                (program_id, item),
                 None if before is None else find(before.workstreams, _workstream_id, item),
                 find(after.workstreams, _workstream_id, item),
-                lambda w: _workstream(program_id, w),
+                _workstream,
             )
         case StakeholderAdded(stakeholder_id=item):
             added = find(after.stakeholders, _stakeholder_id, item)
             assert added is not None
-            ctx.change(STAKEHOLDERS, (item,), None, _stakeholder(program_id, added, False))
+            key = _stakeholder_key(program_id, item)
+            if ctx.state(key):  # removed before, added again
+                ctx.replace(STAKEHOLDERS, (program_id, item), _stakeholder(added, False))
+            else:
+                ctx.change(STAKEHOLDERS, (program_id, item), None, _stakeholder(added, False))
+            ctx.set_state(key, True)
         case StakeholderRemoved(stakeholder_id=item):
             gone = None if before is None else find(before.stakeholders, _stakeholder_id, item)
             assert gone is not None
             ctx.change(
                 STAKEHOLDERS,
-                (item,),
-                _stakeholder(program_id, gone, False),
-                _stakeholder(program_id, gone, True),
+                (program_id, item),
+                _stakeholder(gone, False),
+                _stakeholder(gone, True),
             )
         case (
             BudgetAllocated(budget_allocation_id=item)
@@ -260,14 +268,20 @@ def _parts(ctx: Context, before: Program | None, after: Program, event: Projecte
         ):
             ctx.change_item(
                 BUDGET_ALLOCATIONS,
-                (item,),
+                (program_id, item),
                 None if before is None else find(before.budget_allocations, _budget_id, item),
                 find(after.budget_allocations, _budget_id, item),
-                lambda b: _budget_allocation(program_id, b),
+                _budget_allocation,
             )
         case ActualSpendReported(amount=amount, as_of=as_of, note=note):
             row = (amount.currency, amount.amount_minor, as_of, note)
             ctx.change(SPEND_REPORTS, (program_id, event.version), None, row)
+
+
+def _stakeholder_key(program_id: UUID, stakeholder_id: UUID) -> str:
+    """The state saying a stakeholder has a row: a removed one keeps it, and the program
+    no longer knows the stakeholder."""
+    return f"stakeholder-{program_id}-{stakeholder_id}"
 
 
 def _workstream_id(w: Workstream) -> UUID:
@@ -375,6 +389,12 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
 def _state_keys(event: ProjectedEvent) -> tuple[str, ...]:
     program_id = event.event.program_id  # type: ignore[attr-defined]
     if event.stream_type == "program":
+        if isinstance(event.event, StakeholderAdded):
+            return (
+                event.stream_id,
+                _risks_key(program_id),
+                _stakeholder_key(program_id, event.event.stakeholder_id),
+            )
         return (event.stream_id, _risks_key(program_id))
     return (event.stream_id, _risks_key(program_id), f"program-{program_id}")
 
@@ -387,7 +407,12 @@ PROJECTION = Projection(
     ),
     handles=frozenset(t.event_type for t in (*PROGRAM_EVENT_TYPES, *RISK_EVENT_TYPES)),
     tables=(PROGRAMS, WORKSTREAMS, STAKEHOLDERS, BUDGET_ALLOCATIONS, SPEND_REPORTS),
-    states={"program": Tracked[Program], "risk": Tracked[Risk], "openrisks": OpenRisks},
+    states={
+        "program": Tracked[Program],
+        "risk": Tracked[Risk],
+        "openrisks": OpenRisks,
+        "stakeholder": bool,
+    },
     handle=_handle,
     state_keys=_state_keys,
     share_key="program",
@@ -692,22 +717,44 @@ async def list_spend_reports(
     )
 
 
+async def _parts_by_id(
+    pool: Reader,
+    spec: ListSpec[Any],
+    column: str,
+    ids: Sequence[tuple[UUID, UUID]],
+    as_of: int | None,
+) -> dict[tuple[UUID, UUID], Any]:
+    """The parts of ``ids`` (program and part ids) in one statement."""
+    wanted = set(ids)
+    found = await fetch_grouped(
+        pool,
+        spec,
+        column,
+        sorted({part for _, part in wanted}, key=str),
+        sort=next(iter(spec.table.sorts)),
+        descending=False,
+        as_of=as_of,
+    )
+    rows = (row for listed in found.values() for row in listed)
+    return {key: row for row in rows if (key := (row.program_id, getattr(row, column))) in wanted}
+
+
 async def workstreams_by_id(
-    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
-) -> Mapping[UUID, WorkstreamRow]:
-    """The workstreams of ``ids`` in one statement."""
-    return await fetch_by_key(pool, WORKSTREAM_LIST, ids, as_of=as_of)
+    pool: Reader, ids: Sequence[tuple[UUID, UUID]], *, as_of: int | None = None
+) -> Mapping[tuple[UUID, UUID], WorkstreamRow]:
+    """The workstreams of ``ids`` (program and workstream ids) in one statement."""
+    return await _parts_by_id(pool, WORKSTREAM_LIST, "workstream_id", ids, as_of)
 
 
 async def stakeholders_by_id(
-    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
-) -> Mapping[UUID, StakeholderRow]:
-    """The stakeholders of ``ids`` (removed ones too) in one statement."""
-    return await fetch_by_key(pool, STAKEHOLDER_LIST, ids, as_of=as_of)
+    pool: Reader, ids: Sequence[tuple[UUID, UUID]], *, as_of: int | None = None
+) -> Mapping[tuple[UUID, UUID], StakeholderRow]:
+    """The stakeholders of ``ids`` (program and stakeholder ids; removed ones too)."""
+    return await _parts_by_id(pool, STAKEHOLDER_LIST, "stakeholder_id", ids, as_of)
 
 
 async def budget_allocations_by_id(
-    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
-) -> Mapping[UUID, BudgetAllocationRow]:
-    """The budget allocations of ``ids`` in one statement."""
-    return await fetch_by_key(pool, BUDGET_ALLOCATION_LIST, ids, as_of=as_of)
+    pool: Reader, ids: Sequence[tuple[UUID, UUID]], *, as_of: int | None = None
+) -> Mapping[tuple[UUID, UUID], BudgetAllocationRow]:
+    """The budget allocations of ``ids`` (program and allocation ids) in one statement."""
+    return await _parts_by_id(pool, BUDGET_ALLOCATION_LIST, "budget_allocation_id", ids, as_of)

@@ -511,7 +511,8 @@ async def schedule_links(
         version_clause(filters, position, LINKS)
         rows = await conn.fetch(
             f"SELECT {', '.join(LINKS.column_names)}{stamps_sql(LINKS)} FROM {LINKS.name} "
-            f"WHERE {filters.sql()} ORDER BY created_at, link_id",
+            f"WHERE {filters.sql()} ORDER BY (SELECT min(h.valid_from_pos) FROM {LINKS.name} h "
+            f"WHERE h.link_id = {LINKS.name}.link_id), link_id",
             *filters.args,
         )
     return [ScheduleLinkRow(**dict(r)) for r in rows]

@@ -24,8 +24,9 @@ import base64
 import binascii
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -53,6 +54,7 @@ __all__ = [
     "resolve_position",
     "stamps_sql",
     "version_clause",
+    "with_stamps",
 ]
 
 T = TypeVar("T")
@@ -80,15 +82,16 @@ class VersionedRow(msgspec.Struct, frozen=True, kw_only=True):
     valid_from_time: datetime
     """When this version was recorded: the entity's last change (as of the query)."""
     valid_to_time: datetime | None
-    created_at: datetime
-    """When the entity's first version was recorded."""
-    created_by: str
+    created_at: datetime | None = None
+    """When the entity's first version was recorded. This and the stamps below are
+    ``None`` when read without them (see :func:`with_stamps`)."""
+    created_by: str | None = None
     """The actor of the event that made the first version."""
-    updated_by: str
+    updated_by: str | None = None
     """The actor of the event that made this version."""
-    change: str
+    change: str | None = None
     """The type of the event that made this version."""
-    change_reason: str | None
+    change_reason: str | None = None
     """That event's ``reason``, else the reason its command gave (metadata)."""
 
 
@@ -222,13 +225,30 @@ def version_clause(
         filters.clauses.append(current_at(filters.param(position), whole_list=whole_list))
 
 
+_STAMPS: ContextVar[bool] = ContextVar("programledger_read_stamps", default=True)
+
+
+@contextlib.contextmanager
+def with_stamps(wanted: bool) -> Iterator[None]:
+    """Whether versioned rows read inside (by this task and the tasks it starts) carry
+    their stamps (:func:`stamps_sql`); they do unless told otherwise. The API reads them
+    only for an operation that selects one: they are five index lookups per row, which a
+    dashboard of hundreds of rows would pay for nothing."""
+    token = _STAMPS.set(wanted)
+    try:
+        yield
+    finally:
+        _STAMPS.reset(token)
+
+
 def stamps_sql(table: Table) -> str:
-    """The computed columns every versioned row is read with: when and by whom its entity
+    """The computed columns versioned rows are read with: when and by whom their entity
     was created (its first version), and by whom, with which event and why this version
     was made. Read from the store's own events by position (its primary key) and from the
     key's first version (the ``history`` index), so rebuilt tables read the same, and as
-    of any moment (a first version is never later than the version read)."""
-    if not table.versioned:
+    of any moment (a first version is never later than the version read). Empty for an
+    append-only table, or inside ``with_stamps(False)``."""
+    if not table.versioned or not _STAMPS.get():
         return ""
     name = table.name
     match = " AND ".join(f"h.{c} = {name}.{c}" for c in table.key_names)

@@ -66,6 +66,7 @@ from programledger.projections.allocations import (
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import get_decision, list_decisions, list_lessons
 from programledger.projections.engine.progress import ProgressWatch
+from programledger.projections.engine.queries import with_stamps
 from programledger.projections.engine.rebuild import RebuildFailed, rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerState
 from programledger.projections.engine.status import (
@@ -531,10 +532,16 @@ async def test_a_program_s_parts_its_staffing_and_who_made_each_version(
     gone = everyone[consulted]
     assert (gone.removed, gone.change, gone.change_reason) == (True, "StakeholderRemoved", "left")
     assert (gone.created_by, gone.updated_by) == ("dana", "tom")
+    assert gone.created_at is not None
     assert gone.created_at < gone.valid_from_time
+    with with_stamps(False):
+        [plain] = (await list_stakeholders(pool, program_id=p)).items
+    assert (plain.stakeholder_id, plain.created_by, plain.change) == (accountable, None, None)
     before = await list_stakeholders(pool, program_id=p, as_of=story.positions["remove"] - 1)
     assert {s.stakeholder_id for s in before.items} == {accountable, consulted}
-    assert list(await stakeholders_by_id(pool, [consulted])) == [consulted]
+    assert list(await stakeholders_by_id(pool, [(p, consulted), (uuid4(), consulted)])) == [
+        (p, consulted)
+    ]
 
     allocations = {
         b.budget_allocation_id: b for b in (await list_budget_allocations(pool, program_id=p)).items
@@ -609,6 +616,22 @@ async def test_a_program_s_parts_its_staffing_and_who_made_each_version(
     )
     with pytest.raises(ValueError, match="end must be on or after start"):
         await staffing(pool, program_id=p, start=date(2027, 3, 2), end=date(2027, 3, 1))
+
+    # Taken off, then on again: the same row, current again.
+    again = await story.do(
+        "add again",
+        AddStakeholder(
+            program_id=p,
+            stakeholder_id=consulted,
+            name="Consulted",
+            kind=PartyKind.PERSON,
+            department=Department.LEGAL,
+            role=RaciRole.INFORMED,
+        ),
+    )
+    assert await wait_for_position(pool, again.last_position, 20)
+    back = {s.stakeholder_id: s for s in (await list_stakeholders(pool, program_id=p)).items}
+    assert (back[consulted].role, back[consulted].removed) == ("INFORMED", False)
 
 
 async def test_the_audit_trail_says_who_changed_which_field(

@@ -37,6 +37,7 @@ from strawberry.types.graphql import OperationType
 from programledger.api.errors import INTERNAL_MESSAGE, UNAVAILABLE_MESSAGE, is_unavailable
 from programledger.api.graphql.context import ApiContext
 from programledger.api.graphql.freshness import ReadYourWrites
+from programledger.api.graphql.recorded import ReadStamps
 from programledger.api.limits import ApiLimits
 
 __all__ = [
@@ -315,4 +316,10 @@ def _introspection(ignore: IgnoreContext) -> bool:
 def extensions(limits: ApiLimits) -> list[Any]:
     """Every schema extension, in order (the first one sees the others' results last)."""
     cache = DocumentCache(limits)
-    return [ErrorShaping, OperationMetrics, partial(RequestLimits, cache), ReadYourWrites]
+    return [
+        ErrorShaping,
+        OperationMetrics,
+        partial(RequestLimits, cache),
+        ReadYourWrites,
+        ReadStamps,
+    ]

@@ -423,6 +423,19 @@ def _item(field: str) -> Callable[[CommandAccepted], Any]:
     return lambda root: getattr(root.command, field)
 
 
+def _part(field: str) -> Callable[[CommandAccepted], Any]:
+    """The key of a part of the program the command decided on: its ids are unique only
+    within that program."""
+
+    def key(root: CommandAccepted) -> Any:
+        item = getattr(root.command, field)
+        if item is None or isinstance(item, UnsetType):
+            return item
+        return UUID(str(root.result.entity_id)), item
+
+    return key
+
+
 _AGGREGATES: tuple[tuple[object, _ReadBack], ...] = (
     (ProgramCommand, _ReadBack("program", "Program", ProgramType, "program", _entity(UUID))),
     (RiskCommand, _ReadBack("risk", "Risk", RiskType, "risk", _entity(UUID))),
@@ -443,12 +456,17 @@ _ITEMS: tuple[tuple[str, str, type], ...] = (
     ("decision", "Decision", DecisionType),
     ("lesson", "Lesson", LessonType),
     ("allocation", "Allocation", AllocationType),
+)
+"""The items inside an aggregate with a read type: a command naming one by its
+``<name>_id`` field (``milestone_id``...) reads it back too."""
+
+_PARTS: tuple[tuple[str, str, type], ...] = (
     ("workstream", "Workstream", WorkstreamType),
     ("stakeholder", "Stakeholder", StakeholderType),
     ("budget_allocation", "BudgetAllocation", BudgetAllocationType),
 )
-"""The items inside an aggregate with a read type: a command naming one by its
-``<name>_id`` field (``milestone_id``...) reads it back too."""
+"""The parts of a program (keyed by program and id): a program command naming one by its
+``<name>_id`` field reads it back too."""
 
 
 def _read_backs(command: type[Command]) -> list[_ReadBack]:
@@ -456,10 +474,16 @@ def _read_backs(command: type[Command]) -> list[_ReadBack]:
     found = [back for union, back in _AGGREGATES if command in get_args(union)]
     fields = getattr(command, "__struct_fields__", ())
     found += [
-        _ReadBack(name, type_name, graphql_type, name.replace("_", " "), _item(f"{name}_id"))
+        _ReadBack(name, type_name, graphql_type, name, _item(f"{name}_id"))
         for name, type_name, graphql_type in _ITEMS
         if f"{name}_id" in fields
     ]
+    if command in get_args(ProgramCommand):
+        found += [
+            _ReadBack(name, type_name, graphql_type, name.replace("_", " "), _part(f"{name}_id"))
+            for name, type_name, graphql_type in _PARTS
+            if f"{name}_id" in fields
+        ]
     return found
 
 

@@ -22,7 +22,12 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, parse_global_id
-from programledger.api.graphql.parts import BudgetAllocationType, StakeholderType, WorkstreamType
+from programledger.api.graphql.parts import (
+    BudgetAllocationType,
+    StakeholderType,
+    WorkstreamType,
+    parse_part_key,
+)
 from programledger.api.graphql.programs import with_nested
 from programledger.api.graphql.raid import AssumptionType, IssueType
 from programledger.api.graphql.reads import (
@@ -64,10 +69,10 @@ _KINDS: Mapping[str, _Kind] = {
     "Lesson": _Kind(decisions.lessons_by_id, UUID, plain(LessonType.of)),
     "Allocation": _Kind(allocations.allocations_by_id, UUID, plain(AllocationType.of)),
     "Resource": _Kind(allocations.resources_by_key, str, plain(ResourceType.of)),
-    "Workstream": _Kind(programs.workstreams_by_id, UUID, plain(WorkstreamType.of)),
-    "Stakeholder": _Kind(programs.stakeholders_by_id, UUID, plain(StakeholderType.of)),
+    "Workstream": _Kind(programs.workstreams_by_id, parse_part_key, plain(WorkstreamType.of)),
+    "Stakeholder": _Kind(programs.stakeholders_by_id, parse_part_key, plain(StakeholderType.of)),
     "BudgetAllocation": _Kind(
-        programs.budget_allocations_by_id, UUID, plain(BudgetAllocationType.of)
+        programs.budget_allocations_by_id, parse_part_key, plain(BudgetAllocationType.of)
     ),
 }
 

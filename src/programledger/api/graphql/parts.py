@@ -52,7 +52,21 @@ __all__ = [
     "StakeholderType",
     "WorkstreamSort",
     "WorkstreamType",
+    "parse_part_key",
+    "part_id",
 ]
+
+
+def part_id(type_name: str, program_id: UUID, item_id: UUID) -> strawberry.ID:
+    """The global id of a part of a program: its ids are unique within the program."""
+    return global_id(type_name, f"{program_id}/{item_id}")
+
+
+def parse_part_key(key: str) -> tuple[UUID, UUID]:
+    """The program and part ids in the key of a :func:`part_id`; ``ValueError`` if it is
+    not one."""
+    program_id, _, item_id = key.partition("/")
+    return UUID(program_id), UUID(item_id)
 
 
 def _id(value: object) -> strawberry.ID:
@@ -96,7 +110,7 @@ class WorkstreamType(Node, Recorded):
     @staticmethod
     def of(w: WorkstreamRow, at: int | None) -> WorkstreamType:
         return WorkstreamType(
-            id=global_id("Workstream", w.workstream_id),
+            id=part_id("Workstream", w.program_id, w.workstream_id),
             workstream_id=_id(w.workstream_id),
             program_id=_id(w.program_id),
             name=w.name,
@@ -137,7 +151,7 @@ class StakeholderType(Node, Recorded):
     @staticmethod
     def of(s: StakeholderRow, at: int | None) -> StakeholderType:
         return StakeholderType(
-            id=global_id("Stakeholder", s.stakeholder_id),
+            id=part_id("Stakeholder", s.program_id, s.stakeholder_id),
             stakeholder_id=_id(s.stakeholder_id),
             program_id=_id(s.program_id),
             name=s.name,
@@ -174,7 +188,7 @@ class BudgetAllocationType(Node, Recorded):
     @staticmethod
     def of(b: BudgetAllocationRow, at: int | None) -> BudgetAllocationType:
         return BudgetAllocationType(
-            id=global_id("BudgetAllocation", b.budget_allocation_id),
+            id=part_id("BudgetAllocation", b.program_id, b.budget_allocation_id),
             budget_allocation_id=_id(b.budget_allocation_id),
             program_id=_id(b.program_id),
             workstream_id=_optional_id(b.workstream_id),

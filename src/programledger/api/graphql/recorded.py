@@ -3,19 +3,26 @@
 Every entity read from a versioned read model implements it: its rows carry the stamps
 (:func:`programledger.projections.engine.queries.stamps_sql`), read from the store's own
 events, so "who changed this, when, and why" needs neither the audit trail nor a second
-query, and as of a moment it answers for the version shown then.
+query, and as of a moment it answers for the version shown then. They cost index lookups
+per row, so :class:`ReadStamps` has them read only for an operation that selects one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import strawberry
+from graphql import DocumentNode, FieldNode, Visitor, visit
+from strawberry.extensions import SchemaExtension
 
-from programledger.projections.engine.queries import VersionedRow
+from programledger.projections.engine.queries import VersionedRow, with_stamps
 
-__all__ = ["Recorded", "recorded"]
+__all__ = ["STAMPS", "ReadStamps", "Recorded", "recorded", "selects_stamps"]
+
+STAMPS = frozenset({"createdAt", "createdBy", "updatedBy", "lastChange", "lastChangeReason"})
+"""The fields of :class:`Recorded` read with the row's stamps (``updatedAt`` is a column)."""
 
 
 @strawberry.interface(
@@ -46,3 +53,30 @@ def recorded(row: VersionedRow) -> dict[str, Any]:
         "last_change": row.change,
         "last_change_reason": row.change_reason,
     }
+
+
+def selects_stamps(document: DocumentNode) -> bool:
+    """Whether ``document`` names a field of :data:`STAMPS` anywhere (fragments included):
+    a field of that name elsewhere only makes the rows carry what is not shown."""
+
+    class Find(Visitor):
+        found = False
+
+        def enter_field(self, node: FieldNode, *_args: object) -> Any:
+            if node.name.value in STAMPS:
+                self.found = True
+                return Visitor.BREAK
+            return None
+
+    finder = Find()
+    visit(document, finder)
+    return finder.found
+
+
+class ReadStamps(SchemaExtension):
+    """Rows are read with their stamps only for an operation that selects one."""
+
+    def on_execute(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        with with_stamps(document is None or selects_stamps(document)):
+            yield
