@@ -289,3 +289,106 @@ async def test_a_success_returns_the_item_the_command_names(
         "title": "Second",
         "supersedes": {"title": "First", "supersededBy": {"title": "Second"}},
     }
+
+
+PARTS = """mutation Parts(
+  $workstream: AddWorkstreamInput!, $stakeholder: AddStakeholderInput!,
+  $budget: AllocateBudgetInput!, $milestone: PlanMilestoneInput!,
+  $assumption: RecordAssumptionInput!
+) {
+  addWorkstream(input: $workstream) {
+    ... on AddWorkstreamSuccess { workstream { name program { code } createdBy } }
+  }
+  addStakeholder(input: $stakeholder) {
+    ... on AddStakeholderSuccess { stakeholder { name role lastChange } }
+  }
+  allocateBudget(input: $budget) {
+    ... on AllocateBudgetSuccess {
+      budgetAllocation { purpose program { code } } workstream { name }
+    }
+  }
+  planMilestone(input: $milestone) { ... on PlanMilestoneSuccess { workstream { name } } }
+  recordAssumption(input: $assumption) {
+    ... on RecordAssumptionSuccess { assumption { statement createdBy lastChange } }
+  }
+}"""
+
+
+async def test_a_success_returns_the_part_of_the_program_the_command_names(
+    api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    """Workstreams, stakeholders and budget allocations are keyed within their program:
+    a program command naming one reads it back; one that leaves an optional id out reads
+    null. A RAID item says who made it (Recorded) like every entity."""
+    async with (
+        api_with(watch=True) as api,
+        LiveSystem(api.store, pg_url, nats_url, subject_prefix),
+    ):
+        program, workstream = new_id(), new_id()
+        values = program_input(program)
+        await api.accepted("proposeProgram", values)
+        response = await api.post(
+            PARTS,
+            {
+                "workstream": {
+                    "programId": program,
+                    "workstreamId": workstream,
+                    "name": "Checkout",
+                    "lead": "Lee",
+                    "department": "ENGINEERING",
+                },
+                "stakeholder": {
+                    "programId": program,
+                    "stakeholderId": new_id(),
+                    "name": "Legal",
+                    "kind": "TEAM",
+                    "department": "LEGAL",
+                    "role": "CONSULTED",
+                },
+                "budget": {
+                    "programId": program,
+                    "budgetAllocationId": new_id(),
+                    "workstreamId": workstream,
+                    "amount": {"amountMinor": 1_000_00, "currency": "EUR"},
+                    "purpose": "Licences",
+                },
+                "milestone": {
+                    "programId": program,
+                    "milestoneId": new_id(),
+                    "name": "Beta",
+                    "dueDate": "2027-04-30",
+                },
+                "assumption": {
+                    "assumptionId": new_id(),
+                    "programId": program,
+                    "statement": "Sandbox ready",
+                    "owner": "Priya",
+                    "confidence": "LOW",
+                    "validateBy": "2027-02-15",
+                },
+            },
+            headers=api.auth(),
+        )
+    body = response.json()
+    assert "errors" not in body, body
+    data = body["data"]
+    actor = data["addWorkstream"]["workstream"].pop("createdBy")
+    assert data["addWorkstream"]["workstream"] == {
+        "name": "Checkout",
+        "program": {"code": values["code"]},
+    }
+    assert data["addStakeholder"]["stakeholder"] == {
+        "name": "Legal",
+        "role": "CONSULTED",
+        "lastChange": "StakeholderAdded",
+    }
+    assert data["allocateBudget"] == {
+        "budgetAllocation": {"purpose": "Licences", "program": {"code": values["code"]}},
+        "workstream": {"name": "Checkout"},
+    }
+    assert data["planMilestone"] == {"workstream": None}
+    assert data["recordAssumption"]["assumption"] == {
+        "statement": "Sandbox ready",
+        "createdBy": actor,
+        "lastChange": "AssumptionRecorded",
+    }
