@@ -9,7 +9,9 @@ from programledger.projections import (
     milestones,
     programs,
     risks,
+    scenarios,
     schedule,
+    status_reports,
 )
 from programledger.projections.engine.core import Projection
 
@@ -25,6 +27,8 @@ PROJECTIONS: dict[str, Projection] = {
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,
+        status_reports.PROJECTION,
+        scenarios.PROJECTION,
     )
 }
 

@@ -43,11 +43,13 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import program, resource, risk, schedule
+from programledger.domain import program, report, resource, risk, scenario, schedule
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.program import PROGRAM_EVENT_TYPES
+from programledger.domain.report import STATUS_REPORT_EVENT_TYPES
 from programledger.domain.resource import RESOURCE_EVENT_TYPES
 from programledger.domain.risk import RISK_EVENT_TYPES
+from programledger.domain.scenario import SCENARIO_EVENT_TYPES
 from programledger.domain.schedule import SCHEDULE_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
@@ -85,6 +87,8 @@ STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "risk" for cls in RISK_EVENT_TYPES},
     **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
     **{cls.event_type: "schedule" for cls in SCHEDULE_EVENT_TYPES},
+    **{cls.event_type: "status_report" for cls in STATUS_REPORT_EVENT_TYPES},
+    **{cls.event_type: "scenario" for cls in SCENARIO_EVENT_TYPES},
 }
 """The stream type each domain event is recorded on, for subject filters."""
 
@@ -93,6 +97,8 @@ _EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
     "risk": risk.evolve,
     "resource": resource.evolve,
     "schedule": schedule.evolve,
+    "status_report": report.evolve,
+    "scenario": scenario.evolve,
 }
 
 
@@ -600,6 +606,11 @@ class Context:
         version column sees to that): :meth:`change` without building the old row only
         to have it checked, which costs a busy handler a third of its time."""
         self._changes.append((self._applier.changes[table.name], key, _REPLACED, new))
+
+    def end(self, table: Table, key: Key) -> None:
+        """The row ``key`` has now ends, and none follows (an item removed from a state
+        whose row holds more than the state, so the old row cannot be rebuilt)."""
+        self._changes.append((self._applier.changes[table.name], key, _REPLACED, None))
 
     def add(self, table: Table, record: Row) -> None:
         """A row of an append-only table (key and columns, in order)."""

@@ -11,12 +11,14 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import program, resource, risk, schedule
+from programledger.domain import program, report, resource, risk, scenario, schedule
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramCommand
+from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 
 E = TypeVar("E", bound=BaseException)
@@ -26,6 +28,8 @@ _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]
     (get_args(RiskCommand), risk.decide, risk.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
     (get_args(ScheduleCommand), schedule.decide, schedule.fold),
+    (get_args(StatusReportCommand), report.decide, report.fold),
+    (get_args(ScenarioCommand), scenario.decide, scenario.fold),
 ]
 
 

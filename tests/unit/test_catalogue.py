@@ -13,6 +13,7 @@ from msgspec import inspect
 from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
 from programledger.domain.events import DomainEvent
 from programledger.domain.program import ProgramEvent
+from programledger.domain.report import StatusReportEvent
 from programledger.domain.resource import (
     ResourceCapacityChanged,
     ResourceDetailsUpdated,
@@ -20,6 +21,7 @@ from programledger.domain.resource import (
     ResourceRegistered,
 )
 from programledger.domain.risk import RiskEvent
+from programledger.domain.scenario import ScenarioAllocationAdded, ScenarioEvent
 from programledger.domain.schedule import ScheduleEvent
 from tests.unit.examples import PROGRAM, alice_registered, program_proposed, proposed_allocation
 
@@ -75,8 +77,18 @@ STORED_NAMES = {
     "RiskMitigationStarted",
     "RiskReopened",
     "RiskReviewed",
+    "ScenarioAllocationAdded",
+    "ScenarioCapacityChangeAdded",
+    "ScenarioChangeRemoved",
+    "ScenarioCommitted",
+    "ScenarioCreated",
+    "ScenarioDiscarded",
     "StakeholderAdded",
     "StakeholderRemoved",
+    "StatusReportCorrectionStarted",
+    "StatusReportDrafted",
+    "StatusReportEdited",
+    "StatusReportPublished",
     "WorkstreamAdded",
     "WorkstreamUpdated",
 }
@@ -85,6 +97,8 @@ STORED_NAMES = {
 RESOURCE_ONLY = {ResourceRegistered, ResourceDetailsUpdated, ResourceCapacityChanged}
 NETWORK_WIDE = set(get_args(ScheduleEvent))
 """Links name a program at each end, so the network's events name none."""
+SCENARIO_WIDE = set(get_args(ScenarioEvent)) - {ScenarioAllocationAdded}
+"""A scenario spans programs; only hypothetical work names its program."""
 
 
 def test_the_registry_holds_every_event_under_its_stable_name() -> None:
@@ -96,6 +110,8 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
         *get_args(RiskEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
+        *get_args(StatusReportEvent),
+        *get_args(ScenarioEvent),
     }
     assert set(EVENT_TYPES) == unions
     for cls in EVENT_TYPES:
@@ -156,6 +172,9 @@ def test_every_event_about_a_program_names_it(cls: type[DomainEvent]) -> None:
     elif cls in NETWORK_WIDE:
         assert "program_id" not in fields
         assert "links" in fields
+    elif cls in SCENARIO_WIDE:
+        assert "program_id" not in fields
+        assert "scenario_id" in fields
     else:
         assert "program_id" in fields
 

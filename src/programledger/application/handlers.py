@@ -32,8 +32,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from programledger.application.commands import (
     Command,
@@ -50,9 +52,18 @@ from programledger.application.eventstore import (
 )
 from programledger.application.ports import CommandStore, require_intact
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
-from programledger.domain import program, program_id_of, resource, risk, schedule
+from programledger.domain import (
+    program,
+    program_id_of,
+    report,
+    resource,
+    risk,
+    scenario,
+    schedule,
+)
 from programledger.domain._checks import unstorable_text
 from programledger.domain.errors import (
+    DomainError,
     FieldIssue,
     InconsistentHistory,
     TerminalState,
@@ -67,6 +78,14 @@ from programledger.domain.program import (
     ProgramEvent,
     ProposeProgram,
     program_stream_id,
+)
+from programledger.domain.report import (
+    STATUS_REPORT_EVENT_TYPES,
+    PublishStatusReport,
+    StatusReport,
+    StatusReportCommand,
+    StatusReportEvent,
+    status_report_stream_id,
 )
 from programledger.domain.resource import (
     RESOURCE_EVENT_TYPES,
@@ -86,6 +105,18 @@ from programledger.domain.risk import (
     UpdateRiskDetails,
     risk_stream_id,
 )
+from programledger.domain.scenario import (
+    SCENARIO_EVENT_TYPES,
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitOutcome,
+    CommitScenario,
+    Scenario,
+    ScenarioCommand,
+    ScenarioEvent,
+    commit_plan,
+    scenario_stream_id,
+)
 from programledger.domain.schedule import (
     NETWORK_STREAM_ID,
     SCHEDULE_EVENT_TYPES,
@@ -101,7 +132,7 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Resource | ScheduleNetwork
+AggregateState = Program | Risk | Resource | ScheduleNetwork | StatusReport | Scenario
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -187,6 +218,22 @@ _SCHEDULE: _Aggregate[ScheduleNetwork, ScheduleCommand, ScheduleEvent] = _Aggreg
     "schedule", SCHEDULE_EVENT_TYPES, schedule.decide, schedule.evolve
 )
 
+_REPORTS: _Aggregate[StatusReport, StatusReportCommand, StatusReportEvent] = _Aggregate(
+    "status report", STATUS_REPORT_EVENT_TYPES, report.decide, report.evolve
+)
+_SCENARIOS: _Aggregate[Scenario, ScenarioCommand, ScenarioEvent] = _Aggregate(
+    "scenario", SCENARIO_EVENT_TYPES, scenario.decide, scenario.evolve
+)
+_KINDS: dict[str, _Aggregate[Any, Any, Any]] = {
+    "program": _PROGRAMS,
+    "risk": _RISKS,
+    "resource": _RESOURCES,
+    "schedule": _SCHEDULE,
+    "status_report": _REPORTS,
+    "scenario": _SCENARIOS,
+}
+"""The aggregate each stream type holds (the stream id's prefix)."""
+
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
 when the referenced program is final."""
@@ -255,6 +302,27 @@ class Application:
                     command,
                     references=self._link_references,
                 )
+            case _ if isinstance(command, StatusReportCommand):
+                stream_id = status_report_stream_id(command.program_id, command.period)
+                return await run(
+                    _REPORTS,
+                    stream_id,
+                    stream_id,
+                    command,
+                    references=self._report_references,
+                    complete=functools.partial(self._publisher, context=context),
+                )
+            case CommitScenario():
+                return await self._commit_scenario(command, context, fingerprint)
+            case _ if isinstance(command, ScenarioCommand):
+                stream_id = scenario_stream_id(command.scenario_id)
+                return await run(
+                    _SCENARIOS,
+                    stream_id,
+                    command.scenario_id,
+                    command,
+                    references=self._scenario_references,
+                )
         raise TypeError(f"{type(command).__name__} is not a command this application handles")
 
     # Queries
@@ -279,6 +347,17 @@ class Application:
     ) -> Loaded[ScheduleNetwork]:
         return await self._load(_SCHEDULE, NETWORK_STREAM_ID, recorded_before)
 
+    async def load_status_report(
+        self, program_id: UUID, period: str, *, recorded_before: datetime | None = None
+    ) -> Loaded[StatusReport]:
+        stream_id = status_report_stream_id(program_id, period)
+        return await self._load(_REPORTS, stream_id, recorded_before)
+
+    async def load_scenario(
+        self, scenario_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Scenario]:
+        return await self._load(_SCENARIOS, scenario_stream_id(scenario_id), recorded_before)
+
     async def history(
         self,
         stream_id: str,
@@ -287,13 +366,14 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of a program, risk, resource or schedule stream after ``after_version`` (at
-        most ``limit``), each with the state right after it, so a reader can replay what
-        each decision was made on. States are folded from the stream's start. Raises
-        :class:`BrokenChain` when the stream's hash chain does not hold."""
-        kind = stream_id.partition("-")[0]
-        if kind not in ("program", "risk", "resource", "schedule"):
-            raise ValueError(f"{stream_id!r} is not a program, risk, resource or schedule stream")
+        """The events of an aggregate's stream (program, risk, resource, schedule, status
+        report or scenario) after ``after_version`` (at most ``limit``), each with the state
+        right after it, so a reader can replay what each decision was made on. States are
+        folded from the stream's start. Raises :class:`BrokenChain` when the stream's hash
+        chain does not hold."""
+        aggregate = _KINDS.get(stream_id.partition("-")[0])
+        if aggregate is None:
+            raise ValueError(f"{stream_id!r} is not the stream of a {', '.join(_KINDS)}")
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
         try:
@@ -308,15 +388,7 @@ class Application:
             raise
         if records:
             await require_intact(self._store, [stream_id])
-        steps: Iterator[tuple[RecordedEvent, AggregateState]]
-        if kind == "program":
-            steps = _PROGRAMS.walk(records)
-        elif kind == "risk":
-            steps = _RISKS.walk(records)
-        elif kind == "schedule":
-            steps = _SCHEDULE.walk(records)
-        else:
-            steps = _RESOURCES.walk(records)
+        steps: Iterator[tuple[RecordedEvent, AggregateState]] = aggregate.walk(records)
         return [
             HistoryEntry(record, state) for record, state in steps if record.version > after_version
         ]
@@ -339,8 +411,11 @@ class Application:
         context: CommandContext,
         fingerprint: bytes | None,
         references: _References[S, C] | None = None,
+        complete: Callable[[C], Awaitable[C]] | None = None,
         before_append: Callable[[], Awaitable[None]] | None = None,
     ) -> CommandResult:
+        """``complete`` adds, at each attempt, the facts the application fills into the
+        command (``filled_by_application``), read just before deciding."""
         key = context.idempotency_key
         if key is not None and fingerprint is not None:
             earlier = await self._store.find_idempotent(key, fingerprint)
@@ -355,7 +430,8 @@ class Application:
             if expected is not None and expected != loaded.version:
                 raise ConcurrencyConflict(stream_id, expected, loaded.version)
             issues = [] if references is None else await references(loaded.state, command)
-            events = _decide(aggregate, loaded.state, command, issues)
+            decided = command if complete is None else await complete(command)
+            events = _decide(aggregate, loaded.state, decided, issues)
             if not events:
                 return CommandResult(
                     stream_id=stream_id,
@@ -491,6 +567,112 @@ class Application:
                         )
                     )
         return issues
+
+    async def _report_references(
+        self, state: StatusReport | None, command: StatusReportCommand
+    ) -> list[FieldIssue]:
+        if state is not None:
+            return []  # the program existed when the report was drafted, and still does
+        return await self._program_reference(command.program_id, None)
+
+    async def _publisher(
+        self, command: StatusReportCommand, *, context: CommandContext
+    ) -> StatusReportCommand:
+        """A publication as the domain decides it: the caller (the token), and the
+        program's owner as its stream has it now."""
+        if not isinstance(command, PublishStatusReport):
+            return command
+        found = (await self.load_program(command.program_id)).state
+        owner = "" if found is None else found.owner
+        return replace(command, published_by=context.actor, program_owner=owner)
+
+    async def _scenario_references(
+        self, state: Scenario | None, command: ScenarioCommand
+    ) -> list[FieldIssue]:
+        """A change must name a registered resource and, for work, an open program (and
+        one of its workstreams): a scenario that cannot be committed misleads."""
+        if not isinstance(command, AddScenarioAllocation | AddScenarioCapacityChange):
+            return []
+        issues = []
+        if (await self.load_resource(command.resource_key)).state is None:
+            issues.append(
+                FieldIssue("resource_key", f"resource {command.resource_key!r} does not exist")
+            )
+        if isinstance(command, AddScenarioAllocation):
+            issues += await self._program_reference(
+                command.program_id, command.workstream_id, refuse_final="AddScenarioAllocation"
+            )
+        return issues
+
+    async def _commit_scenario(
+        self, command: CommitScenario, context: CommandContext, fingerprint: bytes | None
+    ) -> CommandResult:
+        """Sends each change as the real command the resource decides now, then records
+        what each did on the scenario. Nothing is sent for a scenario that cannot be
+        committed (not open, empty), nor for a repeat of a commit's idempotency key.
+
+        Not atomic across resources, which no rule can be (each resource is its own
+        consistency boundary): the outcomes say which changes went through. Allocation
+        ids are the changes' ids, so two racing commits cannot allocate anything twice;
+        the second is refused when it records (the scenario is committed)."""
+        key = context.idempotency_key
+        stream_id = scenario_stream_id(command.scenario_id)
+        if key is not None and fingerprint is not None:
+            earlier = await self._store.find_idempotent(key, fingerprint)
+            if earlier is not None:
+                return _replayed(earlier, command.scenario_id, await self._stored(earlier))
+        loaded = await self.load_scenario(command.scenario_id)
+        _decide(_SCENARIOS, loaded.state, command, list(unstorable_text(context.reason or "")))
+        assert loaded.state is not None  # decide refused a missing scenario
+        real_context = replace(context, idempotency_key=None, expected_version=None)
+        outcomes: list[CommitOutcome] = []
+        refused: set[UUID] = set()
+        for change, real in commit_plan(loaded.state, command.override_reason):
+            name = type(real).__name__
+            if change.change_id in refused:
+                outcomes.append(
+                    CommitOutcome(
+                        change_id=change.change_id,
+                        command=name,
+                        accepted=False,
+                        error_code="NOT_SENT",
+                        message="not sent: the allocation's proposal was refused",
+                    )
+                )
+                continue
+            try:
+                result = await self.handle(real, real_context)
+            except (DomainError, ConcurrencyConflict) as exc:
+                refused.add(change.change_id)
+                code = exc.code if isinstance(exc, DomainError) else "CONFLICT"
+                outcomes.append(
+                    CommitOutcome(
+                        change_id=change.change_id,
+                        command=name,
+                        accepted=False,
+                        error_code=code,
+                        message=str(exc),
+                    )
+                )
+                continue
+            outcomes.append(
+                CommitOutcome(
+                    change_id=change.change_id,
+                    command=name,
+                    accepted=True,
+                    stream_id=result.stream_id,
+                    position=result.last_position,
+                )
+            )
+        committed = replace(command, outcomes=tuple(outcomes))
+        return await self._run(
+            _SCENARIOS,
+            stream_id,
+            command.scenario_id,
+            committed,
+            context=context,
+            fingerprint=fingerprint,
+        )
 
     async def _program_reference(
         self, program_id: UUID, workstream_id: UUID | None, *, refuse_final: str | None = None

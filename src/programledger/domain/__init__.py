@@ -1,7 +1,8 @@
-"""The functional core: four aggregates, their commands, events and rules, and no I/O.
+"""The functional core: six aggregates, their commands, events and rules, and no I/O.
 
 Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
-``schedule``: ``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
+``schedule``, ``report`` (weekly status reports), ``scenario`` (capacity what-ifs):
+``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
 its public names: ``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
@@ -20,8 +21,10 @@ from programledger.domain import (
     errors,
     events,
     program,
+    report,
     resource,
     risk,
+    scenario,
     schedule,
     scheduling,
     values,
@@ -36,8 +39,10 @@ __all__ = [
     "events",
     "program",
     "program_id_of",
+    "report",
     "resource",
     "risk",
+    "scenario",
     "schedule",
     "scheduling",
     "values",
@@ -48,6 +53,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *risk.RISK_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
+    *report.STATUS_REPORT_EVENT_TYPES,
+    *scenario.SCENARIO_EVENT_TYPES,
 )
 """Every event class of the domain; stored names are unique across aggregates."""
 

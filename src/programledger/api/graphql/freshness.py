@@ -74,6 +74,12 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "scheduleVariance": "schedule",
     "baselines": "schedule",
     "changeRequests": "schedule",
+    "statusReport": "status_reports",
+    "statusReports": "status_reports",
+    "statusReportTrend": "status_reports",
+    "scenario": "scenarios",
+    "scenarios": "scenarios",
+    "scenarioEvaluation": "scenarios",
 }
 """The read model each field reads, by field name (root or nested)."""
 

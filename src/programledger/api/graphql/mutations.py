@@ -31,6 +31,8 @@ from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramType, one_program
 from programledger.api.graphql.risks import RiskType
+from programledger.api.graphql.scenarios import ScenarioType
+from programledger.api.graphql.status_reports import StatusReportType
 from programledger.api.graphql.types import (
     ERROR_TYPES,
     AlreadyExistsError,
@@ -42,6 +44,7 @@ from programledger.api.graphql.types import (
     InvalidTransitionError,
     MoneyType,
     NotFoundError,
+    NotProgramOwnerError,
     OverAllocationError,
     OverAllocationPeriodType,
     SafeInt,
@@ -55,15 +58,18 @@ from programledger.domain.errors import (
     BudgetExceeded,
     InvalidTransition,
     NotFound,
+    NotProgramOwner,
     OverAllocation,
     ValidationError,
 )
 from programledger.domain.program import ProgramCommand
+from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 from programledger.domain.values import Money
-from programledger.projections import allocations, programs, risks
+from programledger.projections import allocations, programs, risks, scenarios, status_reports
 
 __all__ = ["COMMANDS", "mutation_type"]
 
@@ -74,6 +80,8 @@ COMMANDS: tuple[type[Command], ...] = (
     *get_args(RiskCommand),
     *get_args(ResourceCommand),
     *get_args(ScheduleCommand),
+    *get_args(StatusReportCommand),
+    *get_args(ScenarioCommand),
 )
 
 _Refusal = (
@@ -83,6 +91,7 @@ _Refusal = (
     | NotFound
     | AlreadyExists
     | BudgetExceeded
+    | NotProgramOwner
     | ConcurrencyConflict
     | IdempotencyKeyReused
 )
@@ -96,6 +105,7 @@ _REFUSALS = (
     NotFound,
     AlreadyExists,
     BudgetExceeded,
+    NotProgramOwner,
     ConcurrencyConflict,
     IdempotencyKeyReused,
 )
@@ -207,17 +217,7 @@ class _Mutation:
                     message=exc.message,
                     path=[],
                     resource_key=exc.resource_key,
-                    conflicts=[
-                        OverAllocationPeriodType(
-                            start=c.start,
-                            end=c.end,
-                            total_percentage=c.total_percentage,
-                            capacity=c.capacity,
-                            program_ids=[strawberry.ID(str(p)) for p in c.program_ids],
-                            allocation_ids=[strawberry.ID(str(a)) for a in c.allocation_ids],
-                        )
-                        for c in exc.conflicts
-                    ],
+                    conflicts=[OverAllocationPeriodType.of(c) for c in exc.conflicts],
                 )
             case NotFound() | AlreadyExists():
                 error = NotFoundError if isinstance(exc, NotFound) else AlreadyExistsError
@@ -236,6 +236,15 @@ class _Mutation:
                     program_id=strawberry.ID(str(exc.program_id)),
                     planned=_money(exc.planned),
                     allocated=_money(exc.allocated),
+                )
+            case NotProgramOwner():
+                return NotProgramOwnerError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=[],
+                    program_id=strawberry.ID(str(exc.program_id)),
+                    owner=exc.owner,
+                    actor=exc.actor,
                 )
         assert_never(exc)
 
@@ -368,6 +377,24 @@ async def _changed_resource(
     return None if row is None else ResourceType.of(row)
 
 
+async def _changed_report(
+    root: strawberry.Parent[CommandAccepted], info: ApiInfo
+) -> StatusReportType | None:
+    await _caught_up(root, info)
+    program_id, _, period = str(root.entity_id).removeprefix("status_report-").partition(":")
+    pool = info.context.services.pool
+    row = await status_reports.get_status_report(pool, UUID(program_id), period)
+    return None if row is None else StatusReportType.of(row)
+
+
+async def _changed_scenario(
+    root: strawberry.Parent[CommandAccepted], info: ApiInfo
+) -> ScenarioType | None:
+    await _caught_up(root, info)
+    row = await scenarios.get_scenario(info.context.services.pool, UUID(str(root.entity_id)))
+    return None if row is None else ScenarioType.of(row)
+
+
 _READ_BACK = "read from the read models after the command (waiting for them, bounded)"
 
 
@@ -392,6 +419,21 @@ class ResourceChanged:
     )
 
 
+@strawberry.type
+class StatusReportChanged:
+    status_report: StatusReportType | None = strawberry.field(
+        resolver=_changed_report, description=f"The report {_READ_BACK}."
+    )
+
+
+@strawberry.type
+class ScenarioChanged:
+    scenario: ScenarioType | None = strawberry.field(
+        resolver=_changed_scenario,
+        description=f"The scenario {_READ_BACK}; after a commit, its outcomes.",
+    )
+
+
 def _changed(command: type[Command]) -> tuple[type, ...]:
     """The entity a command's success reads back: its aggregate's. The schedule network is
     no entity a client caches (its links are read through ``scheduleAnalysis``), so its
@@ -402,6 +444,10 @@ def _changed(command: type[Command]) -> tuple[type, ...]:
         return (RiskChanged,)
     if command in get_args(ResourceCommand):
         return (ResourceChanged,)
+    if command in get_args(StatusReportCommand):
+        return (StatusReportChanged,)
+    if command in get_args(ScenarioCommand):
+        return (ScenarioChanged,)
     return ()
 
 

@@ -37,8 +37,10 @@ from programledger.api.graphql.nodes import NodeQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.risks import RiskQueries
+from programledger.api.graphql.scenarios import ScenarioQueries
 from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.status import StatusQueries
+from programledger.api.graphql.status_reports import StatusReportQueries
 from programledger.api.graphql.webhooks import WebhookQueries
 
 __all__ = ["Me", "MeQueries", "Query"]
@@ -76,6 +78,8 @@ class Query(
     StatusQueries,
     IntegrityQueries,
     ScheduleQueries,
+    StatusReportQueries,
+    ScenarioQueries,
     NodeQueries,
     FeedQueries,
     WebhookQueries,

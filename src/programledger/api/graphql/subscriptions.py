@@ -40,6 +40,8 @@ class StreamType(enum.Enum):
     RISK = "risk"
     RESOURCE = "resource"
     SCHEDULE = "schedule"
+    STATUS_REPORT = "status_report"
+    SCENARIO = "scenario"
 
 
 @strawberry.type(
