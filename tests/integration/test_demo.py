@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.application.demo import DEMO_PROGRAMS, load_demo, story
+from programledger.application.demo import DEMO_PROGRAMS, DEMO_SCENARIOS, load_demo, story
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.domain.capacity import Allocation, AllocationStatus
@@ -17,8 +17,10 @@ from programledger.domain.program import (
     ProgramStatus,
     slip_days,
 )
+from programledger.domain.report import ReportStatus
 from programledger.domain.resource import AllocationConfirmed, Resource
 from programledger.domain.risk import Risk, RiskStatus
+from programledger.domain.scenario import ScenarioStatus
 from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
 
@@ -133,3 +135,23 @@ async def test_the_demo_schedule_crosses_programs_and_has_change_control(
     assert sso.milestone_id in result.critical_path
     assert [b.name for b in payments.baselines] == ["Original plan", "Re-baseline for SCA"]
     assert sorted(r.status.value for r in payments.change_requests) == ["APPROVED", "REJECTED"]
+
+
+async def test_the_demo_shows_status_reports_and_capacity_what_ifs(
+    event_store: PostgresEventStore,
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+    corrected = (await app.load_status_report(DEMO_PROGRAMS["PAY-2027"], "2026-W49")).state
+    assert corrected is not None
+    assert [p.revision for p in corrected.published] == [1, 2]
+    draft = (await app.load_status_report(DEMO_PROGRAMS["PAY-2027"], "2026-W50")).state
+    assert draft is not None
+    assert draft.status is ReportStatus.DRAFT
+    pilot = (await app.load_scenario(DEMO_SCENARIOS["pay-pilot"])).state
+    assert pilot is not None
+    assert pilot.status is ScenarioStatus.COMMITTED
+    assert [o.accepted for o in pilot.outcomes] == [True, True, True]
+    crunch = (await app.load_scenario(DEMO_SCENARIOS["identity-crunch"])).state
+    assert crunch is not None
+    assert crunch.status is ScenarioStatus.OPEN

@@ -6,7 +6,8 @@ spend, lessons; risks in every status; people and teams allocated across program
 one over-allocation refused and one accepted with an override reason; a schedule network
 across four programs (a slip of the identity program's SSO drives the payments pilot),
 and change requests on the payments program, one approved (a new baseline) and one
-rejected.
+rejected; weekly status reports of the payments program (published by its owner, one
+corrected, one still a draft) and two capacity what-ifs, one committed and one open.
 
 This module is the data, :mod:`programledger.application.demo` the loader that sends it;
 it is one module over 500 lines because the story is read top to bottom, as it happened.
@@ -61,6 +62,17 @@ from programledger.domain.program import (
     RevisePlannedBudget,
     SetMilestoneDuration,
     SupersedeDecision,
+    UpdateProgramDetails,
+)
+from programledger.domain.report import (
+    CorrectStatusReport,
+    Dimension,
+    DimensionRag,
+    DraftStatusReport,
+    EditStatusReport,
+    PublishStatusReport,
+    Rag,
+    ReportContent,
 )
 from programledger.domain.resource import (
     AdjustAllocation,
@@ -83,6 +95,12 @@ from programledger.domain.risk import (
     ReviseMitigationPlan,
     RiskCategory,
     StartMitigation,
+)
+from programledger.domain.scenario import (
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitScenario,
+    CreateScenario,
 )
 from programledger.domain.schedule import LinkMilestones, MilestoneRef, ScheduleLink
 from programledger.domain.scheduling import LinkType
@@ -121,6 +139,12 @@ DEMO_PROGRAMS: dict[str, UUID] = {
 }
 """Program code → id of every demo program."""
 
+DEMO_SCENARIOS: dict[str, UUID] = {
+    "pay-pilot": _id("scenario/pay-pilot"),
+    "identity-crunch": _id("scenario/identity-crunch"),
+}
+"""The demo's capacity what-ifs: the committed one and the one left open."""
+
 # Actors: who sends each command, as an authenticated user would.
 _PMO = "eva.novak"
 _TOM = "tom.reyes"
@@ -153,6 +177,8 @@ def story() -> Iterator[Step]:
     yield from _people()
     yield from _schedule()
     yield from _closing()
+    yield from _status_reports()
+    yield from _scenarios()
 
 
 # --- programs -----------------------------------------------------------------------------
@@ -1283,3 +1309,162 @@ def _closing() -> Iterator[Step]:
             program_id=KIOSK, reason="Turned down: store footfall data does not support it"
         ),
     )
+
+
+# --- weekly status reports --------------------------------------------------------------
+
+
+def _report(
+    overall: Rag, why: str, rags: dict[Dimension, tuple[Rag, str]], **lists: tuple[str, ...]
+) -> ReportContent:
+    return ReportContent(
+        overall=overall,
+        overall_reason=why,
+        dimensions=tuple(
+            DimensionRag(dimension=d, rag=rag, reason=reason)
+            for d in Dimension
+            for rag, reason in (rags.get(d, (Rag.GREEN, "on plan")),)
+        ),
+        **lists,
+    )
+
+
+def _status_reports() -> Iterator[Step]:
+    k, p = "PAY/report", PAY
+    # The owner publishes, and publishing checks the caller against the owner: the
+    # program names its owner by login.
+    yield Step(f"{k}/owner", _PMO, UpdateProgramDetails(program_id=p, owner=_TOM))
+    slipped = (Rag.AMBER, "Certification slipped two months; pilot moved to April")
+    w47 = _report(
+        Rag.GREEN,
+        "Fraud model ahead of plan",
+        {},
+        highlights=("Fraud scoring model passed its offline evaluation",),
+        next_steps=("Start acquirer certification round two",),
+    )
+    w48 = _report(
+        Rag.AMBER,
+        "AMBER because of SCHEDULE",
+        {Dimension.SCHEDULE: slipped},
+        highlights=("Second engineer joined the card acquiring team",),
+        lowlights=("Acquirer certification round one failed on 3DS flows",),
+        asks=("Vendor escalation on the certification slot",),
+        next_steps=("Re-run certification in week 50",),
+    )
+    w49 = _report(
+        Rag.AMBER,
+        "AMBER because of SCHEDULE",
+        {Dimension.SCHEDULE: slipped},
+        next_steps=("Certification slot confirmed for week 50",),
+    )
+    w49_fixed = _report(
+        Rag.RED,
+        "RED because of SCHEDULE and BUDGET",
+        {
+            Dimension.SCHEDULE: slipped,
+            Dimension.BUDGET: (Rag.RED, "Certification rework spent 15% over the quarter"),
+        },
+        asks=("Approve the budget revision at the steering committee",),
+        next_steps=("Certification slot confirmed for week 50",),
+    )
+    for week, content in (("2026-W47", w47), ("2026-W48", w48), ("2026-W49", w49)):
+        yield Step(
+            f"{k}/{week}/draft",
+            _SARA,
+            DraftStatusReport(program_id=p, period=week, content=content),
+        )
+        yield Step(f"{k}/{week}/publish", _TOM, PublishStatusReport(program_id=p, period=week))
+    yield Step(
+        f"{k}/2026-W49/correct",
+        _TOM,
+        CorrectStatusReport(
+            program_id=p,
+            period="2026-W49",
+            content=w49_fixed,
+            reason="Finance's month-end figures arrived after publishing",
+        ),
+    )
+    yield Step(
+        f"{k}/2026-W49/republish", _TOM, PublishStatusReport(program_id=p, period="2026-W49")
+    )
+    yield Step(
+        f"{k}/2026-W50/draft",
+        _SARA,
+        DraftStatusReport(program_id=p, period="2026-W50", content=w49_fixed),
+    )
+    yield Step(
+        f"{k}/2026-W50/edit",
+        _SARA,
+        EditStatusReport(
+            program_id=p,
+            period="2026-W50",
+            content=_report(
+                Rag.AMBER,
+                "AMBER because of SCHEDULE",
+                {Dimension.SCHEDULE: slipped},
+                highlights=("Certification round two passed",),
+            ),
+        ),
+    )
+
+
+# --- capacity what-ifs ---------------------------------------------------------------------
+
+
+def _scenarios() -> Iterator[Step]:
+    pilot = DEMO_SCENARIOS["pay-pilot"]
+    yield Step(
+        "scenario/pay-pilot/create",
+        _MARTA,
+        CreateScenario(
+            scenario_id=pilot,
+            name="Payments pilot push",
+            description="Two contractors for the squad and Chen on the pilot in March-April",
+        ),
+    )
+    yield Step(
+        "scenario/pay-pilot/contractors",
+        _MARTA,
+        AddScenarioCapacityChange(
+            scenario_id=pilot,
+            change_id=_id("scenario/pay-pilot/contractors"),
+            resource_key="team-payments",
+            capacity=700,
+            effective_from=date(2027, 3, 1),
+            reason="Two contractors join for the pilot",
+        ),
+    )
+    yield Step(
+        "scenario/pay-pilot/chen",
+        _MARTA,
+        AddScenarioAllocation(
+            scenario_id=pilot,
+            change_id=_id("scenario/pay-pilot/chen"),
+            resource_key="chen.wei",
+            program_id=PAY,
+            start_date=date(2027, 3, 1),
+            end_date=date(2027, 4, 30),
+            percentage=30,
+        ),
+    )
+    yield Step("scenario/pay-pilot/commit", _MARTA, CommitScenario(scenario_id=pilot))
+    crunch = DEMO_SCENARIOS["identity-crunch"]
+    yield Step(
+        "scenario/identity-crunch/create",
+        _MARTA,
+        CreateScenario(scenario_id=crunch, name="Identity crunch in January"),
+    )
+    for key, percentage in (("bruno.silva", 40), ("alice.martin", 50)):
+        yield Step(
+            f"scenario/identity-crunch/{key}",
+            _MARTA,
+            AddScenarioAllocation(
+                scenario_id=crunch,
+                change_id=_id(f"scenario/identity-crunch/{key}"),
+                resource_key=key,
+                program_id=IDN,
+                start_date=date(2027, 1, 4),
+                end_date=date(2027, 1, 31),
+                percentage=percentage,
+            ),
+        )
