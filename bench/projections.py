@@ -96,6 +96,12 @@ from programledger.domain.program import (
     ProgramHealthReported,
     ProgramProposed,
 )
+from programledger.domain.report import (
+    ReportFacts,
+    StatusReportDrafted,
+    StatusReportPublished,
+    propose,
+)
 from programledger.domain.resource import (
     AllocationAdjusted,
     AllocationConfirmed,
@@ -110,6 +116,11 @@ from programledger.domain.risk import (
     RiskIdentified,
     RiskMitigationStarted,
     RiskReviewed,
+)
+from programledger.domain.scenario import (
+    ScenarioAllocationAdded,
+    ScenarioCommitted,
+    ScenarioCreated,
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.rebuild import rebuild
@@ -287,6 +298,42 @@ def _allocation(key: str, pid: uuid.UUID, n: int) -> list[DomainEvent]:
     ]
 
 
+def _report(pid: uuid.UUID, n: int) -> tuple[str, list[DomainEvent]]:
+    """A week's status report, drafted and published: its stream id and events."""
+    period = f"2027-W{1 + n % 50:02d}"
+    fields: dict[str, Any] = {
+        "program_id": pid,
+        "period": period,
+        "revision": 1,
+        "content": propose(ReportFacts(max_slip_days=n % 20, overdue_reviews=n % 2)),
+    }
+    published = StatusReportPublished(**fields, published_by=f"tpm{n % 40}")
+    return f"status_report-{pid}:{period}", [StatusReportDrafted(**fields), published]
+
+
+def _scenario(keys: list[str], pids: list[uuid.UUID]) -> list[Item]:
+    """A what-if of a group: hypothetical work for a few of its people, then committed."""
+    sid = uuid.uuid4()
+    stream = f"scenario-{sid}"
+    items: list[Item] = [
+        (stream, "scenario", ScenarioCreated(scenario_id=sid, name="What if"), None)
+    ]
+    for i, pid in enumerate(pids[:4]):
+        start = DAY + timedelta(days=14 * i)
+        added = ScenarioAllocationAdded(
+            scenario_id=sid,
+            change_id=uuid.uuid4(),
+            resource_key=keys[i % len(keys)],
+            program_id=pid,
+            start_date=start,
+            end_date=start + timedelta(days=27),
+            percentage=20,
+        )
+        items.append((stream, "scenario", added, pid))
+    items.append((stream, "scenario", ScenarioCommitted(scenario_id=sid, outcomes=()), None))
+    return items
+
+
 def histories(count: int) -> Iterator[Item]:
     """Valid streams, interleaved across groups of programs as writers would."""
     produced, group = 0, 0
@@ -311,10 +358,14 @@ def histories(count: int) -> Iterator[Item]:
                 for k in keys
             ]
         )
+        pids: list[uuid.UUID] = []
         for i in range(20):
             n = group * 20 + i
             pid = uuid.uuid4()
+            pids.append(pid)
             queues.append([(f"program-{pid}", "program", e, pid) for e in _program(pid, n)])
+            stream, reports = _report(pid, n)
+            queues.append([(stream, "status_report", e, pid) for e in reports])
             for r in range(3):
                 events = _risk(pid, n * 3 + r)
                 rid = events[0].risk_id  # type: ignore[attr-defined]
@@ -323,6 +374,7 @@ def histories(count: int) -> Iterator[Item]:
             queues.append(
                 [(f"resource-{key}", "resource", e, pid) for e in _allocation(key, pid, n)]
             )
+        queues.append(_scenario(keys, pids))
         # Registrations first, then round-robin: each stream stays in order.
         yield from queues.pop(0)
         produced += len(keys)

@@ -30,8 +30,10 @@ from programledger.adapters.postgres.structure import StructureProblem
 from programledger.application.ports import StreamReader
 from programledger.domain import EVENT_TYPES, program_id_of
 from programledger.domain.program import Program
+from programledger.domain.report import StatusReport
 from programledger.domain.resource import Resource
 from programledger.domain.risk import Risk
+from programledger.domain.scenario import Scenario
 from programledger.projections.engine.core import (
     Connection,
     Context,
@@ -275,6 +277,8 @@ PROJECTION = Projection(
         "program": Tracked[Program],
         "risk": Tracked[Risk],
         "resource": Tracked[Resource],
+        "status_report": Tracked[StatusReport],
+        "scenario": Tracked[Scenario],
     },
     handle=_handle,
     share_key="stream",

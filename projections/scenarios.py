@@ -37,6 +37,7 @@ from programledger.domain.scenario import (
     ScenarioCapacityChangeAdded,
     ScenarioChangeRemoved,
     ScenarioCommitted,
+    ScenarioDiscarded,
 )
 from programledger.domain.values import OverAllocationPeriod
 from programledger.projections.allocations import ALLOCATIONS, MAX_UTILISATION_DAYS, RESOURCES
@@ -90,6 +91,7 @@ SCENARIOS = Table(
         Column("changes", "integer", True),
         Column("updated_by", "text", True),
         Column("override_reason", "text"),
+        Column("discard_reason", "text"),
         Column("version", "integer", True),
     ),
     indexes=(Index("status", "(status, name, scenario_id)", CURRENT),),
@@ -132,7 +134,8 @@ OUTCOMES = Table(
 )
 
 
-def _scenario(s: Scenario, event: ProjectedEvent, override_reason: str | None) -> tuple[Any, ...]:
+def _scenario(s: Scenario, event: ProjectedEvent) -> tuple[Any, ...]:
+    data = event.event
     changes = len(s.allocations) + len(s.capacity_changes)
     return (
         s.name,
@@ -140,7 +143,8 @@ def _scenario(s: Scenario, event: ProjectedEvent, override_reason: str | None) -
         s.status.value,
         changes,
         event.actor,
-        override_reason,
+        data.override_reason if isinstance(data, ScenarioCommitted) else None,
+        data.reason if isinstance(data, ScenarioDiscarded) else None,
         event.version,
     )
 
@@ -183,8 +187,7 @@ def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
     key = (after.scenario_id,)
     data = event.event
-    override = data.override_reason if isinstance(data, ScenarioCommitted) else None
-    row = _scenario(after, event, override)
+    row = _scenario(after, event)
     if before is None:
         ctx.change(SCENARIOS, key, None, row)
     else:
@@ -237,6 +240,7 @@ class ScenarioRow(VersionedRow, frozen=True, kw_only=True):
     changes: int
     updated_by: str
     override_reason: str | None
+    discard_reason: str | None
     version: int
 
 

@@ -36,6 +36,7 @@ from programledger.domain.scenario import (
     AddScenarioCapacityChange,
     CommitScenario,
     CreateScenario,
+    DiscardScenario,
     RemoveScenarioChange,
     ScenarioCommitted,
     ScenarioStatus,
@@ -354,3 +355,20 @@ async def test_a_scenario_is_evaluated_without_touching_real_allocations(
     assert (row.status, row.override_reason) == ("COMMITTED", "Ana agreed to the crunch")
     page = await list_allocations(pool, resource_key=ana)
     assert {a.allocation_id for a in page.items} == {real, extra}
+
+
+async def test_a_discarded_scenario_says_why(
+    app: Application, live: LiveSystem, pool: asyncpg.Pool
+) -> None:
+    scenario_id = uuid4()
+    await app.handle(CreateScenario(scenario_id=scenario_id, name="Hiring freeze"), as_(OWNER))
+    created = await app.handle(
+        DiscardScenario(scenario_id=scenario_id, reason="the freeze was lifted"), as_(OWNER)
+    )
+    await caught_up(pool, created.last_position)
+    row = await scenarios.get_scenario(pool, scenario_id)
+    assert row is not None
+    assert (row.status, row.discard_reason) == ("DISCARDED", "the freeze was lifted")
+    assert await scenarios.evaluate_scenario(pool, uuid4()) is None
+    with pytest.raises(ValueError, match="give start and end"):
+        await scenarios.evaluate_scenario(pool, scenario_id)

@@ -80,6 +80,14 @@ from programledger.domain.program import (
     SupersedeDecision,
     UpdateProgramDetails,
 )
+from programledger.domain.report import (
+    CorrectStatusReport,
+    DraftStatusReport,
+    EditStatusReport,
+    PublishStatusReport,
+    ReportFacts,
+    propose,
+)
 from programledger.domain.resource import (
     AdjustAllocation,
     ChangeCapacity,
@@ -101,6 +109,14 @@ from programledger.domain.risk import (
     RiskCategory,
     StartMitigation,
     UpdateRiskDetails,
+)
+from programledger.domain.scenario import (
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitScenario,
+    CreateScenario,
+    DiscardScenario,
+    RemoveScenarioChange,
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.core import Projection
@@ -248,6 +264,24 @@ def _resource_steps() -> st.SearchStrategy[Step]:
     )
 
 
+_WEEK, _CHANGE = st.integers(0, 2), st.integers(0, 2)
+
+
+def _report_and_scenario_steps() -> st.SearchStrategy[Step]:
+    return st.one_of(
+        st.tuples(st.just("draft_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("edit_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("publish_report"), _P, _WEEK),
+        st.tuples(st.just("correct_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("scenario"), _S),
+        st.tuples(st.just("scenario_work"), _S, _CHANGE, _P, _DAYS, st.integers(10, 100)),
+        st.tuples(st.just("scenario_capacity"), _S, _CHANGE, st.integers(40, 100)),
+        st.tuples(st.just("scenario_remove"), _S, _CHANGE),
+        st.tuples(st.just("scenario_commit"), _S),
+        st.tuples(st.just("scenario_discard"), _S),
+    )
+
+
 SETUP: tuple[Step, ...] = (
     ("propose", 0),
     ("propose", 1),
@@ -259,7 +293,9 @@ SETUP: tuple[Step, ...] = (
 
 def steps(max_size: int = 40) -> st.SearchStrategy[list[Step]]:
     """Setup (two programs, two resources) followed by random steps of every kind."""
-    any_step = st.one_of(_program_steps(), _risk_steps(), _resource_steps())
+    any_step = st.one_of(
+        _program_steps(), _risk_steps(), _resource_steps(), _report_and_scenario_steps()
+    )
     return st.lists(any_step, min_size=1, max_size=max_size).map(lambda s: [*SETUP, *s])
 
 
@@ -293,7 +329,7 @@ def _command(step: Step, ids: Ids) -> Command:
     match kind:
         case "propose":
             return ProposeProgram(program_id=pid, code=ids.code(a[0]), name=f"Program {a[0]}",
-                                  objective="Ship it", sponsor="Dana", owner="Tom", priority=2,
+                                  objective="Ship it", sponsor="Dana", owner="user0", priority=2,
                                   start_date=DAY0, target_end_date=_day(365),
                                   planned_budget=_eur(1_000_000))
         case "activate":
@@ -423,6 +459,41 @@ def _other_command(kind: str, a: list[Any], ids: Ids) -> Command:
             since = None if a[2] is None else _day(a[2])
             return ChangeCapacity(resource_key=key, capacity=a[1], reason="hours",
                                   effective_from=since, override_reason="agreed")
+    return _report_or_scenario_command(kind, a, ids)
+
+
+def _report_or_scenario_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    """A status report of week ``2027-W0<1+n>`` (published when the step's actor is the
+    owner, ``user0``) or a scenario's change; the content's RAGs follow from one number."""
+    pid, week = ids("program", a[0]), f"2027-W0{1 + a[1]}" if len(a) > 1 else ""
+    content = propose(ReportFacts(max_slip_days=a[2], open_issues=a[2] % 2)) if len(a) > 2 else None
+    sid = ids("scenario", a[0])
+    change = ids("change", a[0] * 10 + a[1]) if len(a) > 1 else ids("change", -1)
+    match kind:
+        case "draft_report" if content is not None:
+            return DraftStatusReport(program_id=pid, period=week, content=content)
+        case "edit_report" if content is not None:
+            return EditStatusReport(program_id=pid, period=week, content=content)
+        case "publish_report":
+            return PublishStatusReport(program_id=pid, period=week)
+        case "correct_report" if content is not None:
+            return CorrectStatusReport(program_id=pid, period=week, content=content, reason="fix")
+        case "scenario":
+            return CreateScenario(scenario_id=sid, name=f"What if {a[0]}")
+        case "scenario_work":
+            return AddScenarioAllocation(scenario_id=sid, change_id=change, resource_key=ids.key(0),
+                                         program_id=ids("program", a[2]), start_date=_day(a[3]),
+                                         end_date=_day(a[3] + 13), percentage=a[4])
+        case "scenario_capacity":
+            return AddScenarioCapacityChange(scenario_id=sid, change_id=change,
+                                             resource_key=ids.key(1), capacity=a[2],
+                                             reason="hours", effective_from=_day(30))
+        case "scenario_remove":
+            return RemoveScenarioChange(scenario_id=sid, change_id=change)
+        case "scenario_commit":
+            return CommitScenario(scenario_id=sid, override_reason="agreed")
+        case "scenario_discard":
+            return DiscardScenario(scenario_id=sid, reason="no longer needed")
     raise ValueError(f"unknown step {kind!r}")
 # fmt: on
 

@@ -373,7 +373,10 @@ class Application:
         chain does not hold."""
         aggregate = _KINDS.get(stream_id.partition("-")[0])
         if aggregate is None:
-            raise ValueError(f"{stream_id!r} is not the stream of a {', '.join(_KINDS)}")
+            raise ValueError(
+                f"{stream_id!r} is not a program, risk, resource, schedule, status report or "
+                "scenario stream"
+            )
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
         try:

@@ -171,6 +171,7 @@ class ScenarioType:
     override_reason: str | None = strawberry.field(
         description="The override reason the commit passed to its real commands."
     )
+    discard_reason: str | None = strawberry.field(description="Why it was discarded.")
     version: int = strawberry.field(description="The scenario stream's version.")
     as_of: strawberry.Private[int | datetime | None]
     changes: list[ScenarioChangeType] = strawberry.field(
@@ -192,6 +193,7 @@ class ScenarioType:
             updated_by=r.updated_by,
             updated_at=r.valid_from_time,
             override_reason=r.override_reason,
+            discard_reason=r.discard_reason,
             version=r.version,
             as_of=as_of,
         )
