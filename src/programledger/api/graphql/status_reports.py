@@ -48,7 +48,7 @@ from programledger.domain.report import (
 )
 from programledger.projections import allocations, milestones, programs, risks, schedule
 from programledger.projections import status_reports as reports
-from programledger.projections.engine.queries import Page, Reader
+from programledger.projections.engine.queries import AsOf, Page, Reader
 from programledger.projections.status_reports import ReportRevisionRow, StatusReportRow
 
 __all__ = [
@@ -153,7 +153,7 @@ async def _revisions(
         info.context.services.pool,
         an_id(root.program_id, "programId"),
         root.period,
-        as_of=root.as_of_position,
+        as_of=root.as_of,
     )
     return [StatusReportRevisionType.of(r) for r in rows]
 
@@ -184,13 +184,13 @@ class StatusReportType:
     updated_by: str
     updated_at: datetime
     version: int = strawberry.field(description="The report stream's version.")
-    as_of_position: strawberry.Private[int | None]
+    as_of: strawberry.Private[AsOf]
     revisions: list[StatusReportRevisionType] = strawberry.field(
         resolver=_revisions, description="Every revision, first first (as of the same moment)."
     )
 
     @staticmethod
-    def of(r: StatusReportRow, as_of_position: int | None = None) -> StatusReportType:
+    def of(r: StatusReportRow, as_of: AsOf = None) -> StatusReportType:
         return StatusReportType(
             program_id=strawberry.ID(str(r.program_id)),
             period=r.period,
@@ -210,7 +210,7 @@ class StatusReportType:
             updated_by=r.updated_by,
             updated_at=r.valid_from_time,
             version=r.version,
-            as_of_position=as_of_position,
+            as_of=as_of,
         )
 
 
@@ -350,13 +350,10 @@ async def _report(
     when = moment(as_of, as_of_position)
     pool = info.context.services.pool
     pid = an_id(program_id, "programId")
-    position = when if isinstance(when, int) else None
     row = await read(reports.get_status_report(pool, pid, period, as_of=when))
     if row is None:
         return None
-    if when is not None and position is None:
-        position = row.valid_from_pos if row.valid_to_pos is None else row.valid_to_pos - 1
-    return StatusReportType.of(row, position)
+    return StatusReportType.of(row, when)
 
 
 async def _reports(
@@ -373,11 +370,10 @@ async def _reports(
 ) -> Connection[StatusReportType]:
     when = moment(as_of, as_of_position)
     f = filter or StatusReportFilter()
-    position = when if isinstance(when, int) else None
     return await list_page(
         info,
         reports.list_status_reports,
-        lambda row: StatusReportType.of(row, position),
+        lambda row: StatusReportType.of(row, when),
         when,
         order_by,
         descending,
