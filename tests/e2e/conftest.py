@@ -155,6 +155,7 @@ PAYLOAD = """
   ... on NotFoundError { entity entityId }
   ... on AlreadyExistsError { entity entityId }
   ... on BudgetExceededError { programId }
+  ... on NotProgramOwnerError { programId owner actor }
   ... on ForbiddenError { requiredRoles }
   ... on IdempotencyKeyReusedError { key }
 """
