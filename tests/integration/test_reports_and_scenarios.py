@@ -15,6 +15,7 @@ from msgspec.structs import replace
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import CommandContext
+from programledger.application.eventstore import ConcurrencyConflict
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.domain.capacity import AllocationStatus
@@ -372,3 +373,34 @@ async def test_a_discarded_scenario_says_why(
     assert await scenarios.evaluate_scenario(pool, uuid4()) is None
     with pytest.raises(ValueError, match="give start and end"):
         await scenarios.evaluate_scenario(pool, scenario_id)
+
+
+async def test_a_commit_is_sent_once_and_not_on_a_stale_version(app: Application) -> None:
+    program_id = await owned_program(app)
+    key = f"cy.{uuid4().hex[:6]}"
+    await app.handle(_register(key), as_(OWNER))
+    scenario_id, change_id = uuid4(), uuid4()
+    await app.handle(CreateScenario(scenario_id=scenario_id, name="Once"), as_(OWNER))
+    added = await app.handle(
+        AddScenarioAllocation(
+            scenario_id=scenario_id,
+            change_id=change_id,
+            resource_key=key,
+            program_id=program_id,
+            start_date=date(2027, 5, 3),
+            end_date=date(2027, 5, 9),
+            percentage=40,
+        ),
+        as_(OWNER),
+    )
+    commit = CommitScenario(scenario_id=scenario_id)
+    with pytest.raises(ConcurrencyConflict):
+        await app.handle(commit, CommandContext(actor=OWNER, expected_version=added.version - 1))
+    assert (await app.load_resource(key)).state.allocations == ()  # type: ignore[union-attr]
+    once = CommandContext(actor=OWNER, idempotency_key=f"commit-{scenario_id}")
+    first = await app.handle(commit, once)
+    again = await app.handle(commit, once)
+    assert (again.replayed, again.event_ids) == (True, first.event_ids)
+    resource = (await app.load_resource(key)).state
+    assert resource is not None
+    assert [a.allocation_id for a in resource.allocations] == [change_id]

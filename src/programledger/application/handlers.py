@@ -612,7 +612,8 @@ class Application:
     ) -> CommandResult:
         """Sends each change as the real command the resource decides now, then records
         what each did on the scenario. Nothing is sent for a scenario that cannot be
-        committed (not open, empty), nor for a repeat of a commit's idempotency key.
+        committed (not open, empty, or not at the client's expected version), nor for a
+        repeat of a commit's idempotency key.
 
         Not atomic across resources, which no rule can be (each resource is its own
         consistency boundary): the outcomes say which changes went through. Allocation
@@ -625,7 +626,10 @@ class Application:
             if earlier is not None:
                 return _replayed(earlier, command.scenario_id, await self._stored(earlier))
         loaded = await self.load_scenario(command.scenario_id)
-        _decide(_SCENARIOS, loaded.state, command, list(unstorable_text(context.reason or "")))
+        expected = context.expected_version
+        if expected is not None and expected != loaded.version:
+            raise ConcurrencyConflict(stream_id, expected, loaded.version)
+        _decide(_SCENARIOS, loaded.state, command, [])
         assert loaded.state is not None  # decide refused a missing scenario
         real_context = replace(context, idempotency_key=None, expected_version=None)
         outcomes: list[CommitOutcome] = []
