@@ -7,6 +7,7 @@ from programledger.projections import (
     audit,
     decisions,
     milestones,
+    portfolios,
     programs,
     risks,
     schedule,
@@ -25,6 +26,7 @@ PROJECTIONS: dict[str, Projection] = {
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,
+        portfolios.PROJECTION,
     )
 }
 

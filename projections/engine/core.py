@@ -43,8 +43,10 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import program, resource, risk, schedule
+from programledger.domain import objective, portfolio, program, resource, risk, schedule
 from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.objective import OBJECTIVE_EVENT_TYPES
+from programledger.domain.portfolio import PORTFOLIO_EVENT_TYPES
 from programledger.domain.program import PROGRAM_EVENT_TYPES
 from programledger.domain.resource import RESOURCE_EVENT_TYPES
 from programledger.domain.risk import RISK_EVENT_TYPES
@@ -85,6 +87,8 @@ STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "risk" for cls in RISK_EVENT_TYPES},
     **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
     **{cls.event_type: "schedule" for cls in SCHEDULE_EVENT_TYPES},
+    **{cls.event_type: "portfolio" for cls in PORTFOLIO_EVENT_TYPES},
+    **{cls.event_type: "objective" for cls in OBJECTIVE_EVENT_TYPES},
 }
 """The stream type each domain event is recorded on, for subject filters."""
 
@@ -93,6 +97,8 @@ _EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
     "risk": risk.evolve,
     "resource": resource.evolve,
     "schedule": schedule.evolve,
+    "portfolio": portfolio.evolve,
+    "objective": objective.evolve,
 }
 
 

@@ -11,9 +11,11 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import program, resource, risk, schedule
+from programledger.domain import objective, portfolio, program, resource, risk, schedule
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
@@ -26,6 +28,8 @@ _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]
     (get_args(RiskCommand), risk.decide, risk.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
     (get_args(ScheduleCommand), schedule.decide, schedule.fold),
+    (get_args(PortfolioCommand), portfolio.decide, portfolio.fold),
+    (get_args(ObjectiveCommand), objective.decide, objective.fold),
 ]
 
 

@@ -12,6 +12,14 @@ from msgspec import inspect
 
 from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
 from programledger.domain.events import DomainEvent
+from programledger.domain.objective import (
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+    ObjectiveDefined,
+    ObjectiveEvent,
+)
+from programledger.domain.portfolio import PortfolioEvent
 from programledger.domain.program import ProgramEvent
 from programledger.domain.resource import (
     ResourceCapacityChanged,
@@ -52,6 +60,16 @@ STORED_NAMES = {
     "MilestoneRiskCleared",
     "MilestonesLinked",
     "MilestonesUnlinked",
+    "ObjectiveClosed",
+    "ObjectiveDefined",
+    "ObjectiveLinkedToProgram",
+    "ObjectiveUnlinkedFromProgram",
+    "KeyResultAdded",
+    "KeyResultCheckedIn",
+    "PortfolioArchived",
+    "PortfolioCreated",
+    "PortfolioReopened",
+    "ProgramMovedToPortfolio",
     "PlannedBudgetRevised",
     "ProgramActivated",
     "ProgramCancelled",
@@ -85,6 +103,14 @@ STORED_NAMES = {
 RESOURCE_ONLY = {ResourceRegistered, ResourceDetailsUpdated, ResourceCapacityChanged}
 NETWORK_WIDE = set(get_args(ScheduleEvent))
 """Links name a program at each end, so the network's events name none."""
+PORTFOLIO_OR_OBJECTIVE = {
+    *get_args(PortfolioEvent),
+    ObjectiveDefined,
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+}
+"""A portfolio and an objective span programs; only an objective's links name one."""
 
 
 def test_the_registry_holds_every_event_under_its_stable_name() -> None:
@@ -96,6 +122,8 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
         *get_args(RiskEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
+        *get_args(PortfolioEvent),
+        *get_args(ObjectiveEvent),
     }
     assert set(EVENT_TYPES) == unions
     for cls in EVENT_TYPES:
@@ -156,6 +184,9 @@ def test_every_event_about_a_program_names_it(cls: type[DomainEvent]) -> None:
     elif cls in NETWORK_WIDE:
         assert "program_id" not in fields
         assert "links" in fields
+    elif cls in PORTFOLIO_OR_OBJECTIVE:
+        assert "program_id" not in fields
+        assert fields & {"portfolio_id", "objective_id"}
     else:
         assert "program_id" in fields
 

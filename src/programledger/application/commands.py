@@ -15,6 +15,8 @@ import msgspec
 from programledger.domain._checks import text_problem
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
@@ -27,7 +29,14 @@ __all__ = [
     "command_fingerprint",
 ]
 
-Command = ProgramCommand | RiskCommand | ResourceCommand | ScheduleCommand
+Command = (
+    ProgramCommand
+    | RiskCommand
+    | ResourceCommand
+    | ScheduleCommand
+    | PortfolioCommand
+    | ObjectiveCommand
+)
 """Every command the application handles."""
 
 _ACTOR_MAX = 200

@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 from programledger.application.commands import (
@@ -50,7 +50,15 @@ from programledger.application.eventstore import (
 )
 from programledger.application.ports import CommandStore, require_intact
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
-from programledger.domain import program, program_id_of, resource, risk, schedule
+from programledger.domain import (
+    objective,
+    portfolio,
+    program,
+    program_id_of,
+    resource,
+    risk,
+    schedule,
+)
 from programledger.domain._checks import unstorable_text
 from programledger.domain.errors import (
     FieldIssue,
@@ -59,9 +67,26 @@ from programledger.domain.errors import (
     ValidationError,
 )
 from programledger.domain.events import DomainEvent
+from programledger.domain.objective import (
+    OBJECTIVE_EVENT_TYPES,
+    LinkObjectiveToProgram,
+    Objective,
+    ObjectiveCommand,
+    ObjectiveEvent,
+    objective_stream_id,
+)
+from programledger.domain.portfolio import (
+    PORTFOLIO_EVENT_TYPES,
+    Portfolio,
+    PortfolioCommand,
+    PortfolioEvent,
+    PortfolioStatus,
+    portfolio_stream_id,
+)
 from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
     TERMINAL_PROGRAM_STATUSES,
+    MoveProgramToPortfolio,
     Program,
     ProgramCommand,
     ProgramEvent,
@@ -101,7 +126,7 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Resource | ScheduleNetwork
+AggregateState = Program | Risk | Resource | ScheduleNetwork | Portfolio | Objective
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -187,6 +212,22 @@ _SCHEDULE: _Aggregate[ScheduleNetwork, ScheduleCommand, ScheduleEvent] = _Aggreg
     "schedule", SCHEDULE_EVENT_TYPES, schedule.decide, schedule.evolve
 )
 
+_PORTFOLIOS: _Aggregate[Portfolio, PortfolioCommand, PortfolioEvent] = _Aggregate(
+    "portfolio", PORTFOLIO_EVENT_TYPES, portfolio.decide, portfolio.evolve
+)
+_OBJECTIVES: _Aggregate[Objective, ObjectiveCommand, ObjectiveEvent] = _Aggregate(
+    "objective", OBJECTIVE_EVENT_TYPES, objective.decide, objective.evolve
+)
+_WALKERS: dict[str, _Aggregate[Any, Any, Any]] = {
+    "program": _PROGRAMS,
+    "risk": _RISKS,
+    "resource": _RESOURCES,
+    "schedule": _SCHEDULE,
+    "portfolio": _PORTFOLIOS,
+    "objective": _OBJECTIVES,
+}
+"""The aggregate of each kind of stream (the stream id's prefix)."""
+
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
 when the referenced program is final."""
@@ -232,7 +273,25 @@ class Application:
                 )
             case _ if isinstance(command, ProgramCommand):
                 stream_id = program_stream_id(command.program_id)
-                return await run(_PROGRAMS, stream_id, command.program_id, command)
+                return await run(
+                    _PROGRAMS,
+                    stream_id,
+                    command.program_id,
+                    command,
+                    references=self._portfolio_references,
+                )
+            case _ if isinstance(command, PortfolioCommand):
+                stream_id = portfolio_stream_id(command.portfolio_id)
+                return await run(_PORTFOLIOS, stream_id, command.portfolio_id, command)
+            case _ if isinstance(command, ObjectiveCommand):
+                stream_id = objective_stream_id(command.objective_id)
+                return await run(
+                    _OBJECTIVES,
+                    stream_id,
+                    command.objective_id,
+                    command,
+                    references=self._objective_references,
+                )
             case _ if isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
                 return await run(
@@ -279,6 +338,16 @@ class Application:
     ) -> Loaded[ScheduleNetwork]:
         return await self._load(_SCHEDULE, NETWORK_STREAM_ID, recorded_before)
 
+    async def load_portfolio(
+        self, portfolio_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Portfolio]:
+        return await self._load(_PORTFOLIOS, portfolio_stream_id(portfolio_id), recorded_before)
+
+    async def load_objective(
+        self, objective_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Objective]:
+        return await self._load(_OBJECTIVES, objective_stream_id(objective_id), recorded_before)
+
     async def history(
         self,
         stream_id: str,
@@ -287,13 +356,17 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of a program, risk, resource or schedule stream after ``after_version`` (at
-        most ``limit``), each with the state right after it, so a reader can replay what
-        each decision was made on. States are folded from the stream's start. Raises
-        :class:`BrokenChain` when the stream's hash chain does not hold."""
-        kind = stream_id.partition("-")[0]
-        if kind not in ("program", "risk", "resource", "schedule"):
-            raise ValueError(f"{stream_id!r} is not a program, risk, resource or schedule stream")
+        """The events of a program, risk, resource, schedule, portfolio or objective stream
+        after ``after_version`` (at most ``limit``), each with the state right after it, so
+        a reader can replay what each decision was made on. States are folded from the
+        stream's start. Raises :class:`BrokenChain` when the stream's hash chain does not
+        hold."""
+        walker = _WALKERS.get(stream_id.partition("-")[0])
+        if walker is None:
+            raise ValueError(
+                f"{stream_id!r} is not a program, risk, resource, schedule, portfolio or "
+                "objective stream"
+            )
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
         try:
@@ -308,15 +381,7 @@ class Application:
             raise
         if records:
             await require_intact(self._store, [stream_id])
-        steps: Iterator[tuple[RecordedEvent, AggregateState]]
-        if kind == "program":
-            steps = _PROGRAMS.walk(records)
-        elif kind == "risk":
-            steps = _RISKS.walk(records)
-        elif kind == "schedule":
-            steps = _SCHEDULE.walk(records)
-        else:
-            steps = _RESOURCES.walk(records)
+        steps: Iterator[tuple[RecordedEvent, AggregateState]] = walker.walk(records)
         return [
             HistoryEntry(record, state) for record, state in steps if record.version > after_version
         ]
@@ -491,6 +556,35 @@ class Application:
                         )
                     )
         return issues
+
+    async def _portfolio_references(
+        self, state: Program | None, command: ProgramCommand
+    ) -> list[FieldIssue]:
+        """A program moves only into a portfolio that exists and is ACTIVE (an archived
+        one takes no new programs; moving out of one is always possible)."""
+        if not isinstance(command, MoveProgramToPortfolio) or command.portfolio_id is None:
+            return []
+        if state is not None and state.portfolio_id == command.portfolio_id:
+            return []  # no move: decide records nothing
+        target = (await self.load_portfolio(command.portfolio_id)).state
+        if target is None:
+            return [FieldIssue("portfolio_id", f"portfolio {command.portfolio_id} does not exist")]
+        if target.status is not PortfolioStatus.ACTIVE:
+            return [
+                FieldIssue(
+                    "portfolio_id",
+                    f"portfolio {target.name} is archived and takes no new programs; "
+                    "reopen it first",
+                )
+            ]
+        return []
+
+    async def _objective_references(
+        self, state: Objective | None, command: ObjectiveCommand
+    ) -> list[FieldIssue]:
+        if isinstance(command, LinkObjectiveToProgram):
+            return await self._program_reference(command.program_id, None)
+        return []
 
     async def _program_reference(
         self, program_id: UUID, workstream_id: UUID | None, *, refuse_final: str | None = None

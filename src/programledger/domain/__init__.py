@@ -1,8 +1,9 @@
-"""The functional core: four aggregates, their commands, events and rules, and no I/O.
+"""The functional core: six aggregates, their commands, events and rules, and no I/O.
 
 Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
-``schedule``: ``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
-its public names: ``from programledger.domain.program import ProposeProgram``, or
+``schedule``, ``portfolio``, ``objective``: ``commands``, ``events``, ``state``,
+``decide``, ``evolve``) that re-exports its public names:
+``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
 ``scheduling`` (forecasts, float and the critical path over the schedule network).
@@ -19,6 +20,8 @@ from programledger.domain import (
     capacity,
     errors,
     events,
+    objective,
+    portfolio,
     program,
     resource,
     risk,
@@ -34,6 +37,8 @@ __all__ = [
     "domain_registry",
     "errors",
     "events",
+    "objective",
+    "portfolio",
     "program",
     "program_id_of",
     "resource",
@@ -48,6 +53,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *risk.RISK_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
+    *portfolio.PORTFOLIO_EVENT_TYPES,
+    *objective.OBJECTIVE_EVENT_TYPES,
 )
 """Every event class of the domain; stored names are unique across aggregates."""
 
@@ -59,6 +66,7 @@ def domain_registry() -> EventRegistry:
 
 def program_id_of(event: DomainEvent) -> UUID | None:
     """The program an event concerns, for routing (``<prefix>.<program id>...``); ``None``
-    for events about a resource itself (registration, capacity, details)."""
+    for events about a resource itself (registration, capacity, details), a portfolio or
+    an objective (but for its links to programs)."""
     program_id = getattr(event, "program_id", None)
     return program_id if isinstance(program_id, UUID) else None

@@ -74,6 +74,15 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "scheduleVariance": "schedule",
     "baselines": "schedule",
     "changeRequests": "schedule",
+    "portfolio": "portfolios",
+    "portfolios": "portfolios",
+    "portfolioOfProgram": "portfolios",
+    "portfolioMoves": "portfolios",
+    "objective": "portfolios",
+    "objectives": "portfolios",
+    "programObjectives": "portfolios",
+    "keyResultCheckIns": "portfolios",
+    "objectiveLinks": "portfolios",
 }
 """The read model each field reads, by field name (root or nested)."""
 

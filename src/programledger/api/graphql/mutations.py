@@ -58,6 +58,8 @@ from programledger.domain.errors import (
     OverAllocation,
     ValidationError,
 )
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
@@ -74,6 +76,8 @@ COMMANDS: tuple[type[Command], ...] = (
     *get_args(RiskCommand),
     *get_args(ResourceCommand),
     *get_args(ScheduleCommand),
+    *get_args(PortfolioCommand),
+    *get_args(ObjectiveCommand),
 )
 
 _Refusal = (

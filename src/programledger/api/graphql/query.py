@@ -34,7 +34,9 @@ from programledger.api.graphql.feed import FeedQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
+from programledger.api.graphql.objectives import ObjectiveQueries
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.portfolios import PortfolioQueries
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.schedule import ScheduleQueries
@@ -76,6 +78,8 @@ class Query(
     StatusQueries,
     IntegrityQueries,
     ScheduleQueries,
+    PortfolioQueries,
+    ObjectiveQueries,
     NodeQueries,
     FeedQueries,
     WebhookQueries,

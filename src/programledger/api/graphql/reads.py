@@ -37,7 +37,7 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.permissions import allowed
 from programledger.projections.engine.core import Connection as DatabaseConnection
-from programledger.projections.engine.queries import AsOf, Page
+from programledger.projections.engine.queries import AsOf, Page, resolve_position
 
 __all__ = [
     "AS_OF",
@@ -52,6 +52,7 @@ __all__ = [
     "moment",
     "one_connection",
     "paging",
+    "position_of",
     "read",
     "reader",
     "selected",
@@ -110,6 +111,18 @@ def moment(at: datetime | None, position: int | None) -> AsOf:
     if position < 0:
         raise bad_input("asOfPosition must be 0 or more")
     return position
+
+
+async def position_of(info: ApiInfo, when: AsOf) -> int | None:
+    """The one position an entity and its nested lists are read at: a time is resolved
+    once, so the nested lists show the moment their parent shows."""
+    if not isinstance(when, datetime):
+        return when
+    async with (
+        one_connection(info.context.services.pool) as reads,
+        reads.acquire() as conn,
+    ):
+        return await resolve_position(conn, when)
 
 
 def uuid(value: str | None, name: str) -> UUID | None:

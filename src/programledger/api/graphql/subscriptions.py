@@ -40,6 +40,8 @@ class StreamType(enum.Enum):
     RISK = "risk"
     RESOURCE = "resource"
     SCHEDULE = "schedule"
+    PORTFOLIO = "portfolio"
+    OBJECTIVE = "objective"
 
 
 @strawberry.type(
