@@ -4,8 +4,8 @@ One row per portfolio holds its details and its roll-up over the programs in it:
 are GREEN / AMBER / RED / not yet reported, open risks per severity band and their total
 score (exposure), milestones, how many slipped (forecast after baseline) and their slip
 days, and the progress and confidence of the key results of the objectives its programs
-serve. Budgets are summed per currency in a row per portfolio and currency (programs
-keep the currency they were proposed in). Every row is versioned like every read model,
+serve, and budgets summed per currency (programs keep the currency they were proposed
+in). Every row is versioned like every read model,
 so a roll-up as of any position is one row read, never a scan of the programs.
 
 How it stays cheap: each program's share of a roll-up (its *contribution*: health,
@@ -16,7 +16,8 @@ and moves the difference into the portfolio it is in, so a program outside every
 portfolio writes no row. Moves, key-result check-ins and objective links are also kept
 as history rows, one per event.
 
-Tables: ``rm_portfolios``, ``rm_portfolio_budgets``, ``rm_portfolio_programs`` (which
+Tables: ``rm_portfolios`` (the budgets per currency in a ``jsonb`` column of the row),
+``rm_portfolio_programs`` (which
 portfolio each program is in), ``rm_objectives``, ``rm_key_results``,
 ``rm_objective_programs`` (versioned); ``rm_portfolio_moves``, ``rm_key_result_check_ins``,
 ``rm_objective_links`` (one row per event).
@@ -74,11 +75,11 @@ from programledger.projections.engine.queries import (
     fetch_by_key,
     fetch_one,
     fetch_page,
+    resolve_position,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
 __all__ = [
-    "BUDGETS",
     "CHECK_INS",
     "KEY_RESULTS",
     "LINKS",
@@ -88,7 +89,6 @@ __all__ = [
     "OBJECTIVE_PROGRAMS",
     "PORTFOLIOS",
     "PROJECTION",
-    "BudgetRow",
     "CheckInRow",
     "KeyResultRow",
     "LinkRow",
@@ -96,10 +96,10 @@ __all__ = [
     "MoveRow",
     "ObjectiveProgramRow",
     "ObjectiveRow",
+    "PortfolioBudget",
     "PortfolioRow",
     "get_objective",
     "get_portfolio",
-    "list_budgets",
     "list_check_ins",
     "list_key_results",
     "list_links",
@@ -146,6 +146,7 @@ PORTFOLIOS = Table(
         Column("archived_reason", "text"),
         Column("reopened_reason", "text"),
         *_ROLLUP_COLUMNS,
+        Column("budgets", "jsonb", True),
         Column("version", "bigint", True),
     ),
     sorts={
@@ -153,19 +154,6 @@ PORTFOLIOS = Table(
         "programs": SortKey("programs", "integer"),
         "risk_exposure": SortKey("risk_exposure", "integer"),
     },
-)
-
-BUDGETS = Table(
-    "rm_portfolio_budgets",
-    key=(Column("portfolio_id", "uuid", True), Column("currency", "text", True)),
-    columns=(
-        Column("programs", "integer", True),
-        Column("planned", "bigint", True),
-        Column("allocated", "bigint", True),
-        Column("actual", "bigint", True),
-    ),
-    indexes=(Index("portfolio_history", "(portfolio_id, valid_from_pos)"),),
-    sorts={"currency": SortKey("currency", "text")},
 )
 
 MEMBERS = Table(
@@ -369,6 +357,7 @@ class Rollups(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _ROLLUPS = "rollups"
+_budgets_encoder = msgspec.json.Encoder()
 _SUMMED = (
     "low",
     "medium",
@@ -504,18 +493,20 @@ def _portfolio_row(portfolio_id: UUID, r: Rollups) -> tuple[Any, ...] | None:
         krs,
         sum(s.progress for s in scores) // krs if krs else None,
         sum(s.confidence for s in scores) // krs if krs else None,
+        _budgets_encoder.encode(
+            [
+                PortfolioBudget(
+                    currency=c,
+                    programs=b.programs,
+                    planned=b.planned,
+                    allocated=b.allocated,
+                    actual=b.actual,
+                )
+                for c, b in sorted(f.budgets.items())
+            ]
+        ),
         f.version,
     )
-
-
-def _budget_rows(portfolio_id: UUID, r: Rollups) -> dict[str, tuple[Any, ...]]:
-    f = r.portfolios.get(portfolio_id)
-    if f is None:
-        return {}
-    return {
-        currency: (b.programs, b.planned, b.allocated, b.actual)
-        for currency, b in f.budgets.items()
-    }
 
 
 def _emit(ctx: Context, before: Rollups, after: Rollups, portfolios: Iterable[UUID | None]) -> None:
@@ -523,9 +514,6 @@ def _emit(ctx: Context, before: Rollups, after: Rollups, portfolios: Iterable[UU
     ctx.set_state(_ROLLUPS, after)
     for pid in {p for p in portfolios if p is not None}:
         ctx.change(PORTFOLIOS, (pid,), _portfolio_row(pid, before), _portfolio_row(pid, after))
-        old, new = _budget_rows(pid, before), _budget_rows(pid, after)
-        for currency in old.keys() | new.keys():
-            ctx.change(BUDGETS, (pid, currency), old.get(currency), new.get(currency))
 
 
 def _move(r: Rollups, program_id: UUID, old: Contribution, new: Contribution) -> Rollups:
@@ -777,7 +765,6 @@ PROJECTION = Projection(
     ),
     tables=(
         PORTFOLIOS,
-        BUDGETS,
         MEMBERS,
         MOVES,
         OBJECTIVES,
@@ -799,6 +786,17 @@ PROJECTION = Projection(
 
 
 # Queries
+
+
+class PortfolioBudget(msgspec.Struct, frozen=True, kw_only=True):
+    """The budgets of a portfolio's programs planned in one currency, summed (minor
+    units)."""
+
+    currency: str
+    programs: int
+    planned: int
+    allocated: int
+    actual: int
 
 
 class PortfolioRow(VersionedRow, frozen=True, kw_only=True):
@@ -835,17 +833,10 @@ class PortfolioRow(VersionedRow, frozen=True, kw_only=True):
     """Mean progress of the key results of the objectives its programs serve, whole
     percent; ``None`` without key results."""
     key_result_confidence: int | None
+    budgets: list[PortfolioBudget]
+    """One entry per currency its programs are planned in, by currency."""
     version: int
     """The portfolio stream's version: the expected version for its next command."""
-
-
-class BudgetRow(VersionedRow, frozen=True, kw_only=True):
-    portfolio_id: UUID
-    currency: str
-    programs: int
-    planned: int
-    allocated: int
-    actual: int
 
 
 class MemberRow(VersionedRow, frozen=True, kw_only=True):
@@ -923,8 +914,12 @@ class LinkRow(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
 
 
-_PORTFOLIO_LIST = ListSpec(table=PORTFOLIOS, convert=lambda d: PortfolioRow(**d))
-_BUDGET_LIST = ListSpec(table=BUDGETS, convert=lambda d: BudgetRow(**d))
+def _portfolio(data: dict[str, Any]) -> PortfolioRow:
+    return PortfolioRow(**{**data, "budgets": _budgets_decoder.decode(data["budgets"])})
+
+
+_budgets_decoder = msgspec.json.Decoder(list[PortfolioBudget])
+_PORTFOLIO_LIST = ListSpec(table=PORTFOLIOS, convert=_portfolio)
 _MEMBER_LIST = ListSpec(table=MEMBERS, convert=lambda d: MemberRow(**d))
 _MOVE_LIST = ListSpec(table=MOVES, convert=lambda d: MoveRow(**d))
 _OBJECTIVE_LIST = ListSpec(table=OBJECTIVES, convert=lambda d: ObjectiveRow(**d))
@@ -958,24 +953,32 @@ async def list_portfolios(
     return await _page(pool, _PORTFOLIO_LIST, filters, paging)
 
 
+_AS_OF_ONE = (
+    f"SELECT {', '.join(PORTFOLIOS.column_names)} FROM {PORTFOLIOS.name} "
+    "WHERE portfolio_id = $1 AND valid_from_pos <= $2 ORDER BY valid_from_pos DESC LIMIT 1"
+)
+"""The version of a portfolio current at a position: the last one opened at or before it
+(one step down the ``history`` index however many versions the roll-up has had)."""
+
+
 async def get_portfolio(
     pool: Reader, portfolio_id: UUID, *, as_of: AsOf = None
 ) -> PortfolioRow | None:
     """One portfolio and its roll-up, now or as of ``as_of``: one row version read."""
-    return await fetch_one(pool, PORTFOLIOS, _PORTFOLIO_LIST.convert, (portfolio_id,), as_of)
+    if as_of is None:
+        return await fetch_one(pool, PORTFOLIOS, _portfolio, (portfolio_id,), None)
+    async with pool.acquire() as conn:
+        position = await resolve_position(conn, as_of)
+        row = await conn.fetchrow(_AS_OF_ONE, portfolio_id, position)
+    if row is None or (row["valid_to_pos"] is not None and row["valid_to_pos"] <= position):
+        return None
+    return _portfolio(dict(row))
 
 
 async def portfolios_by_id(
     pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
 ) -> Mapping[UUID, PortfolioRow]:
     return await fetch_by_key(pool, _PORTFOLIO_LIST, ids, as_of=as_of)
-
-
-async def list_budgets(pool: Reader, portfolio_id: UUID, **paging: Any) -> Page[BudgetRow]:
-    """A portfolio's budget, one row per currency its programs are planned in."""
-    filters = Filters()
-    filters.equals("portfolio_id", portfolio_id)
-    return await _page(pool, _BUDGET_LIST, filters, paging)
 
 
 async def list_members(pool: Reader, portfolio_id: UUID, **paging: Any) -> Page[MemberRow]:

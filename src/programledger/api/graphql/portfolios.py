@@ -3,9 +3,9 @@
 
 A portfolio carries its roll-up (health, budget per currency, risk exposure by band,
 schedule variance, key-result progress) as the projection keeps it, so asking for it as
-of any moment reads one row version. Its nested lists (``budgets``, ``programs``,
-``moves``) are read at the position the portfolio was read at, so they show the same
-moment as their parent.
+of any moment reads one row version, its ``budgets`` included. Its nested lists
+(``programs``, ``moves``) are read at the position the portfolio was read at, so they show
+the same moment as their parent.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.portfolio import PortfolioStatus
 from programledger.domain.program import Health
 from programledger.projections import portfolios, programs
-from programledger.projections.portfolios import BudgetRow, MoveRow, PortfolioRow
+from programledger.projections.portfolios import MoveRow, PortfolioBudget, PortfolioRow
 
 __all__ = [
     "PortfolioBudgetType",
@@ -81,7 +81,7 @@ class PortfolioBudgetType:
     actual: MoneyType = strawberry.field(description="Spend reported to date (0 if none).")
 
     @staticmethod
-    def of(b: BudgetRow) -> PortfolioBudgetType:
+    def of(b: PortfolioBudget) -> PortfolioBudgetType:
         def money(amount: int) -> MoneyType:
             return MoneyType(amount_minor=SafeInt(amount), currency=b.currency)
 
@@ -122,20 +122,6 @@ class PortfolioMoveType:
             actor=m.actor,
             recorded_at=m.recorded_at,
         )
-
-
-async def _budgets_of(
-    root: strawberry.Parent[PortfolioType], info: ApiInfo
-) -> list[PortfolioBudgetType]:
-    page = await portfolios.list_budgets(
-        info.context.services.pool,
-        UUID(root.portfolio_id),
-        sort="currency",
-        first=100,
-        as_of=root.position,
-        count=False,
-    )
-    return [PortfolioBudgetType.of(b) for b in page.items]
 
 
 async def _programs_of(
@@ -262,14 +248,14 @@ class PortfolioType(Node):
             key_results=p.key_results,
             key_result_progress=p.key_result_progress,
             key_result_confidence=p.key_result_confidence,
+            budgets=[PortfolioBudgetType.of(b) for b in p.budgets],
             version=p.version,
             updated_at=p.valid_from_time,
             position=position,
         )
 
     budgets: list[PortfolioBudgetType] = strawberry.field(
-        resolver=_budgets_of,
-        description="Its budget, one entry per currency of its programs.",
+        description="Its budget, one entry per currency of its programs."
     )
 
     programs: Connection[ProgramType] = strawberry.field(
