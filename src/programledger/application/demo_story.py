@@ -6,7 +6,8 @@ spend, lessons; risks in every status; people and teams allocated across program
 one over-allocation refused and one accepted with an override reason; a schedule network
 across four programs (a slip of the identity program's SSO drives the payments pilot),
 and change requests on the payments program, one approved (a new baseline) and one
-rejected.
+rejected; three portfolios (one archived) with a program moved between two of them, and
+objectives with key results checked in, linked to the programs that serve them.
 
 This module is the data, :mod:`programledger.application.demo` the loader that sends it;
 it is one module over 500 lines because the story is read top to bottom, as it happened.
@@ -26,6 +27,14 @@ from uuid import UUID, uuid5
 
 from programledger.application.commands import Command
 from programledger.domain.errors import DomainError, OverAllocation
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -44,6 +53,7 @@ from programledger.domain.program import (
     ItemRef,
     MarkMilestoneMissed,
     MilestoneDate,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -152,6 +162,8 @@ def story() -> Iterator[Step]:
     yield from _risks()
     yield from _people()
     yield from _schedule()
+    yield from _portfolios()
+    yield from _objectives()
     yield from _closing()
 
 
@@ -1231,6 +1243,132 @@ def _schedule() -> Iterator[Step]:
             change_request_id=wallets,
             decided_by="Dana Okafor",
             reason="Not this program's objective; propose it to MOB-2027",
+        ),
+    )
+
+
+# --- portfolios and objectives -------------------------------------------------------------
+
+CUSTOMER = _id("portfolio/customer")
+PLATFORM = _id("portfolio/platform")
+RETAIL = _id("portfolio/retail")
+
+
+def _portfolios() -> Iterator[Step]:
+    """Two portfolios share the programs; the mobile app moves between them at a review,
+    and a third portfolio is archived once its only idea is dropped."""
+    for key, portfolio_id, name, owner in (
+        ("customer", CUSTOMER, "Customer experience", "Dana Okafor"),
+        ("platform", PLATFORM, "Platform and data", "Victor Hale"),
+        ("retail", RETAIL, "Retail experiments", "Victor Hale"),
+    ):
+        yield Step(
+            f"portfolio/{key}/create",
+            _PMO,
+            CreatePortfolio(portfolio_id=portfolio_id, name=name, owner=owner),
+        )
+    for code, portfolio_id in (
+        ("PAY", CUSTOMER),
+        ("CRM", CUSTOMER),
+        ("KIOSK", CUSTOMER),
+        ("ID", PLATFORM),
+        ("DWH", PLATFORM),
+        ("MOB", PLATFORM),
+    ):
+        program_id = DEMO_PROGRAMS[next(c for c in DEMO_PROGRAMS if c.startswith(f"{code}-"))]
+        yield Step(
+            f"portfolio/{code}/join",
+            _PMO,
+            MoveProgramToPortfolio(program_id=program_id, portfolio_id=portfolio_id),
+        )
+    yield Step(
+        "portfolio/MOB/move",
+        _PMO,
+        MoveProgramToPortfolio(
+            program_id=MOB,
+            portfolio_id=CUSTOMER,
+            reason="The app is the customer journey's front door: moved at the Q4 review",
+        ),
+    )
+    yield Step(
+        "portfolio/retail/archive",
+        _PMO,
+        ArchivePortfolio(portfolio_id=RETAIL, reason="No retail experiment is funded in 2027"),
+    )
+
+
+def _key_result(
+    objective: str, name: str, unit: str, baseline: int, target: int, confidence: int
+) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}",
+        "dana.okafor",
+        AddKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            name=name,
+            unit=unit,
+            baseline=baseline,
+            target=target,
+            confidence=confidence,
+        ),
+    )
+
+
+def _check_in(objective: str, name: str, value: int, confidence: int, day: date) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}/{day.isoformat()}",
+        "dana.okafor",
+        CheckInKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            value=value,
+            confidence=confidence,
+            checked_on=day,
+        ),
+    )
+
+
+def _objectives() -> Iterator[Step]:
+    """Objectives with key results (the OKR ids the programs were proposed with), checked
+    in; the warehouse's objective is closed as achieved."""
+    for key, title, okr, period, programs in (
+        ("payments", "Halve payment failures", "OKR-2027-01", 2027, (PAY, MOB)),
+        ("login", "One login for every product", "OKR-2027-02", 2027, (IDN,)),
+        ("lakehouse", "Finance reporting on the lakehouse", "OKR-2026-02", 2026, (DWH,)),
+    ):
+        yield Step(
+            f"objective/{key}/define",
+            "dana.okafor",
+            DefineObjective(
+                objective_id=_id(f"objective/{key}"),
+                title=title,
+                owner="Dana Okafor",
+                key=okr,
+                starts_on=date(period, 1, 1),
+                ends_on=date(period, 12, 31),
+            ),
+        )
+        for program_id in programs:
+            yield Step(
+                f"objective/{key}/link/{program_id}",
+                _PMO,
+                LinkObjectiveToProgram(objective_id=_id(f"objective/{key}"), program_id=program_id),
+            )
+    yield _key_result("payments", "Card payment failure rate", "basis points", 420, 210, 60)
+    yield _key_result("payments", "Checkout conversion", "basis points", 6100, 6600, 50)
+    yield _key_result("login", "Products on single sign-on", "products", 1, 8, 70)
+    yield _key_result("lakehouse", "Finance reports migrated", "reports", 0, 120, 80)
+    yield _check_in("payments", "Card payment failure rate", 380, 65, date(2026, 11, 2))
+    yield _check_in("payments", "Checkout conversion", 6250, 55, date(2026, 11, 2))
+    yield _check_in("login", "Products on single sign-on", 3, 75, date(2026, 11, 2))
+    yield _check_in("lakehouse", "Finance reports migrated", 120, 100, date(2026, 9, 28))
+    yield Step(
+        "objective/lakehouse/close",
+        "dana.okafor",
+        CloseObjective(
+            objective_id=_id("objective/lakehouse"),
+            reason="Achieved: every finance report runs on the lakehouse",
         ),
     )
 
