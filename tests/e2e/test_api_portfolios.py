@@ -117,10 +117,10 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
     found = await _query(
         reader,
         """query O($p: ID!, $o: ID!) {
-          portfolioOfProgram(programId: $p) { portfolioId name }
+          portfolioOfProgram(programId: $p) { id portfolioId name }
           programObjectives(programId: $p) { nodes { objectiveId linkedBy } }
           objective(id: $o) {
-            title key progress programCount
+            id title key progress programCount
             keyResults { name baseline target current confidence progress checkedOn
               checkIns { nodes { value confidence note actor } } }
             links { nodes { programId linked } }
@@ -137,6 +137,13 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
     assert (key_result["current"], key_result["checkedOn"]) == (150, "2027-02-01")
     assert key_result["checkIns"]["nodes"][0]["note"] == "Pilot"
     assert found["objectives"]["totalCount"] == 1
+    nodes = await _query(
+        reader,
+        """query N($ids: [ID!]!) { nodes(ids: $ids) {
+          ... on Portfolio { name programCount } ... on Objective { title } } }""",
+        {"ids": [found["portfolioOfProgram"]["id"], objective["id"]]},
+    )
+    assert nodes["nodes"] == [{"name": "Platform", "programCount": 1}, {"title": "Grow"}]
 
 
 async def test_a_move_into_an_archived_portfolio_is_a_typed_error(reader: Api) -> None:

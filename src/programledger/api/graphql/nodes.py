@@ -22,12 +22,21 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, parse_global_id
+from programledger.api.graphql.objectives import ObjectiveType
+from programledger.api.graphql.portfolios import PortfolioType
 from programledger.api.graphql.programs import ProgramType, nested_lists, read_nested
 from programledger.api.graphql.reads import AS_OF, bad_input, moment, one_connection, reader
 from programledger.api.graphql.reads import selected as selected_fields
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import SafeInt
-from programledger.projections import allocations, decisions, milestones, programs, risks
+from programledger.projections import (
+    allocations,
+    decisions,
+    milestones,
+    portfolios,
+    programs,
+    risks,
+)
 from programledger.projections.engine.queries import MAX_PAGE_SIZE, Reader, resolve_position
 
 __all__ = ["NodeQueries"]
@@ -50,6 +59,8 @@ _KINDS: Mapping[str, _Kind] = {
     "Lesson": _Kind(decisions.lessons_by_id, UUID),
     "Allocation": _Kind(allocations.allocations_by_id, UUID),
     "Resource": _Kind(allocations.resources_by_key, str),
+    "Portfolio": _Kind(portfolios.portfolios_by_id, UUID),
+    "Objective": _Kind(portfolios.objectives_by_id, UUID),
 }
 
 
@@ -93,6 +104,10 @@ async def _convert(
         wanted = "resource" in selected_fields(info, ())
         found = await resources_of(reads, list(rows.values()), position, wanted)
         return {k: AllocationType.of(r, found) for k, r in rows.items()}
+    if type_name == "Portfolio":
+        return {k: PortfolioType.of(r, position) for k, r in rows.items()}
+    if type_name == "Objective":
+        return {k: ObjectiveType.of(r, position) for k, r in rows.items()}
     convert = _CONVERT[type_name]
     return {k: convert(r) for k, r in rows.items()}
 
