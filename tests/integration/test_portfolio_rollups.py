@@ -3,6 +3,8 @@ risks and key results change and programs move, and answered as of any moment.""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import date
 from uuid import UUID, uuid4
@@ -28,6 +30,7 @@ from programledger.domain.program import (
     Health,
     MoveProgramToPortfolio,
     PlanMilestone,
+    ProgramMovedToPortfolio,
     ProposeProgram,
     ReportActualSpend,
     ReportProgramHealth,
@@ -249,3 +252,31 @@ async def test_a_program_moves_only_into_an_open_portfolio(
     )
     with pytest.raises(ValidationError, match="does not exist"):
         await s.do("link", LinkObjectiveToProgram(objective_id=okr, program_id=missing))
+
+
+async def test_concurrent_moves_of_one_program_are_serialised_by_its_stream(
+    app: Application,
+) -> None:
+    s = Portfolios(app)
+    targets = [uuid4() for _ in range(4)]
+    for i, target in enumerate(targets):
+        await s.do(f"p{i}", CreatePortfolio(portfolio_id=target, name=f"P{i}", owner="Pat"))
+    program = await s.program("p", "EUR", 10)
+    await asyncio.gather(
+        *(
+            app.handle(
+                MoveProgramToPortfolio(program_id=program, portfolio_id=target),
+                CommandContext(actor=f"user{i}"),
+            )
+            for i, target in enumerate(targets)
+        )
+    )
+    history = await app.history(f"program-{program}")
+    moves = [h.event.data for h in history if isinstance(h.event.data, ProgramMovedToPortfolio)]
+    assert len(moves) == len(targets)
+    assert moves[0].from_portfolio_id is None
+    for earlier, later in itertools.pairwise(moves):
+        assert later.from_portfolio_id == earlier.to_portfolio_id, "each move left where it was"
+    final = (await app.load_program(program)).state
+    assert final is not None
+    assert final.portfolio_id == moves[-1].to_portfolio_id

@@ -44,6 +44,15 @@ from programledger.application.registry import application_registry
 from programledger.bootstrap import runner_services
 from programledger.bootstrap.supervisor import stop_on_signals, supervise
 from programledger.domain.errors import DomainError
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+    UnlinkObjectiveFromProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio, ReopenPortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -61,6 +70,7 @@ from programledger.domain.program import (
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -248,7 +258,25 @@ def _resource_steps() -> st.SearchStrategy[Step]:
     )
 
 
+def _portfolio_steps() -> st.SearchStrategy[Step]:
+    return st.one_of(
+        st.tuples(st.just("move"), _P, st.none() | st.integers(0, 1)),
+        st.tuples(st.just("archive_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("reopen_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("objective"), st.integers(0, 1)),
+        st.tuples(st.just("key_result"), st.integers(0, 1), st.integers(0, 1), _LEVEL),
+        st.tuples(
+            st.just("check_in"), st.integers(0, 1), st.integers(0, 1), st.integers(-5, 15), _DAYS
+        ),
+        st.tuples(st.just("link_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("unlink_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("close_objective"), st.integers(0, 1)),
+    )
+
+
 SETUP: tuple[Step, ...] = (
+    ("portfolio", 0),
+    ("portfolio", 1),
     ("propose", 0),
     ("propose", 1),
     ("activate", 0),
@@ -259,7 +287,7 @@ SETUP: tuple[Step, ...] = (
 
 def steps(max_size: int = 40) -> st.SearchStrategy[list[Step]]:
     """Setup (two programs, two resources) followed by random steps of every kind."""
-    any_step = st.one_of(_program_steps(), _risk_steps(), _resource_steps())
+    any_step = st.one_of(_program_steps(), _risk_steps(), _resource_steps(), _portfolio_steps())
     return st.lists(any_step, min_size=1, max_size=max_size).map(lambda s: [*SETUP, *s])
 
 
@@ -369,6 +397,8 @@ def _command(step: Step, ids: Ids) -> Command:
         case "lesson":
             return RecordLesson(program_id=pid, lesson_id=ids("l", item), what_happened="w",
                                 learned="l")
+    if kind in _PORTFOLIO_KINDS:
+        return _portfolio_command(kind, a, ids)
     return _other_command(kind, a, ids)
 
 
@@ -423,6 +453,44 @@ def _other_command(kind: str, a: list[Any], ids: Ids) -> Command:
             since = None if a[2] is None else _day(a[2])
             return ChangeCapacity(resource_key=key, capacity=a[1], reason="hours",
                                   effective_from=since, override_reason="agreed")
+    raise ValueError(f"unknown step {kind!r}")
+
+
+_PORTFOLIO_KINDS = frozenset({
+    "portfolio", "move", "archive_portfolio", "reopen_portfolio", "objective", "key_result",
+    "check_in", "link_objective", "unlink_objective", "close_objective",
+})
+
+
+def _portfolio_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    fid, oid = ids("portfolio", a[0]), ids("objective", a[0])
+    match kind:
+        case "portfolio":
+            return CreatePortfolio(portfolio_id=fid, name=f"Portfolio {a[0]}", owner="Pat")
+        case "move":
+            target = None if a[1] is None else ids("portfolio", a[1])
+            return MoveProgramToPortfolio(program_id=ids("program", a[0]), portfolio_id=target)
+        case "archive_portfolio":
+            return ArchivePortfolio(portfolio_id=fid, reason="merged")
+        case "reopen_portfolio":
+            return ReopenPortfolio(portfolio_id=fid, reason="split")
+        case "objective":
+            return DefineObjective(objective_id=oid, title=f"Objective {a[0]}", owner="Dana",
+                                   starts_on=DAY0, ends_on=_day(365))
+        case "key_result":
+            return AddKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                name=f"KR {a[1]}", unit="u", baseline=0, target=10,
+                                confidence=a[2] * 20)
+        case "check_in":
+            return CheckInKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                    value=a[2], confidence=50, checked_on=_day(a[3]))
+        case "link_objective":
+            return LinkObjectiveToProgram(objective_id=oid, program_id=ids("program", a[1]))
+        case "unlink_objective":
+            return UnlinkObjectiveFromProgram(objective_id=oid, program_id=ids("program", a[1]),
+                                              reason="descoped")
+        case "close_objective":
+            return CloseObjective(objective_id=oid, reason="scored")
     raise ValueError(f"unknown step {kind!r}")
 # fmt: on
 
