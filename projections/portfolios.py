@@ -940,6 +940,14 @@ async def _page(pool: Reader, spec: ListSpec[Any], filters: Filters, paging: Any
 _DEFAULT_PAGE: dict[str, Any] = {"descending": False, "first": 50, "after": None, "as_of": None}
 
 
+async def _matching(pool: Reader, spec: ListSpec[Any], paging: Any, **equal: Any) -> Page[Any]:
+    """One page of the rows whose columns equal the given values (``None``: any)."""
+    filters = Filters()
+    for column, value in equal.items():
+        filters.equals(column, value)
+    return await _page(pool, spec, filters, paging)
+
+
 async def list_portfolios(
     pool: Reader,
     *,
@@ -983,9 +991,7 @@ async def portfolios_by_id(
 
 async def list_members(pool: Reader, portfolio_id: UUID, **paging: Any) -> Page[MemberRow]:
     """The programs in a portfolio."""
-    filters = Filters()
-    filters.equals("portfolio_id", portfolio_id)
-    return await _page(pool, _MEMBER_LIST, filters, paging)
+    return await _matching(pool, _MEMBER_LIST, paging, portfolio_id=portfolio_id)
 
 
 async def member_of(pool: Reader, program_id: UUID, *, as_of: AsOf = None) -> MemberRow | None:
@@ -1037,9 +1043,7 @@ async def objectives_by_id(
 
 
 async def list_key_results(pool: Reader, objective_id: UUID, **paging: Any) -> Page[KeyResultRow]:
-    filters = Filters()
-    filters.equals("objective_id", objective_id)
-    return await _page(pool, _KEY_RESULT_LIST, filters, paging)
+    return await _matching(pool, _KEY_RESULT_LIST, paging, objective_id=objective_id)
 
 
 async def list_objective_programs(
@@ -1050,10 +1054,9 @@ async def list_objective_programs(
     **paging: Any,
 ) -> Page[ObjectiveProgramRow]:
     """Which programs serve which objectives (of one objective, or of one program)."""
-    filters = Filters()
-    filters.equals("objective_id", objective_id)
-    filters.equals("program_id", program_id)
-    return await _page(pool, _OBJECTIVE_PROGRAM_LIST, filters, paging)
+    return await _matching(
+        pool, _OBJECTIVE_PROGRAM_LIST, paging, objective_id=objective_id, program_id=program_id
+    )
 
 
 async def list_check_ins(
@@ -1063,10 +1066,9 @@ async def list_check_ins(
     key_result_id: UUID | None = None,
     **paging: Any,
 ) -> Page[CheckInRow]:
-    filters = Filters()
-    filters.equals("objective_id", objective_id)
-    filters.equals("key_result_id", key_result_id)
-    return await _page(pool, _CHECK_IN_LIST, filters, paging)
+    return await _matching(
+        pool, _CHECK_IN_LIST, paging, objective_id=objective_id, key_result_id=key_result_id
+    )
 
 
 async def list_links(
@@ -1077,7 +1079,6 @@ async def list_links(
     **paging: Any,
 ) -> Page[LinkRow]:
     """Links and unlinks of objectives and programs, in the order they were recorded."""
-    filters = Filters()
-    filters.equals("objective_id", objective_id)
-    filters.equals("program_id", program_id)
-    return await _page(pool, _LINK_LIST, filters, paging)
+    return await _matching(
+        pool, _LINK_LIST, paging, objective_id=objective_id, program_id=program_id
+    )

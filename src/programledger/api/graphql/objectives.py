@@ -15,14 +15,13 @@ from uuid import UUID
 
 import strawberry
 
-from programledger.api.graphql.connections import Connection, connection
+from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
-    counts,
     enum_filter,
     list_page,
     moment,
@@ -114,17 +113,16 @@ async def _check_ins_of(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[CheckInType]:
-    page = await read(
-        portfolios.list_check_ins(
-            info.context.services.pool,
-            key_result_id=UUID(root.key_result_id),
-            sort="position",
-            **paging(first, after, last, before),
-            as_of=root.position,
-            count=counts(info),
-        )
+    return await list_page(
+        info,
+        portfolios.list_check_ins,
+        CheckInType.of,
+        root.position,
+        HistorySort.POSITION,
+        False,
+        paging(first, after, last, before),
+        key_result_id=UUID(root.key_result_id),
     )
-    return connection(page, CheckInType.of)
 
 
 @strawberry.type(name="KeyResult")
@@ -229,17 +227,16 @@ async def _programs_of(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[ObjectiveProgramType]:
-    page = await read(
-        portfolios.list_objective_programs(
-            info.context.services.pool,
-            objective_id=UUID(root.objective_id),
-            sort="program_id",
-            **paging(first, after, last, before),
-            as_of=root.position,
-            count=counts(info),
-        )
+    return await list_page(
+        info,
+        portfolios.list_objective_programs,
+        ObjectiveProgramType.of,
+        root.position,
+        ObjectiveProgramSort.PROGRAM_ID,
+        False,
+        paging(first, after, last, before),
+        objective_id=UUID(root.objective_id),
     )
-    return connection(page, ObjectiveProgramType.of)
 
 
 async def _links_of(
@@ -250,17 +247,16 @@ async def _links_of(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[ObjectiveLinkType]:
-    page = await read(
-        portfolios.list_links(
-            info.context.services.pool,
-            objective_id=UUID(root.objective_id),
-            sort="position",
-            **paging(first, after, last, before),
-            as_of=root.position,
-            count=counts(info),
-        )
+    return await list_page(
+        info,
+        portfolios.list_links,
+        ObjectiveLinkType.of,
+        root.position,
+        HistorySort.POSITION,
+        False,
+        paging(first, after, last, before),
+        objective_id=UUID(root.objective_id),
     )
-    return connection(page, ObjectiveLinkType.of)
 
 
 @strawberry.type(name="Objective")

@@ -157,17 +157,16 @@ async def _moves_of(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[PortfolioMoveType]:
-    page = await read(
-        portfolios.list_moves(
-            info.context.services.pool,
-            portfolio_id=UUID(root.portfolio_id),
-            sort="position",
-            **paging(first, after, last, before),
-            as_of=root.position,
-            count=counts(info),
-        )
+    return await list_page(
+        info,
+        portfolios.list_moves,
+        PortfolioMoveType.of,
+        root.position,
+        MoveSort.POSITION,
+        False,
+        paging(first, after, last, before),
+        portfolio_id=UUID(root.portfolio_id),
     )
-    return connection(page, PortfolioMoveType.of)
 
 
 @strawberry.type(name="Portfolio")
