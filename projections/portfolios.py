@@ -234,7 +234,7 @@ KEY_RESULTS = Table(
 OBJECTIVE_PROGRAMS = Table(
     "rm_objective_programs",
     key=(Column("objective_id", "uuid", True), Column("program_id", "uuid", True)),
-    columns=(Column("linked_by", "text", True),),
+    columns=(Column("linked", "boolean", True),),
     indexes=(
         Index("program", "(program_id, objective_id)", CURRENT),
         Index("objective_history", "(objective_id, valid_from_pos)"),
@@ -697,10 +697,7 @@ def _on_objective(ctx: Context, event: ProjectedEvent) -> None:
             )
             key = (o.objective_id, e.program_id)
             ctx.change(
-                OBJECTIVE_PROGRAMS,
-                key,
-                None if linked else (event.actor,),
-                (event.actor,) if linked else None,
+                OBJECTIVE_PROGRAMS, key, None if linked else (True,), (True,) if linked else None
             )
             after, touched = _link(ctx, before, o.objective_id, e.program_id, 1 if linked else -1)
     score = _score(o)
@@ -886,9 +883,11 @@ class KeyResultRow(VersionedRow, frozen=True, kw_only=True):
 
 
 class ObjectiveProgramRow(VersionedRow, frozen=True, kw_only=True):
+    """A link current at the position read (who made it: ``rm_objective_links``)."""
+
     objective_id: UUID
     program_id: UUID
-    linked_by: str
+    linked: bool
 
 
 class CheckInRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -118,7 +118,7 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
         reader,
         """query O($p: ID!, $o: ID!) {
           portfolioOfProgram(programId: $p) { id portfolioId name }
-          programObjectives(programId: $p) { nodes { objectiveId linkedBy } }
+          programObjectives(programId: $p) { nodes { objectiveId linkedAt } }
           objective(id: $o) {
             id title key progress programCount
             keyResults { name baseline target current confidence progress checkedOn

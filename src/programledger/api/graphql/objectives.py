@@ -166,15 +166,15 @@ class KeyResultType:
 class ObjectiveProgramType:
     objective_id: strawberry.ID
     program_id: strawberry.ID
-    linked_by: str
-    linked_at: datetime
+    linked_at: datetime = strawberry.field(
+        description="When it was linked; who linked it, and why a link ended: links."
+    )
 
     @staticmethod
     def of(r: ObjectiveProgramRow) -> ObjectiveProgramType:
         return ObjectiveProgramType(
             objective_id=_id(r.objective_id),
             program_id=_id(r.program_id),
-            linked_by=r.linked_by,
             linked_at=r.valid_from_time,
         )
 
