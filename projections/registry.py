@@ -9,6 +9,7 @@ from programledger.projections import (
     milestones,
     portfolios,
     programs,
+    raid,
     risks,
     schedule,
 )
@@ -23,6 +24,7 @@ PROJECTIONS: dict[str, Projection] = {
         milestones.PROJECTION,
         decisions.PROJECTION,
         risks.PROJECTION,
+        raid.PROJECTION,
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.demo import DEMO_PROGRAMS, load_demo, story
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
+from programledger.domain.assumption import (
+    AssumptionStatus,
+    InvalidateAssumption,
+    RecordAssumption,
+)
 from programledger.domain.capacity import Allocation, AllocationStatus
 from programledger.domain.events import EventRegistry
+from programledger.domain.issue import IssueCommand, IssueStatus
 from programledger.domain.objective import ObjectiveStatus
 from programledger.domain.portfolio import PortfolioStatus
 from programledger.domain.program import (
@@ -21,7 +29,7 @@ from programledger.domain.program import (
     slip_days,
 )
 from programledger.domain.resource import AllocationConfirmed, Resource
-from programledger.domain.risk import Risk, RiskStatus
+from programledger.domain.risk import Risk, RiskCommand, RiskStatus, RoamStatus
 from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
 
@@ -71,7 +79,12 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
     assert any(d.superseded_by is not None for p in programs for d in p.decisions)
     assert any(p.lessons for p in programs if p.status is ProgramStatus.COMPLETED)
 
-    risk_ids = {s.command.risk_id for s in story() if hasattr(s.command, "risk_id")}
+    risk_ids = {s.command.risk_id for s in story() if isinstance(s.command, get_args(RiskCommand))}
+    risk_ids |= {
+        s.command.raise_risk.risk_id
+        for s in story()
+        if isinstance(s.command, InvalidateAssumption) and s.command.raise_risk is not None
+    }
     risks: list[Risk] = []
     for risk_id in risk_ids:
         loaded = (await app.load_risk(risk_id)).state
@@ -79,6 +92,23 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
         risks.append(loaded)
     assert {r.status for r in risks} == set(RiskStatus)
     assert any(r.escalation is not None for r in risks)
+    assert {r.roam for r in risks} == {*RoamStatus, None}
+    assert any(r.assumption_id is not None for r in risks), "raised by a false assumption"
+
+    assumption_ids = {
+        s.command.assumption_id for s in story() if isinstance(s.command, RecordAssumption)
+    }
+    assumptions = [(await app.load_assumption(a)).state for a in assumption_ids]
+    assert {a.status for a in assumptions if a is not None} == set(AssumptionStatus)
+    issue_ids = {
+        s.command.issue_id for s in story() if isinstance(s.command, get_args(IssueCommand))
+    }
+    opened = [i for i in [(await app.load_issue(i)).state for i in issue_ids] if i is not None]
+    assert len(opened) == 3
+    assert {i.status for i in opened} == set(IssueStatus)
+    assert any(i.risk_id is not None for i in opened), "linked to the risk it realises"
+    assert any(i.assumption_id is not None for i in opened), "raised by a false assumption"
+    assert any(i.escalation is not None for i in opened)
 
     keys = {s.command.resource_key for s in story() if hasattr(s.command, "resource_key")}
     allocations: list[Allocation] = []

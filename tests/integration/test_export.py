@@ -33,7 +33,7 @@ from programledger.application.handlers import Application
 from programledger.application.ledger_audit import verify_program_export
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
-from programledger.domain import program, resource, risk
+from programledger.domain import assumption, issue, program, resource, risk
 from programledger.domain.events import EventRegistry
 from programledger.domain.integrity import SignedHead, head_to_json
 from programledger.domain.objective import ObjectiveLinkedToProgram
@@ -101,6 +101,12 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
         elif kind == "risk":
             assert complete[stream_id]
             assert risk.fold(history) == (await app.load_risk(UUID(key))).state
+        elif kind == "assumption":
+            assert complete[stream_id]
+            assert assumption.fold(history) == (await app.load_assumption(UUID(key))).state
+        elif kind == "issue":
+            assert complete[stream_id]
+            assert issue.fold(history) == (await app.load_issue(UUID(key))).state
         elif kind == "resource":
             live = (await app.load_resource(key)).state
             assert live is not None
@@ -117,7 +123,15 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
             assert kind == "programcode"
             assert [e.program_id for e in history] == [pay]
             assert all(isinstance(e, ProgramCodeReserved) for e in history)
-    assert kinds == {"program": 1, "programcode": 1, "risk": 5, "resource": 4, "objective": 1}
+    assert kinds == {
+        "program": 1,
+        "programcode": 1,
+        "risk": 6,
+        "assumption": 2,
+        "issue": 1,
+        "resource": 4,
+        "objective": 1,
+    }
     assert not all(complete.values()), "resources shared with other programs are partial"
 
 

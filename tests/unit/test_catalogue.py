@@ -11,7 +11,9 @@ import pytest
 from msgspec import inspect
 
 from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
+from programledger.domain.assumption import AssumptionEvent
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueEvent
 from programledger.domain.objective import (
     KeyResultAdded,
     KeyResultCheckedIn,
@@ -37,6 +39,10 @@ STORED_NAMES = {
     "AllocationConfirmed",
     "AllocationProposed",
     "AllocationReleased",
+    "AssumptionDetailsUpdated",
+    "AssumptionInvalidated",
+    "AssumptionRecorded",
+    "AssumptionValidated",
     "BudgetAllocated",
     "BudgetAllocationRevised",
     "ChangeRequestApproved",
@@ -50,6 +56,11 @@ STORED_NAMES = {
     "DependencyReopened",
     "DependencyResolved",
     "DependencyRiskCleared",
+    "IssueDetailsUpdated",
+    "IssueEscalated",
+    "IssueRaised",
+    "IssueReopened",
+    "IssueResolved",
     "LessonRecorded",
     "MilestoneCompleted",
     "MilestoneDurationSet",
@@ -93,6 +104,7 @@ STORED_NAMES = {
     "RiskMitigationStarted",
     "RiskReopened",
     "RiskReviewed",
+    "RiskRoamChanged",
     "StakeholderAdded",
     "StakeholderRemoved",
     "WorkstreamAdded",
@@ -120,6 +132,8 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
     unions = {
         *get_args(ProgramEvent),
         *get_args(RiskEvent),
+        *get_args(AssumptionEvent),
+        *get_args(IssueEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
         *get_args(PortfolioEvent),

@@ -20,6 +20,8 @@ AGGREGATES = (
     domain.schedule,
     domain.portfolio,
     domain.objective,
+    domain.assumption,
+    domain.issue,
 )
 SHAPE = ("commands", "events", "state", "decide", "evolve")
 

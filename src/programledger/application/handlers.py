@@ -35,6 +35,8 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
+import msgspec
+
 from programledger.application.commands import (
     Command,
     CommandContext,
@@ -51,6 +53,8 @@ from programledger.application.eventstore import (
 from programledger.application.ports import CommandStore, require_intact
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
 from programledger.domain import (
+    assumption,
+    issue,
     objective,
     portfolio,
     program,
@@ -60,6 +64,17 @@ from programledger.domain import (
     schedule,
 )
 from programledger.domain._checks import unstorable_text
+from programledger.domain.assumption import (
+    ASSUMPTION_EVENT_TYPES,
+    Assumption,
+    AssumptionCommand,
+    AssumptionEvent,
+    AssumptionInvalidated,
+    InvalidateAssumption,
+    RecordAssumption,
+    UpdateAssumptionDetails,
+    assumption_stream_id,
+)
 from programledger.domain.errors import (
     FieldIssue,
     InconsistentHistory,
@@ -67,6 +82,16 @@ from programledger.domain.errors import (
     ValidationError,
 )
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import (
+    ISSUE_EVENT_TYPES,
+    Issue,
+    IssueCommand,
+    IssueEvent,
+    RaisedIssue,
+    RaiseIssue,
+    UpdateIssueDetails,
+    issue_stream_id,
+)
 from programledger.domain.objective import (
     OBJECTIVE_EVENT_TYPES,
     LinkObjectiveToProgram,
@@ -105,9 +130,12 @@ from programledger.domain.resource import (
 from programledger.domain.risk import (
     RISK_EVENT_TYPES,
     IdentifyRisk,
+    RaisedRisk,
+    ReportRiskMaterialised,
     Risk,
     RiskCommand,
     RiskEvent,
+    RiskMaterialised,
     UpdateRiskDetails,
     risk_stream_id,
 )
@@ -126,7 +154,9 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Resource | ScheduleNetwork | Portfolio | Objective
+AggregateState = (
+    Program | Risk | Assumption | Issue | Resource | ScheduleNetwork | Portfolio | Objective
+)
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -204,6 +234,12 @@ _PROGRAMS: _Aggregate[Program, ProgramCommand, ProgramEvent] = _Aggregate(
 _RISKS: _Aggregate[Risk, RiskCommand, RiskEvent] = _Aggregate(
     "risk", RISK_EVENT_TYPES, risk.decide, risk.evolve
 )
+_ASSUMPTIONS: _Aggregate[Assumption, AssumptionCommand, AssumptionEvent] = _Aggregate(
+    "assumption", ASSUMPTION_EVENT_TYPES, assumption.decide, assumption.evolve
+)
+_ISSUES: _Aggregate[Issue, IssueCommand, IssueEvent] = _Aggregate(
+    "issue", ISSUE_EVENT_TYPES, issue.decide, issue.evolve
+)
 _RESOURCES: _Aggregate[Resource, ResourceCommand, ResourceEvent] = _Aggregate(
     "resource", RESOURCE_EVENT_TYPES, resource.decide, resource.evolve
 )
@@ -221,6 +257,8 @@ _OBJECTIVES: _Aggregate[Objective, ObjectiveCommand, ObjectiveEvent] = _Aggregat
 _WALKERS: dict[str, _Aggregate[Any, Any, Any]] = {
     "program": _PROGRAMS,
     "risk": _RISKS,
+    "assumption": _ASSUMPTIONS,
+    "issue": _ISSUES,
     "resource": _RESOURCES,
     "schedule": _SCHEDULE,
     "portfolio": _PORTFOLIOS,
@@ -294,8 +332,32 @@ class Application:
                 )
             case _ if isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
-                return await run(
+                result = await run(
                     _RISKS, stream_id, command.risk_id, command, references=self._risk_references
+                )
+                if isinstance(command, ReportRiskMaterialised):
+                    return await self._complete_raised(result, context)
+                return result
+            case _ if isinstance(command, AssumptionCommand):
+                stream_id = assumption_stream_id(command.assumption_id)
+                result = await run(
+                    _ASSUMPTIONS,
+                    stream_id,
+                    command.assumption_id,
+                    command,
+                    references=self._assumption_references,
+                )
+                if isinstance(command, InvalidateAssumption):
+                    return await self._complete_raised(result, context)
+                return result
+            case _ if isinstance(command, IssueCommand):
+                stream_id = issue_stream_id(command.issue_id)
+                return await run(
+                    _ISSUES,
+                    stream_id,
+                    command.issue_id,
+                    command,
+                    references=self._issue_references,
                 )
             case _ if isinstance(command, ResourceCommand):
                 stream_id = resource_stream_id(command.resource_key)
@@ -328,6 +390,16 @@ class Application:
     ) -> Loaded[Risk]:
         return await self._load(_RISKS, risk_stream_id(risk_id), recorded_before)
 
+    async def load_assumption(
+        self, assumption_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Assumption]:
+        return await self._load(_ASSUMPTIONS, assumption_stream_id(assumption_id), recorded_before)
+
+    async def load_issue(
+        self, issue_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Issue]:
+        return await self._load(_ISSUES, issue_stream_id(issue_id), recorded_before)
+
     async def load_resource(
         self, key: str, *, recorded_before: datetime | None = None
     ) -> Loaded[Resource]:
@@ -356,16 +428,16 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of a program, risk, resource, schedule, portfolio or objective stream
-        after ``after_version`` (at most ``limit``), each with the state right after it, so
-        a reader can replay what each decision was made on. States are folded from the
-        stream's start. Raises :class:`BrokenChain` when the stream's hash chain does not
-        hold."""
+        """The events of a program, risk, assumption, issue, resource, schedule, portfolio or
+        objective stream after ``after_version`` (at most ``limit``), each with the state
+        right after it, so a reader can replay what each decision was made on. States are
+        folded from the stream's start. Raises :class:`BrokenChain` when the stream's hash
+        chain does not hold."""
         walker = _WALKERS.get(stream_id.partition("-")[0])
         if walker is None:
             raise ValueError(
-                f"{stream_id!r} is not a program, risk, resource, schedule, portfolio or "
-                "objective stream"
+                f"{stream_id!r} is not a program, risk, assumption, issue, resource, "
+                "schedule, portfolio or objective stream"
             )
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
@@ -474,6 +546,103 @@ class Application:
             to_version=appended.last_version,
         )
 
+    # An item raised in the same step by another
+
+    async def _complete_raised(
+        self, result: CommandResult, context: CommandContext
+    ) -> CommandResult:
+        """Opens the risk or issue that the source stream's latest raising event names
+        (a risk materialised, an assumption invalidated), unless it is open already.
+
+        One append writes one stream, so "invalidated, and the risk raised" is two
+        appends. The first, on the source stream, records the raised item whole, chosen
+        id included; the second is a pure function of it (``issue.raise_from``,
+        ``risk.identify_from``), appended with "no stream yet" and idempotent. A crash
+        between the two leaves the intent recorded and the item missing until the
+        command is sent again: a repeat (the same key, or the same data without a key)
+        records nothing on the source and completes this step. The result's position is
+        the last one written, so waiting for it shows the raised item too.
+        """
+        records = await self._store.read_stream(result.stream_id)
+        source = next(
+            (
+                r
+                for r in reversed(records)
+                if isinstance(r.data, RiskMaterialised | AssumptionInvalidated)
+            ),
+            None,
+        )
+        if source is None:
+            return result
+        event = source.data
+        metadata = EventMetadata(
+            actor=context.actor,
+            correlation_id=context.correlation_id,
+            causation_id=source.event_id,
+            reason=context.reason,
+            program_id=program_id_of(event),
+        )
+        raised: tuple[DomainEvent, ...]
+        match event:
+            case RiskMaterialised(raised_issue=RaisedIssue() as from_risk):
+                position, raised = await self._open(
+                    _ISSUES,
+                    issue_stream_id(from_risk.issue_id),
+                    lambda state: issue.raise_from(
+                        state, event.program_id, from_risk, risk_id=event.risk_id
+                    ),
+                    metadata,
+                )
+            case AssumptionInvalidated(raised_issue=RaisedIssue() as from_assumption):
+                position, raised = await self._open(
+                    _ISSUES,
+                    issue_stream_id(from_assumption.issue_id),
+                    lambda state: issue.raise_from(
+                        state, event.program_id, from_assumption, assumption_id=event.assumption_id
+                    ),
+                    metadata,
+                )
+            case AssumptionInvalidated(raised_risk=RaisedRisk() as new_risk):
+                position, raised = await self._open(
+                    _RISKS,
+                    risk_stream_id(new_risk.risk_id),
+                    lambda state: risk.identify_from(
+                        state, event.program_id, new_risk, assumption_id=event.assumption_id
+                    ),
+                    metadata,
+                )
+            case _:
+                return result
+        return msgspec.structs.replace(
+            result, last_position=max(result.last_position, position), raised=raised
+        )
+
+    async def _open(
+        self,
+        aggregate: _Aggregate[S, C, E],
+        stream_id: str,
+        decide: Callable[[S | None], Sequence[E]],
+        metadata: EventMetadata,
+    ) -> tuple[int, tuple[DomainEvent, ...]]:
+        """Appends what ``decide`` makes of the stream, deciding again after a conflict;
+        returns the stream's last position and what was appended."""
+        give_up_at = time.monotonic() + self._retry.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            loaded = aggregate.load(await self._store.read_stream(stream_id))
+            events = decide(loaded.state)
+            if not events:
+                return loaded.last_position, ()
+            try:
+                appended = await self._store.append(stream_id, loaded.version, events, metadata)
+            except ConcurrencyConflict:
+                if time.monotonic() >= give_up_at:
+                    raise
+                await asyncio.sleep(self._retry.delay(attempt))
+                continue
+            return appended.last_position, tuple(events)
+
     # Rules that span streams
 
     async def _reserve_code(self, command: ProposeProgram, context: CommandContext) -> None:
@@ -498,6 +667,59 @@ class Application:
                 )
             case UpdateRiskDetails(workstream_id=UUID() as workstream_id) if state is not None:
                 return await self._program_reference(state.program_id, workstream_id)
+            case ReportRiskMaterialised(raise_issue=raised) if raised is not None:
+                if state is not None and state.materialisation is not None:
+                    return []  # a repeat: the raised issue is this risk's own
+                return await self._unused("raise_issue.issue_id", issue_stream_id(raised.issue_id))
+        return []
+
+    async def _assumption_references(
+        self, state: Assumption | None, command: AssumptionCommand
+    ) -> list[FieldIssue]:
+        match command:
+            case RecordAssumption():
+                return await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="RecordAssumption"
+                )
+            case UpdateAssumptionDetails(workstream_id=UUID() as workstream_id) if state:
+                return await self._program_reference(state.program_id, workstream_id)
+            case InvalidateAssumption() if state is not None and state.invalidation:
+                return []  # a repeat (or refused): any raised item is this assumption's own
+            case InvalidateAssumption(raise_risk=raised) if raised is not None:
+                return await self._unused("raise_risk.risk_id", risk_stream_id(raised.risk_id))
+            case InvalidateAssumption(raise_issue=raised) if raised is not None:
+                return await self._unused("raise_issue.issue_id", issue_stream_id(raised.issue_id))
+        return []
+
+    async def _issue_references(
+        self, state: Issue | None, command: IssueCommand
+    ) -> list[FieldIssue]:
+        match command:
+            case RaiseIssue():
+                issues = await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="RaiseIssue"
+                )
+                if command.risk_id is not None:
+                    linked = (await self.load_risk(command.risk_id)).state
+                    if linked is None or linked.program_id != command.program_id:
+                        issues.append(
+                            FieldIssue(
+                                "risk_id",
+                                f"risk {command.risk_id} does not exist in program "
+                                f"{command.program_id}",
+                            )
+                        )
+                return issues
+            case UpdateIssueDetails(workstream_id=UUID() as workstream_id) if state:
+                return await self._program_reference(state.program_id, workstream_id)
+        return []
+
+    async def _unused(self, path: str, stream_id: str) -> list[FieldIssue]:
+        """An id for an item raised in the same step must not be taken: checked before
+        the raising event is recorded, so the second step cannot be refused for it."""
+        if await self._store.read_stream(stream_id, to_version=1):
+            kind, _, item_id = stream_id.partition("-")
+            return [FieldIssue(path, f"{kind} {item_id} already exists")]
         return []
 
     async def _allocation_references(

@@ -1,8 +1,8 @@
-"""The functional core: six aggregates, their commands, events and rules, and no I/O.
+"""The functional core: eight aggregates, their commands, events and rules, and no I/O.
 
-Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
-``schedule``, ``portfolio``, ``objective``: ``commands``, ``events``, ``state``,
-``decide``, ``evolve``) that re-exports its public names:
+Each aggregate is a package of the same shape (``program``, ``risk``, ``assumption``,
+``issue``, ``resource``, ``schedule``: ``commands``, ``events``, ``state``, ``decide``,
+``evolve``) that re-exports its public names:
 ``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
@@ -17,9 +17,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from programledger.domain import (
+    assumption,
     capacity,
     errors,
     events,
+    issue,
     objective,
     portfolio,
     program,
@@ -33,10 +35,12 @@ from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
     "EVENT_TYPES",
+    "assumption",
     "capacity",
     "domain_registry",
     "errors",
     "events",
+    "issue",
     "objective",
     "portfolio",
     "program",
@@ -51,6 +55,8 @@ __all__ = [
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *program.PROGRAM_EVENT_TYPES,
     *risk.RISK_EVENT_TYPES,
+    *assumption.ASSUMPTION_EVENT_TYPES,
+    *issue.ISSUE_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
     *portfolio.PORTFOLIO_EVENT_TYPES,

@@ -26,9 +26,9 @@ from programledger.api.graphql.reads import (
     list_page,
     moment,
     paging,
-    position_of,
     read,
     reader,
+    resolved_position,
     uuid,
     values,
 )
@@ -323,7 +323,7 @@ async def _objective(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> ObjectiveType | None:
-    position = await position_of(info, moment(as_of, as_of_position))
+    position = await resolved_position(info, moment(as_of, as_of_position))
     pool = info.context.services.pool
     row = await read(portfolios.get_objective(pool, an_id(id, "id"), as_of=position))
     return None if row is None else ObjectiveType.of(row, position)
@@ -341,7 +341,7 @@ async def _objectives(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[ObjectiveType]:
-    position = await position_of(info, moment(as_of, as_of_position))
+    position = await resolved_position(info, moment(as_of, as_of_position))
     f = filter or ObjectiveFilter()
     return await list_page(
         info,

@@ -21,7 +21,7 @@ from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.node import Node, global_id
-from programledger.api.graphql.programs import NestedRows, ProgramType
+from programledger.api.graphql.programs import ProgramType, with_nested
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -29,10 +29,11 @@ from programledger.api.graphql.reads import (
     enum_filter,
     list_page,
     moment,
+    one_connection,
     paging,
-    position_of,
     read,
     reader,
+    resolved_position,
     uuid,
     values,
 )
@@ -132,21 +133,24 @@ async def _programs_of(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[ProgramType]:
-    pool = info.context.services.pool
-    page = await read(
-        portfolios.list_members(
-            pool,
-            UUID(root.portfolio_id),
-            sort="program_id",
-            **paging(first, after, last, before),
-            as_of=root.position,
-            count=counts(info),
+    async with one_connection(info.context.services.pool) as reads:
+        page = await read(
+            portfolios.list_members(
+                reads,
+                UUID(root.portfolio_id),
+                sort="program_id",
+                **paging(first, after, last, before),
+                as_of=root.position,
+                count=counts(info),
+            )
         )
-    )
-    ids = [m.program_id for m in page.items]
-    found = await programs.programs_by_id(pool, ids, as_of=root.position)
-    empty = NestedRows(risks={}, milestones={}, allocations={})
-    return connection(page, lambda m: ProgramType.of(found[m.program_id], empty))
+        found = await programs.programs_by_id(
+            reads, [m.program_id for m in page.items], as_of=root.position
+        )
+        convert = await with_nested(
+            info, reads, list(found.values()), root.position, (("nodes",), ("edges", "node"))
+        )
+    return connection(page, lambda m: convert(found[m.program_id], root.position))
 
 
 async def _moves_of(
@@ -272,7 +276,7 @@ async def _portfolio(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> PortfolioType | None:
-    position = await position_of(info, moment(as_of, as_of_position))
+    position = await resolved_position(info, moment(as_of, as_of_position))
     pool = info.context.services.pool
     row = await read(portfolios.get_portfolio(pool, an_id(id, "id"), as_of=position))
     return None if row is None else PortfolioType.of(row, position)
@@ -284,7 +288,7 @@ async def _portfolio_of_program(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> PortfolioType | None:
-    position = await position_of(info, moment(as_of, as_of_position))
+    position = await resolved_position(info, moment(as_of, as_of_position))
     pool = info.context.services.pool
     member = await read(portfolios.member_of(pool, an_id(program_id, "programId"), as_of=position))
     if member is None:
@@ -305,7 +309,7 @@ async def _portfolios(
     as_of: datetime | None = None,
     as_of_position: SafeInt | None = None,
 ) -> Connection[PortfolioType]:
-    position = await position_of(info, moment(as_of, as_of_position))
+    position = await resolved_position(info, moment(as_of, as_of_position))
     f = filter or PortfolioFilter()
     return await list_page(
         info,

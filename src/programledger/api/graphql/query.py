@@ -38,6 +38,7 @@ from programledger.api.graphql.objectives import ObjectiveQueries
 from programledger.api.graphql.permissions import allowed
 from programledger.api.graphql.portfolios import PortfolioQueries
 from programledger.api.graphql.programs import ProgramQueries
+from programledger.api.graphql.raid import RaidQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.status import StatusQueries
@@ -71,6 +72,7 @@ class Query(
     MeQueries,
     ProgramQueries,
     RiskQueries,
+    RaidQueries,
     MilestoneQueries,
     DecisionQueries,
     AllocationQueries,
