@@ -5,7 +5,16 @@ hooks, safe global order under a short advisory lock, the hash chain, NOTIFY) li
 SQL function, and each has a price. The question it answers is how much of the throughput
 of the simplest correct thing, a hand-written ``BEGIN; UPDATE streams ... WHERE version =
 $expected; INSERT events; COMMIT`` with asyncpg, those guarantees cost, at 1 and 8
-concurrent writers and 1 and 10 events per append.
+concurrent writers and 1 and 10 events per append. These cells measure the single append:
+the store runs every append as its own transaction there (``appends_in_flight=None``).
+
+Then write-combining (``adapters/postgres/combining.py``): 32 and 128 concurrent
+single-event commands through the application layer (load the stream, decide, append: a
+``RegisterResource`` on a fresh resource each), with the store's default combining (of
+appends and of the loads' stream reads) and the same 8 connections as the reference,
+against the raw single-event transaction at 8 connections (``commands_<n>c``, goal 3x); and
+the p99 latency of commands arriving at 10 per second, combining against none of either
+(``command_p99_10cps``, goal: no worse).
 
 Both sides run in the same process against the same server, with the same event payloads
 (a ~340-byte JSON ``Noted`` and ~200 bytes of metadata), the same pool size (one connection per
@@ -14,7 +23,8 @@ so every append takes the concurrency-checked path and none conflicts. Rounds al
 which side goes first to cancel drift (autovacuum, checkpoints, a noisy neighbour), and
 medians over rounds are reported, as DESIGN §7 asks.
 
-Run: ``python bench/append.py [--rounds N] [--seconds S] [--database-url URL] [--waits]``.
+Run: ``python bench/append.py [--rounds N] [--seconds S] [--database-url URL] [--waits]
+[--commands 32 128]``.
 ``--waits`` samples ``pg_stat_activity`` during the rounds and prints where each side's
 backends spend their time, which is how to find out why a figure is low.
 """
@@ -30,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +58,7 @@ from bench._common import (
     drop_schemas,
     fresh_schema_name,
     median,
+    percentile,
     positive_int,
     postgres_url,
     print_table,
@@ -55,16 +67,33 @@ from bench._common import (
 )
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.connection import create_pool
-from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.eventstore import (
+    DEFAULT_APPENDS_IN_FLIGHT,
+    PostgresEventStore,
+)
 from programledger.adapters.postgres.migrations import migrate
+from programledger.application.commands import CommandContext
 from programledger.application.eventstore import EventMetadata
-from programledger.domain.events import DomainEvent
+from programledger.application.handlers import Application
+from programledger.application.registry import application_registry
+from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.resource import RegisterResource
+from programledger.domain.values import Department, PartyKind
 
 GOAL = 0.8
 """Ours must keep at least this share of the reference's events per second."""
 
 HEADLINE = "append_1ev_8w"
 """The target that matters most: single-event commands from many concurrent callers."""
+
+COMBINING_GOAL = 3.0
+"""Combined commands must reach this multiple of the raw single-event transactions."""
+
+LATENCY_RATE = 10.0
+"""Commands per second for the latency comparison: a store with no queue."""
+
+CONNECTIONS = 8
+"""The connection budget of both sides in the combining rows."""
 
 PROGRAM_ID = uuid.UUID("5b0f6c1e-8a7d-4c1b-9f2e-3d4a5b6c7d8e")
 
@@ -240,11 +269,13 @@ class CellResult:
         return Target(self.cell.name, self.events_per_s("ours"), self.events_per_s("ref"), GOAL)
 
 
-async def setup_schemas(url: str, ours_schema: str, ref_schema: str) -> None:
+async def setup_schemas(
+    url: str, ours_schema: str, ref_schema: str, *, registry: EventRegistry | None = None
+) -> None:
     """Ours through the real migrations; the reference as plain tables in its own schema."""
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn, ours_schema, registry=store_test_registry())
+        await migrate(conn, ours_schema, registry=registry or store_test_registry())
         await conn.execute(f'CREATE SCHEMA "{ref_schema}"')
         await conn.execute(f'SET search_path TO "{ref_schema}"')
         await conn.execute(REF_DDL)
@@ -280,7 +311,12 @@ async def run_cell(
     ours_pool = await create_pool(url, ours_schema, application_name=names["ours"], **size)
     ref_pool = await create_pool(url, ref_schema, application_name=names["ref"], **size)
     try:
-        store = PostgresEventStore(ours_pool, EventCodec(store_test_registry()), schema=ours_schema)
+        store = PostgresEventStore(
+            ours_pool,
+            EventCodec(store_test_registry()),
+            schema=ours_schema,
+            appends_in_flight=None,
+        )
         sides: list[Writers] = [
             Ours(store, cell, args.streams_per_writer, tag),
             Reference(ref_pool, cell, args.streams_per_writer, tag),
@@ -307,6 +343,204 @@ async def run_cell(
     finally:
         await ours_pool.close()
         await ref_pool.close()
+
+
+class Commands:
+    """Commands through the application layer: load, decide, append, one event each.
+
+    Each registers a resource under a fresh key, so every command reads its (empty)
+    stream, decides against it and appends with the version it read, as a busy
+    organisation's many small commands do.
+    """
+
+    side = "ours"
+
+    def __init__(self, app: Application, tag: str) -> None:
+        self.app = app
+        self.tag = tag
+        self.count = 0
+        self.context = CommandContext(actor="user:alice@example.com")
+
+    async def handle(self, _worker: int = 0) -> int:
+        self.count += 1
+        await self.app.handle(
+            RegisterResource(
+                resource_key=f"{self.tag}-{self.count}",
+                name="Sensor board bring-up team",
+                kind=PartyKind.TEAM,
+                department=Department.ENGINEERING,
+                role=_TEXT[:120],
+                capacity=300,
+            ),
+            self.context,
+        )
+        return 1
+
+
+@dataclass
+class CombiningResult:
+    """Command rounds at each concurrency, the reference's rounds, and the latency samples."""
+
+    rounds: dict[int, list[RoundResult]] = field(default_factory=dict)
+    ref: list[RoundResult] = field(default_factory=list)
+    transactions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"combining": [], "single": []}
+    )
+
+    def targets(self) -> list[Target | LatencyTarget]:
+        ref = median([r.items_per_s for r in self.ref])
+        found: list[Target | LatencyTarget] = [
+            Target(f"commands_{c}c", median([r.items_per_s for r in rounds]), ref, COMBINING_GOAL)
+            for c, rounds in self.rounds.items()
+        ]
+        found.append(
+            LatencyTarget(
+                "command_p99_10cps",
+                percentile(self.latencies["combining"], 99) * 1000,
+                percentile(self.latencies["single"], 99) * 1000,
+            )
+        )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyTarget:
+    """A lower-is-better goal stated as ours/ref: at most 1, no worse than the reference."""
+
+    name: str
+    ours: float
+    ref: float
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.ref if self.ref > 0 else float("nan")
+
+    def line(self) -> str:
+        met = "met" if self.ratio <= 1.0 else "missed"
+        return (
+            f"target {self.name}: ours={self.ours:.2f} ref={self.ref:.2f} "
+            f"ratio={self.ratio:.3f} goal=<=1 {met}"
+        )
+
+
+async def paced(app: Commands, rate: float, seconds: float) -> list[float]:
+    """Commands started every 1/rate seconds whatever the earlier ones do (an open loop),
+    each one's latency from its scheduled start."""
+    latencies: list[float] = []
+    start = time.perf_counter()
+
+    async def one(at: float) -> None:
+        await app.handle()
+        latencies.append(time.perf_counter() - at)
+
+    tasks = []
+    for i in range(int(rate * seconds)):
+        at = start + i / rate
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(at)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def run_combining(
+    url: str, schemas: tuple[str, str], args: argparse.Namespace
+) -> CombiningResult:
+    """Commands with combining, then the latency rounds; the reference alternates."""
+    app_schema, ref_schema = schemas
+    size = {"min_size": CONNECTIONS, "max_size": CONNECTIONS}
+    app_pool = await create_pool(url, app_schema, application_name="bench-commands", **size)
+    ref_pool = await create_pool(url, ref_schema, application_name="bench-ref-cmd", **size)
+    result = CombiningResult()
+    codec = EventCodec(application_registry())
+    try:
+        combining = PostgresEventStore(
+            app_pool, codec, schema=app_schema, appends_in_flight=args.appends_in_flight
+        )
+        single = PostgresEventStore(
+            app_pool, codec, schema=app_schema, appends_in_flight=None, reads_in_flight=None
+        )
+        ref = Reference(ref_pool, Cell(1, CONNECTIONS), args.streams_per_writer, "cmdref")
+        commands = Commands(Application(combining), "cmd")
+        await timed_round(CONNECTIONS, min(1.0, args.seconds / 3), ref.append)
+        await timed_round(max(args.commands), min(1.0, args.seconds / 3), commands.handle)
+        for r in range(args.rounds):
+            ref_round = await timed_round(CONNECTIONS, args.seconds, ref.append)
+            result.ref.append(ref_round)
+            line = [f"ref {ref_round.items_per_s:,.0f}"]
+            for c in args.commands:
+                before = (combining.combiner.transactions, combining.combiner.commands)
+                ours = await timed_round(c, args.seconds, commands.handle)
+                result.rounds.setdefault(c, []).append(ours)
+                done = result.transactions.get(c, (0, 0))
+                result.transactions[c] = (
+                    done[0] + combining.combiner.transactions - before[0],
+                    done[1] + combining.combiner.commands - before[1],
+                )
+                line.append(f"{c}c {ours.items_per_s:,.0f}")
+            print(f"  commands round {r + 1}/{args.rounds}: " + ", ".join(line), file=sys.stderr)
+        sides = {
+            "combining": Commands(Application(combining), "lat-c"),
+            "single": Commands(Application(single), "lat-s"),
+        }
+        for r in range(args.rounds):
+            for name in ("combining", "single") if r % 2 == 0 else ("single", "combining"):
+                result.latencies[name] += await paced(sides[name], LATENCY_RATE, args.seconds)
+        return result
+    finally:
+        await app_pool.close()
+        await ref_pool.close()
+
+
+def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
+    rows: list[list[str]] = []
+    ref = median([r.items_per_s for r in result.ref])
+    for c, rounds in result.rounds.items():
+        transactions, commands = result.transactions[c]
+        rows.append(
+            [
+                f"commands_{c}c",
+                "ours",
+                f"{median([r.items_per_s for r in rounds]):,.0f}",
+                f"{median([r.latency(50) for r in rounds]) * 1000:.2f}",
+                f"{median([r.latency(99) for r in rounds]) * 1000:.2f}",
+                f"{commands / max(transactions, 1):.1f}",
+                f"{median([r.client_cpu for r in rounds]):.0%}",
+                f"{median([r.items_per_s for r in rounds]) / ref:.2f}",
+            ]
+        )
+    rows.append(
+        [
+            f"ref_1ev_{CONNECTIONS}w",
+            "ref",
+            f"{ref:,.0f}",
+            f"{median([r.latency(50) for r in result.ref]) * 1000:.2f}",
+            f"{median([r.latency(99) for r in result.ref]) * 1000:.2f}",
+            "1.0",
+            f"{median([r.client_cpu for r in result.ref]):.0%}",
+            "",
+        ]
+    )
+    for name, samples in result.latencies.items():
+        rows.append(
+            [
+                f"10 cmd/s, {name}",
+                "ours" if name == "combining" else "single",
+                f"{LATENCY_RATE:g}",
+                f"{percentile(samples, 50) * 1000:.2f}",
+                f"{percentile(samples, 99) * 1000:.2f}",
+                "",
+                "",
+                "",
+            ]
+        )
+    print_table(
+        f"write-combining: medians of {args.rounds} rounds x {args.seconds:g}s, "
+        f"{CONNECTIONS} connections per side; commands/s for ours, events/s (1 per "
+        "transaction) for ref; latency rows pool every round's samples",
+        ["row", "side", "per s", "p50 ms", "p99 ms", "commands/tx", "client CPU", "ours/ref"],
+        rows,
+    )
 
 
 def report(results: list[CellResult], facts: dict[str, str], args: argparse.Namespace) -> None:
@@ -366,19 +600,29 @@ def report(results: list[CellResult], facts: dict[str, str], args: argparse.Name
         )
 
 
-async def bench(url: str, source: str, args: argparse.Namespace) -> list[Target]:
+async def bench(url: str, source: str, args: argparse.Namespace) -> list[Target | LatencyTarget]:
     facts = await server_facts(url)
     print(f"PostgreSQL from {source}", file=sys.stderr, flush=True)
     schemas = (fresh_schema_name("ours"), fresh_schema_name("ref"))
+    command_schemas = (fresh_schema_name("cmd"), fresh_schema_name("cmdref"))
     cells = [Cell(e, w) for e in args.events for w in args.writers]
+    combining: CombiningResult | None = None
     try:
         await setup_schemas(url, *schemas)
         results = [await run_cell(url, cell, schemas, args, i) for i, cell in enumerate(cells)]
+        if args.commands:
+            await setup_schemas(url, *command_schemas, registry=application_registry())
+            combining = await run_combining(url, command_schemas, args)
     finally:
-        await drop_schemas(url, schemas)
+        await drop_schemas(url, [*schemas, *command_schemas])
     report(results, facts, args)
     # The headline first, then the informational cells.
-    targets = sorted((r.target() for r in results), key=lambda t: t.name != HEADLINE)
+    targets: list[Target | LatencyTarget] = sorted(
+        (r.target() for r in results), key=lambda t: t.name != HEADLINE
+    )
+    if combining is not None:
+        report_combining(combining, args)
+        targets += combining.targets()
     return targets
 
 
@@ -404,6 +648,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=positive_int,
         default=50,
         help="streams each writer rotates over (default 50)",
+    )
+    parser.add_argument(
+        "--commands",
+        type=int,
+        nargs="*",
+        default=[32, 128],
+        help="concurrent commands for the write-combining rows (default: 32 128; none: skip)",
+    )
+    parser.add_argument(
+        "--appends-in-flight",
+        type=positive_int,
+        default=DEFAULT_APPENDS_IN_FLIGHT,
+        help="combined append transactions at once in the combining rows "
+        f"(default {DEFAULT_APPENDS_IN_FLIGHT}, the store's)",
     )
     parser.add_argument(
         "--waits",

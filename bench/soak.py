@@ -116,6 +116,24 @@ def free_port() -> int:
         return port
 
 
+def deployment_env(
+    pg: str, nats_server: str, schema: str, prefix: str, secret: str
+) -> dict[str, str]:
+    """The environment of the CLI's role processes: this one's, with the deployment's
+    servers, schema, subject prefix and token secret."""
+    return {
+        **os.environ,
+        "PROGRAMLEDGER_DATABASE_URL": pg,
+        "PROGRAMLEDGER_NATS_URL": nats_server,
+        "PROGRAMLEDGER_SCHEMA": schema,
+        "PROGRAMLEDGER_SUBJECT_PREFIX": prefix,
+        "PROGRAMLEDGER_JWT_SECRET": secret,
+        "PROGRAMLEDGER_HTTP_HOST": "127.0.0.1",
+        "PROGRAMLEDGER_LOG_FORMAT": "json",
+        "PROGRAMLEDGER_LOG_LEVEL": os.environ.get("PROGRAMLEDGER_LOG_LEVEL", "WARNING"),
+    }
+
+
 @dataclass
 class Deployment:
     """The CLI's role processes, each with its own log file in ``out``."""
@@ -744,17 +762,7 @@ async def soak(
     schema = fresh_schema_name("soak")
     prefix = f"soak{uuid.uuid4().hex[:10]}"
     out = Path(args.out)
-    env = {
-        **os.environ,
-        "PROGRAMLEDGER_DATABASE_URL": pg,
-        "PROGRAMLEDGER_NATS_URL": nats_server,
-        "PROGRAMLEDGER_SCHEMA": schema,
-        "PROGRAMLEDGER_SUBJECT_PREFIX": prefix,
-        "PROGRAMLEDGER_JWT_SECRET": SECRET,
-        "PROGRAMLEDGER_HTTP_HOST": "127.0.0.1",
-        "PROGRAMLEDGER_LOG_FORMAT": "json",
-        "PROGRAMLEDGER_LOG_LEVEL": os.environ.get("PROGRAMLEDGER_LOG_LEVEL", "WARNING"),
-    }
+    env = deployment_env(pg, nats_server, schema, prefix, SECRET)
     deployment = Deployment(env, out)
     stats = Stats()
     token = mint_token(SECRET, "soak", [Role.EDITOR, Role.VIEWER], timedelta(hours=24))

@@ -78,6 +78,7 @@ __all__ = [
     "UtilisationWeek",
     "allocations_by_id",
     "allocations_of_programs",
+    "allocations_of_resources",
     "get_resource",
     "list_allocations",
     "list_resources",
@@ -463,6 +464,21 @@ async def allocations_of_programs(
         ALLOCATION_LIST,
         "program_id",
         program_ids,
+        sort="start_date",
+        descending=False,
+        as_of=as_of,
+    )
+
+
+async def allocations_of_resources(
+    pool: Reader, keys: Sequence[str], *, as_of: int | None = None
+) -> Mapping[str, list[AllocationRow]]:
+    """The allocations of each resource of ``keys`` by start date, in one statement."""
+    return await fetch_grouped(
+        pool,
+        ALLOCATION_LIST,
+        "resource_key",
+        sorted(set(keys)),
         sort="start_date",
         descending=False,
         as_of=as_of,

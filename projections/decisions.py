@@ -39,6 +39,7 @@ from programledger.projections.engine.queries import (
     Reader,
     VersionedRow,
     fetch_by_key,
+    fetch_grouped,
     fetch_one,
     fetch_page,
 )
@@ -51,8 +52,10 @@ __all__ = [
     "DecisionRow",
     "LessonRow",
     "decisions_by_id",
+    "decisions_of_programs",
     "get_decision",
     "lessons_by_id",
+    "lessons_of_programs",
     "list_decisions",
     "list_lessons",
 ]
@@ -273,3 +276,33 @@ async def lessons_by_id(
 ) -> Mapping[UUID, LessonRow]:
     """The lessons of ``ids`` in one statement."""
     return await fetch_by_key(pool, LESSON_LIST, ids, as_of=as_of)
+
+
+async def decisions_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[DecisionRow]]:
+    """The decision log of each of ``program_ids``, latest first, in one statement."""
+    return await fetch_grouped(
+        pool,
+        DECISION_LIST,
+        "program_id",
+        program_ids,
+        sort="decided_on",
+        descending=True,
+        as_of=as_of,
+    )
+
+
+async def lessons_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[LessonRow]]:
+    """The lessons of each of ``program_ids``, latest first, in one statement."""
+    return await fetch_grouped(
+        pool,
+        LESSON_LIST,
+        "program_id",
+        program_ids,
+        sort="recorded_at",
+        descending=True,
+        as_of=as_of,
+    )

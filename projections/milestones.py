@@ -55,6 +55,8 @@ __all__ = [
     "DependencyRow",
     "MilestoneRow",
     "dependencies_by_id",
+    "dependencies_of_programs",
+    "dependencies_on_programs",
     "get_milestone",
     "list_dependencies",
     "list_milestones",
@@ -384,3 +386,35 @@ async def dependencies_by_id(
 ) -> Mapping[UUID, DependencyRow]:
     """The dependencies of ``ids`` in one statement."""
     return await fetch_by_key(pool, DEPENDENCY_LIST, ids, as_of=as_of)
+
+
+async def dependencies_of_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[DependencyRow]]:
+    """The dependencies recorded on each of ``program_ids`` (what their items wait on),
+    by needed-by date, in one statement."""
+    return await fetch_grouped(
+        pool,
+        DEPENDENCY_LIST,
+        "program_id",
+        program_ids,
+        sort="needed_by",
+        descending=False,
+        as_of=as_of,
+    )
+
+
+async def dependencies_on_programs(
+    pool: Reader, program_ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, list[DependencyRow]]:
+    """The dependencies waiting on an item of each of ``program_ids`` (recorded on any
+    program), by needed-by date, in one statement."""
+    return await fetch_grouped(
+        pool,
+        DEPENDENCY_LIST,
+        "target_program_id",
+        program_ids,
+        sort="needed_by",
+        descending=False,
+        as_of=as_of,
+    )

@@ -7,7 +7,9 @@ from programledger.projections import (
     audit,
     decisions,
     milestones,
+    portfolios,
     programs,
+    raid,
     risks,
     scenarios,
     schedule,
@@ -24,11 +26,13 @@ PROJECTIONS: dict[str, Projection] = {
         milestones.PROJECTION,
         decisions.PROJECTION,
         risks.PROJECTION,
+        raid.PROJECTION,
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,
         status_reports.PROJECTION,
         scenarios.PROJECTION,
+        portfolios.PROJECTION,
     )
 }
 

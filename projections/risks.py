@@ -1,8 +1,9 @@
 """The risk register of every program, and its 5x5 heat map.
 
-One row per risk: score (probability x impact), severity band, status, owner, response,
-review dates, escalation, acceptance, materialisation. ``needs_response`` marks an open
-HIGH or CRITICAL risk with no response strategy (a reopened risk lands there too).
+One row per risk: score (probability x impact), severity band, status, ROAM, owner,
+response, review dates, escalation, acceptance, materialisation (and the issue it
+raised). ``needs_response`` marks an open HIGH or CRITICAL risk with no response
+strategy (a reopened risk lands there too).
 Whether a review is overdue depends on the day you ask, so it is computed by the query
 from ``next_review_on``, never stored: as of a past moment, overdue means overdue on that
 day. The heat map counts open risks per probability x impact cell, from the same rows.
@@ -88,6 +89,10 @@ RISKS = Table(
         Column("what_happened", "text"),
         Column("impact_description", "text"),
         Column("closed_reason", "text"),
+        Column("roam", "text"),
+        Column("roam_reason", "text"),
+        Column("assumption_id", "uuid"),
+        Column("materialised_issue_id", "uuid"),
         Column("version", "bigint", True),
     ),
     indexes=(
@@ -139,6 +144,10 @@ def _row(r: Risk, version: int) -> tuple[Any, ...]:
         None if happened is None else happened.what_happened,
         None if happened is None else happened.impact_description,
         r.closed_reason,
+        None if r.roam is None else r.roam.value,
+        r.roam_reason,
+        r.assumption_id,
+        None if happened is None else happened.issue_id,
         version,
     )
 
@@ -195,6 +204,13 @@ class RiskRow(VersionedRow, frozen=True, kw_only=True):
     what_happened: str | None
     impact_description: str | None
     closed_reason: str | None
+    roam: str | None
+    """The ROAM classification (RESOLVED, OWNED, ACCEPTED, MITIGATED), if any."""
+    roam_reason: str | None
+    assumption_id: UUID | None
+    """The assumption whose invalidation raised the risk."""
+    materialised_issue_id: UUID | None
+    """The issue raised when the risk materialised."""
     version: int
     overdue: bool
     """Open and its next review date lies before the reference day of the query."""

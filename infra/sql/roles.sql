@@ -1,10 +1,11 @@
 -- The database roles of a deployment, each with what its processes need and nothing more.
 --
---   api        the API (and `programledger demo`): appends only through append_events(),
---              which applies the catalogue, the concurrency check, the ordering and the
---              hash chain with its owner's rights (SECURITY DEFINER); reads the store and
---              the read models. The only table it writes is webhook_endpoints, which
---              admins manage through it (register, enable, disable, redeliver, remove).
+--   api        the API (and `programledger demo`): appends only through append_batch()
+--              and its one-command form append_events(), which apply the catalogue,
+--              the concurrency check, the ordering and the hash chain with their owner's
+--              rights (SECURITY DEFINER); reads the store and the read models. The only
+--              table it writes is webhook_endpoints, which admins manage through it
+--              (register, enable, disable, redeliver, remove).
 --   projector  the projection workers and `programledger rebuild`: owns the read-model
 --              tables (rm_*), which it creates, fills and swaps; writes projection_status.
 --   relay      the relays and the sealer beside them: reads events, writes
@@ -69,6 +70,10 @@ REVOKE EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], t
     integer[], jsonb[], jsonb, uuid, text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION :"schema".append_events(text, text, bigint, uuid[], text[],
     integer[], jsonb[], jsonb, uuid, text, bytea) TO :"api_role";
+REVOKE EXECUTE ON FUNCTION :"schema".append_batch(text[], text[], bigint[], jsonb[], uuid[],
+    text[], bytea[], integer[], uuid[], text[], integer[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION :"schema".append_batch(text[], text[], bigint[], jsonb[], uuid[],
+    text[], bytea[], integer[], uuid[], text[], integer[], jsonb[]) TO :"api_role";
 
 -- Tables created later: read models by the projector (at a worker's start, at every
 -- rebuild), store tables by the owner (a later migration).

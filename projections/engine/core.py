@@ -43,8 +43,23 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import program, report, resource, risk, scenario, schedule
+from programledger.domain import (
+    assumption,
+    issue,
+    objective,
+    portfolio,
+    program,
+    report,
+    resource,
+    risk,
+    scenario,
+    schedule,
+)
+from programledger.domain.assumption import ASSUMPTION_EVENT_TYPES
 from programledger.domain.events import DomainEvent, EventRegistry
+from programledger.domain.issue import ISSUE_EVENT_TYPES
+from programledger.domain.objective import OBJECTIVE_EVENT_TYPES
+from programledger.domain.portfolio import PORTFOLIO_EVENT_TYPES
 from programledger.domain.program import PROGRAM_EVENT_TYPES
 from programledger.domain.report import STATUS_REPORT_EVENT_TYPES
 from programledger.domain.resource import RESOURCE_EVENT_TYPES
@@ -85,20 +100,28 @@ Item = TypeVar("Item")
 STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "program" for cls in PROGRAM_EVENT_TYPES},
     **{cls.event_type: "risk" for cls in RISK_EVENT_TYPES},
+    **{cls.event_type: "assumption" for cls in ASSUMPTION_EVENT_TYPES},
+    **{cls.event_type: "issue" for cls in ISSUE_EVENT_TYPES},
     **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
     **{cls.event_type: "schedule" for cls in SCHEDULE_EVENT_TYPES},
     **{cls.event_type: "status_report" for cls in STATUS_REPORT_EVENT_TYPES},
     **{cls.event_type: "scenario" for cls in SCENARIO_EVENT_TYPES},
+    **{cls.event_type: "portfolio" for cls in PORTFOLIO_EVENT_TYPES},
+    **{cls.event_type: "objective" for cls in OBJECTIVE_EVENT_TYPES},
 }
 """The stream type each domain event is recorded on, for subject filters."""
 
 _EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
     "program": program.evolve,
     "risk": risk.evolve,
+    "assumption": assumption.evolve,
+    "issue": issue.evolve,
     "resource": resource.evolve,
     "schedule": schedule.evolve,
     "status_report": report.evolve,
     "scenario": scenario.evolve,
+    "portfolio": portfolio.evolve,
+    "objective": objective.evolve,
 }
 
 

@@ -74,6 +74,12 @@ class Settings:
     db_pool_size: int = 10
     """PostgreSQL connections in each process's pool (API requests and commands, the
     relay's and runners' reads); runners and the relay each hold one more of their own."""
+    appends_in_flight: int = 4
+    """Append transactions one process runs at once; appends that arrive while this many
+    run wait and go together in the next one (write-combining, docs/architecture.md)."""
+    reads_in_flight: int = 4
+    """Whole-stream reads (commands' loads) one process runs at once; more are combined
+    into the next query the same way."""
     db_connect_timeout: int = 5
     """Seconds to open a PostgreSQL connection before giving up (a request then fails
     with ``UNAVAILABLE``, HTTP 503)."""
@@ -199,6 +205,8 @@ class Settings:
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
+        appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 4
+        reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 4
         db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
         db_statement_timeout = _number(get, "DB_STATEMENT_TIMEOUT", low=1, high=3600) or 10
         max_waiting = _number(get, "MAX_WAITING_REQUESTS", low=1, high=100_000) or 500
@@ -221,6 +229,8 @@ class Settings:
             subject_prefix=subject_prefix,
             stream_replicas=stream_replicas,
             db_pool_size=db_pool_size,
+            appends_in_flight=appends_in_flight,
+            reads_in_flight=reads_in_flight,
             db_connect_timeout=db_connect_timeout,
             db_statement_timeout=db_statement_timeout,
             max_waiting_requests=max_waiting,

@@ -25,6 +25,7 @@ import jwt
 import nats
 import pytest
 import pytest_asyncio
+from strawberry.types.base import get_object_definition
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -45,6 +46,7 @@ from programledger.api import (
 from programledger.api.auth import token_verifier
 from programledger.api.events import EventFeed
 from programledger.api.graphql.context import WaitForPosition
+from programledger.api.graphql.mutations import COMMANDS, errors_of
 from programledger.api.server import http_server
 from programledger.application.handlers import Application
 from programledger.bootstrap import event_registry, http_service
@@ -109,7 +111,8 @@ class Api:
         """Run mutation ``name`` with ``values`` as its input; the payload, with every
         field of whichever member came back."""
         kind = name[:1].upper() + name[1:]
-        query = f"mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ {PAYLOAD} }} }}"
+        fields = payload_fields(name)
+        query = f"mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ {fields} }} }}"
         response = await self.post(query, {"input": dict(values)}, headers=headers)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -139,27 +142,31 @@ class Api:
             yield ws
 
 
-PAYLOAD = """
-  __typename
-  ... on CommandAccepted {
-    entityId streamId version position replayed eventIds eventTypes projectionsCaughtUp
-  }
-  ... on UserError { code message path }
-  ... on ValidationError { issues { path message } }
-  ... on ConflictError { streamId expectedVersion currentVersion }
-  ... on InvalidTransitionError { entity entityId fromStatus attempted hint }
-  ... on OverAllocationError {
-    resourceKey
-    conflicts { start end totalPercentage capacity programIds allocationIds }
-  }
-  ... on NotFoundError { entity entityId }
-  ... on AlreadyExistsError { entity entityId }
-  ... on BudgetExceededError { programId }
-  ... on NotProgramOwnerError { programId owner actor }
-  ... on ForbiddenError { requiredRoles }
-  ... on IdempotencyKeyReusedError { key }
-"""
-"""Every field of every member of a mutation payload."""
+_ERROR_FIELDS = {
+    "ValidationError": "issues { path message }",
+    "ConflictError": "streamId expectedVersion currentVersion",
+    "InvalidTransitionError": "entity entityId fromStatus attempted hint",
+    "OverAllocationError": "resourceKey "
+    "conflicts { start end totalPercentage capacity programIds allocationIds }",
+    "NotFoundError": "entity entityId",
+    "AlreadyExistsError": "entity entityId",
+    "BudgetExceededError": "programId",
+    "NotProgramOwnerError": "programId owner actor",
+    "ForbiddenError": "requiredRoles",
+    "IdempotencyKeyReusedError": "key",
+}
+_COMMANDS = {c.__name__[:1].lower() + c.__name__[1:]: c for c in COMMANDS}
+
+
+def payload_fields(name: str) -> str:
+    """Every field of every member of mutation ``name``'s payload: its success and the
+    errors the command can return (a fragment on any other would not validate)."""
+    names = [get_object_definition(e, strict=True).name for e in errors_of(_COMMANDS[name])]
+    errors = " ".join(f"... on {error} {{ {_ERROR_FIELDS[error]} }}" for error in names)
+    return (
+        "__typename ... on CommandAccepted { entityId streamId version position replayed "
+        "eventIds eventTypes projectionsCaughtUp } ... on UserError { code message path } " + errors
+    )
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PAYLOAD, Api, new_id, program_input
+from tests.e2e.conftest import Api, new_id, payload_fields, program_input
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -16,7 +16,8 @@ async def _mutate(api: Api, name: str, values: dict[str, Any]) -> dict[str, Any]
     """Like ``Api.mutate``, with the body escaped to ASCII as JavaScript's JSON.stringify
     does: a lone surrogate travels as ``\\ud800``, the way a browser would send it."""
     kind = name[:1].upper() + name[1:]
-    query = f"mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ {PAYLOAD} }} }}"
+    fields = payload_fields(name)
+    query = f"mutation Run($input: {kind}Input!) {{ {name}(input: $input) {{ {fields} }} }}"
     body = json.dumps({"query": query, "variables": {"input": values}})
     response = await api.http.post(
         "/graphql", content=body, headers={**api.auth(), "Content-Type": "application/json"}

@@ -8,7 +8,14 @@ from typing import Any
 from programledger.api import Role
 from programledger.projections.engine.progress import WaitOutcome, projections_for_event_types
 from programledger.projections.registry import PROJECTIONS
-from tests.e2e.conftest import PAYLOAD, Api, ApiFactory, new_id, program_input, resource_input
+from tests.e2e.conftest import (
+    Api,
+    ApiFactory,
+    new_id,
+    payload_fields,
+    program_input,
+    resource_input,
+)
 from tests.support.ledger import settled
 
 
@@ -337,7 +344,7 @@ async def test_wait_for_projections_waits_for_the_read_models_its_events_touch(
     async with api_with(wait_for_position=read_side_down) as api:
         response = await api.post(
             "mutation Run($input: ProposeProgramInput!) { proposeProgram(input: $input) { "
-            f"{PAYLOAD} }} }}",
+            f"{payload_fields('proposeProgram')} }} }}",
             {"input": program_input(new_id(), waitForProjections=True)},
             headers=api.auth(),
         )

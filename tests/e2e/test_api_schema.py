@@ -45,7 +45,7 @@ async def test_every_command_is_a_mutation_and_no_input_names_an_actor(api: Api)
     # Webhook endpoints are managed beside the commands, and are not commands.
     fields = [f for f in every if "Webhook" not in f["name"]]
     assert len(every) - len(fields) == 5
-    assert len(COMMANDS) == 66
+    assert len(COMMANDS) == 86
     assert sorted(f["name"] for f in fields) == sorted(
         c.__name__[:1].lower() + c.__name__[1:] for c in COMMANDS
     )

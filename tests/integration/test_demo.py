@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.demo import DEMO_PROGRAMS, DEMO_SCENARIOS, load_demo, story
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
+from programledger.domain.assumption import (
+    AssumptionStatus,
+    InvalidateAssumption,
+    RecordAssumption,
+)
 from programledger.domain.capacity import Allocation, AllocationStatus
 from programledger.domain.events import EventRegistry
+from programledger.domain.issue import IssueCommand, IssueStatus
+from programledger.domain.objective import ObjectiveStatus
+from programledger.domain.portfolio import PortfolioStatus
 from programledger.domain.program import (
     DependencyStatus,
     MilestoneStatus,
     Program,
+    ProgramMovedToPortfolio,
     ProgramStatus,
     slip_days,
 )
 from programledger.domain.report import ReportStatus
 from programledger.domain.resource import AllocationConfirmed, Resource
-from programledger.domain.risk import Risk, RiskStatus
+from programledger.domain.risk import Risk, RiskCommand, RiskStatus, RoamStatus
 from programledger.domain.scenario import ScenarioStatus
 from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
@@ -70,7 +81,12 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
     assert any(d.superseded_by is not None for p in programs for d in p.decisions)
     assert any(p.lessons for p in programs if p.status is ProgramStatus.COMPLETED)
 
-    risk_ids = {s.command.risk_id for s in story() if hasattr(s.command, "risk_id")}
+    risk_ids = {s.command.risk_id for s in story() if isinstance(s.command, get_args(RiskCommand))}
+    risk_ids |= {
+        s.command.raise_risk.risk_id
+        for s in story()
+        if isinstance(s.command, InvalidateAssumption) and s.command.raise_risk is not None
+    }
     risks: list[Risk] = []
     for risk_id in risk_ids:
         loaded = (await app.load_risk(risk_id)).state
@@ -78,6 +94,23 @@ async def test_the_portfolio_covers_every_status(event_store: PostgresEventStore
         risks.append(loaded)
     assert {r.status for r in risks} == set(RiskStatus)
     assert any(r.escalation is not None for r in risks)
+    assert {r.roam for r in risks} == {*RoamStatus, None}
+    assert any(r.assumption_id is not None for r in risks), "raised by a false assumption"
+
+    assumption_ids = {
+        s.command.assumption_id for s in story() if isinstance(s.command, RecordAssumption)
+    }
+    assumptions = [(await app.load_assumption(a)).state for a in assumption_ids]
+    assert {a.status for a in assumptions if a is not None} == set(AssumptionStatus)
+    issue_ids = {
+        s.command.issue_id for s in story() if isinstance(s.command, get_args(IssueCommand))
+    }
+    opened = [i for i in [(await app.load_issue(i)).state for i in issue_ids] if i is not None]
+    assert len(opened) == 3
+    assert {i.status for i in opened} == set(IssueStatus)
+    assert any(i.risk_id is not None for i in opened), "linked to the risk it realises"
+    assert any(i.assumption_id is not None for i in opened), "raised by a false assumption"
+    assert any(i.escalation is not None for i in opened)
 
     keys = {s.command.resource_key for s in story() if hasattr(s.command, "resource_key")}
     allocations: list[Allocation] = []
@@ -155,3 +188,30 @@ async def test_the_demo_shows_status_reports_and_capacity_what_ifs(
     crunch = (await app.load_scenario(DEMO_SCENARIOS["identity-crunch"])).state
     assert crunch is not None
     assert crunch.status is ScenarioStatus.OPEN
+
+
+async def test_the_demo_has_portfolios_and_objectives_with_key_results(
+    event_store: PostgresEventStore,
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+
+    portfolio_ids = {s.command.portfolio_id for s in story() if hasattr(s.command, "portfolio_id")}
+    portfolios = [(await app.load_portfolio(p)).state for p in portfolio_ids if p is not None]
+    assert {p.status for p in portfolios if p is not None} == set(PortfolioStatus)
+    members = {
+        code: (await app.load_program(program_id)).state
+        for code, program_id in DEMO_PROGRAMS.items()
+    }
+    assert all(p is not None and p.portfolio_id is not None for p in members.values())
+    history = await app.history(f"program-{DEMO_PROGRAMS['MOB-2027']}")
+    moves = [h.event.data for h in history if isinstance(h.event.data, ProgramMovedToPortfolio)]
+    assert len(moves) == 2, "the mobile app moved between portfolios"
+    assert moves[1].from_portfolio_id == moves[0].to_portfolio_id
+
+    objective_ids = {s.command.objective_id for s in story() if hasattr(s.command, "objective_id")}
+    objectives = [(await app.load_objective(o)).state for o in objective_ids]
+    assert {o.status for o in objectives if o is not None} == set(ObjectiveStatus)
+    key_results = [k for o in objectives if o is not None for k in o.key_results]
+    assert any(k.checked_on is not None for k in key_results)
+    assert all(o is not None and o.program_ids for o in objectives)

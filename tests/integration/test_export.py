@@ -33,9 +33,10 @@ from programledger.application.handlers import Application
 from programledger.application.ledger_audit import verify_program_export
 from programledger.application.registry import application_registry
 from programledger.application.reservations import ProgramCodeReserved
-from programledger.domain import program, resource, risk
+from programledger.domain import assumption, issue, program, resource, risk
 from programledger.domain.events import EventRegistry
 from programledger.domain.integrity import SignedHead, head_to_json
+from programledger.domain.objective import ObjectiveLinkedToProgram
 from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
 from tests.support.ledger import new_signer, seal_all, settled
 
@@ -100,6 +101,12 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
         elif kind == "risk":
             assert complete[stream_id]
             assert risk.fold(history) == (await app.load_risk(UUID(key))).state
+        elif kind == "assumption":
+            assert complete[stream_id]
+            assert assumption.fold(history) == (await app.load_assumption(UUID(key))).state
+        elif kind == "issue":
+            assert complete[stream_id]
+            assert issue.fold(history) == (await app.load_issue(UUID(key))).state
         elif kind == "resource":
             live = (await app.load_resource(key)).state
             assert live is not None
@@ -108,11 +115,23 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
             expected = msgspec.structs.replace(live, allocations=ours)
             assert resource.fold(history) == expected
             assert complete[stream_id] == (ours == live.allocations)
+        elif kind == "objective":
+            assert not complete[stream_id], "its definition and key results are left out"
+            assert all(isinstance(e, ObjectiveLinkedToProgram) for e in history)
+            assert {e.program_id for e in history} == {pay}
         else:
             assert kind == "programcode"
             assert [e.program_id for e in history] == [pay]
             assert all(isinstance(e, ProgramCodeReserved) for e in history)
-    assert kinds == {"program": 1, "programcode": 1, "risk": 5, "resource": 4}
+    assert kinds == {
+        "program": 1,
+        "programcode": 1,
+        "risk": 6,
+        "assumption": 2,
+        "issue": 1,
+        "resource": 4,
+        "objective": 1,
+    }
     assert not all(complete.values()), "resources shared with other programs are partial"
 
 

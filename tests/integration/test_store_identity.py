@@ -1,7 +1,7 @@
 """A store only consumes its own stream: two stores (two schemas) pointed at one NATS
 stream. The first store's relay marks the stream and every message with its id; the
-second store's relay, projection workers, API feed and subscriber refuse it, and change
-nothing on it (no consumer deleted, created or moved)."""
+second store's relay, projection workers, webhook worker, API feed and subscriber refuse
+it, and change nothing on it (no consumer deleted, created or moved, nothing delivered)."""
 
 from __future__ import annotations
 
@@ -28,15 +28,19 @@ from programledger.adapters.nats.stream import (
 from programledger.adapters.nats.subscriber import subscribe
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.adapters.postgres.webhooks import PostgresWebhookStore
+from programledger.adapters.webhooks.worker import WebhookSettings, WebhookWorker
 from programledger.api.events import EventFeed, EventSelection, FeedUnavailable
 from programledger.application.commands import CommandContext
 from programledger.application.handlers import Application
+from programledger.application.webhooks import WebhookAdmin
 from programledger.projections.engine.runner import ProjectionRunner, durable_name
 from programledger.projections.engine.status import projection_status, wait_for_position
 from programledger.projections.registry import PROJECTIONS, get_projection
 from tests.conftest import fresh_schema
 from tests.support.projection_process import LiveSystem, app_store, fast_runner_settings
 from tests.support.relay_process import eventually, fast_settings, stored_messages
+from tests.support.webhook_receiver import Receiver, running_receiver
 from tests.unit.examples import propose_program
 
 REFUSED_WITHIN = 30.0
@@ -64,6 +68,34 @@ async def _propose(store: PostgresEventStore) -> int:
         CommandContext(actor="tom"),
     )
     return result.last_position
+
+
+async def _refused_webhooks(
+    store: PostgresEventStore, pg_url: str, nc: NatsClient, prefix: str
+) -> Receiver:
+    """A webhook worker of ``store`` with an endpoint that wants every event from the
+    start, run until it refuses the stream (:class:`ForeignStream`); the receiver it would
+    have delivered to, for the test to check that nothing arrived."""
+    async with running_receiver(Receiver()) as receiver:
+        await WebhookAdmin(PostgresWebhookStore(store.pool), allow_private=True).register(
+            "tom", url=receiver.url, head=await store.head_position(), from_position=0
+        )
+        worker = WebhookWorker(
+            store,
+            database_url=pg_url,
+            nc=nc,
+            settings=WebhookSettings(
+                prefix=prefix,
+                allow_private=True,
+                poll_interval=0.1,
+                fetch_wait=0.2,
+                standby_poll_interval=0.1,
+            ),
+        )
+        with pytest.raises(ForeignStream) as refused:
+            await asyncio.wait_for(worker.run(), REFUSED_WITHIN)
+        assert str(await store.store_id()) in str(refused.value)
+    return receiver
 
 
 def _runner(
@@ -153,6 +185,10 @@ async def test_a_second_store_on_the_same_stream_is_refused_and_changes_nothing(
         statuses = {s.name: s.position for s in await projection_status(other_store.pool)}
         assert set(statuses.values()) <= {0}
 
+        # Its webhook worker delivers nothing.
+        receiver = await _refused_webhooks(other_store, pg_url, live.nc, subject_prefix)
+        assert receiver.requests == 0
+
         # The API's feed and the subscriber helper refuse it too.
         feed = EventFeed([nats_url], subject_prefix, store_id=theirs)
         await feed.start()
@@ -216,6 +252,8 @@ async def test_a_message_of_another_store_in_an_unmarked_stream_stops_the_worker
             await asyncio.wait_for(runner.run(), REFUSED_WITHIN)
         statuses = {s.name: s.position for s in await projection_status(store.pool)}
         assert statuses.get("audit", 0) == 0
+        receiver = await _refused_webhooks(store, pg_url, nc, subject_prefix)
+        assert receiver.requests == 0
         subscription = await subscribe(
             js, subject_prefix, "reader", store_id=await store.store_id()
         )

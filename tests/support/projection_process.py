@@ -43,7 +43,30 @@ from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.bootstrap import runner_services
 from programledger.bootstrap.supervisor import stop_on_signals, supervise
+from programledger.domain.assumption import (
+    Confidence,
+    InvalidateAssumption,
+    RecordAssumption,
+    ValidateAssumption,
+)
 from programledger.domain.errors import DomainError
+from programledger.domain.issue import (
+    EscalateIssue,
+    IssueSeverity,
+    RaisedIssue,
+    RaiseIssue,
+    ReopenIssue,
+    ResolveIssue,
+)
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+    UnlinkObjectiveFromProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio, ReopenPortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -61,6 +84,7 @@ from programledger.domain.program import (
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -99,14 +123,17 @@ from programledger.domain.resource import (
 from programledger.domain.risk import (
     AcceptRisk,
     AssessRisk,
+    ChangeRiskRoam,
     CloseRisk,
     EscalateRisk,
     IdentifyRisk,
+    RaisedRisk,
     ReopenRisk,
     ReportRiskMaterialised,
     ResponseStrategy,
     ReviewRisk,
     RiskCategory,
+    RoamStatus,
     StartMitigation,
     UpdateRiskDetails,
 )
@@ -251,6 +278,22 @@ def _risk_steps() -> st.SearchStrategy[Step]:
         st.tuples(st.just("reopen"), _R),
         st.tuples(st.just("review"), _R, _DAYS, st.integers(0, 30)),
         st.tuples(st.just("risk_owner"), _R, st.integers(0, 2)),
+        st.tuples(st.just("roam"), _R, st.sampled_from(list(RoamStatus))),
+        st.tuples(st.just("materialise_issue"), _R, _DAYS, st.integers(0, 2)),
+    )
+
+
+def _raid_steps() -> st.SearchStrategy[Step]:
+    """Assumptions and issues: a false assumption raises a risk or an issue (ids shared
+    with the risk and issue steps, so raised items are worked on afterwards)."""
+    return st.one_of(
+        st.tuples(st.just("assume"), _R, _P, st.sampled_from(list(Confidence)), _DAYS),
+        st.tuples(st.just("validate"), _R, _DAYS),
+        st.tuples(st.just("invalidate"), _R, _DAYS, st.sampled_from(["risk", "issue", None]), _R),
+        st.tuples(st.just("raise_issue"), st.integers(0, 2), _P, st.none() | _R),
+        st.tuples(st.just("escalate_issue"), st.integers(0, 2)),
+        st.tuples(st.just("resolve_issue"), st.integers(0, 2), _DAYS),
+        st.tuples(st.just("reopen_issue"), st.integers(0, 2)),
     )
 
 
@@ -282,7 +325,25 @@ def _report_and_scenario_steps() -> st.SearchStrategy[Step]:
     )
 
 
+def _portfolio_steps() -> st.SearchStrategy[Step]:
+    return st.one_of(
+        st.tuples(st.just("move"), _P, st.none() | st.integers(0, 1)),
+        st.tuples(st.just("archive_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("reopen_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("objective"), st.integers(0, 1)),
+        st.tuples(st.just("key_result"), st.integers(0, 1), st.integers(0, 1), _LEVEL),
+        st.tuples(
+            st.just("check_in"), st.integers(0, 1), st.integers(0, 1), st.integers(-5, 15), _DAYS
+        ),
+        st.tuples(st.just("link_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("unlink_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("close_objective"), st.integers(0, 1)),
+    )
+
+
 SETUP: tuple[Step, ...] = (
+    ("portfolio", 0),
+    ("portfolio", 1),
     ("propose", 0),
     ("propose", 1),
     ("activate", 0),
@@ -294,7 +355,12 @@ SETUP: tuple[Step, ...] = (
 def steps(max_size: int = 40) -> st.SearchStrategy[list[Step]]:
     """Setup (two programs, two resources) followed by random steps of every kind."""
     any_step = st.one_of(
-        _program_steps(), _risk_steps(), _resource_steps(), _report_and_scenario_steps()
+        _program_steps(),
+        _risk_steps(),
+        _raid_steps(),
+        _resource_steps(),
+        _portfolio_steps(),
+        _report_and_scenario_steps(),
     )
     return st.lists(any_step, min_size=1, max_size=max_size).map(lambda s: [*SETUP, *s])
 
@@ -405,12 +471,13 @@ def _command(step: Step, ids: Ids) -> Command:
         case "lesson":
             return RecordLesson(program_id=pid, lesson_id=ids("l", item), what_happened="w",
                                 learned="l")
+    if kind in _PORTFOLIO_KINDS:
+        return _portfolio_command(kind, a, ids)
     return _other_command(kind, a, ids)
 
 
 def _other_command(kind: str, a: list[Any], ids: Ids) -> Command:
-    rid, key = ids("risk", a[0]), ids.key(a[0])
-    allocation = ids("a", a[0] * 10 + a[1]) if len(a) > 1 else ids("a", -1)
+    rid = ids("risk", a[0])
     match kind:
         case "identify":
             review = None if a[4] is None else _day(a[4])
@@ -437,6 +504,55 @@ def _other_command(kind: str, a: list[Any], ids: Ids) -> Command:
             return ReviewRisk(risk_id=rid, reviewed_on=_day(a[1]), next_review_on=_day(a[1] + a[2]))
         case "risk_owner":
             return UpdateRiskDetails(risk_id=rid, owner=f"Owner {a[1]}")
+        case "roam":
+            return ChangeRiskRoam(risk_id=rid, roam=a[1], reason="board")
+        case "materialise_issue":
+            return ReportRiskMaterialised(risk_id=rid, what_happened="it did",
+                                          impact_description="bad", occurred_on=_day(a[1]),
+                                          raise_issue=_raised_issue(ids, a[2], a[1]))
+    return _raid_command(kind, a, ids)
+
+
+def _raised_issue(ids: Ids, n: int, day: int) -> RaisedIssue:
+    return RaisedIssue(issue_id=ids("issue", n), title=f"Issue {n}", severity=IssueSeverity.HIGH,
+                       owner="Olga", due_on=_day(day + 14))
+
+
+def _raid_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    aid, iid = ids("assumption", a[0]), ids("issue", a[0])
+    match kind:
+        case "assume":
+            return RecordAssumption(assumption_id=aid, program_id=ids("program", a[1]),
+                                    statement="The vendor delivers", owner="Priya",
+                                    confidence=a[2], validate_by=_day(a[3]))
+        case "validate":
+            return ValidateAssumption(assumption_id=aid, evidence="seen", validated_on=_day(a[1]))
+        case "invalidate":
+            risk = None if a[2] != "risk" else RaisedRisk(
+                risk_id=ids("risk", a[3]), title="Vendor", category=RiskCategory.VENDOR,
+                probability=3, impact=3, owner="Olga")
+            issue = _raised_issue(ids, a[3], a[1]) if a[2] == "issue" else None
+            return InvalidateAssumption(assumption_id=aid, evidence="not so",
+                                        invalidated_on=_day(a[1]), raise_risk=risk,
+                                        raise_issue=issue)
+        case "raise_issue":
+            linked = None if a[2] is None else ids("risk", a[2])
+            return RaiseIssue(issue_id=iid, program_id=ids("program", a[1]), title="Down",
+                              severity=IssueSeverity.MEDIUM, owner="Olga", due_on=_day(30),
+                              risk_id=linked)
+        case "escalate_issue":
+            return EscalateIssue(issue_id=iid, escalated_to="CTO", reason="big")
+        case "resolve_issue":
+            return ResolveIssue(issue_id=iid, resolution="fixed", resolved_on=_day(a[1]))
+        case "reopen_issue":
+            return ReopenIssue(issue_id=iid, reason="back")
+    return _resource_command(kind, a, ids)
+
+
+def _resource_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    key = ids.key(a[0])
+    allocation = ids("a", a[0] * 10 + a[1]) if len(a) > 1 else ids("a", -1)
+    match kind:
         case "register":
             return RegisterResource(resource_key=key, name=f"Res {a[0]}", kind=PartyKind.PERSON,
                                     department=Department.ENGINEERING, role="dev", capacity=a[1])
@@ -494,6 +610,44 @@ def _report_or_scenario_command(kind: str, a: list[Any], ids: Ids) -> Command:
             return CommitScenario(scenario_id=sid, override_reason="agreed")
         case "scenario_discard":
             return DiscardScenario(scenario_id=sid, reason="no longer needed")
+    raise ValueError(f"unknown step {kind!r}")
+
+
+_PORTFOLIO_KINDS = frozenset({
+    "portfolio", "move", "archive_portfolio", "reopen_portfolio", "objective", "key_result",
+    "check_in", "link_objective", "unlink_objective", "close_objective",
+})
+
+
+def _portfolio_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    fid, oid = ids("portfolio", a[0]), ids("objective", a[0])
+    match kind:
+        case "portfolio":
+            return CreatePortfolio(portfolio_id=fid, name=f"Portfolio {a[0]}", owner="Pat")
+        case "move":
+            target = None if a[1] is None else ids("portfolio", a[1])
+            return MoveProgramToPortfolio(program_id=ids("program", a[0]), portfolio_id=target)
+        case "archive_portfolio":
+            return ArchivePortfolio(portfolio_id=fid, reason="merged")
+        case "reopen_portfolio":
+            return ReopenPortfolio(portfolio_id=fid, reason="split")
+        case "objective":
+            return DefineObjective(objective_id=oid, title=f"Objective {a[0]}", owner="Dana",
+                                   starts_on=DAY0, ends_on=_day(365))
+        case "key_result":
+            return AddKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                name=f"KR {a[1]}", unit="u", baseline=0, target=10,
+                                confidence=a[2] * 20)
+        case "check_in":
+            return CheckInKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                    value=a[2], confidence=50, checked_on=_day(a[3]))
+        case "link_objective":
+            return LinkObjectiveToProgram(objective_id=oid, program_id=ids("program", a[1]))
+        case "unlink_objective":
+            return UnlinkObjectiveFromProgram(objective_id=oid, program_id=ids("program", a[1]),
+                                              reason="descoped")
+        case "close_objective":
+            return CloseObjective(objective_id=oid, reason="scored")
     raise ValueError(f"unknown step {kind!r}")
 # fmt: on
 

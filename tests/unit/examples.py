@@ -6,7 +6,9 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
+from programledger.domain.assumption import AssumptionRecorded, Confidence
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueRaised, IssueSeverity
 from programledger.domain.program import (
     MilestonePlanned,
     ProgramActivated,
@@ -27,6 +29,8 @@ OTHER_PROGRAM = UUID("00000000-0000-4000-8000-000000000002")
 WORKSTREAM = UUID("00000000-0000-4000-8000-0000000000a1")
 MILESTONE = UUID("00000000-0000-4000-8000-0000000000b1")
 RISK = UUID("00000000-0000-4000-8000-0000000000c1")
+ASSUMPTION = UUID("00000000-0000-4000-8000-0000000000e1")
+ISSUE = UUID("00000000-0000-4000-8000-0000000000f1")
 ALLOCATION = UUID("00000000-0000-4000-8000-0000000000d1")
 OTHER_ALLOCATION = UUID("00000000-0000-4000-8000-0000000000d2")
 MISSING = UUID("00000000-0000-4000-8000-00000000ffff")
@@ -121,6 +125,32 @@ def risk_identified(**changes: Any) -> RiskIdentified:
         "next_review_on": date(2027, 3, 1),
     }
     return RiskIdentified(**{**fields, **changes})
+
+
+def assumption_recorded(**changes: Any) -> AssumptionRecorded:
+    fields: dict[str, Any] = {
+        "assumption_id": ASSUMPTION,
+        "program_id": PROGRAM,
+        "statement": "The acquirer's sandbox supports 3-D Secure 2.2",
+        "owner": "Priya",
+        "confidence": Confidence.MEDIUM,
+        "validate_by": date(2027, 2, 15),
+        "description": None,
+        "workstream_id": WORKSTREAM,
+    }
+    return AssumptionRecorded(**{**fields, **changes})
+
+
+def issue_raised(**changes: Any) -> IssueRaised:
+    fields: dict[str, Any] = {
+        "issue_id": ISSUE,
+        "program_id": PROGRAM,
+        "title": "Sandbox rejects 3-D Secure 2.2 challenges",
+        "severity": IssueSeverity.HIGH,
+        "owner": "Priya",
+        "due_on": date(2027, 3, 1),
+    }
+    return IssueRaised(**{**fields, **changes})
 
 
 def alice_registered(capacity: int = 100) -> ResourceRegistered:

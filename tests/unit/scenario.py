@@ -11,10 +11,26 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import program, report, resource, risk, scenario, schedule
+from programledger.domain import (
+    assumption,
+    issue,
+    objective,
+    portfolio,
+    program,
+    report,
+    resource,
+    risk,
+    scenario,
+    schedule,
+)
+from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueCommand
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
+from programledger.domain.refusals import declared
 from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
@@ -26,8 +42,12 @@ E = TypeVar("E", bound=BaseException)
 _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]]] = [
     (get_args(ProgramCommand), program.decide, program.fold),
     (get_args(RiskCommand), risk.decide, risk.fold),
+    (get_args(AssumptionCommand), assumption.decide, assumption.fold),
+    (get_args(IssueCommand), issue.decide, issue.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
     (get_args(ScheduleCommand), schedule.decide, schedule.fold),
+    (get_args(PortfolioCommand), portfolio.decide, portfolio.fold),
+    (get_args(ObjectiveCommand), objective.decide, objective.fold),
     (get_args(StatusReportCommand), report.decide, report.fold),
     (get_args(ScenarioCommand), scenario.decide, scenario.fold),
 ]
@@ -46,6 +66,16 @@ def _aggregate_of(command: object) -> tuple[Callable[..., Any], Callable[..., An
     raise TypeError(f"{type(command).__name__} is not a command of any aggregate")
 
 
+def undeclared(command: object, error: DomainError) -> None:
+    """Fails when ``decide`` refused ``command`` with an error ``REFUSALS`` does not list
+    for it: the API's payload union for the command would not hold it."""
+    if not declared(command, error):
+        raise AssertionError(
+            f"{type(command).__name__} was refused with {type(error).__name__}, which "
+            f"domain/refusals.py does not list for it: {error}"
+        )
+
+
 class Outcome:
     def __init__(self, history: Sequence[DomainEvent], command: object) -> None:
         decide, fold = _aggregate_of(command)
@@ -58,6 +88,7 @@ class Outcome:
         try:
             self.events = list(decide(state, command))
         except DomainError as error:
+            undeclared(command, error)
             self.error = error
 
     def then(self, *expected: DomainEvent) -> Any:

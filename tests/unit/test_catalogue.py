@@ -11,7 +11,17 @@ import pytest
 from msgspec import inspect
 
 from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
+from programledger.domain.assumption import AssumptionEvent
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueEvent
+from programledger.domain.objective import (
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+    ObjectiveDefined,
+    ObjectiveEvent,
+)
+from programledger.domain.portfolio import PortfolioEvent
 from programledger.domain.program import ProgramEvent
 from programledger.domain.report import StatusReportEvent
 from programledger.domain.resource import (
@@ -31,6 +41,10 @@ STORED_NAMES = {
     "AllocationConfirmed",
     "AllocationProposed",
     "AllocationReleased",
+    "AssumptionDetailsUpdated",
+    "AssumptionInvalidated",
+    "AssumptionRecorded",
+    "AssumptionValidated",
     "BudgetAllocated",
     "BudgetAllocationRevised",
     "ChangeRequestApproved",
@@ -44,6 +58,11 @@ STORED_NAMES = {
     "DependencyReopened",
     "DependencyResolved",
     "DependencyRiskCleared",
+    "IssueDetailsUpdated",
+    "IssueEscalated",
+    "IssueRaised",
+    "IssueReopened",
+    "IssueResolved",
     "LessonRecorded",
     "MilestoneCompleted",
     "MilestoneDurationSet",
@@ -54,6 +73,16 @@ STORED_NAMES = {
     "MilestoneRiskCleared",
     "MilestonesLinked",
     "MilestonesUnlinked",
+    "ObjectiveClosed",
+    "ObjectiveDefined",
+    "ObjectiveLinkedToProgram",
+    "ObjectiveUnlinkedFromProgram",
+    "KeyResultAdded",
+    "KeyResultCheckedIn",
+    "PortfolioArchived",
+    "PortfolioCreated",
+    "PortfolioReopened",
+    "ProgramMovedToPortfolio",
     "PlannedBudgetRevised",
     "ProgramActivated",
     "ProgramCancelled",
@@ -83,6 +112,7 @@ STORED_NAMES = {
     "ScenarioCommitted",
     "ScenarioCreated",
     "ScenarioDiscarded",
+    "RiskRoamChanged",
     "StakeholderAdded",
     "StakeholderRemoved",
     "StatusReportCorrectionStarted",
@@ -99,6 +129,14 @@ NETWORK_WIDE = set(get_args(ScheduleEvent))
 """Links name a program at each end, so the network's events name none."""
 SCENARIO_WIDE = set(get_args(ScenarioEvent)) - {ScenarioAllocationAdded}
 """A scenario spans programs; only hypothetical work names its program."""
+PORTFOLIO_OR_OBJECTIVE = {
+    *get_args(PortfolioEvent),
+    ObjectiveDefined,
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+}
+"""A portfolio and an objective span programs; only an objective's links name one."""
 
 
 def test_the_registry_holds_every_event_under_its_stable_name() -> None:
@@ -108,8 +146,12 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
     unions = {
         *get_args(ProgramEvent),
         *get_args(RiskEvent),
+        *get_args(AssumptionEvent),
+        *get_args(IssueEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
+        *get_args(PortfolioEvent),
+        *get_args(ObjectiveEvent),
         *get_args(StatusReportEvent),
         *get_args(ScenarioEvent),
     }
@@ -172,6 +214,9 @@ def test_every_event_about_a_program_names_it(cls: type[DomainEvent]) -> None:
     elif cls in NETWORK_WIDE:
         assert "program_id" not in fields
         assert "links" in fields
+    elif cls in PORTFOLIO_OR_OBJECTIVE:
+        assert "program_id" not in fields
+        assert fields & {"portfolio_id", "objective_id"}
     elif cls in SCENARIO_WIDE:
         assert "program_id" not in fields
         assert "scenario_id" in fields

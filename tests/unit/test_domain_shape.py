@@ -13,7 +13,16 @@ import pytest
 
 from programledger import domain
 
-AGGREGATES = (domain.program, domain.risk, domain.resource, domain.schedule)
+AGGREGATES = (
+    domain.program,
+    domain.risk,
+    domain.resource,
+    domain.schedule,
+    domain.portfolio,
+    domain.objective,
+    domain.assumption,
+    domain.issue,
+)
 SHAPE = ("commands", "events", "state", "decide", "evolve")
 
 

@@ -1,4 +1,6 @@
-"""Properties: risk scoring, and that any command sequence yields a history that folds.
+"""Properties: risk scoring, that any command sequence yields a history that folds, and
+the state machines of the RAID items (an invalidated assumption never changes again; an
+issue has a resolution exactly when it is resolved).
 
 Random commands are drawn from small pools of ids, texts and dates so that they often hit
 existing items (and sometimes do not). Whatever ``decide`` accepts, ``evolve`` must apply
@@ -19,8 +21,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from programledger.domain import program, risk
+from programledger.domain import assumption, issue, program, risk
+from programledger.domain.assumption import (
+    AssumptionStatus,
+    Confidence,
+    InvalidateAssumption,
+    RecordAssumption,
+    UpdateAssumptionDetails,
+    ValidateAssumption,
+)
 from programledger.domain.errors import DomainError
+from programledger.domain.issue import (
+    EscalateIssue,
+    IssueSeverity,
+    IssueStatus,
+    RaisedIssue,
+    RaiseIssue,
+    ReopenIssue,
+    ResolveIssue,
+    UpdateIssueDetails,
+)
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -62,15 +82,18 @@ from programledger.domain.program import (
 from programledger.domain.risk import (
     AcceptRisk,
     AssessRisk,
+    ChangeRiskRoam,
     CloseRisk,
     EscalateRisk,
     IdentifyRisk,
+    RaisedRisk,
     ReopenRisk,
     ReportRiskMaterialised,
     ResponseStrategy,
     ReviewRisk,
     ReviseMitigationPlan,
     RiskCategory,
+    RoamStatus,
     SeverityBand,
     StartMitigation,
     UpdateRiskDetails,
@@ -79,8 +102,9 @@ from programledger.domain.risk import (
 )
 from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
-from tests.unit.examples import PROGRAM, RISK, eur, propose_program
-from tests.unit.scenario import roundtrip
+from programledger.projections.raid import IndexedDependency, dependency_after
+from tests.unit.examples import ASSUMPTION, ISSUE, PROGRAM, RISK, eur, propose_program
+from tests.unit.scenario import roundtrip, undeclared
 
 levels = st.integers(1, 5)
 
@@ -260,6 +284,17 @@ def _program_commands() -> st.SearchStrategy[Any]:
     )
 
 
+def _raised_issues() -> st.SearchStrategy[RaisedIssue]:
+    return st.builds(
+        RaisedIssue,
+        issue_id=ids,
+        title=texts,
+        severity=st.sampled_from(IssueSeverity),
+        owner=texts,
+        due_on=days,
+    )
+
+
 def _risk_commands() -> st.SearchStrategy[Any]:
     r = st.just(RISK)
     return st.one_of(
@@ -285,6 +320,13 @@ def _risk_commands() -> st.SearchStrategy[Any]:
             what_happened=texts,
             impact_description=texts,
             occurred_on=days,
+            raise_issue=st.none() | _raised_issues(),
+        ),
+        st.builds(
+            ChangeRiskRoam,
+            risk_id=r,
+            roam=st.sampled_from(RoamStatus),
+            reason=st.none() | texts,
         ),
         st.builds(EscalateRisk, risk_id=r, escalated_to=texts, reason=texts),
         st.builds(CloseRisk, risk_id=r, reason=texts),
@@ -305,7 +347,8 @@ def _replay(
     for command in commands:
         try:
             events = decide(state, command)
-        except DomainError:
+        except DomainError as error:
+            undeclared(command, error)
             continue
         for event in events:
             assert roundtrip(event) == event
@@ -322,6 +365,29 @@ def _replay(
 @given(st.lists(_program_commands(), max_size=40))
 def test_program_histories_always_fold(commands: list[Any]) -> None:
     _replay(program.decide, program.evolve, program.fold, [*_program_setup(), *commands])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_program_commands(), max_size=40))
+def test_the_raid_index_follows_dependencies_as_the_program_does(commands: list[Any]) -> None:
+    """The RAID index keeps a small state per dependency instead of folding programs; it
+    must agree with the Program aggregate on every dependency's title, date and status."""
+    state: Any = None
+    index: dict[UUID, IndexedDependency] = {}
+    for command in [*_program_setup(), *commands]:
+        try:
+            events = program.decide(state, command)
+        except DomainError:
+            continue
+        for event in events:
+            state = program.evolve(state, event)
+            dependency_id = getattr(event, "dependency_id", None)
+            if isinstance(dependency_id, UUID):
+                index[dependency_id] = dependency_after(index.get(dependency_id), event)
+    assert state is not None
+    assert {d.dependency_id: (d.title, d.needed_by, d.status) for d in state.dependencies} == {
+        key: (d.title, d.needed_by, d.status) for key, d in index.items()
+    }
 
 
 def _program_setup() -> list[Any]:
@@ -365,3 +431,107 @@ def _risk_identified() -> IdentifyRisk:
         impact=3,
         owner="Priya",
     )
+
+
+def _assumption_commands() -> st.SearchStrategy[Any]:
+    a = st.just(ASSUMPTION)
+    raised_risks = st.builds(
+        RaisedRisk,
+        risk_id=ids,
+        title=texts,
+        category=st.sampled_from(RiskCategory),
+        probability=levels,
+        impact=levels,
+        owner=texts,
+    )
+    return st.one_of(
+        st.builds(
+            UpdateAssumptionDetails,
+            assumption_id=a,
+            owner=texts,
+            confidence=st.sampled_from(Confidence),
+            validate_by=days,
+        ),
+        st.builds(ValidateAssumption, assumption_id=a, evidence=texts, validated_on=days),
+        st.builds(
+            InvalidateAssumption,
+            assumption_id=a,
+            evidence=texts,
+            invalidated_on=days,
+            raise_risk=st.none() | raised_risks,
+            raise_issue=st.none() | _raised_issues(),
+        ),
+    )
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_assumption_commands(), max_size=20))
+def test_assumption_histories_always_fold_and_an_invalidated_one_never_changes(
+    commands: list[Any],
+) -> None:
+    record = RecordAssumption(
+        assumption_id=ASSUMPTION,
+        program_id=PROGRAM,
+        statement="The sandbox supports 3-D Secure 2.2",
+        owner="Priya",
+        confidence=Confidence.MEDIUM,
+        validate_by=date(2027, 2, 15),
+    )
+    _replay(assumption.decide, assumption.evolve, assumption.fold, [record, *commands])
+    state = assumption.decide(None, record)
+    folded = assumption.fold(state)
+    for command in commands:
+        try:
+            events = assumption.decide(folded, command)
+        except DomainError:
+            continue
+        if folded is not None and folded.status is AssumptionStatus.INVALIDATED:
+            assert events == [], "an invalidated assumption is final"
+        for event in events:
+            folded = assumption.evolve(folded, event)
+        assert folded is not None
+        assert (folded.invalidation is not None) == (folded.status is AssumptionStatus.INVALIDATED)
+
+
+def _issue_commands() -> st.SearchStrategy[Any]:
+    i = st.just(ISSUE)
+    return st.one_of(
+        st.builds(
+            UpdateIssueDetails,
+            issue_id=i,
+            severity=st.sampled_from(IssueSeverity),
+            owner=texts,
+            due_on=days,
+        ),
+        st.builds(EscalateIssue, issue_id=i, escalated_to=texts, reason=texts),
+        st.builds(ResolveIssue, issue_id=i, resolution=texts, resolved_on=days),
+        st.builds(ReopenIssue, issue_id=i, reason=texts),
+    )
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_issue_commands(), max_size=20))
+def test_issue_histories_always_fold_and_resolution_goes_with_the_status(
+    commands: list[Any],
+) -> None:
+    opened = RaiseIssue(
+        issue_id=ISSUE,
+        program_id=PROGRAM,
+        title="Sandbox rejects challenges",
+        severity=IssueSeverity.HIGH,
+        owner="Priya",
+        due_on=date(2027, 3, 1),
+    )
+    _replay(issue.decide, issue.evolve, issue.fold, [opened, *commands])
+    state = issue.fold(issue.decide(None, opened))
+    for command in commands:
+        try:
+            events = issue.decide(state, command)
+        except DomainError:
+            continue
+        for event in events:
+            state = issue.evolve(state, event)
+        assert state is not None
+        resolved = state.status is IssueStatus.RESOLVED
+        assert (state.resolution is not None) == resolved
+        assert (state.resolved_on is not None) == resolved

@@ -40,7 +40,7 @@ from programledger.domain.resource import (
 )
 from programledger.domain.values import Department, PartyKind
 from programledger.projections.audit import changes_between, diff
-from tests.unit.scenario import roundtrip
+from tests.unit.scenario import roundtrip, undeclared
 
 DAY0 = date(2027, 1, 1)
 KEY = "team-payments"
@@ -70,6 +70,7 @@ class ResourceMachine(RuleBasedStateMachine):
         try:
             events = resource.decide(self.state, command)
         except DomainError as error:
+            undeclared(command, error)
             self.refused(command, error)
             return False
         for event in events:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import msgspec
 import pytest
 
 from programledger.domain import risk
 from programledger.domain.errors import AlreadyExists, InvalidTransition, NotFound, ValidationError
+from programledger.domain.issue import IssueSeverity, RaisedIssue
 from programledger.domain.risk import (
     Acceptance,
     AcceptRisk,
     AssessRisk,
+    ChangeRiskRoam,
     CloseRisk,
     EscalateRisk,
     Escalation,
@@ -33,12 +36,14 @@ from programledger.domain.risk import (
     RiskMitigationStarted,
     RiskReopened,
     RiskReviewed,
+    RiskRoamChanged,
     RiskStatus,
+    RoamStatus,
     SeverityBand,
     StartMitigation,
     UpdateRiskDetails,
 )
-from tests.unit.examples import MISSING, PROGRAM, RISK, WORKSTREAM, risk_identified
+from tests.unit.examples import ISSUE, MISSING, PROGRAM, RISK, WORKSTREAM, risk_identified
 from tests.unit.scenario import given
 
 R = RISK
@@ -381,3 +386,97 @@ def test_review_refusals() -> None:
     assert error.issues[0].path == "next_review_on"
     ok = ReviewRisk(risk_id=R, reviewed_on=date(2027, 3, 1), next_review_on=date(2027, 4, 1))
     given(*closed).when(ok).raises(InvalidTransition)
+
+
+def test_roam_classifies_an_open_risk() -> None:
+    command = ChangeRiskRoam(risk_id=R, roam=RoamStatus.OWNED, reason="Priya owns it")
+    state = (
+        given(*mitigating)
+        .when(command)
+        .then(RiskRoamChanged(**IDS, roam=RoamStatus.OWNED, reason="Priya owns it"))
+    )
+    assert state.roam is RoamStatus.OWNED
+    assert state.roam_reason == "Priya owns it"
+    assert state.status is RiskStatus.MITIGATING, "ROAM and status are separate scales"
+
+
+def test_roam_to_the_same_value_records_nothing() -> None:
+    history = [*mitigating, RiskRoamChanged(**IDS, roam=RoamStatus.MITIGATED)]
+    given(*history).when(ChangeRiskRoam(risk_id=R, roam=RoamStatus.MITIGATED)).then()
+
+
+def test_roam_values_are_checked() -> None:
+    command = ChangeRiskRoam(risk_id=R, roam="IGNORED", reason=" ")  # type: ignore[arg-type]
+    error = given(*identified).when(command).raises(ValidationError)
+    assert {i.path for i in error.issues} == {"roam", "reason"}
+
+
+def test_roam_of_a_closed_risk_is_refused_and_reopening_clears_it() -> None:
+    given(*closed).when(ChangeRiskRoam(risk_id=R, roam=RoamStatus.RESOLVED)).raises(
+        InvalidTransition
+    )
+    history: list[Any] = [
+        *mitigating,
+        RiskRoamChanged(**IDS, roam=RoamStatus.RESOLVED),
+        RiskClosed(**IDS, reason="Certified"),
+        RiskReopened(**IDS, reason="r"),
+    ]
+    state = risk.fold(history)
+    assert state is not None
+    assert state.roam is None
+
+
+RAISED = RaisedIssue(
+    issue_id=ISSUE,
+    title="Pilot moves four weeks",
+    severity=IssueSeverity.HIGH,
+    owner="Priya",
+    due_on=date(2027, 4, 30),
+)
+
+
+def test_materialising_can_raise_its_issue_in_the_same_step() -> None:
+    command = ReportRiskMaterialised(
+        risk_id=R,
+        what_happened="Certification failed.",
+        impact_description="Pilot moves four weeks.",
+        occurred_on=date(2027, 4, 2),
+        raise_issue=RAISED,
+    )
+    expected = RiskMaterialised(
+        **IDS,
+        what_happened="Certification failed.",
+        impact_description="Pilot moves four weeks.",
+        occurred_on=date(2027, 4, 2),
+        raised_issue=RAISED,
+    )
+    state = given(*mitigating).when(command).then(expected)
+    assert state.materialisation is not None
+    assert state.materialisation.issue_id == ISSUE
+
+
+def test_the_issue_a_risk_raises_is_checked_with_the_materialisation() -> None:
+    bad = RaisedIssue(issue_id=ISSUE, title="", severity=IssueSeverity.LOW, owner="o", due_on=None)  # type: ignore[arg-type]
+    command = ReportRiskMaterialised(
+        risk_id=R,
+        what_happened="w",
+        impact_description="i",
+        occurred_on=date(2027, 4, 2),
+        raise_issue=bad,
+    )
+    error = given(*mitigating).when(command).raises(ValidationError)
+    assert {i.path for i in error.issues} == {"raise_issue.title", "raise_issue.due_on"}
+
+
+def test_repeating_the_recorded_materialisation_records_nothing() -> None:
+    history = [*mitigating, msgspec.structs.replace(materialisation, raised_issue=RAISED)]
+    command = ReportRiskMaterialised(
+        risk_id=R,
+        what_happened="Certification failed.",
+        impact_description="Pilot moves four weeks.",
+        occurred_on=date(2027, 4, 2),
+        raise_issue=RAISED,
+    )
+    given(*history).when(command).then()
+    other = msgspec.structs.replace(command, what_happened="Something else")
+    given(*history).when(other).raises(InvalidTransition)

@@ -45,6 +45,11 @@ def test_configured_servers() -> None:
         {"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "200", "PROGRAMLEDGER_METRICS_PORT": "9100"}
     )
     assert (tuned.projection_state_cache, tuned.metrics_port) == (200, 9100)
+    assert (settings.appends_in_flight, settings.reads_in_flight) == (4, 4)
+    combining = Settings.from_env(
+        {"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "2", "PROGRAMLEDGER_READS_IN_FLIGHT": "8"}
+    )
+    assert (combining.appends_in_flight, combining.reads_in_flight) == (2, 8)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +70,8 @@ def test_configured_servers() -> None:
         ({"PROGRAMLEDGER_LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "1"}, "DB_POOL_SIZE=1 must be between 2 and 500"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "many"}, "not a whole number"),
+        ({"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "0"}, "APPENDS_IN_FLIGHT=0 must be between 1"),
+        ({"PROGRAMLEDGER_READS_IN_FLIGHT": "x"}, "not a whole number"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS: 'app.example.com' is"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "https://a.example/app"}, "without a path"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "ftp://a.example"}, "is not an origin"),

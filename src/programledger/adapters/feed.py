@@ -15,18 +15,19 @@ keeps in memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
-
-import msgspec
 
 from programledger.adapters.nats.envelope import (
     HEADER_STORE_ID,
     EventEnvelope,
     OutgoingMessage,
     decode_envelope,
+    encode_lines,
     encode_message,
 )
 from programledger.adapters.nats.subscriber import EventSelection
@@ -43,7 +44,11 @@ __all__ = [
 ]
 
 MAX_FEED_PAGE = 1000
-"""The most events one page (a GraphQL answer, a read of the HTTP stream) holds."""
+"""The most events one page (a GraphQL answer, a backfill's read) holds."""
+STREAM_PAGE = 2000
+"""The events of one read of the HTTP stream: a few MB at most, and half the queries."""
+_ENCODE_SLICE = 250
+"""Events encoded between two turns of the event loop while a page is encoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,6 @@ class FeedPage:
     has_more: bool
 
 
-_line_encoder = msgspec.json.Encoder()
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MAX_TYPES = 64
 
@@ -139,36 +143,45 @@ class EventLog:
         return FeedPage(await self.messages(rows), head, head, False)
 
     async def lines(
-        self, after: int, through: int, selection: EventSelection, *, page: int = MAX_FEED_PAGE
+        self, after: int, through: int, selection: EventSelection, *, page: int = STREAM_PAGE
     ) -> AsyncIterator[bytes]:
         """NDJSON of the selected events after ``after`` up to ``through`` (a safe head
-        :meth:`head` returned), a page of lines per item. The next page is read only when
-        the caller asks for it, so a slow reader slows the reads instead of filling memory.
+        :meth:`head` returned), a page of lines per item.
+
+        The next page is read while the caller takes this one (PostgreSQL works on it
+        while this process encodes and sends), and no further: a slow reader slows the
+        reads instead of filling memory, which holds at most two pages.
         """
+        if after >= through:
+            return
         store = str(await self._store.store_id())
-        while after < through:
-            rows = await self.read(after, through, selection, page)
-            if not rows:
-                return
-            parts: list[bytes] = []
-            for row in rows:
-                # {"subject": ..., "headers": {...}, "envelope": <the payload>}, put together
-                # from its parts: a subject is tokens of letters, digits, _, - and dots
-                # (nothing to escape), and the payload is JSON already.
-                message = self._message(row, store)
-                parts += (
-                    b'{"subject":"',
-                    message.subject.encode(),
-                    b'","headers":',
-                    _line_encoder.encode(message.headers),
-                    b',"envelope":',
-                    message.payload,
-                    b"}\n",
-                )
-            yield b"".join(parts)
-            if len(rows) < page:
-                return
-            after = rows[-1].position
+        codec = self._store.codec
+        pending = asyncio.ensure_future(self.read(after, through, selection, page))
+        try:
+            while True:
+                rows = await pending
+                if not rows:
+                    return
+                more = len(rows) == page and rows[-1].position < through
+                if more:
+                    after = rows[-1].position
+                    pending = asyncio.ensure_future(self.read(after, through, selection, page))
+                parts = []
+                for start in range(0, len(rows), _ENCODE_SLICE):
+                    parts.append(
+                        encode_lines(self.prefix, rows[start : start + _ENCODE_SLICE], codec, store)
+                    )
+                    # Let the next page's read go out: its query is sent only when this
+                    # task lets the loop run, and PostgreSQL then works while we encode.
+                    await asyncio.sleep(0)
+                yield b"".join(parts)
+                if not more:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
 
     async def read(
         self, after: int, through: int, selection: EventSelection, limit: int

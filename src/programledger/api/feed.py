@@ -4,8 +4,8 @@ For downstream services that fell behind what NATS keeps, or start from scratch:
 event after ``after`` up to the safe head when the request came in (sent as the
 ``Programledger-Head`` header; with no more lines, resume with ``after`` at that head),
 filtered by ``program``, ``streamType`` and ``eventType`` (repeat a parameter for several
-values) as the subjects are. Lines are read a page at a time as the client takes them, so
-a slow client slows the reads and never fills the server's memory. Needs the
+values) as the subjects are. Lines are read a page at a time (the next one while the client
+takes this one), so a slow client slows the reads and never fills the server's memory. Needs the
 ``subscriber``, ``auditor`` or ``admin`` role.
 """
 

@@ -16,8 +16,12 @@ from uuid import UUID, uuid4
 import msgspec
 
 from programledger.domain._checks import text_problem
+from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import IssueCommand
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
@@ -37,6 +41,10 @@ Command = (
     | RiskCommand
     | ResourceCommand
     | ScheduleCommand
+    | PortfolioCommand
+    | ObjectiveCommand
+    | AssumptionCommand
+    | IssueCommand
     | StatusReportCommand
     | ScenarioCommand
 )
@@ -127,6 +135,9 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     replayed: bool = False
     """True when an idempotency key matched an earlier command: this is its result, and
     nothing was written now."""
+    raised: tuple[DomainEvent, ...] = ()
+    """The first event of a risk or issue this command raised on the item's own stream in
+    the same step (an assumption invalidated, a risk materialised), when written now."""
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -2,12 +2,17 @@
 
 Six programs in every lifecycle status, with workstreams, stakeholders, milestones that
 slip, cross-program and external dependencies, decisions (one superseded), budgets and
-spend, lessons; risks in every status; people and teams allocated across programs, with
-one over-allocation refused and one accepted with an override reason; a schedule network
-across four programs (a slip of the identity program's SSO drives the payments pilot),
-and change requests on the payments program, one approved (a new baseline) and one
-rejected; weekly status reports of the payments program (published by its owner, one
-corrected, one still a draft) and two capacity what-ifs, one committed and one open.
+spend, lessons; risks in every status and every ROAM class; assumptions validated, open
+and invalidated (one raising a risk, one an issue); issues raised directly, by a
+materialised risk and by a false assumption, escalated and resolved; people and teams
+allocated across programs, with one over-allocation refused and one accepted with an
+override reason; a schedule network across four programs (a slip of the identity
+program's SSO drives the payments pilot), and change requests on the payments program,
+one approved (a new baseline) and one rejected; three portfolios (one archived) with a
+program moved between two of them, and objectives with key results checked in, linked to
+the programs that serve them; weekly status reports of the payments program (published by
+its owner, one corrected, one still a draft) and two capacity what-ifs, one committed and
+one open.
 
 This module is the data, :mod:`programledger.application.demo` the loader that sends it;
 it is one module over 500 lines because the story is read top to bottom, as it happened.
@@ -26,7 +31,28 @@ from datetime import date
 from uuid import UUID, uuid5
 
 from programledger.application.commands import Command
+from programledger.domain.assumption import (
+    Confidence,
+    InvalidateAssumption,
+    RecordAssumption,
+    ValidateAssumption,
+)
 from programledger.domain.errors import DomainError, OverAllocation
+from programledger.domain.issue import (
+    EscalateIssue,
+    IssueSeverity,
+    RaisedIssue,
+    RaiseIssue,
+    ResolveIssue,
+)
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -45,6 +71,7 @@ from programledger.domain.program import (
     ItemRef,
     MarkMilestoneMissed,
     MilestoneDate,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -85,15 +112,18 @@ from programledger.domain.resource import (
 from programledger.domain.risk import (
     AcceptRisk,
     AssessRisk,
+    ChangeRiskRoam,
     CloseRisk,
     EscalateRisk,
     IdentifyRisk,
+    RaisedRisk,
     ReopenRisk,
     ReportRiskMaterialised,
     ResponseStrategy,
     ReviewRisk,
     ReviseMitigationPlan,
     RiskCategory,
+    RoamStatus,
     StartMitigation,
 )
 from programledger.domain.scenario import (
@@ -174,8 +204,11 @@ def story() -> Iterator[Step]:
     yield from _warehouse()
     yield from _crm()
     yield from _risks()
+    yield from _raid()
     yield from _people()
     yield from _schedule()
+    yield from _portfolios()
+    yield from _objectives()
     yield from _closing()
     yield from _status_reports()
     yield from _scenarios()
@@ -997,6 +1030,193 @@ def _risks() -> Iterator[Step]:
     )
 
 
+# --- assumptions, issues and ROAM ---------------------------------------------------------
+
+
+def _assumption_id(name: str) -> UUID:
+    return _id(f"assumption/{name}")
+
+
+def _issue_id(name: str) -> UUID:
+    return _id(f"issue/{name}")
+
+
+def _assume(
+    name: str,
+    actor: str,
+    program_id: UUID,
+    statement: str,
+    owner: str,
+    confidence: Confidence,
+    validate_by: date,
+) -> Step:
+    return Step(
+        f"assumption/{name}/record",
+        actor,
+        RecordAssumption(
+            assumption_id=_assumption_id(name),
+            program_id=program_id,
+            statement=statement,
+            owner=owner,
+            confidence=confidence,
+            validate_by=validate_by,
+        ),
+    )
+
+
+def _roam(name: str, actor: str, roam: RoamStatus, reason: str) -> Step:
+    return Step(
+        f"risk/{name}/roam", actor, ChangeRiskRoam(risk_id=_risk_id(name), roam=roam, reason=reason)
+    )
+
+
+def _raid() -> Iterator[Step]:
+    # The ROAM board of the risks still open
+    yield _roam("lab", _TOM, RoamStatus.OWNED, "Priya books the backup lab and reports weekly")
+    yield _roam("terminals", _TOM, RoamStatus.ACCEPTED, "Accepted at the steering committee")
+    yield _roam("attrition", _SARA, RoamStatus.MITIGATED, "The contractor covers the gap")
+    yield _roam("drift", _TOM, RoamStatus.RESOLVED, "The fraud vendor pinned the model version")
+    # A risk that materialises raises its issue in the same step
+    yield _identify(
+        "acquirer-api",
+        _TOM,
+        PAY,
+        "Acquirer API rate limits too low for launch traffic",
+        RiskCategory.VENDOR,
+        3,
+        4,
+        "Priya Nair",
+    )
+    yield Step(
+        "risk/acquirer-api/materialised",
+        _TOM,
+        ReportRiskMaterialised(
+            risk_id=_risk_id("acquirer-api"),
+            what_happened="Load test throttled at 200 requests per second.",
+            impact_description="Launch capacity is a fifth of the forecast peak.",
+            occurred_on=date(2026, 11, 20),
+            raise_issue=RaisedIssue(
+                issue_id=_issue_id("acquirer-throttling"),
+                title="Acquirer throttles the load test at 200 rps",
+                severity=IssueSeverity.CRITICAL,
+                owner="Priya Nair",
+                due_on=date(2026, 12, 18),
+            ),
+        ),
+    )
+    yield Step(
+        "issue/acquirer-throttling/escalate",
+        _TOM,
+        EscalateIssue(
+            issue_id=_issue_id("acquirer-throttling"),
+            escalated_to="Dana Whitfield (sponsor)",
+            reason="Only the acquirer's account executive can raise the limit before launch",
+        ),
+    )
+    # An issue raised directly, linked to the risk it realises
+    yield Step(
+        "issue/security-findings/raise",
+        _SARA,
+        RaiseIssue(
+            issue_id=_issue_id("security-findings"),
+            program_id=IDN,
+            title="Security review findings on the token service unresolved",
+            severity=IssueSeverity.HIGH,
+            owner="Ken Ito",
+            due_on=date(2026, 12, 15),
+            risk_id=_risk_id("attrition"),
+        ),
+    )
+    # Assumptions: validated, still open (and past its date), found false twice
+    yield _assume(
+        "sandbox",
+        _TOM,
+        PAY,
+        "The acquirer sandbox supports 3-D Secure 2.2",
+        "Priya Nair",
+        Confidence.HIGH,
+        date(2026, 9, 30),
+    )
+    yield Step(
+        "assumption/sandbox/validate",
+        _TOM,
+        ValidateAssumption(
+            assumption_id=_assumption_id("sandbox"),
+            evidence="Sandbox run 14 passed every 2.2 challenge flow",
+            validated_on=date(2026, 9, 12),
+        ),
+    )
+    yield _assume(
+        "pilot-window",
+        _TOM,
+        PAY,
+        "Pilot merchants accept a two-week pilot window in January",
+        "Bruno Silva",
+        Confidence.MEDIUM,
+        date(2026, 11, 30),
+    )
+    yield _assume(
+        "pkce",
+        _SARA,
+        IDN,
+        "The identity vendor's SDK supports PKCE for the mobile apps",
+        "Ken Ito",
+        Confidence.MEDIUM,
+        date(2026, 10, 31),
+    )
+    yield Step(
+        "assumption/pkce/invalidate",
+        _SARA,
+        InvalidateAssumption(
+            assumption_id=_assumption_id("pkce"),
+            evidence="Vendor support confirmed PKCE arrives in SDK 5, due next spring",
+            invalidated_on=date(2026, 10, 20),
+            raise_risk=RaisedRisk(
+                risk_id=_risk_id("pkce"),
+                title="Mobile sign-in waits for the vendor's SDK 5",
+                category=RiskCategory.VENDOR,
+                probability=4,
+                impact=3,
+                owner="Ken Ito",
+            ),
+        ),
+    )
+    yield _assume(
+        "data-freeze",
+        _OMAR,
+        CRM,
+        "Sales freeze account data during the migration weekend",
+        "Mia Wong",
+        Confidence.LOW,
+        date(2026, 8, 31),
+    )
+    yield Step(
+        "assumption/data-freeze/invalidate",
+        _OMAR,
+        InvalidateAssumption(
+            assumption_id=_assumption_id("data-freeze"),
+            evidence="Quarter-end deals are booked that weekend; Sales will not freeze",
+            invalidated_on=date(2026, 8, 25),
+            raise_issue=RaisedIssue(
+                issue_id=_issue_id("data-freeze"),
+                title="Account data changes during the migration weekend",
+                severity=IssueSeverity.MEDIUM,
+                owner="Mia Wong",
+                due_on=date(2026, 9, 15),
+            ),
+        ),
+    )
+    yield Step(
+        "issue/data-freeze/resolve",
+        _OMAR,
+        ResolveIssue(
+            issue_id=_issue_id("data-freeze"),
+            resolution="A delta sync replays the weekend's changes after the cut-over",
+            resolved_on=date(2026, 9, 10),
+        ),
+    )
+
+
 # --- people and teams -------------------------------------------------------------------
 
 
@@ -1257,6 +1477,132 @@ def _schedule() -> Iterator[Step]:
             change_request_id=wallets,
             decided_by="Dana Okafor",
             reason="Not this program's objective; propose it to MOB-2027",
+        ),
+    )
+
+
+# --- portfolios and objectives -------------------------------------------------------------
+
+CUSTOMER = _id("portfolio/customer")
+PLATFORM = _id("portfolio/platform")
+RETAIL = _id("portfolio/retail")
+
+
+def _portfolios() -> Iterator[Step]:
+    """Two portfolios share the programs; the mobile app moves between them at a review,
+    and a third portfolio is archived once its only idea is dropped."""
+    for key, portfolio_id, name, owner in (
+        ("customer", CUSTOMER, "Customer experience", "Dana Okafor"),
+        ("platform", PLATFORM, "Platform and data", "Victor Hale"),
+        ("retail", RETAIL, "Retail experiments", "Victor Hale"),
+    ):
+        yield Step(
+            f"portfolio/{key}/create",
+            _PMO,
+            CreatePortfolio(portfolio_id=portfolio_id, name=name, owner=owner),
+        )
+    for code, portfolio_id in (
+        ("PAY", CUSTOMER),
+        ("CRM", CUSTOMER),
+        ("KIOSK", CUSTOMER),
+        ("ID", PLATFORM),
+        ("DWH", PLATFORM),
+        ("MOB", PLATFORM),
+    ):
+        program_id = DEMO_PROGRAMS[next(c for c in DEMO_PROGRAMS if c.startswith(f"{code}-"))]
+        yield Step(
+            f"portfolio/{code}/join",
+            _PMO,
+            MoveProgramToPortfolio(program_id=program_id, portfolio_id=portfolio_id),
+        )
+    yield Step(
+        "portfolio/MOB/move",
+        _PMO,
+        MoveProgramToPortfolio(
+            program_id=MOB,
+            portfolio_id=CUSTOMER,
+            reason="The app is the customer journey's front door: moved at the Q4 review",
+        ),
+    )
+    yield Step(
+        "portfolio/retail/archive",
+        _PMO,
+        ArchivePortfolio(portfolio_id=RETAIL, reason="No retail experiment is funded in 2027"),
+    )
+
+
+def _key_result(
+    objective: str, name: str, unit: str, baseline: int, target: int, confidence: int
+) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}",
+        "dana.okafor",
+        AddKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            name=name,
+            unit=unit,
+            baseline=baseline,
+            target=target,
+            confidence=confidence,
+        ),
+    )
+
+
+def _check_in(objective: str, name: str, value: int, confidence: int, day: date) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}/{day.isoformat()}",
+        "dana.okafor",
+        CheckInKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            value=value,
+            confidence=confidence,
+            checked_on=day,
+        ),
+    )
+
+
+def _objectives() -> Iterator[Step]:
+    """Objectives with key results (the OKR ids the programs were proposed with), checked
+    in; the warehouse's objective is closed as achieved."""
+    for key, title, okr, period, programs in (
+        ("payments", "Halve payment failures", "OKR-2027-01", 2027, (PAY, MOB)),
+        ("login", "One login for every product", "OKR-2027-02", 2027, (IDN,)),
+        ("lakehouse", "Finance reporting on the lakehouse", "OKR-2026-02", 2026, (DWH,)),
+    ):
+        yield Step(
+            f"objective/{key}/define",
+            "dana.okafor",
+            DefineObjective(
+                objective_id=_id(f"objective/{key}"),
+                title=title,
+                owner="Dana Okafor",
+                key=okr,
+                starts_on=date(period, 1, 1),
+                ends_on=date(period, 12, 31),
+            ),
+        )
+        for program_id in programs:
+            yield Step(
+                f"objective/{key}/link/{program_id}",
+                _PMO,
+                LinkObjectiveToProgram(objective_id=_id(f"objective/{key}"), program_id=program_id),
+            )
+    yield _key_result("payments", "Card payment failure rate", "basis points", 420, 210, 60)
+    yield _key_result("payments", "Checkout conversion", "basis points", 6100, 6600, 50)
+    yield _key_result("login", "Products on single sign-on", "products", 1, 8, 70)
+    yield _key_result("lakehouse", "Finance reports migrated", "reports", 0, 120, 80)
+    yield _check_in("payments", "Card payment failure rate", 380, 65, date(2026, 11, 2))
+    yield _check_in("payments", "Checkout conversion", 6250, 55, date(2026, 11, 2))
+    yield _check_in("login", "Products on single sign-on", 3, 75, date(2026, 11, 2))
+    yield _check_in("lakehouse", "Finance reports migrated", 120, 100, date(2026, 9, 28))
+    yield Step(
+        "objective/lakehouse/close",
+        "dana.okafor",
+        CloseObjective(
+            objective_id=_id("objective/lakehouse"),
+            reason="Achieved: every finance report runs on the lakehouse",
         ),
     )
 

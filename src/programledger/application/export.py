@@ -1,9 +1,10 @@
 """A program's whole recorded history as JSON Lines, for auditors.
 
 The export is everything the event store holds about one program, as of one global
-position: the program's stream, its risks, its code reservation, every allocation event
-that names it, and the resource facts (registration, capacity) of the people and teams
-allocated to it, since an allocation is judged against them. The first line is a header
+position: the program's stream, its RAID items (risks, assumptions, issues), its code
+reservation, every allocation event that names it, and the resource facts (registration,
+capacity) of the people and teams allocated to it, since an allocation is judged against
+them. The first line is a header
 saying what the export covers; each following line is one stored event with all of its
 metadata, in global position order, so replaying the lines stream by stream rebuilds what
 the system knew.

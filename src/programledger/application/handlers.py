@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
+import msgspec
 from msgspec.structs import replace
 
 from programledger.application.commands import (
@@ -53,6 +54,10 @@ from programledger.application.eventstore import (
 from programledger.application.ports import CommandStore, require_intact
 from programledger.application.reservations import ABANDONED_AFTER, reserve_program_code
 from programledger.domain import (
+    assumption,
+    issue,
+    objective,
+    portfolio,
     program,
     program_id_of,
     report,
@@ -62,6 +67,17 @@ from programledger.domain import (
     schedule,
 )
 from programledger.domain._checks import unstorable_text
+from programledger.domain.assumption import (
+    ASSUMPTION_EVENT_TYPES,
+    Assumption,
+    AssumptionCommand,
+    AssumptionEvent,
+    AssumptionInvalidated,
+    InvalidateAssumption,
+    RecordAssumption,
+    UpdateAssumptionDetails,
+    assumption_stream_id,
+)
 from programledger.domain.errors import (
     DomainError,
     FieldIssue,
@@ -70,9 +86,36 @@ from programledger.domain.errors import (
     ValidationError,
 )
 from programledger.domain.events import DomainEvent
+from programledger.domain.issue import (
+    ISSUE_EVENT_TYPES,
+    Issue,
+    IssueCommand,
+    IssueEvent,
+    RaisedIssue,
+    RaiseIssue,
+    UpdateIssueDetails,
+    issue_stream_id,
+)
+from programledger.domain.objective import (
+    OBJECTIVE_EVENT_TYPES,
+    LinkObjectiveToProgram,
+    Objective,
+    ObjectiveCommand,
+    ObjectiveEvent,
+    objective_stream_id,
+)
+from programledger.domain.portfolio import (
+    PORTFOLIO_EVENT_TYPES,
+    Portfolio,
+    PortfolioCommand,
+    PortfolioEvent,
+    PortfolioStatus,
+    portfolio_stream_id,
+)
 from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
     TERMINAL_PROGRAM_STATUSES,
+    MoveProgramToPortfolio,
     Program,
     ProgramCommand,
     ProgramEvent,
@@ -99,9 +142,12 @@ from programledger.domain.resource import (
 from programledger.domain.risk import (
     RISK_EVENT_TYPES,
     IdentifyRisk,
+    RaisedRisk,
+    ReportRiskMaterialised,
     Risk,
     RiskCommand,
     RiskEvent,
+    RiskMaterialised,
     UpdateRiskDetails,
     risk_stream_id,
 )
@@ -132,7 +178,18 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Resource | ScheduleNetwork | StatusReport | Scenario
+AggregateState = (
+    Program
+    | Risk
+    | Assumption
+    | Issue
+    | Resource
+    | ScheduleNetwork
+    | Portfolio
+    | Objective
+    | StatusReport
+    | Scenario
+)
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -210,6 +267,12 @@ _PROGRAMS: _Aggregate[Program, ProgramCommand, ProgramEvent] = _Aggregate(
 _RISKS: _Aggregate[Risk, RiskCommand, RiskEvent] = _Aggregate(
     "risk", RISK_EVENT_TYPES, risk.decide, risk.evolve
 )
+_ASSUMPTIONS: _Aggregate[Assumption, AssumptionCommand, AssumptionEvent] = _Aggregate(
+    "assumption", ASSUMPTION_EVENT_TYPES, assumption.decide, assumption.evolve
+)
+_ISSUES: _Aggregate[Issue, IssueCommand, IssueEvent] = _Aggregate(
+    "issue", ISSUE_EVENT_TYPES, issue.decide, issue.evolve
+)
 _RESOURCES: _Aggregate[Resource, ResourceCommand, ResourceEvent] = _Aggregate(
     "resource", RESOURCE_EVENT_TYPES, resource.decide, resource.evolve
 )
@@ -218,21 +281,31 @@ _SCHEDULE: _Aggregate[ScheduleNetwork, ScheduleCommand, ScheduleEvent] = _Aggreg
     "schedule", SCHEDULE_EVENT_TYPES, schedule.decide, schedule.evolve
 )
 
+_PORTFOLIOS: _Aggregate[Portfolio, PortfolioCommand, PortfolioEvent] = _Aggregate(
+    "portfolio", PORTFOLIO_EVENT_TYPES, portfolio.decide, portfolio.evolve
+)
+_OBJECTIVES: _Aggregate[Objective, ObjectiveCommand, ObjectiveEvent] = _Aggregate(
+    "objective", OBJECTIVE_EVENT_TYPES, objective.decide, objective.evolve
+)
 _REPORTS: _Aggregate[StatusReport, StatusReportCommand, StatusReportEvent] = _Aggregate(
     "status report", STATUS_REPORT_EVENT_TYPES, report.decide, report.evolve
 )
 _SCENARIOS: _Aggregate[Scenario, ScenarioCommand, ScenarioEvent] = _Aggregate(
     "scenario", SCENARIO_EVENT_TYPES, scenario.decide, scenario.evolve
 )
-_KINDS: dict[str, _Aggregate[Any, Any, Any]] = {
+_WALKERS: dict[str, _Aggregate[Any, Any, Any]] = {
     "program": _PROGRAMS,
     "risk": _RISKS,
+    "assumption": _ASSUMPTIONS,
+    "issue": _ISSUES,
     "resource": _RESOURCES,
     "schedule": _SCHEDULE,
+    "portfolio": _PORTFOLIOS,
+    "objective": _OBJECTIVES,
     "status_report": _REPORTS,
     "scenario": _SCENARIOS,
 }
-"""The aggregate each stream type holds (the stream id's prefix)."""
+"""The aggregate of each kind of stream (the stream id's prefix)."""
 
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
@@ -279,11 +352,53 @@ class Application:
                 )
             case _ if isinstance(command, ProgramCommand):
                 stream_id = program_stream_id(command.program_id)
-                return await run(_PROGRAMS, stream_id, command.program_id, command)
+                return await run(
+                    _PROGRAMS,
+                    stream_id,
+                    command.program_id,
+                    command,
+                    references=self._portfolio_references,
+                )
+            case _ if isinstance(command, PortfolioCommand):
+                stream_id = portfolio_stream_id(command.portfolio_id)
+                return await run(_PORTFOLIOS, stream_id, command.portfolio_id, command)
+            case _ if isinstance(command, ObjectiveCommand):
+                stream_id = objective_stream_id(command.objective_id)
+                return await run(
+                    _OBJECTIVES,
+                    stream_id,
+                    command.objective_id,
+                    command,
+                    references=self._objective_references,
+                )
             case _ if isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
-                return await run(
+                result = await run(
                     _RISKS, stream_id, command.risk_id, command, references=self._risk_references
+                )
+                if isinstance(command, ReportRiskMaterialised):
+                    return await self._complete_raised(result, context)
+                return result
+            case _ if isinstance(command, AssumptionCommand):
+                stream_id = assumption_stream_id(command.assumption_id)
+                result = await run(
+                    _ASSUMPTIONS,
+                    stream_id,
+                    command.assumption_id,
+                    command,
+                    references=self._assumption_references,
+                )
+                if isinstance(command, InvalidateAssumption):
+                    return await self._complete_raised(result, context)
+                return result
+            case _ if isinstance(command, IssueCommand):
+                stream_id = issue_stream_id(command.issue_id)
+                return await run(
+                    _ISSUES,
+                    stream_id,
+                    command.issue_id,
+                    command,
+                    references=self._issue_references,
                 )
             case _ if isinstance(command, ResourceCommand):
                 stream_id = resource_stream_id(command.resource_key)
@@ -337,6 +452,16 @@ class Application:
     ) -> Loaded[Risk]:
         return await self._load(_RISKS, risk_stream_id(risk_id), recorded_before)
 
+    async def load_assumption(
+        self, assumption_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Assumption]:
+        return await self._load(_ASSUMPTIONS, assumption_stream_id(assumption_id), recorded_before)
+
+    async def load_issue(
+        self, issue_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Issue]:
+        return await self._load(_ISSUES, issue_stream_id(issue_id), recorded_before)
+
     async def load_resource(
         self, key: str, *, recorded_before: datetime | None = None
     ) -> Loaded[Resource]:
@@ -358,6 +483,16 @@ class Application:
     ) -> Loaded[Scenario]:
         return await self._load(_SCENARIOS, scenario_stream_id(scenario_id), recorded_before)
 
+    async def load_portfolio(
+        self, portfolio_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Portfolio]:
+        return await self._load(_PORTFOLIOS, portfolio_stream_id(portfolio_id), recorded_before)
+
+    async def load_objective(
+        self, objective_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Objective]:
+        return await self._load(_OBJECTIVES, objective_stream_id(objective_id), recorded_before)
+
     async def history(
         self,
         stream_id: str,
@@ -366,16 +501,16 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of an aggregate's stream (program, risk, resource, schedule, status
-        report or scenario) after ``after_version`` (at most ``limit``), each with the state
-        right after it, so a reader can replay what each decision was made on. States are
-        folded from the stream's start. Raises :class:`BrokenChain` when the stream's hash
-        chain does not hold."""
-        aggregate = _KINDS.get(stream_id.partition("-")[0])
-        if aggregate is None:
+        """The events of an aggregate's stream (program, risk, assumption, issue, resource,
+        schedule, portfolio, objective, status report or scenario) after ``after_version``
+        (at most ``limit``), each with the state right after it, so a reader can replay what
+        each decision was made on. States are folded from the stream's start. Raises
+        :class:`BrokenChain` when the stream's hash chain does not hold."""
+        walker = _WALKERS.get(stream_id.partition("-")[0])
+        if walker is None:
             raise ValueError(
-                f"{stream_id!r} is not a program, risk, resource, schedule, status report or "
-                "scenario stream"
+                f"{stream_id!r} is not a program, risk, assumption, issue, resource, "
+                "schedule, portfolio, objective, status report or scenario stream"
             )
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
@@ -391,7 +526,7 @@ class Application:
             raise
         if records:
             await require_intact(self._store, [stream_id])
-        steps: Iterator[tuple[RecordedEvent, AggregateState]] = aggregate.walk(records)
+        steps: Iterator[tuple[RecordedEvent, AggregateState]] = walker.walk(records)
         return [
             HistoryEntry(record, state) for record, state in steps if record.version > after_version
         ]
@@ -488,6 +623,103 @@ class Application:
             to_version=appended.last_version,
         )
 
+    # An item raised in the same step by another
+
+    async def _complete_raised(
+        self, result: CommandResult, context: CommandContext
+    ) -> CommandResult:
+        """Opens the risk or issue that the source stream's latest raising event names
+        (a risk materialised, an assumption invalidated), unless it is open already.
+
+        One append writes one stream, so "invalidated, and the risk raised" is two
+        appends. The first, on the source stream, records the raised item whole, chosen
+        id included; the second is a pure function of it (``issue.raise_from``,
+        ``risk.identify_from``), appended with "no stream yet" and idempotent. A crash
+        between the two leaves the intent recorded and the item missing until the
+        command is sent again: a repeat (the same key, or the same data without a key)
+        records nothing on the source and completes this step. The result's position is
+        the last one written, so waiting for it shows the raised item too.
+        """
+        records = await self._store.read_stream(result.stream_id)
+        source = next(
+            (
+                r
+                for r in reversed(records)
+                if isinstance(r.data, RiskMaterialised | AssumptionInvalidated)
+            ),
+            None,
+        )
+        if source is None:
+            return result
+        event = source.data
+        metadata = EventMetadata(
+            actor=context.actor,
+            correlation_id=context.correlation_id,
+            causation_id=source.event_id,
+            reason=context.reason,
+            program_id=program_id_of(event),
+        )
+        raised: tuple[DomainEvent, ...]
+        match event:
+            case RiskMaterialised(raised_issue=RaisedIssue() as from_risk):
+                position, raised = await self._open(
+                    _ISSUES,
+                    issue_stream_id(from_risk.issue_id),
+                    lambda state: issue.raise_from(
+                        state, event.program_id, from_risk, risk_id=event.risk_id
+                    ),
+                    metadata,
+                )
+            case AssumptionInvalidated(raised_issue=RaisedIssue() as from_assumption):
+                position, raised = await self._open(
+                    _ISSUES,
+                    issue_stream_id(from_assumption.issue_id),
+                    lambda state: issue.raise_from(
+                        state, event.program_id, from_assumption, assumption_id=event.assumption_id
+                    ),
+                    metadata,
+                )
+            case AssumptionInvalidated(raised_risk=RaisedRisk() as new_risk):
+                position, raised = await self._open(
+                    _RISKS,
+                    risk_stream_id(new_risk.risk_id),
+                    lambda state: risk.identify_from(
+                        state, event.program_id, new_risk, assumption_id=event.assumption_id
+                    ),
+                    metadata,
+                )
+            case _:
+                return result
+        return msgspec.structs.replace(
+            result, last_position=max(result.last_position, position), raised=raised
+        )
+
+    async def _open(
+        self,
+        aggregate: _Aggregate[S, C, E],
+        stream_id: str,
+        decide: Callable[[S | None], Sequence[E]],
+        metadata: EventMetadata,
+    ) -> tuple[int, tuple[DomainEvent, ...]]:
+        """Appends what ``decide`` makes of the stream, deciding again after a conflict;
+        returns the stream's last position and what was appended."""
+        give_up_at = time.monotonic() + self._retry.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            loaded = aggregate.load(await self._store.read_stream(stream_id))
+            events = decide(loaded.state)
+            if not events:
+                return loaded.last_position, ()
+            try:
+                appended = await self._store.append(stream_id, loaded.version, events, metadata)
+            except ConcurrencyConflict:
+                if time.monotonic() >= give_up_at:
+                    raise
+                await asyncio.sleep(self._retry.delay(attempt))
+                continue
+            return appended.last_position, tuple(events)
+
     # Rules that span streams
 
     async def _reserve_code(self, command: ProposeProgram, context: CommandContext) -> None:
@@ -512,6 +744,59 @@ class Application:
                 )
             case UpdateRiskDetails(workstream_id=UUID() as workstream_id) if state is not None:
                 return await self._program_reference(state.program_id, workstream_id)
+            case ReportRiskMaterialised(raise_issue=raised) if raised is not None:
+                if state is not None and state.materialisation is not None:
+                    return []  # a repeat: the raised issue is this risk's own
+                return await self._unused("raise_issue.issue_id", issue_stream_id(raised.issue_id))
+        return []
+
+    async def _assumption_references(
+        self, state: Assumption | None, command: AssumptionCommand
+    ) -> list[FieldIssue]:
+        match command:
+            case RecordAssumption():
+                return await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="RecordAssumption"
+                )
+            case UpdateAssumptionDetails(workstream_id=UUID() as workstream_id) if state:
+                return await self._program_reference(state.program_id, workstream_id)
+            case InvalidateAssumption() if state is not None and state.invalidation:
+                return []  # a repeat (or refused): any raised item is this assumption's own
+            case InvalidateAssumption(raise_risk=raised) if raised is not None:
+                return await self._unused("raise_risk.risk_id", risk_stream_id(raised.risk_id))
+            case InvalidateAssumption(raise_issue=raised) if raised is not None:
+                return await self._unused("raise_issue.issue_id", issue_stream_id(raised.issue_id))
+        return []
+
+    async def _issue_references(
+        self, state: Issue | None, command: IssueCommand
+    ) -> list[FieldIssue]:
+        match command:
+            case RaiseIssue():
+                issues = await self._program_reference(
+                    command.program_id, command.workstream_id, refuse_final="RaiseIssue"
+                )
+                if command.risk_id is not None:
+                    linked = (await self.load_risk(command.risk_id)).state
+                    if linked is None or linked.program_id != command.program_id:
+                        issues.append(
+                            FieldIssue(
+                                "risk_id",
+                                f"risk {command.risk_id} does not exist in program "
+                                f"{command.program_id}",
+                            )
+                        )
+                return issues
+            case UpdateIssueDetails(workstream_id=UUID() as workstream_id) if state:
+                return await self._program_reference(state.program_id, workstream_id)
+        return []
+
+    async def _unused(self, path: str, stream_id: str) -> list[FieldIssue]:
+        """An id for an item raised in the same step must not be taken: checked before
+        the raising event is recorded, so the second step cannot be refused for it."""
+        if await self._store.read_stream(stream_id, to_version=1):
+            kind, _, item_id = stream_id.partition("-")
+            return [FieldIssue(path, f"{kind} {item_id} already exists")]
         return []
 
     async def _allocation_references(
@@ -570,6 +855,35 @@ class Application:
                         )
                     )
         return issues
+
+    async def _portfolio_references(
+        self, state: Program | None, command: ProgramCommand
+    ) -> list[FieldIssue]:
+        """A program moves only into a portfolio that exists and is ACTIVE (an archived
+        one takes no new programs; moving out of one is always possible)."""
+        if not isinstance(command, MoveProgramToPortfolio) or command.portfolio_id is None:
+            return []
+        if state is not None and state.portfolio_id == command.portfolio_id:
+            return []  # no move: decide records nothing
+        target = (await self.load_portfolio(command.portfolio_id)).state
+        if target is None:
+            return [FieldIssue("portfolio_id", f"portfolio {command.portfolio_id} does not exist")]
+        if target.status is not PortfolioStatus.ACTIVE:
+            return [
+                FieldIssue(
+                    "portfolio_id",
+                    f"portfolio {target.name} is archived and takes no new programs; "
+                    "reopen it first",
+                )
+            ]
+        return []
+
+    async def _objective_references(
+        self, state: Objective | None, command: ObjectiveCommand
+    ) -> list[FieldIssue]:
+        if isinstance(command, LinkObjectiveToProgram):
+            return await self._program_reference(command.program_id, None)
+        return []
 
     async def _report_references(
         self, state: StatusReport | None, command: StatusReportCommand

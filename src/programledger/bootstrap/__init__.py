@@ -221,7 +221,13 @@ async def open_runtime(
             statement_timeout=settings.db_statement_timeout,
         )
         try:
-            store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
+            store = PostgresEventStore(
+                pool,
+                EventCodec(event_registry()),
+                schema=settings.schema,
+                appends_in_flight=settings.appends_in_flight,
+                reads_in_flight=settings.reads_in_flight,
+            )
             try:
                 yield Runtime(
                     settings=settings,

@@ -1,9 +1,10 @@
-"""The functional core: six aggregates, their commands, events and rules, and no I/O.
+"""The functional core: ten aggregates, their commands, events and rules, and no I/O.
 
-Each aggregate is a package of the same shape (``program``, ``risk``, ``resource``,
-``schedule``, ``report`` (weekly status reports), ``scenario`` (capacity what-ifs):
-``commands``, ``events``, ``state``, ``decide``, ``evolve``) that re-exports
-its public names: ``from programledger.domain.program import ProposeProgram``, or
+Each aggregate is a package of the same shape (``program``, ``risk``, ``assumption``,
+``issue``, ``resource``, ``schedule``, ``portfolio``, ``objective``, ``report`` (weekly
+status reports), ``scenario`` (capacity what-ifs): ``commands``, ``events``, ``state``,
+``decide``, ``evolve``) that re-exports its public names:
+``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
 ``scheduling`` (forecasts, float and the critical path over the schedule network).
@@ -17,9 +18,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from programledger.domain import (
+    assumption,
     capacity,
     errors,
     events,
+    issue,
+    objective,
+    portfolio,
     program,
     report,
     resource,
@@ -33,10 +38,14 @@ from programledger.domain.events import DomainEvent, EventRegistry
 
 __all__ = [
     "EVENT_TYPES",
+    "assumption",
     "capacity",
     "domain_registry",
     "errors",
     "events",
+    "issue",
+    "objective",
+    "portfolio",
     "program",
     "program_id_of",
     "report",
@@ -51,8 +60,12 @@ __all__ = [
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *program.PROGRAM_EVENT_TYPES,
     *risk.RISK_EVENT_TYPES,
+    *assumption.ASSUMPTION_EVENT_TYPES,
+    *issue.ISSUE_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
+    *portfolio.PORTFOLIO_EVENT_TYPES,
+    *objective.OBJECTIVE_EVENT_TYPES,
     *report.STATUS_REPORT_EVENT_TYPES,
     *scenario.SCENARIO_EVENT_TYPES,
 )
@@ -66,6 +79,7 @@ def domain_registry() -> EventRegistry:
 
 def program_id_of(event: DomainEvent) -> UUID | None:
     """The program an event concerns, for routing (``<prefix>.<program id>...``); ``None``
-    for events about a resource itself (registration, capacity, details)."""
+    for events about a resource itself (registration, capacity, details), a portfolio or
+    an objective (but for its links to programs)."""
     program_id = getattr(event, "program_id", None)
     return program_id if isinstance(program_id, UUID) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 from uuid import UUID
@@ -35,6 +36,7 @@ __all__ = [
     "OutgoingMessage",
     "decode_envelope",
     "decode_event",
+    "encode_lines",
     "encode_message",
     "encode_undecodable",
     "subject_for",
@@ -99,7 +101,7 @@ class OutgoingMessage(msgspec.Struct, frozen=True):
     payload: bytes
 
 
-class _Metadata(msgspec.Struct, frozen=True, kw_only=True):
+class _Metadata(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """:class:`EventMetadata` with ids left as the strings stored, since the relay only
     copies them into text (headers, JSON): parsing and printing UUIDs is measurable there."""
 
@@ -110,7 +112,7 @@ class _Metadata(msgspec.Struct, frozen=True, kw_only=True):
     program_id: str | None = None
 
 
-class _Outgoing(msgspec.Struct, frozen=True, kw_only=True):
+class _Outgoing(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Encodes to exactly the JSON of :class:`EventEnvelope`, from strings."""
 
     event_id: str
@@ -195,6 +197,41 @@ def _kind(stream_type: str, event_type: str) -> str:
 def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingMessage:
     """The message for one stored event; the same event always gives the same bytes, so a
     re-publish after a crash is an exact duplicate that JetStream can drop."""
+    subject, headers, envelope = _parts(prefix, event, codec)
+    return OutgoingMessage(subject, headers, _encoder.encode(envelope))
+
+
+class _Line(msgspec.Struct, frozen=True, gc=False):
+    """One line of the global feed: the message, its envelope inline. This and the
+    structs it holds are untracked by the garbage collector, as :class:`RawEvent` is."""
+
+    subject: str
+    headers: dict[str, str]
+    envelope: _Outgoing
+
+
+def encode_lines(
+    prefix: str, events: Iterable[RawEvent], codec: EventCodec, store_id: str
+) -> bytes:
+    """NDJSON of the messages of ``events`` as the relay publishes them, the store's mark
+    (:data:`HEADER_STORE_ID`) included: ``{"subject": ..., "headers": {...}, "envelope":
+    {...}}`` a line, with exactly the envelope bytes :func:`encode_message` gives.
+
+    One encoder call for a whole page, the stored data spliced in as bytes: the global
+    feed streams what the database hands over, and a per-event encode of the envelope and
+    then of the line around it cost more than the read.
+    """
+    lines = []
+    for event in events:
+        subject, headers, envelope = _parts(prefix, event, codec)
+        headers[HEADER_STORE_ID] = store_id
+        lines.append(_Line(subject, headers, envelope))
+    return _encoder.encode_lines(lines)
+
+
+def _parts(
+    prefix: str, event: RawEvent, codec: EventCodec
+) -> tuple[str, dict[str, str], _Outgoing]:
     metadata = _metadata_decoder.decode(event.metadata)
     current = codec.registry.type_for(event.event_type).schema_version
     data = (
@@ -203,9 +240,7 @@ def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingM
         else codec.to_current_json(event.event_type, event.schema_version, event.data)
     )
     kind = _kind(event.stream_type, event.event_type)
-    return _message(
-        prefix, _program_token(metadata.program_id), kind, event, metadata, current, data
-    )
+    return _build(prefix, _program_token(metadata.program_id), kind, event, metadata, current, data)
 
 
 def encode_undecodable(prefix: str, event: RawEvent, reason: str) -> OutgoingMessage:
@@ -227,12 +262,15 @@ def encode_undecodable(prefix: str, event: RawEvent, reason: str) -> OutgoingMes
         kind = _kind(event.stream_type, event.event_type)
     except ValueError:
         program, kind = NO_PROGRAM, UNDECODABLE_KIND
-    message = _message(prefix, program, kind, event, metadata, event.schema_version, event.data)
+    subject, headers, envelope = _build(
+        prefix, program, kind, event, metadata, event.schema_version, event.data
+    )
+    message = OutgoingMessage(subject, headers, _encoder.encode(envelope))
     message.headers[HEADER_UNDECODABLE] = " ".join(reason.split())[:500] or "undecodable"
     return message
 
 
-def _message(
+def _build(
     prefix: str,
     program: str,
     kind: str,
@@ -240,7 +278,8 @@ def _message(
     metadata: _Metadata,
     schema_version: int,
     data: bytes,
-) -> OutgoingMessage:
+) -> tuple[str, dict[str, str], _Outgoing]:
+    """The subject, the headers and the envelope (to encode) of one message."""
     event_id = str(event.event_id)
     envelope = _Outgoing(
         event_id=event_id,
@@ -268,7 +307,7 @@ def _message(
     }
     if metadata.correlation_id is not None:
         headers[HEADER_CORRELATION_ID] = metadata.correlation_id
-    return OutgoingMessage(f"{prefix}.{program}.{kind}", headers, _encoder.encode(envelope))
+    return f"{prefix}.{program}.{kind}", headers, envelope
 
 
 def decode_envelope(payload: bytes) -> EventEnvelope:

@@ -1,8 +1,9 @@
 """The PostgreSQL event store.
 
-All the guarantees of an append (expected version, idempotency, global order, hash chain,
-NOTIFY) are kept by one SQL function, ``append_events`` (see the migration), so an append
-costs one round trip and the rules hold for any client that calls it, not only this one.
+All the guarantees of an append (expected version, idempotency, global order, hash chain)
+are kept by one SQL function, ``append_batch`` (migration 0020), so an append costs one
+round trip and the rules hold for any client that calls it, not only this one. Appends that
+wait in this process are combined into one transaction of it (``combining``).
 
 One module over 500 lines: it is one class, the event store, whose methods share its SQL,
 its codec and the safe-read rule.
@@ -16,13 +17,20 @@ import logging
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
 
 from programledger.adapters.codec import EventCodec, find_nul
+from programledger.adapters.postgres.combining import (
+    AppendCombiner,
+    PendingAppend,
+    StreamReads,
+    batch_arguments,
+    one_arguments,
+)
 from programledger.application.eventstore import (
     AppendResult,
     ConcurrencyConflict,
@@ -37,6 +45,8 @@ from programledger.application.eventstore import (
 from programledger.domain.events import DomainEvent
 
 __all__ = [
+    "DEFAULT_APPENDS_IN_FLIGHT",
+    "DEFAULT_READS_IN_FLIGHT",
     "MAX_EVENTS_PER_APPEND",
     "CommitNotifier",
     "PostgresEventStore",
@@ -61,7 +71,7 @@ _COLUMNS = (
 # Only events of transactions older than every running one: an event whose transaction
 # commits late has a position below what a reader may already have seen, and would be
 # skipped by a plain "position > last" page. Appends take their transaction id and positions
-# in one order (see append_events), so what passes this filter is a gap-free prefix.
+# in one order (see append_batch), so what passes this filter is a gap-free prefix.
 _READ_ALL = f"""
     SELECT {_COLUMNS} FROM events
     WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -101,14 +111,36 @@ _FEED_FILTERS = (
     "AND stream_type = ANY(${n}::text[])",
     "AND event_type = ANY(${n}::text[])",
 )
-_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+_APPEND_ONE = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# The same, notifying in the append's own transaction (delivered at its commit): for an
+# append that is the only one this process runs, which has no commit of its own to group with.
+_APPEND_ONE_NOTIFYING = """
+    SELECT a.*, CASE WHEN NOT a.replayed THEN pg_notify($12, a.last_position::text) END
+    FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
+"""
+
+DEFAULT_APPENDS_IN_FLIGHT = 4
+"""Combined transactions one store runs at a time; more appends wait and go in the next."""
+
+DEFAULT_READS_IN_FLIGHT = 4
+"""Combined whole-stream reads one store runs at a time (the loads of commands)."""
+
+_READ_STREAMS = f"""
+    SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
+"""
 
 _metadata_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
 
 
-class RawEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as stored, data undecoded: what the relay and rebuilds move in bulk."""
+class RawEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An event as stored, data undecoded: what the relay and rebuilds move in bulk.
+
+    Untracked by the garbage collector (``gc=False``; its fields cannot form a cycle):
+    pages of thousands, kept alive across allocations, otherwise set off collections that
+    walk the whole heap, which the feed's profile showed as its costliest line.
+    """
 
     position: int
     event_id: UUID
@@ -205,8 +237,8 @@ def _fingerprint(
 
 
 def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> AppendResult:
-    """An append's outcome from the row ``append_events`` returns, or the row an idempotency
-    key stored for an earlier append (then ``replayed``)."""
+    """An append's outcome from the row ``append_batch`` returns for it, or the row an
+    idempotency key stored for an earlier append (then ``replayed``)."""
     return AppendResult(
         stream_id=stream_id,
         first_version=row["first_version"],
@@ -223,11 +255,17 @@ class CommitNotifier:
     """Sends ``NOTIFY <channel>, '<position>'`` after appends commit, coalescing bursts.
 
     A NOTIFY inside the append transaction would serialise every commit on PostgreSQL's
-    cluster-wide notify lock, held through the WAL flush. Sent after the commit instead, a
-    notification never arrives before the events it announces are visible, and while one is
-    in flight later appends fold into the next, so there is at most one notifying
-    transaction per process at a time. A notification lost to a crash between the commit
-    and the NOTIFY is covered by the listeners' polling.
+    cluster-wide notify lock, held through the WAL flush, when appends run side by side.
+    Sent after the commit instead, a notification never arrives before the events it
+    announces are visible, and while one is in flight later appends fold into the next, so
+    there is at most one such notifying transaction per process at a time. A notification
+    lost to a crash between the commit and the NOTIFY is covered by the listeners' polling.
+
+    An append that is the only one its process runs has no commit to group with, and a
+    NOTIFY after it would cost a round trip and hold a connection the next append wants;
+    it notifies in its own transaction instead (see ``PostgresEventStore._append_batch``)
+    and reports it here with :meth:`notified`, so a queued notification it covers is not
+    sent.
     """
 
     def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
@@ -242,6 +280,15 @@ class CommitNotifier:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._send())
 
+    @property
+    def sent(self) -> int:
+        """The highest position announced so far by this process."""
+        return self._sent
+
+    def notified(self, position: int) -> None:
+        """A notification of ``position`` went out with the commit of an append."""
+        self._sent = max(self._sent, position)
+
     async def _send(self) -> None:
         while self._sent < self._wanted:
             position = self._wanted
@@ -251,7 +298,7 @@ class CommitNotifier:
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("NOTIFY of position %d failed (listeners will poll): %s", position, exc)
                 return
-            self._sent = position
+            self._sent = max(self._sent, position)
 
     async def flush(self) -> None:
         """Wait until the last requested notification went out (for orderly shutdowns)."""
@@ -263,14 +310,27 @@ class PostgresEventStore:
     """The event store over a pool whose connections have the store's schema on their path.
 
     Build the pool with :func:`programledger.adapters.postgres.connection.create_pool`, which
-    also installs the raw jsonb codec these queries rely on.
+    also installs the raw jsonb codec these queries rely on. ``appends_in_flight`` bounds
+    the append transactions running at once; appends beyond it wait and are combined into
+    the next one (``None``: every append is its own transaction, nothing is combined).
+    ``reads_in_flight`` does the same for whole-stream reads, a command's load.
     """
 
-    def __init__(self, pool: asyncpg.Pool, codec: EventCodec, *, schema: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        codec: EventCodec,
+        *,
+        schema: str,
+        appends_in_flight: int | None = DEFAULT_APPENDS_IN_FLIGHT,
+        reads_in_flight: int | None = DEFAULT_READS_IN_FLIGHT,
+    ) -> None:
         self.pool = pool
         self.codec = codec
         self.schema = schema
         self.notifier = CommitNotifier(pool, self.notify_channel)
+        self.combiner = AppendCombiner(self._append_batch, max_in_flight=appends_in_flight)
+        self.stream_reads = StreamReads(self._read_streams, max_in_flight=reads_in_flight)
         self._store_id: UUID | None = None
 
     async def store_id(self) -> UUID:
@@ -325,37 +385,78 @@ class PostgresEventStore:
         encoded = list(self.codec.encode_all(list(events)))
         if fingerprint is None and idempotency_key is not None:
             fingerprint = _fingerprint(stream_id, expected, metadata.actor, encoded)
-        args: tuple[Any, ...] = (
-            stream_id,
-            stream_type,
-            expected,
-            [uuid4() for _ in encoded],
-            [e.event_type for e in encoded],
-            [e.schema_version for e in encoded],
-            [e.data for e in encoded],
-            _metadata_encoder.encode(metadata),
-            metadata.program_id,
-            idempotency_key,
-            fingerprint,
+        pending = PendingAppend(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            expected=expected,
+            event_ids=[uuid4() for _ in encoded],
+            event_types=[e.event_type for e in encoded],
+            schema_versions=[e.schema_version for e in encoded],
+            data=[e.data for e in encoded],
+            metadata=_metadata_encoder.encode(metadata),
+            program_id=metadata.program_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
+        row: asyncpg.Record | None
         try:
-            if connection is not None:
-                row = await connection.fetchrow(_APPEND, *args)
+            if connection is None:
+                row = await self.combiner.append(pending)
+            else:
+                row = await connection.fetchrow(_APPEND_ONE, *one_arguments(pending))
                 if row is not None and not row["replayed"]:
                     await connection.execute(
                         "SELECT pg_notify($1, $2)",
                         self.notify_channel,
                         str(row["last_position"]),
                     )
-            else:
-                async with self.pool.acquire() as conn:
-                    row = await conn.fetchrow(_APPEND, *args)
-                if row is not None and not row["replayed"]:
-                    self.notifier.notify(row["last_position"])
         except asyncpg.PostgresError as exc:
             raise self._translate(exc, stream_id, expected_version, idempotency_key) from exc
         assert row is not None
-        return _append_result(stream_id, row, replayed=row["replayed"])
+        # append_batch says what became of the command; append_events raised unless it
+        # appended or replayed.
+        outcome = row.get("outcome") or ("replayed" if row["replayed"] else "appended")
+        if outcome == "conflict":
+            raise ConcurrencyConflict(stream_id, expected_version, row["stream_version"])
+        if outcome == "key_reused":
+            raise IdempotencyKeyReused(idempotency_key or "")
+        return _append_result(stream_id, row, replayed=outcome == "replayed")
+
+    async def _append_batch(self, batch: Sequence[PendingAppend]) -> None:
+        """One transaction for ``batch``: each command's row goes to its caller, and one
+        notification announces the last position written. One command alone goes through
+        ``append_events``, which costs a third less than a batch of one; when no other
+        append transaction of this process runs beside it, it notifies in its own
+        transaction (``CommitNotifier``)."""
+        async with self.pool.acquire() as conn:
+            if len(batch) == 1:
+                alone = self.combiner.in_flight == 1
+                if alone:
+                    row = await conn.fetchrow(
+                        _APPEND_ONE_NOTIFYING, *one_arguments(batch[0]), self.notify_channel
+                    )
+                else:
+                    row = await conn.fetchrow(_APPEND_ONE, *one_arguments(batch[0]))
+                assert row is not None
+                if not batch[0].outcome.done():
+                    batch[0].outcome.set_result(row)
+                if row["replayed"]:
+                    return
+                if alone:
+                    self.notifier.notified(row["last_position"])
+                else:
+                    self.notifier.notify(row["last_position"])
+                return
+            rows = await conn.fetch(_APPEND, *batch_arguments(batch))
+        last = 0
+        for row in rows:
+            pending = batch[row["command"] - 1]
+            if not pending.outcome.done():
+                pending.outcome.set_result(row)
+            if row["outcome"] == "appended":
+                last = max(last, row["last_position"])
+        if last:
+            self.notifier.notify(last)
 
     @staticmethod
     def _translate(
@@ -429,6 +530,8 @@ class PostgresEventStore:
         """
         if not _is_stream_id(stream_id):
             return []
+        if from_version == 1 and to_version is None and recorded_before is None:
+            return [self._record(r) for r in await self.stream_reads.read(stream_id)]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 _READ_STREAM,
@@ -438,6 +541,15 @@ class PostgresEventStore:
                 recorded_before,
             )
         return [self._record(r) for r in rows]
+
+    async def _read_streams(self, stream_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+        """Whole streams in one query, each in version order."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_READ_STREAMS, stream_ids)
+        found: dict[str, list[asyncpg.Record]] = {}
+        for row in rows:
+            found.setdefault(row[2], []).append(row)
+        return found
 
     async def read_all(self, from_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``from_position`` in global order, never skipping one.

@@ -9,8 +9,10 @@ query in one repeatable-read snapshot (see :func:`check_structure`):
   sequence values it had logged ahead. Such holes are normal, and nothing recorded can
   tell one apart from a deleted event whose neighbours are other transactions' (a
   rollback leaves no trace, by definition). What the store *can* explain is bounded by
-  how it appends: one append is one transaction, which takes one block of consecutive
-  positions together with its transaction id and one recorded time, under one lock. So
+  how it appends: one call of ``append_batch`` is one transaction (one command or several
+  combined), which takes one block of consecutive positions together with its transaction
+  id and one recorded time, under one lock, and deals them out only to the commands it
+  writes (a combined command that conflicts takes none). So
   these are unexplainable and reported: a hole between two events of one append (same
   transaction and recorded time: an event was deleted from an append; an import writes a
   store in one transaction but keeps the original times, so it leaves the holes between

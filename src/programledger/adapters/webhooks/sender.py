@@ -10,6 +10,11 @@ and *every* address it resolves to must be public (``application.webhooks
 .is_public_address``); the request then goes to the address that was checked, with the
 URL's host in ``Host`` and in TLS (SNI, certificate check), never to a second resolution
 that a DNS rebinding attack could point elsewhere. Redirects are not followed.
+
+Requests go through ``httpcore``'s connection pool (the transport under ``httpx``), kept
+alive per address: ``httpx``'s client around it (request and response models, cookies,
+auth and redirect steps) cost about a third of the delivery's CPU per event, for nothing
+a webhook uses.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import httpcore
 from standardwebhooks import Webhook
 
 from programledger.application.webhooks import is_public_address
@@ -32,6 +37,8 @@ __all__ = ["Attempt", "WebhookSender"]
 
 _USER_AGENT = "programledger-webhooks/1"
 _DNS_TTL = 30.0
+_KEEPALIVE = 5.0
+"""Seconds an idle connection is kept (``httpx``'s default)."""
 
 
 class _Blocked(Exception):
@@ -46,24 +53,31 @@ class Attempt:
     duration_ms: int
 
 
+_NETWORK_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+    OSError,
+)
+
+
 class WebhookSender:
-    """Sends over one ``httpx`` client (connections kept alive per address)."""
+    """Sends over one connection pool (connections kept alive per address)."""
 
     def __init__(self, *, timeout: float, allow_private: bool, max_connections: int = 256) -> None:
         self._allow_private = allow_private
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"User-Agent": _USER_AGENT, "Content-Type": "application/json"},
+        self._pool = httpcore.AsyncConnectionPool(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=_KEEPALIVE,
         )
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         self._signers: dict[str, Webhook] = {}
         self._resolved: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._pool.aclose()
 
     async def send(self, url: str, secret: str, message_id: str, body: bytes) -> Attempt:
         started = time.perf_counter()
@@ -71,27 +85,30 @@ class WebhookSender:
             target, host_header, host = await self._target(url)
             now = datetime.now(UTC)
             signature = self._signer(secret).sign(message_id, now, body)
-            response = await self._client.post(
+            response = await self._pool.request(
+                "POST",
                 target,
                 content=body,
-                headers={
-                    "Host": host_header,
-                    "webhook-id": message_id,
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": signature,
-                },
-                extensions={"sni_hostname": host},
+                headers=[
+                    ("Host", host_header),
+                    ("User-Agent", _USER_AGENT),
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("webhook-id", message_id),
+                    ("webhook-timestamp", str(int(now.timestamp()))),
+                    ("webhook-signature", signature),
+                ],
+                extensions={"timeout": self._timeouts, "sni_hostname": host},
             )
-            await response.aclose()
         except _Blocked as exc:
             return Attempt(False, None, str(exc), _ms(started))
-        except httpx.TimeoutException:
+        except httpcore.TimeoutException:
             return Attempt(False, None, "timed out", _ms(started))
-        except (httpx.HTTPError, OSError) as exc:
+        except _NETWORK_ERRORS as exc:
             return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
-        ok = 200 <= response.status_code < 300
-        error = None if ok else f"answered {response.status_code}"
-        return Attempt(ok, response.status_code, error, _ms(started))
+        ok = 200 <= response.status < 300
+        error = None if ok else f"answered {response.status}"
+        return Attempt(ok, response.status, error, _ms(started))
 
     def _signer(self, secret: str) -> Webhook:
         signer = self._signers.get(secret)

@@ -25,6 +25,11 @@ per program, signed, retried until they arrive or the endpoint is disabled.
   stopped). Every attempt is in the delivery log.
 - **Admin changes** (enable, disable, rewind, remove) are seen within ``poll_interval``:
   each bumps the endpoint's revision, and the endpoint starts over from what is stored.
+- **Only its own store's stream.** A stream marked as another store's, or a message
+  another store's relay published, is a
+  :class:`~programledger.adapters.nats.stream.ForeignStream` that ends :meth:`WebhookWorker.run`
+  before anything is sent, a consumer touched or a position moved, as the projection
+  workers do: another deployment's events must never reach this one's receivers.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from nats.js.errors import NotFoundError
 
 from programledger.adapters.feed import EventLog, StoreBackfill
 from programledger.adapters.nats.envelope import EventEnvelope
-from programledger.adapters.nats.stream import stream_name
+from programledger.adapters.nats.stream import ForeignStream, check_stream_store, stream_name
 from programledger.adapters.nats.subscriber import subscribe
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.leadership import Backoff, Leadership, LeaderState
@@ -68,7 +73,10 @@ class WebhookSettings:
     """Failed attempts in a row after which an endpoint is disabled."""
     retry_initial: float = 1.0
     retry_max: float = 600.0
-    max_in_flight: int = 1000
+    max_in_flight: int = 4000
+    """Events taken past the position: enough that a backlog of runs of one program (a
+    lane each, one request at a time) still fills ``max_concurrent``; a restart sends
+    these again."""
     max_concurrent: int = 16
     poll_interval: float = 1.0
     save_interval: float = 0.1
@@ -99,9 +107,15 @@ class _Endpoint:
     """Delivery to one endpoint, from its stored position, until cancelled."""
 
     def __init__(
-        self, row: EndpointRow, worker: WebhookWorker, sender: WebhookSender, nc: NatsClient
+        self,
+        row: EndpointRow,
+        worker: WebhookWorker,
+        sender: WebhookSender,
+        nc: NatsClient,
+        store_id: UUID,
     ) -> None:
         self.row = row
+        self._store_id = store_id
         self.position = row.position
         self.streak = row.failure_streak
         self.dirty = False
@@ -134,6 +148,7 @@ class _Endpoint:
                 after_position=self.position,
                 backfill=StoreBackfill(self._worker.log),
                 wait=self._settings.fetch_wait,
+                store_id=self._store_id,
             )
             async with subscription:
                 async for delivery in subscription:
@@ -230,6 +245,7 @@ class WebhookWorker:
     ) -> None:
         self.settings = settings
         self.log = EventLog(store, settings.prefix)
+        self._store = store
         self._nc = nc
         self._progress = WebhookProgress()
         self._records: list[DeliveryRecord] = []
@@ -244,6 +260,7 @@ class WebhookWorker:
             backoff=Backoff(0.1, 5.0),
             standby_poll_interval=settings.standby_poll_interval,
             check_interval=settings.lock_check_interval,
+            fatal=(ForeignStream,),
         )
 
     @property
@@ -261,12 +278,20 @@ class WebhookWorker:
         self._records.append(attempt)
 
     async def run(self) -> None:
+        """Deliver until :meth:`stop`; raises :class:`ForeignStream` (and delivers nothing)
+        when the stream belongs to another store."""
         await self._leader.run(self._lead)
 
     def _note_failure(self, what: str, exc: BaseException) -> None:
         log.warning("webhooks: %s: %r", what, exc)
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
+        store_id = await self._store.store_id()
+        # Before any consumer is touched: another store's consumers are not ours to move.
+        with contextlib.suppress(NotFoundError):
+            check_stream_store(
+                await self._nc.jetstream().stream_info(stream_name(self.settings.prefix)), store_id
+            )
         log.info("webhooks: active, delivering")
         sender = WebhookSender(
             timeout=self.settings.timeout, allow_private=self.settings.allow_private
@@ -276,13 +301,13 @@ class WebhookWorker:
             synced = 0.0
             while not self._leader.stopping:
                 if loop.time() - synced >= self.settings.poll_interval:
-                    await self._sync(conn, sender)
+                    await self._sync(conn, sender, store_id)
                     synced = loop.time()
                 await self._save(conn)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.save_interval)
-                if any(e.disabled_reason for e, _ in self._running.values()):
+                if any(e.disabled_reason or t.done() for e, t in self._running.values()):
                     synced = 0.0
         finally:
             running = list(self._running.values())
@@ -294,9 +319,9 @@ class WebhookWorker:
                 await self._save(conn, [e for e, _ in running])
             await sender.close()
 
-    async def _sync(self, conn: asyncpg.Connection, sender: WebhookSender) -> None:
+    async def _sync(self, conn: asyncpg.Connection, sender: WebhookSender, store_id: UUID) -> None:
         """Start, restart and stop endpoints as the table says; a finished task (a NATS
-        failure) is started again."""
+        failure) is started again, unless it met another store's stream or message."""
         async with self._leader.guard:
             rows = {row.endpoint_id: row for row in await self._progress.endpoints(conn)}
         # An endpoint stopped now starts again at the next sync, from a fresh row: its row
@@ -305,7 +330,10 @@ class WebhookWorker:
         for endpoint_id, (endpoint, task) in list(self._running.items()):
             row = rows.get(endpoint.row.endpoint_id)
             if task.done() and not task.cancelled() and task.exception() is not None:
-                log.warning("webhooks: endpoint %s failed: %r", endpoint_id, task.exception())
+                failure = task.exception()
+                if isinstance(failure, ForeignStream):
+                    raise failure
+                log.warning("webhooks: endpoint %s failed: %r", endpoint_id, failure)
             why = (
                 "removed"
                 if row is None
@@ -335,8 +363,9 @@ class WebhookWorker:
                     await self._forget(endpoint.durable)
         for endpoint_id, row in rows.items():
             if row.enabled and endpoint_id not in self._running and endpoint_id not in stopped:
-                endpoint = _Endpoint(row, self, sender, self._nc)
+                endpoint = _Endpoint(row, self, sender, self._nc, store_id)
                 task = asyncio.create_task(endpoint.run(), name=endpoint.durable)
+                task.add_done_callback(lambda _: self.wake())
                 self._running[endpoint_id] = (endpoint, task)
 
     async def _save(

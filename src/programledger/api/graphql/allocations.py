@@ -7,13 +7,15 @@ import enum
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.links import Link, linked, program_of
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
@@ -21,13 +23,12 @@ from programledger.api.graphql.reads import (
     counts,
     enum_argument,
     enum_filter,
-    list_page,
+    listing,
+    lookup,
     moment,
-    one_connection,
-    paging,
+    plain,
     read,
-    reader,
-    selected,
+    read_field,
     uuid,
     values,
 )
@@ -37,6 +38,9 @@ from programledger.domain.values import Department, PartyKind
 from programledger.projections import allocations
 from programledger.projections.allocations import AllocationRow, ResourceRow, UtilisationWeek
 from programledger.projections.engine.queries import Reader
+
+if TYPE_CHECKING:
+    from programledger.api.graphql.programs import ProgramType
 
 __all__ = [
     "AllocationFilter",
@@ -78,6 +82,10 @@ class CapacityStepType:
     capacity: int
 
 
+def _resource_allocations(root: strawberry.Parent[ResourceType], info: ApiInfo) -> Any:
+    return ALLOCATIONS_OF.load(info, root.at, root.resource_key)
+
+
 @strawberry.type(name="Resource")
 class ResourceType(Node):
     resource_key: str
@@ -90,9 +98,14 @@ class ResourceType(Node):
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    at: strawberry.Private[int | None]
+    allocations: list[AllocationType] = strawberry.field(
+        resolver=_resource_allocations,
+        description=linked("The resource's allocations by start date (at most 500)"),
+    )
 
     @staticmethod
-    def of(r: ResourceRow) -> ResourceType:
+    def of(r: ResourceRow, at: int | None) -> ResourceType:
         return ResourceType(
             id=global_id("Resource", r.resource_key),
             resource_key=r.resource_key,
@@ -102,6 +115,7 @@ class ResourceType(Node):
             role=r.role,
             version=r.version,
             updated_at=r.valid_from_time,
+            at=at,
             capacity_schedule=[
                 CapacityStepType(effective_from=s.effective_from, capacity=s.capacity)
                 for s in r.capacity_schedule
@@ -109,13 +123,12 @@ class ResourceType(Node):
         )
 
 
-def _allocation_resource(root: strawberry.Parent[AllocationType]) -> ResourceType | None:
-    if root.resources is None:
-        # The field returning allocations reads their resources when its selection names
-        # them; missing here means the selection was misread: fail rather than answer null.
-        raise RuntimeError("the allocations' resources were selected but not read")
-    row = root.resources.get(root.resource_key)
-    return None if row is None else ResourceType.of(row)
+def _allocation_resource(root: strawberry.Parent[AllocationType], info: ApiInfo) -> Any:
+    return RESOURCE.load(info, root.at, root.resource_key)
+
+
+def _allocation_program(root: strawberry.Parent[AllocationType], info: ApiInfo) -> Any:
+    return program_of(info, root.at, UUID(root.program_id))
 
 
 @strawberry.type(name="Allocation")
@@ -132,14 +145,16 @@ class AllocationType(Node):
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
-    resources: strawberry.Private[Mapping[str, ResourceRow] | None]
+    at: strawberry.Private[int | None]
     resource: ResourceType | None = strawberry.field(
-        resolver=_allocation_resource,
-        description="The person or team, as of the same moment; read for the whole page at once.",
+        resolver=_allocation_resource, description=linked("The person or team")
+    )
+    program: Annotated[ProgramType, strawberry.lazy("programledger.api.graphql.programs")] = (
+        strawberry.field(resolver=_allocation_program, description=linked("The program"))
     )
 
     @staticmethod
-    def of(a: AllocationRow, resources: Mapping[str, ResourceRow] | None = None) -> AllocationType:
+    def of(a: AllocationRow, at: int | None) -> AllocationType:
         return AllocationType(
             id=global_id("Allocation", a.allocation_id),
             allocation_id=strawberry.ID(str(a.allocation_id)),
@@ -152,21 +167,26 @@ class AllocationType(Node):
             status=a.status,
             note=a.note,
             updated_at=a.valid_from_time,
-            resources=resources,
+            at=at,
         )
 
 
-async def resources_of(
-    reads: Reader, rows: Sequence[AllocationRow], position: int | None, wanted: bool
-) -> Mapping[str, ResourceRow] | None:
-    """The resources of ``rows`` at ``position`` in one statement, if ``wanted`` (the
-    operation selects ``resource`` on them); ``None`` when not read."""
-    if not wanted:
-        return None
-    if not rows:
-        return {}
-    keys = [row.resource_key for row in rows]
-    return await allocations.resources_by_key(reads, keys, as_of=position)
+async def _resources_by_key(
+    reads: Reader, keys: Sequence[str], at: int | None
+) -> Mapping[str, ResourceType]:
+    found = await allocations.resources_by_key(reads, keys, as_of=at)
+    return {key: ResourceType.of(row, at) for key, row in found.items()}
+
+
+async def _allocations_of(
+    reads: Reader, keys: Sequence[str], at: int | None
+) -> Mapping[str, list[AllocationType]]:
+    found = await allocations.allocations_of_resources(reads, keys, as_of=at)
+    return {key: [AllocationType.of(row, at) for row in rows] for key, rows in found.items()}
+
+
+RESOURCE: Link[str, ResourceType | None] = Link("resource", _resources_by_key, None)
+ALLOCATIONS_OF: Link[str, list[AllocationType]] = Link("resource.allocations", _allocations_of, [])
 
 
 @strawberry.type(name="UtilisationWeek", description="One resource's load in one ISO week.")
@@ -209,66 +229,22 @@ class UtilisationType:
     over_allocated: list[UtilisationWeekType]
 
 
-async def _resources(
-    info: ApiInfo,
+def _resource_filters(
     department: Annotated[list[Enum] | None, enum_argument(Department)] = None,
     kind: Annotated[Enum | None, enum_argument(PartyKind, many=False)] = None,
-    order_by: ResourceSort = ResourceSort.RESOURCE_KEY,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[ResourceType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        allocations.list_resources,
-        ResourceType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        department=values(department),
-        kind=None if kind is None else kind.value,
-    )
+) -> dict[str, Any]:
+    return {"department": values(department), "kind": None if kind is None else kind.value}
 
 
-async def _allocations(
-    info: ApiInfo,
-    filter: AllocationFilter | None = None,
-    order_by: AllocationSort = AllocationSort.START_DATE,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[AllocationType]:
-    when = moment(as_of, as_of_position)
+def _allocation_filters(filter: AllocationFilter | None = None) -> dict[str, Any]:
     f = filter or AllocationFilter()
-    wanted = "resource" in selected(info, ("nodes",)) | selected(info, ("edges", "node"))
-    async with one_connection(info.context.services.pool) as reads:
-        page = await read(
-            allocations.list_allocations(
-                reads,
-                resource_key=f.resource_key,
-                program_id=uuid(f.program_id, "programId"),
-                workstream_id=uuid(f.workstream_id, "workstreamId"),
-                status=values(f.status),
-                active_on=f.active_on,
-                sort=order_by.value,
-                descending=descending,
-                **paging(first, after, last, before),
-                as_of=when,
-                count=counts(info),
-            )
-        )
-        found = await resources_of(reads, page.items, page.as_of_position, wanted)
-    return connection(page, lambda a: AllocationType.of(a, found))
+    return {
+        "resource_key": f.resource_key,
+        "program_id": uuid(f.program_id, "programId"),
+        "workstream_id": uuid(f.workstream_id, "workstreamId"),
+        "status": values(f.status),
+        "active_on": f.active_on,
+    }
 
 
 async def _utilisation(
@@ -301,30 +277,36 @@ async def _utilisation(
     return UtilisationType(weeks=weeks, over_allocated=[w for w in weeks.nodes if w.over_allocated])
 
 
-async def _resource(
-    info: ApiInfo,
-    resource_key: str,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> ResourceType | None:
-    when = moment(as_of, as_of_position)
-    row = await read(allocations.get_resource(info.context.services.pool, resource_key, as_of=when))
-    return None if row is None else ResourceType.of(row)
+def _resource_key(resource_key: str) -> str:
+    return resource_key
+
+
+_resource = lookup(allocations.get_resource, plain(ResourceType.of), _resource_key)
+
+
+_resources = listing(
+    allocations.list_resources,
+    plain(ResourceType.of),
+    _resource_filters,
+    ResourceSort.RESOURCE_KEY,
+    descending=False,
+)
+
+
+_allocations = listing(
+    allocations.list_allocations,
+    plain(AllocationType.of),
+    _allocation_filters,
+    AllocationSort.START_DATE,
+    descending=False,
+)
 
 
 @strawberry.type
 class AllocationQueries:
-    resource: ResourceType | None = strawberry.field(
-        resolver=_resource, extensions=reader(), description="One person or team, by key." + AS_OF
-    )
-    resources: Connection[ResourceType] = strawberry.field(
-        resolver=_resources, extensions=reader(), description="People and teams." + AS_OF
-    )
-    allocations: Connection[AllocationType] = strawberry.field(
-        resolver=_allocations, extensions=reader(), description="Allocations." + AS_OF
-    )
-    utilisation: UtilisationType = strawberry.field(
-        resolver=_utilisation,
-        extensions=reader(),
-        description="Weekly load per resource; knownAt/knownAtPosition: as known then.",
+    resource: ResourceType | None = read_field(_resource, "One person or team, by key." + AS_OF)
+    resources: Connection[ResourceType] = read_field(_resources, "People and teams." + AS_OF)
+    allocations: Connection[AllocationType] = read_field(_allocations, "Allocations." + AS_OF)
+    utilisation: UtilisationType = read_field(
+        _utilisation, "Weekly load per resource; knownAt/knownAtPosition: as known then."
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from strawberry.litestar import BaseContext
 from strawberry.types import Info
 
@@ -91,6 +92,9 @@ class ApiContext(BaseContext, kw_only=True):
     wait happened."""
     deadline: Deadline | None = None
     """The bound on this request's database work; waits for the read models push it out."""
+
+    loaders: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The DataLoaders of the links (``links.Link``), one per link, made when first used."""
 
     def waited(self, behind: Collection[str]) -> None:
         """Record a wait's outcome, for the response's ``projectionsBehind``."""

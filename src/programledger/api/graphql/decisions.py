@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.links import Link, linked, program_of
 from programledger.api.graphql.node import Node, global_id
-from programledger.api.graphql.reads import (
-    AS_OF,
-    an_id,
-    list_page,
-    moment,
-    paging,
-    read,
-    reader,
-    uuid,
-)
-from programledger.api.graphql.types import SafeInt
+from programledger.api.graphql.reads import AS_OF, an_id, listing, lookup, plain, read_field, uuid
 from programledger.projections import decisions
 from programledger.projections.decisions import DecisionRow, LessonRow
+from programledger.projections.engine.queries import Reader
+
+if TYPE_CHECKING:
+    from programledger.api.graphql.programs import ProgramType
 
 __all__ = ["DecisionQueries", "DecisionSort", "DecisionType", "LessonSort", "LessonType"]
 
@@ -31,6 +29,25 @@ __all__ = ["DecisionQueries", "DecisionSort", "DecisionType", "LessonSort", "Les
 class DecisionSort(enum.Enum):
     DECIDED_ON = "decided_on"
     TITLE = "title"
+
+
+def _program(root: strawberry.Parent[DecisionType | LessonType], info: ApiInfo) -> Any:
+    return program_of(info, root.at, UUID(root.program_id))
+
+
+def _linked_decision(at: int | None, decision_id: strawberry.ID | None, info: ApiInfo) -> Any:
+    return None if decision_id is None else DECISION.load(info, at, UUID(decision_id))
+
+
+def _supersedes(root: strawberry.Parent[DecisionType], info: ApiInfo) -> Any:
+    return _linked_decision(root.at, root.supersedes_id, info)
+
+
+def _superseded_by(root: strawberry.Parent[DecisionType], info: ApiInfo) -> Any:
+    return _linked_decision(root.at, root.superseded_by_id, info)
+
+
+_PROGRAM = Annotated["ProgramType", strawberry.lazy("programledger.api.graphql.programs")]
 
 
 @strawberry.type(name="Decision")
@@ -43,14 +60,27 @@ class DecisionType(Node):
     alternatives: list[str]
     decided_by: str
     decided_on: date
-    supersedes: strawberry.ID | None
-    superseded_by: strawberry.ID | None
+    supersedes_id: strawberry.ID | None = strawberry.field(
+        description="The decision this one replaced."
+    )
+    superseded_by_id: strawberry.ID | None = strawberry.field(
+        description="The decision that replaced this one (null: in force)."
+    )
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    at: strawberry.Private[int | None]
+    program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
+    supersedes: DecisionType | None = strawberry.field(
+        resolver=_supersedes, description=linked("The decision this one replaced")
+    )
+    superseded_by: DecisionType | None = strawberry.field(
+        resolver=_superseded_by,
+        description=linked("The decision that replaced this one (null: in force)"),
+    )
 
     @staticmethod
-    def of(d: DecisionRow) -> DecisionType:
+    def of(d: DecisionRow, at: int | None) -> DecisionType:
         return DecisionType(
             id=global_id("Decision", d.decision_id),
             decision_id=strawberry.ID(str(d.decision_id)),
@@ -61,9 +91,12 @@ class DecisionType(Node):
             alternatives=list(d.alternatives),
             decided_by=d.decided_by,
             decided_on=d.decided_on,
-            supersedes=None if d.supersedes is None else strawberry.ID(str(d.supersedes)),
-            superseded_by=None if d.superseded_by is None else strawberry.ID(str(d.superseded_by)),
+            supersedes_id=None if d.supersedes is None else strawberry.ID(str(d.supersedes)),
+            superseded_by_id=None
+            if d.superseded_by is None
+            else strawberry.ID(str(d.superseded_by)),
             updated_at=d.valid_from_time,
+            at=at,
         )
 
 
@@ -80,9 +113,11 @@ class LessonType(Node):
     learned: str
     follow_up_action: str | None
     recorded_at: datetime
+    at: strawberry.Private[int | None]
+    program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
 
     @staticmethod
-    def of(lesson: LessonRow) -> LessonType:
+    def of(lesson: LessonRow, at: int | None) -> LessonType:
         return LessonType(
             id=global_id("Lesson", lesson.lesson_id),
             lesson_id=strawberry.ID(str(lesson.lesson_id)),
@@ -91,84 +126,63 @@ class LessonType(Node):
             learned=lesson.learned,
             follow_up_action=lesson.follow_up_action,
             recorded_at=lesson.recorded_at,
+            at=at,
         )
 
 
-async def _decisions(
-    info: ApiInfo,
+async def _decisions_by_id(
+    reads: Reader, keys: Sequence[UUID], at: int | None
+) -> Mapping[UUID, DecisionType]:
+    found = await decisions.decisions_by_id(reads, keys, as_of=at)
+    return {key: DecisionType.of(row, at) for key, row in found.items()}
+
+
+DECISION: Link[UUID, DecisionType | None] = Link("decision", _decisions_by_id, None)
+
+
+def _decision_filters(
     program_id: strawberry.ID | None = None,
     in_force: bool | None = None,
     decided_by: str | None = None,
-    order_by: DecisionSort = DecisionSort.DECIDED_ON,
-    descending: bool = True,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[DecisionType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        decisions.list_decisions,
-        DecisionType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(program_id, "programId"),
-        in_force=in_force,
-        decided_by=decided_by,
-    )
+) -> dict[str, Any]:
+    return {
+        "program_id": uuid(program_id, "programId"),
+        "in_force": in_force,
+        "decided_by": decided_by,
+    }
 
 
-async def _lessons(
-    info: ApiInfo,
-    program_id: strawberry.ID | None = None,
-    order_by: LessonSort = LessonSort.RECORDED_AT,
-    descending: bool = True,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[LessonType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        decisions.list_lessons,
-        LessonType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(program_id, "programId"),
-    )
+def _lesson_filters(program_id: strawberry.ID | None = None) -> dict[str, Any]:
+    return {"program_id": uuid(program_id, "programId")}
 
 
-async def _decision(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> DecisionType | None:
-    when = moment(as_of, as_of_position)
-    row = await read(
-        decisions.get_decision(info.context.services.pool, an_id(id, "id"), as_of=when)
-    )
-    return None if row is None else DecisionType.of(row)
+def _decision_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
+
+
+_decision = lookup(decisions.get_decision, plain(DecisionType.of), _decision_id)
+
+
+_decisions = listing(
+    decisions.list_decisions,
+    plain(DecisionType.of),
+    _decision_filters,
+    DecisionSort.DECIDED_ON,
+    descending=True,
+)
+
+
+_lessons = listing(
+    decisions.list_lessons,
+    plain(LessonType.of),
+    _lesson_filters,
+    LessonSort.RECORDED_AT,
+    descending=True,
+)
 
 
 @strawberry.type
 class DecisionQueries:
-    decision: DecisionType | None = strawberry.field(
-        resolver=_decision, extensions=reader(), description="One decision." + AS_OF
-    )
-    decisions: Connection[DecisionType] = strawberry.field(
-        resolver=_decisions, extensions=reader(), description="The decision log." + AS_OF
-    )
-    lessons: Connection[LessonType] = strawberry.field(
-        resolver=_lessons, extensions=reader(), description="Lessons learned." + AS_OF
-    )
+    decision: DecisionType | None = read_field(_decision, "One decision." + AS_OF)
+    decisions: Connection[DecisionType] = read_field(_decisions, "The decision log." + AS_OF)
+    lessons: Connection[LessonType] = read_field(_lessons, "Lessons learned." + AS_OF)

@@ -58,6 +58,10 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "risk": "risks",
     "risks": "risks",
     "riskHeatmap": "risks",
+    "raid": "raid",
+    "assumption": "raid",
+    "issue": "raid",
+    "dependency": "milestones",
     "milestone": "milestones",
     "milestones": "milestones",
     "dependencies": "milestones",
@@ -74,6 +78,15 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "scheduleVariance": "schedule",
     "baselines": "schedule",
     "changeRequests": "schedule",
+    "portfolio": "portfolios",
+    "portfolios": "portfolios",
+    "portfolioOfProgram": "portfolios",
+    "portfolioMoves": "portfolios",
+    "objective": "portfolios",
+    "objectives": "portfolios",
+    "programObjectives": "portfolios",
+    "keyResultCheckIns": "portfolios",
+    "objectiveLinks": "portfolios",
     "statusReport": "status_reports",
     "statusReports": "status_reports",
     "statusReportTrend": "status_reports",
@@ -124,7 +137,8 @@ async def wait_for_command(context: ApiContext, result: CommandResult) -> bool:
     """
     services: Services = context.services
     if result.events:
-        names = projections_for_event_types(event.event_type for event in result.events)
+        written = (*result.events, *result.raised)
+        names = projections_for_event_types(event.event_type for event in written)
     else:
         names = projections_for_stream_type(stream_type_of(result.stream_id))
     if services.wait_for_position is None:

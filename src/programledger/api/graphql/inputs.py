@@ -1,6 +1,6 @@
 """GraphQL input types generated from the domain's command Structs, and the way back.
 
-The commands are the contract (``programledger.domain``); writing 56 input types by hand
+The commands are the contract (``programledger.domain``); writing 76 input types by hand
 would copy it and drift. The rules, applied to each Struct field in declaration order:
 
 =================================  ============================================================

@@ -4,32 +4,38 @@
 from __future__ import annotations
 
 import enum
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.links import Link, linked, program_of
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
     enum_argument,
-    list_page,
-    moment,
-    paging,
-    read,
-    reader,
+    listing,
+    lookup,
+    plain,
+    read_field,
     uuid,
     values,
 )
-from programledger.api.graphql.types import SafeInt
 from programledger.domain.program import DependencyStatus, ItemKind, MilestoneStatus
 from programledger.projections import milestones
+from programledger.projections.engine.queries import Reader
 from programledger.projections.milestones import DependencyRow, MilestoneRow
+
+if TYPE_CHECKING:
+    from programledger.api.graphql.programs import ProgramType
 
 __all__ = [
     "DependencySort",
@@ -63,6 +69,43 @@ class DependencyTargetType(enum.Enum):
     """A party outside the portfolio."""
 
 
+def _program(root: strawberry.Parent[MilestoneType | DependencyType], info: ApiInfo) -> Any:
+    return program_of(info, root.at, UUID(root.program_id))
+
+
+def _target_program(root: strawberry.Parent[DependencyType], info: ApiInfo) -> Any:
+    if root.target_program_id is None:
+        return None
+    return program_of(info, root.at, UUID(root.target_program_id))
+
+
+def _waits_on(root: strawberry.Parent[MilestoneType], info: ApiInfo) -> Any:
+    return WAITS_ON.load(info, root.at, (UUID(root.program_id), UUID(root.milestone_id)))
+
+
+def _waited_on_by(root: strawberry.Parent[MilestoneType], info: ApiInfo) -> Any:
+    return WAITED_ON_BY.load(info, root.at, (UUID(root.program_id), UUID(root.milestone_id)))
+
+
+def _item_milestone(
+    at: int | None, kind: str | None, item: strawberry.ID | None, info: ApiInfo
+) -> Any:
+    if kind != ItemKind.MILESTONE or item is None:
+        return None
+    return MILESTONE.load(info, at, UUID(item))
+
+
+def _dependent_milestone(root: strawberry.Parent[DependencyType], info: ApiInfo) -> Any:
+    return _item_milestone(root.at, root.dependent_kind, root.dependent_id, info)
+
+
+def _target_milestone(root: strawberry.Parent[DependencyType], info: ApiInfo) -> Any:
+    return _item_milestone(root.at, root.target_kind, root.target_item_id, info)
+
+
+_PROGRAM = Annotated["ProgramType", strawberry.lazy("programledger.api.graphql.programs")]
+
+
 @strawberry.type(name="Milestone")
 class MilestoneType(Node):
     milestone_id: strawberry.ID
@@ -78,9 +121,19 @@ class MilestoneType(Node):
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    at: strawberry.Private[int | None]
+    program: _PROGRAM = strawberry.field(resolver=_program, description=linked("The program"))
+    dependencies: list[DependencyType] = strawberry.field(
+        resolver=_waits_on,
+        description=linked("What this milestone waits on (dependencies it is the dependent of)"),
+    )
+    dependents: list[DependencyType] = strawberry.field(
+        resolver=_waited_on_by,
+        description=linked("The dependencies waiting on this milestone, of any program"),
+    )
 
     @staticmethod
-    def of(m: MilestoneRow) -> MilestoneType:
+    def of(m: MilestoneRow, at: int | None) -> MilestoneType:
         return MilestoneType(
             id=global_id("Milestone", m.milestone_id),
             milestone_id=strawberry.ID(str(m.milestone_id)),
@@ -94,6 +147,7 @@ class MilestoneType(Node):
             slip_days=m.slip_days,
             status=m.status,
             updated_at=m.valid_from_time,
+            at=at,
         )
 
 
@@ -117,9 +171,25 @@ class DependencyType(Node):
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    at: strawberry.Private[int | None]
+    program: _PROGRAM = strawberry.field(
+        resolver=_program, description=linked("The program the dependency is recorded on")
+    )
+    target_program: _PROGRAM | None = strawberry.field(
+        resolver=_target_program,
+        description=linked("The program whose item is waited on (null: an external party)"),
+    )
+    dependent_milestone: MilestoneType | None = strawberry.field(
+        resolver=_dependent_milestone,
+        description=linked("The milestone that waits (null when a workstream does)"),
+    )
+    target_milestone: MilestoneType | None = strawberry.field(
+        resolver=_target_milestone,
+        description=linked("The milestone waited on (null for a workstream or a party)"),
+    )
 
     @staticmethod
-    def of(d: DependencyRow) -> DependencyType:
+    def of(d: DependencyRow, at: int | None) -> DependencyType:
         def opt(value: object) -> strawberry.ID | None:
             return None if value is None else strawberry.ID(str(value))
 
@@ -141,96 +211,115 @@ class DependencyType(Node):
             status=d.status,
             resolution=d.resolution,
             updated_at=d.valid_from_time,
+            at=at,
         )
 
 
-async def _milestones(
-    info: ApiInfo,
+def _by_item(
+    found: Mapping[UUID, list[DependencyRow]],
+    item: Callable[[DependencyRow], UUID | None],
+    at: int | None,
+) -> dict[tuple[UUID, UUID], list[DependencyType]]:
+    """``found`` (by program) by (program, item)."""
+    grouped: defaultdict[tuple[UUID, UUID], list[DependencyType]] = defaultdict(list)
+    for program_id, rows in found.items():
+        for row in rows:
+            item_id = item(row)
+            if item_id is not None:
+                grouped[(program_id, item_id)].append(DependencyType.of(row, at))
+    return grouped
+
+
+async def _waiting(
+    reads: Reader, keys: Sequence[tuple[UUID, UUID]], at: int | None
+) -> Mapping[tuple[UUID, UUID], list[DependencyType]]:
+    found = await milestones.dependencies_of_programs(reads, [p for p, _ in keys], as_of=at)
+    return _by_item(found, lambda d: d.dependent_id, at)
+
+
+async def _waited_on(
+    reads: Reader, keys: Sequence[tuple[UUID, UUID]], at: int | None
+) -> Mapping[tuple[UUID, UUID], list[DependencyType]]:
+    found = await milestones.dependencies_on_programs(reads, [p for p, _ in keys], as_of=at)
+    return _by_item(found, lambda d: d.target_item_id, at)
+
+
+async def _milestones_by_id(
+    reads: Reader, keys: Sequence[UUID], at: int | None
+) -> Mapping[UUID, MilestoneType]:
+    found = await milestones.milestones_by_id(reads, keys, as_of=at)
+    return {key: MilestoneType.of(row, at) for key, row in found.items()}
+
+
+WAITS_ON: Link[tuple[UUID, UUID], list[DependencyType]] = Link(
+    "milestone.dependencies", _waiting, []
+)
+"""A milestone's dependencies, by (program, milestone): one statement for the programs."""
+WAITED_ON_BY: Link[tuple[UUID, UUID], list[DependencyType]] = Link(
+    "milestone.dependents", _waited_on, []
+)
+MILESTONE: Link[UUID, MilestoneType | None] = Link("milestone", _milestones_by_id, None)
+
+
+def _milestone_filters(
     program_id: strawberry.ID | None = None,
     workstream_id: strawberry.ID | None = None,
     status: Annotated[list[Enum] | None, enum_argument(MilestoneStatus)] = None,
     due_from: date | None = None,
     due_to: date | None = None,
     slipped_only: bool = False,
-    order_by: MilestoneSort = MilestoneSort.FORECAST_DATE,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[MilestoneType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        milestones.list_milestones,
-        MilestoneType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(program_id, "programId"),
-        workstream_id=uuid(workstream_id, "workstreamId"),
-        status=values(status),
-        due_from=due_from,
-        due_to=due_to,
-        slipped_only=slipped_only,
-    )
+) -> dict[str, Any]:
+    return {
+        "program_id": uuid(program_id, "programId"),
+        "workstream_id": uuid(workstream_id, "workstreamId"),
+        "status": values(status),
+        "due_from": due_from,
+        "due_to": due_to,
+        "slipped_only": slipped_only,
+    }
 
 
-async def _dependencies(
-    info: ApiInfo,
+def _dependency_filters(
     program_id: strawberry.ID | None = None,
     target_program_id: strawberry.ID | None = None,
     status: Annotated[list[Enum] | None, enum_argument(DependencyStatus)] = None,
     needed_by_to: date | None = None,
-    order_by: DependencySort = DependencySort.NEEDED_BY,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[DependencyType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        milestones.list_dependencies,
-        DependencyType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(program_id, "programId"),
-        target_program_id=uuid(target_program_id, "targetProgramId"),
-        status=values(status),
-        needed_by_to=needed_by_to,
-    )
+) -> dict[str, Any]:
+    return {
+        "program_id": uuid(program_id, "programId"),
+        "target_program_id": uuid(target_program_id, "targetProgramId"),
+        "status": values(status),
+        "needed_by_to": needed_by_to,
+    }
 
 
-async def _milestone(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> MilestoneType | None:
-    when = moment(as_of, as_of_position)
-    row = await read(
-        milestones.get_milestone(info.context.services.pool, an_id(id, "id"), as_of=when)
-    )
-    return None if row is None else MilestoneType.of(row)
+def _milestone_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
+
+
+_milestone = lookup(milestones.get_milestone, plain(MilestoneType.of), _milestone_id)
+
+
+_milestones = listing(
+    milestones.list_milestones,
+    plain(MilestoneType.of),
+    _milestone_filters,
+    MilestoneSort.FORECAST_DATE,
+    descending=False,
+)
+
+
+_dependencies = listing(
+    milestones.list_dependencies,
+    plain(DependencyType.of),
+    _dependency_filters,
+    DependencySort.NEEDED_BY,
+    descending=False,
+)
 
 
 @strawberry.type
 class MilestoneQueries:
-    milestone: MilestoneType | None = strawberry.field(
-        resolver=_milestone, extensions=reader(), description="One milestone." + AS_OF
-    )
-    milestones: Connection[MilestoneType] = strawberry.field(
-        resolver=_milestones, extensions=reader(), description="Milestones." + AS_OF
-    )
-    dependencies: Connection[DependencyType] = strawberry.field(
-        resolver=_dependencies, extensions=reader(), description="Dependencies." + AS_OF
-    )
+    milestone: MilestoneType | None = read_field(_milestone, "One milestone." + AS_OF)
+    milestones: Connection[MilestoneType] = read_field(_milestones, "Milestones." + AS_OF)
+    dependencies: Connection[DependencyType] = read_field(_dependencies, "Dependencies." + AS_OF)

@@ -17,20 +17,39 @@ from uuid import UUID
 
 import strawberry
 
-from programledger.api.graphql.allocations import AllocationType, ResourceType, resources_of
+from programledger.api.graphql.allocations import AllocationType, ResourceType
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, parse_global_id
-from programledger.api.graphql.programs import ProgramType, nested_lists, read_nested
-from programledger.api.graphql.reads import AS_OF, bad_input, moment, one_connection, reader
-from programledger.api.graphql.reads import selected as selected_fields
+from programledger.api.graphql.objectives import ObjectiveType
+from programledger.api.graphql.portfolios import PortfolioType
+from programledger.api.graphql.programs import with_nested
+from programledger.api.graphql.raid import AssumptionType, IssueType
+from programledger.api.graphql.reads import (
+    AS_OF,
+    Prepare,
+    bad_input,
+    moment,
+    one_connection,
+    plain,
+    position_of,
+    reader,
+)
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import SafeInt
-from programledger.projections import allocations, decisions, milestones, programs, risks
-from programledger.projections.engine.queries import MAX_PAGE_SIZE, Reader, resolve_position
+from programledger.projections import (
+    allocations,
+    decisions,
+    milestones,
+    portfolios,
+    programs,
+    raid,
+    risks,
+)
+from programledger.projections.engine.queries import MAX_PAGE_SIZE
 
-__all__ = ["NodeQueries"]
+__all__ = ["NodeQueries", "read_entity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +58,23 @@ class _Kind:
     """The read model's ``*_by_id``: keys to rows, one statement."""
     key: Callable[[str], Any]
     """The key in a global id, as the read model takes it."""
+    prepare: Prepare
+    """The rows' conversion, with what their selected nested lists need read."""
 
 
 _KINDS: Mapping[str, _Kind] = {
-    "Program": _Kind(programs.programs_by_id, UUID),
-    "Risk": _Kind(risks.risks_by_id, UUID),
-    "Milestone": _Kind(milestones.milestones_by_id, UUID),
-    "Dependency": _Kind(milestones.dependencies_by_id, UUID),
-    "Decision": _Kind(decisions.decisions_by_id, UUID),
-    "Lesson": _Kind(decisions.lessons_by_id, UUID),
-    "Allocation": _Kind(allocations.allocations_by_id, UUID),
-    "Resource": _Kind(allocations.resources_by_key, str),
+    "Program": _Kind(programs.programs_by_id, UUID, with_nested),
+    "Risk": _Kind(risks.risks_by_id, UUID, plain(RiskType.of)),
+    "Assumption": _Kind(raid.assumptions_by_id, UUID, plain(AssumptionType.of)),
+    "Issue": _Kind(raid.issues_by_id, UUID, plain(IssueType.of)),
+    "Milestone": _Kind(milestones.milestones_by_id, UUID, plain(MilestoneType.of)),
+    "Dependency": _Kind(milestones.dependencies_by_id, UUID, plain(DependencyType.of)),
+    "Decision": _Kind(decisions.decisions_by_id, UUID, plain(DecisionType.of)),
+    "Lesson": _Kind(decisions.lessons_by_id, UUID, plain(LessonType.of)),
+    "Allocation": _Kind(allocations.allocations_by_id, UUID, plain(AllocationType.of)),
+    "Resource": _Kind(allocations.resources_by_key, str, plain(ResourceType.of)),
+    "Portfolio": _Kind(portfolios.portfolios_by_id, UUID, plain(PortfolioType.of)),
+    "Objective": _Kind(portfolios.objectives_by_id, UUID, plain(ObjectiveType.of)),
 }
 
 
@@ -69,43 +94,28 @@ async def _read(info: ApiInfo, ids: Sequence[str], when: Any) -> list[Node | Non
         wanted[type_name].append(key)
     found: dict[tuple[str, Any], Node] = {}
     async with one_connection(info.context.services.pool) as reads:
-        position: int | None
-        if isinstance(when, datetime):  # one position for every entity
-            async with reads.acquire() as conn:
-                position = await resolve_position(conn, when)
-        else:
-            position = when
+        position = await position_of(reads, when)  # one position for every entity
         for type_name, keys in wanted.items():
-            rows = await _KINDS[type_name].read(reads, keys, as_of=position)
-            for key, node in (await _convert(info, reads, type_name, rows, position)).items():
-                found[(type_name, key)] = node
+            kind = _KINDS[type_name]
+            rows = await kind.read(reads, keys, as_of=position)
+            convert = await kind.prepare(info, reads, list(rows.values()), position, ((),))
+            for key, row in rows.items():
+                found[(type_name, key)] = convert(row, position)
     return [found.get(item) for item in parsed]
 
 
-async def _convert(
-    info: ApiInfo, reads: Reader, type_name: str, rows: Mapping[Any, Any], position: int | None
-) -> Mapping[Any, Node]:
-    """The GraphQL objects of ``rows``, with what their selected links need read."""
-    if type_name == "Program":
-        nested = await read_nested(reads, list(rows), position, nested_lists(info))
-        return {k: ProgramType.of(r, nested) for k, r in rows.items()}
-    if type_name == "Allocation":
-        wanted = "resource" in selected_fields(info, ())
-        found = await resources_of(reads, list(rows.values()), position, wanted)
-        return {k: AllocationType.of(r, found) for k, r in rows.items()}
-    convert = _CONVERT[type_name]
-    return {k: convert(r) for k, r in rows.items()}
-
-
-_CONVERT: Mapping[str, Callable[[Any], Node]] = {
-    "Risk": RiskType.of,
-    "Milestone": MilestoneType.of,
-    "Dependency": DependencyType.of,
-    "Decision": DecisionType.of,
-    "Lesson": LessonType.of,
-    "Resource": ResourceType.of,
-}
-"""The row conversions of the types whose fields need nothing more read."""
+async def read_entity(info: ApiInfo, type_name: str, key: Any) -> Node | None:
+    """The entity of type ``type_name`` and key ``key`` as it is now, with the nested
+    lists selected on this field: what a mutation's payload reads back."""
+    kind = _KINDS[type_name]
+    async with one_connection(info.context.services.pool) as reads:
+        rows = await kind.read(reads, [key], as_of=None)
+        row = rows.get(key)
+        if row is None:
+            return None
+        convert = await kind.prepare(info, reads, [row], None, ((),))
+    node: Node = convert(row, None)
+    return node
 
 
 async def _node(

@@ -1,21 +1,24 @@
-"""The portfolio in GraphQL: ``program`` and ``programs``, over the ``programs`` read
-model, with each program's nested lists (risks, milestones, allocations).
+"""The portfolio in GraphQL: ``program``, ``programByCode`` and ``programs``, over the
+``programs`` read model, with each program's nested lists (risks, milestones,
+allocations, decisions, lessons, dependencies both ways).
 
 The nested lists are read in batches, so a page of programs with its nested lists costs a
 fixed number of SQL statements, however many programs it shows. The field that returns
 programs looks ahead in the operation for the nested lists it selects and reads each of
 them for all its programs at once (each read model's ``*_of_programs``), at the position
 the programs were read at: nested lists show the same moment as their parent, as of a
-position or current. The nested fields then resolve from memory, synchronously. Batching
-by DataLoader would cost, for each nested field of each program, a future, a batch task
-and an asynchronous resolver, for the same statements.
+position or current. The nested fields then resolve from memory, synchronously (a
+DataLoader would cost, for each nested field of each program, a future and an
+asynchronous resolver, for the same statements). A program reached through a link (a
+risk's ``program``...) is read by :data:`PROGRAM`, with the nested lists selected under
+the link.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -23,49 +26,58 @@ from uuid import UUID
 
 import strawberry
 
-from programledger.api.graphql.allocations import AllocationType, resources_of
-from programledger.api.graphql.connections import Connection, connection
+from programledger.api.graphql.allocations import AllocationType
+from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.inputs import domain_enum
-from programledger.api.graphql.milestones import MilestoneType
+from programledger.api.graphql.links import Link, linked
+from programledger.api.graphql.milestones import MILESTONE, DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
+    Convert,
     an_id,
-    counts,
     enum_filter,
-    moment,
-    one_connection,
-    paging,
-    read,
-    reader,
+    listing,
+    lookup,
+    read_field,
     selected,
     values,
 )
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.program import Health, ProgramStatus
-from programledger.projections import allocations, milestones, programs, risks
-from programledger.projections.allocations import AllocationRow, ResourceRow
-from programledger.projections.engine.queries import AsOf, Reader, resolve_position
-from programledger.projections.milestones import MilestoneRow
+from programledger.projections import allocations, decisions, milestones, programs, risks
+from programledger.projections.engine.queries import Reader
 from programledger.projections.programs import ProgramRow
-from programledger.projections.risks import RiskRow
 
 __all__ = [
     "NESTED_LISTS",
+    "PROGRAM",
     "ProgramFilter",
     "ProgramQueries",
     "ProgramSort",
     "ProgramType",
     "nested_lists",
-    "one_program",
-    "read_nested",
+    "with_nested",
 ]
 
 R = TypeVar("R")
 
-NESTED_LISTS = ("risks", "milestones", "allocations")
+_NESTED_READS: Mapping[str, Callable[..., Awaitable[Mapping[UUID, list[Any]]]]] = {
+    "risks": risks.risks_of_programs,
+    "milestones": milestones.milestones_of_programs,
+    "allocations": allocations.allocations_of_programs,
+    "decisions": decisions.decisions_of_programs,
+    "lessons": decisions.lessons_of_programs,
+    "dependencies": milestones.dependencies_of_programs,
+    "dependents": milestones.dependencies_on_programs,
+}
+"""Each nested list of a program: its GraphQL name, and the read model's query reading
+it for many programs in one statement."""
+
+NESTED_LISTS = tuple(_NESTED_READS)
 """The GraphQL names of a program's nested lists."""
 
 
@@ -90,76 +102,70 @@ class ProgramFilter:
 
 @dataclass(frozen=True, slots=True)
 class NestedRows:
-    """The nested lists of the programs of one answer, by program id; ``None`` for a list
-    the operation does not select, which was therefore not read."""
+    """The nested lists of the programs of one answer: by list name, then by program id.
+    A list the operation does not select was not read, and is missing."""
 
-    risks: Mapping[UUID, list[RiskRow]] | None = None
-    milestones: Mapping[UUID, list[MilestoneRow]] | None = None
-    allocations: Mapping[UUID, list[AllocationRow]] | None = None
-    resources: Mapping[str, ResourceRow] | None = None
-    """The allocations' resources, when the operation selects them."""
+    lists: Mapping[str, Mapping[UUID, list[Any]]] = field(default_factory=dict)
 
 
 async def read_nested(
     reads: Reader, program_ids: Sequence[UUID], position: int | None, wanted: set[str]
 ) -> NestedRows:
-    """The ``wanted`` nested lists of ``program_ids``, one statement per list (and one for
-    the allocations' resources, ``allocations.resource`` in ``wanted``)."""
-    if not program_ids or not wanted:
-        return NestedRows(
-            risks={} if "risks" in wanted else None,
-            milestones={} if "milestones" in wanted else None,
-            allocations={} if "allocations" in wanted else None,
-        )
-    found: dict[str, Any] = {}
-    if "risks" in wanted:
-        found["risks"] = await risks.risks_of_programs(reads, program_ids, as_of=position)
-    if "milestones" in wanted:
-        found["milestones"] = await milestones.milestones_of_programs(
-            reads, program_ids, as_of=position
-        )
-    if "allocations" in wanted:
-        found["allocations"] = rows = await allocations.allocations_of_programs(
-            reads, program_ids, as_of=position
-        )
-        every = [a for listed in rows.values() for a in listed]
-        found["resources"] = await resources_of(reads, every, position, _RESOURCE in wanted)
-    return NestedRows(**found)
-
-
-_RESOURCE = "allocations.resource"
+    """The ``wanted`` nested lists of ``program_ids``, one statement per list."""
+    found: dict[str, Mapping[UUID, list[Any]]] = {}
+    for name in NESTED_LISTS:
+        if name in wanted:
+            found[name] = (
+                await _NESTED_READS[name](reads, program_ids, as_of=position) if program_ids else {}
+            )
+    return NestedRows(found)
 
 
 def nested_lists(info: ApiInfo, *paths: Sequence[str]) -> set[str]:
     """The nested lists selected on the programs this field returns (at ``paths`` inside
-    it, or itself), and :data:`_RESOURCE` if their allocations' resources are."""
+    it, or itself)."""
     paths = paths or ((),)
     found = set().union(*(selected(info, path) for path in paths))
-    wanted = found.intersection(NESTED_LISTS)
-    if any("resource" in selected(info, (*path, "allocations")) for path in paths):
-        wanted.add(_RESOURCE)
-    return wanted
+    return found.intersection(NESTED_LISTS)
 
 
-def _nested(rows: Mapping[UUID, list[R]] | None, root: ProgramType) -> list[R]:
+async def with_nested(
+    info: ApiInfo,
+    reads: Reader,
+    rows: Sequence[ProgramRow],
+    at: int | None,
+    paths: Sequence[Sequence[str]],
+) -> Convert:
+    """Programs are prepared (:data:`~reads.Prepare`) by reading their selected nested
+    lists, at the programs' position."""
+    ids = [row.program_id for row in rows]
+    nested = await read_nested(reads, ids, at, nested_lists(info, *paths))
+    return lambda row, at: ProgramType.of(row, nested, at)
+
+
+def _nested(root: ProgramType, name: str, convert: Callable[[Any, int | None], R]) -> list[R]:
+    rows = root.nested.lists.get(name)
     if rows is None:
         # The field returning programs reads the nested lists its selection names; one
         # missing here means the selection was misread: fail rather than answer "none".
-        raise RuntimeError("a nested list was selected but not read")
-    return rows.get(root.key, [])
+        raise RuntimeError(f"the nested list {name} was selected but not read")
+    return [convert(row, root.at) for row in rows.get(root.key, [])]
 
 
-def _program_risks(root: strawberry.Parent[ProgramType]) -> list[RiskType]:
-    return [RiskType.of(r) for r in _nested(root.nested.risks, root)]
+def _nested_list(convert: Callable[[Any, int | None], Any], description: str) -> Any:
+    """A nested list's field (its name, one of :data:`NESTED_LISTS`), its rows converted
+    as of the program's moment."""
+
+    def resolve(root: strawberry.Parent[ProgramType], info: ApiInfo) -> list[Any]:
+        return _nested(root, info.python_name, convert)
+
+    return strawberry.field(resolver=resolve, description=description)
 
 
-def _program_milestones(root: strawberry.Parent[ProgramType]) -> list[MilestoneType]:
-    return [MilestoneType.of(m) for m in _nested(root.nested.milestones, root)]
-
-
-def _program_allocations(root: strawberry.Parent[ProgramType]) -> list[AllocationType]:
-    resources = root.nested.resources
-    return [AllocationType.of(a, resources) for a in _nested(root.nested.allocations, root)]
+def _next_milestone(root: strawberry.Parent[ProgramType], info: ApiInfo) -> Any:
+    if root.next_milestone_id is None:
+        return None
+    return MILESTONE.load(info, root.at, UUID(root.next_milestone_id))
 
 
 @strawberry.type(name="Program")
@@ -194,28 +200,49 @@ class ProgramType(Node):
     next_milestone_id: strawberry.ID | None
     next_milestone_name: str | None
     next_milestone_date: date | None
+    next_milestone: MilestoneType | None = strawberry.field(
+        resolver=_next_milestone, description=linked("The next milestone due")
+    )
     version: int = strawberry.field(description="The expectedVersion for the next command.")
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
     key: strawberry.Private[UUID]
     nested: strawberry.Private[NestedRows]
+    at: strawberry.Private[int | None]
 
-    risks: list[RiskType] = strawberry.field(
-        resolver=_program_risks,
-        description="The program's risks, highest score first (at most 500).",
+    risks: list[RiskType] = _nested_list(
+        RiskType.of,
+        "The program's risks, highest score first (at most 500).",
     )
-    milestones: list[MilestoneType] = strawberry.field(
-        resolver=_program_milestones,
-        description="The program's milestones by forecast date (at most 500).",
+    milestones: list[MilestoneType] = _nested_list(
+        MilestoneType.of,
+        "The program's milestones by forecast date (at most 500).",
     )
-    allocations: list[AllocationType] = strawberry.field(
-        resolver=_program_allocations,
-        description="People's time on the program by start date (at most 500).",
+    allocations: list[AllocationType] = _nested_list(
+        AllocationType.of,
+        "People's time on the program by start date (at most 500).",
+    )
+    decisions: list[DecisionType] = _nested_list(
+        DecisionType.of,
+        "The program's decision log, latest first (at most 500).",
+    )
+    lessons: list[LessonType] = _nested_list(
+        LessonType.of,
+        "The program's lessons learned, latest first (at most 500).",
+    )
+    dependencies: list[DependencyType] = _nested_list(
+        DependencyType.of,
+        "What the program's items wait on, by needed-by date (at most 500).",
+    )
+    dependents: list[DependencyType] = _nested_list(
+        DependencyType.of,
+        "Dependencies (of any program) waiting on this program's items, by "
+        "needed-by date (at most 500).",
     )
 
     @staticmethod
-    def of(p: ProgramRow, nested: NestedRows) -> ProgramType:
+    def of(p: ProgramRow, nested: NestedRows, at: int | None) -> ProgramType:
         def money(amount: int) -> MoneyType:
             return MoneyType(amount_minor=SafeInt(amount), currency=p.currency)
 
@@ -253,101 +280,69 @@ class ProgramType(Node):
             updated_at=p.valid_from_time,
             key=p.program_id,
             nested=nested,
+            at=at,
         )
 
 
-async def _program(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> ProgramType | None:
-    when = moment(as_of, as_of_position)
-    program_id = an_id(id, "id")
-    return await one_program(
-        info, when, lambda reads, at: programs.get_program(reads, program_id, as_of=at)
-    )
+async def _programs_for_links(
+    reads: Reader, keys: Sequence[tuple[frozenset[str], UUID]], at: int | None
+) -> Mapping[tuple[frozenset[str], UUID], ProgramType]:
+    """Programs reached through links, with the nested lists selected under each link:
+    one statement for the programs, and one per nested list."""
+    rows = await programs.programs_by_id(reads, [key for _, key in keys], as_of=at)
+    found: dict[tuple[frozenset[str], UUID], ProgramType] = {}
+    for wanted in {wanted for wanted, _ in keys}:
+        ids = [key for w, key in keys if w == wanted and key in rows]
+        nested = await read_nested(reads, ids, at, set(wanted))
+        found.update({(wanted, key): ProgramType.of(rows[key], nested, at) for key in ids})
+    return found
 
 
-async def _program_by_code(
-    info: ApiInfo,
-    code: str,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> ProgramType | None:
-    when = moment(as_of, as_of_position)
-    return await one_program(
-        info, when, lambda reads, at: programs.get_program_by_code(reads, code, as_of=at)
-    )
+PROGRAM: Link[tuple[frozenset[str], UUID], ProgramType | None] = Link(
+    "program", _programs_for_links, None
+)
+"""A program by (the nested lists selected under the link, its id)."""
 
 
-async def one_program(
-    info: ApiInfo,
-    when: AsOf,
-    find: Callable[[Reader, int | None], Awaitable[ProgramRow | None]],
-) -> ProgramType | None:
-    """The program ``find`` reads, and its selected nested lists, at one position."""
-    position: int | None
-    async with one_connection(info.context.services.pool) as reads:
-        if isinstance(when, datetime):  # one position for the program and its nested lists
-            async with reads.acquire() as conn:
-                position = await resolve_position(conn, when)
-        else:
-            position = when
-        row = await find(reads, position)
-        if row is None:
-            return None
-        nested = await read_nested(reads, [row.program_id], position, nested_lists(info))
-    return ProgramType.of(row, nested)
-
-
-async def _programs(
-    info: ApiInfo,
-    filter: ProgramFilter | None = None,
-    order_by: ProgramSort = ProgramSort.CODE,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[ProgramType]:
-    when = moment(as_of, as_of_position)
+def _program_filters(filter: ProgramFilter | None = None) -> dict[str, Any]:
     f = filter or ProgramFilter()
-    wanted = nested_lists(info, ("nodes",), ("edges", "node"))
-    async with one_connection(info.context.services.pool) as reads:
-        page = await read(
-            programs.list_programs(
-                reads,
-                status=values(f.status),
-                health=values(f.health),
-                priority=f.priority,
-                owner=f.owner,
-                sort=order_by.value,
-                descending=descending,
-                **paging(first, after, last, before),
-                as_of=when,
-                count=counts(info),
-            )
-        )
-        ids = [p.program_id for p in page.items]
-        nested = await read_nested(reads, ids, page.as_of_position, wanted)
-    return connection(page, lambda p: ProgramType.of(p, nested))
+    return {
+        "status": values(f.status),
+        "health": values(f.health),
+        "priority": f.priority,
+        "owner": f.owner,
+    }
+
+
+def _program_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
+
+
+def _code(code: str) -> str:
+    return code
+
+
+_program = lookup(programs.get_program, with_nested, _program_id)
+
+
+_program_by_code = lookup(programs.get_program_by_code, with_nested, _code)
+
+
+_programs = listing(
+    programs.list_programs,
+    with_nested,
+    _program_filters,
+    ProgramSort.CODE,
+    descending=False,
+)
 
 
 @strawberry.type
 class ProgramQueries:
-    program: ProgramType | None = strawberry.field(
-        resolver=_program,
-        extensions=reader(),
-        description="One program, with its risks, milestones and allocations." + AS_OF,
+    program: ProgramType | None = read_field(
+        _program, "One program, with its nested lists." + AS_OF
     )
-    program_by_code: ProgramType | None = strawberry.field(
-        resolver=_program_by_code,
-        extensions=reader(),
-        description="One program by its code, as program(id) does." + AS_OF,
+    program_by_code: ProgramType | None = read_field(
+        _program_by_code, "One program by its code, as program(id) does." + AS_OF
     )
-    programs: Connection[ProgramType] = strawberry.field(
-        resolver=_programs, extensions=reader(), description="The portfolio." + AS_OF
-    )
+    programs: Connection[ProgramType] = read_field(_programs, "The portfolio." + AS_OF)

@@ -34,8 +34,11 @@ from programledger.api.graphql.feed import FeedQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
+from programledger.api.graphql.objectives import ObjectiveQueries
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.portfolios import PortfolioQueries
 from programledger.api.graphql.programs import ProgramQueries
+from programledger.api.graphql.raid import RaidQueries
 from programledger.api.graphql.risks import RiskQueries
 from programledger.api.graphql.scenarios import ScenarioQueries
 from programledger.api.graphql.schedule import ScheduleQueries
@@ -71,6 +74,7 @@ class Query(
     MeQueries,
     ProgramQueries,
     RiskQueries,
+    RaidQueries,
     MilestoneQueries,
     DecisionQueries,
     AllocationQueries,
@@ -78,6 +82,8 @@ class Query(
     StatusQueries,
     IntegrityQueries,
     ScheduleQueries,
+    PortfolioQueries,
+    ObjectiveQueries,
     StatusReportQueries,
     ScenarioQueries,
     NodeQueries,

@@ -1,10 +1,14 @@
 """What every read field shares: its connection, its arguments (as-of, ids, paging), the
 selection it looks ahead at, and its role checks.
 
-Each read model's GraphQL module (``programs``, ``risks``, ``milestones``, ``decisions``,
-``allocations``, ``audit``) declares its types, filters, sorts and resolvers on top of
-these, and calls its read model's query functions for every row it shows: no SQL is
-written in the API, so the code it runs is the code the projection tests cover.
+Each read model's GraphQL module (``programs``, ``risks``, ``raid``, ``milestones``,
+``decisions``, ``allocations``, ``audit``) declares its types, filters, sorts and
+resolvers on top of these, and calls its read model's query functions for every row it
+shows: no SQL is written in the API, so the code it runs is the code the projection tests
+cover. Its single lookups and plain list fields are built by :func:`lookup` and
+:func:`listing` from the read model's query and a typed function of the field's own
+arguments; the arguments every such field shares (as-of, paging, sort) are added here, in
+one order.
 
 One connection per resolver: taking a connection from the pool and giving it back costs a
 round trip of its own (the pool resets the session on release), as much as a small query.
@@ -17,11 +21,13 @@ requests cannot starve the pool by each holding one and waiting for a second.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from inspect import Parameter
+from typing import Any, get_type_hints
 from uuid import UUID
 
 import asyncpg
@@ -36,12 +42,15 @@ from programledger.api.graphql.connections import Connection, connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.types import SafeInt
 from programledger.projections.engine.core import Connection as DatabaseConnection
-from programledger.projections.engine.queries import AsOf, Page
+from programledger.projections.engine.queries import AsOf, Page, Reader, resolve_position
 
 __all__ = [
     "AS_OF",
     "DEFAULT_PAGE",
+    "Convert",
+    "Prepare",
     "an_id",
     "auditor",
     "bad_input",
@@ -49,11 +58,17 @@ __all__ = [
     "enum_argument",
     "enum_filter",
     "list_page",
+    "listing",
+    "lookup",
     "moment",
     "one_connection",
     "paging",
+    "plain",
+    "position_of",
     "read",
+    "read_field",
     "reader",
+    "resolved_position",
     "selected",
     "uuid",
     "values",
@@ -86,6 +101,11 @@ def reader() -> list[FieldExtension]:
     return [allowed(Capability.READ)]
 
 
+def read_field(resolver: Callable[..., Any], description: str) -> Any:
+    """A query field any reader may read (the READ capability)."""
+    return strawberry.field(resolver=resolver, extensions=reader(), description=description)
+
+
 def auditor() -> list[FieldExtension]:
     return [allowed(Capability.AUDIT)]
 
@@ -110,6 +130,13 @@ def moment(at: datetime | None, position: int | None) -> AsOf:
     if position < 0:
         raise bad_input("asOfPosition must be 0 or more")
     return position
+
+
+async def resolved_position(info: ApiInfo, when: AsOf) -> int | None:
+    """The one position an entity and its nested lists are read at, on a connection of
+    its own (see :func:`position_of`)."""
+    async with one_connection(info.context.services.pool) as reads:
+        return await position_of(reads, when)
 
 
 def uuid(value: str | None, name: str) -> UUID | None:
@@ -178,6 +205,166 @@ async def read(call: Any) -> Any:
         raise bad_input(str(exc)) from None
 
 
+Convert = Callable[[Any, int | None], Any]
+"""A read model's row, and the position it was read at, as its GraphQL object."""
+
+Prepare = Callable[
+    [ApiInfo, Reader, Sequence[Any], int | None, Sequence[Sequence[str]]], Awaitable[Convert]
+]
+"""What a field does with the rows it read before converting them: read what their
+selected nested lists need (at ``paths`` inside the field), on the same connection and at
+the same position, and return the conversion. See :func:`plain`."""
+
+
+def plain(convert: Convert) -> Prepare:
+    """The :data:`Prepare` of rows that need nothing more read: ``convert`` them."""
+
+    async def prepare(
+        info: ApiInfo,
+        reads: Reader,
+        rows: Sequence[Any],
+        at: int | None,
+        paths: Sequence[Sequence[str]],
+    ) -> Convert:
+        return convert
+
+    return prepare
+
+
+def _parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> Parameter:
+    return Parameter(name, Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_INFO = Parameter("info", Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info)
+_AS_OF = (
+    _parameter("as_of", datetime | None, None),
+    _parameter("as_of_position", SafeInt | None, None),
+)
+_PAGING = (
+    _parameter("first", int | None, None),
+    _parameter("after", str | None, None),
+    _parameter("last", int | None, None),
+    _parameter("before", str | None, None),
+)
+_ONE = ((),)
+_LISTED = (("nodes",), ("edges", "node"))
+
+
+def _resolver(
+    parameters: Sequence[Parameter], run: Callable[[ApiInfo, dict[str, Any]], Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    """A resolver with the signature strawberry reads its arguments from, each argument
+    given to ``run`` by name, defaults filled in."""
+    signature = inspect.Signature([_INFO, *parameters])
+
+    async def resolve(info: ApiInfo, **given: Any) -> Any:
+        bound = signature.bind(info, **given)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["info"]
+        return await run(info, arguments)
+
+    resolve.__signature__ = signature  # type: ignore[attr-defined]
+    return resolve
+
+
+def _arguments_of(function: Callable[..., Any]) -> list[Parameter]:
+    """``function``'s parameters as keyword arguments, their annotations resolved (the
+    feature modules postpone them), for a resolver built around it."""
+    hints = get_type_hints(function, include_extras=True)
+    return [
+        p.replace(kind=Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+        for p in inspect.signature(function).parameters.values()
+    ]
+
+
+async def position_of(reads: Reader, when: AsOf) -> int | None:
+    """The position ``when`` stands for, so a field and the links below it read one
+    moment (a time is resolved once, not once per statement)."""
+    if not isinstance(when, datetime):
+        return when
+    async with reads.acquire() as conn:
+        position: int | None = await read(resolve_position(conn, when))
+    return position
+
+
+async def _read_one(
+    info: ApiInfo,
+    find: Callable[..., Awaitable[Any]],
+    prepare: Prepare,
+    key: Any,
+    when: AsOf,
+) -> Any:
+    """The GraphQL object of the row ``find`` reads for ``key`` as of ``when``, prepared at
+    the position read (the links below it read that moment too); ``None`` if none."""
+    async with one_connection(info.context.services.pool) as reads:
+        at = await position_of(reads, when)
+        row = await read(find(reads, key, as_of=at))
+        if row is None:
+            return None
+        convert = await prepare(info, reads, [row], at, _ONE)
+    return convert(row, at)
+
+
+def lookup(
+    find: Callable[..., Awaitable[Any]],
+    prepare: Prepare,
+    key: Callable[..., Any],
+) -> Callable[..., Awaitable[Any]]:
+    """The resolver of a single lookup (``risk(id)``, ``resource(resourceKey)``...): the
+    argument of ``key`` (its one parameter, named and typed as the field's argument),
+    ``key``'s result passed to the read model's ``find`` as of the moment asked for, the
+    row prepared and converted; ``None`` when there is no such row."""
+
+    async def run(info: ApiInfo, arguments: dict[str, Any]) -> Any:
+        when = moment(arguments.pop("as_of"), arguments.pop("as_of_position"))
+        return await _read_one(info, find, prepare, key(**arguments), when)
+
+    return _resolver([*_arguments_of(key), *_AS_OF], run)
+
+
+def listing(
+    query: Callable[..., Awaitable[Page[Any]]],
+    prepare: Prepare,
+    filters: Callable[..., Mapping[str, Any]],
+    order_by: Enum,
+    *,
+    descending: bool,
+) -> Callable[..., Awaitable[Connection[Any]]]:
+    """The resolver of a plain list field: the arguments of ``filters`` (named and typed
+    as the field's), then ``orderBy`` (default ``order_by``), ``descending``, the Relay
+    paging arguments and the as-of pair. It reads the read model's ``query`` with the
+    filter arguments ``filters`` makes of them, the client's sort and page (see
+    :func:`paging`), the total only when selected, and the query's ``ValueError`` (bad
+    cursor, bad range) as bad input; the rows are prepared at the page's position."""
+    sort = _parameter("order_by", type(order_by), order_by)
+    direction = _parameter("descending", bool, descending)
+
+    async def run(info: ApiInfo, arguments: dict[str, Any]) -> Connection[Any]:
+        when = moment(arguments.pop("as_of"), arguments.pop("as_of_position"))
+        pages = paging(*(arguments.pop(name) for name in ("first", "after", "last", "before")))
+        order: Enum = arguments.pop("order_by")
+        backward: bool = arguments.pop("descending")
+        wanted = filters(**arguments)
+        async with one_connection(info.context.services.pool) as reads:
+            page = await read(
+                query(
+                    reads,
+                    **wanted,
+                    sort=order.value,
+                    descending=backward,
+                    **pages,
+                    as_of=when,
+                    count=counts(info),
+                )
+            )
+            at = page.as_of_position
+            convert = await prepare(info, reads, page.items, at, _LISTED)
+        return connection(page, lambda row: convert(row, at))
+
+    return _resolver([*_arguments_of(filters), sort, direction, *_PAGING, *_AS_OF], run)
+
+
 async def list_page(
     info: ApiInfo,
     query: Callable[..., Awaitable[Page[Any]]],
@@ -188,12 +375,10 @@ async def list_page(
     pages: Mapping[str, Any],
     **filters: Any,
 ) -> Connection[Any]:
-    """The page every plain list field answers with: the read model's ``query`` with the
-    field's filters, the client's sort and ``pages`` (see :func:`paging`), the total only
-    when selected, and the
-    query's ``ValueError`` (bad cursor, bad range) as bad input. ``when`` is checked by
-    the caller first, so a reader asking for the past is refused before its filters are
-    read."""
+    """The page of a list field whose rows need their position to convert (a resolver
+    :func:`listing` cannot build): the read model's ``query`` with the field's filters, the
+    client's sort and ``pages`` (see :func:`paging`), the total only when selected, and the
+    query's ``ValueError`` (bad cursor, bad range) as bad input."""
     page = await read(
         query(
             info.context.services.pool,

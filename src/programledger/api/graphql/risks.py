@@ -4,31 +4,45 @@ over the ``risks`` read model."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable
 from datetime import date, datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.links import linked, program_of
 from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
     enum_filter,
-    list_page,
+    listing,
+    lookup,
     moment,
-    paging,
+    plain,
     read,
-    reader,
+    read_field,
     uuid,
     values,
 )
 from programledger.api.graphql.types import SafeInt
-from programledger.domain.risk import ResponseStrategy, RiskCategory, RiskStatus, SeverityBand
+from programledger.domain.risk import (
+    ResponseStrategy,
+    RiskCategory,
+    RiskStatus,
+    RoamStatus,
+    SeverityBand,
+)
 from programledger.projections import risks
 from programledger.projections.risks import HeatMap, RiskRow
+
+if TYPE_CHECKING:
+    from programledger.api.graphql.programs import ProgramType
 
 __all__ = ["HeatMapType", "RiskFilter", "RiskQueries", "RiskSort", "RiskType"]
 
@@ -54,6 +68,10 @@ class RiskFilter:
         default=None, description="Open risks whose next review is before today (or asOf)."
     )
     needs_response: bool | None = None
+
+
+def _risk_program(root: strawberry.Parent[RiskType], info: ApiInfo) -> Awaitable[Any]:
+    return program_of(info, root.at, UUID(root.program_id))
 
 
 @strawberry.type(name="Risk")
@@ -93,6 +111,17 @@ class RiskType(Node):
     what_happened: str | None
     impact_description: str | None
     closed_reason: str | None
+    roam: str | None = strawberry.field(
+        graphql_type=domain_enum(RoamStatus) | None,
+        description="The ROAM classification (Resolved, Owned, Accepted, Mitigated), if any.",
+    )
+    roam_reason: str | None = strawberry.field(description="Why the latest ROAM class.")
+    assumption_id: strawberry.ID | None = strawberry.field(
+        description="The assumption whose invalidation raised the risk."
+    )
+    materialised_issue_id: strawberry.ID | None = strawberry.field(
+        description="The issue raised when the risk materialised."
+    )
     version: int
     review_overdue: bool = strawberry.field(
         description="Open, and its next review date lies before today (or the as-of day)."
@@ -100,9 +129,13 @@ class RiskType(Node):
     updated_at: datetime = strawberry.field(
         description="When the version shown was recorded: the last change (as of asOf)."
     )
+    at: strawberry.Private[int | None]
+    program: Annotated[ProgramType, strawberry.lazy("programledger.api.graphql.programs")] = (
+        strawberry.field(resolver=_risk_program, description=linked("The program"))
+    )
 
     @staticmethod
-    def of(r: RiskRow) -> RiskType:
+    def of(r: RiskRow, at: int | None) -> RiskType:
         return RiskType(
             id=global_id("Risk", r.risk_id),
             risk_id=strawberry.ID(str(r.risk_id)),
@@ -134,9 +167,18 @@ class RiskType(Node):
             what_happened=r.what_happened,
             impact_description=r.impact_description,
             closed_reason=r.closed_reason,
+            roam=r.roam,
+            roam_reason=r.roam_reason,
+            assumption_id=None if r.assumption_id is None else strawberry.ID(str(r.assumption_id)),
+            materialised_issue_id=(
+                None
+                if r.materialised_issue_id is None
+                else strawberry.ID(str(r.materialised_issue_id))
+            ),
             version=r.version,
             review_overdue=r.overdue,
             updated_at=r.valid_from_time,
+            at=at,
         )
 
 
@@ -165,38 +207,19 @@ class HeatMapType:
         )
 
 
-async def _risks(
-    info: ApiInfo,
-    filter: RiskFilter | None = None,
-    order_by: RiskSort = RiskSort.SCORE,
-    descending: bool = True,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[RiskType]:
-    when = moment(as_of, as_of_position)
+def _risk_filters(filter: RiskFilter | None = None) -> dict[str, Any]:
     f = filter or RiskFilter()
-    return await list_page(
-        info,
-        risks.list_risks,
-        RiskType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(f.program_id, "programId"),
-        status=values(f.status),
-        band=values(f.band),
-        category=values(f.category),
-        owner=f.owner,
-        min_score=f.min_score,
-        open_only=f.open_only,
-        overdue=f.review_overdue,
-        needs_response=f.needs_response,
-    )
+    return {
+        "program_id": uuid(f.program_id, "programId"),
+        "status": values(f.status),
+        "band": values(f.band),
+        "category": values(f.category),
+        "owner": f.owner,
+        "min_score": f.min_score,
+        "open_only": f.open_only,
+        "overdue": f.review_overdue,
+        "needs_response": f.needs_response,
+    }
 
 
 async def _risk_heatmap(
@@ -211,27 +234,22 @@ async def _risk_heatmap(
     return HeatMapType.of(heat)
 
 
-async def _risk(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> RiskType | None:
-    when = moment(as_of, as_of_position)
-    row = await read(risks.get_risk(info.context.services.pool, an_id(id, "id"), as_of=when))
-    return None if row is None else RiskType.of(row)
+def _risk_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
+
+
+_risk = lookup(risks.get_risk, plain(RiskType.of), _risk_id)
+
+
+_risks = listing(
+    risks.list_risks, plain(RiskType.of), _risk_filters, RiskSort.SCORE, descending=True
+)
 
 
 @strawberry.type
 class RiskQueries:
-    risk: RiskType | None = strawberry.field(
-        resolver=_risk, extensions=reader(), description="One risk." + AS_OF
-    )
-    risks: Connection[RiskType] = strawberry.field(
-        resolver=_risks, extensions=reader(), description="The risk register." + AS_OF
-    )
-    risk_heatmap: HeatMapType = strawberry.field(
-        resolver=_risk_heatmap,
-        extensions=reader(),
-        description="Open risks by probability x impact, one program or all." + AS_OF,
+    risk: RiskType | None = read_field(_risk, "One risk." + AS_OF)
+    risks: Connection[RiskType] = read_field(_risks, "The risk register." + AS_OF)
+    risk_heatmap: HeatMapType = read_field(
+        _risk_heatmap, "Open risks by probability x impact, one program or all." + AS_OF
     )

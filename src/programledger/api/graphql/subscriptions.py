@@ -38,8 +38,12 @@ _EVENT_TYPE_NAMES = frozenset(cls.event_type for cls in EVENT_TYPES)
 class StreamType(enum.Enum):
     PROGRAM = "program"
     RISK = "risk"
+    ASSUMPTION = "assumption"
+    ISSUE = "issue"
     RESOURCE = "resource"
     SCHEDULE = "schedule"
+    PORTFOLIO = "portfolio"
+    OBJECTIVE = "objective"
     STATUS_REPORT = "status_report"
     SCENARIO = "scenario"
 

@@ -276,3 +276,5 @@ class CommandAccepted:
     )
     result: strawberry.Private[CommandResult]
     """What the command returned: the entity the payload reads back, at its position."""
+    command: strawberry.Private[object] = None
+    """The command, whose item ids name the items the payload reads back."""

@@ -12,11 +12,13 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from programledger.domain.risk.state import ResponseStrategy, RiskCategory
+from programledger.domain.issue.state import RaisedIssue
+from programledger.domain.risk.state import ResponseStrategy, RiskCategory, RoamStatus
 
 __all__ = [
     "AcceptRisk",
     "AssessRisk",
+    "ChangeRiskRoam",
     "CloseRisk",
     "EscalateRisk",
     "IdentifyRisk",
@@ -80,9 +82,13 @@ class AcceptRisk(_RiskCommand, frozen=True, kw_only=True):
 
 
 class ReportRiskMaterialised(_RiskCommand, frozen=True, kw_only=True):
+    """With ``raise_issue``, the issue the risk became is opened in the same step,
+    linked to the risk."""
+
     what_happened: str
     impact_description: str
     occurred_on: date
+    raise_issue: RaisedIssue | None = None
 
 
 class EscalateRisk(_RiskCommand, frozen=True, kw_only=True):
@@ -116,6 +122,13 @@ class ReviewRisk(_RiskCommand, frozen=True, kw_only=True):
     note: str | None = None
 
 
+class ChangeRiskRoam(_RiskCommand, frozen=True, kw_only=True):
+    """Classifies the risk on the ROAM board (Resolved, Owned, Accepted, Mitigated)."""
+
+    roam: RoamStatus
+    reason: str | None = None
+
+
 RiskCommand = (
     IdentifyRisk
     | AssessRisk
@@ -128,4 +141,5 @@ RiskCommand = (
     | ReopenRisk
     | UpdateRiskDetails
     | ReviewRisk
+    | ChangeRiskRoam
 )

@@ -10,11 +10,15 @@ Lifecycle (see ``RISK_LIFECYCLE``)::
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from programledger.domain._checks import Checks, changed, given
 from programledger.domain.errors import AlreadyExists, InvalidTransition, NotFound
+from programledger.domain.issue.decide import check_raised_issue
 from programledger.domain.risk.commands import (
     AcceptRisk,
     AssessRisk,
+    ChangeRiskRoam,
     CloseRisk,
     EscalateRisk,
     IdentifyRisk,
@@ -39,10 +43,19 @@ from programledger.domain.risk.events import (
     RiskMitigationStarted,
     RiskReopened,
     RiskReviewed,
+    RiskRoamChanged,
 )
-from programledger.domain.risk.state import ResponseStrategy, Risk, RiskCategory, RiskStatus
+from programledger.domain.risk.state import (
+    Materialisation,
+    RaisedRisk,
+    ResponseStrategy,
+    Risk,
+    RiskCategory,
+    RiskStatus,
+    RoamStatus,
+)
 
-__all__ = ["RISK_LIFECYCLE", "decide"]
+__all__ = ["RISK_LIFECYCLE", "check_raised_risk", "decide", "identify_from"]
 
 _S = RiskStatus
 _OPEN = frozenset(set(RiskStatus) - {_S.CLOSED})
@@ -58,6 +71,7 @@ RISK_LIFECYCLE: dict[type[RiskCommand], frozenset[RiskStatus]] = {
     ReopenRisk: frozenset({_S.CLOSED}),
     UpdateRiskDetails: _OPEN,
     ReviewRisk: _OPEN,
+    ChangeRiskRoam: _OPEN,
 }
 """Command -> the statuses it is allowed in. A risk leaves IDENTIFIED only by being
 assessed, and is closed only once it has a response (mitigation or acceptance) or has
@@ -84,6 +98,8 @@ def decide(state: Risk | None, command: RiskCommand) -> list[RiskEvent]:
             f"{state.risk_id}: the caller loaded the wrong stream"
         )
     _check(command)
+    if isinstance(command, ReportRiskMaterialised) and _repeats(state, command):
+        return []
     allowed = RISK_LIFECYCLE[type(command)]
     if state.status not in allowed:
         raise InvalidTransition(
@@ -132,6 +148,7 @@ def decide(state: Risk | None, command: RiskCommand) -> list[RiskEvent]:
                     what_happened=command.what_happened,
                     impact_description=command.impact_description,
                     occurred_on=command.occurred_on,
+                    raised_issue=command.raise_issue,
                 )
             ]
         case EscalateRisk(escalated_to=to, reason=reason):
@@ -142,6 +159,10 @@ def decide(state: Risk | None, command: RiskCommand) -> list[RiskEvent]:
             return [RiskReopened(risk_id=rid, program_id=pid, reason=reason)]
         case UpdateRiskDetails():
             return _update_details(state, command)
+        case ChangeRiskRoam(roam=roam, reason=reason):
+            if roam is state.roam:
+                return []
+            return [RiskRoamChanged(risk_id=rid, program_id=pid, roam=roam, reason=reason)]
         case ReviewRisk():
             return [
                 RiskReviewed(
@@ -152,6 +173,19 @@ def decide(state: Risk | None, command: RiskCommand) -> list[RiskEvent]:
                     note=command.note,
                 )
             ]
+
+
+def _repeats(state: Risk, c: ReportRiskMaterialised) -> bool:
+    """Whether ``c`` is the materialisation already recorded: recording nothing lets the
+    application complete the step it began (the raised issue), which a crash may have cut
+    short."""
+    raised = None if c.raise_issue is None else c.raise_issue.issue_id
+    return state.status is _S.MATERIALISED and state.materialisation == Materialisation(
+        what_happened=c.what_happened,
+        impact_description=c.impact_description,
+        occurred_on=c.occurred_on,
+        issue_id=raised,
+    )
 
 
 def _hint(status: RiskStatus, allowed: frozenset[RiskStatus]) -> str:
@@ -190,6 +224,49 @@ def _identify(c: IdentifyRisk) -> RiskIdentified:
     )
 
 
+def check_raised_risk(checks: Checks, path: str, raised: RaisedRisk) -> None:
+    """The fields of a risk raised by another item, reported under ``path``: the raising
+    command is refused whole, before anything is recorded, if its risk could not open."""
+    checks.line(f"{path}.title", raised.title)
+    checks.member(f"{path}.category", raised.category, RiskCategory)
+    checks.integer(f"{path}.probability", raised.probability, 1, 5)
+    checks.integer(f"{path}.impact", raised.impact, 1, 5)
+    checks.line(f"{path}.owner", raised.owner)
+    checks.optional_text(f"{path}.description", raised.description)
+
+
+def identify_from(
+    state: Risk | None, program_id: UUID, raised: RaisedRisk, *, assumption_id: UUID
+) -> list[RiskEvent]:
+    """The risk an assumption's invalidation raised.
+
+    Idempotent, since it completes a step that may be retried: a risk already identified
+    from the same assumption records nothing; one identified otherwise under that id is
+    :class:`AlreadyExists`.
+    """
+    if state is not None:
+        if (state.program_id, state.assumption_id) == (program_id, assumption_id):
+            return []
+        raise AlreadyExists("risk", raised.risk_id)
+    return [
+        RiskIdentified(
+            risk_id=raised.risk_id,
+            program_id=program_id,
+            title=raised.title,
+            category=raised.category,
+            probability=raised.probability,
+            impact=raised.impact,
+            owner=raised.owner,
+            workstream_id=None,
+            description=raised.description,
+            trigger=None,
+            contingency_plan=None,
+            next_review_on=None,
+            assumption_id=assumption_id,
+        )
+    ]
+
+
 def _check(command: RiskCommand) -> None:
     """The command's own data, checked before its status so a form's mistakes are
     reported even when the status would refuse it too."""
@@ -217,6 +294,11 @@ def _check(command: RiskCommand) -> None:
             checks.text("what_happened", command.what_happened)
             checks.text("impact_description", command.impact_description)
             checks.day("occurred_on", command.occurred_on)
+            if command.raise_issue is not None:
+                check_raised_issue(checks, "raise_issue", command.raise_issue)
+        case ChangeRiskRoam():
+            checks.member("roam", command.roam, RoamStatus)
+            checks.optional_text("reason", command.reason)
         case EscalateRisk():
             checks.line("escalated_to", command.escalated_to)
             checks.text("reason", command.reason)

@@ -14,7 +14,8 @@ from uuid import UUID
 from msgspec import UNSET, UnsetType
 
 from programledger.domain.events import DomainEvent
-from programledger.domain.risk.state import ResponseStrategy, RiskCategory
+from programledger.domain.issue.state import RaisedIssue
+from programledger.domain.risk.state import ResponseStrategy, RiskCategory, RoamStatus
 
 __all__ = [
     "RISK_EVENT_TYPES",
@@ -30,6 +31,7 @@ __all__ = [
     "RiskMitigationStarted",
     "RiskReopened",
     "RiskReviewed",
+    "RiskRoamChanged",
 ]
 
 
@@ -51,6 +53,8 @@ class RiskIdentified(_RiskEvent, frozen=True, kw_only=True):
     trigger: str | None
     contingency_plan: str | None
     next_review_on: date | None
+    assumption_id: UUID | None = None
+    """The assumption whose invalidation raised the risk, if any."""
 
 
 class RiskAssessed(_RiskEvent, frozen=True, kw_only=True):
@@ -94,6 +98,9 @@ class RiskMaterialised(_RiskEvent, frozen=True, kw_only=True):
     what_happened: str
     impact_description: str
     occurred_on: date
+    raised_issue: RaisedIssue | None = None
+    """The issue opened in the same step (stream ``issue-<issue_id>``), linked to the
+    risk."""
 
 
 class RiskEscalated(_RiskEvent, frozen=True, kw_only=True):
@@ -140,6 +147,13 @@ class RiskReviewed(_RiskEvent, frozen=True, kw_only=True):
     note: str | None = None
 
 
+class RiskRoamChanged(_RiskEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "RiskRoamChanged"
+    schema_version: ClassVar[int] = 1
+    roam: RoamStatus
+    reason: str | None = None
+
+
 RiskEvent = (
     RiskIdentified
     | RiskAssessed
@@ -152,6 +166,7 @@ RiskEvent = (
     | RiskReopened
     | RiskDetailsUpdated
     | RiskReviewed
+    | RiskRoamChanged
 )
 
 RISK_EVENT_TYPES: tuple[type[DomainEvent], ...] = get_args(RiskEvent)

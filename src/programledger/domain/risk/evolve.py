@@ -23,6 +23,7 @@ from programledger.domain.risk.events import (
     RiskMitigationStarted,
     RiskReopened,
     RiskReviewed,
+    RiskRoamChanged,
 )
 from programledger.domain.risk.state import (
     Acceptance,
@@ -83,6 +84,7 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
                 what_happened=event.what_happened,
                 impact_description=event.impact_description,
                 occurred_on=event.occurred_on,
+                issue_id=None if event.raised_issue is None else event.raised_issue.issue_id,
             )
             return replace(state, status=_S.MATERIALISED, materialisation=materialisation)
         case RiskEscalated():
@@ -99,6 +101,8 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
                 materialisation=None,
                 escalation=None,
                 closed_reason=None,
+                roam=None,
+                roam_reason=None,
             )
         case RiskDetailsUpdated():
             changes = {
@@ -107,6 +111,8 @@ def evolve(state: Risk | None, event: RiskEvent) -> Risk:
                 if name not in ("risk_id", "program_id") and not isinstance(value, UnsetType)
             }
             return replace(state, **changes)
+        case RiskRoamChanged():
+            return replace(state, roam=event.roam, roam_reason=event.reason)
         case RiskReviewed():
             return replace(
                 state, last_reviewed_on=event.reviewed_on, next_review_on=event.next_review_on

@@ -21,10 +21,12 @@ __all__ = [
     "Acceptance",
     "Escalation",
     "Materialisation",
+    "RaisedRisk",
     "ResponseStrategy",
     "Risk",
     "RiskCategory",
     "RiskStatus",
+    "RoamStatus",
     "SeverityBand",
     "risk_score",
     "risk_stream_id",
@@ -58,6 +60,20 @@ class ResponseStrategy(enum.StrEnum):
     MITIGATE = "MITIGATE"
     TRANSFER = "TRANSFER"
     ACCEPT = "ACCEPT"
+
+
+class RoamStatus(enum.StrEnum):
+    """How the program treats the risk, after Jira Align's ROAM board: independent of the
+    lifecycle status, which says where the risk's own work stands."""
+
+    RESOLVED = "RESOLVED"
+    """No longer a risk: it cannot happen any more."""
+    OWNED = "OWNED"
+    """Someone has taken it on and will act on it."""
+    ACCEPTED = "ACCEPTED"
+    """It may happen and nothing will be done about it."""
+    MITIGATED = "MITIGATED"
+    """Action taken has lowered its probability or impact enough."""
 
 
 class SeverityBand(enum.StrEnum):
@@ -100,6 +116,22 @@ class Materialisation(msgspec.Struct, frozen=True, kw_only=True):
     what_happened: str
     impact_description: str
     occurred_on: date
+    issue_id: UUID | None = None
+    """The issue raised in the same step, if any."""
+
+
+class RaisedRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """The risk another item raises in the same step (an assumption found false): its id,
+    chosen by the caller, and its first estimate. The raising event carries it whole, so
+    the risk is a function of that recorded event."""
+
+    risk_id: UUID
+    title: str
+    category: RiskCategory
+    probability: int
+    impact: int
+    owner: str
+    description: str | None = None
 
 
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,6 +163,12 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True):
     escalation: Escalation | None = None
     """The latest escalation; cleared when the risk is reopened."""
     closed_reason: str | None = None
+    roam: RoamStatus | None = None
+    """Unset until first classified; cleared when the risk is reopened."""
+    roam_reason: str | None = None
+    """Why the latest ROAM classification was made, if given."""
+    assumption_id: UUID | None = None
+    """The assumption whose invalidation raised this risk."""
 
     @property
     def score(self) -> int:

@@ -1,0 +1,292 @@
+"""Write-combining: the appends waiting in one process go to PostgreSQL in one transaction.
+
+A commit costs a WAL flush, and small commands (one to three events) spend most of their
+time waiting for it: the commit rate, not the work, limits how many commands a process can
+record. The combiner sends the first append at once, on its caller's own task, so an idle
+store adds no latency. Appends that arrive while ``max_in_flight`` transactions are running
+queue up, and as soon as one of those transactions ends, the queue goes out as the next one:
+one call of ``append_batch``, one commit that answers every command in it.
+
+``append_batch`` judges each command on its own (stream lock, expected version, idempotency
+key), so one conflict fails that command only. An error that fails the whole call (the
+event catalogue, data PostgreSQL refuses, a duplicate key within one call) wrote nothing;
+the commands are then sent again one by one, so that only the culprit fails. An error of the
+connection or the server (a restart, ``pg_terminate_backend``, a statement timeout) reaches
+every caller of the transaction, which was rolled back as a whole: each may retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+__all__ = [
+    "MAX_BATCH_EVENTS",
+    "MAX_BATCH_STREAMS",
+    "AppendCombiner",
+    "PendingAppend",
+    "StreamReads",
+    "batch_arguments",
+    "one_arguments",
+    "splits_a_batch",
+]
+
+MAX_BATCH_EVENTS = 1000
+"""A transaction carries commands up to this many events (one command may carry more)."""
+
+MAX_BATCH_STREAMS = 200
+"""A combined stream read asks for at most this many streams."""
+
+
+@dataclass(eq=False, slots=True)
+class PendingAppend:
+    """One command's append as ``append_batch`` takes it, and where its outcome goes."""
+
+    stream_id: str
+    stream_type: str
+    expected: int | None
+    event_ids: list[Any]
+    event_types: list[str]
+    schema_versions: list[int]
+    data: list[bytes]
+    metadata: bytes
+    program_id: Any
+    idempotency_key: str | None
+    fingerprint: bytes | None
+    outcome: asyncio.Future[asyncpg.Record] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def one_arguments(pending: PendingAppend) -> tuple[Any, ...]:
+    """``append_events``' eleven arguments: the one-command form, leaner for one command."""
+    return (
+        pending.stream_id,
+        pending.stream_type,
+        pending.expected,
+        pending.event_ids,
+        pending.event_types,
+        pending.schema_versions,
+        pending.data,
+        pending.metadata,
+        pending.program_id,
+        pending.idempotency_key,
+        pending.fingerprint,
+    )
+
+
+def batch_arguments(batch: Sequence[PendingAppend]) -> tuple[list[Any], ...]:
+    """``append_batch``'s twelve arrays: per command, then per event."""
+    return (
+        [p.stream_id for p in batch],
+        [p.stream_type for p in batch],
+        [p.expected for p in batch],
+        [p.metadata for p in batch],
+        [p.program_id for p in batch],
+        [p.idempotency_key for p in batch],
+        [p.fingerprint for p in batch],
+        [len(p.event_ids) for p in batch],
+        [i for p in batch for i in p.event_ids],
+        [t for p in batch for t in p.event_types],
+        [v for p in batch for v in p.schema_versions],
+        [d for p in batch for d in p.data],
+    )
+
+
+def splits_a_batch(exc: BaseException) -> bool:
+    """Whether a batch that failed with ``exc`` should be sent again one command at a time:
+    the failure lies in some command's content (data, a constraint, the catalogue, a size
+    limit), which the others need not share. Anything else (connection, server, timeout)
+    would fail them one by one just the same."""
+    code = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and (
+        code[:2] in {"22", "23", "54"} or code.startswith("PL4")
+    )
+
+
+class AppendCombiner:
+    """Runs appends through ``execute``, combining those that wait into one transaction.
+
+    ``execute(batch)`` runs one transaction and settles every command's ``outcome`` (or
+    raises, for a batch of one, the error that refused it).
+    With ``max_in_flight=None`` nothing is combined: every append is its own transaction.
+    """
+
+    def __init__(
+        self,
+        execute: Callable[[Sequence[PendingAppend]], Awaitable[None]],
+        *,
+        max_in_flight: int | None,
+    ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1 (or None: no combining)")
+        self._execute = execute
+        self._max = max_in_flight
+        self._queue: deque[PendingAppend] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.transactions = 0
+        """Transactions sent so far (with ``commands``: how much combining happened)."""
+        self.commands = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Append transactions running now."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Appends queued for the next transaction."""
+        return len(self._queue)
+
+    async def append(self, pending: PendingAppend) -> asyncpg.Record:
+        """The row ``append_batch`` returned for ``pending``, or the batch's error."""
+        if self._max is None or (self._in_flight < self._max and not self._queue):
+            # Nobody is waiting: go now, on the caller's task.
+            self._in_flight += 1
+            try:
+                await self._run([pending])
+            finally:
+                self._in_flight -= 1
+                self._start_next()
+            return pending.outcome.result()
+        self._queue.append(pending)
+        return await pending.outcome
+
+    def _start_next(self) -> None:
+        while self._max is not None and self._in_flight < self._max and self._queue:
+            batch = self._take()
+            if not batch:
+                continue
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run_queued(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self) -> list[PendingAppend]:
+        """The queue's head, up to ``MAX_BATCH_EVENTS``, one command per idempotency key
+        (a repeat waits for the next transaction, where it finds the first one's record)."""
+        batch: list[PendingAppend] = []
+        deferred: list[PendingAppend] = []
+        keys: set[str] = set()
+        events = 0
+        while self._queue:
+            pending = self._queue[0]
+            if batch and events + len(pending.event_ids) > MAX_BATCH_EVENTS:
+                break
+            self._queue.popleft()
+            if pending.outcome.done():  # its caller was cancelled while it waited
+                continue
+            key = pending.idempotency_key
+            if key is not None and key in keys:
+                deferred.append(pending)
+                continue
+            if key is not None:
+                keys.add(key)
+            batch.append(pending)
+            events += len(pending.event_ids)
+        self._queue.extendleft(reversed(deferred))
+        return batch
+
+    async def _run_queued(self, batch: list[PendingAppend]) -> None:
+        try:
+            await self._run(batch)
+        finally:
+            self._in_flight -= 1
+            self._start_next()
+
+    async def _run(self, batch: list[PendingAppend]) -> None:
+        self.transactions += 1
+        self.commands += len(batch)
+        try:
+            await self._execute(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                pending.outcome.cancel()
+            raise
+        except Exception as exc:
+            if len(batch) > 1 and splits_a_batch(exc):
+                for pending in batch:
+                    if not pending.outcome.done():
+                        await self._run([pending])
+                return
+            for pending in batch:
+                if not pending.outcome.done():
+                    pending.outcome.set_exception(exc)
+
+
+class StreamReads:
+    """Whole-stream reads, combined like appends: the first goes at once, those that arrive
+    while ``max_in_flight`` reads run wait and go in the next query, one per stream however
+    many callers asked for it. A command loads its stream before it appends, so with only
+    appends combined, a busy process would queue its loads for connections instead.
+
+    Every caller asked before its query started, so it sees every commit made before it
+    asked (a caller reads its own writes).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[list[str]], Awaitable[dict[str, list[asyncpg.Record]]]],
+        *,
+        max_in_flight: int | None,
+    ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1 (or None: no combining)")
+        self._fetch = fetch
+        self._max = max_in_flight
+        self._queue: dict[str, asyncio.Future[list[asyncpg.Record]]] = {}
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.queries = 0
+        """Queries sent so far (with ``reads``: how much combining happened)."""
+        self.reads = 0
+
+    async def read(self, stream_id: str) -> list[asyncpg.Record]:
+        """The stream's rows in version order."""
+        self.reads += 1
+        if self._max is None or (self._in_flight < self._max and not self._queue):
+            self._in_flight += 1
+            self.queries += 1
+            try:
+                return (await self._fetch([stream_id])).get(stream_id, [])
+            finally:
+                self._in_flight -= 1
+                self._start_next()
+        waiting = self._queue.get(stream_id)
+        if waiting is None:
+            waiting = asyncio.get_running_loop().create_future()
+            self._queue[stream_id] = waiting
+        # Shielded: one caller's cancellation must not cancel the others' shared read.
+        return await asyncio.shield(waiting)
+
+    def _start_next(self) -> None:
+        while self._max is not None and self._in_flight < self._max and self._queue:
+            batch: dict[str, asyncio.Future[list[asyncpg.Record]]] = {}
+            for stream_id in list(self._queue)[:MAX_BATCH_STREAMS]:
+                batch[stream_id] = self._queue.pop(stream_id)
+            self._in_flight += 1
+            self.queries += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: dict[str, asyncio.Future[list[asyncpg.Record]]]) -> None:
+        try:
+            found = await self._fetch(list(batch))
+        except Exception as exc:
+            for waiting in batch.values():
+                waiting.set_exception(exc)
+                # Every caller may have been cancelled; the error is theirs, not the loop's.
+                waiting.exception()
+        else:
+            for stream_id, waiting in batch.items():
+                waiting.set_result(found.get(stream_id, []))
+        finally:
+            self._in_flight -= 1
+            self._start_next()

@@ -1,0 +1,315 @@
+"""Write-combining on real PostgreSQL: appends that wait share one transaction, each judged
+on its own, in an order readers can trust, and all or nothing when the transaction dies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest_asyncio
+
+from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.eventstore import PostgresEventStore
+from programledger.adapters.postgres.structure import check_structure
+from programledger.api.errors import is_unavailable
+from programledger.application.eventstore import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventMetadata,
+    ExpectedVersion,
+)
+from programledger.domain.events import EventRegistry
+from programledger.domain.integrity import event_hash_v2
+from tests.support.events import Noted
+
+META = EventMetadata(actor="alice", reason="combining")
+
+
+@pytest_asyncio.fixture
+async def one_at_a_time(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> AsyncIterator[PostgresEventStore]:
+    """A store that runs one append transaction at a time: whatever arrives meanwhile is
+    combined into the next one, so a test decides what goes together."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, appends_in_flight=1)
+    yield store
+    await store.notifier.flush()
+
+
+async def until(condition: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    for _ in range(3000):
+        met = condition()
+        if met if isinstance(met, bool) else await met:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def _lock_id(stream_id: str) -> str:
+    return f"hashtextextended('stream:{stream_id}', 0)"
+
+
+async def _queued(store: PostgresEventStore, count: int) -> None:
+    await until(lambda: store.combiner.waiting == count, f"{count} appends wait")
+
+
+async def test_one_transaction_judges_each_command_on_its_own(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    store = one_at_a_time
+    behind = await store.append("note-behind", ExpectedVersion.NO_STREAM, [Noted(text="v1")], META)
+    first = await store.append(
+        "note-keyed", ExpectedVersion.ANY, [Noted(text="once")], META, idempotency_key="k-1"
+    )
+    async with pool.acquire() as gate:
+        # A session lock (no transaction held) on the stream of the first append keeps it
+        # in flight while the others queue behind it.
+        await gate.execute(f"SELECT pg_advisory_lock({_lock_id('note-gate')})")
+        opening = asyncio.create_task(
+            store.append("note-gate", ExpectedVersion.ANY, [Noted(text="gate")], META)
+        )
+        await until(lambda: store.combiner.in_flight == 1, "the gate's append runs")
+        calls = [
+            store.append("note-behind", ExpectedVersion.NO_STREAM, [Noted(text="late")], META),
+            store.append(
+                "note-keyed", ExpectedVersion.ANY, [Noted(text="once")], META, idempotency_key="k-1"
+            ),
+            store.append(
+                "note-new",
+                ExpectedVersion.NO_STREAM,
+                [Noted(text="a")],
+                META,
+                idempotency_key="k-2",
+            ),
+            store.append("note-other", 0, [Noted(text="b"), Noted(text="c", n=1)], META),
+            # The same key again: it waits for the next transaction, which finds k-2 stored.
+            store.append(
+                "note-new",
+                ExpectedVersion.NO_STREAM,
+                [Noted(text="a")],
+                META,
+                idempotency_key="k-2",
+            ),
+        ]
+        waiting = [asyncio.create_task(call) for call in calls]
+        await _queued(store, len(waiting))
+        transactions = store.combiner.transactions
+        await gate.execute(f"SELECT pg_advisory_unlock({_lock_id('note-gate')})")
+        await opening
+        conflict, replayed, new, other, repeat = await asyncio.gather(
+            *waiting, return_exceptions=True
+        )
+    assert store.combiner.transactions == transactions + 2, "four in one, the repeat after"
+    assert isinstance(conflict, ConcurrencyConflict)
+    assert conflict.actual_version == 1
+    assert isinstance(replayed, AppendResult)
+    assert replayed.replayed
+    assert replayed.event_ids == first.event_ids
+    assert isinstance(new, AppendResult)
+    assert not new.replayed
+    assert isinstance(other, AppendResult)
+    assert (other.first_version, other.last_version) == (1, 2)
+    assert isinstance(repeat, AppendResult)
+    assert repeat.replayed
+    assert repeat.event_ids == new.event_ids
+    # The two that were written share one transaction and one block of positions.
+    positions = [new.first_position, other.first_position, other.last_position]
+    assert sorted(positions) == list(range(min(positions), min(positions) + 3))
+    async with pool.acquire() as conn:
+        tx_ids = await conn.fetch(
+            "SELECT DISTINCT tx_id FROM events WHERE stream_id = ANY($1)",
+            ["note-new", "note-other"],
+        )
+        assert len(tx_ids) == 1
+        assert await conn.fetchval(
+            "SELECT (version, last_position) FROM streams WHERE stream_id = 'note-behind'"
+        ) == (1, behind.last_position)
+    for stream in ("note-behind", "note-keyed", "note-new", "note-other", "note-gate"):
+        assert (await store.verify(stream)).ok, stream
+    await _hashes_as_python_computes_them(pool)
+    async with pool.acquire() as conn:
+        # A combined transaction is one block, whatever it left out: verify's shape holds.
+        shape = await check_structure(conn)
+    assert shape.ok, shape.problems
+    assert shape.unused_positions == 0
+
+
+async def _hashes_as_python_computes_them(pool: asyncpg.Pool) -> None:
+    """The hash built in place by append_batch is format 2 byte for byte, as the domain
+    (and docs/integrity.md) define it; verify checks it against event_hash_v2 in SQL."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT position, event_id, stream_id, stream_type, version, program_id, "
+            "event_type, schema_version, data::text AS data, metadata::text AS metadata, "
+            "recorded_at, prev_hash, hash, hash_version FROM events ORDER BY position"
+        )
+    assert rows
+    for r in rows:
+        assert r["hash_version"] == 2
+        assert r["hash"] == event_hash_v2(
+            prev_hash=r["prev_hash"],
+            position=r["position"],
+            event_id=r["event_id"],
+            stream_id=r["stream_id"],
+            stream_type=r["stream_type"],
+            version=r["version"],
+            program_id=r["program_id"],
+            event_type=r["event_type"],
+            schema_version=r["schema_version"],
+            data=r["data"].encode(),
+            metadata=r["metadata"].encode(),
+            recorded_at=r["recorded_at"],
+        ), r["position"]
+
+
+async def test_combined_writers_and_a_paging_reader_see_every_event_once_in_order(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    """Writers on their own streams and writers sharing streams, combined two transactions
+    at a time, while a reader pages ``read_all``: every event once, in position order."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, appends_in_flight=2)
+    writers_done = asyncio.Event()
+    appends = 60
+
+    async def own_stream(w: int) -> None:
+        for i in range(appends):
+            await store.append(f"note-own{w}", i, [Noted(text="own", n=i)], META)
+
+    async def shared_stream(w: int) -> None:
+        for i in range(appends):
+            await store.append(
+                f"note-shared{w % 3}", ExpectedVersion.ANY, [Noted(text="s", n=i)], META
+            )
+
+    async def write() -> None:
+        await asyncio.gather(
+            *(own_stream(w) for w in range(10)), *(shared_stream(w) for w in range(9))
+        )
+        writers_done.set()
+
+    writing = asyncio.create_task(write())
+    seen: list[int] = []
+    last = 0
+    head: int | None = None
+    deadline = asyncio.get_running_loop().time() + 120
+    while head is None or last < head:
+        if head is None and writers_done.is_set():
+            async with pool.acquire() as conn:
+                head = int(await conn.fetchval("SELECT max(position) FROM events"))
+        page = await store.read_all(last, 50)
+        seen.extend(e.position for e in page)
+        if page:
+            last = page[-1].position
+        else:
+            assert asyncio.get_running_loop().time() < deadline, "the reader stalled"
+            await asyncio.sleep(0.005)
+    await writing
+    async with pool.acquire() as conn:
+        committed = [
+            r[0] for r in await conn.fetch("SELECT position FROM events ORDER BY position")
+        ]
+    assert len(seen) == len(set(seen)), "an event was delivered twice"
+    assert seen == committed, "the reader missed events or read them out of order"
+    assert len(committed) == 19 * appends
+    assert store.combiner.transactions < store.combiner.commands, "nothing was combined"
+    await _hashes_as_python_computes_them(pool)
+    for stream in [f"note-own{w}" for w in range(10)] + [f"note-shared{s}" for s in range(3)]:
+        verification = await store.verify(stream)
+        assert verification.ok, stream
+    assert [(await store.verify(f"note-shared{s}")).events_checked for s in range(3)] == [180] * 3
+
+
+async def test_a_combined_transaction_killed_midway_applies_none_of_its_commands(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    store = one_at_a_time
+    streams = ["note-a", "note-b", "note-c"]
+
+    killed: set[int] = set()
+
+    async def two_events(stream: str) -> AppendResult:
+        return await store.append(
+            stream,
+            ExpectedVersion.NO_STREAM,
+            [Noted(text=stream), Noted(text=stream, n=1)],
+            META,
+            idempotency_key=f"kill-{stream}",
+        )
+
+    async def stuck() -> list[int]:
+        """Backends whose append has written its rows and waits on the catalogue."""
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_locks WHERE relation = 'event_catalogue'::regclass "
+                "AND NOT granted"
+            )
+        return [r[0] for r in rows if r[0] not in killed]
+
+    async def one_stuck() -> bool:
+        return len(await stuck()) == 1
+
+    async def kill_the_stuck_one() -> None:
+        await until(one_stuck, "an append waits on the catalogue")
+        async with pool.acquire() as conn:
+            for pid in await stuck():
+                killed.add(pid)
+                await conn.execute("SELECT pg_terminate_backend($1)", pid)
+
+    async with pool.acquire() as holder, holder.transaction():
+        # The catalogue guard runs after the events are inserted: an exclusive lock on it
+        # holds the append inside its transaction, rows written, until it is killed. LOCK
+        # takes no transaction id, so it holds back nobody's safe reads.
+        await holder.execute("LOCK TABLE event_catalogue IN ACCESS EXCLUSIVE MODE")
+        opening = asyncio.create_task(
+            store.append("note-first", ExpectedVersion.ANY, [Noted(text="0")], META)
+        )
+        await until(one_stuck, "the first append waits")
+        batch = [asyncio.create_task(two_events(stream)) for stream in streams]
+        await _queued(store, len(batch))
+        await kill_the_stuck_one()
+        first_error = await asyncio.gather(opening, return_exceptions=True)
+        await kill_the_stuck_one()
+        errors = await asyncio.gather(*batch, return_exceptions=True)
+    for error in [*first_error, *errors]:
+        assert isinstance(error, Exception), repr(error)
+        assert is_unavailable(error), repr(error)
+    async with pool.acquire() as conn:
+        for table in ("events", "streams", "idempotency_keys"):
+            found = await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE stream_id = ANY($1)", [*streams, "note-first"]
+            )
+            assert found == 0, f"{table} kept rows of a killed transaction"
+    retried = await asyncio.gather(*(two_events(stream) for stream in streams))
+    assert [(r.first_version, r.last_version, r.replayed) for r in retried] == [(1, 2, False)] * 3
+    for stream in streams:
+        assert (await store.verify(stream)).ok
+
+
+async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
+    for s in range(6):
+        await store.append(
+            f"note-r{s}",
+            ExpectedVersion.NO_STREAM,
+            [Noted(text=f"{s}", n=n) for n in range(s + 1)],
+            META,
+        )
+    reads = [store.read_stream(f"note-r{s % 6}") for s in range(60)] + [
+        store.read_stream("note-none")
+    ]
+    found = await asyncio.gather(*reads)
+    assert store.stream_reads.queries < store.stream_reads.reads, "nothing was combined"
+    for s, events in enumerate(found[:60]):
+        assert [(e.stream_id, e.version, e.data) for e in events] == [
+            (f"note-r{s % 6}", n + 1, Noted(text=f"{s % 6}", n=n)) for n in range(s % 6 + 1)
+        ]
+    assert found[60] == []
+    # A read asked after an append sees it.
+    after = await asyncio.gather(
+        store.append("note-r0", 1, [Noted(text="later")], META), store.read_stream("note-r1")
+    )
+    assert after[0].last_version == 2
+    assert len(await store.read_stream("note-r0")) == 2
