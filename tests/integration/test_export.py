@@ -119,6 +119,12 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
             assert not complete[stream_id], "its definition and key results are left out"
             assert all(isinstance(e, ObjectiveLinkedToProgram) for e in history)
             assert {e.program_id for e in history} == {pay}
+        elif kind == "status_report":
+            assert complete[stream_id], "a program's report is the program's alone"
+            assert {e.program_id for e in history} == {pay}
+        elif kind == "scenario":
+            assert not complete[stream_id], "a what-if spans programs: only this one's work"
+            assert {e.program_id for e in history} == {pay}
         else:
             assert kind == "programcode"
             assert [e.program_id for e in history] == [pay]
@@ -131,6 +137,8 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
         "issue": 1,
         "resource": 4,
         "objective": 1,
+        "status_report": 4,
+        "scenario": 1,
     }
     assert not all(complete.values()), "resources shared with other programs are partial"
 
