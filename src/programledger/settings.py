@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from programledger.redaction import redact
 
 __all__ = [
+    "GC_THRESHOLDS",
     "PREFIX",
     "SCHEMA_PATTERN",
     "LogFormat",
@@ -52,6 +53,10 @@ def default_data_dir() -> Path:
         return Path("/var/lib/programledger")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "programledger"
+
+
+GC_THRESHOLDS = (10_000, 20, 20)
+"""The garbage collector's thresholds by default (see ``programledger.gc_tuning``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,12 @@ class Settings:
     metrics_port: int | None = None
     """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
     ``http_port``); ``None``: not served."""
+    gc_freeze: bool = True
+    """Once started, freeze what the process holds so garbage collections never walk it
+    again (``programledger.gc_tuning``: shorter pauses, a steadier tail)."""
+    gc_thresholds: tuple[int, int, int] | None = GC_THRESHOLDS
+    """The cycle collector's three thresholds (``gc.set_threshold``); ``None`` keeps
+    CPython's (700, 10, 10)."""
     log_level: str = "INFO"
     log_format: LogFormat | None = None
     """``None`` chooses at start: ``console`` on a terminal, ``json`` otherwise."""
@@ -239,6 +250,8 @@ class Settings:
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]
+            gc_freeze=_flag(get, "GC_FREEZE", default=True),
+            gc_thresholds=_gc_thresholds(get("GC_THRESHOLDS")),
             **_webhook_settings(get),
             **_browser_settings(get, mode),
             **tokens,
@@ -393,6 +406,21 @@ def _duration(get: Callable[[str], str | None], name: str) -> int | None:
     if not 1 <= seconds <= 366 * 86_400:
         raise SettingsError(f"{PREFIX}{name}={raw!r} must be between 1 second and a year")
     return seconds
+
+
+def _gc_thresholds(raw: str | None) -> tuple[int, int, int] | None:
+    """``PROGRAMLEDGER_GC_THRESHOLDS``: three whole numbers, or ``python`` for CPython's."""
+    if raw is None:
+        return GC_THRESHOLDS
+    if raw.lower() == "python":
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise SettingsError(
+            f"{PREFIX}GC_THRESHOLDS={raw!r} is not three positive whole numbers: write "
+            "them like 10000,20,20, or python for CPython's own (700,10,10)"
+        )
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def _flag(get: Callable[[str], str | None], name: str, *, default: bool) -> bool:

@@ -35,7 +35,7 @@ from nats.aio.client import Client as NatsClient
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats import client as nats_client
-from programledger.adapters.nats.relay import Relay
+from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext
@@ -679,11 +679,15 @@ class LiveSystem:
         nats_url: str,
         prefix: str,
         projections: Sequence[Projection] | None = None,
+        relay_settings: RelaySettings | None = None,
         **settings: Any,
     ) -> None:
+        """The runners get :func:`fast_runner_settings` with ``settings`` over them, the
+        relay ``relay_settings`` (default: the tests' short intervals)."""
         self.store, self.pg_url, self.nats_url, self.prefix = store, pg_url, nats_url, prefix
         self.projections = list(projections or PROJECTIONS.values())
         self.settings = fast_runner_settings(prefix, **settings)
+        self.relay_settings = relay_settings or fast_settings(prefix)
         self.nc: NatsClient | None = None
         self.relay: Relay | None = None
         self.runners: dict[str, ProjectionRunner] = {}
@@ -696,7 +700,7 @@ class LiveSystem:
             self.store,
             database_url=self.pg_url,
             nats_servers=self.nats_url,
-            settings=fast_settings(self.prefix),
+            settings=self.relay_settings,
         )
         self._tasks.append(asyncio.create_task(self.relay.run()))
         for projection in self.projections:

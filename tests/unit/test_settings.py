@@ -108,6 +108,9 @@ def test_configured_servers() -> None:
         ),
         ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "0"}, "PROJECTION_STATE_CACHE=0 must be"),
         ({"PROGRAMLEDGER_METRICS_PORT": "99999"}, "impossible"),
+        ({"PROGRAMLEDGER_GC_THRESHOLDS": "10000,20"}, "GC_THRESHOLDS='10000,20' is not three"),
+        ({"PROGRAMLEDGER_GC_THRESHOLDS": "0,10,10"}, "three positive whole numbers"),
+        ({"PROGRAMLEDGER_GC_FREEZE": "sometimes"}, "GC_FREEZE='sometimes' is not a yes/no"),
     ],
 )
 def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
@@ -170,3 +173,14 @@ def test_the_signing_key_is_given_once() -> None:
         Settings.from_env(
             {"PROGRAMLEDGER_SIGNING_KEY_FILE": "k.pem", "PROGRAMLEDGER_SIGNING_KEY": "x"}
         )
+
+
+def test_garbage_collection_is_tuned_unless_told_otherwise() -> None:
+    default = Settings.from_env({})
+    assert (default.gc_freeze, default.gc_thresholds) == (True, (10_000, 20, 20))
+    python = Settings.from_env(
+        {"PROGRAMLEDGER_GC_FREEZE": "false", "PROGRAMLEDGER_GC_THRESHOLDS": "Python"}
+    )
+    assert (python.gc_freeze, python.gc_thresholds) == (False, None)
+    tuned = Settings.from_env({"PROGRAMLEDGER_GC_THRESHOLDS": " 5000, 10 ,30"})
+    assert tuned.gc_thresholds == (5000, 10, 30)
