@@ -14,7 +14,10 @@ A third sends mutations at a steady ``--rate`` (20 commands/s) with and without
 (the reference measured in the same run).
 
 Both apps are served (as ``programledger serve`` serves) on a free loopback port in this
-process, each over its own asyncpg pool of the same size, against the same schema; the
+process, each over its own asyncpg pool of the same size, against the same schema, with
+the garbage collector tuned as every role tunes it once started (``gc_tuning``), and the
+relay and projection runners with their production settings (the tests' short intervals
+would add idle checks ten times as often); the
 clients are ``--clients`` concurrent loops over one keep-alive ``httpx.AsyncClient`` pool,
 in the same event loop as the servers (so client CPU is shared by both sides alike).
 Rounds alternate which side goes first, and medians over rounds are reported, as DESIGN
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -63,6 +67,7 @@ from bench._common import (
     timed_round,
 )
 from programledger.adapters.codec import EventCodec
+from programledger.adapters.nats.relay import RelaySettings
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
@@ -73,8 +78,10 @@ from programledger.api.server import http_server
 from programledger.application.handlers import Application
 from programledger.bootstrap import event_registry, http_service
 from programledger.bootstrap.supervisor import supervised
+from programledger.gc_tuning import GcTuning, tune_gc
 from programledger.projections import allocations, milestones, programs, risks
 from programledger.projections.engine.progress import ProgressWatch
+from programledger.projections.engine.runner import RunnerSettings
 from programledger.projections.engine.tables import Table
 
 READ_GOAL = 2.0
@@ -483,6 +490,52 @@ NOTES: list[str] = []
 """Things seen during the run that the figures alone would hide; printed with them."""
 
 
+@contextlib.contextmanager
+def collections_noted(what: str) -> Iterator[None]:
+    """Note the garbage collections during the block: how many of each generation, and
+    the longest pause (a tail's usual suspect; ``gc_tuning``)."""
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(on_collection)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(on_collection)
+    seen = [
+        f"generation {g}: {len(p)}, longest {max(p) * 1000:.1f} ms"
+        for g in range(3)
+        if (p := [took for generation, took in pauses if generation == g])
+    ]
+    NOTES.append(f"garbage collections during {what}: {'; '.join(seen) or 'none'}")
+
+
+def production_live_system(
+    store: PostgresEventStore, pg_url: str, nats: str, prefix: str
+) -> LiveSystem:
+    """The relay and runners as ``programledger relay`` and ``project`` run them."""
+    runner = RunnerSettings(prefix=prefix)
+    return LiveSystem(
+        store,
+        pg_url,
+        nats,
+        prefix,
+        relay_settings=RelaySettings(prefix=prefix),
+        batch_size=runner.batch_size,
+        fetch_wait=runner.fetch_wait,
+        idle_check_interval=runner.idle_check_interval,
+        standby_poll_interval=runner.standby_poll_interval,
+        retry_initial=runner.retry_initial,
+        retry_max=runner.retry_max,
+    )
+
+
 async def stop_live_system(live: LiveSystem) -> None:
     """Stop the relay and runners; if one hangs, say which, cancel it and carry on.
 
@@ -546,7 +599,7 @@ async def _measure(
             logging.getLogger(noisy).setLevel(logging.WARNING)
         token = mint_token(SECRET, "bench@example.com", (Role.EDITOR,), timedelta(hours=2))
         limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-        live = LiveSystem(store, pg_url, nats, prefix)
+        live = production_live_system(store, pg_url, nats, prefix)
         await live.__aenter__()
         try:
             async with (
@@ -556,6 +609,8 @@ async def _measure(
                 httpx.AsyncClient(base_url=ref_url, timeout=60, limits=limits) as ref_http,
             ):
                 client = Client(ours_http, {"Authorization": f"Bearer {token}"})
+                # Every role does this once built (cli/roles.py).
+                tune_gc(GcTuning())
                 program = await seed(client, args.items)
                 shown = (await client.graphql(DASHBOARD, {"id": program}))["program"]
                 counts = [len(shown[k]) for k in ("risks", "milestones", "allocations")]
@@ -567,7 +622,8 @@ async def _measure(
                 # One client: the latency of an unloaded server, i.e. the cost of one request.
                 alone = await measure_reads(client, ref_http, program, args, 1)
                 # A frontend's handful of parallel requests: the tail beside the median.
-                few = await measure_reads(client, ref_http, program, args, TAIL_CLIENTS)
+                with collections_noted(f"the {TAIL_CLIENTS}-client dashboard rounds"):
+                    few = await measure_reads(client, ref_http, program, args, TAIL_CLIENTS)
                 writes = await measure_write_to_read(client, program, args.writes)
                 waits = await measure_wait(client, args.rate, max(args.seconds, 5.0), args.rounds)
         finally:

@@ -27,7 +27,8 @@ publishes, and answers "as of" questions about as fast as it answers "now".
 
 Events are generated as valid histories (programs with milestones, decisions, budget and
 health reports; risks worked through their lifecycle; people allocated to programs) and
-loaded with ``COPY``: the hash chain is left empty, which no projection reads.
+loaded with ``COPY``, each with its place in its stream's hash chain (a rebuild verifies
+every chain).
 
 Run: ``python bench/projections.py [--rounds N] [--events N] [--rebuild-events N]
 [--live-events N] [--database-url URL] [--nats-url URL]``. Without URLs:
@@ -84,6 +85,7 @@ from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
 from programledger.application.registry import application_registry
 from programledger.domain.events import DomainEvent
+from programledger.domain.portfolio import PortfolioCreated
 from programledger.domain.program import (
     ActualSpendReported,
     BudgetAllocated,
@@ -94,7 +96,14 @@ from programledger.domain.program import (
     MilestoneRescheduled,
     ProgramActivated,
     ProgramHealthReported,
+    ProgramMovedToPortfolio,
     ProgramProposed,
+)
+from programledger.domain.report import (
+    ReportFacts,
+    StatusReportDrafted,
+    StatusReportPublished,
+    propose,
 )
 from programledger.domain.resource import (
     AllocationAdjusted,
@@ -110,6 +119,11 @@ from programledger.domain.risk import (
     RiskIdentified,
     RiskMitigationStarted,
     RiskReviewed,
+)
+from programledger.domain.scenario import (
+    ScenarioAllocationAdded,
+    ScenarioCommitted,
+    ScenarioCreated,
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.rebuild import rebuild
@@ -287,6 +301,42 @@ def _allocation(key: str, pid: uuid.UUID, n: int) -> list[DomainEvent]:
     ]
 
 
+def _report(pid: uuid.UUID, n: int) -> tuple[str, list[DomainEvent]]:
+    """A week's status report, drafted and published: its stream id and events."""
+    period = f"2027-W{1 + n % 50:02d}"
+    fields: dict[str, Any] = {
+        "program_id": pid,
+        "period": period,
+        "revision": 1,
+        "content": propose(ReportFacts(max_slip_days=n % 20, overdue_reviews=n % 2)),
+    }
+    published = StatusReportPublished(**fields, published_by=f"tpm{n % 40}")
+    return f"status_report-{pid}:{period}", [StatusReportDrafted(**fields), published]
+
+
+def _scenario(keys: list[str], pids: list[uuid.UUID]) -> list[Item]:
+    """A what-if of a group: hypothetical work for a few of its people, then committed."""
+    sid = uuid.uuid4()
+    stream = f"scenario-{sid}"
+    items: list[Item] = [
+        (stream, "scenario", ScenarioCreated(scenario_id=sid, name="What if"), None)
+    ]
+    for i, pid in enumerate(pids[:4]):
+        start = DAY + timedelta(days=14 * i)
+        added = ScenarioAllocationAdded(
+            scenario_id=sid,
+            change_id=uuid.uuid4(),
+            resource_key=keys[i % len(keys)],
+            program_id=pid,
+            start_date=start,
+            end_date=start + timedelta(days=27),
+            percentage=20,
+        )
+        items.append((stream, "scenario", added, pid))
+    items.append((stream, "scenario", ScenarioCommitted(scenario_id=sid, outcomes=()), None))
+    return items
+
+
 def histories(count: int) -> Iterator[Item]:
     """Valid streams, interleaved across groups of programs as writers would."""
     produced, group = 0, 0
@@ -311,10 +361,31 @@ def histories(count: int) -> Iterator[Item]:
                 for k in keys
             ]
         )
+        fid = uuid.uuid4()
+        queues[0].append(
+            (
+                f"portfolio-{fid}",
+                "portfolio",
+                PortfolioCreated(portfolio_id=fid, name=f"Portfolio {group}", owner="Pat"),
+                None,
+            )
+        )
+        pids: list[uuid.UUID] = []
         for i in range(20):
             n = group * 20 + i
             pid = uuid.uuid4()
-            queues.append([(f"program-{pid}", "program", e, pid) for e in _program(pid, n)])
+            pids.append(pid)
+            program = _program(pid, n)
+            # Each group's programs join its portfolio: the roll-ups follow them.
+            program.insert(
+                1,
+                ProgramMovedToPortfolio(
+                    program_id=pid, from_portfolio_id=None, to_portfolio_id=fid
+                ),
+            )
+            queues.append([(f"program-{pid}", "program", e, pid) for e in program])
+            stream, reports = _report(pid, n)
+            queues.append([(stream, "status_report", e, pid) for e in reports])
             for r in range(3):
                 events = _risk(pid, n * 3 + r)
                 rid = events[0].risk_id  # type: ignore[attr-defined]
@@ -323,9 +394,11 @@ def histories(count: int) -> Iterator[Item]:
             queues.append(
                 [(f"resource-{key}", "resource", e, pid) for e in _allocation(key, pid, n)]
             )
+        queues.append(_scenario(keys, pids))
         # Registrations first, then round-robin: each stream stays in order.
-        yield from queues.pop(0)
-        produced += len(keys)
+        first = queues.pop(0)
+        yield from first
+        produced += len(first)
         while queues and produced < count:
             for queue in list(queues):
                 if not queue:
@@ -336,6 +409,33 @@ def histories(count: int) -> Iterator[Item]:
                 if produced >= count:
                     return
         group += 1
+
+
+_CHAIN = """
+CREATE FUNCTION pg_temp.chain() RETURNS TABLE (pos bigint, prev_hash bytea, hash bytea)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    stream text := NULL;
+    prev bytea;
+BEGIN
+    FOR r IN SELECT * FROM staging s ORDER BY s.stream_id, s.version LOOP
+        IF stream IS DISTINCT FROM r.stream_id THEN
+            stream := r.stream_id;
+            prev := '\\x'::bytea;
+        END IF;
+        pos := r.position;
+        prev_hash := prev;
+        hash := event_hash_v2(prev, r.position, r.event_id, r.stream_id, r.stream_type,
+            r.version, r.program_id, r.event_type, r.schema_version, r.data, r.metadata,
+            r.recorded_at);
+        prev := hash;
+        RETURN NEXT;
+    END LOOP;
+END $$
+"""
+"""Each loaded event's place in its stream's hash chain (format 2, as ``append_events``
+computes it), so the loaded store verifies: a rebuild checks every chain before it swaps."""
 
 
 async def load_store(
@@ -383,13 +483,20 @@ async def load_store(
                 "ON COMMIT DROP"
             )
             await conn.copy_records_to_table("staging", records=rows)
+            await conn.execute(_CHAIN)
             await conn.execute(
                 "INSERT INTO events (position, tx_id, event_id, stream_id, stream_type, version,"
                 " event_type, schema_version, program_id, data, metadata, recorded_at,"
-                " prev_hash, hash, hash_version) SELECT position, pg_current_xact_id(), event_id,"
-                " stream_id, stream_type, version, event_type, schema_version, program_id, data,"
-                " metadata, recorded_at, '\\x'::bytea, '\\x00'::bytea, 1 FROM staging"
-                " ORDER BY position"
+                " prev_hash, hash, hash_version) SELECT s.position, pg_current_xact_id(),"
+                " event_id, stream_id, stream_type, version, event_type, schema_version,"
+                " program_id, data, metadata, recorded_at, c.prev_hash, c.hash, 2"
+                " FROM staging s JOIN pg_temp.chain() c ON c.pos = s.position ORDER BY s.position"
+            )
+            await conn.execute(
+                "INSERT INTO streams (stream_id, stream_type, version, last_position, last_hash,"
+                " created_at, updated_at) SELECT DISTINCT ON (stream_id) stream_id, stream_type,"
+                " version, e.position, e.hash, e.recorded_at, e.recorded_at FROM events e"
+                " ORDER BY stream_id, version DESC"
             )
             await conn.execute("SELECT setval('event_position_seq', $1)", len(rows))
         await conn.execute("ANALYZE events")

@@ -29,9 +29,16 @@ import msgspec
 from programledger.adapters.postgres.structure import StructureProblem
 from programledger.application.ports import StreamReader
 from programledger.domain import EVENT_TYPES, program_id_of
+from programledger.domain.assumption import Assumption
+from programledger.domain.issue import Issue
+from programledger.domain.objective import Objective
+from programledger.domain.portfolio import Portfolio
 from programledger.domain.program import Program
+from programledger.domain.report import StatusReport
 from programledger.domain.resource import Resource
 from programledger.domain.risk import Risk
+from programledger.domain.scenario import Scenario
+from programledger.domain.schedule import ScheduleNetwork
 from programledger.projections.engine.core import (
     Connection,
     Context,
@@ -274,7 +281,14 @@ PROJECTION = Projection(
     states={
         "program": Tracked[Program],
         "risk": Tracked[Risk],
+        "assumption": Tracked[Assumption],
+        "issue": Tracked[Issue],
         "resource": Tracked[Resource],
+        "schedule": Tracked[ScheduleNetwork],
+        "portfolio": Tracked[Portfolio],
+        "objective": Tracked[Objective],
+        "status_report": Tracked[StatusReport],
+        "scenario": Tracked[Scenario],
     },
     handle=_handle,
     share_key="stream",

@@ -7,10 +7,13 @@ from programledger.projections import (
     audit,
     decisions,
     milestones,
+    portfolios,
     programs,
     raid,
     risks,
+    scenarios,
     schedule,
+    status_reports,
 )
 from programledger.projections.engine.core import Projection
 
@@ -27,6 +30,9 @@ PROJECTIONS: dict[str, Projection] = {
         allocations.PROJECTION,
         audit.PROJECTION,
         schedule.PROJECTION,
+        status_reports.PROJECTION,
+        scenarios.PROJECTION,
+        portfolios.PROJECTION,
     )
 }
 

@@ -43,13 +43,28 @@ from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_event
 from programledger.adapters.postgres.eventstore import RawEvent, ShareKey
 from programledger.application.eventstore import EventMetadata
-from programledger.domain import assumption, issue, program, resource, risk, schedule
+from programledger.domain import (
+    assumption,
+    issue,
+    objective,
+    portfolio,
+    program,
+    report,
+    resource,
+    risk,
+    scenario,
+    schedule,
+)
 from programledger.domain.assumption import ASSUMPTION_EVENT_TYPES
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.issue import ISSUE_EVENT_TYPES
+from programledger.domain.objective import OBJECTIVE_EVENT_TYPES
+from programledger.domain.portfolio import PORTFOLIO_EVENT_TYPES
 from programledger.domain.program import PROGRAM_EVENT_TYPES
+from programledger.domain.report import STATUS_REPORT_EVENT_TYPES
 from programledger.domain.resource import RESOURCE_EVENT_TYPES
 from programledger.domain.risk import RISK_EVENT_TYPES
+from programledger.domain.scenario import SCENARIO_EVENT_TYPES
 from programledger.domain.schedule import SCHEDULE_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
@@ -58,6 +73,7 @@ __all__ = [
     "STREAM_TYPE_OF_EVENT",
     "Applier",
     "CacheCounts",
+    "Closes",
     "Connection",
     "Context",
     "Inserts",
@@ -66,6 +82,7 @@ __all__ = [
     "Projection",
     "ProjectionBug",
     "StateStore",
+    "TableWrites",
     "Tracked",
     "evolve",
     "fold",
@@ -89,6 +106,10 @@ STREAM_TYPE_OF_EVENT: dict[str, str] = {
     **{cls.event_type: "issue" for cls in ISSUE_EVENT_TYPES},
     **{cls.event_type: "resource" for cls in RESOURCE_EVENT_TYPES},
     **{cls.event_type: "schedule" for cls in SCHEDULE_EVENT_TYPES},
+    **{cls.event_type: "status_report" for cls in STATUS_REPORT_EVENT_TYPES},
+    **{cls.event_type: "scenario" for cls in SCENARIO_EVENT_TYPES},
+    **{cls.event_type: "portfolio" for cls in PORTFOLIO_EVENT_TYPES},
+    **{cls.event_type: "objective" for cls in OBJECTIVE_EVENT_TYPES},
 }
 """The stream type each domain event is recorded on, for subject filters."""
 
@@ -99,6 +120,10 @@ _EVOLVE: dict[str, Callable[[Any, Any], Any]] = {
     "issue": issue.evolve,
     "resource": resource.evolve,
     "schedule": schedule.evolve,
+    "status_report": report.evolve,
+    "scenario": scenario.evolve,
+    "portfolio": portfolio.evolve,
+    "objective": objective.evolve,
 }
 
 
@@ -466,21 +491,21 @@ class _TableChanges:
     def size(self) -> int:
         return len(self.open) + len(self.closed) + len(self.added) + len(self.close_in_table)
 
-    def take(self, name: str, *, keep_open: bool) -> _Writes:
+    def take(self, name: str, *, keep_open: bool) -> TableWrites:
         """Hand over what is ready to be written, synchronously, so the writes can go on
         while the next batch is applied (open versions stay when ``keep_open``)."""
         records = self.closed
         if not keep_open and self.open:
             records.extend((*k, *v[0], v[1], None, v[2], None) for k, v in self.open.items())
             self.open = {}
-        writes = _Writes(self.table, name, self.close_in_table, records, self.added)
+        writes = TableWrites(self.table, name, self.close_in_table, records, self.added)
         self.close_in_table, self.closed, self.added = {}, [], []
         return writes
 
 
 class Inserts(NamedTuple):
     """New rows of one table, column by column, for a statement of the caller's (the
-    runner's last of a batch: one round trip less)."""
+    one that commits a runner's batch: see ``commit``)."""
 
     table: str
     columns: tuple[str, ...]
@@ -495,6 +520,32 @@ class Inserts(NamedTuple):
         )
 
 
+class Closes(NamedTuple):
+    """Current versions of one table that a batch ends, for a statement of the caller's:
+    the key columns' values, then the position and the recorded time each ends at."""
+
+    table: str
+    key: tuple[Column, ...]
+    values: list[list[Any]]
+
+    @property
+    def expected(self) -> int:
+        return len(self.values[-1])
+
+    def sql(self, first: int) -> str:
+        """The ``UPDATE`` that ends them, its arrays numbered from ``$first``; it must find
+        exactly :attr:`expected` current versions."""
+        key = self.key
+        arrays = [f"${first + i}::{c.type}[]" for i, c in enumerate(key)]
+        arrays += [f"${first + len(key)}::bigint[]", f"${first + len(key) + 1}::timestamptz[]"]
+        matches = " AND ".join(f"t.{c.name} = u.{c.name}" for c in key)
+        return (
+            f"UPDATE {self.table} AS t SET valid_to_pos = u.p, valid_to_time = u.at "
+            f"FROM unnest({', '.join(arrays)}) AS u({', '.join(c.name for c in key)}, p, at) "
+            f"WHERE {matches} AND t.valid_to_pos IS NULL"
+        )
+
+
 _INSERT_AT_MOST = 32
 """New rows of a table written without ``COPY`` (two round trips: the server must accept
 the copy before the rows are sent), in a statement of the runner's or with one pipelined
@@ -503,12 +554,26 @@ a few rows, and each round trip is time a reader waiting for the write (read-you
 waits too."""
 
 
-class _Writes(NamedTuple):
+class TableWrites(NamedTuple):
+    """What one batch writes to one table: versions to close, rows to add."""
+
     table: Table
     name: str
     closing: dict[Key, tuple[int, datetime]]
     records: list[Row]
     added: list[Row]
+
+    def parts(self) -> tuple[Closes | None, Inserts | None] | None:
+        """The writes as parts of one statement of the caller's (see ``commit``); ``None``
+        when the new rows are too many (``COPY`` is faster) or do not fit in column
+        arrays (a column is itself an array)."""
+        rows = [*self.records, *self.added]
+        if len(rows) > _INSERT_AT_MOST or (
+            rows and any(t.endswith("]") for t in self.table.column_types)
+        ):
+            return None
+        closes = self._closes() if self.closing else None
+        return closes, self._inserts(rows) if rows else None
 
     async def write(self, conn: Connection, inline: list[Inserts] | None = None) -> None:
         """Write the changes; new rows go to ``inline`` instead when it is given and they
@@ -522,8 +587,7 @@ class _Writes(NamedTuple):
             and 0 < len(rows) <= _INSERT_AT_MOST
             and not any(t.endswith("]") for t in table.column_types)
         ):
-            by_column = [list(column) for column in zip(*rows, strict=True)]
-            inline.append(Inserts(self.name, table.column_names, table.column_types, by_column))
+            inline.append(self._inserts(rows))
             return
         columns = table.column_names
         for records in (self.records, self.added):
@@ -535,25 +599,23 @@ class _Writes(NamedTuple):
                     f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({values})", records
                 )
 
-    async def _close(self, conn: Connection) -> None:
-        key = self.table.key
-        unnest = ", ".join(f"${i + 1}::{c.type}[]" for i, c in enumerate(key))
-        n = len(key)
-        matches = " AND ".join(f"t.{c.name} = u.{c.name}" for c in key)
-        sql = (
-            f"UPDATE {self.name} AS t SET valid_to_pos = u.p, valid_to_time = u.at "
-            f"FROM unnest({unnest}, ${n + 1}::bigint[], ${n + 2}::timestamptz[]) "
-            f"AS u({', '.join(c.name for c in key)}, p, at) "
-            f"WHERE {matches} AND t.valid_to_pos IS NULL"
-        )
+    def _inserts(self, rows: list[Row]) -> Inserts:
+        by_column = [list(column) for column in zip(*rows, strict=True)]
+        return Inserts(self.name, self.table.column_names, self.table.column_types, by_column)
+
+    def _closes(self) -> Closes:
+        n = len(self.table.key)
         items = list(self.closing.items())
-        columns = [[k[i] for k, _ in items] for i in range(n)]
-        status = await conn.execute(
-            sql, *columns, [p for _, (p, _) in items], [at for _, (_, at) in items]
-        )
-        if int(status.rpartition(" ")[2]) != len(items):
+        values = [[k[i] for k, _ in items] for i in range(n)]
+        values += [[p for _, (p, _) in items], [at for _, (_, at) in items]]
+        return Closes(self.name, self.table.key, values)
+
+    async def _close(self, conn: Connection) -> None:
+        closes = self._closes()
+        status = await conn.execute(closes.sql(1), *closes.values)
+        if int(status.rpartition(" ")[2]) != closes.expected:
             raise ProjectionBug(
-                f"{self.name}: closing {len(items)} current versions found "
+                f"{self.name}: closing {closes.expected} current versions found "
                 f"{status.rpartition(' ')[2]}: the table and the handler states disagree"
             )
 
@@ -606,6 +668,11 @@ class Context:
         version column sees to that): :meth:`change` without building the old row only
         to have it checked, which costs a busy handler a third of its time."""
         self._changes.append((self._applier.changes[table.name], key, _REPLACED, new))
+
+    def end(self, table: Table, key: Key) -> None:
+        """The row ``key`` has now ends, and none follows (an item removed from a state
+        whose row holds more than the state, so the old row cannot be rebuilt)."""
+        self._changes.append((self._applier.changes[table.name], key, _REPLACED, None))
 
     def add(self, table: Table, record: Row) -> None:
         """A row of an append-only table (key and columns, in order)."""
@@ -718,15 +785,20 @@ class Applier:
         What is written is taken when this is called, not when the returned coroutine
         runs, so a caller may apply the next batch while the writes go on.
         """
-        suffix = self.suffix
-        writes = [c.take(name + suffix, keep_open=keep_open) for name, c in self.changes.items()]
+        writes = self.take(keep_open=keep_open)
         states = dict(self.batch_states) if write_states else {}
         return self._write(conn, writes, states, inline)
+
+    def take(self, *, keep_open: bool = False) -> list[TableWrites]:
+        """The batch's changes to each table, in the projection's order (see
+        :meth:`flush`), for a caller that writes them itself."""
+        suffix = self.suffix
+        return [c.take(name + suffix, keep_open=keep_open) for name, c in self.changes.items()]
 
     async def _write(
         self,
         conn: Connection,
-        writes: list[_Writes],
+        writes: list[TableWrites],
         states: dict[str, Any],
         inline: list[Inserts] | None,
     ) -> None:

@@ -181,8 +181,11 @@ class ProgressWatch:
         self._waiters.add(waiter)
         self._someone_waits.set()
         try:
+            # asyncio.timeout, not wait_for: no task between the commit's notification and
+            # this request, which would cost it another turn of a busy event loop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.done.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await waiter.done.wait()
         finally:
             self._waiters.discard(waiter)
         return WaitOutcome(tuple(sorted(self._behind(names, position))))

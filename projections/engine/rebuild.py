@@ -84,6 +84,7 @@ from programledger.projections.engine.storage import (
     ensure_status,
     lock_ddl,
     lock_status,
+    lock_tables,
     projection_channel,
     swap_tables,
 )
@@ -411,6 +412,9 @@ class _Rebuild:
     async def _swap(self, bar: _Bar) -> None:
         conn, projection, applier = self.conn, self.projection, self.applier
         async with conn.transaction():
+            # The tables before the status row, as a runner's batch takes them (storage).
+            await lock_ddl(conn, projection)
+            await lock_tables(conn, projection)
             live = await lock_status(conn, projection)
             while True:
                 page = await self.store.read_all_raw(self.position, self.batch_size)

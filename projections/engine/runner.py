@@ -4,7 +4,10 @@ How each guarantee is kept:
 
 - **Effects and checkpoint together.** A batch's row changes, its handler states and the
   checkpoint (the last global position done) are written in one PostgreSQL transaction,
-  which first locks the projection's status row. An event at or below the checkpoint is
+  which claims the projection's status row (locks it where it still holds the checkpoint
+  and generation the runner works from). A live batch's few rows make that one statement
+  (``commit``: one round trip, which read-your-writes waits for); a bigger batch's, a
+  transaction that ends with that statement. An event at or below the checkpoint is
   skipped, so a redelivery is never applied twice; messages are acknowledged only after
   the commit (``AckAll`` on the batch's last message).
 - **Pipelined.** While one batch's transaction runs, the next batch is fetched and
@@ -56,7 +59,6 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -94,20 +96,22 @@ from programledger.adapters.postgres.leadership import (
     Leadership,
     LeaderState,
 )
+from programledger.projections.engine.commit import Checkpoint, Claim, claim_sql, commit_batch
 from programledger.projections.engine.core import (
     DEFAULT_STATE_CACHE_LIMIT,
     Applier,
     CacheCounts,
+    Closes,
     Inserts,
     Poison,
     ProjectedEvent,
     Projection,
     ProjectionBug,
     StateStore,
+    TableWrites,
     from_envelope,
     from_stored,
     poison_of,
-    upsert_states_sql,
 )
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.statistics import StatisticsKeeper
@@ -185,17 +189,16 @@ class RunnerStats:
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """What a batch's transaction records besides its rows."""
+    """A batch applied in memory, as its commit writes it."""
 
-    position: int
-    recorded: datetime | None
-    applied: int
-    poison: Poison | None
+    checkpoint: Checkpoint
     ack: Msg | None
-    states: tuple[list[str], list[bytes]] = ([], [])
+    states: tuple[list[str], list[bytes]]
     """The keys and encoded values of the handler states the batch changed."""
-    inserts: list[Inserts] = field(default_factory=list)
-    """New rows its writes leave to the statement that saves the checkpoint."""
+    tables: list[TableWrites]
+    """Its writes to each table, in the projection's order."""
+    parts: list[tuple[Closes | None, Inserts | None]] | None
+    """The same as parts of the one statement that commits it, when they fit in one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,45 +237,6 @@ applied; smaller ones (a live runner's, mostly one event) at once: a task would 
 its first statement only after everything else the event loop has ready (the other
 runners' batches of the same events), a wait read-your-writes would add to each."""
 
-_SAVE = """
-WITH {inserts}states AS ({upsert}),
-saved AS (
-    UPDATE projection_status SET
-        position = $2,
-        position_recorded_at = coalesce(
-            $3, (SELECT recorded_at FROM events WHERE position = $2), position_recorded_at
-        ),
-        events_applied = events_applied + $4,
-        state = CASE WHEN $5::text IS NULL THEN 'running' ELSE 'failed' END,
-        error = $5, failed_position = $6, failed_event_id = $7, failed_event_type = $8,
-        failed_stream_id = $9,
-        failed_at = CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
-        updated_at = now()
-    WHERE name = $1
-    RETURNING name, position
-)
-SELECT pg_notify(
-    $10, name || ':' || position || CASE WHEN $5::text IS NULL THEN '' ELSE ':failed' END
-) FROM saved
-"""
-"""The batch's few new rows (``inserts``: their column arrays from $13 on), its handler
-states ($11, $12), the checkpoint (or the failure) and the notification that wakes
-waiting readers, delivered when the transaction commits (``<name>:<position>[:failed]``):
-one round trip."""
-
-_CLAIM = (
-    "BEGIN; SELECT FROM projection_status WHERE name = {name} AND generation = {generation} "
-    "AND position = {position} FOR UPDATE"
-)
-"""A batch's transaction begun and the status row locked in one round trip (a simple
-query, so the values are literals: a name from code, quoted, and two integers); it
-finds no row when the row changed (a rebuild) since this runner read it."""
-
-
-def _quoted(text: str) -> str:
-    """A string literal (``standard_conforming_strings`` is on, as since PostgreSQL 9.1)."""
-    return "'" + text.replace("'", "''") + "'"
-
 
 class ProjectionRunner:
     """Runs one projection; :meth:`run` until :meth:`stop`. Several runners (one per
@@ -297,13 +261,6 @@ class ProjectionRunner:
         self._from_envelope = from_envelope(store.codec.registry)
         self._from_stored = from_stored(store.codec)
         self._channel = projection_channel(store.schema)
-        self._claim_sql = _CLAIM.format(
-            name=_quoted(projection.name), generation="{generation}", position="{position}"
-        )
-        self._save_sql = _SAVE.format(
-            upsert=upsert_states_sql(projection.state_table.name, "$11", "$12"),
-            inserts="{inserts}",
-        )
         self._stream = stream_name(settings.prefix)
         self._store_id: UUID | None = None
         self._durable = ""
@@ -647,8 +604,7 @@ class ProjectionRunner:
         target = tail if handled is None else handled - 1
         if target <= self._position:
             return
-        async with self._transaction(conn):
-            await self._save(conn, target, None, 0, None)
+        await self._commit_statement(conn, Checkpoint(target, None, 0))
         self._position = self._staged = target
 
     # --- committing ----------------------------------------------------------------------
@@ -687,50 +643,44 @@ class ProjectionRunner:
             prior = [i for i in items if i.position < poison.position]
             position = poison.position - 1
             recorded = prior[-1].recorded_at if prior else None
-        # The states go with the checkpoint, in one statement.
-        inserts: list[Inserts] = []
-        writes = applier.flush(conn, write_states=False, inline=inserts)
+        # What the batch writes is taken now, so the next batch can be applied meanwhile.
+        tables = applier.take()
+        parts = [t.parts() for t in tables]
         states = applier.store.encode(applier.batch_states)
-        try:
-            await self._settle(conn)
-        except BaseException:
-            writes.close()
-            raise
+        await self._settle(conn)
         # Nothing is in flight here, so trimming cannot drop a state not yet committed.
         applier.store.trim()
         applier.commit()
-        applied = applier.applied - applied_before
-        batch = _Batch(position, recorded, applied, poison, ack, states, inserts)
+        batch = _Batch(
+            Checkpoint(position, recorded, applier.applied - applied_before, poison),
+            ack,
+            states,
+            tables,
+            None if None in parts else [p for p in parts if p is not None],
+        )
         self._staged = position
         if len(items) > _PIPELINE_FROM and poison is None:
-            task = asyncio.create_task(self._write(conn, writes, batch))
+            task = asyncio.create_task(self._write(conn, batch))
             self._inflight = _InFlight(task, items, convert)
         else:
-            await self._written(conn, self._write(conn, writes, batch), items, convert)
+            await self._written(conn, self._write(conn, batch), items, convert)
 
-    async def _write(
-        self, conn: asyncpg.Connection, writes: Coroutine[Any, Any, None], batch: _Batch
-    ) -> None:
-        try:
+    async def _write(self, conn: asyncpg.Connection, batch: _Batch) -> None:
+        if batch.parts is not None:
+            await self._commit_statement(conn, batch.checkpoint, batch.states, batch.parts)
+        else:
             async with self._transaction(conn):
-                await writes
-                await self._save(
-                    conn,
-                    batch.position,
-                    batch.recorded,
-                    batch.applied,
-                    batch.poison,
-                    batch.states,
-                    batch.inserts,
-                )
-        finally:
-            writes.close()  # not awaited when the claim failed
-        self._position = batch.position
-        self.stats.applied += batch.applied
+                inline: list[Inserts] = []
+                for table in batch.tables:
+                    await table.write(conn, inline)
+                parts = [(None, rows) for rows in inline]
+                await self._commit_statement(conn, batch.checkpoint, batch.states, parts)
+        self._position = batch.checkpoint.position
+        self.stats.applied += batch.checkpoint.applied
         self.stats.batches += 1
         self._backoff.reset()
-        if batch.poison is not None:
-            self._stopped_at(batch.poison)
+        if batch.checkpoint.poison is not None:
+            self._stopped_at(batch.checkpoint.poison)
         if batch.ack is not None:
             await batch.ack.ack()
 
@@ -789,8 +739,7 @@ class ProjectionRunner:
                     return
             return
         poison = poison_of(items[0], exc)
-        async with self._transaction(conn):
-            await self._save(conn, poison.position - 1, None, 0, poison)
+        await self._commit_statement(conn, Checkpoint(poison.position - 1, None, 0, poison))
         self._position = self._staged = poison.position - 1
         self._stopped_at(poison)
 
@@ -808,15 +757,39 @@ class ProjectionRunner:
             poison.error,
         )
 
+    def _claim(self) -> Claim:
+        return Claim(self.projection.name, self._generation, self._position)
+
+    async def _commit_statement(
+        self,
+        conn: asyncpg.Connection,
+        checkpoint: Checkpoint,
+        states: tuple[list[str], list[bytes]] = ([], []),
+        parts: Sequence[tuple[Closes | None, Inserts | None]] = (),
+    ) -> None:
+        """Commit with one statement (``commit``), or end the transaction in progress with
+        it; refuses (:class:`_Resync`) when the status row is no longer the checkpoint and
+        generation this runner works from."""
+        claimed = await commit_batch(
+            conn,
+            self._claim(),
+            checkpoint,
+            channel=self._channel,
+            state_table=self.projection.state_table.name,
+            states=states,
+            writes=parts,
+        )
+        if not claimed:
+            raise _Resync("the status row changed under this runner (a rebuild?)")
+
     @contextlib.asynccontextmanager
     async def _transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
-        """A transaction that holds the status row's lock from its first statement (see
-        ``storage``), begun and locked in one round trip; committed when the block ends,
-        rolled back if it raises. Refuses (:class:`_Resync`) when the row is no longer
-        the checkpoint and generation this runner works from."""
-        claim = self._claim_sql.format(
-            generation=int(self._generation), position=int(self._position)
-        )
+        """A transaction for a batch too big for one statement: begun, its tables locked
+        and the status row claimed in one round trip (``commit.claim_sql``: tables before
+        the row, as everywhere); committed when the block ends, rolled back if it raises.
+        Refuses (:class:`_Resync`) when the row is no longer the checkpoint and generation
+        this runner works from."""
+        claim = claim_sql(self._claim(), self.projection.all_tables)
         try:
             claimed = await conn.execute(claim)
             if claimed != "SELECT 1":
@@ -832,38 +805,6 @@ class ProjectionRunner:
                     conn.terminate()
             raise
         await conn.execute("COMMIT")
-
-    async def _save(
-        self,
-        conn: asyncpg.Connection,
-        position: int,
-        recorded: datetime | None,
-        applied: int,
-        poison: Poison | None,
-        states: tuple[list[str], list[bytes]] = ([], []),
-        inserts: Sequence[Inserts] = (),
-    ) -> None:
-        p = poison
-        columns: list[list[Any]] = []
-        statements = []
-        for n, rows in enumerate(inserts):
-            statements.append(f"inserted{n} AS ({rows.sql(13 + len(columns))}), ")
-            columns.extend(rows.values)
-        await conn.execute(
-            self._save_sql.format(inserts="".join(statements)),
-            self.projection.name,
-            position,
-            recorded,
-            applied,
-            None if p is None else p.error,
-            None if p is None else p.position,
-            None if p is None else p.event_id,
-            None if p is None else p.event_type,
-            None if p is None else p.stream_id,
-            self._channel,
-            *states,
-            *columns,
-        )
 
     # --- helpers -------------------------------------------------------------------------
 

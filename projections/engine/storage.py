@@ -7,10 +7,16 @@ on a projection's tables takes the same transaction-scoped advisory lock, so a r
 creating its tables and a rebuild swapping them never interleave.
 
 The status row (``projection_status``) is the projection's checkpoint. A transaction
-that writes read-model rows first locks it (:func:`lock_status`; a runner's batch with
-the same ``FOR UPDATE``, sent with its ``BEGIN``), which is also how a
-rebuild's swap waits for the live runner's batch in flight and then holds the next one
-until the new tables are in place; ``generation`` tells the runner they changed.
+that writes read-model rows locks it (:func:`lock_status`; a runner's batch claims it
+with the same ``FOR UPDATE``), which is also how a rebuild's swap waits for the live
+runner's batch in flight and then holds the next one until the new tables are in place;
+``generation`` tells the runner they changed.
+
+Lock order: the live tables, then the status row. A runner's batch is mostly one statement
+(``commit``), and a statement locks the tables it names before it runs, so before the row;
+a bigger batch's transaction locks them first explicitly, and a swap first takes
+:func:`lock_tables` (which holds writers back, not readers). Taken the other way round by
+either side, a swap and a batch could each wait for the other.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "ensure_status",
     "lock_ddl",
     "lock_status",
+    "lock_tables",
     "missing_tables",
     "prepare_tables",
     "projection_channel",
@@ -71,6 +78,17 @@ async def ensure_status(conn: Connection, projection: Projection) -> StatusRow:
     )
     assert row is not None
     return StatusRow(**dict(row))
+
+
+async def lock_tables(conn: Connection, projection: Projection) -> None:
+    """Hold back writes to the projection's live tables (a runner's batches) until the
+    transaction ends, in the order a batch locks them (see the module); readers go on.
+    Tables missing (a rebuild that creates them) are skipped: call it under
+    :func:`lock_ddl`, so none is created meanwhile."""
+    missing = set(await missing_tables(conn, projection))
+    present = [t.name for t in projection.all_tables if t.name not in missing]
+    if present:
+        await conn.execute(f"LOCK TABLE {', '.join(present)} IN SHARE MODE")
 
 
 async def lock_status(conn: Connection, projection: Projection) -> StatusRow:

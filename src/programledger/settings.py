@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from programledger.redaction import redact
 
 __all__ = [
+    "GC_THRESHOLDS",
     "PREFIX",
     "SCHEMA_PATTERN",
     "LogFormat",
@@ -54,6 +55,10 @@ def default_data_dir() -> Path:
     return Path(base) / "programledger"
 
 
+GC_THRESHOLDS = (10_000, 20, 20)
+"""The garbage collector's thresholds by default (see ``programledger.gc_tuning``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
@@ -74,6 +79,12 @@ class Settings:
     db_pool_size: int = 10
     """PostgreSQL connections in each process's pool (API requests and commands, the
     relay's and runners' reads); runners and the relay each hold one more of their own."""
+    appends_in_flight: int = 4
+    """Append transactions one process runs at once; appends that arrive while this many
+    run wait and go together in the next one (write-combining, docs/architecture.md)."""
+    reads_in_flight: int = 4
+    """Whole-stream reads (commands' loads) one process runs at once; more are combined
+    into the next query the same way."""
     db_connect_timeout: int = 5
     """Seconds to open a PostgreSQL connection before giving up (a request then fails
     with ``UNAVAILABLE``, HTTP 503)."""
@@ -95,6 +106,12 @@ class Settings:
     metrics_port: int | None = None
     """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
     ``http_port``); ``None``: not served."""
+    gc_freeze: bool = True
+    """Once started, freeze what the process holds so garbage collections never walk it
+    again (``programledger.gc_tuning``: shorter pauses, a steadier tail)."""
+    gc_thresholds: tuple[int, int, int] | None = GC_THRESHOLDS
+    """The cycle collector's three thresholds (``gc.set_threshold``); ``None`` keeps
+    CPython's (700, 10, 10)."""
     log_level: str = "INFO"
     log_format: LogFormat | None = None
     """``None`` chooses at start: ``console`` on a terminal, ``json`` otherwise."""
@@ -199,6 +216,8 @@ class Settings:
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
+        appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 4
+        reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 4
         db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
         db_statement_timeout = _number(get, "DB_STATEMENT_TIMEOUT", low=1, high=3600) or 10
         max_waiting = _number(get, "MAX_WAITING_REQUESTS", low=1, high=100_000) or 500
@@ -221,6 +240,8 @@ class Settings:
             subject_prefix=subject_prefix,
             stream_replicas=stream_replicas,
             db_pool_size=db_pool_size,
+            appends_in_flight=appends_in_flight,
+            reads_in_flight=reads_in_flight,
             db_connect_timeout=db_connect_timeout,
             db_statement_timeout=db_statement_timeout,
             max_waiting_requests=max_waiting,
@@ -229,6 +250,8 @@ class Settings:
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]
+            gc_freeze=_flag(get, "GC_FREEZE", default=True),
+            gc_thresholds=_gc_thresholds(get("GC_THRESHOLDS")),
             **_webhook_settings(get),
             **_browser_settings(get, mode),
             **tokens,
@@ -383,6 +406,21 @@ def _duration(get: Callable[[str], str | None], name: str) -> int | None:
     if not 1 <= seconds <= 366 * 86_400:
         raise SettingsError(f"{PREFIX}{name}={raw!r} must be between 1 second and a year")
     return seconds
+
+
+def _gc_thresholds(raw: str | None) -> tuple[int, int, int] | None:
+    """``PROGRAMLEDGER_GC_THRESHOLDS``: three whole numbers, or ``python`` for CPython's."""
+    if raw is None:
+        return GC_THRESHOLDS
+    if raw.lower() == "python":
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise SettingsError(
+            f"{PREFIX}GC_THRESHOLDS={raw!r} is not three positive whole numbers: write "
+            "them like 10000,20,20, or python for CPython's own (700,10,10)"
+        )
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def _flag(get: Callable[[str], str | None], name: str, *, default: bool) -> bool:

@@ -151,6 +151,7 @@ _ERROR_FIELDS = {
     "NotFoundError": "entity entityId",
     "AlreadyExistsError": "entity entityId",
     "BudgetExceededError": "programId",
+    "NotProgramOwnerError": "programId owner actor",
     "ForbiddenError": "requiredRoles",
     "IdempotencyKeyReusedError": "key",
 }

@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
-from programledger.application.demo import DEMO_PROGRAMS, load_demo, story
+from programledger.application.demo import DEMO_PROGRAMS, DEMO_SCENARIOS, load_demo, story
 from programledger.application.handlers import Application
 from programledger.application.registry import application_registry
 from programledger.domain.assumption import (
@@ -18,15 +18,20 @@ from programledger.domain.assumption import (
 from programledger.domain.capacity import Allocation, AllocationStatus
 from programledger.domain.events import EventRegistry
 from programledger.domain.issue import IssueCommand, IssueStatus
+from programledger.domain.objective import ObjectiveStatus
+from programledger.domain.portfolio import PortfolioStatus
 from programledger.domain.program import (
     DependencyStatus,
     MilestoneStatus,
     Program,
+    ProgramMovedToPortfolio,
     ProgramStatus,
     slip_days,
 )
+from programledger.domain.report import ReportStatus
 from programledger.domain.resource import AllocationConfirmed, Resource
 from programledger.domain.risk import Risk, RiskCommand, RiskStatus, RoamStatus
+from programledger.domain.scenario import ScenarioStatus
 from programledger.domain.scheduling import Activity, Edge, Network, analyse
 
 
@@ -163,3 +168,50 @@ async def test_the_demo_schedule_crosses_programs_and_has_change_control(
     assert sso.milestone_id in result.critical_path
     assert [b.name for b in payments.baselines] == ["Original plan", "Re-baseline for SCA"]
     assert sorted(r.status.value for r in payments.change_requests) == ["APPROVED", "REJECTED"]
+
+
+async def test_the_demo_shows_status_reports_and_capacity_what_ifs(
+    event_store: PostgresEventStore,
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+    corrected = (await app.load_status_report(DEMO_PROGRAMS["PAY-2027"], "2026-W49")).state
+    assert corrected is not None
+    assert [p.revision for p in corrected.published] == [1, 2]
+    draft = (await app.load_status_report(DEMO_PROGRAMS["PAY-2027"], "2026-W50")).state
+    assert draft is not None
+    assert draft.status is ReportStatus.DRAFT
+    pilot = (await app.load_scenario(DEMO_SCENARIOS["pay-pilot"])).state
+    assert pilot is not None
+    assert pilot.status is ScenarioStatus.COMMITTED
+    assert [o.accepted for o in pilot.outcomes] == [True, True, True]
+    crunch = (await app.load_scenario(DEMO_SCENARIOS["identity-crunch"])).state
+    assert crunch is not None
+    assert crunch.status is ScenarioStatus.OPEN
+
+
+async def test_the_demo_has_portfolios_and_objectives_with_key_results(
+    event_store: PostgresEventStore,
+) -> None:
+    app = Application(event_store)
+    await load_demo(app)
+
+    portfolio_ids = {s.command.portfolio_id for s in story() if hasattr(s.command, "portfolio_id")}
+    portfolios = [(await app.load_portfolio(p)).state for p in portfolio_ids if p is not None]
+    assert {p.status for p in portfolios if p is not None} == set(PortfolioStatus)
+    members = {
+        code: (await app.load_program(program_id)).state
+        for code, program_id in DEMO_PROGRAMS.items()
+    }
+    assert all(p is not None and p.portfolio_id is not None for p in members.values())
+    history = await app.history(f"program-{DEMO_PROGRAMS['MOB-2027']}")
+    moves = [h.event.data for h in history if isinstance(h.event.data, ProgramMovedToPortfolio)]
+    assert len(moves) == 2, "the mobile app moved between portfolios"
+    assert moves[1].from_portfolio_id == moves[0].to_portfolio_id
+
+    objective_ids = {s.command.objective_id for s in story() if hasattr(s.command, "objective_id")}
+    objectives = [(await app.load_objective(o)).state for o in objective_ids]
+    assert {o.status for o in objectives if o is not None} == set(ObjectiveStatus)
+    key_results = [k for o in objectives if o is not None for k in o.key_results]
+    assert any(k.checked_on is not None for k in key_results)
+    assert all(o is not None and o.program_ids for o in objectives)

@@ -550,6 +550,47 @@ async def test_append_notifies_listeners_with_the_last_position(
     finally:
         await conn.close()
     assert int(payload) == result.last_position
+    # The only append in flight notified in its own transaction: announced by its commit.
+    assert event_store.notifier.sent == result.last_position
+
+
+async def test_appends_side_by_side_notify_after_commit_and_replays_not_at_all(
+    event_store: PostgresEventStore, pg_url: str
+) -> None:
+    received: asyncio.Queue[int] = asyncio.Queue()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.add_listener(
+            event_store.notify_channel, lambda *args: received.put_nowait(int(args[3]))
+        )
+        side_by_side = await asyncio.gather(
+            *(
+                event_store.append(f"note-s{i}", ExpectedVersion.ANY, [Noted(text="s")], META)
+                for i in range(8)
+            )
+        )
+        last = max(r.last_position for r in side_by_side)
+        while await asyncio.wait_for(received.get(), timeout=5) < last:
+            pass
+        await event_store.notifier.flush()
+        keyed = await event_store.append(
+            "note-s0", ExpectedVersion.ANY, [Noted(text="s")], META, idempotency_key="k-s"
+        )
+        repeated = await event_store.append(
+            "note-s0", ExpectedVersion.ANY, [Noted(text="s")], META, idempotency_key="k-s"
+        )
+        assert repeated.replayed
+        after = await event_store.append("note-s1", ExpectedVersion.ANY, [Noted(text="t")], META)
+        # Announcements of the side-by-side appends may still trail in; a replay would
+        # announce the keyed append's position a second time.
+        announced: list[int] = []
+        while not announced or announced[-1] < after.last_position:
+            payload = await asyncio.wait_for(received.get(), timeout=5)
+            if payload > last:
+                announced.append(payload)
+        assert announced == [keyed.last_position, after.last_position]
+    finally:
+        await conn.close()
 
 
 async def test_append_inside_a_transaction_that_already_wrote_is_refused(

@@ -36,6 +36,7 @@ from programledger.application.reservations import ProgramCodeReserved
 from programledger.domain import assumption, issue, program, resource, risk
 from programledger.domain.events import EventRegistry
 from programledger.domain.integrity import SignedHead, head_to_json
+from programledger.domain.objective import ObjectiveLinkedToProgram
 from programledger.domain.program import Health, ProgramHealthReported, ReportProgramHealth
 from tests.support.ledger import new_signer, seal_all, settled
 
@@ -114,6 +115,16 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
             expected = msgspec.structs.replace(live, allocations=ours)
             assert resource.fold(history) == expected
             assert complete[stream_id] == (ours == live.allocations)
+        elif kind == "objective":
+            assert not complete[stream_id], "its definition and key results are left out"
+            assert all(isinstance(e, ObjectiveLinkedToProgram) for e in history)
+            assert {e.program_id for e in history} == {pay}
+        elif kind == "status_report":
+            assert complete[stream_id], "a program's report is the program's alone"
+            assert {e.program_id for e in history} == {pay}
+        elif kind == "scenario":
+            assert not complete[stream_id], "a what-if spans programs: only this one's work"
+            assert {e.program_id for e in history} == {pay}
         else:
             assert kind == "programcode"
             assert [e.program_id for e in history] == [pay]
@@ -125,6 +136,9 @@ async def test_the_export_replays_to_the_same_program_risks_and_allocations(
         "assumption": 2,
         "issue": 1,
         "resource": 4,
+        "objective": 1,
+        "status_report": 4,
+        "scenario": 1,
     }
     assert not all(complete.values()), "resources shared with other programs are partial"
 

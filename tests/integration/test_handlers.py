@@ -372,9 +372,7 @@ async def test_history_gives_the_state_after_each_event(app: Application) -> Non
     with pytest.raises(ValueError, match="limit at least 1"):
         await app.history(f"program-{program_id}", limit=0)
     assert await app.history(f"program-{uuid4()}") == []
-    with pytest.raises(
-        ValueError, match="not a program, risk, assumption, issue, resource or schedule stream"
-    ):
+    with pytest.raises(ValueError, match="not a program, risk, assumption, issue, resource, "):
         await app.history(program_code_stream_id("PAY-2027"))
 
 

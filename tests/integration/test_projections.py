@@ -755,7 +755,14 @@ async def test_a_poison_event_stops_its_projections_and_is_reported(
     finally:
         await watch.close()
     assert fine.caught_up
-    assert set(stopped.behind) == {"programs", "milestones", "decisions", "audit", "schedule"}
+    assert set(stopped.behind) == {
+        "programs",
+        "milestones",
+        "decisions",
+        "audit",
+        "schedule",
+        "portfolios",
+    }
 
     status = {s.name: s for s in await projection_status(pool)}
     for name in ("programs", "milestones", "decisions", "audit"):

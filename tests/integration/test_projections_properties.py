@@ -28,9 +28,10 @@ from prometheus_client import CollectorRegistry
 
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.handlers import Application
-from programledger.domain import program, resource, risk
+from programledger.domain import objective, portfolio, program, resource, risk
 from programledger.domain.capacity import AllocationStatus, capacity_on
-from programledger.domain.program import MilestoneStatus, Program
+from programledger.domain.objective import key_result_progress
+from programledger.domain.program import MilestoneStatus, Program, allocated_budget, slip_days
 from programledger.domain.resource import Resource
 from programledger.domain.risk import Risk, RiskStatus
 from programledger.projections.allocations import get_resource, list_allocations, utilisation
@@ -41,6 +42,7 @@ from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.runner import StateCacheMetrics
 from programledger.projections.engine.status import wait_for_position
 from programledger.projections.milestones import list_dependencies, list_milestones
+from programledger.projections.portfolios import get_portfolio
 from programledger.projections.programs import get_program, list_programs
 from programledger.projections.registry import PROJECTIONS
 from programledger.projections.risks import get_risk, heat_map, list_risks
@@ -295,6 +297,78 @@ async def _check_program(
     )
 
 
+async def _check_portfolios(
+    store: PostgresEventStore, pool: asyncpg.Pool, ids: Ids, risks: dict[UUID, list[Risk]], at: int
+) -> None:
+    """Each portfolio's roll-up as of ``at`` equals summing its programs folded up to it."""
+    programs = [program.fold(await _fold(store, f"program-{p}", at)) for p in ids.used("program")]
+    objectives = [
+        objective.fold(await _fold(store, f"objective-{o}", at)) for o in ids.used("objective")
+    ]
+    for fid in ids.used("portfolio"):
+        state = portfolio.fold(await _fold(store, f"portfolio-{fid}", at))
+        row = await get_portfolio(pool, fid, as_of=at)
+        assert (row is None) == (state is None)
+        if state is None or row is None:
+            continue
+        members = [p for p in programs if p is not None and p.portfolio_id == fid]
+        open_risks = [
+            r for p in members for r in risks[p.program_id] if r.status is not RiskStatus.CLOSED
+        ]
+        bands = Counter(r.band.value.lower() for r in open_risks)
+        health = Counter(p.health.value if p.health else None for p in members)
+        slips = [slip_days(m) for p in members for m in p.milestones]
+        served = [
+            o
+            for o in objectives
+            if o is not None and set(o.program_ids) & {p.program_id for p in members}
+        ]
+        krs = [k for o in served for k in o.key_results]
+        assert (row.status, row.programs, row.programs_unreported) == (
+            state.status.value,
+            len(members),
+            health[None],
+        )
+        assert (row.programs_green, row.programs_amber, row.programs_red) == (
+            health["GREEN"],
+            health["AMBER"],
+            health["RED"],
+        )
+        assert (row.open_risks_low, row.open_risks_medium, row.open_risks_high) == (
+            bands["low"],
+            bands["medium"],
+            bands["high"],
+        )
+        assert (row.open_risks_critical, row.risk_exposure) == (
+            bands["critical"],
+            sum(r.score for r in open_risks),
+        )
+        assert (row.milestones, row.milestones_slipped, row.slip_days) == (
+            len(slips),
+            sum(1 for s in slips if s > 0),
+            sum(s for s in slips if s > 0),
+        )
+        assert [
+            (b.currency, b.programs, b.planned, b.allocated, b.actual) for b in row.budgets
+        ] == (
+            [
+                (
+                    "EUR",
+                    len(members),
+                    sum(p.planned_budget.amount_minor for p in members),
+                    sum(allocated_budget(p) for p in members),
+                    sum(p.actual_spend.amount.amount_minor for p in members if p.actual_spend),
+                )
+            ]
+            if members
+            else []
+        )
+        assert (row.objectives, row.key_results) == (len(served), len(krs))
+        assert row.key_result_progress == (
+            sum(key_result_progress(k) for k in krs) // len(krs) if krs else None
+        )
+
+
 async def _check_resource(store: PostgresEventStore, pool: asyncpg.Pool, key: str, at: int) -> None:
     events = await _fold(store, f"resource-{key}", at)
     state: Resource | None = resource.fold(events)
@@ -433,6 +507,7 @@ async def test_as_of_a_past_position_equals_folding_the_streams_up_to_it(
                 )
         for pid in ids.used("program"):
             await _check_program(store, pool, pid, risks[pid], at)
+        await _check_portfolios(store, pool, ids, risks, at)
         for key in ids.resource_keys():
             await _check_resource(store, pool, key, at)
         await _check_whole_lists(pool, at)

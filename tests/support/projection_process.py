@@ -35,7 +35,7 @@ from nats.aio.client import Client as NatsClient
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats import client as nats_client
-from programledger.adapters.nats.relay import Relay
+from programledger.adapters.nats.relay import Relay, RelaySettings
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext
@@ -58,6 +58,15 @@ from programledger.domain.issue import (
     ReopenIssue,
     ResolveIssue,
 )
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+    UnlinkObjectiveFromProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio, ReopenPortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -75,6 +84,7 @@ from programledger.domain.program import (
     ItemKind,
     ItemRef,
     MarkMilestoneMissed,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -93,6 +103,14 @@ from programledger.domain.program import (
     RevisePlannedBudget,
     SupersedeDecision,
     UpdateProgramDetails,
+)
+from programledger.domain.report import (
+    CorrectStatusReport,
+    DraftStatusReport,
+    EditStatusReport,
+    PublishStatusReport,
+    ReportFacts,
+    propose,
 )
 from programledger.domain.resource import (
     AdjustAllocation,
@@ -118,6 +136,14 @@ from programledger.domain.risk import (
     RoamStatus,
     StartMitigation,
     UpdateRiskDetails,
+)
+from programledger.domain.scenario import (
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitScenario,
+    CreateScenario,
+    DiscardScenario,
+    RemoveScenarioChange,
 )
 from programledger.domain.values import Department, Money, PartyKind
 from programledger.projections.engine.core import Projection
@@ -281,7 +307,43 @@ def _resource_steps() -> st.SearchStrategy[Step]:
     )
 
 
+_WEEK, _CHANGE = st.integers(0, 2), st.integers(0, 2)
+
+
+def _report_and_scenario_steps() -> st.SearchStrategy[Step]:
+    return st.one_of(
+        st.tuples(st.just("draft_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("edit_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("publish_report"), _P, _WEEK),
+        st.tuples(st.just("correct_report"), _P, _WEEK, st.integers(0, 20)),
+        st.tuples(st.just("scenario"), _S),
+        st.tuples(st.just("scenario_work"), _S, _CHANGE, _P, _DAYS, st.integers(10, 100)),
+        st.tuples(st.just("scenario_capacity"), _S, _CHANGE, st.integers(40, 100)),
+        st.tuples(st.just("scenario_remove"), _S, _CHANGE),
+        st.tuples(st.just("scenario_commit"), _S),
+        st.tuples(st.just("scenario_discard"), _S),
+    )
+
+
+def _portfolio_steps() -> st.SearchStrategy[Step]:
+    return st.one_of(
+        st.tuples(st.just("move"), _P, st.none() | st.integers(0, 1)),
+        st.tuples(st.just("archive_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("reopen_portfolio"), st.integers(0, 1)),
+        st.tuples(st.just("objective"), st.integers(0, 1)),
+        st.tuples(st.just("key_result"), st.integers(0, 1), st.integers(0, 1), _LEVEL),
+        st.tuples(
+            st.just("check_in"), st.integers(0, 1), st.integers(0, 1), st.integers(-5, 15), _DAYS
+        ),
+        st.tuples(st.just("link_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("unlink_objective"), st.integers(0, 1), _P),
+        st.tuples(st.just("close_objective"), st.integers(0, 1)),
+    )
+
+
 SETUP: tuple[Step, ...] = (
+    ("portfolio", 0),
+    ("portfolio", 1),
     ("propose", 0),
     ("propose", 1),
     ("activate", 0),
@@ -292,7 +354,14 @@ SETUP: tuple[Step, ...] = (
 
 def steps(max_size: int = 40) -> st.SearchStrategy[list[Step]]:
     """Setup (two programs, two resources) followed by random steps of every kind."""
-    any_step = st.one_of(_program_steps(), _risk_steps(), _raid_steps(), _resource_steps())
+    any_step = st.one_of(
+        _program_steps(),
+        _risk_steps(),
+        _raid_steps(),
+        _resource_steps(),
+        _portfolio_steps(),
+        _report_and_scenario_steps(),
+    )
     return st.lists(any_step, min_size=1, max_size=max_size).map(lambda s: [*SETUP, *s])
 
 
@@ -326,7 +395,7 @@ def _command(step: Step, ids: Ids) -> Command:
     match kind:
         case "propose":
             return ProposeProgram(program_id=pid, code=ids.code(a[0]), name=f"Program {a[0]}",
-                                  objective="Ship it", sponsor="Dana", owner="Tom", priority=2,
+                                  objective="Ship it", sponsor="Dana", owner="user0", priority=2,
                                   start_date=DAY0, target_end_date=_day(365),
                                   planned_budget=_eur(1_000_000))
         case "activate":
@@ -402,6 +471,8 @@ def _command(step: Step, ids: Ids) -> Command:
         case "lesson":
             return RecordLesson(program_id=pid, lesson_id=ids("l", item), what_happened="w",
                                 learned="l")
+    if kind in _PORTFOLIO_KINDS:
+        return _portfolio_command(kind, a, ids)
     return _other_command(kind, a, ids)
 
 
@@ -504,6 +575,79 @@ def _resource_command(kind: str, a: list[Any], ids: Ids) -> Command:
             since = None if a[2] is None else _day(a[2])
             return ChangeCapacity(resource_key=key, capacity=a[1], reason="hours",
                                   effective_from=since, override_reason="agreed")
+    return _report_or_scenario_command(kind, a, ids)
+
+
+def _report_or_scenario_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    """A status report of week ``2027-W0<1+n>`` (published when the step's actor is the
+    owner, ``user0``) or a scenario's change; the content's RAGs follow from one number."""
+    pid, week = ids("program", a[0]), f"2027-W0{1 + a[1]}" if len(a) > 1 else ""
+    content = propose(ReportFacts(max_slip_days=a[2], open_issues=a[2] % 2)) if len(a) > 2 else None
+    sid = ids("scenario", a[0])
+    change = ids("change", a[0] * 10 + a[1]) if len(a) > 1 else ids("change", -1)
+    match kind:
+        case "draft_report" if content is not None:
+            return DraftStatusReport(program_id=pid, period=week, content=content)
+        case "edit_report" if content is not None:
+            return EditStatusReport(program_id=pid, period=week, content=content)
+        case "publish_report":
+            return PublishStatusReport(program_id=pid, period=week)
+        case "correct_report" if content is not None:
+            return CorrectStatusReport(program_id=pid, period=week, content=content, reason="fix")
+        case "scenario":
+            return CreateScenario(scenario_id=sid, name=f"What if {a[0]}")
+        case "scenario_work":
+            return AddScenarioAllocation(scenario_id=sid, change_id=change, resource_key=ids.key(0),
+                                         program_id=ids("program", a[2]), start_date=_day(a[3]),
+                                         end_date=_day(a[3] + 13), percentage=a[4])
+        case "scenario_capacity":
+            return AddScenarioCapacityChange(scenario_id=sid, change_id=change,
+                                             resource_key=ids.key(1), capacity=a[2],
+                                             reason="hours", effective_from=_day(30))
+        case "scenario_remove":
+            return RemoveScenarioChange(scenario_id=sid, change_id=change)
+        case "scenario_commit":
+            return CommitScenario(scenario_id=sid, override_reason="agreed")
+        case "scenario_discard":
+            return DiscardScenario(scenario_id=sid, reason="no longer needed")
+    raise ValueError(f"unknown step {kind!r}")
+
+
+_PORTFOLIO_KINDS = frozenset({
+    "portfolio", "move", "archive_portfolio", "reopen_portfolio", "objective", "key_result",
+    "check_in", "link_objective", "unlink_objective", "close_objective",
+})
+
+
+def _portfolio_command(kind: str, a: list[Any], ids: Ids) -> Command:
+    fid, oid = ids("portfolio", a[0]), ids("objective", a[0])
+    match kind:
+        case "portfolio":
+            return CreatePortfolio(portfolio_id=fid, name=f"Portfolio {a[0]}", owner="Pat")
+        case "move":
+            target = None if a[1] is None else ids("portfolio", a[1])
+            return MoveProgramToPortfolio(program_id=ids("program", a[0]), portfolio_id=target)
+        case "archive_portfolio":
+            return ArchivePortfolio(portfolio_id=fid, reason="merged")
+        case "reopen_portfolio":
+            return ReopenPortfolio(portfolio_id=fid, reason="split")
+        case "objective":
+            return DefineObjective(objective_id=oid, title=f"Objective {a[0]}", owner="Dana",
+                                   starts_on=DAY0, ends_on=_day(365))
+        case "key_result":
+            return AddKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                name=f"KR {a[1]}", unit="u", baseline=0, target=10,
+                                confidence=a[2] * 20)
+        case "check_in":
+            return CheckInKeyResult(objective_id=oid, key_result_id=ids("kr", a[0] * 10 + a[1]),
+                                    value=a[2], confidence=50, checked_on=_day(a[3]))
+        case "link_objective":
+            return LinkObjectiveToProgram(objective_id=oid, program_id=ids("program", a[1]))
+        case "unlink_objective":
+            return UnlinkObjectiveFromProgram(objective_id=oid, program_id=ids("program", a[1]),
+                                              reason="descoped")
+        case "close_objective":
+            return CloseObjective(objective_id=oid, reason="scored")
     raise ValueError(f"unknown step {kind!r}")
 # fmt: on
 
@@ -535,11 +679,15 @@ class LiveSystem:
         nats_url: str,
         prefix: str,
         projections: Sequence[Projection] | None = None,
+        relay_settings: RelaySettings | None = None,
         **settings: Any,
     ) -> None:
+        """The runners get :func:`fast_runner_settings` with ``settings`` over them, the
+        relay ``relay_settings`` (default: the tests' short intervals)."""
         self.store, self.pg_url, self.nats_url, self.prefix = store, pg_url, nats_url, prefix
         self.projections = list(projections or PROJECTIONS.values())
         self.settings = fast_runner_settings(prefix, **settings)
+        self.relay_settings = relay_settings or fast_settings(prefix)
         self.nc: NatsClient | None = None
         self.relay: Relay | None = None
         self.runners: dict[str, ProjectionRunner] = {}
@@ -552,7 +700,7 @@ class LiveSystem:
             self.store,
             database_url=self.pg_url,
             nats_servers=self.nats_url,
-            settings=fast_settings(self.prefix),
+            settings=self.relay_settings,
         )
         self._tasks.append(asyncio.create_task(self.relay.run()))
         for projection in self.projections:

@@ -11,15 +11,30 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
-from programledger.domain import assumption, issue, program, resource, risk, schedule
+from programledger.domain import (
+    assumption,
+    issue,
+    objective,
+    portfolio,
+    program,
+    report,
+    resource,
+    risk,
+    scenario,
+    schedule,
+)
 from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import DomainError
 from programledger.domain.events import DomainEvent
 from programledger.domain.issue import IssueCommand
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.refusals import declared
+from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 
 E = TypeVar("E", bound=BaseException)
@@ -31,6 +46,10 @@ _AGGREGATES: list[tuple[tuple[type, ...], Callable[..., Any], Callable[..., Any]
     (get_args(IssueCommand), issue.decide, issue.fold),
     (get_args(ResourceCommand), resource.decide, resource.fold),
     (get_args(ScheduleCommand), schedule.decide, schedule.fold),
+    (get_args(PortfolioCommand), portfolio.decide, portfolio.fold),
+    (get_args(ObjectiveCommand), objective.decide, objective.fold),
+    (get_args(StatusReportCommand), report.decide, report.fold),
+    (get_args(ScenarioCommand), scenario.decide, scenario.fold),
 ]
 
 

@@ -14,7 +14,16 @@ from programledger.domain import EVENT_TYPES, domain_registry, program_id_of
 from programledger.domain.assumption import AssumptionEvent
 from programledger.domain.events import DomainEvent
 from programledger.domain.issue import IssueEvent
+from programledger.domain.objective import (
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+    ObjectiveDefined,
+    ObjectiveEvent,
+)
+from programledger.domain.portfolio import PortfolioEvent
 from programledger.domain.program import ProgramEvent
+from programledger.domain.report import StatusReportEvent
 from programledger.domain.resource import (
     ResourceCapacityChanged,
     ResourceDetailsUpdated,
@@ -22,6 +31,7 @@ from programledger.domain.resource import (
     ResourceRegistered,
 )
 from programledger.domain.risk import RiskEvent
+from programledger.domain.scenario import ScenarioAllocationAdded, ScenarioEvent
 from programledger.domain.schedule import ScheduleEvent
 from tests.unit.examples import PROGRAM, alice_registered, program_proposed, proposed_allocation
 
@@ -63,6 +73,16 @@ STORED_NAMES = {
     "MilestoneRiskCleared",
     "MilestonesLinked",
     "MilestonesUnlinked",
+    "ObjectiveClosed",
+    "ObjectiveDefined",
+    "ObjectiveLinkedToProgram",
+    "ObjectiveUnlinkedFromProgram",
+    "KeyResultAdded",
+    "KeyResultCheckedIn",
+    "PortfolioArchived",
+    "PortfolioCreated",
+    "PortfolioReopened",
+    "ProgramMovedToPortfolio",
     "PlannedBudgetRevised",
     "ProgramActivated",
     "ProgramCancelled",
@@ -86,9 +106,19 @@ STORED_NAMES = {
     "RiskMitigationStarted",
     "RiskReopened",
     "RiskReviewed",
+    "ScenarioAllocationAdded",
+    "ScenarioCapacityChangeAdded",
+    "ScenarioChangeRemoved",
+    "ScenarioCommitted",
+    "ScenarioCreated",
+    "ScenarioDiscarded",
     "RiskRoamChanged",
     "StakeholderAdded",
     "StakeholderRemoved",
+    "StatusReportCorrectionStarted",
+    "StatusReportDrafted",
+    "StatusReportEdited",
+    "StatusReportPublished",
     "WorkstreamAdded",
     "WorkstreamUpdated",
 }
@@ -97,6 +127,16 @@ STORED_NAMES = {
 RESOURCE_ONLY = {ResourceRegistered, ResourceDetailsUpdated, ResourceCapacityChanged}
 NETWORK_WIDE = set(get_args(ScheduleEvent))
 """Links name a program at each end, so the network's events name none."""
+SCENARIO_WIDE = set(get_args(ScenarioEvent)) - {ScenarioAllocationAdded}
+"""A scenario spans programs; only hypothetical work names its program."""
+PORTFOLIO_OR_OBJECTIVE = {
+    *get_args(PortfolioEvent),
+    ObjectiveDefined,
+    KeyResultAdded,
+    KeyResultCheckedIn,
+    ObjectiveClosed,
+}
+"""A portfolio and an objective span programs; only an objective's links name one."""
 
 
 def test_the_registry_holds_every_event_under_its_stable_name() -> None:
@@ -110,6 +150,10 @@ def test_the_registry_holds_every_event_under_its_stable_name() -> None:
         *get_args(IssueEvent),
         *get_args(ResourceEvent),
         *get_args(ScheduleEvent),
+        *get_args(PortfolioEvent),
+        *get_args(ObjectiveEvent),
+        *get_args(StatusReportEvent),
+        *get_args(ScenarioEvent),
     }
     assert set(EVENT_TYPES) == unions
     for cls in EVENT_TYPES:
@@ -170,6 +214,12 @@ def test_every_event_about_a_program_names_it(cls: type[DomainEvent]) -> None:
     elif cls in NETWORK_WIDE:
         assert "program_id" not in fields
         assert "links" in fields
+    elif cls in PORTFOLIO_OR_OBJECTIVE:
+        assert "program_id" not in fields
+        assert fields & {"portfolio_id", "objective_id"}
+    elif cls in SCENARIO_WIDE:
+        assert "program_id" not in fields
+        assert "scenario_id" in fields
     else:
         assert "program_id" in fields
 

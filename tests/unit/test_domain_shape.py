@@ -16,10 +16,12 @@ from programledger import domain
 AGGREGATES = (
     domain.program,
     domain.risk,
-    domain.assumption,
-    domain.issue,
     domain.resource,
     domain.schedule,
+    domain.portfolio,
+    domain.objective,
+    domain.assumption,
+    domain.issue,
 )
 SHAPE = ("commands", "events", "state", "decide", "evolve")
 

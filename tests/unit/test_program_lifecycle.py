@@ -316,6 +316,7 @@ def _one_of_each_command() -> list[ProgramCommand]:
         program.RejectChangeRequest(
             program_id=P, change_request_id=MISSING, decided_by="d", reason="r"
         ),
+        program.MoveProgramToPortfolio(program_id=P, portfolio_id=MISSING),
     ]
 
 

@@ -45,6 +45,11 @@ def test_configured_servers() -> None:
         {"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "200", "PROGRAMLEDGER_METRICS_PORT": "9100"}
     )
     assert (tuned.projection_state_cache, tuned.metrics_port) == (200, 9100)
+    assert (settings.appends_in_flight, settings.reads_in_flight) == (4, 4)
+    combining = Settings.from_env(
+        {"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "2", "PROGRAMLEDGER_READS_IN_FLIGHT": "8"}
+    )
+    assert (combining.appends_in_flight, combining.reads_in_flight) == (2, 8)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +70,8 @@ def test_configured_servers() -> None:
         ({"PROGRAMLEDGER_LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "1"}, "DB_POOL_SIZE=1 must be between 2 and 500"),
         ({"PROGRAMLEDGER_DB_POOL_SIZE": "many"}, "not a whole number"),
+        ({"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "0"}, "APPENDS_IN_FLIGHT=0 must be between 1"),
+        ({"PROGRAMLEDGER_READS_IN_FLIGHT": "x"}, "not a whole number"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS: 'app.example.com' is"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "https://a.example/app"}, "without a path"),
         ({"PROGRAMLEDGER_CORS_ORIGINS": "ftp://a.example"}, "is not an origin"),
@@ -101,6 +108,9 @@ def test_configured_servers() -> None:
         ),
         ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "0"}, "PROJECTION_STATE_CACHE=0 must be"),
         ({"PROGRAMLEDGER_METRICS_PORT": "99999"}, "impossible"),
+        ({"PROGRAMLEDGER_GC_THRESHOLDS": "10000,20"}, "GC_THRESHOLDS='10000,20' is not three"),
+        ({"PROGRAMLEDGER_GC_THRESHOLDS": "0,10,10"}, "three positive whole numbers"),
+        ({"PROGRAMLEDGER_GC_FREEZE": "sometimes"}, "GC_FREEZE='sometimes' is not a yes/no"),
     ],
 )
 def test_bad_settings_are_one_clear_line(env: dict[str, str], message: str) -> None:
@@ -163,3 +173,14 @@ def test_the_signing_key_is_given_once() -> None:
         Settings.from_env(
             {"PROGRAMLEDGER_SIGNING_KEY_FILE": "k.pem", "PROGRAMLEDGER_SIGNING_KEY": "x"}
         )
+
+
+def test_garbage_collection_is_tuned_unless_told_otherwise() -> None:
+    default = Settings.from_env({})
+    assert (default.gc_freeze, default.gc_thresholds) == (True, (10_000, 20, 20))
+    python = Settings.from_env(
+        {"PROGRAMLEDGER_GC_FREEZE": "false", "PROGRAMLEDGER_GC_THRESHOLDS": "Python"}
+    )
+    assert (python.gc_freeze, python.gc_thresholds) == (False, None)
+    tuned = Settings.from_env({"PROGRAMLEDGER_GC_THRESHOLDS": " 5000, 10 ,30"})
+    assert tuned.gc_thresholds == (5000, 10, 30)

@@ -3,6 +3,9 @@
 The command itself is a domain type (``programledger.domain``); the context carries what
 the domain must not see: who asks (from the authenticated caller, never the request body),
 how the request is traced, and the concurrency and idempotency terms of the request.
+The one exception is a rule about who may act (only a program's owner publishes its
+status report): there the application copies the caller into the command's
+``filled_by_application`` field, so the domain decides it like any other rule.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from programledger.domain.assumption import AssumptionCommand
 from programledger.domain.errors import FieldIssue, ValidationError
 from programledger.domain.events import DomainEvent
 from programledger.domain.issue import IssueCommand
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
+from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 
 __all__ = [
@@ -32,10 +39,14 @@ __all__ = [
 Command = (
     ProgramCommand
     | RiskCommand
-    | AssumptionCommand
-    | IssueCommand
     | ResourceCommand
     | ScheduleCommand
+    | PortfolioCommand
+    | ObjectiveCommand
+    | AssumptionCommand
+    | IssueCommand
+    | StatusReportCommand
+    | ScenarioCommand
 )
 """Every command the application handles."""
 

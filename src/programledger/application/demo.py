@@ -14,11 +14,25 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from programledger.application.commands import CommandContext
-from programledger.application.demo_story import DEMO_PROGRAMS, KEY_PREFIX, Step, story
+from programledger.application.demo_story import (
+    DEMO_PROGRAMS,
+    DEMO_SCENARIOS,
+    KEY_PREFIX,
+    Step,
+    story,
+)
 from programledger.application.handlers import Application
 from programledger.domain.errors import DomainError
 
-__all__ = ["DEMO_PROGRAMS", "DemoError", "DemoSummary", "Step", "load_demo", "story"]
+__all__ = [
+    "DEMO_PROGRAMS",
+    "DEMO_SCENARIOS",
+    "DemoError",
+    "DemoSummary",
+    "Step",
+    "load_demo",
+    "story",
+]
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,11 @@ materialised risk and by a false assumption, escalated and resolved; people and 
 allocated across programs, with one over-allocation refused and one accepted with an
 override reason; a schedule network across four programs (a slip of the identity
 program's SSO drives the payments pilot), and change requests on the payments program,
-one approved (a new baseline) and one rejected.
+one approved (a new baseline) and one rejected; three portfolios (one archived) with a
+program moved between two of them, and objectives with key results checked in, linked to
+the programs that serve them; weekly status reports of the payments program (published by
+its owner, one corrected, one still a draft) and two capacity what-ifs, one committed and
+one open.
 
 This module is the data, :mod:`programledger.application.demo` the loader that sends it;
 it is one module over 500 lines because the story is read top to bottom, as it happened.
@@ -41,6 +45,14 @@ from programledger.domain.issue import (
     RaiseIssue,
     ResolveIssue,
 )
+from programledger.domain.objective import (
+    AddKeyResult,
+    CheckInKeyResult,
+    CloseObjective,
+    DefineObjective,
+    LinkObjectiveToProgram,
+)
+from programledger.domain.portfolio import ArchivePortfolio, CreatePortfolio
 from programledger.domain.program import (
     ActivateProgram,
     AddStakeholder,
@@ -59,6 +71,7 @@ from programledger.domain.program import (
     ItemRef,
     MarkMilestoneMissed,
     MilestoneDate,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramItemTarget,
     ProposeProgram,
@@ -76,6 +89,17 @@ from programledger.domain.program import (
     RevisePlannedBudget,
     SetMilestoneDuration,
     SupersedeDecision,
+    UpdateProgramDetails,
+)
+from programledger.domain.report import (
+    CorrectStatusReport,
+    Dimension,
+    DimensionRag,
+    DraftStatusReport,
+    EditStatusReport,
+    PublishStatusReport,
+    Rag,
+    ReportContent,
 )
 from programledger.domain.resource import (
     AdjustAllocation,
@@ -101,6 +125,12 @@ from programledger.domain.risk import (
     RiskCategory,
     RoamStatus,
     StartMitigation,
+)
+from programledger.domain.scenario import (
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitScenario,
+    CreateScenario,
 )
 from programledger.domain.schedule import LinkMilestones, MilestoneRef, ScheduleLink
 from programledger.domain.scheduling import LinkType
@@ -139,6 +169,12 @@ DEMO_PROGRAMS: dict[str, UUID] = {
 }
 """Program code → id of every demo program."""
 
+DEMO_SCENARIOS: dict[str, UUID] = {
+    "pay-pilot": _id("scenario/pay-pilot"),
+    "identity-crunch": _id("scenario/identity-crunch"),
+}
+"""The demo's capacity what-ifs: the committed one and the one left open."""
+
 # Actors: who sends each command, as an authenticated user would.
 _PMO = "eva.novak"
 _TOM = "tom.reyes"
@@ -171,7 +207,11 @@ def story() -> Iterator[Step]:
     yield from _raid()
     yield from _people()
     yield from _schedule()
+    yield from _portfolios()
+    yield from _objectives()
     yield from _closing()
+    yield from _status_reports()
+    yield from _scenarios()
 
 
 # --- programs -----------------------------------------------------------------------------
@@ -1441,6 +1481,132 @@ def _schedule() -> Iterator[Step]:
     )
 
 
+# --- portfolios and objectives -------------------------------------------------------------
+
+CUSTOMER = _id("portfolio/customer")
+PLATFORM = _id("portfolio/platform")
+RETAIL = _id("portfolio/retail")
+
+
+def _portfolios() -> Iterator[Step]:
+    """Two portfolios share the programs; the mobile app moves between them at a review,
+    and a third portfolio is archived once its only idea is dropped."""
+    for key, portfolio_id, name, owner in (
+        ("customer", CUSTOMER, "Customer experience", "Dana Okafor"),
+        ("platform", PLATFORM, "Platform and data", "Victor Hale"),
+        ("retail", RETAIL, "Retail experiments", "Victor Hale"),
+    ):
+        yield Step(
+            f"portfolio/{key}/create",
+            _PMO,
+            CreatePortfolio(portfolio_id=portfolio_id, name=name, owner=owner),
+        )
+    for code, portfolio_id in (
+        ("PAY", CUSTOMER),
+        ("CRM", CUSTOMER),
+        ("KIOSK", CUSTOMER),
+        ("ID", PLATFORM),
+        ("DWH", PLATFORM),
+        ("MOB", PLATFORM),
+    ):
+        program_id = DEMO_PROGRAMS[next(c for c in DEMO_PROGRAMS if c.startswith(f"{code}-"))]
+        yield Step(
+            f"portfolio/{code}/join",
+            _PMO,
+            MoveProgramToPortfolio(program_id=program_id, portfolio_id=portfolio_id),
+        )
+    yield Step(
+        "portfolio/MOB/move",
+        _PMO,
+        MoveProgramToPortfolio(
+            program_id=MOB,
+            portfolio_id=CUSTOMER,
+            reason="The app is the customer journey's front door: moved at the Q4 review",
+        ),
+    )
+    yield Step(
+        "portfolio/retail/archive",
+        _PMO,
+        ArchivePortfolio(portfolio_id=RETAIL, reason="No retail experiment is funded in 2027"),
+    )
+
+
+def _key_result(
+    objective: str, name: str, unit: str, baseline: int, target: int, confidence: int
+) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}",
+        "dana.okafor",
+        AddKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            name=name,
+            unit=unit,
+            baseline=baseline,
+            target=target,
+            confidence=confidence,
+        ),
+    )
+
+
+def _check_in(objective: str, name: str, value: int, confidence: int, day: date) -> Step:
+    return Step(
+        f"objective/{objective}/kr/{name}/{day.isoformat()}",
+        "dana.okafor",
+        CheckInKeyResult(
+            objective_id=_id(f"objective/{objective}"),
+            key_result_id=_id(f"objective/{objective}/kr/{name}"),
+            value=value,
+            confidence=confidence,
+            checked_on=day,
+        ),
+    )
+
+
+def _objectives() -> Iterator[Step]:
+    """Objectives with key results (the OKR ids the programs were proposed with), checked
+    in; the warehouse's objective is closed as achieved."""
+    for key, title, okr, period, programs in (
+        ("payments", "Halve payment failures", "OKR-2027-01", 2027, (PAY, MOB)),
+        ("login", "One login for every product", "OKR-2027-02", 2027, (IDN,)),
+        ("lakehouse", "Finance reporting on the lakehouse", "OKR-2026-02", 2026, (DWH,)),
+    ):
+        yield Step(
+            f"objective/{key}/define",
+            "dana.okafor",
+            DefineObjective(
+                objective_id=_id(f"objective/{key}"),
+                title=title,
+                owner="Dana Okafor",
+                key=okr,
+                starts_on=date(period, 1, 1),
+                ends_on=date(period, 12, 31),
+            ),
+        )
+        for program_id in programs:
+            yield Step(
+                f"objective/{key}/link/{program_id}",
+                _PMO,
+                LinkObjectiveToProgram(objective_id=_id(f"objective/{key}"), program_id=program_id),
+            )
+    yield _key_result("payments", "Card payment failure rate", "basis points", 420, 210, 60)
+    yield _key_result("payments", "Checkout conversion", "basis points", 6100, 6600, 50)
+    yield _key_result("login", "Products on single sign-on", "products", 1, 8, 70)
+    yield _key_result("lakehouse", "Finance reports migrated", "reports", 0, 120, 80)
+    yield _check_in("payments", "Card payment failure rate", 380, 65, date(2026, 11, 2))
+    yield _check_in("payments", "Checkout conversion", 6250, 55, date(2026, 11, 2))
+    yield _check_in("login", "Products on single sign-on", 3, 75, date(2026, 11, 2))
+    yield _check_in("lakehouse", "Finance reports migrated", 120, 100, date(2026, 9, 28))
+    yield Step(
+        "objective/lakehouse/close",
+        "dana.okafor",
+        CloseObjective(
+            objective_id=_id("objective/lakehouse"),
+            reason="Achieved: every finance report runs on the lakehouse",
+        ),
+    )
+
+
 def _closing() -> Iterator[Step]:
     yield Step(
         "CRM/hold",
@@ -1489,3 +1655,162 @@ def _closing() -> Iterator[Step]:
             program_id=KIOSK, reason="Turned down: store footfall data does not support it"
         ),
     )
+
+
+# --- weekly status reports --------------------------------------------------------------
+
+
+def _report(
+    overall: Rag, why: str, rags: dict[Dimension, tuple[Rag, str]], **lists: tuple[str, ...]
+) -> ReportContent:
+    return ReportContent(
+        overall=overall,
+        overall_reason=why,
+        dimensions=tuple(
+            DimensionRag(dimension=d, rag=rag, reason=reason)
+            for d in Dimension
+            for rag, reason in (rags.get(d, (Rag.GREEN, "on plan")),)
+        ),
+        **lists,
+    )
+
+
+def _status_reports() -> Iterator[Step]:
+    k, p = "PAY/report", PAY
+    # The owner publishes, and publishing checks the caller against the owner: the
+    # program names its owner by login.
+    yield Step(f"{k}/owner", _PMO, UpdateProgramDetails(program_id=p, owner=_TOM))
+    slipped = (Rag.AMBER, "Certification slipped two months; pilot moved to April")
+    w47 = _report(
+        Rag.GREEN,
+        "Fraud model ahead of plan",
+        {},
+        highlights=("Fraud scoring model passed its offline evaluation",),
+        next_steps=("Start acquirer certification round two",),
+    )
+    w48 = _report(
+        Rag.AMBER,
+        "AMBER because of SCHEDULE",
+        {Dimension.SCHEDULE: slipped},
+        highlights=("Second engineer joined the card acquiring team",),
+        lowlights=("Acquirer certification round one failed on 3DS flows",),
+        asks=("Vendor escalation on the certification slot",),
+        next_steps=("Re-run certification in week 50",),
+    )
+    w49 = _report(
+        Rag.AMBER,
+        "AMBER because of SCHEDULE",
+        {Dimension.SCHEDULE: slipped},
+        next_steps=("Certification slot confirmed for week 50",),
+    )
+    w49_fixed = _report(
+        Rag.RED,
+        "RED because of SCHEDULE and BUDGET",
+        {
+            Dimension.SCHEDULE: slipped,
+            Dimension.BUDGET: (Rag.RED, "Certification rework spent 15% over the quarter"),
+        },
+        asks=("Approve the budget revision at the steering committee",),
+        next_steps=("Certification slot confirmed for week 50",),
+    )
+    for week, content in (("2026-W47", w47), ("2026-W48", w48), ("2026-W49", w49)):
+        yield Step(
+            f"{k}/{week}/draft",
+            _SARA,
+            DraftStatusReport(program_id=p, period=week, content=content),
+        )
+        yield Step(f"{k}/{week}/publish", _TOM, PublishStatusReport(program_id=p, period=week))
+    yield Step(
+        f"{k}/2026-W49/correct",
+        _TOM,
+        CorrectStatusReport(
+            program_id=p,
+            period="2026-W49",
+            content=w49_fixed,
+            reason="Finance's month-end figures arrived after publishing",
+        ),
+    )
+    yield Step(
+        f"{k}/2026-W49/republish", _TOM, PublishStatusReport(program_id=p, period="2026-W49")
+    )
+    yield Step(
+        f"{k}/2026-W50/draft",
+        _SARA,
+        DraftStatusReport(program_id=p, period="2026-W50", content=w49_fixed),
+    )
+    yield Step(
+        f"{k}/2026-W50/edit",
+        _SARA,
+        EditStatusReport(
+            program_id=p,
+            period="2026-W50",
+            content=_report(
+                Rag.AMBER,
+                "AMBER because of SCHEDULE",
+                {Dimension.SCHEDULE: slipped},
+                highlights=("Certification round two passed",),
+            ),
+        ),
+    )
+
+
+# --- capacity what-ifs ---------------------------------------------------------------------
+
+
+def _scenarios() -> Iterator[Step]:
+    pilot = DEMO_SCENARIOS["pay-pilot"]
+    yield Step(
+        "scenario/pay-pilot/create",
+        _MARTA,
+        CreateScenario(
+            scenario_id=pilot,
+            name="Payments pilot push",
+            description="Two contractors for the squad and Chen on the pilot in March-April",
+        ),
+    )
+    yield Step(
+        "scenario/pay-pilot/contractors",
+        _MARTA,
+        AddScenarioCapacityChange(
+            scenario_id=pilot,
+            change_id=_id("scenario/pay-pilot/contractors"),
+            resource_key="team-payments",
+            capacity=700,
+            effective_from=date(2027, 3, 1),
+            reason="Two contractors join for the pilot",
+        ),
+    )
+    yield Step(
+        "scenario/pay-pilot/chen",
+        _MARTA,
+        AddScenarioAllocation(
+            scenario_id=pilot,
+            change_id=_id("scenario/pay-pilot/chen"),
+            resource_key="chen.wei",
+            program_id=PAY,
+            start_date=date(2027, 3, 1),
+            end_date=date(2027, 4, 30),
+            percentage=30,
+        ),
+    )
+    yield Step("scenario/pay-pilot/commit", _MARTA, CommitScenario(scenario_id=pilot))
+    crunch = DEMO_SCENARIOS["identity-crunch"]
+    yield Step(
+        "scenario/identity-crunch/create",
+        _MARTA,
+        CreateScenario(scenario_id=crunch, name="Identity crunch in January"),
+    )
+    for key, percentage in (("bruno.silva", 40), ("alice.martin", 50)):
+        yield Step(
+            f"scenario/identity-crunch/{key}",
+            _MARTA,
+            AddScenarioAllocation(
+                scenario_id=crunch,
+                change_id=_id(f"scenario/identity-crunch/{key}"),
+                resource_key=key,
+                program_id=IDN,
+                start_date=date(2027, 1, 4),
+                end_date=date(2027, 1, 31),
+                percentage=percentage,
+            ),
+        )

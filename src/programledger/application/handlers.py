@@ -36,6 +36,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 import msgspec
+from msgspec.structs import replace
 
 from programledger.application.commands import (
     Command,
@@ -55,10 +56,14 @@ from programledger.application.reservations import ABANDONED_AFTER, reserve_prog
 from programledger.domain import (
     assumption,
     issue,
+    objective,
+    portfolio,
     program,
     program_id_of,
+    report,
     resource,
     risk,
+    scenario,
     schedule,
 )
 from programledger.domain._checks import unstorable_text
@@ -74,6 +79,7 @@ from programledger.domain.assumption import (
     assumption_stream_id,
 )
 from programledger.domain.errors import (
+    DomainError,
     FieldIssue,
     InconsistentHistory,
     TerminalState,
@@ -90,14 +96,39 @@ from programledger.domain.issue import (
     UpdateIssueDetails,
     issue_stream_id,
 )
+from programledger.domain.objective import (
+    OBJECTIVE_EVENT_TYPES,
+    LinkObjectiveToProgram,
+    Objective,
+    ObjectiveCommand,
+    ObjectiveEvent,
+    objective_stream_id,
+)
+from programledger.domain.portfolio import (
+    PORTFOLIO_EVENT_TYPES,
+    Portfolio,
+    PortfolioCommand,
+    PortfolioEvent,
+    PortfolioStatus,
+    portfolio_stream_id,
+)
 from programledger.domain.program import (
     PROGRAM_EVENT_TYPES,
     TERMINAL_PROGRAM_STATUSES,
+    MoveProgramToPortfolio,
     Program,
     ProgramCommand,
     ProgramEvent,
     ProposeProgram,
     program_stream_id,
+)
+from programledger.domain.report import (
+    STATUS_REPORT_EVENT_TYPES,
+    PublishStatusReport,
+    StatusReport,
+    StatusReportCommand,
+    StatusReportEvent,
+    status_report_stream_id,
 )
 from programledger.domain.resource import (
     RESOURCE_EVENT_TYPES,
@@ -120,6 +151,18 @@ from programledger.domain.risk import (
     UpdateRiskDetails,
     risk_stream_id,
 )
+from programledger.domain.scenario import (
+    SCENARIO_EVENT_TYPES,
+    AddScenarioAllocation,
+    AddScenarioCapacityChange,
+    CommitOutcome,
+    CommitScenario,
+    Scenario,
+    ScenarioCommand,
+    ScenarioEvent,
+    commit_plan,
+    scenario_stream_id,
+)
 from programledger.domain.schedule import (
     NETWORK_STREAM_ID,
     SCHEDULE_EVENT_TYPES,
@@ -135,7 +178,18 @@ S = TypeVar("S")
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
-AggregateState = Program | Risk | Assumption | Issue | Resource | ScheduleNetwork
+AggregateState = (
+    Program
+    | Risk
+    | Assumption
+    | Issue
+    | Resource
+    | ScheduleNetwork
+    | Portfolio
+    | Objective
+    | StatusReport
+    | Scenario
+)
 
 
 class Loaded(NamedTuple, Generic[S]):
@@ -227,6 +281,32 @@ _SCHEDULE: _Aggregate[ScheduleNetwork, ScheduleCommand, ScheduleEvent] = _Aggreg
     "schedule", SCHEDULE_EVENT_TYPES, schedule.decide, schedule.evolve
 )
 
+_PORTFOLIOS: _Aggregate[Portfolio, PortfolioCommand, PortfolioEvent] = _Aggregate(
+    "portfolio", PORTFOLIO_EVENT_TYPES, portfolio.decide, portfolio.evolve
+)
+_OBJECTIVES: _Aggregate[Objective, ObjectiveCommand, ObjectiveEvent] = _Aggregate(
+    "objective", OBJECTIVE_EVENT_TYPES, objective.decide, objective.evolve
+)
+_REPORTS: _Aggregate[StatusReport, StatusReportCommand, StatusReportEvent] = _Aggregate(
+    "status report", STATUS_REPORT_EVENT_TYPES, report.decide, report.evolve
+)
+_SCENARIOS: _Aggregate[Scenario, ScenarioCommand, ScenarioEvent] = _Aggregate(
+    "scenario", SCENARIO_EVENT_TYPES, scenario.decide, scenario.evolve
+)
+_WALKERS: dict[str, _Aggregate[Any, Any, Any]] = {
+    "program": _PROGRAMS,
+    "risk": _RISKS,
+    "assumption": _ASSUMPTIONS,
+    "issue": _ISSUES,
+    "resource": _RESOURCES,
+    "schedule": _SCHEDULE,
+    "portfolio": _PORTFOLIOS,
+    "objective": _OBJECTIVES,
+    "status_report": _REPORTS,
+    "scenario": _SCENARIOS,
+}
+"""The aggregate of each kind of stream (the stream id's prefix)."""
+
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
 when the referenced program is final."""
@@ -272,7 +352,25 @@ class Application:
                 )
             case _ if isinstance(command, ProgramCommand):
                 stream_id = program_stream_id(command.program_id)
-                return await run(_PROGRAMS, stream_id, command.program_id, command)
+                return await run(
+                    _PROGRAMS,
+                    stream_id,
+                    command.program_id,
+                    command,
+                    references=self._portfolio_references,
+                )
+            case _ if isinstance(command, PortfolioCommand):
+                stream_id = portfolio_stream_id(command.portfolio_id)
+                return await run(_PORTFOLIOS, stream_id, command.portfolio_id, command)
+            case _ if isinstance(command, ObjectiveCommand):
+                stream_id = objective_stream_id(command.objective_id)
+                return await run(
+                    _OBJECTIVES,
+                    stream_id,
+                    command.objective_id,
+                    command,
+                    references=self._objective_references,
+                )
             case _ if isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
                 result = await run(
@@ -319,6 +417,27 @@ class Application:
                     command,
                     references=self._link_references,
                 )
+            case _ if isinstance(command, StatusReportCommand):
+                stream_id = status_report_stream_id(command.program_id, command.period)
+                return await run(
+                    _REPORTS,
+                    stream_id,
+                    stream_id,
+                    command,
+                    references=self._report_references,
+                    complete=functools.partial(self._publisher, context=context),
+                )
+            case CommitScenario():
+                return await self._commit_scenario(command, context, fingerprint)
+            case _ if isinstance(command, ScenarioCommand):
+                stream_id = scenario_stream_id(command.scenario_id)
+                return await run(
+                    _SCENARIOS,
+                    stream_id,
+                    command.scenario_id,
+                    command,
+                    references=self._scenario_references,
+                )
         raise TypeError(f"{type(command).__name__} is not a command this application handles")
 
     # Queries
@@ -353,6 +472,27 @@ class Application:
     ) -> Loaded[ScheduleNetwork]:
         return await self._load(_SCHEDULE, NETWORK_STREAM_ID, recorded_before)
 
+    async def load_status_report(
+        self, program_id: UUID, period: str, *, recorded_before: datetime | None = None
+    ) -> Loaded[StatusReport]:
+        stream_id = status_report_stream_id(program_id, period)
+        return await self._load(_REPORTS, stream_id, recorded_before)
+
+    async def load_scenario(
+        self, scenario_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Scenario]:
+        return await self._load(_SCENARIOS, scenario_stream_id(scenario_id), recorded_before)
+
+    async def load_portfolio(
+        self, portfolio_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Portfolio]:
+        return await self._load(_PORTFOLIOS, portfolio_stream_id(portfolio_id), recorded_before)
+
+    async def load_objective(
+        self, objective_id: UUID, *, recorded_before: datetime | None = None
+    ) -> Loaded[Objective]:
+        return await self._load(_OBJECTIVES, objective_stream_id(objective_id), recorded_before)
+
     async def history(
         self,
         stream_id: str,
@@ -361,24 +501,16 @@ class Application:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The events of a program, risk, assumption, issue, resource or schedule stream
-        after ``after_version`` (at most ``limit``), each with the state right after it,
-        so a reader can replay what each decision was made on. States are folded from the
-        stream's start. Raises :class:`BrokenChain` when the stream's hash chain does not
-        hold."""
-        kind = stream_id.partition("-")[0]
-        walks: dict[str, _Aggregate[Any, Any, Any]] = {
-            "program": _PROGRAMS,
-            "risk": _RISKS,
-            "assumption": _ASSUMPTIONS,
-            "issue": _ISSUES,
-            "resource": _RESOURCES,
-            "schedule": _SCHEDULE,
-        }
-        if kind not in walks:
+        """The events of an aggregate's stream (program, risk, assumption, issue, resource,
+        schedule, portfolio, objective, status report or scenario) after ``after_version``
+        (at most ``limit``), each with the state right after it, so a reader can replay what
+        each decision was made on. States are folded from the stream's start. Raises
+        :class:`BrokenChain` when the stream's hash chain does not hold."""
+        walker = _WALKERS.get(stream_id.partition("-")[0])
+        if walker is None:
             raise ValueError(
-                f"{stream_id!r} is not a program, risk, assumption, issue, resource or "
-                "schedule stream"
+                f"{stream_id!r} is not a program, risk, assumption, issue, resource, "
+                "schedule, portfolio, objective, status report or scenario stream"
             )
         if after_version < 0 or (limit is not None and limit < 1):
             raise ValueError("after_version must be 0 or more, and limit at least 1")
@@ -394,7 +526,7 @@ class Application:
             raise
         if records:
             await require_intact(self._store, [stream_id])
-        steps: Iterator[tuple[RecordedEvent, AggregateState]] = walks[kind].walk(records)
+        steps: Iterator[tuple[RecordedEvent, AggregateState]] = walker.walk(records)
         return [
             HistoryEntry(record, state) for record, state in steps if record.version > after_version
         ]
@@ -417,8 +549,11 @@ class Application:
         context: CommandContext,
         fingerprint: bytes | None,
         references: _References[S, C] | None = None,
+        complete: Callable[[C], Awaitable[C]] | None = None,
         before_append: Callable[[], Awaitable[None]] | None = None,
     ) -> CommandResult:
+        """``complete`` adds, at each attempt, the facts the application fills into the
+        command (``filled_by_application``), read just before deciding."""
         key = context.idempotency_key
         if key is not None and fingerprint is not None:
             earlier = await self._store.find_idempotent(key, fingerprint)
@@ -433,7 +568,8 @@ class Application:
             if expected is not None and expected != loaded.version:
                 raise ConcurrencyConflict(stream_id, expected, loaded.version)
             issues = [] if references is None else await references(loaded.state, command)
-            events = _decide(aggregate, loaded.state, command, issues)
+            decided = command if complete is None else await complete(command)
+            events = _decide(aggregate, loaded.state, decided, issues)
             if not events:
                 return CommandResult(
                     stream_id=stream_id,
@@ -719,6 +855,145 @@ class Application:
                         )
                     )
         return issues
+
+    async def _portfolio_references(
+        self, state: Program | None, command: ProgramCommand
+    ) -> list[FieldIssue]:
+        """A program moves only into a portfolio that exists and is ACTIVE (an archived
+        one takes no new programs; moving out of one is always possible)."""
+        if not isinstance(command, MoveProgramToPortfolio) or command.portfolio_id is None:
+            return []
+        if state is not None and state.portfolio_id == command.portfolio_id:
+            return []  # no move: decide records nothing
+        target = (await self.load_portfolio(command.portfolio_id)).state
+        if target is None:
+            return [FieldIssue("portfolio_id", f"portfolio {command.portfolio_id} does not exist")]
+        if target.status is not PortfolioStatus.ACTIVE:
+            return [
+                FieldIssue(
+                    "portfolio_id",
+                    f"portfolio {target.name} is archived and takes no new programs; "
+                    "reopen it first",
+                )
+            ]
+        return []
+
+    async def _objective_references(
+        self, state: Objective | None, command: ObjectiveCommand
+    ) -> list[FieldIssue]:
+        if isinstance(command, LinkObjectiveToProgram):
+            return await self._program_reference(command.program_id, None)
+        return []
+
+    async def _report_references(
+        self, state: StatusReport | None, command: StatusReportCommand
+    ) -> list[FieldIssue]:
+        if state is not None:
+            return []  # the program existed when the report was drafted, and still does
+        return await self._program_reference(command.program_id, None)
+
+    async def _publisher(
+        self, command: StatusReportCommand, *, context: CommandContext
+    ) -> StatusReportCommand:
+        """A publication as the domain decides it: the caller (the token), and the
+        program's owner as its stream has it now."""
+        if not isinstance(command, PublishStatusReport):
+            return command
+        found = (await self.load_program(command.program_id)).state
+        owner = "" if found is None else found.owner
+        return replace(command, published_by=context.actor, program_owner=owner)
+
+    async def _scenario_references(
+        self, state: Scenario | None, command: ScenarioCommand
+    ) -> list[FieldIssue]:
+        """A change must name a registered resource and, for work, an open program (and
+        one of its workstreams): a scenario that cannot be committed misleads."""
+        if not isinstance(command, AddScenarioAllocation | AddScenarioCapacityChange):
+            return []
+        issues = []
+        if (await self.load_resource(command.resource_key)).state is None:
+            issues.append(
+                FieldIssue("resource_key", f"resource {command.resource_key!r} does not exist")
+            )
+        if isinstance(command, AddScenarioAllocation):
+            issues += await self._program_reference(
+                command.program_id, command.workstream_id, refuse_final="AddScenarioAllocation"
+            )
+        return issues
+
+    async def _commit_scenario(
+        self, command: CommitScenario, context: CommandContext, fingerprint: bytes | None
+    ) -> CommandResult:
+        """Sends each change as the real command the resource decides now, then records
+        what each did on the scenario. Nothing is sent for a scenario that cannot be
+        committed (not open, empty, or not at the client's expected version), nor for a
+        repeat of a commit's idempotency key.
+
+        Not atomic across resources, which no rule can be (each resource is its own
+        consistency boundary): the outcomes say which changes went through. Allocation
+        ids are the changes' ids, so two racing commits cannot allocate anything twice;
+        the second is refused when it records (the scenario is committed)."""
+        key = context.idempotency_key
+        stream_id = scenario_stream_id(command.scenario_id)
+        if key is not None and fingerprint is not None:
+            earlier = await self._store.find_idempotent(key, fingerprint)
+            if earlier is not None:
+                return _replayed(earlier, command.scenario_id, await self._stored(earlier))
+        loaded = await self.load_scenario(command.scenario_id)
+        expected = context.expected_version
+        if expected is not None and expected != loaded.version:
+            raise ConcurrencyConflict(stream_id, expected, loaded.version)
+        _decide(_SCENARIOS, loaded.state, command, [])
+        assert loaded.state is not None  # decide refused a missing scenario
+        real_context = replace(context, idempotency_key=None, expected_version=None)
+        outcomes: list[CommitOutcome] = []
+        refused: set[UUID] = set()
+        for change, real in commit_plan(loaded.state, command.override_reason):
+            name = type(real).__name__
+            if change.change_id in refused:
+                outcomes.append(
+                    CommitOutcome(
+                        change_id=change.change_id,
+                        command=name,
+                        accepted=False,
+                        error_code="NOT_SENT",
+                        message="not sent: the allocation's proposal was refused",
+                    )
+                )
+                continue
+            try:
+                result = await self.handle(real, real_context)
+            except (DomainError, ConcurrencyConflict) as exc:
+                refused.add(change.change_id)
+                code = exc.code if isinstance(exc, DomainError) else "CONFLICT"
+                outcomes.append(
+                    CommitOutcome(
+                        change_id=change.change_id,
+                        command=name,
+                        accepted=False,
+                        error_code=code,
+                        message=str(exc),
+                    )
+                )
+                continue
+            outcomes.append(
+                CommitOutcome(
+                    change_id=change.change_id,
+                    command=name,
+                    accepted=True,
+                    stream_id=result.stream_id,
+                    position=result.last_position,
+                )
+            )
+        committed = replace(command, outcomes=tuple(outcomes))
+        return await self._run(
+            _SCENARIOS,
+            stream_id,
+            command.scenario_id,
+            committed,
+            context=context,
+            fingerprint=fingerprint,
+        )
 
     async def _program_reference(
         self, program_id: UUID, workstream_id: UUID | None, *, refuse_final: str | None = None

@@ -41,6 +41,7 @@ from programledger.application.registry import application_registry
 from programledger.application.signing import HeadSigner
 from programledger.bootstrap.supervisor import Service
 from programledger.domain.events import EventRegistry
+from programledger.gc_tuning import GcMetrics, GcTuning, tune_gc
 from programledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,10 +77,17 @@ __all__ = [
     "runner_services",
     "sealer_service",
     "servers",
+    "tune_garbage_collection",
     "webhook_service",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def tune_garbage_collection(settings: Settings) -> None:
+    """Freeze what this process holds and set the collector's thresholds, as ``settings``
+    say (``programledger.gc_tuning``): each role calls it once built, before it serves."""
+    tune_gc(GcTuning(freeze=settings.gc_freeze, thresholds=settings.gc_thresholds))
 
 
 def event_registry() -> EventRegistry:
@@ -221,7 +229,13 @@ async def open_runtime(
             statement_timeout=settings.db_statement_timeout,
         )
         try:
-            store = PostgresEventStore(pool, EventCodec(event_registry()), schema=settings.schema)
+            store = PostgresEventStore(
+                pool,
+                EventCodec(event_registry()),
+                schema=settings.schema,
+                appends_in_flight=settings.appends_in_flight,
+                reads_in_flight=settings.reads_in_flight,
+            )
             try:
                 yield Runtime(
                     settings=settings,
@@ -437,6 +451,7 @@ def build_api(runtime: Runtime) -> Api:
         allow_private_webhooks=settings.webhook_allow_private,
     )
     app.on_shutdown.append(watch.close)
+    metrics.registry.register(GcMetrics())
     return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
 
 

@@ -43,6 +43,7 @@ def run() -> None:
         relay_service,
         runner_services,
         sealer_service,
+        tune_garbage_collection,
         webhook_service,
     )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
@@ -84,6 +85,7 @@ def run() -> None:
                 *runner_services(runners),
                 webhook_service(build_webhooks(runtime, nc)),
             ]
+            tune_garbage_collection(settings)
             await supervise(services, stop, up=up)
 
     run_command("run", go, one_shot=False)
@@ -98,7 +100,12 @@ def serve() -> None:
     or SIGTERM, finishing the requests in flight.
     """
     from programledger.api.server import http_server
-    from programledger.bootstrap import api_services, build_api, open_runtime
+    from programledger.bootstrap import (
+        api_services,
+        build_api,
+        open_runtime,
+        tune_garbage_collection,
+    )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
     settings = load_settings()
@@ -114,6 +121,7 @@ def serve() -> None:
                 await http.wait_started()
                 log.info("serving the API at %s/graphql", http.url)
 
+            tune_garbage_collection(settings)
             await supervise(api_services(api, http), stop, up=up)
 
     run_command("serve", go, one_shot=False)
@@ -135,6 +143,7 @@ def relay_command() -> None:
         open_runtime,
         relay_service,
         sealer_service,
+        tune_garbage_collection,
     )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
@@ -145,6 +154,7 @@ def relay_command() -> None:
         stop = stop_on_signals()
         async with open_runtime(settings) as runtime:
             services = [relay_service(build_relay(runtime)), sealer_service(build_sealer(runtime))]
+            tune_garbage_collection(settings)
             await supervise(services, stop)
 
     run_command("relay", go, one_shot=False)
@@ -170,8 +180,15 @@ def project(
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from programledger.bootstrap import build_runners, connect_nats, open_runtime, runner_services
+    from programledger.bootstrap import (
+        build_runners,
+        connect_nats,
+        open_runtime,
+        runner_services,
+        tune_garbage_collection,
+    )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
+    from programledger.gc_tuning import GcMetrics
     from programledger.projections.engine.runner import StateCacheMetrics
 
     names = projection_names(projection, "--projection")
@@ -183,11 +200,13 @@ def project(
         async with open_runtime(settings) as runtime, connect_nats(runtime, "projections") as nc:
             runners = build_runners(runtime, nc, names)
             log.info("keeping projections up to date: %s", ", ".join(names))
+            tune_garbage_collection(settings)
             if settings.metrics_port is None:
                 await supervise(runner_services(runners), stop)
                 return
             registry = CollectorRegistry()
             registry.register(StateCacheMetrics(runners))
+            registry.register(GcMetrics())
             server, thread = start_http_server(
                 settings.metrics_port, settings.http_host, registry=registry
             )
@@ -211,7 +230,13 @@ def webhooks() -> None:
     by. Needs PROGRAMLEDGER_DATABASE_URL and PROGRAMLEDGER_NATS_URL. Stops cleanly on
     SIGINT or SIGTERM.
     """
-    from programledger.bootstrap import build_webhooks, connect_nats, open_runtime, webhook_service
+    from programledger.bootstrap import (
+        build_webhooks,
+        connect_nats,
+        open_runtime,
+        tune_garbage_collection,
+        webhook_service,
+    )
     from programledger.bootstrap.supervisor import stop_on_signals, supervise
 
     settings = load_settings()
@@ -220,6 +245,8 @@ def webhooks() -> None:
     async def go() -> None:
         stop = stop_on_signals()
         async with open_runtime(settings) as runtime, connect_nats(runtime, "webhooks") as nc:
-            await supervise([webhook_service(build_webhooks(runtime, nc))], stop)
+            services = [webhook_service(build_webhooks(runtime, nc))]
+            tune_garbage_collection(settings)
+            await supervise(services, stop)
 
     run_command("webhooks", go, one_shot=False)

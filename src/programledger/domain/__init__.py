@@ -1,8 +1,9 @@
-"""The functional core: six aggregates, their commands, events and rules, and no I/O.
+"""The functional core: ten aggregates, their commands, events and rules, and no I/O.
 
 Each aggregate is a package of the same shape (``program``, ``risk``, ``assumption``,
-``issue``, ``resource``, ``schedule``: ``commands``, ``events``, ``state``, ``decide``,
-``evolve``) that re-exports its public names:
+``issue``, ``resource``, ``schedule``, ``portfolio``, ``objective``, ``report`` (weekly
+status reports), ``scenario`` (capacity what-ifs): ``commands``, ``events``, ``state``,
+``decide``, ``evolve``) that re-exports its public names:
 ``from programledger.domain.program import ProposeProgram``, or
 ``program.decide(state, command)``. Pieces shared by the aggregates are modules of their
 own: ``events`` (event base and registry), ``errors``, ``values``, ``capacity``,
@@ -22,9 +23,13 @@ from programledger.domain import (
     errors,
     events,
     issue,
+    objective,
+    portfolio,
     program,
+    report,
     resource,
     risk,
+    scenario,
     schedule,
     scheduling,
     values,
@@ -39,10 +44,14 @@ __all__ = [
     "errors",
     "events",
     "issue",
+    "objective",
+    "portfolio",
     "program",
     "program_id_of",
+    "report",
     "resource",
     "risk",
+    "scenario",
     "schedule",
     "scheduling",
     "values",
@@ -55,6 +64,10 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *issue.ISSUE_EVENT_TYPES,
     *resource.RESOURCE_EVENT_TYPES,
     *schedule.SCHEDULE_EVENT_TYPES,
+    *portfolio.PORTFOLIO_EVENT_TYPES,
+    *objective.OBJECTIVE_EVENT_TYPES,
+    *report.STATUS_REPORT_EVENT_TYPES,
+    *scenario.SCENARIO_EVENT_TYPES,
 )
 """Every event class of the domain; stored names are unique across aggregates."""
 
@@ -66,6 +79,7 @@ def domain_registry() -> EventRegistry:
 
 def program_id_of(event: DomainEvent) -> UUID | None:
     """The program an event concerns, for routing (``<prefix>.<program id>...``); ``None``
-    for events about a resource itself (registration, capacity, details)."""
+    for events about a resource itself (registration, capacity, details), a portfolio or
+    an objective (but for its links to programs)."""
     program_id = getattr(event, "program_id", None)
     return program_id if isinstance(program_id, UUID) else None

@@ -21,6 +21,7 @@ __all__ = [
     "InconsistentHistory",
     "InvalidTransition",
     "NotFound",
+    "NotProgramOwner",
     "OverAllocation",
     "ScheduleCycle",
     "TerminalState",
@@ -175,6 +176,23 @@ class BudgetExceeded(DomainError):
             f"{allocated.currency} (minor units) against a planned budget of "
             f"{planned.amount_minor} {planned.currency}; raise the planned budget first or "
             "reduce the allocations"
+        )
+
+
+class NotProgramOwner(DomainError):
+    """Only the program's owner may do this (publish its status report); an editor who is
+    not the owner drafts and edits, the owner publishes."""
+
+    code = "NOT_PROGRAM_OWNER"
+
+    def __init__(self, program_id: UUID, owner: str, actor: str, attempted: str) -> None:
+        self.program_id = program_id
+        self.owner = owner
+        self.actor = actor
+        self.attempted = attempted
+        super().__init__(
+            f"only the owner of program {program_id} ({owner!r}) may {attempted}; "
+            f"{actor!r} is not its owner: ask them, or change the program's owner first"
         )
 
 

@@ -36,13 +36,18 @@ from programledger.domain.errors import (
     DomainError,
     InvalidTransition,
     NotFound,
+    NotProgramOwner,
     OverAllocation,
     ValidationError,
 )
 from programledger.domain.issue import commands as issue
+from programledger.domain.objective import commands as objective
+from programledger.domain.portfolio import commands as portfolio
 from programledger.domain.program import commands as program
+from programledger.domain.report import commands as report
 from programledger.domain.resource import commands as resource
 from programledger.domain.risk import commands as risk
+from programledger.domain.scenario import commands as scenario
 from programledger.domain.schedule import commands as schedule
 
 __all__ = ["REFUSALS", "declared"]
@@ -112,6 +117,29 @@ _SCHEDULE: Mapping[type, Refusals] = {
     schedule.UnlinkMilestones: _CHANGE,
 }
 
+_PORTFOLIO: Mapping[type, Refusals] = {
+    portfolio.CreatePortfolio: _CREATE,
+}
+
+_OBJECTIVE: Mapping[type, Refusals] = {
+    objective.DefineObjective: _CREATE,
+    objective.AddKeyResult: _ON_PROGRAM | {AlreadyExists},
+    # Linking a program it already serves records nothing; a second link is no refusal.
+}
+
+_REPORT: Mapping[type, Refusals] = {
+    report.DraftStatusReport: _CREATE | {InvalidTransition},
+    # Only the program's owner publishes; the application fills in who asks and who owns.
+    report.PublishStatusReport: _ON_PROGRAM | {NotProgramOwner},
+}
+
+_SCENARIO: Mapping[type, Refusals] = {
+    scenario.CreateScenario: _CREATE,
+    # A change is added under the caller's id, which can be taken.
+    scenario.AddScenarioAllocation: _ON_PROGRAM | {AlreadyExists},
+    scenario.AddScenarioCapacityChange: _ON_PROGRAM | {AlreadyExists},
+}
+
 REFUSALS: Mapping[type, Refusals] = {
     **{command: _PROGRAM.get(command, _ON_PROGRAM) for command in get_args(program.ProgramCommand)},
     **{command: _RISK.get(command, _ON_PROGRAM) for command in get_args(risk.RiskCommand)},
@@ -120,6 +148,22 @@ REFUSALS: Mapping[type, Refusals] = {
         for command in get_args(assumption.AssumptionCommand)
     },
     **{command: _ISSUE.get(command, _ON_PROGRAM) for command in get_args(issue.IssueCommand)},
+    **{
+        command: _PORTFOLIO.get(command, _ON_PROGRAM)
+        for command in get_args(portfolio.PortfolioCommand)
+    },
+    **{
+        command: _OBJECTIVE.get(command, _ON_PROGRAM)
+        for command in get_args(objective.ObjectiveCommand)
+    },
+    **{
+        command: _REPORT.get(command, _ON_PROGRAM)
+        for command in get_args(report.StatusReportCommand)
+    },
+    **{
+        command: _SCENARIO.get(command, _ON_PROGRAM)
+        for command in get_args(scenario.ScenarioCommand)
+    },
     **{command: _RESOURCE[command] for command in get_args(resource.ResourceCommand)},
     **{command: _SCHEDULE[command] for command in get_args(schedule.ScheduleCommand)},
 }

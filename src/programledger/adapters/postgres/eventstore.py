@@ -113,6 +113,12 @@ _FEED_FILTERS = (
 )
 _APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 _APPEND_ONE = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# The same, notifying in the append's own transaction (delivered at its commit): for an
+# append that is the only one this process runs, which has no commit of its own to group with.
+_APPEND_ONE_NOTIFYING = """
+    SELECT a.*, CASE WHEN NOT a.replayed THEN pg_notify($12, a.last_position::text) END
+    FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
+"""
 
 DEFAULT_APPENDS_IN_FLIGHT = 4
 """Combined transactions one store runs at a time; more appends wait and go in the next."""
@@ -249,11 +255,17 @@ class CommitNotifier:
     """Sends ``NOTIFY <channel>, '<position>'`` after appends commit, coalescing bursts.
 
     A NOTIFY inside the append transaction would serialise every commit on PostgreSQL's
-    cluster-wide notify lock, held through the WAL flush. Sent after the commit instead, a
-    notification never arrives before the events it announces are visible, and while one is
-    in flight later appends fold into the next, so there is at most one notifying
-    transaction per process at a time. A notification lost to a crash between the commit
-    and the NOTIFY is covered by the listeners' polling.
+    cluster-wide notify lock, held through the WAL flush, when appends run side by side.
+    Sent after the commit instead, a notification never arrives before the events it
+    announces are visible, and while one is in flight later appends fold into the next, so
+    there is at most one such notifying transaction per process at a time. A notification
+    lost to a crash between the commit and the NOTIFY is covered by the listeners' polling.
+
+    An append that is the only one its process runs has no commit to group with, and a
+    NOTIFY after it would cost a round trip and hold a connection the next append wants;
+    it notifies in its own transaction instead (see ``PostgresEventStore._append_batch``)
+    and reports it here with :meth:`notified`, so a queued notification it covers is not
+    sent.
     """
 
     def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
@@ -268,6 +280,15 @@ class CommitNotifier:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._send())
 
+    @property
+    def sent(self) -> int:
+        """The highest position announced so far by this process."""
+        return self._sent
+
+    def notified(self, position: int) -> None:
+        """A notification of ``position`` went out with the commit of an append."""
+        self._sent = max(self._sent, position)
+
     async def _send(self) -> None:
         while self._sent < self._wanted:
             position = self._wanted
@@ -277,7 +298,7 @@ class CommitNotifier:
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("NOTIFY of position %d failed (listeners will poll): %s", position, exc)
                 return
-            self._sent = position
+            self._sent = max(self._sent, position)
 
     async def flush(self) -> None:
         """Wait until the last requested notification went out (for orderly shutdowns)."""
@@ -404,14 +425,26 @@ class PostgresEventStore:
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> None:
         """One transaction for ``batch``: each command's row goes to its caller, and one
         notification announces the last position written. One command alone goes through
-        ``append_events``, which costs a third less than a batch of one."""
+        ``append_events``, which costs a third less than a batch of one; when no other
+        append transaction of this process runs beside it, it notifies in its own
+        transaction (``CommitNotifier``)."""
         async with self.pool.acquire() as conn:
             if len(batch) == 1:
-                row = await conn.fetchrow(_APPEND_ONE, *one_arguments(batch[0]))
+                alone = self.combiner.in_flight == 1
+                if alone:
+                    row = await conn.fetchrow(
+                        _APPEND_ONE_NOTIFYING, *one_arguments(batch[0]), self.notify_channel
+                    )
+                else:
+                    row = await conn.fetchrow(_APPEND_ONE, *one_arguments(batch[0]))
                 assert row is not None
                 if not batch[0].outcome.done():
                     batch[0].outcome.set_result(row)
-                if not row["replayed"]:
+                if row["replayed"]:
+                    return
+                if alone:
+                    self.notifier.notified(row["last_position"])
+                else:
                     self.notifier.notify(row["last_position"])
                 return
             rows = await conn.fetch(_APPEND, *batch_arguments(batch))

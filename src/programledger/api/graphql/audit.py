@@ -264,8 +264,9 @@ class AuditQueries:
     history: list[HistoryEntryType] | None = strawberry.field(
         resolver=_history,
         extensions=auditor(),
-        description="A program, risk, resource or schedule stream: each event after afterVersion "
-        "(at most first, default 100) and the state after it; page on with the last version.",
+        description="A program, risk, resource, schedule, status report or scenario stream: "
+        "each event after afterVersion (at most first, default 100) and the state after it; "
+        "page on with the last version.",
     )
     verify_integrity: IntegrityReport | None = strawberry.field(
         resolver=_verify_integrity,

@@ -40,6 +40,12 @@ _ALLOCATION = Reads(("Allocation",))
 _CHANGE_REQUEST = Reads(("ChangeRequest",))
 _ASSUMPTION = Reads(("Assumption",))
 _ISSUE = Reads(("Issue",))
+_OBJECTIVE_LINK = Reads(("ObjectiveLink",))
+_STATUS_REPORT = Reads(
+    ("StatusReport", "StatusReportRevision"), {"content": "StatusReport.overall"}
+)
+_SCENARIO = Reads(("Scenario",))
+_SCENARIO_CHANGE = Reads(("ScenarioChange", "Scenario"))
 
 EVENT_READS: Mapping[str, Reads] = {
     # Program: lifecycle and details
@@ -143,6 +149,37 @@ EVENT_READS: Mapping[str, Reads] = {
     # Schedule network
     "MilestonesLinked": Reads(("ScheduleLink",), {"links": "ScheduleLink.linkId"}),
     "MilestonesUnlinked": Reads(("ScheduleLink",), {"links": "ScheduleLink.linkId"}),
+    # Portfolios and objectives
+    "PortfolioCreated": Reads(("Portfolio",)),
+    "PortfolioArchived": Reads(("Portfolio",), {"reason": "Portfolio.archivedReason"}),
+    "PortfolioReopened": Reads(("Portfolio",), {"reason": "Portfolio.reopenedReason"}),
+    "ProgramMovedToPortfolio": Reads(("PortfolioMove",)),
+    "ObjectiveDefined": Reads(("Objective",)),
+    "KeyResultAdded": Reads(("KeyResult",)),
+    "KeyResultCheckedIn": Reads(("KeyResultCheckIn",)),
+    "ObjectiveLinkedToProgram": _OBJECTIVE_LINK,
+    "ObjectiveUnlinkedFromProgram": _OBJECTIVE_LINK,
+    "ObjectiveClosed": Reads(("Objective",), {"reason": "Objective.closedReason"}),
+    # Status reports: a report's content is read field by field (overall, overallReason,
+    # dimensions, highlights, lowlights, asks, nextSteps), on the report as it stands and
+    # on each revision
+    "StatusReportDrafted": _STATUS_REPORT,
+    "StatusReportEdited": _STATUS_REPORT,
+    "StatusReportPublished": _STATUS_REPORT,
+    "StatusReportCorrectionStarted": Reads(
+        ("StatusReport", "StatusReportRevision"),
+        {"content": "StatusReport.overall", "reason": "StatusReport.correctionReason"},
+    ),
+    # Scenarios: a capacity change is read field by field on ScenarioChange (changeId,
+    # resourceKey, capacity, effectiveFrom, reason)
+    "ScenarioCreated": _SCENARIO,
+    "ScenarioAllocationAdded": _SCENARIO_CHANGE,
+    "ScenarioCapacityChangeAdded": Reads(
+        ("ScenarioChange", "Scenario"), {"change": "ScenarioChange.changeId"}
+    ),
+    "ScenarioChangeRemoved": _SCENARIO_CHANGE,
+    "ScenarioCommitted": _SCENARIO,
+    "ScenarioDiscarded": Reads(("Scenario",), {"reason": "Scenario.discardReason"}),
 }
 """Every stored event type, by its stable name: the GraphQL types that read it."""
 

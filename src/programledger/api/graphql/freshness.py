@@ -84,6 +84,21 @@ READ_MODELS_OF_FIELD: dict[str, str] = {
     "baselines": "schedule",
     "changeRequests": "schedule",
     "scheduleLinks": "schedule",
+    "portfolio": "portfolios",
+    "portfolios": "portfolios",
+    "portfolioOfProgram": "portfolios",
+    "portfolioMoves": "portfolios",
+    "objective": "portfolios",
+    "objectives": "portfolios",
+    "programObjectives": "portfolios",
+    "keyResultCheckIns": "portfolios",
+    "objectiveLinks": "portfolios",
+    "statusReport": "status_reports",
+    "statusReports": "status_reports",
+    "statusReportTrend": "status_reports",
+    "scenario": "scenarios",
+    "scenarios": "scenarios",
+    "scenarioEvaluation": "scenarios",
 }
 """The read model each field reads, by field name (root or nested)."""
 

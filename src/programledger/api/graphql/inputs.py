@@ -1,6 +1,6 @@
 """GraphQL input types generated from the domain's command Structs, and the way back.
 
-The commands are the contract (``programledger.domain``); writing 66 input types by hand
+The commands are the contract (``programledger.domain``); writing 76 input types by hand
 would copy it and drift. The rules, applied to each Struct field in declaration order:
 
 =================================  ============================================================
@@ -19,6 +19,9 @@ a tagged union of Structs          a ``@oneOf`` input with one field per member,
 ``X | UnsetType [| None] = UNSET`` nullable without default: leave it out to keep the
                                    current value, send ``null`` to clear it (partial updates)
 =================================  ============================================================
+
+A field the command names in ``filled_by_application`` (a ClassVar) has no input: the
+application sets it from the caller's token or the store (who publishes a status report).
 
 Field names become camelCase (``planned_budget`` → ``plannedBudget``). An unknown type
 fails when the schema is built, never at a request.
@@ -191,7 +194,7 @@ class CommandInputs:
         name = f"{struct.__name__}Input"
         annotations: dict[str, object] = {}
         namespace: dict[str, object] = {"__annotations__": annotations}
-        for info in msgspec.structs.fields(struct):
+        for info in _client_fields(struct):
             annotation, default = self._field(struct, info)
             annotations[info.name] = annotation
             if default is not _MISSING:
@@ -300,9 +303,17 @@ class CommandInputs:
         struct = self._struct_of[type(value)]
         return {
             info.name: self.data(getattr(value, info.name))
-            for info in msgspec.structs.fields(struct)
+            for info in _client_fields(struct)
             if getattr(value, info.name) is not UNSET
         }
+
+
+def _client_fields(struct: type[msgspec.Struct]) -> Iterator[msgspec.structs.FieldInfo]:
+    """The fields a client sends: all but those the application fills in itself (the
+    publisher of a report, the outcomes of a commit), named by the command's
+    ``filled_by_application``."""
+    filled = getattr(struct, "filled_by_application", ())
+    return (info for info in msgspec.structs.fields(struct) if info.name not in filled)
 
 
 def _nul_paths(data: object, path: str = "") -> Iterator[str]:

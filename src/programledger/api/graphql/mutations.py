@@ -21,7 +21,7 @@ import logging
 import operator
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, assert_never, get_args
 from uuid import UUID, uuid4
@@ -39,11 +39,15 @@ from programledger.api.graphql.freshness import wait_for_command
 from programledger.api.graphql.inputs import CommandInputs, camel, doc_of
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.nodes import read_entity
+from programledger.api.graphql.objectives import ObjectiveType
 from programledger.api.graphql.parts import BudgetAllocationType, StakeholderType, WorkstreamType
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.portfolios import PortfolioType
 from programledger.api.graphql.programs import ProgramType
 from programledger.api.graphql.raid import AssumptionType, IssueType
 from programledger.api.graphql.risks import RiskType
+from programledger.api.graphql.scenarios import ScenarioType
+from programledger.api.graphql.status_reports import StatusReportType
 from programledger.api.graphql.types import (
     ERROR_TYPES,
     AlreadyExistsError,
@@ -56,6 +60,7 @@ from programledger.api.graphql.types import (
     InvalidTransitionError,
     MoneyType,
     NotFoundError,
+    NotProgramOwnerError,
     OverAllocationError,
     OverAllocationPeriodType,
     SafeInt,
@@ -71,16 +76,22 @@ from programledger.domain.errors import (
     DomainError,
     InvalidTransition,
     NotFound,
+    NotProgramOwner,
     OverAllocation,
     ValidationError,
 )
 from programledger.domain.issue import IssueCommand
+from programledger.domain.objective import ObjectiveCommand
+from programledger.domain.portfolio import PortfolioCommand
 from programledger.domain.program import ProgramCommand
 from programledger.domain.refusals import REFUSALS
+from programledger.domain.report import StatusReportCommand
 from programledger.domain.resource import ResourceCommand
 from programledger.domain.risk import RiskCommand
+from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 from programledger.domain.values import Money
+from programledger.projections import scenarios, status_reports
 
 __all__ = ["COMMANDS", "errors_of", "mutation_type"]
 
@@ -93,6 +104,10 @@ COMMANDS: tuple[type[Command], ...] = (
     *get_args(IssueCommand),
     *get_args(ResourceCommand),
     *get_args(ScheduleCommand),
+    *get_args(StatusReportCommand),
+    *get_args(ScenarioCommand),
+    *get_args(PortfolioCommand),
+    *get_args(ObjectiveCommand),
 )
 
 _Refusal = (
@@ -102,6 +117,7 @@ _Refusal = (
     | NotFound
     | AlreadyExists
     | BudgetExceeded
+    | NotProgramOwner
     | ConcurrencyConflict
     | IdempotencyKeyReused
 )
@@ -115,6 +131,7 @@ _REFUSALS = (
     NotFound,
     AlreadyExists,
     BudgetExceeded,
+    NotProgramOwner,
     ConcurrencyConflict,
     IdempotencyKeyReused,
 )
@@ -255,6 +272,15 @@ class _Mutation:
                     planned=_money(exc.planned),
                     allocated=_money(exc.allocated),
                 )
+            case NotProgramOwner():
+                return NotProgramOwnerError(
+                    code=exc.code,
+                    message=exc.message,
+                    path=[],
+                    program_id=strawberry.ID(str(exc.program_id)),
+                    owner=exc.owner,
+                    actor=exc.actor,
+                )
         assert_never(exc)
 
 
@@ -332,6 +358,7 @@ _ERROR_TYPES: Mapping[type[DomainError], type] = {
     NotFound: NotFoundError,
     AlreadyExists: AlreadyExistsError,
     BudgetExceeded: BudgetExceededError,
+    NotProgramOwner: NotProgramOwnerError,
 }
 """The typed error of each refusal of the domain."""
 
@@ -398,6 +425,8 @@ class _ReadBack:
     graphql_type: type
     what: str
     key: Callable[[CommandAccepted], Any]
+    read: Callable[[ApiInfo, Any], Awaitable[Any]] | None = None
+    """How to read an entity that is no :class:`Node` (``nodes`` reads the others)."""
 
     def field(self) -> StrawberryField:
         async def resolve(root: strawberry.Parent[CommandAccepted], info: ApiInfo) -> Any:
@@ -405,6 +434,8 @@ class _ReadBack:
             if key is None or isinstance(key, UnsetType):
                 return None  # the command names no such item (an optional id not given)
             await _caught_up(root, info)
+            if self.read is not None:
+                return await self.read(info, key)
             return await read_entity(info, self.type_name, key)
 
         found: StrawberryField = strawberry.field(
@@ -445,10 +476,58 @@ _AGGREGATES: tuple[tuple[object, _ReadBack], ...] = (
     ),
     (IssueCommand, _ReadBack("issue", "Issue", IssueType, "issue", _entity(UUID))),
     (ResourceCommand, _ReadBack("resource", "Resource", ResourceType, "resource", _entity(str))),
+    (
+        PortfolioCommand,
+        _ReadBack("portfolio", "Portfolio", PortfolioType, "portfolio", _entity(UUID)),
+    ),
+    (
+        ObjectiveCommand,
+        _ReadBack("objective", "Objective", ObjectiveType, "objective", _entity(UUID)),
+    ),
 )
 """The aggregate each command union decides on, read back by the result's entity id. The
 schedule network is no entity a client caches (its links are read through
 ``scheduleAnalysis``), so its commands read no aggregate back."""
+
+
+async def _read_report(info: ApiInfo, stream_key: str) -> StatusReportType | None:
+    program_id, _, period = stream_key.partition(":")
+    pool = info.context.services.pool
+    row = await status_reports.get_status_report(pool, UUID(program_id), period)
+    return None if row is None else StatusReportType.of(row)
+
+
+async def _read_scenario(info: ApiInfo, scenario_id: UUID) -> ScenarioType | None:
+    row = await scenarios.get_scenario(info.context.services.pool, scenario_id)
+    return None if row is None else ScenarioType.of(row)
+
+
+_REPORTS_AND_SCENARIOS: tuple[tuple[object, _ReadBack], ...] = (
+    (
+        StatusReportCommand,
+        _ReadBack(
+            "status_report",
+            "StatusReport",
+            StatusReportType,
+            "report",
+            lambda root: str(root.result.entity_id).removeprefix("status_report-"),
+            _read_report,
+        ),
+    ),
+    (
+        ScenarioCommand,
+        _ReadBack(
+            "scenario",
+            "Scenario",
+            ScenarioType,
+            "scenario; after a commit, its outcomes,",
+            _entity(UUID),
+            _read_scenario,
+        ),
+    ),
+)
+"""Status reports and scenarios are no nodes (a report is keyed by program and week), so
+they are read by their read models' lookups."""
 
 _ITEMS: tuple[tuple[str, str, type], ...] = (
     ("milestone", "Milestone", MilestoneType),
@@ -471,7 +550,11 @@ _PARTS: tuple[tuple[str, str, type], ...] = (
 
 def _read_backs(command: type[Command]) -> list[_ReadBack]:
     """What a command's success reads back: its aggregate, then the items it names."""
-    found = [back for union, back in _AGGREGATES if command in get_args(union)]
+    found = [
+        back
+        for union, back in (*_AGGREGATES, *_REPORTS_AND_SCENARIOS)
+        if command in get_args(union)
+    ]
     fields = getattr(command, "__struct_fields__", ())
     found += [
         _ReadBack(name, type_name, graphql_type, name, _item(f"{name}_id"))

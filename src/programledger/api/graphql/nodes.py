@@ -22,12 +22,14 @@ from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.decisions import DecisionType, LessonType
 from programledger.api.graphql.milestones import DependencyType, MilestoneType
 from programledger.api.graphql.node import Node, parse_global_id
+from programledger.api.graphql.objectives import ObjectiveType
 from programledger.api.graphql.parts import (
     BudgetAllocationType,
     StakeholderType,
     WorkstreamType,
     parse_part_key,
 )
+from programledger.api.graphql.portfolios import PortfolioType
 from programledger.api.graphql.programs import with_nested
 from programledger.api.graphql.raid import AssumptionType, IssueType
 from programledger.api.graphql.reads import (
@@ -42,7 +44,15 @@ from programledger.api.graphql.reads import (
 )
 from programledger.api.graphql.risks import RiskType
 from programledger.api.graphql.types import SafeInt
-from programledger.projections import allocations, decisions, milestones, programs, raid, risks
+from programledger.projections import (
+    allocations,
+    decisions,
+    milestones,
+    portfolios,
+    programs,
+    raid,
+    risks,
+)
 from programledger.projections.engine.queries import MAX_PAGE_SIZE
 
 __all__ = ["NodeQueries", "read_entity"]
@@ -74,6 +84,8 @@ _KINDS: Mapping[str, _Kind] = {
     "BudgetAllocation": _Kind(
         programs.budget_allocations_by_id, parse_part_key, plain(BudgetAllocationType.of)
     ),
+    "Portfolio": _Kind(portfolios.portfolios_by_id, UUID, plain(PortfolioType.of)),
+    "Objective": _Kind(portfolios.objectives_by_id, UUID, plain(ObjectiveType.of)),
 }
 
 

@@ -34,14 +34,18 @@ from programledger.api.graphql.feed import FeedQueries
 from programledger.api.graphql.integrity import IntegrityQueries
 from programledger.api.graphql.milestones import MilestoneQueries
 from programledger.api.graphql.nodes import NodeQueries
+from programledger.api.graphql.objectives import ObjectiveQueries
 from programledger.api.graphql.parts import PartQueries
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.portfolios import PortfolioQueries
 from programledger.api.graphql.programs import ProgramQueries
 from programledger.api.graphql.raid import RaidQueries
 from programledger.api.graphql.risks import RiskQueries
+from programledger.api.graphql.scenarios import ScenarioQueries
 from programledger.api.graphql.schedule import ScheduleQueries
 from programledger.api.graphql.staffing import StaffingQueries
 from programledger.api.graphql.status import StatusQueries
+from programledger.api.graphql.status_reports import StatusReportQueries
 from programledger.api.graphql.webhooks import WebhookQueries
 
 __all__ = ["Me", "MeQueries", "Query"]
@@ -82,6 +86,10 @@ class Query(
     StatusQueries,
     IntegrityQueries,
     ScheduleQueries,
+    PortfolioQueries,
+    ObjectiveQueries,
+    StatusReportQueries,
+    ScenarioQueries,
     NodeQueries,
     FeedQueries,
     WebhookQueries,

@@ -57,6 +57,7 @@ __all__ = [
     "counts",
     "enum_argument",
     "enum_filter",
+    "list_page",
     "listing",
     "lookup",
     "moment",
@@ -67,6 +68,7 @@ __all__ = [
     "read",
     "read_field",
     "reader",
+    "resolved_position",
     "selected",
     "uuid",
     "values",
@@ -128,6 +130,13 @@ def moment(at: datetime | None, position: int | None) -> AsOf:
     if position < 0:
         raise bad_input("asOfPosition must be 0 or more")
     return position
+
+
+async def resolved_position(info: ApiInfo, when: AsOf) -> int | None:
+    """The one position an entity and its nested lists are read at, on a connection of
+    its own (see :func:`position_of`)."""
+    async with one_connection(info.context.services.pool) as reads:
+        return await position_of(reads, when)
 
 
 def uuid(value: str | None, name: str) -> UUID | None:
@@ -354,6 +363,34 @@ def listing(
         return connection(page, lambda row: convert(row, at))
 
     return _resolver([*_arguments_of(filters), sort, direction, *_PAGING, *_AS_OF], run)
+
+
+async def list_page(
+    info: ApiInfo,
+    query: Callable[..., Awaitable[Page[Any]]],
+    convert: Callable[[Any], Any],
+    when: AsOf,
+    order_by: Enum,
+    descending: bool,
+    pages: Mapping[str, Any],
+    **filters: Any,
+) -> Connection[Any]:
+    """The page of a list field whose rows need their position to convert (a resolver
+    :func:`listing` cannot build): the read model's ``query`` with the field's filters, the
+    client's sort and ``pages`` (see :func:`paging`), the total only when selected, and the
+    query's ``ValueError`` (bad cursor, bad range) as bad input."""
+    page = await read(
+        query(
+            info.context.services.pool,
+            **filters,
+            sort=order_by.value,
+            descending=descending,
+            **pages,
+            as_of=when,
+            count=counts(info),
+        )
+    )
+    return connection(page, convert)
 
 
 def _subfields(

@@ -42,6 +42,10 @@ class StreamType(enum.Enum):
     ISSUE = "issue"
     RESOURCE = "resource"
     SCHEDULE = "schedule"
+    PORTFOLIO = "portfolio"
+    OBJECTIVE = "objective"
+    STATUS_REPORT = "status_report"
+    SCENARIO = "scenario"
 
 
 @strawberry.type(

@@ -24,6 +24,7 @@ from programledger.domain.errors import (
     BudgetExceeded,
     InvalidTransition,
     NotFound,
+    NotProgramOwner,
     OverAllocation,
     ScheduleCycle,
     TerminalState,
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidTransitionError",
     "MoneyType",
     "NotFoundError",
+    "NotProgramOwnerError",
     "OverAllocationError",
     "OverAllocationPeriodType",
     "SafeInt",
@@ -98,6 +100,7 @@ class ErrorCode(enum.Enum):
     TERMINAL_STATE = TerminalState.code
     OVER_ALLOCATED = OverAllocation.code
     BUDGET_EXCEEDED = BudgetExceeded.code
+    NOT_PROGRAM_OWNER = NotProgramOwner.code
     CONFLICT = "CONFLICT"
     """The stream moved on (the store's ConcurrencyConflict)."""
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
@@ -211,6 +214,16 @@ class BudgetExceededError(UserError):
     allocated: MoneyType
 
 
+@strawberry.type(
+    description="Only the program's owner may do this (publish its status report): the "
+    "role allows the command, the program says who may."
+)
+class NotProgramOwnerError(UserError):
+    program_id: strawberry.ID
+    owner: str = strawberry.field(description="The program's owner, who may.")
+    actor: str = strawberry.field(description="Who asked (the token's subject).")
+
+
 @strawberry.type(description="The token's roles do not allow this operation.")
 class ForbiddenError(UserError):
     required_roles: list[Role] = strawberry.field(
@@ -234,6 +247,7 @@ ERROR_TYPES: tuple[type, ...] = (
     NotFoundError,
     AlreadyExistsError,
     BudgetExceededError,
+    NotProgramOwnerError,
     ForbiddenError,
     IdempotencyKeyReusedError,
 )

@@ -38,6 +38,7 @@ __all__ = [
     "FlagDependencyAtRisk",
     "FlagMilestoneAtRisk",
     "MarkMilestoneMissed",
+    "MoveProgramToPortfolio",
     "PlanMilestone",
     "ProgramCommand",
     "ProposeProgram",
@@ -338,6 +339,16 @@ class RejectChangeRequest(_ProgramCommand, frozen=True, kw_only=True):
     reason: str
 
 
+class MoveProgramToPortfolio(_ProgramCommand, frozen=True, kw_only=True):
+    """Puts the program in ``portfolio_id``, taking it out of the one it was in (``None``:
+    out of every portfolio). The program's own stream holds its portfolio, so two
+    concurrent moves are serialised by the stream's version: the second is decided again
+    on the first and records the portfolio it really leaves."""
+
+    portfolio_id: UUID | None = None
+    reason: str | None = None
+
+
 ProgramCommand = (
     ProposeProgram
     | ActivateProgram
@@ -375,4 +386,5 @@ ProgramCommand = (
     | AssessChangeRequest
     | ApproveChangeRequest
     | RejectChangeRequest
+    | MoveProgramToPortfolio
 )

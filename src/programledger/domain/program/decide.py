@@ -31,6 +31,7 @@ from programledger.domain.program.commands import (
     FlagDependencyAtRisk,
     FlagMilestoneAtRisk,
     MarkMilestoneMissed,
+    MoveProgramToPortfolio,
     PlanMilestone,
     ProgramCommand,
     ProposeProgram,
@@ -94,6 +95,7 @@ from programledger.domain.program.events import (
     ProgramDetailsUpdated,
     ProgramEvent,
     ProgramHealthReported,
+    ProgramMovedToPortfolio,
     ProgramProposed,
     ProgramPutOnHold,
     ProgramResumed,
@@ -218,6 +220,27 @@ def decide(state: Program | None, command: ProgramCommand) -> list[ProgramEvent]
             return [approve_change(state, command)]
         case RejectChangeRequest():
             return [reject_change(state, command)]
+        case MoveProgramToPortfolio():
+            return _move(state, command)
+
+
+def _move(state: Program, c: MoveProgramToPortfolio) -> list[ProgramEvent]:
+    """A move to the portfolio the program is already in changes nothing, so records
+    nothing. Whether the portfolio exists and is open is checked by the application: it
+    lives on another stream."""
+    checks = Checks()
+    checks.optional_text("reason", c.reason)
+    checks.done()
+    if c.portfolio_id == state.portfolio_id:
+        return []
+    return [
+        ProgramMovedToPortfolio(
+            program_id=state.program_id,
+            from_portfolio_id=state.portfolio_id,
+            to_portfolio_id=c.portfolio_id,
+            reason=c.reason,
+        )
+    ]
 
 
 def _propose(c: ProposeProgram) -> ProgramProposed:

@@ -56,6 +56,7 @@ __all__ = [
     "ProgramDetailsUpdated",
     "ProgramEvent",
     "ProgramHealthReported",
+    "ProgramMovedToPortfolio",
     "ProgramProposed",
     "ProgramPutOnHold",
     "ProgramResumed",
@@ -407,6 +408,18 @@ class ChangeRequestRejected(_ProgramEvent, frozen=True, kw_only=True):
     reason: str
 
 
+class ProgramMovedToPortfolio(_ProgramEvent, frozen=True, kw_only=True):
+    """The program left ``from_portfolio_id`` and joined ``to_portfolio_id`` (either is
+    ``None`` for "no portfolio"); each move is recorded, so the history of a program's
+    portfolios is the list of these events."""
+
+    event_type: ClassVar[str] = "ProgramMovedToPortfolio"
+    schema_version: ClassVar[int] = 1
+    from_portfolio_id: UUID | None
+    to_portfolio_id: UUID | None
+    reason: str | None = None
+
+
 ProgramEvent = (
     ProgramProposed
     | ProgramActivated
@@ -443,6 +456,7 @@ ProgramEvent = (
     | ChangeRequestAssessed
     | ChangeRequestApproved
     | ChangeRequestRejected
+    | ProgramMovedToPortfolio
 )
 
 PROGRAM_EVENT_TYPES: tuple[type[DomainEvent], ...] = get_args(ProgramEvent)

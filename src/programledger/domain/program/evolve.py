@@ -42,6 +42,7 @@ from programledger.domain.program.events import (
     ProgramDetailsUpdated,
     ProgramEvent,
     ProgramHealthReported,
+    ProgramMovedToPortfolio,
     ProgramProposed,
     ProgramPutOnHold,
     ProgramResumed,
@@ -95,6 +96,13 @@ def evolve(state: Program | None, event: ProgramEvent) -> Program:
             return replace(state, **_present(event, "program_id"))
         case ProgramHealthReported():
             return replace(state, health=event.health, health_summary=event.summary)
+        case ProgramMovedToPortfolio():
+            if event.from_portfolio_id != state.portfolio_id:
+                raise InconsistentHistory(
+                    f"program {event.program_id} moved from portfolio "
+                    f"{event.from_portfolio_id} while in {state.portfolio_id}"
+                )
+            return replace(state, portfolio_id=event.to_portfolio_id)
         case StakeholderAdded():
             added = Stakeholder(**_present(event, "program_id"))
             return replace(state, stakeholders=(*state.stakeholders, added))

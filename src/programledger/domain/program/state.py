@@ -285,6 +285,8 @@ class Program(msgspec.Struct, frozen=True, kw_only=True):
     change_requests: tuple[ChangeRequest, ...] = ()
     baselines: tuple[Baseline, ...] = ()
     """Empty until the first approved change request, which also keeps version 0."""
+    portfolio_id: UUID | None = None
+    """The one portfolio the program is in, if any (see ``MoveProgramToPortfolio``)."""
 
 
 def program_stream_id(program_id: UUID) -> str:
