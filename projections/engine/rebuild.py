@@ -62,7 +62,7 @@ from rich.progress import (
 
 import programledger
 from programledger.adapters.codec import EventCodec
-from programledger.adapters.postgres.connection import connect, create_pool
+from programledger.adapters.postgres.connection import changes_session, connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 from programledger.adapters.postgres.verification import verify_streams
 from programledger.application.errors import OperationalError
@@ -171,7 +171,9 @@ async def rebuild(
     )
     async with pool.acquire() as conn:
         # A rebuild's statements (reading the store, building indexes) may take as long as
-        # the data makes them: the pool's statement timeout is for requests.
+        # the data makes them: the pool's statement timeout is for requests. The lock and
+        # the lifted timeout go with the session when the pool resets it.
+        changes_session(conn)
         await conn.execute("SET statement_timeout = 0")
         key = f"programledger.rebuild:{store.schema}:{projection.name}"
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
@@ -279,6 +281,7 @@ class _Rebuild:
                 await conn.execute(sql)
 
         async with self.store.pool.acquire() as other:
+            changes_session(other)
             await other.execute("SET statement_timeout = 0")
             await asyncio.gather(build(self.conn), build(other))
 

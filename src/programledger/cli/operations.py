@@ -282,16 +282,15 @@ def verify(
 
 async def _check_shape(store: PostgresEventStore, *, read_models: bool) -> list[str]:
     """The log's shape (and the audit trail): the problems found."""
+    from programledger.adapters.postgres.connection import unbounded_statements
     from programledger.adapters.postgres.structure import check_structure
 
-    async with store.pool.acquire() as conn:
-        await conn.execute("SET statement_timeout = 0")
+    async with store.pool.acquire() as conn, unbounded_statements(conn):
         problems = [str(p) for p in (await check_structure(conn)).problems]
         if read_models:
             from programledger.projections.audit import check_audit_trail
 
             problems += [str(p) for p in await check_audit_trail(conn, store)]
-        await conn.execute("RESET statement_timeout")
     return problems
 
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from programledger.settings import SCHEMA_PATTERN
 
-__all__ = ["connect", "create_pool", "validate_schema"]
+__all__ = [
+    "PooledConnection",
+    "changes_session",
+    "connect",
+    "create_pool",
+    "unbounded_statements",
+    "validate_schema",
+]
 
 
 def validate_schema(schema: str) -> str:
@@ -40,6 +51,87 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection, or one lent by a pool."""
+
+
+class PooledConnection(asyncpg.Connection):
+    """A pool's connection that knows whether its session may have changed.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: a round trip and a noticeable share of the API's CPU per
+    request, for sessions that almost never change. Only connections that said they change
+    their session (:func:`changes_session`, :func:`unbounded_statements`, ``add_listener``)
+    or whose statement failed or was cancelled are reset: a failure can leave what a
+    statement took for the session, such as ``append_events``'s ordering lock.
+    """
+
+    session_changed: bool = False
+
+    def mark_session_changed(self) -> None:
+        self.session_changed = True
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        self.mark_session_changed()
+        await super().add_listener(channel, callback)
+
+
+def _marks_failures(name: str) -> Callable[..., Awaitable[Any]]:
+    method = getattr(asyncpg.Connection, name)
+
+    @functools.wraps(method)
+    async def run(self: PooledConnection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except BaseException:
+            self.session_changed = True
+            raise
+
+    return run
+
+
+for _name in (
+    "execute",
+    "executemany",
+    "fetch",
+    "fetchval",
+    "fetchrow",
+    "fetchmany",
+    "copy_from_table",
+    "copy_from_query",
+    "copy_to_table",
+    "copy_records_to_table",
+):
+    setattr(PooledConnection, _name, _marks_failures(_name))
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    # asyncpg has already rolled back an open transaction (and SET LOCAL with it) and
+    # dropped the listener callbacks; the server-side session is reset only if changed.
+    if isinstance(conn, PooledConnection) and conn.session_changed:
+        await conn.execute(conn.get_reset_query())
+        conn.session_changed = False
+
+
+def changes_session(conn: Connection) -> None:
+    """Say, before doing it, that ``conn`` is about to change its session (``SET`` without
+    ``LOCAL``, a session advisory lock, ``LISTEN``): its pool resets it when released."""
+    # A pool lends a proxy, which hands the call to the connection it wraps.
+    mark = getattr(conn, "mark_session_changed", None)
+    if mark is not None:
+        mark()
+
+
+@contextlib.asynccontextmanager
+async def unbounded_statements(conn: Connection) -> AsyncIterator[None]:
+    """Lift ``statement_timeout`` for work known to be long; the limit comes back on exit,
+    and on release even if the exit could not restore it (failure, cancellation)."""
+    changes_session(conn)
+    await conn.execute("SET statement_timeout = 0")
+    yield
+    await conn.execute("RESET statement_timeout")
+
+
 def _settings(
     schema: str, application_name: str, statement_timeout: float | None = None
 ) -> dict[str, str]:
@@ -62,14 +154,18 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool whose connections open within ``connect_timeout`` seconds and whose
     statements PostgreSQL cancels after ``statement_timeout`` (``None``: never; a session
-    can still ``SET statement_timeout = 0`` for work known to be long, and the pool's
-    reset restores the limit when it is released)."""
+    can lift it with :func:`unbounded_statements` for work known to be long, and the
+    pool's reset restores the limit when it is released). Session state changed by other
+    means than :class:`PooledConnection` knows of is not reset on release: change it with
+    ``SET LOCAL`` inside a transaction."""
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         server_settings=_settings(schema, application_name, statement_timeout),
         init=init_connection,
+        reset=_reset_session,
+        connection_class=PooledConnection,
         timeout=connect_timeout,
         **kwargs,
     )

@@ -301,10 +301,12 @@ class CommandInputs:
                     return {config.tag_field: config.tag, **data}
             raise ValueError("a @oneOf input needs exactly one member")  # GraphQL checks it
         struct = self._struct_of[type(value)]
+        # The names alone: msgspec.structs.fields resolves every annotation again on each
+        # call, a few percent of the API's CPU per mutation.
         return {
-            info.name: self.data(getattr(value, info.name))
-            for info in _client_fields(struct)
-            if getattr(value, info.name) is not UNSET
+            name: self.data(getattr(value, name))
+            for name in _client_names(struct)
+            if getattr(value, name) is not UNSET
         }
 
 
@@ -314,6 +316,13 @@ def _client_fields(struct: type[msgspec.Struct]) -> Iterator[msgspec.structs.Fie
     ``filled_by_application``."""
     filled = getattr(struct, "filled_by_application", ())
     return (info for info in msgspec.structs.fields(struct) if info.name not in filled)
+
+
+@functools.cache
+def _client_names(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The names of :func:`_client_fields`, worked out once per command."""
+    filled = getattr(struct, "filled_by_application", ())
+    return tuple(name for name in struct.__struct_fields__ if name not in filled)
 
 
 def _nul_paths(data: object, path: str = "") -> Iterator[str]:

@@ -10,10 +10,9 @@ cover. Its single lookups and plain list fields are built by :func:`lookup` and
 arguments; the arguments every such field shares (as-of, paging, sort) are added here, in
 one order.
 
-One connection per resolver: taking a connection from the pool and giving it back costs a
-round trip of its own (the pool resets the session on release), as much as a small query.
-A program and its nested lists are four statements, run one after the other by one
-resolver: they share one connection rather than take and reset four. The connection is
+One connection per resolver: taking a connection from the pool and giving it back is not
+free. A program and its nested lists are four statements, run one after the other by one
+resolver: they share one connection rather than take four. The connection is
 held only while that resolver runs, never while it waits for another connection, so
 requests cannot starve the pool by each holding one and waiting for a second.
 """
