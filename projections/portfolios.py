@@ -570,12 +570,15 @@ def _on_program(ctx: Context, event: ProjectedEvent) -> None:
     _contribute(ctx, p.program_id, _program_share(p, base))
     e = event.event
     if isinstance(e, ProgramMovedToPortfolio):
-        ctx.change(
-            MEMBERS,
-            (p.program_id,),
-            _member(e.from_portfolio_id),
-            _member(e.to_portfolio_id, e.reason),
-        )
+        # The row leaving holds the reason of the move that made it, which the event does
+        # not carry: a move out of a portfolio ends or replaces it without rebuilding it.
+        member = (p.program_id,)
+        if e.to_portfolio_id is None:
+            ctx.end(MEMBERS, member)
+        elif e.from_portfolio_id is None:
+            ctx.change(MEMBERS, member, None, (e.to_portfolio_id, e.reason))
+        else:
+            ctx.replace(MEMBERS, member, (e.to_portfolio_id, e.reason))
         ctx.add(
             MOVES,
             (
@@ -588,10 +591,6 @@ def _on_program(ctx: Context, event: ProjectedEvent) -> None:
                 event.recorded_at,
             ),
         )
-
-
-def _member(portfolio_id: UUID | None, reason: str | None = None) -> tuple[Any, ...] | None:
-    return None if portfolio_id is None else (portfolio_id, reason)
 
 
 def _on_risk(ctx: Context, event: ProjectedEvent) -> None:
