@@ -16,10 +16,12 @@ from uuid import UUID
 import strawberry
 
 from programledger.api.graphql.context import ApiInfo
+from programledger.api.graphql.inputs import domain_enum
 from programledger.api.graphql.reads import AS_OF, reader
 from programledger.api.graphql.reads import bad_input as _bad_input
 from programledger.api.graphql.reads import moment as _when
 from programledger.api.graphql.types import MoneyType, SafeInt
+from programledger.domain.program import ChangeRequestStatus, MilestoneStatus
 from programledger.domain.scheduling import Analysis, Timing, analyse, milestone_variance, what_if
 from programledger.projections import schedule
 
@@ -61,7 +63,7 @@ class ScheduledMilestoneType:
     program_id: strawberry.ID
     program_code: str
     name: str
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
     own_date: date = strawberry.field(
         description="The forecast its program recorded (the actual date once done)."
     )
@@ -261,7 +263,7 @@ class ChangeRequestType:
     title: str
     description: str
     raised_by: str
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(ChangeRequestStatus))
     schedule_impact: list[BaselineDateType]
     budget_impact: MoneyType | None
     scope_added: list[str]
