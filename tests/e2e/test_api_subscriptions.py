@@ -108,12 +108,15 @@ async def test_a_subscription_delivers_only_the_chosen_programs_events(
         )
         await api.accepted("activateProgram", {"programId": other}, headers=tia)
 
+        reserved = (await _next(ws))["data"]["events"]
         first = (await _next(ws))["data"]["events"]
         second = (await _next(ws))["data"]["events"]
         await _nothing_more(ws, api, relay)
 
+    # The program's code reservation is its event too, as on the program's NATS subjects.
+    assert (reserved["eventType"], reserved["streamType"]) == ("ProgramCodeReserved", "PROGRAMCODE")
     assert [first["eventType"], second["eventType"]] == ["ProgramProposed", "ProgramActivated"]
-    assert {first["programId"], second["programId"]} == {watched}
+    assert {reserved["programId"], first["programId"], second["programId"]} == {watched}
     assert first["position"] < second["position"] == activated["position"]
     assert second["eventId"] == activated["eventIds"][0]
     assert (second["streamId"], second["streamType"], second["version"]) == (
@@ -181,7 +184,7 @@ async def test_a_resume_from_events_the_stream_no_longer_holds_is_refused(
     assert "no longer all in the stream" in error["message"]
     # A position whose successors are all still there resumes as usual.
     async with api.websocket(api.token(Role.VIEWER, subject="val")) as ws:
-        await _subscribe(api, ws, after=programs[1]["position"])
+        await _subscribe(api, ws, after=programs[1]["position"], streams=["PROGRAM"])
         replayed = [(await _next(ws))["data"]["events"] for _ in programs[2:]]
     assert [e["position"] for e in replayed] == [p["position"] for p in programs[2:]]
 

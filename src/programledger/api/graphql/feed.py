@@ -18,6 +18,7 @@ from programledger.api.auth import Capability
 from programledger.api.graphql.connections import PageInfo
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.subscriptions import StreamType
 from programledger.api.graphql.types import SafeInt
 
 __all__ = ["FeedQueries"]
@@ -73,7 +74,7 @@ class EventFeedConnection:
 @strawberry.input(name="EventFeedFilter", description="As the NATS subjects filter.")
 class EventFeedFilter:
     program_id: strawberry.ID | None = None
-    stream_types: list[str] | None = None
+    stream_types: list[StreamType] | None = None
     event_types: list[str] | None = None
 
 
@@ -90,7 +91,8 @@ async def _event_feed(
     f = filter or EventFeedFilter()
     try:
         position = 0 if after is None else int(after)
-        selection = feed_selection(f.program_id, f.stream_types, f.event_types)
+        streams = None if f.stream_types is None else [s.value for s in f.stream_types]
+        selection = feed_selection(f.program_id, streams, f.event_types)
         services = info.context.services
         page = await EventLog(services.store, services.feed.prefix).page(position, first, selection)
     except ValueError as exc:

@@ -32,7 +32,7 @@ from programledger.api.graphql.reads import (
 )
 from programledger.api.graphql.types import OverAllocationPeriodType, SafeInt
 from programledger.domain.scenario import ScenarioStatus
-from programledger.domain.values import OverAllocationPeriod
+from programledger.domain.values import Department, OverAllocationPeriod
 from programledger.projections import scenarios
 from programledger.projections.scenarios import (
     DepartmentWeek,
@@ -206,7 +206,7 @@ def _periods(periods: list[OverAllocationPeriod]) -> list[OverAllocationPeriodTy
 @strawberry.type(name="ScenarioResourceImpact")
 class ResourceImpactType:
     resource_key: str
-    department: str
+    department: str = strawberry.field(graphql_type=domain_enum(Department))
     over_allocated_now: list[OverAllocationPeriodType]
     over_allocated_with_scenario: list[OverAllocationPeriodType]
     worsened: list[OverAllocationPeriodType] = strawberry.field(
@@ -231,7 +231,7 @@ class ResourceImpactType:
     "percent of an FTE (a full-time week is 700), as in utilisation.",
 )
 class DepartmentWeekType:
-    department: str
+    department: str = strawberry.field(graphql_type=domain_enum(Department))
     week_start: date
     iso_year: int
     iso_week: int

@@ -22,6 +22,7 @@ from programledger.api.graphql.reads import bad_input as _bad_input
 from programledger.api.graphql.reads import moment as _when
 from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import MoneyType, SafeInt
+from programledger.domain.program import ChangeRequestStatus, MilestoneStatus
 from programledger.domain.scheduling import (
     Analysis,
     LinkType,
@@ -70,7 +71,7 @@ class ScheduledMilestoneType:
     program_id: strawberry.ID
     program_code: str
     name: str
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(MilestoneStatus))
     own_date: date = strawberry.field(
         description="The forecast its program recorded (the actual date once done)."
     )
@@ -270,7 +271,7 @@ class ChangeRequestType(Recorded):
     title: str
     description: str
     raised_by: str
-    status: str
+    status: str = strawberry.field(graphql_type=domain_enum(ChangeRequestStatus))
     schedule_impact: list[BaselineDateType]
     budget_impact: MoneyType | None
     scope_added: list[str]

@@ -37,6 +37,7 @@ _EVENT_TYPE_NAMES = frozenset(cls.event_type for cls in EVENT_TYPES)
 @strawberry.enum(description="The kinds of stream whose events a subscription can select.")
 class StreamType(enum.Enum):
     PROGRAM = "program"
+    PROGRAMCODE = "programcode"
     RISK = "risk"
     ASSUMPTION = "assumption"
     ISSUE = "issue"
