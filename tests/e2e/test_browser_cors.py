@@ -63,7 +63,7 @@ PROPOSE = """mutation($input: ProposeProgramInput!) {
 }"""
 ME = "{ me { subject roles } }"
 EVENTS = """subscription($program: ID) {
-  events(programId: $program) { eventType programId position }
+  events(programId: $program, streamTypes: [PROGRAM]) { eventType programId position }
 }"""
 
 
