@@ -49,7 +49,9 @@ async def test_runners_stop_promptly_mid_backlog_then_resume_where_they_stopped(
     head = await _head(pool)
     # Small batches: many commits in flight while the next batch is applied.
     async with LiveSystem(store, pg_url, nats_url, subject_prefix, batch_size=10) as live:
-        await eventually(lambda: all(r.stats.batches >= 3 for r in live.runners.values()))
+        # Mid-backlog: the busiest runners have applied a few batches (some read models,
+        # such as the what-ifs', handle none of this history's events).
+        await eventually(lambda: max(r.stats.batches for r in live.runners.values()) >= 3)
         status = await projection_status(pool)
         assert any(s.position < head for s in status), "every runner finished too early"
         took = await asyncio.gather(
