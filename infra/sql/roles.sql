@@ -55,6 +55,13 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SC
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema"
     FROM :"api_role", :"projector_role", :"relay_role", :"verifier_role";
 
+-- ... but the projector keeps every privilege on the read models it owns: the revoke above
+-- took them from tables handed over by an earlier release, and a runner writes them and a
+-- rebuild locks them (SHARE mode needs a write privilege) before it swaps them.
+SELECT format('GRANT ALL ON TABLE %I.%I TO %I', schemaname, tablename, :'projector_role')
+FROM pg_tables
+WHERE schemaname = :'schema' AND tablename LIKE 'rm\_%'
+\gexec
 GRANT INSERT, UPDATE ON :"schema".projection_status TO :"projector_role";
 GRANT INSERT, UPDATE ON :"schema".relay_checkpoints TO :"relay_role";
 GRANT INSERT ON :"schema".tree_leaves, :"schema".tree_nodes, :"schema".tree_heads,

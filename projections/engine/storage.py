@@ -21,15 +21,10 @@ either side, a swap and a batch could each wait for the other.
 
 from __future__ import annotations
 
-import logging
-
-import asyncpg
 import msgspec
 
 from programledger.projections.engine.core import Connection, Projection
 from programledger.projections.engine.tables import Table
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "REBUILD_SUFFIX",
@@ -92,17 +87,8 @@ async def lock_tables(conn: Connection, projection: Projection) -> None:
     :func:`lock_ddl`, so none is created meanwhile."""
     missing = set(await missing_tables(conn, projection))
     present = [t.name for t in projection.all_tables if t.name not in missing]
-    if not present:
-        return
-    try:
-        async with conn.transaction():  # a savepoint: a refusal leaves the caller's intact
-            await conn.execute(f"LOCK TABLE {', '.join(present)} IN SHARE MODE")
-    except asyncpg.InsufficientPrivilegeError as exc:
-        # SHARE needs UPDATE, DELETE or TRUNCATE on the tables; a role that owns them but
-        # had those revoked (read models an earlier release built, handed over by
-        # infra/sql/roles.sql) still swaps them. Without the lock, a runner's batch and the
-        # swap can deadlock; PostgreSQL detects that and aborts one, which retries.
-        log.warning("swapping %s without holding back its runners: %s", projection.name, exc)
+    if present:
+        await conn.execute(f"LOCK TABLE {', '.join(present)} IN SHARE MODE")
 
 
 async def lock_status(conn: Connection, projection: Projection) -> StatusRow:

@@ -225,8 +225,13 @@ async def test_read_models_an_earlier_release_built_as_the_owner_pass_to_the_pro
     await settled(owner_store)
     await rebuild(pool, owner_store, "audit", progress=False)
     roles = await apply_roles()
+    # Handed over whole: the projector's runners write them and a rebuild locks them
+    # (SHARE mode needs a write privilege) before it swaps them.
+    assert await _privileges(pg_url, schema, roles) == _expected(roles)
     projector_pool = await _pool_as(pg_url, schema, roles.projector)
     try:
+        async with projector_pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE rm_audit, rm_audit_state IN SHARE MODE")
         store = PostgresEventStore(projector_pool, owner_store.codec, schema=schema)
         await rebuild(projector_pool, store, "audit", progress=False)
     finally:
