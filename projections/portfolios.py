@@ -76,6 +76,7 @@ from programledger.projections.engine.queries import (
     fetch_one,
     fetch_page,
     resolve_position,
+    stamps_sql,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
 
@@ -982,12 +983,15 @@ async def list_portfolios(
     return await _page(pool, _PORTFOLIO_LIST, filters, paging)
 
 
-_AS_OF_ONE = (
-    f"SELECT {', '.join(PORTFOLIOS.column_names)} FROM {PORTFOLIOS.name} "
-    "WHERE portfolio_id = $1 AND valid_from_pos <= $2 ORDER BY valid_from_pos DESC LIMIT 1"
-)
-"""The version of a portfolio current at a position: the last one opened at or before it
-(one step down the ``history`` index however many versions the roll-up has had)."""
+def _as_of_one() -> str:
+    """The version of a portfolio current at a position: the last one opened at or before
+    it (one step down the ``history`` index however many versions the roll-up has had),
+    with its stamps when this read wants them."""
+    return (
+        f"SELECT {', '.join(PORTFOLIOS.column_names)}{stamps_sql(PORTFOLIOS)} "
+        f"FROM {PORTFOLIOS.name} WHERE portfolio_id = $1 AND valid_from_pos <= $2 "
+        "ORDER BY valid_from_pos DESC LIMIT 1"
+    )
 
 
 async def get_portfolio(
@@ -998,7 +1002,7 @@ async def get_portfolio(
         return await fetch_one(pool, PORTFOLIOS, _portfolio, (portfolio_id,), None)
     async with pool.acquire() as conn:
         position = await resolve_position(conn, as_of)
-        row = await conn.fetchrow(_AS_OF_ONE, portfolio_id, position)
+        row = await conn.fetchrow(_as_of_one(), portfolio_id, position)
     if row is None or (row["valid_to_pos"] is not None and row["valid_to_pos"] <= position):
         return None
     return _portfolio(dict(row))

@@ -43,6 +43,7 @@ from programledger.projections.engine.queries import (
     fetch_one,
     fetch_page,
     resolve_position,
+    stamps_sql,
     version_clause,
 )
 from programledger.projections.engine.tables import CURRENT, Column, Index, SortKey, Table
@@ -298,7 +299,7 @@ async def _revisions(
     pool: Reader, filters: Filters, as_of: AsOf, *, latest_published: bool
 ) -> list[ReportRevisionRow]:
     table = REVISIONS
-    columns = ", ".join(table.column_names)
+    columns = ", ".join(table.column_names) + stamps_sql(table)
     async with pool.acquire() as conn:
         version_clause(filters, await resolve_position(conn, as_of), table, whole_list=False)
         if latest_published:

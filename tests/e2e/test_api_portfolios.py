@@ -37,6 +37,7 @@ ROLL_UP = """query P($id: ID!, $at: SafeInt) {
     budgets { currency programs planned { amountMinor currency } }
     programs(first: 10) { totalCount nodes { programId code } }
     moves { nodes { programId fromPortfolioId toPortfolioId reason actor } }
+    createdAt updatedAt lastChange lastChangeReason
   }
 }"""
 
@@ -108,6 +109,9 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
     assert then["programs"]["nodes"][0]["programId"] == program
     assert then["budgets"][0]["planned"]["currency"] == "EUR"
     assert [m["reason"] for m in then["moves"]["nodes"]] == ["Q1"]
+    # A roll-up's last change is what moved its figures: here the program moving in.
+    assert (then["lastChange"], then["lastChangeReason"]) == ("ProgramMovedToPortfolio", "Q1")
+    assert then["createdAt"] < then["updatedAt"] <= now["updatedAt"]
 
     other = (await _query(reader, ROLL_UP, {"id": platform}))["portfolio"]
     assert (other["programCount"], other["health"], other["programsRed"]) == (1, "RED", 1)
@@ -120,8 +124,8 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
           portfolioOfProgram(programId: $p) { id portfolioId name }
           programObjectives(programId: $p) { nodes { objectiveId linkedAt } }
           objective(id: $o) {
-            id title key progress programCount
-            keyResults { name baseline target current confidence progress checkedOn
+            id title key progress programCount createdBy lastChange
+            keyResults { name baseline target current confidence progress checkedOn lastChange
               checkIns { nodes { value confidence note actor } } }
             links { nodes { programId linked } }
           }
@@ -135,6 +139,8 @@ async def test_a_portfolio_rolls_up_its_programs_now_and_as_of_a_past_position(
     assert (objective["progress"], objective["programCount"]) == (25, 1)
     (key_result,) = objective["keyResults"]
     assert (key_result["current"], key_result["checkedOn"]) == (150, "2027-02-01")
+    assert key_result["lastChange"] == objective["lastChange"] == "KeyResultCheckedIn"
+    assert objective["createdBy"]
     assert key_result["checkIns"]["nodes"][0]["note"] == "Pilot"
     assert found["objectives"]["totalCount"] == 1
     nodes = await _query(

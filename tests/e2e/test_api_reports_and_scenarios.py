@@ -55,8 +55,11 @@ mutation ($programId: ID!, $period: String!) {
 READ = """
 query ($programId: ID!, $period: String!, $from: Date!, $to: Date!) {
   statusReport(programId: $programId, period: $period) {
-    status revision overall highlights
-    revisions { revision status overall publishedBy publishedAt corrects correctionReason }
+    status revision overall highlights createdBy updatedBy lastChange
+    revisions {
+      revision status overall publishedBy publishedAt corrects correctionReason
+      createdBy updatedBy lastChange
+    }
   }
   statusReportTrend(programId: $programId, weekFrom: $from, weekTo: $to) {
     period overall dimensions { dimension rag }
@@ -118,7 +121,18 @@ async def test_a_report_is_proposed_drafted_and_published_by_the_owner(reader: A
         "AMBER",
         ["Beta scope frozen"],
     )
+    # Who wrote it and who published it, as every entity says (Recorded).
+    assert (report["createdBy"], report["updatedBy"], report["lastChange"]) == (
+        "eve@example.com",
+        OWNER,
+        "StatusReportPublished",
+    )
     (revision,) = report["revisions"]
+    assert (revision["createdBy"], revision["updatedBy"], revision["lastChange"]) == (
+        "eve@example.com",
+        OWNER,
+        "StatusReportPublished",
+    )
     assert revision["publishedBy"] == OWNER
     assert revision["publishedAt"] is not None
     (point,) = read["statusReportTrend"]
@@ -132,7 +146,10 @@ query ($id: ID!) {
     resources { resourceKey worsened { start end totalPercentage capacity } }
     departments { department weekStart confirmedDays confirmedDaysWithScenario }
   }
-  scenario(id: $id) { status changeCount changes { changeId kind resourceKey percentage } }
+  scenario(id: $id) {
+    status changeCount changes { changeId kind resourceKey percentage }
+    createdBy updatedBy lastChange
+  }
 }"""
 
 COMMIT = """
@@ -140,7 +157,10 @@ mutation ($id: ID!) {
   commitScenario(input: {scenarioId: $id, waitForProjections: true}) {
     __typename
     ... on CommitScenarioSuccess {
-      scenario { status outcomes { command accepted errorCode stream: streamId } }
+      scenario {
+        status outcomes { command accepted errorCode stream: streamId }
+        createdAt updatedAt lastChange
+      }
     }
   }
 }"""
@@ -177,8 +197,12 @@ async def test_a_scenario_is_evaluated_then_committed(reader: Api) -> None:
     assert read["scenario"]["changes"] == [
         {"changeId": change, "kind": "ALLOCATION", "resourceKey": key, "percentage": 120}
     ]
+    assert read["scenario"]["lastChange"] == "ScenarioAllocationAdded"
+    assert read["scenario"]["createdBy"] == read["scenario"]["updatedBy"]
     committed = (await _data(api, COMMIT, {"id": scenario}))["commitScenario"]
     assert committed["scenario"]["status"] == "COMMITTED"
+    assert committed["scenario"]["lastChange"] == "ScenarioCommitted"
+    assert committed["scenario"]["createdAt"] < committed["scenario"]["updatedAt"]
     assert [
         (o["command"], o["accepted"], o["errorCode"]) for o in committed["scenario"]["outcomes"]
     ] == [

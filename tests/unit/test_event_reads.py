@@ -155,3 +155,28 @@ def test_a_field_without_a_read_fails_and_says_what_to_do(schema: GraphQLSchema)
     assert unread(schema, events, renamed, {}) == []
     wrong = {"WorkstreamArchived": Reads(("Workstream",), {"archived_because": "Workstream.nope"})}
     assert len(unread(schema, events, wrong, {})) == 1
+
+
+NOT_ENTITIES = {
+    "AuditEntry": "an event as the audit trail shows it: its actor and time are its own fields",
+    "HistoryEntry": "an event of a stream's history, which names its actor and time",
+    "EventEnvelope": "an event as the feed carries it, with its metadata",
+    "Baseline": "a numbered snapshot inside a program's schedule, not a row of its own",
+}
+"""Types with a version or a global id that are not entities a client edits."""
+
+
+def test_every_entity_says_who_made_it_and_when(schema: GraphQLSchema) -> None:
+    """Every entity (a Node, or a type carrying the version a command expects) implements
+    ``Recorded``: created and last changed, by whom, with which event and why."""
+    missing = []
+    for name, found in sorted(schema.type_map.items()):
+        if not isinstance(found, GraphQLObjectType) or name.startswith("__"):
+            continue
+        interfaces = {i.name for i in found.interfaces}
+        if "CommandAccepted" in interfaces or name in NOT_ENTITIES:
+            continue
+        entity = "Node" in interfaces or "version" in found.fields or "revision" in found.fields
+        if entity and "Recorded" not in interfaces:
+            missing.append(name)
+    assert missing == [], f"entities that do not implement Recorded: {missing}"

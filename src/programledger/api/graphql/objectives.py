@@ -32,6 +32,7 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import SafeInt
 from programledger.domain.objective import ObjectiveStatus
 from programledger.projections import portfolios
@@ -126,7 +127,7 @@ async def _check_ins_of(
 
 
 @strawberry.type(name="KeyResult")
-class KeyResultType:
+class KeyResultType(Recorded):
     key_result_id: strawberry.ID
     objective_id: strawberry.ID
     name: str
@@ -154,6 +155,7 @@ class KeyResultType:
             confidence=k.confidence,
             progress=k.progress,
             checked_on=k.checked_on,
+            **recorded(k),
             position=position,
         )
 
@@ -260,7 +262,7 @@ async def _links_of(
 
 
 @strawberry.type(name="Objective")
-class ObjectiveType(Node):
+class ObjectiveType(Node, Recorded):
     objective_id: strawberry.ID
     title: str
     owner: str
@@ -279,7 +281,6 @@ class ObjectiveType(Node):
     confidence: int | None = strawberry.field(description="Mean confidence, whole percent.")
     program_count: int
     version: int = strawberry.field(description="The expectedVersion for the next command.")
-    updated_at: datetime
     position: strawberry.Private[int | None]
 
     @staticmethod
@@ -300,7 +301,7 @@ class ObjectiveType(Node):
             confidence=o.confidence,
             program_count=o.programs,
             version=o.version,
-            updated_at=o.valid_from_time,
+            **recorded(o),
             position=position,
         )
 

@@ -37,6 +37,7 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import MoneyType, SafeInt
 from programledger.domain.portfolio import PortfolioStatus
 from programledger.domain.program import Health
@@ -174,7 +175,7 @@ async def _moves_of(
 
 
 @strawberry.type(name="Portfolio")
-class PortfolioType(Node):
+class PortfolioType(Node, Recorded):
     portfolio_id: strawberry.ID
     name: str
     owner: str
@@ -215,9 +216,6 @@ class PortfolioType(Node):
         description="Mean confidence of those key results, whole percent."
     )
     version: int = strawberry.field(description="The expectedVersion for the next command.")
-    updated_at: datetime = strawberry.field(
-        description="When the version shown was recorded: the last change (as of asOf)."
-    )
     position: strawberry.Private[int | None]
     """Where the portfolio was read: its nested lists are read there too."""
 
@@ -253,7 +251,7 @@ class PortfolioType(Node):
             key_result_confidence=p.key_result_confidence,
             budgets=[PortfolioBudgetType.of(b) for b in p.budgets],
             version=p.version,
-            updated_at=p.valid_from_time,
+            **recorded(p),
             position=position,
         )
 

@@ -30,6 +30,7 @@ from programledger.api.graphql.reads import (
     reader,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import OverAllocationPeriodType, SafeInt
 from programledger.domain.scenario import ScenarioStatus
 from programledger.domain.values import Department, OverAllocationPeriod
@@ -160,14 +161,12 @@ async def _outcomes(
 
 
 @strawberry.type(name="Scenario", description="A capacity what-if.")
-class ScenarioType:
+class ScenarioType(Recorded):
     scenario_id: strawberry.ID
     name: str
     description: str | None
     status: str = strawberry.field(graphql_type=_STATUS)
     change_count: int
-    updated_by: str
-    updated_at: datetime
     override_reason: str | None = strawberry.field(
         description="The override reason the commit passed to its real commands."
     )
@@ -190,11 +189,10 @@ class ScenarioType:
             description=r.description,
             status=r.status,
             change_count=r.changes,
-            updated_by=r.updated_by,
-            updated_at=r.valid_from_time,
             override_reason=r.override_reason,
             discard_reason=r.discard_reason,
             version=r.version,
+            **recorded(r),
             as_of=as_of,
         )
 

@@ -34,6 +34,7 @@ from programledger.api.graphql.reads import (
     uuid,
     values,
 )
+from programledger.api.graphql.recorded import Recorded, recorded
 from programledger.api.graphql.types import SafeInt
 from programledger.domain.program import ChangeRequestStatus
 from programledger.domain.report import (
@@ -104,7 +105,7 @@ def _ratings(row: StatusReportRow | ReportRevisionRow) -> list[DimensionRatingTy
 
 
 @strawberry.type(name="StatusReportRevision", description="One revision of a report.")
-class StatusReportRevisionType:
+class StatusReportRevisionType(Recorded):
     program_id: strawberry.ID
     period: str = strawberry.field(description="The ISO week, e.g. 2027-W14.")
     week_start: date
@@ -117,7 +118,6 @@ class StatusReportRevisionType:
     lowlights: list[str]
     asks: list[str]
     next_steps: list[str]
-    updated_by: str = strawberry.field(description="Who last changed this revision.")
     published_by: str | None
     published_at: datetime | None
     corrects: int | None = strawberry.field(description="The revision this one corrects.")
@@ -138,11 +138,11 @@ class StatusReportRevisionType:
             lowlights=r.lowlights,
             asks=r.asks,
             next_steps=r.next_steps,
-            updated_by=r.updated_by,
             published_by=r.published_by,
             published_at=r.published_at,
             corrects=r.corrects,
             correction_reason=r.correction_reason,
+            **recorded(r),
         )
 
 
@@ -163,7 +163,7 @@ async def _revisions(
     description="A program's report for one week as it stands: the draft being written, "
     "or the last revision published.",
 )
-class StatusReportType:
+class StatusReportType(Recorded):
     program_id: strawberry.ID
     period: str = strawberry.field(description="The ISO week, e.g. 2027-W14.")
     week_start: date
@@ -181,8 +181,6 @@ class StatusReportType:
     correction_reason: str | None = strawberry.field(
         description="Why the draft being written corrects the published revision."
     )
-    updated_by: str
-    updated_at: datetime
     version: int = strawberry.field(description="The report stream's version.")
     as_of: strawberry.Private[AsOf]
     revisions: list[StatusReportRevisionType] = strawberry.field(
@@ -207,9 +205,8 @@ class StatusReportType:
             published_revisions=r.published_revisions,
             last_published_by=r.last_published_by,
             correction_reason=r.correction_reason,
-            updated_by=r.updated_by,
-            updated_at=r.valid_from_time,
             version=r.version,
+            **recorded(r),
             as_of=as_of,
         )
 
