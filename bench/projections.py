@@ -26,9 +26,10 @@ publishes, and answers "as of" questions about as fast as it answers "now".
   middle of history, against the same page of the current rows. Goal: at most 2x.
 
 Events are generated as valid histories (programs with milestones, decisions, budget and
-health reports; risks worked through their lifecycle; people allocated to programs) and
-loaded with ``COPY``, each with its place in its stream's hash chain (a rebuild verifies
-every chain).
+health reports; risks worked through their lifecycle; people allocated to programs; weekly
+status reports; committed what-ifs, enough of each for its read model's live row to time
+the read model rather than a consumer's first fetch) and loaded with ``COPY``, each
+with its place in its stream's hash chain (a rebuild verifies every chain).
 
 Run: ``python bench/projections.py [--rounds N] [--events N] [--rebuild-events N]
 [--live-events N] [--database-url URL] [--nats-url URL]``. Without URLs:
@@ -301,6 +302,14 @@ def _allocation(key: str, pid: uuid.UUID, n: int) -> list[DomainEvent]:
     ]
 
 
+REPORT_WEEKS = 6
+"""Weekly reports per program in a group's history."""
+WHAT_IFS = 16
+"""What-ifs per group of 20 programs, each with ``WHAT_IF_CHANGES`` changes."""
+WHAT_IF_CHANGES = 8
+"""Hypothetical allocations per what-if."""
+
+
 def _report(pid: uuid.UUID, n: int) -> tuple[str, list[DomainEvent]]:
     """A week's status report, drafted and published: its stream id and events."""
     period = f"2027-W{1 + n % 50:02d}"
@@ -321,7 +330,7 @@ def _scenario(keys: list[str], pids: list[uuid.UUID]) -> list[Item]:
     items: list[Item] = [
         (stream, "scenario", ScenarioCreated(scenario_id=sid, name="What if"), None)
     ]
-    for i, pid in enumerate(pids[:4]):
+    for i, pid in enumerate(pids[:WHAT_IF_CHANGES]):
         start = DAY + timedelta(days=14 * i)
         added = ScenarioAllocationAdded(
             scenario_id=sid,
@@ -384,8 +393,11 @@ def histories(count: int) -> Iterator[Item]:
                 ),
             )
             queues.append([(f"program-{pid}", "program", e, pid) for e in program])
-            stream, reports = _report(pid, n)
-            queues.append([(stream, "status_report", e, pid) for e in reports])
+            # A report a week: enough messages for the live row to time the read model
+            # rather than a consumer's first fetch.
+            for week in range(REPORT_WEEKS):
+                stream, reports = _report(pid, n * REPORT_WEEKS + week)
+                queues.append([(stream, "status_report", e, pid) for e in reports])
             for r in range(3):
                 events = _risk(pid, n * 3 + r)
                 rid = events[0].risk_id  # type: ignore[attr-defined]
@@ -394,7 +406,7 @@ def histories(count: int) -> Iterator[Item]:
             queues.append(
                 [(f"resource-{key}", "resource", e, pid) for e in _allocation(key, pid, n)]
             )
-        queues.append(_scenario(keys, pids))
+        queues.extend(_scenario(keys, pids) for _ in range(WHAT_IFS))
         # Registrations first, then round-robin: each stream stays in order.
         first = queues.pop(0)
         yield from first

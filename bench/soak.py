@@ -83,6 +83,7 @@ from bench._common import (
 from bench.api import DASHBOARD, _delete_stream, nats_url
 from programledger.adapters.postgres.connection import create_pool
 from programledger.api import Role, mint_token
+from programledger.api.graphql.subscriptions import StreamType
 from programledger.projections.engine.status import projection_status
 
 RSS_SLOPE_GOAL = 5.0
@@ -562,10 +563,10 @@ async def lag_sampler(pool: asyncpg.Pool, stats: Stats, until: float) -> None:
         await asyncio.sleep(1.0)
 
 
-SUBSCRIBED = (
-    "SELECT position FROM events WHERE stream_type IN ('program', 'risk', 'resource') "
-    "ORDER BY position"
-)
+SUBSCRIBED = "SELECT position FROM events WHERE stream_type = ANY($1::text[]) ORDER BY position"
+"""What a subscription without filters receives: every stream type of its enum (a
+program's code reservation included, as on the program's NATS subjects)."""
+STREAM_TYPES = [t.value for t in StreamType]
 
 DB_SIZE = """
 SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
@@ -805,14 +806,14 @@ async def soak(
             lag_sampler(pool, stats, until),
             sampler(pool, deployment, schema, stats, until),
         )
-        head_domain = await pool.fetchval(
-            f"SELECT coalesce(max(position), 0) FROM ({SUBSCRIBED}) s"
+        head_subscribed = await pool.fetchval(
+            f"SELECT coalesce(max(position), 0) FROM ({SUBSCRIBED}) s", STREAM_TYPES
         )
 
         async def drained() -> bool:
             status = await projection_status(pool)
             seen = max(by_subscription.counts, default=0), max(by_nats.counts, default=0)
-            return all(s.lag_positions == 0 for s in status) and min(seen) >= head_domain
+            return all(s.lag_positions == 0 for s in status) and min(seen) >= head_subscribed
 
         try:
             await wait_until(
@@ -821,9 +822,7 @@ async def soak(
         except TimeoutError as exc:
             stats.error(str(exc))
         stored = [r[0] for r in await pool.fetch("SELECT position FROM events ORDER BY position")]
-        # A subscription selects the domain's streams (StreamType): program code
-        # reservations are the application's own events, relayed but not offered there.
-        domain = [r[0] for r in await pool.fetch(SUBSCRIBED)]
+        subscribed_positions = [r[0] for r in await pool.fetch(SUBSCRIBED, STREAM_TYPES)]
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -835,7 +834,7 @@ async def soak(
         await drop_schemas(pg, [schema])
         await _delete_stream(nats_server, prefix)
     delivered = {
-        "subscription": by_subscription.missing_and_twice(domain),
+        "subscription": by_subscription.missing_and_twice(subscribed_positions),
         "nats_consumer": by_nats.missing_and_twice(stored),
     }
     return stats, delivered, len(stored), exits

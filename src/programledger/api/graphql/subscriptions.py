@@ -148,8 +148,8 @@ def _selection(
                 f"eventTypes must name known event types (unknown: {', '.join(unknown)}); "
                 "leave it out to receive every type"
             )
-    # Without a stream type filter: every domain stream, not the application's own
-    # bookkeeping streams (program code reservations).
+    # Without a stream type filter: every stream type, a program's code reservation
+    # included (as on the program's NATS subjects).
     streams = frozenset(
         (s.value for s in stream_types) if stream_types else (s.value for s in StreamType)
     )
