@@ -201,12 +201,44 @@ def encode_message(prefix: str, event: RawEvent, codec: EventCodec) -> OutgoingM
     return OutgoingMessage(subject, headers, _encoder.encode(envelope))
 
 
+class _LineHeaders(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    gc=False,
+    omit_defaults=True,
+    rename={
+        "msg_id": HEADER_MSG_ID,
+        "position": HEADER_POSITION,
+        "stream_id": HEADER_STREAM_ID,
+        "version": HEADER_VERSION,
+        "event_type": HEADER_EVENT_TYPE,
+        "schema_version": HEADER_SCHEMA_VERSION,
+        "correlation_id": HEADER_CORRELATION_ID,
+        "store_id": HEADER_STORE_ID,
+    },
+):
+    """Encodes to exactly the headers :func:`_build` gives plus the store's mark, in the
+    same order, the correlation id left out when there is none. A struct, not a dict: its
+    keys are encoded once, not escaped again on every line, and building it is cheaper;
+    the two took a quarter of the feed's encoding."""
+
+    msg_id: str
+    position: str
+    stream_id: str
+    version: str
+    event_type: str
+    schema_version: str
+    correlation_id: str | None = None
+    store_id: str
+
+
 class _Line(msgspec.Struct, frozen=True, gc=False):
     """One line of the global feed: the message, its envelope inline. This and the
     structs it holds are untracked by the garbage collector, as :class:`RawEvent` is."""
 
     subject: str
-    headers: dict[str, str]
+    headers: _LineHeaders
     envelope: _Outgoing
 
 
@@ -223,8 +255,20 @@ def encode_lines(
     """
     lines = []
     for event in events:
-        subject, headers, envelope = _parts(prefix, event, codec)
-        headers[HEADER_STORE_ID] = store_id
+        metadata, schema_version, data = _current(event, codec)
+        kind = _kind(event.stream_type, event.event_type)
+        envelope = _envelope(event, metadata, schema_version, data)
+        headers = _LineHeaders(
+            msg_id=envelope.event_id,
+            position=str(event.position),
+            stream_id=event.stream_id,
+            version=str(event.version),
+            event_type=event.event_type,
+            schema_version=str(schema_version),
+            correlation_id=metadata.correlation_id,
+            store_id=store_id,
+        )
+        subject = f"{prefix}.{_program_token(metadata.program_id)}.{kind}"
         lines.append(_Line(subject, headers, envelope))
     return _encoder.encode_lines(lines)
 
@@ -232,6 +276,16 @@ def encode_lines(
 def _parts(
     prefix: str, event: RawEvent, codec: EventCodec
 ) -> tuple[str, dict[str, str], _Outgoing]:
+    metadata, schema_version, data = _current(event, codec)
+    kind = _kind(event.stream_type, event.event_type)
+    return _build(
+        prefix, _program_token(metadata.program_id), kind, event, metadata, schema_version, data
+    )
+
+
+def _current(event: RawEvent, codec: EventCodec) -> tuple[_Metadata, int, bytes]:
+    """The event's metadata, and its data at the current schema version (upcast if stored
+    at an older one)."""
     metadata = _metadata_decoder.decode(event.metadata)
     current = codec.registry.type_for(event.event_type).schema_version
     data = (
@@ -239,8 +293,7 @@ def _parts(
         if event.schema_version == current
         else codec.to_current_json(event.event_type, event.schema_version, event.data)
     )
-    kind = _kind(event.stream_type, event.event_type)
-    return _build(prefix, _program_token(metadata.program_id), kind, event, metadata, current, data)
+    return metadata, current, data
 
 
 def encode_undecodable(prefix: str, event: RawEvent, reason: str) -> OutgoingMessage:
@@ -280,9 +333,24 @@ def _build(
     data: bytes,
 ) -> tuple[str, dict[str, str], _Outgoing]:
     """The subject, the headers and the envelope (to encode) of one message."""
-    event_id = str(event.event_id)
-    envelope = _Outgoing(
-        event_id=event_id,
+    envelope = _envelope(event, metadata, schema_version, data)
+    event_id = envelope.event_id
+    headers = {
+        HEADER_MSG_ID: event_id,
+        HEADER_POSITION: str(event.position),
+        HEADER_STREAM_ID: event.stream_id,
+        HEADER_VERSION: str(event.version),
+        HEADER_EVENT_TYPE: event.event_type,
+        HEADER_SCHEMA_VERSION: str(schema_version),
+    }
+    if metadata.correlation_id is not None:
+        headers[HEADER_CORRELATION_ID] = metadata.correlation_id
+    return f"{prefix}.{program}.{kind}", headers, envelope
+
+
+def _envelope(event: RawEvent, metadata: _Metadata, schema_version: int, data: bytes) -> _Outgoing:
+    return _Outgoing(
+        event_id=str(event.event_id),
         position=event.position,
         stream_id=event.stream_id,
         stream_type=event.stream_type,
@@ -297,17 +365,6 @@ def _build(
         program_id=metadata.program_id,
         data=msgspec.Raw(data),
     )
-    headers = {
-        HEADER_MSG_ID: event_id,
-        HEADER_POSITION: str(event.position),
-        HEADER_STREAM_ID: event.stream_id,
-        HEADER_VERSION: str(event.version),
-        HEADER_EVENT_TYPE: event.event_type,
-        HEADER_SCHEMA_VERSION: str(schema_version),
-    }
-    if metadata.correlation_id is not None:
-        headers[HEADER_CORRELATION_ID] = metadata.correlation_id
-    return f"{prefix}.{program}.{kind}", headers, envelope
 
 
 def decode_envelope(payload: bytes) -> EventEnvelope:
