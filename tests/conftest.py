@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.catalogue import sync_catalogue
@@ -25,6 +26,11 @@ from tests.support.events import store_test_registry
 from tests.support.servers import nats_server, postgres_server
 
 log = logging.getLogger("tests")
+
+# Property tests check behaviour, not speed: on a busy 2-core machine one example can take
+# longer than Hypothesis's default 200 ms deadline, which then fails a correct test.
+settings.register_profile("programledger", deadline=None)
+settings.load_profile("programledger")
 
 
 @pytest.fixture(scope="session")
