@@ -300,6 +300,65 @@ async def test_the_sender_checks_every_resolved_address() -> None:
         assert receiver.received[0].headers["host"] == f"localhost:{port}"
 
 
+class _Counting(asyncio.Protocol):
+    """A receiver that answers ``200`` to every request and counts its connections."""
+
+    opened = 0
+    open_now = 0
+    most_open = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        cls = type(self)
+        cls.opened += 1
+        cls.open_now += 1
+        cls.most_open = max(cls.most_open, cls.open_now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        type(self).open_now -= 1
+
+    def data_received(self, data: bytes) -> None:
+        # The test's bodies are "{}": a request has arrived with its last two bytes.
+        if data.endswith(b"}"):
+            self._transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+async def test_the_sender_keeps_connections_alive_within_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections are reused, one request at a time each, never more than
+    ``max_connections`` open, and closed once idle past the keep-alive."""
+
+    class Counting(_Counting):
+        pass
+
+    server = await asyncio.get_running_loop().create_server(Counting, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    sender = WebhookSender(timeout=2, allow_private=True, max_connections=3)
+    try:
+        attempts = await asyncio.gather(
+            *(sender.send(url, SECRET, f"msg_{n}", b"{}") for n in range(12))
+        )
+        assert all(a.succeeded for a in attempts)
+        assert Counting.most_open <= 3
+        opened = Counting.opened
+        for n in range(5):
+            assert (await sender.send(url, SECRET, f"again_{n}", b"{}")).succeeded
+        assert Counting.opened == opened
+        monkeypatch.setattr("programledger.adapters.webhooks.sender._KEEPALIVE", 0.05)
+        sender._next_sweep = 0.0
+        await asyncio.sleep(0.1)
+        assert (await sender.send(url, SECRET, "later", b"{}")).succeeded
+        await eventually(lambda: Counting.open_now == 1, within=5)
+        await sender.close()
+        await eventually(lambda: Counting.open_now == 0, within=5)
+    finally:
+        await sender.close()
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [
