@@ -78,6 +78,7 @@ class WebhookSender:
         self._open = asyncio.Semaphore(max_connections)
         self._idle: dict[_Origin, list[tuple[float, httpcore.AsyncConnectionPool]]] = {}
         self._idle_count = 0
+        self._busy = 0
         self._next_sweep = 0.0
         self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         self._signers: dict[str, Webhook] = {}
@@ -114,7 +115,7 @@ class WebhookSender:
                         extensions={"timeout": self._timeouts, "sni_hostname": origin[2]},
                     )
                 finally:
-                    await self._checkin(origin, connection)
+                    self._checkin(origin, connection)
         except _Blocked as exc:
             return Attempt(False, None, str(exc), _ms(started))
         except httpcore.TimeoutException:
@@ -126,23 +127,31 @@ class WebhookSender:
         return Attempt(ok, response.status, error, _ms(started))
 
     async def _checkout(self, origin: _Origin) -> httpcore.AsyncConnectionPool:
-        """The connection to ``origin`` used last (the others expire first), or a new one;
-        connections idle past the keep-alive are closed on the way."""
-        now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + _KEEPALIVE
-            await self._sweep(now - _KEEPALIVE)
-        idle = self._idle.get(origin)
-        if idle:
-            self._idle_count -= 1
-            return idle.pop()[1]
+        """The connection to ``origin`` used last (the others expire first), or a new one,
+        closing the connection idle longest when ``max_connections`` are open; connections
+        idle past the keep-alive are closed on the way."""
+        self._busy += 1
+        try:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._next_sweep = now + _KEEPALIVE
+                await self._sweep(now - _KEEPALIVE)
+            idle = self._idle.get(origin)
+            if idle:
+                self._idle_count -= 1
+                return idle.pop()[1]
+            if self._busy + self._idle_count > self._max_connections:
+                oldest = min((c for c in self._idle.values() if c), key=lambda c: c[0][0])
+                self._idle_count -= 1
+                await oldest.pop(0)[1].aclose()
+        except BaseException:
+            self._busy -= 1
+            raise
         # The pool reconnects when the receiver closed its keep-alive connection.
         return httpcore.AsyncConnectionPool(max_connections=1, keepalive_expiry=_KEEPALIVE)
 
-    async def _checkin(self, origin: _Origin, connection: httpcore.AsyncConnectionPool) -> None:
-        if self._idle_count >= self._max_connections:
-            await connection.aclose()
-            return
+    def _checkin(self, origin: _Origin, connection: httpcore.AsyncConnectionPool) -> None:
+        self._busy -= 1
         self._idle.setdefault(origin, []).append((time.monotonic(), connection))
         self._idle_count += 1
 
@@ -151,8 +160,6 @@ class WebhookSender:
             expired = 0
             while expired < len(idle) and idle[expired][0] < before:
                 expired += 1
-            if not expired:
-                continue
             stale = idle[:expired]
             del idle[:expired]
             self._idle_count -= expired
