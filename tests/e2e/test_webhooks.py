@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -298,6 +299,87 @@ async def test_the_sender_checks_every_resolved_address() -> None:
             await allowed.close()
         assert attempt.succeeded
         assert receiver.received[0].headers["host"] == f"localhost:{port}"
+
+
+class _Counting(asyncio.Protocol):
+    """A receiver that answers ``200`` to every request and counts its connections."""
+
+    opened = 0
+    open_now = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        cls = type(self)
+        cls.opened += 1
+        cls.open_now += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        type(self).open_now -= 1
+
+    def data_received(self, data: bytes) -> None:
+        # The test's bodies are "{}": a request has arrived with its last two bytes.
+        if data.endswith(b"}"):
+            self._transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+async def test_the_sender_keeps_connections_alive_within_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections are reused, one request at a time each, never more than
+    ``max_connections`` open over all receivers, and closed once idle past the keep-alive."""
+
+    class Counting(_Counting):
+        pass
+
+    # Counted where they are opened and closed: the receiver may see a new connection
+    # before the end of the one closed for it.
+    open_now: set[httpcore.AsyncConnectionPool] = set()
+    most_open = 0
+
+    class Connection(httpcore.AsyncConnectionPool):
+        def __init__(self, **options: Any) -> None:
+            nonlocal most_open
+            super().__init__(**options)
+            open_now.add(self)
+            most_open = max(most_open, len(open_now))
+
+        async def aclose(self) -> None:
+            open_now.discard(self)
+            await super().aclose()
+
+    monkeypatch.setattr(
+        "programledger.adapters.webhooks.sender.httpcore.AsyncConnectionPool", Connection
+    )
+    loop = asyncio.get_running_loop()
+    servers = [await loop.create_server(Counting, "127.0.0.1", 0) for _ in range(2)]
+    urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/hook" for s in servers]
+    url = urls[0]
+    sender = WebhookSender(timeout=2, allow_private=True, max_connections=3)
+    try:
+        attempts = await asyncio.gather(
+            *(sender.send(urls[n % 2], SECRET, f"msg_{n}", b"{}") for n in range(24))
+        )
+        assert all(a.succeeded for a in attempts)
+        assert most_open <= 3
+        opened = Counting.opened
+        for n in range(5):
+            assert (await sender.send(url, SECRET, f"again_{n}", b"{}")).succeeded
+        # At most one more: the idle connections kept may all have been the other's.
+        assert Counting.opened <= opened + 1
+        assert most_open <= 3
+        monkeypatch.setattr("programledger.adapters.webhooks.sender._KEEPALIVE", 0.05)
+        sender._next_sweep = 0.0
+        await asyncio.sleep(0.1)
+        assert (await sender.send(url, SECRET, "later", b"{}")).succeeded
+        await eventually(lambda: Counting.open_now == 1, within=5)
+        await sender.close()
+        await eventually(lambda: Counting.open_now == 0, within=5)
+    finally:
+        await sender.close()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
 
 
 @pytest.mark.parametrize(
