@@ -12,7 +12,7 @@ Tables, all versioned: ``rm_scenarios`` (key ``scenario_id``), ``rm_scenario_cha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -55,6 +55,7 @@ from programledger.projections.engine.queries import (
     Page,
     Reader,
     VersionedRow,
+    fetch_by_key,
     fetch_one,
     fetch_page,
     resolve_position,
@@ -79,6 +80,7 @@ __all__ = [
     "get_scenario",
     "list_scenarios",
     "outcomes_of",
+    "scenarios_by_id",
 ]
 
 SCENARIOS = Table(
@@ -285,6 +287,13 @@ async def get_scenario(
     pool: Reader, scenario_id: UUID, *, as_of: AsOf = None
 ) -> ScenarioRow | None:
     return await fetch_one(pool, SCENARIOS, _scenario_row, (scenario_id,), as_of)
+
+
+async def scenarios_by_id(
+    pool: Reader, ids: Sequence[UUID], *, as_of: int | None = None
+) -> Mapping[UUID, ScenarioRow]:
+    """The scenarios of ``ids`` now or as of a position, in one statement."""
+    return await fetch_by_key(pool, SCENARIO_LIST, ids, as_of=as_of)
 
 
 async def list_scenarios(

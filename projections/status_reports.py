@@ -11,7 +11,7 @@ from the moment it is published, and "as of" shows the points as they were known
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -57,6 +57,7 @@ __all__ = [
     "get_status_report",
     "list_status_reports",
     "revisions_of",
+    "status_reports_by_key",
     "trend",
 ]
 
@@ -253,6 +254,32 @@ async def get_status_report(
     pool: Reader, program_id: UUID, period: str, *, as_of: AsOf = None
 ) -> StatusReportRow | None:
     return await fetch_one(pool, REPORTS, _report_row, (program_id, period), as_of)
+
+
+async def status_reports_by_key(
+    pool: Reader, keys: Sequence[tuple[UUID, str]], *, as_of: int | None = None
+) -> Mapping[tuple[UUID, str], StatusReportRow]:
+    """The reports of ``keys`` (program ids and ISO weeks) now or as of a position, in one
+    statement: the reports a list of global ids names, each found by its key's index."""
+    wanted = sorted(set(keys), key=str)
+    if not wanted:
+        return {}
+    filters = Filters()
+    filters.where(
+        "(program_id, period) IN (SELECT * FROM unnest({}::uuid[], {}::text[]))",
+        [program_id for program_id, _ in wanted],
+        [period for _, period in wanted],
+    )
+    table = REPORTS
+    async with pool.acquire() as conn:
+        version_clause(filters, await resolve_position(conn, as_of), table, whole_list=False)
+        rows = await conn.fetch(
+            f"SELECT {', '.join(table.column_names)}{stamps_sql(table)} FROM {table.name} "
+            f"WHERE {filters.sql()}",
+            *filters.args,
+        )
+    found = (_report_row(dict(row)) for row in rows)
+    return {(r.program_id, r.period): r for r in found}
 
 
 async def list_status_reports(

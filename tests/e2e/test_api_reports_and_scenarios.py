@@ -1,7 +1,8 @@
 """Status reports and capacity what-ifs through the API, as a frontend uses them, with the
 relay and projection runners filling the read models: the proposed draft, the owner's
 publication (another editor's is a NotProgramOwnerError), the trend, and a scenario
-evaluated and committed."""
+evaluated and committed; both refetched by global id (Relay ``node``/``nodes``), now and
+as of a position."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 import pytest_asyncio
 
 from programledger.api import Role
+from programledger.api.graphql.node import global_id
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
 from tests.support.projection_process import LiveSystem
+from tests.support.statements import counting_statements
 
 OWNER = "tia@example.com"
 
@@ -47,7 +50,7 @@ PUBLISH = """
 mutation ($programId: ID!, $period: String!) {
   publishStatusReport(input: {programId: $programId, period: $period, waitForProjections: true}) {
     __typename
-    ... on PublishStatusReportSuccess { statusReport { status revision lastPublishedBy } }
+    ... on PublishStatusReportSuccess { statusReport { id status revision lastPublishedBy } }
     ... on NotProgramOwnerError { code owner actor }
   }
 }"""
@@ -55,7 +58,7 @@ mutation ($programId: ID!, $period: String!) {
 READ = """
 query ($programId: ID!, $period: String!, $from: Date!, $to: Date!) {
   statusReport(programId: $programId, period: $period) {
-    status revision overall highlights createdBy updatedBy lastChange
+    id status revision overall highlights createdBy updatedBy lastChange
     revisions {
       revision status overall publishedBy publishedAt corrects correctionReason
       createdBy updatedBy lastChange
@@ -66,6 +69,27 @@ query ($programId: ID!, $period: String!, $from: Date!, $to: Date!) {
   }
   statusReports(filter: {programId: $programId}) { totalCount nodes { period status } }
 }"""
+
+
+NODES = """
+query ($id: ID!, $ids: [ID!]!, $at: SafeInt!) {
+  now: node(id: $id) { ...entity }
+  then: node(id: $id, asOfPosition: $at) { ...entity }
+  all: nodes(ids: $ids) { ...entity }
+  allThen: nodes(ids: $ids, asOfPosition: $at) { ...entity }
+}
+fragment entity on Node {
+  __typename id
+  ... on StatusReport { programId period status revision }
+  ... on Scenario { scenarioId scenarioStatus: status changeCount }
+}"""
+
+
+async def _errors(api: Api, ids: list[str]) -> list[str]:
+    response = await api.post(
+        "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}, headers=api.auth()
+    )
+    return [e["extensions"]["code"] for e in response.json()["errors"]]
 
 
 async def test_a_report_is_proposed_drafted_and_published_by_the_owner(reader: Api) -> None:
@@ -109,7 +133,9 @@ async def test_a_report_is_proposed_drafted_and_published_by_the_owner(reader: A
         "actor": "eve@example.com",
     }
     published = (await _data(api, PUBLISH, week))["publishStatusReport"]
+    report_id = global_id("StatusReport", f"{program}/2027-W14")
     assert published["statusReport"] == {
+        "id": report_id,
         "status": "PUBLISHED",
         "revision": 1,
         "lastPublishedBy": OWNER,
@@ -138,6 +164,32 @@ async def test_a_report_is_proposed_drafted_and_published_by_the_owner(reader: A
     (point,) = read["statusReportTrend"]
     assert (point["period"], point["overall"], len(point["dimensions"])) == ("2027-W14", "AMBER", 5)
     assert read["statusReports"]["totalCount"] == 1
+    assert report["id"] == report_id
+
+    unreported = global_id("StatusReport", f"{program}/2027-W15")
+    nodes = {"id": report_id, "ids": [unreported, report_id], "at": drafted["position"]}
+    found = await _data(api, NODES, nodes)
+    entity = {"__typename": "StatusReport", "id": report_id, "programId": program}
+    now = {**entity, "period": "2027-W14", "status": "PUBLISHED", "revision": 1}
+    then = {**now, "status": "DRAFT"}
+    assert (found["now"], found["all"]) == (now, [None, now])
+    assert (found["then"], found["allThen"]) == (then, [None, then])
+    earlier = global_id("StatusReport", f"{program}/2027-W13")
+    with counting_statements() as statements:
+        await _data(
+            api,
+            "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+            {"ids": [earlier, *nodes["ids"]]},
+        )
+    reads = [s for s in statements if "rm_status_reports" in s]
+    assert len(reads) == 1, statements  # the reports of every key, in one statement
+    malformed = [
+        global_id("StatusReport", f"{program}/2027-W54"),  # no such ISO week
+        global_id("StatusReport", f"{program}:2027-W14"),  # the stream's key, not the id's
+        global_id("StatusReport", "not-a-program/2027-W14"),
+    ]
+    for bad in malformed:
+        assert await _errors(api, [report_id, bad]) == ["BAD_USER_INPUT"], bad
 
 
 EVALUATE = """
@@ -158,7 +210,7 @@ mutation ($id: ID!) {
     __typename
     ... on CommitScenarioSuccess {
       scenario {
-        status outcomes { command accepted errorCode stream: streamId }
+        id status outcomes { command accepted errorCode stream: streamId }
         createdAt updatedAt lastChange
       }
     }
@@ -174,7 +226,7 @@ async def test_a_scenario_is_evaluated_then_committed(reader: Api) -> None:
     await api.accepted("activateProgram", {"programId": program})
     await api.accepted("registerResource", resource_input(key))
     await api.accepted("createScenario", {"scenarioId": scenario, "name": "Pilot push"})
-    await api.accepted(
+    added = await api.accepted(
         "addScenarioAllocation",
         {
             "scenarioId": scenario,
@@ -201,6 +253,8 @@ async def test_a_scenario_is_evaluated_then_committed(reader: Api) -> None:
     assert read["scenario"]["createdBy"] == read["scenario"]["updatedBy"]
     committed = (await _data(api, COMMIT, {"id": scenario}))["commitScenario"]
     assert committed["scenario"]["status"] == "COMMITTED"
+    scenario_id = global_id("Scenario", scenario)
+    assert committed["scenario"]["id"] == scenario_id
     assert committed["scenario"]["lastChange"] == "ScenarioCommitted"
     assert committed["scenario"]["createdAt"] < committed["scenario"]["updatedAt"]
     assert [
@@ -209,3 +263,13 @@ async def test_a_scenario_is_evaluated_then_committed(reader: Api) -> None:
         ("ProposeAllocation", False, "VALIDATION_FAILED"),
         ("ConfirmAllocation", False, "NOT_SENT"),
     ]
+
+    unknown = global_id("Scenario", new_id())
+    nodes = {"id": scenario_id, "ids": [scenario_id, unknown], "at": added["position"]}
+    found = await _data(api, NODES, nodes)
+    entity = {"__typename": "Scenario", "id": scenario_id, "scenarioId": scenario}
+    now = {**entity, "scenarioStatus": "COMMITTED", "changeCount": 1}
+    then = {**now, "scenarioStatus": "OPEN"}
+    assert (found["now"], found["all"]) == (now, [now, None])
+    assert (found["then"], found["allThen"]) == (then, [then, None])
+    assert await _errors(api, [global_id("Scenario", "not-a-uuid")]) == ["BAD_USER_INPUT"]

@@ -21,7 +21,7 @@ import logging
 import operator
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, assert_never, get_args
 from uuid import UUID, uuid4
@@ -91,7 +91,6 @@ from programledger.domain.risk import RiskCommand
 from programledger.domain.scenario import ScenarioCommand
 from programledger.domain.schedule import ScheduleCommand
 from programledger.domain.values import Money
-from programledger.projections import scenarios, status_reports
 
 __all__ = ["COMMANDS", "errors_of", "mutation_type"]
 
@@ -425,8 +424,6 @@ class _ReadBack:
     graphql_type: type
     what: str
     key: Callable[[CommandAccepted], Any]
-    read: Callable[[ApiInfo, Any], Awaitable[Any]] | None = None
-    """How to read an entity that is no :class:`Node` (``nodes`` reads the others)."""
 
     def field(self) -> StrawberryField:
         async def resolve(root: strawberry.Parent[CommandAccepted], info: ApiInfo) -> Any:
@@ -434,8 +431,6 @@ class _ReadBack:
             if key is None or isinstance(key, UnsetType):
                 return None  # the command names no such item (an optional id not given)
             await _caught_up(root, info)
-            if self.read is not None:
-                return await self.read(info, key)
             return await read_entity(info, self.type_name, key)
 
         found: StrawberryField = strawberry.field(
@@ -467,6 +462,12 @@ def _part(field: str) -> Callable[[CommandAccepted], Any]:
     return key
 
 
+def _report(root: CommandAccepted) -> tuple[UUID, str]:
+    """The program and week of the report stream written (``status_report-<id>:<week>``)."""
+    program_id, _, period = str(root.result.entity_id).removeprefix("status_report-").partition(":")
+    return UUID(program_id), period
+
+
 _AGGREGATES: tuple[tuple[object, _ReadBack], ...] = (
     (ProgramCommand, _ReadBack("program", "Program", ProgramType, "program", _entity(UUID))),
     (RiskCommand, _ReadBack("risk", "Risk", RiskType, "risk", _entity(UUID))),
@@ -484,35 +485,9 @@ _AGGREGATES: tuple[tuple[object, _ReadBack], ...] = (
         ObjectiveCommand,
         _ReadBack("objective", "Objective", ObjectiveType, "objective", _entity(UUID)),
     ),
-)
-"""The aggregate each command union decides on, read back by the result's entity id. The
-schedule network is no entity a client caches (its links are read through
-``scheduleAnalysis``), so its commands read no aggregate back."""
-
-
-async def _read_report(info: ApiInfo, stream_key: str) -> StatusReportType | None:
-    program_id, _, period = stream_key.partition(":")
-    pool = info.context.services.pool
-    row = await status_reports.get_status_report(pool, UUID(program_id), period)
-    return None if row is None else StatusReportType.of(row)
-
-
-async def _read_scenario(info: ApiInfo, scenario_id: UUID) -> ScenarioType | None:
-    row = await scenarios.get_scenario(info.context.services.pool, scenario_id)
-    return None if row is None else ScenarioType.of(row)
-
-
-_REPORTS_AND_SCENARIOS: tuple[tuple[object, _ReadBack], ...] = (
     (
         StatusReportCommand,
-        _ReadBack(
-            "status_report",
-            "StatusReport",
-            StatusReportType,
-            "report",
-            lambda root: str(root.result.entity_id).removeprefix("status_report-"),
-            _read_report,
-        ),
+        _ReadBack("status_report", "StatusReport", StatusReportType, "report", _report),
     ),
     (
         ScenarioCommand,
@@ -522,12 +497,13 @@ _REPORTS_AND_SCENARIOS: tuple[tuple[object, _ReadBack], ...] = (
             ScenarioType,
             "scenario; after a commit, its outcomes,",
             _entity(UUID),
-            _read_scenario,
         ),
     ),
 )
-"""Status reports and scenarios are no nodes (a report is keyed by program and week), so
-they are read by their read models' lookups."""
+"""The aggregate each command union decides on, read back by the result's entity id. The
+schedule network is no entity a client caches (its links are read through
+``scheduleAnalysis``), so its commands read no aggregate back."""
+
 
 _ITEMS: tuple[tuple[str, str, type], ...] = (
     ("milestone", "Milestone", MilestoneType),
@@ -550,11 +526,7 @@ _PARTS: tuple[tuple[str, str, type], ...] = (
 
 def _read_backs(command: type[Command]) -> list[_ReadBack]:
     """What a command's success reads back: its aggregate, then the items it names."""
-    found = [
-        back
-        for union, back in (*_AGGREGATES, *_REPORTS_AND_SCENARIOS)
-        if command in get_args(union)
-    ]
+    found = [back for union, back in _AGGREGATES if command in get_args(union)]
     fields = getattr(command, "__struct_fields__", ())
     found += [
         _ReadBack(name, type_name, graphql_type, name, _item(f"{name}_id"))

@@ -43,6 +43,8 @@ from programledger.api.graphql.reads import (
     reader,
 )
 from programledger.api.graphql.risks import RiskType
+from programledger.api.graphql.scenarios import ScenarioType
+from programledger.api.graphql.status_reports import StatusReportType, parse_report_key
 from programledger.api.graphql.types import SafeInt
 from programledger.projections import (
     allocations,
@@ -52,6 +54,8 @@ from programledger.projections import (
     programs,
     raid,
     risks,
+    scenarios,
+    status_reports,
 )
 from programledger.projections.engine.queries import MAX_PAGE_SIZE
 
@@ -86,6 +90,10 @@ _KINDS: Mapping[str, _Kind] = {
     ),
     "Portfolio": _Kind(portfolios.portfolios_by_id, UUID, plain(PortfolioType.of)),
     "Objective": _Kind(portfolios.objectives_by_id, UUID, plain(ObjectiveType.of)),
+    "StatusReport": _Kind(
+        status_reports.status_reports_by_key, parse_report_key, plain(StatusReportType.of)
+    ),
+    "Scenario": _Kind(scenarios.scenarios_by_id, UUID, plain(ScenarioType.of)),
 }
 
 

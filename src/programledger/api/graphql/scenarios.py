@@ -19,6 +19,7 @@ import strawberry
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -161,7 +162,7 @@ async def _outcomes(
 
 
 @strawberry.type(name="Scenario", description="A capacity what-if.")
-class ScenarioType(Recorded):
+class ScenarioType(Node, Recorded):
     scenario_id: strawberry.ID
     name: str
     description: str | None
@@ -184,6 +185,7 @@ class ScenarioType(Recorded):
     @staticmethod
     def of(r: ScenarioRow, as_of: int | datetime | None = None) -> ScenarioType:
         return ScenarioType(
+            id=global_id("Scenario", r.scenario_id),
             scenario_id=strawberry.ID(str(r.scenario_id)),
             name=r.name,
             description=r.description,

@@ -14,12 +14,14 @@ from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import strawberry
 
 from programledger.api.graphql.connections import Connection
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.inputs import domain_enum
+from programledger.api.graphql.node import Node, global_id
 from programledger.api.graphql.reads import (
     AS_OF,
     an_id,
@@ -61,6 +63,8 @@ __all__ = [
     "StatusReportRevisionType",
     "StatusReportSort",
     "StatusReportType",
+    "parse_report_key",
+    "report_id",
 ]
 
 _RAG = domain_enum(Rag)
@@ -146,6 +150,20 @@ class StatusReportRevisionType(Recorded):
         )
 
 
+def report_id(program_id: UUID, period: str) -> strawberry.ID:
+    """The global id of a report: a program has one per ISO week."""
+    return global_id("StatusReport", f"{program_id}/{period}")
+
+
+def parse_report_key(key: str) -> tuple[UUID, str]:
+    """The program id and ISO week in the key of a :func:`report_id`; ``ValueError`` if
+    it is not one, so a made-up week is refused before it reaches a statement."""
+    program_id, _, period = key.partition("/")
+    if period_days(period) is None:
+        raise ValueError(f"not an ISO week: {period!r}")
+    return UUID(program_id), period
+
+
 async def _revisions(
     root: strawberry.Parent[StatusReportType], info: ApiInfo
 ) -> list[StatusReportRevisionType]:
@@ -163,7 +181,7 @@ async def _revisions(
     description="A program's report for one week as it stands: the draft being written, "
     "or the last revision published.",
 )
-class StatusReportType(Recorded):
+class StatusReportType(Node, Recorded):
     program_id: strawberry.ID
     period: str = strawberry.field(description="The ISO week, e.g. 2027-W14.")
     week_start: date
@@ -190,6 +208,7 @@ class StatusReportType(Recorded):
     @staticmethod
     def of(r: StatusReportRow, as_of: AsOf = None) -> StatusReportType:
         return StatusReportType(
+            id=report_id(r.program_id, r.period),
             program_id=strawberry.ID(str(r.program_id)),
             period=r.period,
             week_start=r.week_start,
