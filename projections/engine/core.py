@@ -349,7 +349,7 @@ class StateStore:
     bytes, once :meth:`trim` has run: the ones least recently needed by a batch go first,
     and come back from the table (where every committed state is) when an event needs them
     again; ``counts`` says how often. A state's size is its encoded length as last read
-    from or written to the table (what a batch changed is written before any trim), so
+    from or encoded for the table (what a batch changed is encoded before any trim), so
     measuring it costs nothing.
     """
 
@@ -442,9 +442,14 @@ class StateStore:
             self._dirty.update(states)
 
     def encode(self, states: Mapping[str, Any]) -> tuple[list[str], list[bytes]]:
-        """The keys and encoded values of ``states`` to write (a ``None`` state is not)."""
-        items = [(k, v) for k, v in states.items() if v is not None]
-        return [k for k, _ in items], [self._encoder.encode(v) for _, v in items]
+        """The keys and encoded values of ``states`` to write (a ``None`` state is not).
+        Their lengths become the states' sizes: what is encoded is written, then cached
+        (or, if the batch is rolled back, the cache is cleared)."""
+        keys = [k for k, v in states.items() if v is not None]
+        values = [self._encoder.encode(states[k]) for k in keys]
+        for key, value in zip(keys, values, strict=True):
+            self._sized(key, len(value))
+        return keys, values
 
     async def write(self, conn: Connection, states: Mapping[str, Any]) -> None:
         """Upsert ``states`` (chunked: a rebuild writes them all at once)."""
@@ -452,9 +457,6 @@ class StateStore:
         sql = upsert_states_sql(self.table, "$1", "$2")
         for start in range(0, len(keys), 10_000):
             await conn.execute(sql, keys[start : start + 10_000], values[start : start + 10_000])
-        for key, value in zip(keys, values, strict=True):
-            if key in self._cache:
-                self._sized(key, len(value))
 
     async def write_dirty(self, conn: Connection) -> None:
         await self.write(conn, {k: self._cache[k] for k in self._dirty})

@@ -100,3 +100,16 @@ async def test_a_state_rewritten_larger_counts_its_new_size() -> None:
 def test_a_byte_budget_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         StateStore("states", {"program": int}, max_bytes=0)
+
+
+def test_states_encoded_for_a_batch_count_before_the_trim() -> None:
+    """The runner encodes a batch's states, trims, then keeps them (``update``): the
+    sizes must be known by the trim, or the byte budget never binds."""
+    store = StateStore("states", {"program": str}, limit=100, max_bytes=2500)
+    states = {f"program-{i}": "x" * 1000 for i in range(5)}
+    _, values = store.encode(states)
+    assert store.bytes == sum(map(len, values))
+    store.update(states)
+    assert store.trim()
+    assert store.bytes <= 2500
+    assert len(store) == 2
