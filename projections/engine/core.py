@@ -69,6 +69,7 @@ from programledger.domain.schedule import SCHEDULE_EVENT_TYPES
 from programledger.projections.engine.tables import Column, Table
 
 __all__ = [
+    "DEFAULT_STATE_CACHE_BYTES",
     "DEFAULT_STATE_CACHE_LIMIT",
     "STREAM_TYPE_OF_EVENT",
     "Applier",
@@ -303,9 +304,15 @@ def from_envelope(registry: EventRegistry) -> Callable[[EventEnvelope], Projecte
 
 
 DEFAULT_STATE_CACHE_LIMIT = 5_000
-"""States a runner keeps in memory per projection: a state is about 1-4 KB in memory
-(docs/projections.md), so the six projections of a ``project`` process hold some tens of
-MB at most. What is not cached is read back from its table when an event needs it."""
+"""States a runner keeps in memory per projection. What is not cached is read back from
+its table when an event needs it."""
+
+DEFAULT_STATE_CACHE_BYTES = 2 * 1024 * 1024
+"""Encoded (msgpack) bytes of the states a runner keeps in memory per projection. A count
+alone does not bound memory: a state grows with its program (a soak's grew from 450 to
+1,600 bytes in minutes), and decoded it takes 1.4-1.9 times its encoded size, plus some
+150 bytes of key and cache entry (docs/projections.md). 2 MB encoded is some 4-5 MB in
+memory per projection, under 50 MB for the eleven of a ``project`` process."""
 
 
 @dataclass(slots=True)
@@ -338,9 +345,12 @@ class StateStore:
     (a rollback, a swap by a rebuild). ``complete`` says the cache holds every state
     there is (a rebuild starting on empty tables): a miss is then "no state", not a read.
 
-    The cache holds at most ``limit`` states once :meth:`trim` has run: the ones least
-    recently needed by a batch go first, and come back from the table (where every
-    committed state is) when an event needs them again; ``counts`` says how often.
+    The cache holds at most ``limit`` states, and states of at most ``max_bytes`` encoded
+    bytes, once :meth:`trim` has run: the ones least recently needed by a batch go first,
+    and come back from the table (where every committed state is) when an event needs them
+    again; ``counts`` says how often. A state's size is its encoded length as last read
+    from or encoded for the table (what a batch changed is encoded before any trim), so
+    measuring it costs nothing.
     """
 
     def __init__(
@@ -350,13 +360,15 @@ class StateStore:
         *,
         complete: bool = False,
         limit: int = DEFAULT_STATE_CACHE_LIMIT,
+        max_bytes: int = DEFAULT_STATE_CACHE_BYTES,
         counts: CacheCounts | None = None,
     ) -> None:
-        if limit < 1:
-            raise ValueError("the state cache limit must be at least 1")
+        if limit < 1 or max_bytes < 1:
+            raise ValueError("the state cache limits must be at least 1")
         self.table = table
         self.complete = complete
         self.limit = limit
+        self.max_bytes = max_bytes
         self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
             prefix: msgspec.msgpack.Decoder(t) for prefix, t in types.items()
         }
@@ -364,6 +376,10 @@ class StateStore:
         self._cache: OrderedDict[str, Any] = OrderedDict()
         """Least recently needed first."""
         self._dirty: set[str] = set()
+        self._sizes: dict[str, int] = {}
+        """Encoded length of each cached state whose encoding was seen."""
+        self.bytes = 0
+        """The sum of ``_sizes``."""
         self.counts = counts if counts is not None else CacheCounts()
 
     def __len__(self) -> int:
@@ -406,6 +422,11 @@ class StateStore:
         )
         for row in rows:
             self._cache[row[0]] = self._decode(row[0], row[1])
+            self._sized(row[0], len(row[1]))
+
+    def _sized(self, key: str, size: int) -> None:
+        self.bytes += size - self._sizes.get(key, 0)
+        self._sizes[key] = size
 
     def get(self, key: str) -> Any:
         try:
@@ -421,9 +442,14 @@ class StateStore:
             self._dirty.update(states)
 
     def encode(self, states: Mapping[str, Any]) -> tuple[list[str], list[bytes]]:
-        """The keys and encoded values of ``states`` to write (a ``None`` state is not)."""
-        items = [(k, v) for k, v in states.items() if v is not None]
-        return [k for k, _ in items], [self._encoder.encode(v) for _, v in items]
+        """The keys and encoded values of ``states`` to write (a ``None`` state is not).
+        Their lengths become the states' sizes: what is encoded is written, then cached
+        (or, if the batch is rolled back, the cache is cleared)."""
+        keys = [k for k, v in states.items() if v is not None]
+        values = [self._encoder.encode(states[k]) for k in keys]
+        for key, value in zip(keys, values, strict=True):
+            self._sized(key, len(value))
+        return keys, values
 
     async def write(self, conn: Connection, states: Mapping[str, Any]) -> None:
         """Upsert ``states`` (chunked: a rebuild writes them all at once)."""
@@ -437,21 +463,26 @@ class StateStore:
         self._dirty.clear()
 
     def trim(self) -> bool:
-        """Evict the least recently needed states beyond the limit; only when every
+        """Evict the least recently needed states beyond the limits; only when every
         cached state is also in the table (after a commit, nothing dirty), since an
         evicted state is read back from there. Returns whether it evicted any."""
-        excess = len(self._cache) - self.limit
-        if excess <= 0 or self._dirty:
+        cache, sizes = self._cache, self._sizes
+        if self._dirty or (len(cache) <= self.limit and self.bytes <= self.max_bytes):
             return False
-        for _ in range(excess):
-            self._cache.popitem(last=False)
-        self.counts.evictions += excess
+        evicted = 0
+        while len(cache) > self.limit or self.bytes > self.max_bytes:
+            key, _ = cache.popitem(last=False)
+            self.bytes -= sizes.pop(key, 0)
+            evicted += 1
+        self.counts.evictions += evicted
         self.complete = False  # a miss may now be an evicted state
         return True
 
     def clear(self) -> None:
         self._cache.clear()
         self._dirty.clear()
+        self._sizes.clear()
+        self.bytes = 0
         self.complete = False
 
 

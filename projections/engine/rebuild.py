@@ -206,6 +206,7 @@ class _Rebuild:
             projection.states,
             complete=True,
             limit=_STATES_HELD,
+            max_bytes=sys.maxsize,
         )
         self.applier = Applier(projection, states, suffix=REBUILD_SUFFIX)
         self.convert: Callable[[RawEvent], ProjectedEvent] = from_stored(store.codec)

@@ -98,6 +98,7 @@ from programledger.adapters.postgres.leadership import (
 )
 from programledger.projections.engine.commit import Checkpoint, Claim, claim_sql, commit_batch
 from programledger.projections.engine.core import (
+    DEFAULT_STATE_CACHE_BYTES,
     DEFAULT_STATE_CACHE_LIMIT,
     Applier,
     CacheCounts,
@@ -152,6 +153,9 @@ class RunnerSettings:
     state_cache_limit: int = DEFAULT_STATE_CACHE_LIMIT
     """Handler states kept in memory between batches (the least recently used are
     evicted, and read back from their table when needed)."""
+    state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES
+    """The most encoded bytes of the states kept between batches (a second bound: states
+    grow with their programs)."""
     durable_prefix: str = "projection"
     rebuild_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
     """Processes a rebuild before consuming (tables of another definition, as after a
@@ -162,8 +166,8 @@ class RunnerSettings:
             raise ValueError("batch_size must be at least 1, fetch_wait and ack_wait positive")
         if self.rebuild_workers < 1:
             raise ValueError("rebuild_workers must be at least 1")
-        if self.state_cache_limit < 1:
-            raise ValueError("state_cache_limit must be at least 1")
+        if min(self.state_cache_limit, self.state_cache_bytes) < 1:
+            raise ValueError("state_cache_limit and state_cache_bytes must be at least 1")
 
 
 class RunnerState(enum.Enum):
@@ -318,6 +322,7 @@ class ProjectionRunner:
             table,
             self.projection.states,
             limit=self._settings.state_cache_limit,
+            max_bytes=self._settings.state_cache_bytes,
             counts=self.cache_counts,
         )
         return Applier(self.projection, states)
@@ -330,6 +335,16 @@ class ProjectionRunner:
     def cached_states(self) -> int:
         """Handler states in memory now (at most the limit, plus one batch's)."""
         return len(self._applier.store)
+
+    @property
+    def state_cache_bytes(self) -> int:
+        return self._settings.state_cache_bytes
+
+    @property
+    def cached_bytes(self) -> int:
+        """Encoded bytes of the states in memory now (at most the byte limit, plus one
+        batch's)."""
+        return self._applier.store.bytes
 
     # --- leadership ----------------------------------------------------------------------
 
@@ -849,6 +864,16 @@ class StateCacheMetrics(Collector):
             "The most states a runner keeps between batches",
             labels=["projection"],
         )
+        size_bytes = GaugeMetricFamily(
+            "programledger_projection_state_cache_bytes",
+            "Encoded (msgpack) bytes of the states a runner holds; about half their memory",
+            labels=["projection"],
+        )
+        limit_bytes = GaugeMetricFamily(
+            "programledger_projection_state_cache_bytes_limit",
+            "The most encoded bytes of states a runner keeps between batches",
+            labels=["projection"],
+        )
         hits = CounterMetricFamily(
             "programledger_projection_state_cache_hits",
             "States a batch found in memory",
@@ -869,7 +894,9 @@ class StateCacheMetrics(Collector):
             counts = runner.cache_counts
             size.add_metric(name, runner.cached_states)
             limit.add_metric(name, runner.state_cache_limit)
+            size_bytes.add_metric(name, runner.cached_bytes)
+            limit_bytes.add_metric(name, runner.state_cache_bytes)
             hits.add_metric(name, counts.hits)
             misses.add_metric(name, counts.misses)
             evictions.add_metric(name, counts.evictions)
-        yield from (size, limit, hits, misses, evictions)
+        yield from (size, limit, size_bytes, limit_bytes, hits, misses, evictions)

@@ -103,6 +103,9 @@ class Settings:
     projection_state_cache: int = 5_000
     """Handler states each projection runner keeps in memory (least recently used evicted,
     read back from their table when needed): about 1-4 KB each."""
+    projection_state_cache_mb: int = 2
+    """Encoded megabytes of the states each projection runner keeps in memory, a second
+    bound beside the count (states grow with their programs): about twice that in memory."""
     metrics_port: int | None = None
     """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
     ``http_port``); ``None``: not served."""
@@ -216,6 +219,7 @@ class Settings:
         ready_max_lag = _number(get, "READY_MAX_LAG_SECONDS", low=1, high=86_400)
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
+        state_cache_mb = _number(get, "PROJECTION_STATE_CACHE_MB", low=1, high=100_000) or 2
         appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 4
         reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 4
         db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
@@ -247,6 +251,7 @@ class Settings:
             max_waiting_requests=max_waiting,
             ready_max_lag_seconds=ready_max_lag,
             projection_state_cache=state_cache,
+            projection_state_cache_mb=state_cache_mb,
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]

@@ -37,7 +37,12 @@ from programledger.domain.risk import Risk, RiskStatus
 from programledger.projections.allocations import get_resource, list_allocations, utilisation
 from programledger.projections.audit import audit_trail
 from programledger.projections.decisions import list_decisions, list_lessons
-from programledger.projections.engine.core import Applier, StateStore, from_stored
+from programledger.projections.engine.core import (
+    DEFAULT_STATE_CACHE_BYTES,
+    Applier,
+    StateStore,
+    from_stored,
+)
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.runner import StateCacheMetrics
 from programledger.projections.engine.status import wait_for_position
@@ -181,6 +186,16 @@ async def test_runners_that_evict_states_build_what_a_rebuild_builds(
     )
     assert (evicted or 0) > 0
     assert (read or 0) > 0
+    held, budget = (
+        registry.get_sample_value(f"programledger_projection_state_cache_{name}", labels)
+        for name, labels in (
+            ("bytes", {"projection": "programs"}),
+            ("bytes_limit", {"projection": "programs"}),
+        )
+    )
+    assert budget == DEFAULT_STATE_CACHE_BYTES
+    assert held is not None
+    assert 0 <= held <= budget
 
 
 def _differences(

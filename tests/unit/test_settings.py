@@ -45,6 +45,13 @@ def test_configured_servers() -> None:
         {"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "200", "PROGRAMLEDGER_METRICS_PORT": "9100"}
     )
     assert (tuned.projection_state_cache, tuned.metrics_port) == (200, 9100)
+    assert settings.projection_state_cache_mb == 2
+    assert (
+        Settings.from_env(
+            {"PROGRAMLEDGER_PROJECTION_STATE_CACHE_MB": "16"}
+        ).projection_state_cache_mb
+        == 16
+    )
     assert (settings.appends_in_flight, settings.reads_in_flight) == (4, 4)
     combining = Settings.from_env(
         {"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "2", "PROGRAMLEDGER_READS_IN_FLIGHT": "8"}
@@ -107,6 +114,7 @@ def test_configured_servers() -> None:
             "GRAPHIQL needs PROGRAMLEDGER_INTROSPECTION",
         ),
         ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "0"}, "PROJECTION_STATE_CACHE=0 must be"),
+        ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE_MB": "0"}, "STATE_CACHE_MB=0 must be"),
         ({"PROGRAMLEDGER_METRICS_PORT": "99999"}, "impossible"),
         ({"PROGRAMLEDGER_GC_THRESHOLDS": "10000,20"}, "GC_THRESHOLDS='10000,20' is not three"),
         ({"PROGRAMLEDGER_GC_THRESHOLDS": "0,10,10"}, "three positive whole numbers"),

@@ -328,6 +328,7 @@ def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> lis
     settings = RunnerSettings(
         prefix=runtime.settings.subject_prefix,
         state_cache_limit=runtime.settings.projection_state_cache,
+        state_cache_bytes=runtime.settings.projection_state_cache_mb * 1024 * 1024,
     )
     return [
         ProjectionRunner(
