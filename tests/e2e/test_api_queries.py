@@ -57,7 +57,9 @@ async def _refused(api: Api, query: str, *roles: Role) -> None:
 
 
 async def _plan_program(api: Api, *, milestones: int = 2, wait: bool = True) -> dict[str, str]:
-    """A proposed and activated program with milestones and one assessed risk."""
+    """A proposed and activated program with milestones and one assessed risk; with
+    ``wait``, every read model they touch has caught up (a command waits only for the read
+    models its own events touch, so the last milestone waits for the milestones')."""
     program, risk = new_id(), new_id()
     await api.accepted("proposeProgram", program_input(program))
     await api.accepted("activateProgram", {"programId": program})
@@ -69,6 +71,7 @@ async def _plan_program(api: Api, *, milestones: int = 2, wait: bool = True) -> 
                 "milestoneId": new_id(),
                 "name": f"Milestone {n}",
                 "dueDate": f"2027-0{n + 3}-30",
+                "waitForProjections": wait and n == milestones - 1,
             },
         )
     await api.accepted(
