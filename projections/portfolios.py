@@ -111,6 +111,7 @@ __all__ = [
     "list_portfolios",
     "member_of",
     "objectives_by_id",
+    "portfolio_of",
     "portfolios_by_id",
 ]
 
@@ -1022,6 +1023,14 @@ async def list_members(pool: Reader, portfolio_id: UUID, **paging: Any) -> Page[
 async def member_of(pool: Reader, program_id: UUID, *, as_of: AsOf = None) -> MemberRow | None:
     """The portfolio a program is in, now or as of ``as_of``."""
     return await fetch_one(pool, MEMBERS, _MEMBER_LIST.convert, (program_id,), as_of)
+
+
+async def portfolio_of(
+    pool: Reader, program_id: UUID, *, as_of: AsOf = None
+) -> PortfolioRow | None:
+    """The portfolio a program is in, now or as of ``as_of``; ``None`` when in none."""
+    member = await member_of(pool, program_id, as_of=as_of)
+    return None if member is None else await get_portfolio(pool, member.portfolio_id, as_of=as_of)
 
 
 async def list_moves(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 from enum import Enum
+from typing import Any
 from uuid import UUID
 
 import strawberry
@@ -24,11 +25,11 @@ from programledger.api.graphql.reads import (
     an_id,
     enum_filter,
     list_page,
-    moment,
+    listing,
+    lookup,
     paging,
-    read,
-    reader,
-    resolved_position,
+    plain,
+    read_field,
     uuid,
     values,
 )
@@ -318,44 +319,13 @@ class ObjectiveType(Node, Recorded):
     )
 
 
-async def _objective(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> ObjectiveType | None:
-    position = await resolved_position(info, moment(as_of, as_of_position))
-    pool = info.context.services.pool
-    row = await read(portfolios.get_objective(pool, an_id(id, "id"), as_of=position))
-    return None if row is None else ObjectiveType.of(row, position)
+def _objective_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
 
 
-async def _objectives(
-    info: ApiInfo,
-    filter: ObjectiveFilter | None = None,
-    order_by: ObjectiveSort = ObjectiveSort.TITLE,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[ObjectiveType]:
-    position = await resolved_position(info, moment(as_of, as_of_position))
+def _objective_filters(filter: ObjectiveFilter | None = None) -> dict[str, Any]:
     f = filter or ObjectiveFilter()
-    return await list_page(
-        info,
-        portfolios.list_objectives,
-        lambda o: ObjectiveType.of(o, position),
-        position,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        status=values(f.status),
-        owner=f.owner,
-        key=f.key,
-    )
+    return {"status": values(f.status), "owner": f.owner, "key": f.key}
 
 
 @strawberry.enum(description="Sort keys of objective-program links.")
@@ -363,107 +333,72 @@ class ObjectiveProgramSort(enum.Enum):
     PROGRAM_ID = "program_id"
 
 
-async def _program_objectives(
-    info: ApiInfo,
-    program_id: strawberry.ID,
-    order_by: ObjectiveProgramSort = ObjectiveProgramSort.PROGRAM_ID,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[ObjectiveProgramType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        portfolios.list_objective_programs,
-        ObjectiveProgramType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=an_id(program_id, "programId"),
-    )
+def _program_filters(program_id: strawberry.ID) -> dict[str, Any]:
+    return {"program_id": an_id(program_id, "programId")}
 
 
-async def _check_ins(
-    info: ApiInfo,
-    objective_id: strawberry.ID | None = None,
-    key_result_id: strawberry.ID | None = None,
-    order_by: HistorySort = HistorySort.POSITION,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[CheckInType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        portfolios.list_check_ins,
-        CheckInType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        objective_id=uuid(objective_id, "objectiveId"),
-        key_result_id=uuid(key_result_id, "keyResultId"),
-    )
+def _check_in_filters(
+    objective_id: strawberry.ID | None = None, key_result_id: strawberry.ID | None = None
+) -> dict[str, Any]:
+    return {
+        "objective_id": uuid(objective_id, "objectiveId"),
+        "key_result_id": uuid(key_result_id, "keyResultId"),
+    }
 
 
-async def _links(
-    info: ApiInfo,
-    objective_id: strawberry.ID | None = None,
-    program_id: strawberry.ID | None = None,
-    order_by: HistorySort = HistorySort.POSITION,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[ObjectiveLinkType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        portfolios.list_links,
-        ObjectiveLinkType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        objective_id=uuid(objective_id, "objectiveId"),
-        program_id=uuid(program_id, "programId"),
-    )
+def _link_filters(
+    objective_id: strawberry.ID | None = None, program_id: strawberry.ID | None = None
+) -> dict[str, Any]:
+    return {
+        "objective_id": uuid(objective_id, "objectiveId"),
+        "program_id": uuid(program_id, "programId"),
+    }
+
+
+_objective = lookup(portfolios.get_objective, plain(ObjectiveType.of), _objective_id)
+_objectives = listing(
+    portfolios.list_objectives,
+    plain(ObjectiveType.of),
+    _objective_filters,
+    ObjectiveSort.TITLE,
+    descending=False,
+)
+_program_objectives = listing(
+    portfolios.list_objective_programs,
+    plain(lambda row, _at: ObjectiveProgramType.of(row)),
+    _program_filters,
+    ObjectiveProgramSort.PROGRAM_ID,
+    descending=False,
+)
+_check_ins = listing(
+    portfolios.list_check_ins,
+    plain(lambda row, _at: CheckInType.of(row)),
+    _check_in_filters,
+    HistorySort.POSITION,
+    descending=False,
+)
+_links = listing(
+    portfolios.list_links,
+    plain(lambda row, _at: ObjectiveLinkType.of(row)),
+    _link_filters,
+    HistorySort.POSITION,
+    descending=False,
+)
 
 
 @strawberry.type
 class ObjectiveQueries:
-    objective: ObjectiveType | None = strawberry.field(
-        resolver=_objective,
-        extensions=reader(),
-        description="One objective, its key results and programs." + AS_OF,
+    objective: ObjectiveType | None = read_field(
+        _objective, "One objective, its key results and programs." + AS_OF
     )
-    objectives: Connection[ObjectiveType] = strawberry.field(
-        resolver=_objectives, extensions=reader(), description="Objectives." + AS_OF
+    objectives: Connection[ObjectiveType] = read_field(_objectives, "Objectives." + AS_OF)
+    program_objectives: Connection[ObjectiveProgramType] = read_field(
+        _program_objectives, "The objectives a program is linked to." + AS_OF
     )
-    program_objectives: Connection[ObjectiveProgramType] = strawberry.field(
-        resolver=_program_objectives,
-        extensions=reader(),
-        description="The objectives a program is linked to." + AS_OF,
+    key_result_check_ins: Connection[CheckInType] = read_field(
+        _check_ins,
+        "Key-result check-ins of one objective or key result, oldest first." + AS_OF,
     )
-    key_result_check_ins: Connection[CheckInType] = strawberry.field(
-        resolver=_check_ins,
-        extensions=reader(),
-        description="Key-result check-ins of one objective or key result, oldest first." + AS_OF,
-    )
-    objective_links: Connection[ObjectiveLinkType] = strawberry.field(
-        resolver=_links,
-        extensions=reader(),
-        description="Links and unlinks of objectives and programs, oldest first." + AS_OF,
+    objective_links: Connection[ObjectiveLinkType] = read_field(
+        _links, "Links and unlinks of objectives and programs, oldest first." + AS_OF
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from enum import Enum
+from typing import Any
 from uuid import UUID
 
 import strawberry
@@ -28,12 +29,13 @@ from programledger.api.graphql.reads import (
     counts,
     enum_filter,
     list_page,
-    moment,
+    listing,
+    lookup,
     one_connection,
     paging,
+    plain,
     read,
-    reader,
-    resolved_position,
+    read_field,
     uuid,
     values,
 )
@@ -268,58 +270,32 @@ class PortfolioType(Node, Recorded):
     )
 
 
-async def _portfolio(
-    info: ApiInfo,
-    id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> PortfolioType | None:
-    position = await resolved_position(info, moment(as_of, as_of_position))
-    pool = info.context.services.pool
-    row = await read(portfolios.get_portfolio(pool, an_id(id, "id"), as_of=position))
-    return None if row is None else PortfolioType.of(row, position)
+def _portfolio_id(id: strawberry.ID) -> UUID:
+    return an_id(id, "id")
 
 
-async def _portfolio_of_program(
-    info: ApiInfo,
-    program_id: strawberry.ID,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> PortfolioType | None:
-    position = await resolved_position(info, moment(as_of, as_of_position))
-    pool = info.context.services.pool
-    member = await read(portfolios.member_of(pool, an_id(program_id, "programId"), as_of=position))
-    if member is None:
-        return None
-    row = await portfolios.get_portfolio(pool, member.portfolio_id, as_of=position)
-    return None if row is None else PortfolioType.of(row, position)
+_portfolio = lookup(portfolios.get_portfolio, plain(PortfolioType.of), _portfolio_id)
 
 
-async def _portfolios(
-    info: ApiInfo,
-    filter: PortfolioFilter | None = None,
-    order_by: PortfolioSort = PortfolioSort.NAME,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[PortfolioType]:
-    position = await resolved_position(info, moment(as_of, as_of_position))
+def _program_id(program_id: strawberry.ID) -> UUID:
+    return an_id(program_id, "programId")
+
+
+_portfolio_of_program = lookup(portfolios.portfolio_of, plain(PortfolioType.of), _program_id)
+
+
+def _portfolio_filters(filter: PortfolioFilter | None = None) -> dict[str, Any]:
     f = filter or PortfolioFilter()
-    return await list_page(
-        info,
-        portfolios.list_portfolios,
-        lambda p: PortfolioType.of(p, position),
-        position,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        status=values(f.status),
-        owner=f.owner,
-    )
+    return {"status": values(f.status), "owner": f.owner}
+
+
+_portfolios = listing(
+    portfolios.list_portfolios,
+    plain(PortfolioType.of),
+    _portfolio_filters,
+    PortfolioSort.NAME,
+    descending=False,
+)
 
 
 @strawberry.enum(description="Sort keys of portfolio moves.")
@@ -327,53 +303,37 @@ class MoveSort(enum.Enum):
     POSITION = "position"
 
 
-async def _portfolio_moves(
-    info: ApiInfo,
-    program_id: strawberry.ID | None = None,
-    portfolio_id: strawberry.ID | None = None,
-    order_by: MoveSort = MoveSort.POSITION,
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    as_of: datetime | None = None,
-    as_of_position: SafeInt | None = None,
-) -> Connection[PortfolioMoveType]:
-    when = moment(as_of, as_of_position)
-    return await list_page(
-        info,
-        portfolios.list_moves,
-        PortfolioMoveType.of,
-        when,
-        order_by,
-        descending,
-        paging(first, after, last, before),
-        program_id=uuid(program_id, "programId"),
-        portfolio_id=uuid(portfolio_id, "portfolioId"),
-    )
+def _move_filters(
+    program_id: strawberry.ID | None = None, portfolio_id: strawberry.ID | None = None
+) -> dict[str, Any]:
+    return {
+        "program_id": uuid(program_id, "programId"),
+        "portfolio_id": uuid(portfolio_id, "portfolioId"),
+    }
+
+
+_portfolio_moves = listing(
+    portfolios.list_moves,
+    plain(lambda row, _at: PortfolioMoveType.of(row)),
+    _move_filters,
+    MoveSort.POSITION,
+    descending=False,
+)
 
 
 @strawberry.type
 class PortfolioQueries:
-    portfolio: PortfolioType | None = strawberry.field(
-        resolver=_portfolio,
-        extensions=reader(),
-        description="One portfolio and its roll-up." + AS_OF,
+    portfolio: PortfolioType | None = read_field(
+        _portfolio, "One portfolio and its roll-up." + AS_OF
     )
-    portfolios: Connection[PortfolioType] = strawberry.field(
-        resolver=_portfolios,
-        extensions=reader(),
-        description="Portfolios and their roll-ups." + AS_OF,
+    portfolios: Connection[PortfolioType] = read_field(
+        _portfolios, "Portfolios and their roll-ups." + AS_OF
     )
-    portfolio_of_program: PortfolioType | None = strawberry.field(
-        resolver=_portfolio_of_program,
-        extensions=reader(),
-        description="The portfolio a program is in; null when in none." + AS_OF,
+    portfolio_of_program: PortfolioType | None = read_field(
+        _portfolio_of_program, "The portfolio a program is in; null when in none." + AS_OF
     )
-    portfolio_moves: Connection[PortfolioMoveType] = strawberry.field(
-        resolver=_portfolio_moves,
-        extensions=reader(),
-        description="Moves of programs between portfolios, of one program or one "
-        "portfolio, oldest first." + AS_OF,
+    portfolio_moves: Connection[PortfolioMoveType] = read_field(
+        _portfolio_moves,
+        "Moves of programs between portfolios, of one program or one portfolio, oldest first."
+        + AS_OF,
     )

@@ -67,7 +67,6 @@ __all__ = [
     "read",
     "read_field",
     "reader",
-    "resolved_position",
     "selected",
     "uuid",
     "values",
@@ -129,13 +128,6 @@ def moment(at: datetime | None, position: int | None) -> AsOf:
     if position < 0:
         raise bad_input("asOfPosition must be 0 or more")
     return position
-
-
-async def resolved_position(info: ApiInfo, when: AsOf) -> int | None:
-    """The one position an entity and its nested lists are read at, on a connection of
-    its own (see :func:`position_of`)."""
-    async with one_connection(info.context.services.pool) as reads:
-        return await position_of(reads, when)
 
 
 def uuid(value: str | None, name: str) -> UUID | None:
