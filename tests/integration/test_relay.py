@@ -173,6 +173,30 @@ async def test_stop_records_the_checkpoint_and_a_new_relay_publishes_only_new_ev
     assert len(await stored_messages(js, subject_prefix)) == written + 5
 
 
+async def test_events_that_trickle_in_cost_one_checkpoint_write_per_interval(
+    event_store: PostgresEventStore, pool: asyncpg.Pool, relays: Relays
+) -> None:
+    """Idle after every event, the relay wrote its checkpoint every time: a second commit
+    for each append. Now the interval holds idle too, and a write left for later is made
+    without waiting for another event."""
+    relay = relays.start(checkpoint_interval=2.0)
+    meta = EventMetadata(actor="alice")
+    await event_store.append("note-t", ExpectedVersion.NO_STREAM, [Noted(text="first")], meta)
+    await asyncio.wait_for(relay.wait_published(1), 10)
+    await eventually(lambda: _checkpoint_is(pool, 1))
+    written_at = asyncio.get_running_loop().time()
+    for n in range(2, 6):
+        await event_store.append("note-t", n - 1, [Noted(text="more", n=n)], meta)
+        await asyncio.wait_for(relay.wait_published(n), 10)
+    if asyncio.get_running_loop().time() - written_at < 2.0:
+        assert await _checkpoint_is(pool, 1), "the checkpoint was written within the interval"
+    await eventually(lambda: _checkpoint_is(pool, 5))
+
+
+async def _checkpoint_is(pool: asyncpg.Pool, position: int) -> bool:
+    return bool(await pool.fetchval("SELECT position FROM relay_checkpoints") == position)
+
+
 async def test_a_checkpoint_behind_the_stream_is_not_republished(
     event_store: PostgresEventStore,
     pool: asyncpg.Pool,

@@ -26,7 +26,10 @@ How each guarantee is kept:
   their acks are taken strictly in order, and one missing for ``ack_timeout`` counts as a
   failure.
 - **Checkpoint.** Written to ``relay_checkpoints`` only up to the last position whose ack
-  arrived with every ack before it, and never backwards.
+  arrived with every ack before it, and never backwards; at most once per
+  ``checkpoint_interval``, busy or idle. When events trickle in, the relay idles after
+  each, and a write per idle was a second commit (a WAL flush) for every append; the
+  checkpoint decides nothing while the stream holds our events (see resync), so it may lag.
 - **One active relay.** :class:`~programledger.adapters.postgres.leadership.Leadership`:
   a session advisory lock per relay name, held on a dedicated connection that also
   carries LISTEN and the checkpoint writes. Standbys poll for the lock; when the active
@@ -113,7 +116,7 @@ class RelaySettings:
     poll_interval: float = 1.0
     """Fallback for a lost NOTIFY (or one sent by an append that is not yet readable)."""
     checkpoint_interval: float = 0.25
-    """While busy, at most one checkpoint write per this many seconds."""
+    """At most one checkpoint write per this many seconds; the longest it lags the acks."""
     standby_poll_interval: float = 0.5
     """How often a standby tries the lock: the longest a takeover waits after a crash."""
     lock_check_interval: float = 1.0
@@ -365,7 +368,8 @@ class Relay:
                 reading = None
                 if not events:
                     await self._drain(inflight)
-                    await self._save_checkpoint(conn)
+                    if self._checkpoint_due(loop):
+                        await self._save_checkpoint(conn)
                     await self._idle(read_from)
                     continue
                 self._idle_delay = 0.0
@@ -395,7 +399,7 @@ class Relay:
                     # A lost ack makes every later publish fail on its expected sequence:
                     # stop sending into that and resync now.
                     await self._settle_first(inflight)
-                if loop.time() - self._saved_at >= self._settings.checkpoint_interval:
+                if self._checkpoint_due(loop):
                     await self._save_checkpoint(conn)
             await self._drain(inflight)
             await self._save_checkpoint(conn)
@@ -477,6 +481,10 @@ class Relay:
             delay = self._idle_delay
         else:
             delay = poll
+        if self._acked > self._saved:
+            # Back in time to write the checkpoint the last idle left for later.
+            unsaved = self._saved_at + self._settings.checkpoint_interval
+            delay = min(delay, max(0.0, unsaved - asyncio.get_running_loop().time()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -582,6 +590,9 @@ class Relay:
             raise LeadershipLost(f"cannot read the checkpoint: {exc!r}") from exc
         self._saved = int(position)
         return self._saved
+
+    def _checkpoint_due(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return loop.time() - self._saved_at >= self._settings.checkpoint_interval
 
     async def _save_checkpoint(self, conn: asyncpg.Connection) -> None:
         """On the lock connection, so a relay that lost the lock cannot write it."""
