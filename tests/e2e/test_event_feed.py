@@ -103,7 +103,8 @@ async def test_the_http_feed_gives_every_event_as_nats_carries_it(
     assert len(resources) == 8
     _, later = await feed_lines(api, after=lines[3]["envelope"]["position"])
     assert later == lines[4:]
-    _, nothing = await feed_lines(api, eventType="NoSuchEvent")
+    # A type the store holds none of yet selects nothing; one it cannot hold is refused.
+    _, nothing = await feed_lines(api, eventType="RiskIdentified")
     assert nothing == []
 
 
@@ -140,11 +141,18 @@ async def test_the_feed_streams_past_a_page_and_pages_in_graphql(api: Api) -> No
 
     # A filter that matches nothing still moves the cursor up to the head.
     response = await api.post(
-        query, {"filter": {"eventTypes": ["NoSuchEvent"]}}, headers=api.auth(Role.ADMIN)
+        query, {"filter": {"eventTypes": ["RiskIdentified"]}}, headers=api.auth(Role.ADMIN)
     )
     page = response.json()["data"]["eventFeed"]
     assert page["nodes"] == []
     assert page["pageInfo"]["endCursor"] == str(positions[-1])
+    # A type the store cannot hold (a misspelling) would match nothing for ever: refused.
+    response = await api.post(
+        query, {"filter": {"eventTypes": ["NoSuchEvent"]}}, headers=api.auth(Role.ADMIN)
+    )
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "'NoSuchEvent': not in this store's catalogue" in error["message"]
 
 
 async def test_the_feed_never_passes_a_position_an_open_transaction_holds(api: Api) -> None:
@@ -202,11 +210,12 @@ async def test_only_subscribers_auditors_and_admins_read_the_feed(api: Api) -> N
         ({"program": "nope"}, "UUID"),
         ({"streamType": "a.b"}, "stream type"),
         ({"eventType": "*"}, "event type"),
+        ({"eventType": ["RiskRaised", "ProgramProposed"]}, "'RiskRaised': not in this store"),
         ({"after": "5"}, "beyond the last position"),
     ],
 )
 async def test_bad_feed_requests_say_what_is_wrong(
-    api: Api, params: dict[str, str], says: str
+    api: Api, params: dict[str, str | list[str]], says: str
 ) -> None:
     response = await api.http.get("/events", params=params, headers=api.auth(Role.SUBSCRIBER))
     assert response.status_code == 400

@@ -24,7 +24,7 @@ from programledger.adapters.webhooks.sender import WebhookSender
 from programledger.adapters.webhooks.worker import WebhookSettings, WebhookWorker
 from programledger.api import Role
 from programledger.application.webhooks import is_public_address
-from tests.e2e.conftest import Api, ApiFactory, running_relay
+from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, running_relay
 from tests.e2e.test_event_feed import capacity_changes
 from tests.support.relay_process import eventually
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -235,19 +235,54 @@ async def test_redelivery_sends_again_from_a_position_in_order(
         assert receiver.positions() == [1, 2, 3, 4, 5, 6, 4, 5, 6]
 
 
-async def test_an_endpoint_registered_without_a_position_gets_only_new_events(
+async def test_an_endpoint_gets_only_new_events_of_the_kinds_and_types_it_selects(
     api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
 ) -> None:
     async with (
         api_with(allow_private_webhooks=True) as api,
-        running_receiver(Receiver()) as receiver,
+        running_receiver(Receiver()) as by_type,
+        running_receiver(Receiver()) as by_kind,
     ):
         await capacity_changes(api.store, 3)
-        await register(api, receiver.url, eventTypes=["ResourceCapacityChanged"])
+        await register(api, by_type.url, eventTypes=["ResourceCapacityChanged"])
+        registered = await register(api, by_kind.url, streamTypes=["RESOURCE"])
+        assert registered["endpoint"]["streamTypes"] == ["RESOURCE"]
         async with delivering(api, pg_url, nats_url, subject_prefix):
-            await capacity_changes(api.store, 2)
-            await receiver.wait_for(2)
-        assert receiver.positions() == [4, 5]
+            await api.accepted("proposeProgram", program_input(new_id()))
+            changes = await capacity_changes(api.store, 2)
+            await by_type.wait_for(2)
+            await by_kind.wait_for(2)
+            kind_id = registered["endpoint"]["endpointId"]
+
+            async def passed_all() -> bool:
+                return bool((await endpoint(api, kind_id))["position"] >= changes.last_position)
+
+            # Every earlier event was judged too (delivered or left out), in whatever order.
+            await eventually(passed_all)
+        new = list(range(changes.first_position, changes.last_position + 1))
+        assert by_type.positions() == by_kind.positions() == new
+
+
+@pytest.mark.parametrize(
+    ("selection", "says"),
+    [
+        # A misspelt type would match nothing for ever.
+        ({"eventTypes": ["RiskRaised", "RiskIdentified"]}, "'RiskRaised': not an event type"),
+        ({"streamTypes": ["resource"]}, "StreamType"),
+    ],
+)
+async def test_an_endpoint_names_only_what_the_store_can_hold(
+    api: Api, selection: dict[str, list[str]], says: str
+) -> None:
+    response = await api.post(
+        """mutation R($input: RegisterWebhookEndpointInput!) {
+          registerWebhookEndpoint(input: $input) { secret } }""",
+        {"input": {"url": "https://example.com/hook", **selection}},
+        headers=api.auth(Role.ADMIN),
+    )
+    [error] = response.json()["errors"]
+    assert says in error["message"]
+    assert (await admin(api, "{ webhookEndpoints { endpointId } }"))["webhookEndpoints"] == []
 
 
 async def test_private_addresses_are_refused_unless_allowed(api: Api) -> None:
@@ -269,7 +304,7 @@ async def test_private_addresses_are_refused_unless_allowed(api: Api) -> None:
         response = await api.post(
             """mutation R($input: RegisterWebhookEndpointInput!) {
               registerWebhookEndpoint(input: $input) { secret endpoint { url } } }""",
-            {"input": {"url": url, "eventTypes": ["RiskRaised"]}},
+            {"input": {"url": url, "eventTypes": ["RiskIdentified"]}},
             headers=api.auth(Role.ADMIN),
         )
         body = response.json()

@@ -1,5 +1,6 @@
-"""The GraphQL in docs/api.md runs as written: every ``graphql`` block is valid against
-the schema the server builds (a frontend developer copies them)."""
+"""The GraphQL in docs/ runs as written: every ``graphql`` block of every page is valid
+against the schema the server builds (a frontend developer, an admin registering a
+webhook, an auditor copies them)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from graphql import DocumentNode, OperationDefinitionNode, parse, validate
 
 from programledger.api.graphql.schema import build_schema
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-_BLOCKS = re.findall(r"```graphql\n(.*?)```", DOC.read_text(), re.DOTALL)
+DOCS = sorted((Path(__file__).resolve().parents[2] / "docs").glob("*.md"))
+_BLOCKS = [
+    block
+    for doc in DOCS
+    for block in re.findall(r"```graphql\n(.*?)```", doc.read_text(), re.DOTALL)
+]
 
 
 def test_the_doc_has_queries() -> None:

@@ -31,6 +31,7 @@ from programledger.adapters.nats.envelope import (
     encode_message,
 )
 from programledger.adapters.nats.subscriber import EventSelection
+from programledger.adapters.postgres.catalogue import catalogued_event_types
 from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
 
 __all__ = [
@@ -125,6 +126,27 @@ class EventLog:
         message = encode_message(self.prefix, row, self._store.codec)
         message.headers[HEADER_STORE_ID] = store
         return message
+
+    async def selection(
+        self,
+        program_id: str | None,
+        stream_types: Sequence[str] | None,
+        event_types: Sequence[str] | None,
+    ) -> EventSelection:
+        """:func:`feed_selection`, and ``ValueError`` for an event type the store cannot
+        hold (its catalogue is every type it ever accepted): a misspelt type would match
+        nothing, and a reader would take the empty feed for the truth."""
+        selection = feed_selection(program_id, stream_types, event_types)
+        if selection.event_types:
+            async with self._store.pool.acquire() as conn:
+                known = await catalogued_event_types(conn)
+            unknown = sorted(selection.event_types - known)
+            if unknown:
+                raise ValueError(
+                    f"event type {', '.join(map(repr, unknown))}: not in this store's "
+                    "catalogue (docs/events.md lists the types)"
+                )
+        return selection
 
     async def page(self, after: int, first: int, selection: EventSelection) -> FeedPage:
         """Up to ``first`` selected events after ``after``, up to the safe head now."""

@@ -23,7 +23,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
-from programledger.adapters.feed import EventLog, check_after, feed_selection
+from programledger.adapters.feed import EventLog, check_after
 from programledger.adapters.feed_client import HEADER_HEAD
 from programledger.api.auth import ROLES_WITH, Capability, Identity
 
@@ -55,7 +55,7 @@ def feed_routes(log: EventLog) -> list[HTTPRouteHandler]:
         check_feed_access(request.user)
         head = await log.head()
         try:
-            selection = feed_selection(program, stream_type, event_type)
+            selection = await log.selection(program, stream_type, event_type)
             check_after(after, head)
         except ValueError as exc:
             raise ValidationException(str(exc)) from None

@@ -118,6 +118,10 @@ class WebhookStore(Protocol):
 
     async def endpoints(self) -> list[WebhookEndpoint]: ...
 
+    async def event_types(self) -> frozenset[str]:
+        """Every event type the store can hold (its catalogue)."""
+        ...
+
     async def set_enabled(
         self, endpoint_id: UUID, enabled: bool, reason: str | None
     ) -> WebhookEndpoint | None: ...
@@ -244,6 +248,15 @@ class WebhookAdmin:
             stream_types=_types(stream_types, "streamTypes"),
             event_types=_types(event_types, "eventTypes"),
         )
+        if target.event_types is not None:
+            unknown = sorted(set(target.event_types) - await self._store.event_types())
+            if unknown:
+                # Such an endpoint would wait for ever: the store refuses any other type.
+                raise InvalidWebhook(
+                    f"{', '.join(map(repr, unknown))}: not an event type of this store "
+                    "(docs/events.md lists them)",
+                    field="eventTypes",
+                )
         key = (
             check_secret(secret)
             if secret is not None

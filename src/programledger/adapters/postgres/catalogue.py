@@ -13,7 +13,12 @@ import asyncpg
 
 from programledger.domain.events import EventRegistry
 
-__all__ = ["catalogue_pairs", "missing_from_catalogue", "sync_catalogue"]
+__all__ = [
+    "catalogue_pairs",
+    "catalogued_event_types",
+    "missing_from_catalogue",
+    "sync_catalogue",
+]
 
 _Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -58,3 +63,10 @@ async def missing_from_catalogue(
         [v for _, v in pairs],
     )
     return [(r["event_type"], r["schema_version"]) for r in rows]
+
+
+async def catalogued_event_types(conn: _Connection) -> frozenset[str]:
+    """Every event type the store accepts or ever accepted: no other type can be in it, so
+    a filter naming another one is a mistake to report, not a filter that never matches."""
+    rows = await conn.fetch("SELECT DISTINCT event_type FROM event_catalogue")
+    return frozenset(r["event_type"] for r in rows)

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from programledger.adapters.postgres.catalogue import catalogued_event_types
 from programledger.application.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
@@ -88,6 +89,10 @@ class PostgresWebhookStore:
             f"SELECT {_ENDPOINT} FROM webhook_endpoints ORDER BY created_at, endpoint_id"
         )
         return [_endpoint(r) for r in rows]
+
+    async def event_types(self) -> frozenset[str]:
+        async with self._pool.acquire() as conn:
+            return await catalogued_event_types(conn)
 
     async def set_enabled(
         self, endpoint_id: UUID, enabled: bool, reason: str | None

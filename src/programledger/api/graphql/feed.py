@@ -13,7 +13,7 @@ import strawberry
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.scalars import JSON
 
-from programledger.adapters.feed import EventLog, FeedPosition, feed_selection
+from programledger.adapters.feed import EventLog, FeedPosition
 from programledger.api.auth import Capability
 from programledger.api.graphql.connections import PageInfo
 from programledger.api.graphql.context import ApiInfo
@@ -92,9 +92,10 @@ async def _event_feed(
     try:
         position = 0 if after is None else int(after)
         streams = None if f.stream_types is None else [s.value for s in f.stream_types]
-        selection = feed_selection(f.program_id, streams, f.event_types)
         services = info.context.services
-        page = await EventLog(services.store, services.feed.prefix).page(position, first, selection)
+        log = EventLog(services.store, services.feed.prefix)
+        selection = await log.selection(f.program_id, streams, f.event_types)
+        page = await log.page(position, first, selection)
     except ValueError as exc:
         message = str(exc) if after is None or after.isdigit() else "after must be a position"
         raise _bad_input(message) from None

@@ -17,6 +17,7 @@ from strawberry.exceptions import StrawberryGraphQLError
 from programledger.api.auth import Capability
 from programledger.api.graphql.context import ApiInfo
 from programledger.api.graphql.permissions import allowed
+from programledger.api.graphql.subscriptions import StreamType
 from programledger.api.graphql.types import SafeInt
 from programledger.application.webhooks import (
     InvalidWebhook,
@@ -29,6 +30,8 @@ from programledger.application.webhooks import (
 
 __all__ = ["WebhookMutations", "WebhookQueries"]
 
+_STREAM_TYPES = frozenset(s.value for s in StreamType)
+
 DELIVERIES_PAGE = 50
 _MAX_PAGE = 200
 
@@ -39,7 +42,10 @@ class WebhookEndpointType:
     url: str
     description: str | None
     program_id: strawberry.ID | None
-    stream_types: list[str] | None
+    stream_types: list[StreamType] | None = strawberry.field(
+        description="The kinds of stream selected; null: every kind. (A kind stored by a "
+        "release that took any name, and unknown here, is left out: it never matched.)"
+    )
     event_types: list[str] | None
     enabled: bool
     disabled_reason: str | None
@@ -59,7 +65,9 @@ class WebhookEndpointType:
             url=t.url,
             description=t.description,
             program_id=None if t.program_id is None else strawberry.ID(str(t.program_id)),
-            stream_types=None if t.stream_types is None else list(t.stream_types),
+            stream_types=None
+            if t.stream_types is None
+            else [StreamType(s) for s in t.stream_types if s in _STREAM_TYPES],
             event_types=None if t.event_types is None else list(t.event_types),
             enabled=e.enabled,
             disabled_reason=e.disabled_reason,
@@ -116,7 +124,7 @@ class RegisterInput:
         default=None, description="whsec_ and 24-64 bytes in base64; default: a new one."
     )
     program_id: strawberry.ID | None = None
-    stream_types: list[str] | None = None
+    stream_types: list[StreamType] | None = None
     event_types: list[str] | None = None
     from_position: SafeInt | None = strawberry.field(
         default=None,
@@ -198,7 +206,9 @@ async def _register(info: ApiInfo, input: RegisterInput) -> RegisteredType:
             secret=input.secret,
             description=input.description,
             program_id=program,
-            stream_types=input.stream_types,
+            stream_types=None
+            if input.stream_types is None
+            else [s.value for s in input.stream_types],
             event_types=input.event_types,
             from_position=input.from_position,
         )
