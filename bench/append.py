@@ -307,9 +307,13 @@ async def run_cell(
     tag = f"c{index}"
     names = {"ours": f"bench-ours-{ours_schema[-10:]}", "ref": f"bench-ref-{ref_schema[-10:]}"}
     # One connection per writer on each side: neither side can queue on the pool.
-    size = {"min_size": cell.writers, "max_size": cell.writers}
-    ours_pool = await create_pool(url, ours_schema, application_name=names["ours"], **size)
-    ref_pool = await create_pool(url, ref_schema, application_name=names["ref"], **size)
+    n = cell.writers
+    ours_pool = await create_pool(
+        url, ours_schema, application_name=names["ours"], min_size=n, max_size=n
+    )
+    ref_pool = await create_pool(
+        url, ref_schema, application_name=names["ref"], min_size=n, max_size=n
+    )
     try:
         store = PostgresEventStore(
             ours_pool,
@@ -448,9 +452,13 @@ async def run_combining(
 ) -> CombiningResult:
     """Commands with combining, then the latency rounds; the reference alternates."""
     app_schema, ref_schema = schemas
-    size = {"min_size": CONNECTIONS, "max_size": CONNECTIONS}
-    app_pool = await create_pool(url, app_schema, application_name="bench-commands", **size)
-    ref_pool = await create_pool(url, ref_schema, application_name="bench-ref-cmd", **size)
+    n = CONNECTIONS
+    app_pool = await create_pool(
+        url, app_schema, application_name="bench-commands", min_size=n, max_size=n
+    )
+    ref_pool = await create_pool(
+        url, ref_schema, application_name="bench-ref-cmd", min_size=n, max_size=n
+    )
     result = CombiningResult()
     codec = EventCodec(application_registry())
     try:

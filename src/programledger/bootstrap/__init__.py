@@ -67,6 +67,7 @@ __all__ = [
     "build_runners",
     "build_sealer",
     "build_webhooks",
+    "command_connections",
     "connect_nats",
     "event_registry",
     "http_service",
@@ -201,7 +202,11 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, need_nats: bool = True, apply_migrations: bool | None = None
+    settings: Settings,
+    *,
+    need_nats: bool = True,
+    apply_migrations: bool | None = None,
+    commands: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Servers up, schema ready, pool and store open; all closed again on exit.
 
@@ -209,6 +214,12 @@ async def open_runtime(
     own) and only checks a configured one, where migrations are a deployment step of
     their own run by the schema's owner (``programledger migrate``) and the application
     role may not create tables.
+
+    ``commands``: this process answers commands (the API), so its pool opens warm with
+    the connections they use at once (:func:`command_connections`) and keeps them: opened
+    on demand, each new connection's first statements made the commands that waited for
+    it stall, at start and again after every idle spell (asyncpg closes connections idle
+    for 5 minutes down to its minimum).
     """
     apply = settings.embedded_postgres if apply_migrations is None else apply_migrations
     async with servers(settings, need_nats=need_nats) as found:
@@ -224,9 +235,11 @@ async def open_runtime(
         pool = await create_pool(
             found.database_url,
             settings.schema,
+            min_size=command_connections(settings) if commands else 1,
             max_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
+            warm=PostgresEventStore.warm if commands else None,
         )
         try:
             store = PostgresEventStore(
@@ -249,6 +262,12 @@ async def open_runtime(
                 await store.notifier.flush()
         finally:
             await pool.close()
+
+
+def command_connections(settings: Settings) -> int:
+    """Connections a process answering commands holds open: its append transactions and
+    stream loads at once, and one for the notification after a commit, within the pool."""
+    return min(settings.db_pool_size, settings.appends_in_flight + settings.reads_in_flight + 1)
 
 
 async def _check_migrated(conn: asyncpg.Connection, schema: str) -> None:

@@ -55,7 +55,7 @@ def run() -> None:
     async def go() -> None:
         stop = stop_on_signals()
         async with (
-            open_runtime(settings, apply_migrations=True) as runtime,
+            open_runtime(settings, apply_migrations=True, commands=True) as runtime,
             connect_nats(runtime, "projections") as nc,
         ):
             api = build_api(runtime)
@@ -113,7 +113,7 @@ def serve() -> None:
 
     async def go() -> None:
         stop = stop_on_signals()
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, commands=True) as runtime:
             api = build_api(runtime)
             http = http_server(api.app, settings.http_host, settings.http_port)
 

@@ -150,6 +150,7 @@ async def create_pool(
     application_name: str = "programledger",
     connect_timeout: float = 60.0,
     statement_timeout: float | None = None,
+    warm: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     **kwargs: Any,
 ) -> asyncpg.Pool:
     """A pool whose connections open within ``connect_timeout`` seconds and whose
@@ -157,13 +158,24 @@ async def create_pool(
     can lift it with :func:`unbounded_statements` for work known to be long, and the
     pool's reset restores the limit when it is released). Session state changed by other
     means than :class:`PooledConnection` knows of is not reset on release: change it with
-    ``SET LOCAL`` inside a transaction."""
+    ``SET LOCAL`` inside a transaction.
+
+    ``min_size`` connections open with the pool and stay open however long they idle.
+    ``warm`` runs on each new connection before the pool lends it: a new backend plans
+    every statement, and compiles every PL/pgSQL function, the first time it runs one
+    (see ``PostgresEventStore.warm``)."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if warm is not None:
+            await warm(conn)
+
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         server_settings=_settings(schema, application_name, statement_timeout),
-        init=init_connection,
+        init=init,
         reset=_reset_session,
         connection_class=PooledConnection,
         timeout=connect_timeout,
