@@ -258,28 +258,32 @@ def _allocation(key: str, a: Allocation) -> tuple[Any, ...]:
     )
 
 
-def _find(resource: Resource | None, allocation_id: UUID) -> Allocation | None:
+def _find(resource: Resource | None, allocation_id: int) -> Allocation | None:
+    """The allocation whose id's ``int`` is ``allocation_id``: compared as integers, since
+    a ``UUID``'s ``==`` is a Python call, and a resource's every allocation is looked at
+    twice per event."""
     if resource is None:
         return None
-    return next((a for a in resource.allocations if a.allocation_id == allocation_id), None)
+    return next((a for a in resource.allocations if a.allocation_id.int == allocation_id), None)
 
 
 def _handle(ctx: Context, event: ProjectedEvent) -> None:
     before, after = fold(ctx, event)
     key = after.key
-    # Only a change to the resource itself makes a new version of its row: its stream
-    # version, which every allocation event moves, is read with the row (see queries).
-    old = None if before is None else _resource(before)
-    ctx.change(RESOURCES, (key,), old, _resource(after))
     allocation_id = getattr(event.event, "allocation_id", None)
     if isinstance(allocation_id, UUID):
+        # An allocation event changes only the resource's allocations, never its row:
+        # the stream version it moves is read with the row (see queries).
         ctx.change_item(
             ALLOCATIONS,
             (allocation_id,),
-            _find(before, allocation_id),
-            _find(after, allocation_id),
+            _find(before, allocation_id.int),
+            _find(after, allocation_id.int),
             lambda allocation: _allocation(key, allocation),
         )
+        return
+    old = None if before is None else _resource(before)
+    ctx.change(RESOURCES, (key,), old, _resource(after))
 
 
 PROJECTION = Projection(
