@@ -130,6 +130,7 @@ from programledger.domain.scenario import (
     ScenarioCreated,
 )
 from programledger.domain.values import Department, Money, PartyKind
+from programledger.gc_tuning import GcTuning, tune_gc
 from programledger.projections.engine.rebuild import rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerSettings, RunnerState
 from programledger.projections.engine.status import wait_for_position
@@ -743,6 +744,10 @@ async def bench_live(
             await relay.wait_published(args.live_events)
         relay.stop()
         await relay_task
+        # The runner as `programledger project` runs it: every role tunes its collector
+        # once started (cli/roles.py). The reference consumers share this process, and so
+        # its settings.
+        tune_gc(GcTuning())
         for round_ in range(args.rounds):
             for name in args.projections:
                 projection = PROJECTIONS[name]
