@@ -71,6 +71,7 @@ from programledger.projections.engine.tables import Column, Table
 __all__ = [
     "DEFAULT_STATE_CACHE_BYTES",
     "DEFAULT_STATE_CACHE_LIMIT",
+    "ENTRY_BYTES",
     "STREAM_TYPE_OF_EVENT",
     "Applier",
     "CacheCounts",
@@ -308,11 +309,18 @@ DEFAULT_STATE_CACHE_LIMIT = 5_000
 its table when an event needs it."""
 
 DEFAULT_STATE_CACHE_BYTES = 2 * 1024 * 1024
-"""Encoded (msgpack) bytes of the states a runner keeps in memory per projection. A count
-alone does not bound memory: a state grows with its program (a soak's grew from 450 to
-1,600 bytes in minutes), and decoded it takes 1.4-1.9 times its encoded size, plus some
-150 bytes of key and cache entry (docs/projections.md). 2 MB encoded is some 4-5 MB in
-memory per projection, under 50 MB for the eleven of a ``project`` process."""
+"""Bytes of memory the states a runner keeps take, per projection (see :class:`StateStore`
+for how they are counted). A count alone does not bound memory: a state grows with its
+program (a soak's grew from 450 to 1,600 bytes in minutes). 2 MB was chosen from the hit
+rates a soak's event log gives at 1-4 MB (docs/projections.md): within 4 points of what
+the former budget (2 MB encoded, held decoded: some 4 MB) gave, in half its memory, and
+22 MB for the eleven of a ``project`` process."""
+
+ENTRY_BYTES = 170
+"""Memory a cached state takes besides its encoded bytes and its key's characters: the
+``bytes`` and ``str`` objects' headers and the cache's entry. Measured with tracemalloc
+on a soak's states (tests/unit/test_state_cache.py holds the count to what tracemalloc
+sees)."""
 
 
 @dataclass(slots=True)
@@ -345,12 +353,18 @@ class StateStore:
     (a rollback, a swap by a rebuild). ``complete`` says the cache holds every state
     there is (a rebuild starting on empty tables): a miss is then "no state", not a read.
 
-    The cache holds at most ``limit`` states, and states of at most ``max_bytes`` encoded
-    bytes, once :meth:`trim` has run: the ones least recently needed by a batch go first,
-    and come back from the table (where every committed state is) when an event needs them
-    again; ``counts`` says how often. A state's size is its encoded length as last read
-    from or encoded for the table (what a batch changed is encoded before any trim), so
-    measuring it costs nothing.
+    A state is cached as it is encoded in its table (msgpack ``bytes``): the bytes a
+    batch wrote or read. Decoded, a state is some thirty small objects, which every full
+    garbage collection walks, and 1.8-2.1 times its encoded length with its entry where
+    held encoded it is 1.1-1.5 times (measured with tracemalloc on a soak's states). A
+    batch decodes each state it needs once (:meth:`get`). Only a rebuild's states not yet
+    written (``dirty``) are held decoded, to be encoded once when they are written.
+
+    The cache holds at most ``limit`` states, and at most ``max_bytes`` bytes of memory,
+    once :meth:`trim` has run: the ones least recently needed by a batch go first, and
+    come back from the table (where every committed state is) when an event needs them
+    again; ``counts`` says how often. A state counts its encoded length, its key's and
+    :data:`ENTRY_BYTES`; a dirty one counts only its key's and the entry's until written.
     """
 
     def __init__(
@@ -373,20 +387,21 @@ class StateStore:
             prefix: msgspec.msgpack.Decoder(t) for prefix, t in types.items()
         }
         self._encoder = msgspec.msgpack.Encoder()
-        self._cache: OrderedDict[str, Any] = OrderedDict()
-        """Least recently needed first."""
-        self._dirty: set[str] = set()
-        self._sizes: dict[str, int] = {}
-        """Encoded length of each cached state whose encoding was seen."""
+        self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+        """Least recently needed first: each state as encoded in its table, ``None`` for
+        no state or a dirty one."""
+        self._dirty: dict[str, Any] = {}
+        """Decoded states changed since they were last written (a rebuild's)."""
+        self._decoded: dict[str, Any] = {}
+        """States decoded since the last batch was kept, so a batch decodes each once."""
+        self._encoded: dict[str, bytes] = {}
+        """What :meth:`encode` made for the batch that :meth:`update` keeps next."""
         self.bytes = 0
-        """The sum of ``_sizes``."""
+        """Memory the cached states take, as counted (see the class)."""
         self.counts = counts if counts is not None else CacheCounts()
 
     def __len__(self) -> int:
         return len(self._cache)
-
-    def _decode(self, key: str, data: bytes) -> Any:
-        return self._decoders[key.partition("-")[0]].decode(data)
 
     async def preload(self, conn: Connection, keys: Iterable[str]) -> None:
         missing = self.missing(keys)
@@ -407,7 +422,7 @@ class StateStore:
                 missing.append(key)
         if self.complete:
             for key in missing:
-                cache[key] = None
+                self._keep(key, None)
             self.counts.hits += len(wanted)
             return []
         self.counts.hits += len(wanted) - len(missing)
@@ -415,41 +430,77 @@ class StateStore:
 
     async def load(self, conn: Connection | asyncpg.Pool, keys: list[str]) -> None:
         for key in keys:
-            self._cache[key] = None
+            self._keep(key, None)
         self.counts.misses += len(keys)
         rows = await conn.fetch(
             f"SELECT key, state FROM {self.table} WHERE key = ANY($1::text[])", keys
         )
-        for row in rows:
-            self._cache[row[0]] = self._decode(row[0], row[1])
-            self._sized(row[0], len(row[1]))
+        for key, data in rows:
+            self._keep(key, data)
 
-    def _sized(self, key: str, size: int) -> None:
-        self.bytes += size - self._sizes.get(key, 0)
-        self._sizes[key] = size
+    def _keep(self, key: str, data: bytes | None) -> None:
+        """Cache ``data`` as ``key``'s state (where the key was, or as just needed)."""
+        cache = self._cache
+        if key not in cache:
+            self.bytes += len(key) + ENTRY_BYTES
+        else:
+            old = cache[key]
+            if old is not None:
+                self.bytes -= len(old)
+        if data is not None:
+            self.bytes += len(data)
+        cache[key] = data
 
     def get(self, key: str) -> Any:
+        dirty = self._dirty
+        if key in dirty:
+            return dirty[key]
+        decoded = self._decoded
+        if key in decoded:
+            return decoded[key]
         try:
-            return self._cache[key]
+            data = self._cache[key]
         except KeyError:
             raise ProjectionBug(
                 f"state {key!r} was read but not named by the projection's state_keys"
             ) from None
+        state = None if data is None else self._decoders[key.partition("-")[0]].decode(data)
+        decoded[key] = state
+        return state
 
     def update(self, states: Mapping[str, Any], *, dirty: bool = False) -> None:
-        self._cache.update(states)
-        if dirty:
-            self._dirty.update(states)
+        """Keep a batch's ``states``: as :meth:`encode` encoded them for the table (again,
+        if a trim evicted them since), encoded now, or decoded until :meth:`write_dirty`
+        when ``dirty``."""
+        encoded = self._encoded
+        for key, state in states.items():
+            if dirty:
+                self._dirty[key] = state
+                self._keep(key, None)
+            elif state is None:
+                self._keep(key, None)
+            else:
+                data = encoded.get(key)
+                self._keep(key, self._exact(state) if data is None else data)
+        encoded.clear()
+        self._decoded.clear()
 
     def encode(self, states: Mapping[str, Any]) -> tuple[list[str], list[bytes]]:
         """The keys and encoded values of ``states`` to write (a ``None`` state is not).
-        Their lengths become the states' sizes: what is encoded is written, then cached
-        (or, if the batch is rolled back, the cache is cleared)."""
+        They are cached as they are, at once, so a :meth:`trim` before :meth:`update`
+        (the runner's) counts them; if the batch is rolled back, the cache is cleared."""
         keys = [k for k, v in states.items() if v is not None]
-        values = [self._encoder.encode(states[k]) for k in keys]
+        values = [self._exact(states[k]) for k in keys]
         for key, value in zip(keys, values, strict=True):
-            self._sized(key, len(value))
+            self._keep(key, value)
+            self._encoded[key] = value
         return keys, values
+
+    def _exact(self, state: Any) -> bytes:
+        """``state`` encoded, in an object of its own length: msgspec leaves the one it
+        encodes into as large as its buffer grew (half as large again as what it holds,
+        measured with tracemalloc), which a cached state would keep."""
+        return bytes(memoryview(self._encoder.encode(state)))
 
     async def write(self, conn: Connection, states: Mapping[str, Any]) -> None:
         """Upsert ``states`` (chunked: a rebuild writes them all at once)."""
@@ -459,29 +510,32 @@ class StateStore:
             await conn.execute(sql, keys[start : start + 10_000], values[start : start + 10_000])
 
     async def write_dirty(self, conn: Connection) -> None:
-        await self.write(conn, {k: self._cache[k] for k in self._dirty})
-        self._dirty.clear()
+        await self.write(conn, self._dirty)
+        dirty, self._dirty = self._dirty, {}
+        self.update(dirty)
 
     def trim(self) -> bool:
         """Evict the least recently needed states beyond the limits; only when every
         cached state is also in the table (after a commit, nothing dirty), since an
         evicted state is read back from there. Returns whether it evicted any."""
-        cache, sizes = self._cache, self._sizes
+        cache = self._cache
         if self._dirty or (len(cache) <= self.limit and self.bytes <= self.max_bytes):
             return False
         evicted = 0
         while len(cache) > self.limit or self.bytes > self.max_bytes:
-            key, _ = cache.popitem(last=False)
-            self.bytes -= sizes.pop(key, 0)
+            key, data = cache.popitem(last=False)
+            self.bytes -= len(key) + ENTRY_BYTES + (0 if data is None else len(data))
             evicted += 1
         self.counts.evictions += evicted
+        self._decoded.clear()
         self.complete = False  # a miss may now be an evicted state
         return True
 
     def clear(self) -> None:
         self._cache.clear()
         self._dirty.clear()
-        self._sizes.clear()
+        self._decoded.clear()
+        self._encoded.clear()
         self.bytes = 0
         self.complete = False
 

@@ -154,8 +154,8 @@ class RunnerSettings:
     """Handler states kept in memory between batches (the least recently used are
     evicted, and read back from their table when needed)."""
     state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES
-    """The most encoded bytes of the states kept between batches (a second bound: states
-    grow with their programs)."""
+    """The most bytes of memory the states kept between batches take (a second bound:
+    states grow with their programs)."""
     durable_prefix: str = "projection"
     rebuild_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
     """Processes a rebuild before consuming (tables of another definition, as after a
@@ -342,8 +342,8 @@ class ProjectionRunner:
 
     @property
     def cached_bytes(self) -> int:
-        """Encoded bytes of the states in memory now (at most the byte limit, plus one
-        batch's)."""
+        """Bytes of memory the states held now take, as the cache counts them (at most
+        the byte limit, plus one batch's)."""
         return self._applier.store.bytes
 
     # --- leadership ----------------------------------------------------------------------
@@ -866,12 +866,12 @@ class StateCacheMetrics(Collector):
         )
         size_bytes = GaugeMetricFamily(
             "programledger_projection_state_cache_bytes",
-            "Encoded (msgpack) bytes of the states a runner holds; about half their memory",
+            "Bytes of memory the states a runner holds take (encoded, with keys and entries)",
             labels=["projection"],
         )
         limit_bytes = GaugeMetricFamily(
             "programledger_projection_state_cache_bytes_limit",
-            "The most encoded bytes of states a runner keeps between batches",
+            "The most bytes of memory of states a runner keeps between batches",
             labels=["projection"],
         )
         hits = CounterMetricFamily(

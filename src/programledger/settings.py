@@ -104,8 +104,8 @@ class Settings:
     """Handler states each projection runner keeps in memory (least recently used evicted,
     read back from their table when needed): about 1-4 KB each."""
     projection_state_cache_mb: int = 2
-    """Encoded megabytes of the states each projection runner keeps in memory, a second
-    bound beside the count (states grow with their programs): about twice that in memory."""
+    """Megabytes of memory the states each projection runner keeps take (held as encoded
+    in their table), a second bound beside the count (states grow with their programs)."""
     metrics_port: int | None = None
     """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
     ``http_port``); ``None``: not served."""
