@@ -68,6 +68,8 @@ from bench._common import (
 )
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.relay import RelaySettings
+from programledger.adapters.nats.sealer import head_stream_name
+from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.adapters.postgres.migrations import migrate
@@ -477,11 +479,13 @@ async def run(pg_url: str, nats: str, args: argparse.Namespace) -> list[str]:
 
 
 async def _delete_stream(url: str, prefix: str) -> None:
-    """LiveSystem deletes it on exit; this covers a run that failed before that."""
+    """The run's streams: its events' (LiveSystem deletes it on exit; this covers a run
+    that failed before that) and, where a sealer ran, its signed tree heads'."""
     nc = await nats.connect(url)
     try:
-        with contextlib.suppress(Exception):
-            await nc.jetstream().delete_stream(f"{prefix.upper()}_EVENTS")
+        for name in (stream_name(prefix), head_stream_name(prefix)):
+            with contextlib.suppress(Exception):
+                await nc.jetstream().delete_stream(name)
     finally:
         await nc.close()
 

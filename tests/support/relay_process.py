@@ -28,6 +28,7 @@ from nats.js.errors import NotFoundError
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.nats.envelope import EventEnvelope, decode_envelope
 from programledger.adapters.nats.relay import Relay, RelaySettings
+from programledger.adapters.nats.sealer import head_stream_name
 from programledger.adapters.nats.stream import stream_name
 from programledger.adapters.postgres.connection import create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
@@ -124,8 +125,10 @@ async def eventually(
 
 
 async def delete_stream(js: JetStreamContext, prefix: str) -> None:
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(stream_name(prefix))
+    """The prefix's events stream, and its signed tree heads' where a sealer ran."""
+    for name in (stream_name(prefix), head_stream_name(prefix)):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(name)
 
 
 async def append_notes(
