@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import gc
 import json
 import os
 import random
@@ -382,9 +383,28 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
     refused: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
+    client_pauses: list[tuple[float, float]] = field(default_factory=list)
+    """This process's full collections (when, how long): a pause here delays every command
+    and read it times, which the figures would otherwise put down to the deployment."""
 
     def now(self) -> float:
         return time.perf_counter() - self.started
+
+    def watch_collector(self) -> Callable[[], None]:
+        """Record :attr:`client_pauses` until the returned function is called."""
+        begun = 0.0
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            nonlocal begun
+            if info["generation"] != 2:
+                return
+            if phase == "start":
+                begun = time.perf_counter()
+            else:
+                self.client_pauses.append((self.now(), time.perf_counter() - begun))
+
+        gc.callbacks.append(callback)
+        return lambda: gc.callbacks.remove(callback)
 
     def error(self, what: str) -> None:
         self.errors[what[:160]] += 1
@@ -736,6 +756,14 @@ def report(
             for what, v in (("command", all_cmds), ("dashboard read", [s for _, s in stats.reads]))
         ],
     )
+    pauses = [p for _, p in stats.client_pauses]
+    print(
+        f"load client: {len(pauses)} full collections, longest {max(pauses, default=0) * 1000:.0f}"
+        f" ms, {sum(pauses) * 1000:.0f} ms in all (each delays what it times in flight)"
+    )
+    longest = sorted(stats.client_pauses, key=lambda p: -p[1])[:5]
+    if longest:
+        print("  longest at: " + ", ".join(f"{at:.0f} s ({p * 1000:.0f} ms)" for at, p in longest))
     for what, count in stats.errors.most_common(10):
         print(f"error x{count}: {what}")
     for name, code in exits.items():
@@ -766,6 +794,7 @@ async def soak(
     env = deployment_env(pg, nats_server, schema, prefix, SECRET)
     deployment = Deployment(env, out)
     stats = Stats()
+    unwatch = stats.watch_collector()
     token = mint_token(SECRET, "soak", [Role.EDITOR, Role.VIEWER], timedelta(hours=24))
     headers = {"authorization": f"Bearer {token}"}
     pool = await create_pool(pg, schema, max_size=3, application_name="soak")
@@ -829,6 +858,7 @@ async def soak(
         for client in clients:
             await client.aclose()
     finally:
+        unwatch()
         exits = deployment.stop()
         await pool.close()
         await drop_schemas(pg, [schema])
