@@ -57,8 +57,9 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
 _STATUS_SQL = """
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      head AS (
-        SELECT coalesce(max(e.position), 0) AS position
-        FROM events e, horizon WHERE e.tx_id < horizon.xmin
+        SELECT coalesce((SELECT e.position FROM events e
+                         WHERE e.tx_id < (SELECT xmin FROM horizon)
+                         ORDER BY e.position DESC LIMIT 1), 0) AS position
      ),
      wanted AS (SELECT unnest($1::text[]) AS name)
 SELECT w.name, coalesce(s.state, 'idle') AS state, coalesce(s.position, 0) AS position,
@@ -66,13 +67,16 @@ SELECT w.name, coalesce(s.state, 'idle') AS state, coalesce(s.position, 0) AS po
        s.failed_position, s.failed_event_id, s.failed_event_type, s.failed_stream_id,
        s.error, s.failed_at, s.rebuild_started_at, s.rebuild_position, s.rebuilt_at,
        s.updated_at, head.position AS head_position,
-       (SELECT e.recorded_at FROM events e, horizon
-        WHERE e.position > coalesce(s.position, 0) AND e.tx_id < horizon.xmin
+       (SELECT e.recorded_at FROM events e
+        WHERE e.position > coalesce(s.position, 0) AND e.tx_id < (SELECT xmin FROM horizon)
         ORDER BY e.position LIMIT 1) AS oldest,
        clock_timestamp() AS now
 FROM wanted w CROSS JOIN head LEFT JOIN projection_status s ON s.name = w.name
 ORDER BY w.name
 """
+"""The head and each oldest event are read from one end of the position index, as in the
+relay's lag (:data:`programledger.adapters.nats.relay._LAG_SQL`): ``max()`` over a join
+with the horizon would be an aggregate over every event."""
 
 
 def _names(projections: Iterable[str] | None) -> list[str]:

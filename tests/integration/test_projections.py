@@ -70,6 +70,7 @@ from programledger.projections.engine.queries import with_stamps
 from programledger.projections.engine.rebuild import RebuildFailed, rebuild
 from programledger.projections.engine.runner import ProjectionRunner, RunnerState
 from programledger.projections.engine.status import (
+    _STATUS_SQL,
     clear_failure,
     projection_status,
     wait_for_position,
@@ -98,8 +99,9 @@ from programledger.projections.risks import (
     risks_of_programs,
 )
 from tests.support.ledger import settled
+from tests.support.plans import rows_read
 from tests.support.projection_process import LiveSystem, app_store, table_rows
-from tests.support.relay_process import eventually
+from tests.support.relay_process import append_notes, eventually
 
 TODAY = date(2027, 3, 1)
 
@@ -882,3 +884,22 @@ async def test_lag_shows_positions_and_seconds_behind(
         caught_up = await projection_status(pool)
     assert all(s.lag_positions == 0 and s.lag_seconds == 0.0 for s in caught_up)
     assert {s.state for s in await projection_status(pool)} == {"stopped"}
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["unanalyzed", "analyzed"])
+async def test_status_reads_a_few_events_however_many_are_stored(
+    event_store: PostgresEventStore, pool: asyncpg.Pool, analyzed: bool
+) -> None:
+    """``/ready``, ``/metrics`` and read-your-writes ask for it every few seconds: one
+    event for the head and one per projection for its oldest unread, not a pass over the
+    log."""
+    written = await append_notes(event_store, writers=4, appends=50, per_append=10)
+    await settled(event_store)
+    if analyzed:
+        await pool.execute("ANALYZE events")
+    names = list(PROJECTIONS)
+    async with pool.acquire() as conn:
+        read = await rows_read(conn, _STATUS_SQL, names, relation="events")
+    assert read <= 1 + len(names), f"the status read {read} of {written} events"
+    status = await projection_status(pool)
+    assert {(s.head_position, s.lag_positions) for s in status} == {(written, written)}

@@ -15,13 +15,14 @@ from nats.js import JetStreamContext
 
 from programledger.adapters.nats.envelope import EventEnvelope, _Outgoing, decode_event
 from programledger.adapters.nats.publisher import AckedPublisher, PublishRefused
-from programledger.adapters.nats.relay import Relay, RelayState, relay_lag
+from programledger.adapters.nats.relay import _LAG_SQL, Relay, RelayState, relay_lag
 from programledger.adapters.nats.stream import StreamSettings, ensure_stream, stream_name
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
 from programledger.domain.events import EventRegistry
 from tests.support.events import Noted, Renamed, raw_append
 from tests.support.ledger import settled
+from tests.support.plans import rows_read
 from tests.support.relay_process import (
     append_notes,
     delete_stream,
@@ -240,6 +241,24 @@ async def test_lag_counts_unpublished_events_and_their_age(
     await asyncio.sleep(0.2)
     assert (await relay_lag(pool)).seconds >= 0.2
     assert (await relay_lag(pool, published=4)).positions == 0
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["unanalyzed", "analyzed"])
+async def test_lag_reads_a_few_events_however_many_are_stored(
+    event_store: PostgresEventStore, pool: asyncpg.Pool, analyzed: bool
+) -> None:
+    """``/metrics`` and ``/ready`` ask for the lag every few seconds: it must not cost a
+    pass over the log, with or without statistics."""
+    written = await append_notes(event_store, writers=4, appends=50, per_append=10)
+    await settled(event_store)
+    if analyzed:
+        await pool.execute("ANALYZE events")
+    async with pool.acquire() as conn:
+        for published in (None, written // 2):
+            read = await rows_read(conn, _LAG_SQL, "default", published, relation="events")
+            assert read <= 2, f"the lag read {read} of {written} events"
+    lag = await relay_lag(pool, published=written // 2)
+    assert (lag.head_position, lag.positions) == (written, written - written // 2)
 
 
 async def test_two_relays_only_one_publishes_and_the_standby_takes_over_on_stop(
