@@ -15,11 +15,15 @@ drives them for ``--minutes`` (20) with
 - one GraphQL subscription (``graphql-transport-ws``) to every event, and one nats-py
   ordered consumer of the relay's stream.
 
-Every 10 s it samples each process's RSS (``/proc``), the projection lag (the largest of
-``projection_status``, read every second), command and read latency, and the schema's size
-on disk; it writes them to ``--out``/soak.csv and a chart, soak.png (matplotlib, the
-``bench`` extra). At the end it waits for the relay and projections to catch up and checks
-that both subscribers received every stored event exactly once.
+Every 10 s it samples each process's RSS and CPU (``/proc``; PostgreSQL's processes, this
+client's and the machine's busy share too: whether the two cores run short as the store
+grows), the projection lag (the largest of ``projection_status``, read every second),
+command and read latency, and the schema's size on disk; it writes them to
+``--out``/soak.csv and a chart, soak.png (matplotlib, the ``bench`` extra). When the
+server loads ``pg_stat_statements`` it also prints the statements that took the most time
+in the last quarter, and those whose mean time grew the most since the first. At the end
+it waits for the relay and projections to catch up and checks that both subscribers
+received every stored event exactly once.
 
 With ``--explain-ms N`` the deployment runs in a database of its own whose sessions load
 ``auto_explain`` and log the plan of every statement slower than N ms to the server's log:
@@ -63,8 +67,8 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import asyncpg
-import httpx
 import msgspec
 import nats
 from nats.js.errors import NotFoundError
@@ -99,6 +103,7 @@ EVENTS = "subscription { events { position } }"
 DAY = date(2027, 1, 4)
 MIN_PROGRAMS = 50
 MIN_RESOURCES = 30
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 MAX_IN_FLIGHT = 500
 """Commands outstanding at once; a tick that finds this many is counted as an error (the
 system did not keep up with the rate), so the load stays the rate asked for."""
@@ -134,6 +139,32 @@ def deployment_env(
         "PROGRAMLEDGER_LOG_FORMAT": "json",
         "PROGRAMLEDGER_LOG_LEVEL": os.environ.get("PROGRAMLEDGER_LOG_LEVEL", "WARNING"),
     }
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _comm(d: Path) -> str:
+    try:
+        return (d / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
 
 
 @dataclass
@@ -173,6 +204,19 @@ class Deployment:
                 continue
             kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
             found[name] = int(kb) / 1024
+        return found
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far of each role process, of PostgreSQL's processes (all of them:
+        the server is this run's alone when the figures are to be trusted) and of this
+        client: where the two cores go as the store grows."""
+        found = {name: process_cpu(proc.pid) for name, proc in self.procs.items()}
+        found["postgres"] = sum(
+            process_cpu(int(d.name))
+            for d in Path("/proc").iterdir()
+            if d.name.isdigit() and _comm(d) == "postgres"
+        )
+        found["client"] = process_cpu(os.getpid())
         return found
 
     def exited(self) -> list[str]:
@@ -410,23 +454,30 @@ class Stats:
         self.errors[what[:160]] += 1
 
 
-async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
-    """One POST, sent again once if the connection broke before an answer: the server
-    closes keep-alive connections idle for 5 s, and one may close just as it is reused.
-    Commands carry an idempotency key, so a repeat returns the first result."""
+HTTP_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+JSON = {"content-type": "application/json"}
+
+
+async def post(client: aiohttp.ClientSession, body: dict[str, Any]) -> tuple[int, bytes]:
+    """One POST: (status, body). Sent again once if the connection broke before an answer:
+    the server closes keep-alive connections idle for 5 s, and one may close just as it is
+    reused. Commands carry an idempotency key, so a repeat returns the first result."""
+    data = msgspec.json.encode(body)
     try:
-        return await client.post("/graphql", json=body)
-    except httpx.TransportError:
-        return await client.post("/graphql", json=body)
+        async with client.post("/graphql", data=data, headers=JSON) as response:
+            return response.status, await response.read()
+    except aiohttp.ClientConnectionError:
+        async with client.post("/graphql", data=data, headers=JSON) as response:
+            return response.status, await response.read()
 
 
-async def send(client: httpx.AsyncClient, name: str, values: dict[str, Any]) -> None:
+async def send(client: aiohttp.ClientSession, name: str, values: dict[str, Any]) -> None:
     query = MUTATION.format(kind=name[:1].upper() + name[1:], name=name)
     values = {**values, "idempotencyKey": str(uuid.uuid4())}
-    response = await post(client, {"query": query, "variables": {"input": values}})
-    if response.status_code != 200:
-        raise RuntimeError(f"{name}: HTTP {response.status_code} {response.text[:120]}")
-    body = response.json()
+    status, raw = await post(client, {"query": query, "variables": {"input": values}})
+    if status != 200:
+        raise RuntimeError(f"{name}: HTTP {status} {raw[:120]!r}")
+    body = msgspec.json.decode(raw)
     if body.get("errors"):
         raise RuntimeError(f"{name}: {body['errors'][0].get('message', '')[:120]}")
     payload = body["data"][name]
@@ -437,7 +488,7 @@ async def send(client: httpx.AsyncClient, name: str, values: dict[str, Any]) -> 
 
 
 async def commands(
-    clients: list[httpx.AsyncClient], work: Workload, stats: Stats, rate: float, until: float
+    clients: list[aiohttp.ClientSession], work: Workload, stats: Stats, rate: float, until: float
 ) -> None:
     """Open loop: a command every ``1/rate`` s, whatever the answers' latency."""
     in_flight: set[asyncio.Task[None]] = set()
@@ -449,7 +500,7 @@ async def commands(
             await send(clients[n % len(clients)], name, values)
         except Refused:
             stats.refused += 1
-        except (RuntimeError, httpx.HTTPError) as exc:
+        except (RuntimeError, *HTTP_ERRORS) as exc:
             stats.error(str(exc) or type(exc).__name__)
             return
         else:
@@ -472,17 +523,17 @@ async def commands(
 
 
 async def readers(
-    client: httpx.AsyncClient, work: Workload, stats: Stats, rate: float, until: float
+    client: aiohttp.ClientSession, work: Workload, stats: Stats, rate: float, until: float
 ) -> None:
     async def one() -> None:
         started = time.perf_counter()
         try:
             variables = {"id": work.rng.choice(work.active)}
-            response = await post(client, {"query": DASHBOARD, "variables": variables})
-            body = response.json()
-            if response.status_code != 200 or body.get("errors") or body["data"]["program"] is None:
-                raise RuntimeError(f"dashboard: {response.status_code} {response.text[:120]}")
-        except (RuntimeError, httpx.HTTPError, ValueError) as exc:
+            status, raw = await post(client, {"query": DASHBOARD, "variables": variables})
+            body = msgspec.json.decode(raw)
+            if status != 200 or body.get("errors") or body["data"]["program"] is None:
+                raise RuntimeError(f"dashboard: {status} {raw[:120]!r}")
+        except (RuntimeError, msgspec.DecodeError, *HTTP_ERRORS) as exc:
             stats.error(str(exc) or type(exc).__name__)
             return
         stats.reads.append((stats.now(), time.perf_counter() - started))
@@ -498,21 +549,29 @@ async def readers(
         await asyncio.wait(tasks)
 
 
+async def get(client: aiohttp.ClientSession, path: str) -> int:
+    async with client.get(path) as response:
+        await response.read()
+        return response.status
+
+
 async def scraper(
-    clients: list[httpx.AsyncClient], project: str, stats: Stats, until: float
+    clients: list[aiohttp.ClientSession], project: str, stats: Stats, until: float
 ) -> None:
     """What monitoring does: /metrics of every process and /ready, every 10 s."""
-    async with httpx.AsyncClient(base_url=project, timeout=30) as metrics:
+    async with aiohttp.ClientSession(base_url=project, timeout=TIMEOUT) as metrics:
         while stats.now() < until:
             for client, path in [(c, p) for c in clients for p in ("/metrics", "/ready")]:
                 try:
-                    (await client.get(path)).raise_for_status()
-                except httpx.HTTPError as exc:
-                    stats.error(f"{path}: {exc}")
+                    if (status := await get(client, path)) != 200:
+                        stats.error(f"{path}: HTTP {status}")
+                except HTTP_ERRORS as exc:
+                    stats.error(f"{path}: {exc!r}")
             try:
-                (await metrics.get("/metrics")).raise_for_status()
-            except httpx.HTTPError as exc:
-                stats.error(f"project /metrics: {exc}")
+                if (status := await get(metrics, "/metrics")) != 200:
+                    stats.error(f"project /metrics: HTTP {status}")
+            except HTTP_ERRORS as exc:
+                stats.error(f"project /metrics: {exc!r}")
             await asyncio.sleep(SAMPLE_S)
 
 
@@ -594,13 +653,98 @@ JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind
 """
 
 
+STATEMENTS = """
+SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query, calls,
+    total_exec_time
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+@dataclass
+class Statements:
+    """Snapshots of ``pg_stat_statements`` taken with each sample, when the server loads it
+    (``shared_preload_libraries``; with ``pg_stat_statements.track = all`` the statements
+    inside the append functions count too): which statements' time grows with the store."""
+
+    pool: asyncpg.Pool
+    snapshots: list[tuple[float, dict[int, tuple[str, int, float]]]] = field(default_factory=list)
+    why_not: str = ""
+
+    async def start(self) -> None:
+        try:
+            await self.pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await self.sample(0.0)
+        except asyncpg.PostgresError as exc:
+            self.why_not = f"no statement statistics: {exc}"
+
+    async def sample(self, at: float) -> None:
+        if self.why_not:
+            return
+        rows = await self.pool.fetch(STATEMENTS)
+        self.snapshots.append(
+            (at, {r["queryid"]: (r["query"], r["calls"], r["total_exec_time"]) for r in rows})
+        )
+
+    def between(self, start: float, end: float) -> dict[int, tuple[str, int, float]]:
+        """(query, calls, total ms) of each statement between the snapshots nearest
+        ``start`` and ``end``."""
+        first = min(self.snapshots, key=lambda s: abs(s[0] - start))[1]
+        last = min(self.snapshots, key=lambda s: abs(s[0] - end))[1]
+        return {
+            q: (text, calls - first.get(q, (text, 0, 0.0))[1], ms - first.get(q, (text, 0, 0.0))[2])
+            for q, (text, calls, ms) in last.items()
+        }
+
+    def report(self, first: tuple[float, float], last: tuple[float, float]) -> None:
+        if self.why_not or len(self.snapshots) < 2:
+            print(self.why_not or "no statement statistics: too few samples")
+            return
+        early, late = self.between(*first), self.between(*last)
+
+        def row(q: int) -> list[str]:
+            text, calls, ms = late[q]
+            e_calls, e_ms = early.get(q, (text, 0, 0.0))[1:]
+            return [
+                text[:70],
+                f"{e_calls:,} / {calls:,}",
+                f"{e_ms / max(e_calls, 1):.3f}",
+                f"{ms / max(calls, 1):.3f}",
+                f"{e_ms / 1000:.1f} / {ms / 1000:.1f}",
+            ]
+
+        def grown(q: int) -> float:
+            e_calls, e_ms = early.get(q, ("", 0, 0.0))[1:]
+            calls, ms = late[q][1:]
+            return (ms / max(calls, 1) - e_ms / max(e_calls, 1)) * calls
+
+        head = ["statement", "calls", "mean ms first", "mean ms last", "total s first / last"]
+        print_table(
+            "statements by time in the last quarter (pg_stat_statements), first vs last quarter",
+            head,
+            [row(q) for q in sorted(late, key=lambda q: -late[q][2])[:12]],
+        )
+        print_table(
+            "statements whose mean time grew the most (growth x last quarter's calls)",
+            head,
+            [row(q) for q in sorted(late, key=lambda q: -grown(q))[:8] if grown(q) > 0],
+        )
+
+
 async def sampler(
-    pool: asyncpg.Pool, deployment: Deployment, schema: str, stats: Stats, until: float
+    pool: asyncpg.Pool,
+    deployment: Deployment,
+    schema: str,
+    stats: Stats,
+    until: float,
+    statements: Statements,
 ) -> None:
     last = 0.0
+    cpu, busy = deployment.cpu_seconds(), machine_busy()
     while stats.now() < until:
         await asyncio.sleep(SAMPLE_S)
         now = stats.now()
+        cpu_now, busy_now = deployment.cpu_seconds(), machine_busy()
         window = [s for t, s in stats.commands if last <= t < now]
         reads = [s for t, s in stats.reads if last <= t < now]
         lags = [v for t, v in stats.lag if last <= t < now]
@@ -616,12 +760,21 @@ async def sampler(
         row["read_p99_ms"] = round(percentile(reads, 99) * 1000, 1)
         row["lag_max_s"] = round(max(lags, default=float("nan")), 2)
         row["errors"] = sum(stats.errors.values())
+        for name, seconds in cpu_now.items():
+            row[f"cpu_{name}_pct"] = round((seconds - cpu.get(name, 0.0)) / (now - last) * 100, 1)
+        row["machine_busy_pct"] = round(
+            (busy_now[0] - busy[0]) / max(busy_now[1] - busy[1], 1e-9) * 100, 1
+        )
+        cpu, busy = cpu_now, busy_now
+        await statements.sample(now)
         stats.samples.append(row)
         print(
             f"{now:6.0f}s events={row['events']:,} "
             + " ".join(f"{k}={row[f'rss_{k}_mb']:.0f}MB" for k in PROCESSES)
             + f" cmd p99={row['command_p99_ms']}ms read p50={row['read_p50_ms']}ms"
-            f" lag={row['lag_max_s']}s db={row['db_mb']}MB errors={row['errors']}",
+            f" lag={row['lag_max_s']}s db={row['db_mb']}MB errors={row['errors']}"
+            f" busy={row['machine_busy_pct']}% pg={row['cpu_postgres_pct']}%"
+            f" project={row['cpu_project_pct']}%",
             flush=True,
         )
         last = now
@@ -801,9 +954,16 @@ async def soak(
     try:
         deployment.up()
         urls = [f"http://127.0.0.1:{deployment.ports[n]}" for n in ("serve", "serve2")]
+        # aiohttp, not httpx: httpx's connection pool checks every connection for every
+        # waiting request each time one is sent or answered (py-spy: 50 % of this client's
+        # CPU, which rose from a fifth of a core to half of one as latency grew, slowing
+        # the deployment it measures).
         clients = [
-            httpx.AsyncClient(
-                base_url=u, headers=headers, timeout=30, limits=httpx.Limits(max_connections=64)
+            aiohttp.ClientSession(
+                base_url=u,
+                headers=headers,
+                timeout=TIMEOUT,
+                connector=aiohttp.TCPConnector(limit=64),
             )
             for u in urls
         ]
@@ -812,8 +972,8 @@ async def soak(
             if deployment.exited():
                 raise RuntimeError(f"exited at start: {deployment.exited()}; logs in {out}")
             try:
-                return all([(await c.get("/health")).status_code == 200 for c in clients])
-            except httpx.HTTPError:
+                return all([await get(c, "/health") == 200 for c in clients])
+            except HTTP_ERRORS:
                 return False
 
         await wait_until(ready, 60, "the API replicas did not answer")
@@ -825,6 +985,8 @@ async def soak(
         ]
         await asyncio.wait_for(subscribed.wait(), 30)
         await asyncio.sleep(1)  # the server registers the subscription before any command
+        statements = Statements(pool)
+        await statements.start()
         stats.started = time.perf_counter()
         until = args.minutes * 60
         work = Workload()
@@ -833,7 +995,7 @@ async def soak(
             readers(clients[0], work, stats, args.reads, until),
             scraper(clients, f"http://127.0.0.1:{deployment.ports['project']}", stats, until),
             lag_sampler(pool, stats, until),
-            sampler(pool, deployment, schema, stats, until),
+            sampler(pool, deployment, schema, stats, until, statements),
         )
         head_subscribed = await pool.fetchval(
             f"SELECT coalesce(max(position), 0) FROM ({SUBSCRIBED}) s", STREAM_TYPES
@@ -850,13 +1012,15 @@ async def soak(
             )
         except TimeoutError as exc:
             stats.error(str(exc))
+        warmup, quarter = args.warmup * 60, (until - args.warmup * 60) / 4
+        statements.report((warmup, warmup + quarter), (until - quarter, until))
         stored = [r[0] for r in await pool.fetch("SELECT position FROM events ORDER BY position")]
         subscribed_positions = [r[0] for r in await pool.fetch(SUBSCRIBED, STREAM_TYPES)]
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         for client in clients:
-            await client.aclose()
+            await client.close()
     finally:
         unwatch()
         exits = deployment.stop()
