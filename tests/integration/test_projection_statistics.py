@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from programledger.projections.engine.statistics import StatisticsKeeper, analyze_stale
+from programledger.projections.engine.statistics import (
+    ANALYZE_TARGET,
+    StatisticsKeeper,
+    analyze_stale,
+)
 from tests.support.relay_process import eventually
 
 
@@ -70,3 +74,23 @@ async def test_the_keeper_analyzes_in_the_background_at_most_every_interval(
         await slow.close()
     finally:
         await keeper.close()
+
+
+async def test_the_keeper_samples_at_its_own_statistics_target(pool: asyncpg.Pool) -> None:
+    """A coarse histogram (ANALYZE_TARGET buckets), so an analysis costs a tenth of one at
+    the server's default; the server's default stays as it was for everything else."""
+    await _table(pool, "rm_wide", 5_000)
+    default = await pool.fetchval("SHOW default_statistics_target")
+    assert int(default) != ANALYZE_TARGET
+
+    async def analyzed() -> bool:
+        async with pool.acquire() as conn:
+            return await analyze_stale(conn, ["rm_wide"]) == ["rm_wide"]
+
+    await eventually(analyzed, within=15)
+    bounds = await pool.fetchval(
+        "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = 'rm_wide' AND attname = 'id'"
+    )
+    assert bounds == ANALYZE_TARGET + 1
+    assert await pool.fetchval("SHOW default_statistics_target") == default
