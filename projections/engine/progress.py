@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from programledger.projections.engine.storage import projection_channel
+from programledger.projections.engine.storage import projection_channel, wanted_channel
 from programledger.projections.registry import PROJECTIONS
 
 __all__ = [
@@ -128,6 +128,9 @@ class ProgressWatch:
         self._pool = pool
         self._connect = connect
         self._channel = projection_channel(schema)
+        self._wanted_channel = wanted_channel(schema)
+        self._announced = 0
+        self._announcing: set[asyncio.Task[None]] = set()
         self._events_channel = events_channel
         self.max_waiters = max_waiters
         self._refresh_interval = refresh_interval
@@ -180,6 +183,7 @@ class ProgressWatch:
         waiter = _Waiter(position, names)
         self._waiters.add(waiter)
         self._someone_waits.set()
+        self._announce(position)
         try:
             # asyncio.timeout, not wait_for: no task between the commit's notification and
             # this request, which would cost it another turn of a busy event loop.
@@ -200,6 +204,27 @@ class ProgressWatch:
             waiter.done.set()
 
     # --- internals -----------------------------------------------------------------------
+
+    def _announce(self, position: int) -> None:
+        """Tell the runners someone waits for ``position`` (:func:`wanted_channel`), so
+        that they commit at once instead of gathering more events first. One
+        notification per furthest position wanted: waiters for positions at or below it
+        are served by the same hurry. Sent beside the wait, on a pooled connection; a
+        lost one costs that wait at most the runners' commit interval."""
+        if position <= self._announced:
+            return
+        self._announced = position
+        task = asyncio.create_task(self._notify_wanted(position))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _notify_wanted(self, position: int) -> None:
+        try:
+            await self._pool.execute(
+                "SELECT pg_notify($1, $2)", self._wanted_channel, str(position)
+            )
+        except _DB_ERRORS as exc:
+            log.debug("could not ask the runners to hurry to %d: %s", position, exc)
 
     def _behind(self, names: frozenset[str], position: int) -> set[str]:
         return {n for n in names if self._positions.get(n, 0) < position}

@@ -120,6 +120,7 @@ from programledger.projections.engine.storage import (
     StatusRow,
     prepare_tables,
     projection_channel,
+    wanted_channel,
 )
 
 __all__ = [
@@ -143,6 +144,12 @@ class RunnerSettings:
     fetch_wait: float = 0.5
     """How long a fetch waits for a first message; also how often an idle runner checks
     its status (a rebuild, a cleared failure) and its lock connection."""
+    commit_interval: float = 0.05
+    """After a batch smaller than ``batch_size`` (events trickling in, not a backlog), the
+    next fetch waits until this many seconds have passed, so that a steady trickle is
+    written in one transaction per interval instead of one per event or two: a commit
+    costs the runner and PostgreSQL more than the rows it writes. The first event after a
+    quiet spell is fetched at once; 0 fetches again at once always."""
     ack_wait: float = 60.0
     idle_check_interval: float = 2.0
     """While idle, how often to move the checkpoint past events of other types even
@@ -164,6 +171,8 @@ class RunnerSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or min(self.fetch_wait, self.ack_wait) <= 0:
             raise ValueError("batch_size must be at least 1, fetch_wait and ack_wait positive")
+        if self.commit_interval < 0:
+            raise ValueError("commit_interval must be 0 or more")
         if self.rebuild_workers < 1:
             raise ValueError("rebuild_workers must be at least 1")
         if min(self.state_cache_limit, self.state_cache_bytes) < 1:
@@ -294,6 +303,9 @@ class ProjectionRunner:
         self._consumer_seq = 0
         self._check_gap = False
         self._notified = 0
+        self._wanted = 0
+        """The furthest position a reader has said it waits for (:meth:`_on_wanted`)."""
+        self._hurry = asyncio.Event()
         self._idle_checked = 0.0
         self._statistics = StatisticsKeeper([t.name for t in projection.all_tables])
 
@@ -378,6 +390,7 @@ class ProjectionRunner:
             if not await self._unless_stopped(rebuilding):
                 return
         await conn.add_listener(self._store.notify_channel, self._on_append)
+        await conn.add_listener(wanted_channel(self._store.schema), self._on_wanted)
         # A batch's effects and checkpoint commit together, so a commit that a PostgreSQL
         # crash loses only rewinds the projection to an earlier checkpoint, which it
         # consumes again from there: waiting for the WAL flush buys nothing.
@@ -421,6 +434,15 @@ class ProjectionRunner:
                         name,
                     )
 
+    def _on_wanted(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            position = int(str(payload))
+        except ValueError:
+            return
+        if position > self._wanted:
+            self._wanted = position
+            self._hurry.set()
+
     def _on_append(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         with contextlib.suppress(ValueError, TypeError):
             self._notified = max(self._notified, int(str(payload)))
@@ -447,10 +469,13 @@ class ProjectionRunner:
         # The next batch is fetched while this one is applied and committed: fetching costs
         # mostly client CPU, a commit mostly waiting for PostgreSQL.
         fetching = asyncio.create_task(self._fetch(sub))
+        loop = asyncio.get_running_loop()
         try:
             while not self._leader.stopping:
                 messages = await fetching
-                fetching = asyncio.create_task(self._fetch(sub))
+                trickle = 0 < len(messages) < self._settings.batch_size
+                not_before = loop.time() + self._settings.commit_interval if trickle else 0.0
+                fetching = asyncio.create_task(self._fetch(sub, not_before))
                 self._statistics.poke(self._store.pool)
                 if not messages:
                     await self._idle(conn, js)
@@ -465,8 +490,17 @@ class ProjectionRunner:
                 fetching.exception()
             await self._drain()
 
-    async def _fetch(self, sub: BatchPuller) -> list[Msg]:
-        """The next batch, or ``[]`` when none came within ``fetch_wait``."""
+    async def _fetch(self, sub: BatchPuller, not_before: float = 0.0) -> list[Msg]:
+        """The next batch, fetched from ``not_before`` (the loop's clock; see
+        ``commit_interval``), or at once when a reader waits for a position this runner
+        has not applied (:func:`wanted_channel`); ``[]`` when none came within
+        ``fetch_wait``."""
+        wait = not_before - asyncio.get_running_loop().time()
+        if wait > 0 and self._wanted <= self._staged:
+            self._hurry.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._hurry.wait()
         return await sub.fetch(self._settings.batch_size, self._settings.fetch_wait)
 
     async def _subscribe(self, conn: asyncpg.Connection, js: JetStreamContext) -> BatchPuller:

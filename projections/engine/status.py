@@ -22,7 +22,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from programledger.projections.engine.storage import projection_channel
+from programledger.projections.engine.storage import projection_channel, wanted_channel
 from programledger.projections.registry import PROJECTIONS
 
 __all__ = ["ProjectionStatus", "clear_failure", "projection_status", "wait_for_position"]
@@ -127,9 +127,11 @@ async def wait_for_position(
         woke.set()
 
     async with pool.acquire() as conn:
-        channel = projection_channel(await conn.fetchval("SELECT current_schema()"))
+        schema = await conn.fetchval("SELECT current_schema()")
+        channel = projection_channel(schema)
         await conn.add_listener(channel, on_notify)
         try:
+            await conn.execute("SELECT pg_notify($1, $2)", wanted_channel(schema), str(position))
             while True:
                 woke.clear()
                 rows = await conn.fetch(

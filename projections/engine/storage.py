@@ -50,6 +50,13 @@ def projection_channel(schema: str) -> str:
     return f"{schema}_projections"
 
 
+def wanted_channel(schema: str) -> str:
+    """The channel a reader waiting for a position notifies (the position, in decimal):
+    runners behind it stop gathering a trickle of events (``commit_interval``) and commit
+    what they have at once."""
+    return f"{schema}_projections_wanted"
+
+
 class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     position: int

@@ -106,6 +106,9 @@ class Settings:
     projection_state_cache_mb: int = 2
     """Megabytes of memory the states each projection runner keeps take (held as encoded
     in their table), a second bound beside the count (states grow with their programs)."""
+    projection_commit_interval_ms: int = 50
+    """While events trickle in, a projection runner commits at most once per this many
+    milliseconds (a backlog is committed batch after batch at once; 0: after every fetch)."""
     metrics_port: int | None = None
     """Where ``project`` serves its Prometheus ``/metrics`` (the API serves its own on
     ``http_port``); ``None``: not served."""
@@ -220,6 +223,7 @@ class Settings:
         db_pool_size = _number(get, "DB_POOL_SIZE", low=2, high=500) or 10
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
         state_cache_mb = _number(get, "PROJECTION_STATE_CACHE_MB", low=1, high=100_000) or 2
+        commit_interval_ms = _number(get, "PROJECTION_COMMIT_INTERVAL_MS", low=0, high=10_000)
         appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 4
         reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 4
         db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
@@ -252,6 +256,7 @@ class Settings:
             ready_max_lag_seconds=ready_max_lag,
             projection_state_cache=state_cache,
             projection_state_cache_mb=state_cache_mb,
+            projection_commit_interval_ms=50 if commit_interval_ms is None else commit_interval_ms,
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import time
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -823,21 +825,7 @@ async def test_one_runner_is_active_and_a_standby_takes_over(
         assert second.state is RunnerState.STANDBY
         risk = uuid4()
         story = Story(app)
-        await story.do(
-            "propose",
-            ProposeProgram(
-                program_id=story.program,
-                code=f"SB{uuid4().hex[:6].upper()}",
-                name="n",
-                objective="o",
-                sponsor="s",
-                owner="o",
-                priority=3,
-                start_date=TODAY,
-                target_end_date=TODAY,
-                planned_budget=Money(amount_minor=1, currency="EUR"),
-            ),
-        )
+        await story.do("propose", _proposal(story.program))
         result = await story.do(
             "risk",
             IdentifyRisk(
@@ -903,3 +891,93 @@ async def test_status_reads_a_few_events_however_many_are_stored(
     assert read <= 1 + len(names), f"the status read {read} of {written} events"
     status = await projection_status(pool)
     assert {(s.head_position, s.lag_positions) for s in status} == {(written, written)}
+
+
+def _proposal(program_id: UUID) -> ProposeProgram:
+    return ProposeProgram(
+        program_id=program_id,
+        code=f"PR{uuid4().hex[:6].upper()}",
+        name="n",
+        objective="o",
+        sponsor="s",
+        owner="o",
+        priority=3,
+        start_date=TODAY,
+        target_end_date=TODAY,
+        planned_budget=Money(amount_minor=1, currency="EUR"),
+    )
+
+
+async def _propose(app: Application) -> int:
+    """A new program (each its own stream): where its events end."""
+    result = await app.handle(_proposal(uuid4()), CommandContext(actor="tom"))
+    return result.last_position
+
+
+async def test_a_trickle_of_events_is_written_once_per_commit_interval(
+    app: Application, store: PostgresEventStore, pg_url: str, nats_url: str, subject_prefix: str
+) -> None:
+    """Events that arrive one by one are gathered for ``commit_interval``: the runner
+    commits a few times a second, not once per event, and applies every event."""
+    interval, programs = 0.25, 30
+    async with LiveSystem(
+        store, pg_url, nats_url, subject_prefix, [PROJECTIONS["programs"]], commit_interval=interval
+    ) as system:
+        runner = system.runners["programs"]
+        await eventually(lambda: runner.state is RunnerState.ACTIVE)
+        started = time.monotonic()
+        last = 0
+        for _ in range(programs):
+            last = await _propose(app)
+            await asyncio.sleep(0.04)
+        await eventually(lambda: runner.position >= last, within=20)
+        took = time.monotonic() - started
+    most = math.ceil(took / interval) + 2
+    assert runner.stats.applied == programs
+    assert runner.stats.batches <= most, f"{runner.stats.batches} commits in {took:.2f} s"
+
+
+@pytest.mark.parametrize("reader", ["wait_for_position", "ProgressWatch"])
+async def test_a_reader_waiting_for_a_position_cuts_the_commit_interval_short(
+    app: Application,
+    store: PostgresEventStore,
+    pool: asyncpg.Pool,
+    pg_url: str,
+    nats_url: str,
+    subject_prefix: str,
+    reader: str,
+) -> None:
+    """Gathering a trickle must not cost read-your-writes: a reader that waits for a
+    position (a tool's ``wait_for_position``, the API's ``ProgressWatch``) says so, and
+    the runner commits what it has at once."""
+    interval = 5.0
+    watch = ProgressWatch(
+        pool, functools.partial(connect, pg_url, store.schema), schema=store.schema
+    )
+
+    async def waited(position: int) -> bool:
+        if reader == "wait_for_position":
+            return await wait_for_position(pool, position, 20, ["programs"])
+        outcome = await watch.wait(position, 20, ["programs"], committed=True)
+        return outcome.caught_up
+
+    async def checkpoint() -> int:
+        [status] = await projection_status(pool, ["programs"])
+        return status.position
+
+    async with LiveSystem(
+        store, pg_url, nats_url, subject_prefix, [PROJECTIONS["programs"]], commit_interval=interval
+    ) as system:
+        runner = system.runners["programs"]
+        await eventually(lambda: runner.state is RunnerState.ACTIVE)
+        first = await _propose(app)
+        await eventually(lambda: runner.position >= first, within=20)  # at once: the first
+        gathered = await _propose(app)
+        await asyncio.sleep(1.0)
+        assert await checkpoint() < gathered  # held for the interval: nobody waits
+        started = time.monotonic()
+        try:
+            assert await waited(gathered)
+        finally:
+            await watch.close()
+        assert time.monotonic() - started < interval / 2

@@ -52,6 +52,10 @@ def test_configured_servers() -> None:
         ).projection_state_cache_mb
         == 16
     )
+    assert settings.projection_commit_interval_ms == 50
+    for raw, ms in (("0", 0), ("250", 250)):
+        env = {"PROGRAMLEDGER_PROJECTION_COMMIT_INTERVAL_MS": raw}
+        assert Settings.from_env(env).projection_commit_interval_ms == ms
     assert (settings.appends_in_flight, settings.reads_in_flight) == (4, 4)
     combining = Settings.from_env(
         {"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "2", "PROGRAMLEDGER_READS_IN_FLIGHT": "8"}
@@ -115,6 +119,8 @@ def test_configured_servers() -> None:
         ),
         ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE": "0"}, "PROJECTION_STATE_CACHE=0 must be"),
         ({"PROGRAMLEDGER_PROJECTION_STATE_CACHE_MB": "0"}, "STATE_CACHE_MB=0 must be"),
+        ({"PROGRAMLEDGER_PROJECTION_COMMIT_INTERVAL_MS": "-1"}, "COMMIT_INTERVAL_MS=-1"),
+        ({"PROGRAMLEDGER_PROJECTION_COMMIT_INTERVAL_MS": "0.5"}, "COMMIT_INTERVAL_MS='0.5'"),
         ({"PROGRAMLEDGER_METRICS_PORT": "99999"}, "impossible"),
         ({"PROGRAMLEDGER_GC_THRESHOLDS": "10000,20"}, "GC_THRESHOLDS='10000,20' is not three"),
         ({"PROGRAMLEDGER_GC_THRESHOLDS": "0,10,10"}, "three positive whole numbers"),

@@ -348,6 +348,7 @@ def build_runners(runtime: Runtime, nc: NatsClient, names: Iterable[str]) -> lis
         prefix=runtime.settings.subject_prefix,
         state_cache_limit=runtime.settings.projection_state_cache,
         state_cache_bytes=runtime.settings.projection_state_cache_mb * 1024 * 1024,
+        commit_interval=runtime.settings.projection_commit_interval_ms / 1000,
     )
     return [
         ProjectionRunner(
