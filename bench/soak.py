@@ -552,7 +552,8 @@ async def readers(
 async def get(client: aiohttp.ClientSession, path: str) -> int:
     async with client.get(path) as response:
         await response.read()
-        return response.status
+        status: int = response.status
+        return status
 
 
 async def scraper(
