@@ -311,9 +311,11 @@ class Workload:
 
         def proposed() -> None:
             self.programs.append(pid)
-            self.follow_ups.append(
-                ("activateProgram", {"programId": pid}, lambda: self.active.append(pid))
-            )
+            # The dashboard readers pick active programs: as a frontend that opens a
+            # program it has just activated, the activation waits for the read models
+            # (else a read may come before the projection, within its lag).
+            activate = {"programId": pid, "waitForProjections": True}
+            self.follow_ups.append(("activateProgram", activate, lambda: self.active.append(pid)))
 
         return "proposeProgram", values, proposed
 
