@@ -144,7 +144,7 @@ class RunnerSettings:
     fetch_wait: float = 0.5
     """How long a fetch waits for a first message; also how often an idle runner checks
     its status (a rebuild, a cleared failure) and its lock connection."""
-    commit_interval: float = 0.05
+    commit_interval: float = 0.2
     """After a batch smaller than ``batch_size`` (events trickling in, not a backlog), the
     next fetch waits until this many seconds have passed, so that a steady trickle is
     written in one transaction per interval instead of one per event or two: a commit

@@ -106,7 +106,7 @@ class Settings:
     projection_state_cache_mb: int = 2
     """Megabytes of memory the states each projection runner keeps take (held as encoded
     in their table), a second bound beside the count (states grow with their programs)."""
-    projection_commit_interval_ms: int = 50
+    projection_commit_interval_ms: int = 200
     """While events trickle in, a projection runner commits at most once per this many
     milliseconds (a backlog is committed batch after batch at once; 0: after every fetch)."""
     metrics_port: int | None = None
@@ -256,7 +256,7 @@ class Settings:
             ready_max_lag_seconds=ready_max_lag,
             projection_state_cache=state_cache,
             projection_state_cache_mb=state_cache_mb,
-            projection_commit_interval_ms=50 if commit_interval_ms is None else commit_interval_ms,
+            projection_commit_interval_ms=200 if commit_interval_ms is None else commit_interval_ms,
             metrics_port=_port(get, "METRICS_PORT", None),
             log_level=log_level,
             log_format=log_format,  # type: ignore[arg-type]

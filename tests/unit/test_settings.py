@@ -52,7 +52,7 @@ def test_configured_servers() -> None:
         ).projection_state_cache_mb
         == 16
     )
-    assert settings.projection_commit_interval_ms == 50
+    assert settings.projection_commit_interval_ms == 200
     for raw, ms in (("0", 0), ("250", 250)):
         env = {"PROGRAMLEDGER_PROJECTION_COMMIT_INTERVAL_MS": raw}
         assert Settings.from_env(env).projection_commit_interval_ms == ms

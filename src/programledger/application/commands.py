@@ -10,6 +10,7 @@ status report): there the application copies the caller into the command's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from uuid import UUID, uuid4
 
@@ -143,6 +144,14 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+@functools.cache
+def _fields(command_type: type[Command]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """A command type's fields, worked out once: ``msgspec.structs.fields`` evaluates the
+    type's annotations at every call, which cost an API process 5 % of its CPU when it ran
+    for every command that carried an idempotency key."""
+    return msgspec.structs.fields(command_type)
+
+
 def _is_default(value: object, field: msgspec.structs.FieldInfo) -> bool:
     if field.default is not msgspec.NODEFAULT:
         return bool(value == field.default)
@@ -161,7 +170,7 @@ def command_fingerprint(command: Command, actor: str) -> bytes:
     """
     given = {
         f.encode_name: value
-        for f in msgspec.structs.fields(command)
+        for f in _fields(type(command))
         if not _is_default(value := getattr(command, f.name), f)
     }
     digest = hashlib.sha256()
