@@ -884,6 +884,16 @@ async def test_an_override_with_a_reason_is_accepted_and_recorded(
 # Idempotency and no-ops
 
 
+def assert_first_result(again: CommandResult, first: CommandResult) -> None:
+    assert again.replayed
+    assert (again.last_position, again.version, again.event_ids, again.events) == (
+        first.last_position,
+        first.version,
+        first.event_ids,
+        first.events,
+    )
+
+
 async def test_a_repeated_command_returns_the_first_result_and_writes_nothing(
     app: Application, event_store: PostgresEventStore
 ) -> None:
@@ -894,12 +904,7 @@ async def test_a_repeated_command_returns_the_first_result_and_writes_nothing(
     again = await app.handle(command, ctx(idempotency_key="req-1"))
     assert again.replayed
     assert not first.replayed
-    assert (again.last_position, again.version, again.event_ids, again.events) == (
-        first.last_position,
-        first.version,
-        first.event_ids,
-        first.events,
-    )
+    assert_first_result(again, first)
     assert await head(event_store) == written
     assert (await app.load_program(program_id)).version == 3
 
@@ -914,6 +919,63 @@ async def test_a_repeated_proposal_is_answered_not_refused(
     assert (again.stream_id, again.last_position) == (first.stream_id, first.last_position)
     await settled(event_store)
     assert len(await event_store.read_all()) == 2
+
+
+async def test_a_repeat_that_deciding_again_would_refuse_gets_the_first_result(
+    app: Application, event_store: PostgresEventStore
+) -> None:
+    """The key is looked up where the fresh decision cannot be appended: registering the
+    same resource again is refused as already existing, and the repeat is answered."""
+    first = await app.handle(register("idem-res"), ctx(idempotency_key="register-1"))
+    written = await head(event_store)
+    again = await app.handle(register("idem-res"), ctx(idempotency_key="register-1"))
+    assert_first_result(again, first)
+    assert await head(event_store) == written
+    with pytest.raises(AlreadyExists):
+        await app.handle(register("idem-res"), ctx(idempotency_key="register-2"))
+
+
+async def test_a_repeat_after_the_stream_moved_gets_the_first_result_from_the_append(
+    app: Application, event_store: PostgresEventStore
+) -> None:
+    """Deciding again on the moved stream yields an event (amber again, after red); the
+    append recognises the key and writes nothing."""
+    program_id = await new_program(app)
+    command = ReportProgramHealth(program_id=program_id, health=Health.AMBER, summary="late")
+    first = await app.handle(command, ctx(idempotency_key="moved-1"))
+    await app.handle(
+        ReportProgramHealth(program_id=program_id, health=Health.RED, summary="blocked"), ctx()
+    )
+    written = await head(event_store)
+    again = await app.handle(command, ctx(idempotency_key="moved-1"))
+    assert_first_result(again, first)
+    assert await head(event_store) == written
+    assert (await app.load_program(program_id)).version == 4
+
+
+async def test_a_first_keyed_command_costs_no_key_lookup(
+    app: Application, event_store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup is a round trip: only a command whose fresh decision cannot be appended
+    pays it (a refused repeat); the append checks the key of every other one, repeats
+    included."""
+    program_id = await new_program(app)
+    lookups: list[str] = []
+    find = event_store.find_idempotent
+
+    async def counted(key: str, fingerprint: bytes | None = None) -> AppendResult | None:
+        lookups.append(key)
+        return await find(key, fingerprint)
+
+    monkeypatch.setattr(event_store, "find_idempotent", counted)
+    command = ReportProgramHealth(program_id=program_id, health=Health.AMBER, summary="late")
+    await app.handle(command, ctx(idempotency_key="lookup-1"))
+    await app.handle(register("lookup-res"), ctx(idempotency_key="lookup-2"))
+    assert lookups == []
+    assert (await app.handle(command, ctx(idempotency_key="lookup-1"))).replayed
+    assert lookups == []
+    assert (await app.handle(register("lookup-res"), ctx(idempotency_key="lookup-2"))).replayed
+    assert lookups == ["lookup-2"]
 
 
 async def test_concurrent_repeats_write_once(
