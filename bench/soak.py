@@ -659,7 +659,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind
 STATEMENTS = """
 SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query, calls,
     total_exec_time
-FROM pg_stat_statements
+FROM {schema}.pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
@@ -673,10 +673,17 @@ class Statements:
     pool: asyncpg.Pool
     snapshots: list[tuple[float, dict[int, tuple[str, int, float]]]] = field(default_factory=list)
     why_not: str = ""
+    query: str = ""
 
     async def start(self) -> None:
         try:
             await self.pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # Created before in another schema (public, say), it is not on the soak's path.
+            schema = await self.pool.fetchval(
+                "SELECT extnamespace::regnamespace::text FROM pg_extension"
+                " WHERE extname = 'pg_stat_statements'"
+            )
+            self.query = STATEMENTS.format(schema=schema)
             await self.sample(0.0)
         except asyncpg.PostgresError as exc:
             self.why_not = f"no statement statistics: {exc}"
@@ -684,7 +691,7 @@ class Statements:
     async def sample(self, at: float) -> None:
         if self.why_not:
             return
-        rows = await self.pool.fetch(STATEMENTS)
+        rows = await self.pool.fetch(self.query)
         self.snapshots.append(
             (at, {r["queryid"]: (r["query"], r["calls"], r["total_exec_time"]) for r in rows})
         )
