@@ -564,8 +564,7 @@ class Application:
         A command with ``before_append`` still looks first: what it reserves cannot be
         undone."""
         key = context.idempotency_key
-        keyed = key is not None and fingerprint is not None
-        if keyed and before_append is not None:
+        if before_append is not None:
             earlier = await self._earlier(key, fingerprint, entity_id)
             if earlier is not None:
                 return earlier
@@ -582,12 +581,12 @@ class Application:
                 decided = command if complete is None else await complete(command)
                 events = _decide(aggregate, loaded.state, decided, issues)
             except (DomainError, ConcurrencyConflict):
-                earlier = await self._earlier(key, fingerprint, entity_id) if keyed else None
+                earlier = await self._earlier(key, fingerprint, entity_id)
                 if earlier is not None:
                     return earlier
                 raise
             if not events:
-                earlier = await self._earlier(key, fingerprint, entity_id) if keyed else None
+                earlier = await self._earlier(key, fingerprint, entity_id)
                 if earlier is not None:
                     return earlier
                 return CommandResult(
@@ -638,9 +637,11 @@ class Application:
     async def _earlier(
         self, key: str | None, fingerprint: bytes | None, entity_id: UUID | str
     ) -> CommandResult | None:
-        """The first result of the command ``key`` names, if it was recorded; raises
-        :class:`IdempotencyKeyReused` if the key belongs to another command."""
-        assert key is not None
+        """The first result of the command ``key`` names, if it was recorded (``None``
+        without a key); raises :class:`IdempotencyKeyReused` if the key belongs to another
+        command."""
+        if key is None or fingerprint is None:
+            return None
         earlier = await self._store.find_idempotent(key, fingerprint)
         if earlier is None:
             return None
