@@ -32,6 +32,8 @@ from programledger.adapters.embedded import (
     EmbeddedServerError,
     start_cluster,
 )
+from programledger.adapters.embedded import nats as embedded_nats
+from programledger.adapters.embedded.server import free_port
 
 pytestmark = pytest.mark.embedded
 
@@ -249,3 +251,30 @@ async def test_nats_cluster_replicates_streams(work_dir: Path) -> None:
     finally:
         for node in nodes:
             await asyncio.to_thread(node.stop)
+
+
+def test_nats_cluster_starts_on_new_ports_when_a_cluster_port_is_taken(
+    work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may bind a picked cluster port before its node does (CI once lost a
+    run to it), and every peer's routes name that port, so the whole cluster moves."""
+    picked: list[int] = []
+
+    def pick(host: str = "127.0.0.1") -> int:
+        port = free_port(host) if len(picked) != 1 else taken.getsockname()[1]
+        picked.append(port)
+        return port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(embedded_nats, "free_port", pick)
+        nodes = start_cluster(work_dir / "cluster", 3)
+        try:
+            assert taken.getsockname()[1] not in {node.cluster_port for node in nodes}
+            assert len({node.cluster_port for node in nodes}) == 3
+            log = (work_dir / "cluster" / "node-2" / "nats-server.log").read_text()
+            assert f"router port: {taken.getsockname()[1]}" in log
+        finally:
+            for node in nodes:
+                node.stop()

@@ -308,7 +308,7 @@ class EmbeddedNats(EmbeddedServer):
         clashes = [
             line
             for line in self._log_since(log_offset).lower().splitlines()
-            if "address already in use" in line
+            if "address already in use" in line and not self._is_cluster_port_clash(line)
         ]
         if not clashes:
             return False
@@ -316,6 +316,20 @@ class EmbeddedNats(EmbeddedServer):
             return True
         client_port = re.compile(rf":{self._port}\b")
         return not any(client_port.search(line) for line in clashes)
+
+    def _is_cluster_port_clash(self, log_line: str) -> bool:
+        """The cluster port is in every peer's routes, so only ``start_cluster`` can change it."""
+        if self.cluster_port is None:
+            return False
+        return (
+            re.search(rf"router port: {self.cluster_port}\b", log_line, re.IGNORECASE) is not None
+        )
+
+    def _lost_cluster_port(self, log_offset: int) -> bool:
+        return any(
+            "address already in use" in line.lower() and self._is_cluster_port_clash(line)
+            for line in self._log_since(log_offset).splitlines()
+        )
 
     def _wait_ready(self, log_offset: int) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -416,6 +430,30 @@ def _cluster_ready(nodes: Sequence[EmbeddedNats]) -> tuple[bool, str]:
     return True, "ready"
 
 
+def _stop_all(nodes: Sequence[EmbeddedNats]) -> None:
+    for node in nodes:
+        with contextlib.suppress(Exception):
+            node.stop()
+
+
+def _start_nodes(nodes: Sequence[EmbeddedNats], cluster_name: str, timeout: float) -> None:
+    for node in nodes:
+        node.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        ready, why = _cluster_ready(nodes)
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            tails = "\n".join(
+                f"--- {n.server_name} ({n.log_path}):\n{log_tail(n.log_path, 15)}" for n in nodes
+            )
+            raise EmbeddedServerError(
+                f"NATS cluster {cluster_name!r} not ready within {timeout}s ({why})\n{tails}"
+            )
+        time.sleep(0.1)
+
+
 def start_cluster(
     base_dir: Path,
     size: int = 3,
@@ -429,47 +467,47 @@ def start_cluster(
 
     Nodes live in ``base_dir/node-<i>`` and are started one after the other, which works
     because a single node does not wait for quorum; readiness is checked once all are up.
-    On failure every node already started is stopped again.
+    On failure every node already started is stopped again; when the failure was a cluster
+    port taken by another process in the meantime, the cluster is started again on new ports.
     """
     if size < 1:
         raise ValueError("a cluster needs at least one node")
     base_dir = Path(base_dir).absolute()
-    cluster_ports = [free_port(host) for _ in range(size)]
-    routes = [f"nats://{url_host(host)}:{p}" for p in cluster_ports]
-    nodes = [
-        EmbeddedNats(
-            base_dir / f"node-{i}",
-            host=host,
-            server_name=f"{cluster_name}-{i}",
-            cluster_name=cluster_name,
-            cluster_port=cluster_ports[i - 1],
-            routes=routes,
-            log=log,
-        )
-        for i in range(1, size + 1)
-    ]
-    try:
-        for node in nodes:
-            node.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            ready, why = _cluster_ready(nodes)
-            if ready:
-                break
-            if time.monotonic() > deadline:
-                tails = "\n".join(
-                    f"--- {n.server_name} ({n.log_path}):\n{log_tail(n.log_path, 15)}"
-                    for n in nodes
+    for attempt in range(_PORT_ATTEMPTS):
+        # Every node's routes name every cluster port, so a port taken before its node bound
+        # it (by another process's outgoing connection, say) is replaced for all nodes at once.
+        cluster_ports = [free_port(host) for _ in range(size)]
+        routes = [f"nats://{url_host(host)}:{p}" for p in cluster_ports]
+        nodes = [
+            EmbeddedNats(
+                base_dir / f"node-{i}",
+                host=host,
+                server_name=f"{cluster_name}-{i}",
+                cluster_name=cluster_name,
+                cluster_port=cluster_ports[i - 1],
+                routes=routes,
+                log=log,
+            )
+            for i in range(1, size + 1)
+        ]
+        offsets = [node._log_size() for node in nodes]
+        try:
+            _start_nodes(nodes, cluster_name, timeout)
+        except EmbeddedServerError:
+            _stop_all(nodes)
+            lost = any(
+                node._lost_cluster_port(offset) for node, offset in zip(nodes, offsets, strict=True)
+            )
+            if lost and attempt + 1 < _PORT_ATTEMPTS:
+                (log or logger).warning(
+                    "a cluster port was taken before nats-server bound it; retrying with new ports"
                 )
-                raise EmbeddedServerError(
-                    f"NATS cluster {cluster_name!r} not ready within {timeout}s ({why})\n{tails}"
-                )
-            time.sleep(0.1)
-    except BaseException:
-        for node in nodes:
-            with contextlib.suppress(Exception):
-                node.stop()
-        raise
+                continue
+            raise
+        except BaseException:
+            _stop_all(nodes)
+            raise
+        break
     (log or logger).info(
         f"embedded NATS cluster {cluster_name!r} ready: {', '.join(n.url for n in nodes)}"
     )
