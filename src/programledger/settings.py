@@ -79,10 +79,10 @@ class Settings:
     db_pool_size: int = 10
     """PostgreSQL connections in each process's pool (API requests and commands, the
     relay's and runners' reads); runners and the relay each hold one more of their own."""
-    appends_in_flight: int = 4
+    appends_in_flight: int = 1
     """Append transactions one process runs at once; appends that arrive while this many
     run wait and go together in the next one (write-combining, docs/architecture.md)."""
-    reads_in_flight: int = 4
+    reads_in_flight: int = 2
     """Whole-stream reads (commands' loads) one process runs at once; more are combined
     into the next query the same way."""
     db_connect_timeout: int = 5
@@ -224,8 +224,8 @@ class Settings:
         state_cache = _number(get, "PROJECTION_STATE_CACHE", low=1, high=10_000_000) or 5_000
         state_cache_mb = _number(get, "PROJECTION_STATE_CACHE_MB", low=1, high=100_000) or 2
         commit_interval_ms = _number(get, "PROJECTION_COMMIT_INTERVAL_MS", low=0, high=10_000)
-        appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 4
-        reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 4
+        appends_in_flight = _number(get, "APPENDS_IN_FLIGHT", low=1, high=500) or 1
+        reads_in_flight = _number(get, "READS_IN_FLIGHT", low=1, high=500) or 2
         db_connect_timeout = _number(get, "DB_CONNECT_TIMEOUT", low=1, high=300) or 5
         db_statement_timeout = _number(get, "DB_STATEMENT_TIMEOUT", low=1, high=3600) or 10
         max_waiting = _number(get, "MAX_WAITING_REQUESTS", low=1, high=100_000) or 500

@@ -15,7 +15,7 @@ def _settings(pg_url: str, schema: str, **extra: int) -> Settings:
 async def test_a_command_process_opens_its_pool_warm(pg_url: str, schema: str) -> None:
     settings = _settings(pg_url, schema)
     async with open_runtime(settings, need_nats=False, commands=True) as runtime:
-        assert runtime.pool.get_size() == command_connections(settings) == 9
+        assert runtime.pool.get_size() == command_connections(settings) == 4
         async with runtime.pool.acquire() as conn:
             prepared = await conn.fetch("SELECT statement FROM pg_prepared_statements")
             events = await conn.fetchval("SELECT count(*) FROM events")
@@ -33,5 +33,5 @@ async def test_other_processes_open_one_connection(pg_url: str, schema: str) -> 
 
 
 def test_the_floor_stays_within_the_pool() -> None:
-    assert command_connections(Settings(db_pool_size=5)) == 5
+    assert command_connections(Settings(db_pool_size=3)) == 3
     assert command_connections(Settings(appends_in_flight=2, reads_in_flight=3)) == 6

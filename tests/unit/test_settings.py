@@ -56,7 +56,7 @@ def test_configured_servers() -> None:
     for raw, ms in (("0", 0), ("250", 250)):
         env = {"PROGRAMLEDGER_PROJECTION_COMMIT_INTERVAL_MS": raw}
         assert Settings.from_env(env).projection_commit_interval_ms == ms
-    assert (settings.appends_in_flight, settings.reads_in_flight) == (4, 4)
+    assert (settings.appends_in_flight, settings.reads_in_flight) == (1, 2)
     combining = Settings.from_env(
         {"PROGRAMLEDGER_APPENDS_IN_FLIGHT": "2", "PROGRAMLEDGER_READS_IN_FLIGHT": "8"}
     )
