@@ -167,6 +167,19 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / TICKS, sum(values) / TICKS
 
 
+def cpu_percent(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Per role, CPU seconds between two ``cpu_seconds`` samples as a percentage of a core;
+    a process newer than ``before`` (or a pid taken again) counts from zero."""
+    spent: dict[str, float] = {}
+    for key, now in after.items():
+        then = before.get(key, 0.0)
+        name = key.split(":", 1)[0]
+        spent[name] = spent.get(name, 0.0) + (now - then if now >= then else now)
+    return {name: round(cpu / seconds * 100, 1) for name, cpu in spent.items()}
+
+
 @dataclass
 class Deployment:
     """The CLI's role processes, each with its own log file in ``out``."""
@@ -209,13 +222,15 @@ class Deployment:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time so far of each role process, of PostgreSQL's processes (all of them:
         the server is this run's alone when the figures are to be trusted) and of this
-        client: where the two cores go as the store grows."""
+        client: where the two cores go as the store grows.
+
+        PostgreSQL's come one per process (``postgres:<pid>``), to be added up by
+        :func:`cpu_percent`: a backend that exits between two samples takes its time out
+        of a sum, which then read as negative; per process, that time is only missed."""
         found = {name: process_cpu(proc.pid) for name, proc in self.procs.items()}
-        found["postgres"] = sum(
-            process_cpu(int(d.name))
-            for d in Path("/proc").iterdir()
-            if d.name.isdigit() and _comm(d) == "postgres"
-        )
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and _comm(d) == "postgres":
+                found[f"postgres:{d.name}"] = process_cpu(int(d.name))
         found["client"] = process_cpu(os.getpid())
         return found
 
@@ -770,8 +785,8 @@ async def sampler(
         row["read_p99_ms"] = round(percentile(reads, 99) * 1000, 1)
         row["lag_max_s"] = round(max(lags, default=float("nan")), 2)
         row["errors"] = sum(stats.errors.values())
-        for name, seconds in cpu_now.items():
-            row[f"cpu_{name}_pct"] = round((seconds - cpu.get(name, 0.0)) / (now - last) * 100, 1)
+        for name, pct in cpu_percent(cpu, cpu_now, now - last).items():
+            row[f"cpu_{name}_pct"] = pct
         row["machine_busy_pct"] = round(
             (busy_now[0] - busy[0]) / max(busy_now[1] - busy[1], 1e-9) * 100, 1
         )
