@@ -290,6 +290,44 @@ async def test_a_combined_transaction_killed_midway_applies_none_of_its_commands
         assert (await store.verify(stream)).ok
 
 
+async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    """With one transaction at a time, the slot is the bottleneck: the queue must not wait
+    while the callers of the transaction that just ended finish their commands."""
+    store = one_at_a_time
+    resumed_at: list[int] = []
+
+    async def note(stream: str) -> None:
+        await store.append(stream, ExpectedVersion.ANY, [Noted(text=stream)], META)
+        resumed_at.append(store.combiner.transactions)
+
+    async with pool.acquire() as gate:
+        # Session locks on two streams hold the first transaction, then the second, in
+        # flight while the next one queues behind it.
+        await gate.execute(f"SELECT pg_advisory_lock({_lock_id('note-gate')})")
+        await gate.execute(f"SELECT pg_advisory_lock({_lock_id('note-gate-2')})")
+        opening = asyncio.create_task(note("note-gate"))
+        await until(lambda: store.combiner.in_flight == 1, "the first transaction runs")
+        start = store.combiner.transactions
+        second = [asyncio.create_task(note(s)) for s in ("note-gate-2", "note-x", "note-y")]
+        await _queued(store, len(second))
+        await gate.execute(f"SELECT pg_advisory_unlock({_lock_id('note-gate')})")
+        await opening
+        await until(
+            lambda: store.combiner.transactions == start + 1 and store.combiner.waiting == 0,
+            "the second transaction runs",
+        )
+        third = [asyncio.create_task(note(s)) for s in ("note-z", "note-w")]
+        await _queued(store, len(third))
+        resumed_at.clear()
+        await gate.execute(f"SELECT pg_advisory_unlock({_lock_id('note-gate-2')})")
+        await asyncio.gather(*second)
+        assert resumed_at == [start + 2] * 3, "the second's callers resumed first"
+        await asyncio.gather(*third)
+    assert resumed_at[3:] == [start + 2] * 2
+
+
 async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     pool: asyncpg.Pool, registry: EventRegistry, schema: str
 ) -> None:

@@ -475,9 +475,9 @@ class PostgresEventStore:
             raise IdempotencyKeyReused(idempotency_key or "")
         return _append_result(stream_id, row, replayed=outcome == "replayed")
 
-    async def _append_batch(self, batch: Sequence[PendingAppend]) -> None:
-        """One transaction for ``batch``: each command's row goes to its caller, and one
-        notification announces the last position written. One command alone goes through
+    async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[asyncpg.Record]:
+        """One transaction for ``batch``: a row per command, in its order, and one
+        notification announcing the last position written. One command alone goes through
         ``append_events``, which costs a third less than a batch of one; when no other
         append transaction of this process runs beside it, it notifies in its own
         transaction (``CommitNotifier``)."""
@@ -491,25 +491,21 @@ class PostgresEventStore:
                 else:
                     row = await conn.fetchrow(_APPEND_ONE, *one_arguments(batch[0]))
                 assert row is not None
-                if not batch[0].outcome.done():
-                    batch[0].outcome.set_result(row)
-                if row["replayed"]:
-                    return
-                if alone:
-                    self.notifier.notified(row["last_position"])
-                else:
-                    self.notifier.notify(row["last_position"])
-                return
+                if not row["replayed"]:
+                    if alone:
+                        self.notifier.notified(row["last_position"])
+                    else:
+                        self.notifier.notify(row["last_position"])
+                return [row]
             rows = await conn.fetch(_APPEND, *batch_arguments(batch))
-        last = 0
-        for row in rows:
-            pending = batch[row["command"] - 1]
-            if not pending.outcome.done():
-                pending.outcome.set_result(row)
-            if row["outcome"] == "appended":
-                last = max(last, row["last_position"])
+        by_command = {row["command"]: row for row in rows}
+        last = max(
+            (row["last_position"] for row in rows if row["outcome"] == "appended"), default=0
+        )
         if last:
             self.notifier.notify(last)
+        # append_batch answers every command once (written, conflict, replayed, key reused).
+        return [by_command[i] for i in range(1, len(batch) + 1)]
 
     @staticmethod
     def _translate(
