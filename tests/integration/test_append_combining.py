@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest_asyncio
@@ -19,12 +19,20 @@ from programledger.application.eventstore import (
     ConcurrencyConflict,
     EventMetadata,
     ExpectedVersion,
+    InvalidAppend,
 )
-from programledger.domain.events import EventRegistry
+from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.integrity import event_hash_v2
 from tests.support.events import Noted
 
 META = EventMetadata(actor="alice", reason="combining")
+
+
+class Uncatalogued(DomainEvent, frozen=True, kw_only=True):
+    """Known to the code, never migrated into the store's catalogue: the guard refuses it."""
+
+    event_type: ClassVar[str] = "TestUncatalogued"
+    text: str
 
 
 @pytest_asyncio.fixture
@@ -288,6 +296,29 @@ async def test_a_combined_transaction_killed_midway_applies_none_of_its_commands
     assert [(r.first_version, r.last_version, r.replayed) for r in retried] == [(1, 2, False)] * 3
     for stream in streams:
         assert (await store.verify(stream)).ok
+
+
+async def test_a_batch_the_catalogue_refuses_is_sent_again_one_by_one_and_only_the_culprit_fails(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    codec = EventCodec(EventRegistry([Noted, Uncatalogued]))
+    store = PostgresEventStore(pool, codec, schema=schema, appends_in_flight=1)
+    calls = [
+        store.append("note-a", ExpectedVersion.NO_STREAM, [Noted(text="a")], META),
+        store.append("note-b", ExpectedVersion.NO_STREAM, [Uncatalogued(text="b")], META),
+        store.append("note-c", ExpectedVersion.NO_STREAM, [Noted(text="c")], META),
+    ]
+    transactions = store.combiner.transactions
+    first, refused, third = await combined(store, pool, calls)
+    assert store.combiner.transactions == transactions + 5, "the gate, the three, each alone"
+    assert isinstance(refused, InvalidAppend), repr(refused)
+    assert "TestUncatalogued" in str(refused)
+    for result in (first, third):
+        assert isinstance(result, AppendResult), repr(result)
+        assert (result.first_version, result.replayed) == (1, False)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = 'note-b'") == 0
+    await store.notifier.flush()
 
 
 async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume(

@@ -207,17 +207,14 @@ class AppendCombiner:
         finally:
             self._in_flight -= 1
             self._start_next()
-        for pending, result in settled:
-            if pending.outcome.done():
-                continue
-            if isinstance(result, BaseException):
-                pending.outcome.set_exception(result)
-            else:
-                pending.outcome.set_result(result)
+        _settle(settled)
 
     async def _attempt(
         self, batch: list[PendingAppend]
     ) -> list[tuple[PendingAppend, asyncpg.Record | BaseException]]:
+        """Each command's row or error, for the caller to settle; a batch sent again one
+        command at a time settles each as it goes, so a cancellation midway (a shutdown)
+        leaves the commands already written with their results."""
         self.transactions += 1
         self.commands += len(batch)
         try:
@@ -226,13 +223,22 @@ class AppendCombiner:
             raise
         except Exception as exc:
             if len(batch) > 1 and splits_a_batch(exc):
-                settled: list[tuple[PendingAppend, asyncpg.Record | BaseException]] = []
                 for pending in batch:
                     if not pending.outcome.done():
-                        settled += await self._attempt([pending])
-                return settled
+                        _settle(await self._attempt([pending]))
+                return []
             return [(pending, exc) for pending in batch]
         return list(zip(batch, rows, strict=True))
+
+
+def _settle(settled: Sequence[tuple[PendingAppend, asyncpg.Record | BaseException]]) -> None:
+    for pending, result in settled:
+        if pending.outcome.done():
+            continue
+        if isinstance(result, BaseException):
+            pending.outcome.set_exception(result)
+        else:
+            pending.outcome.set_result(result)
 
 
 class StreamReads:
