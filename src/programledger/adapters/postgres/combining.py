@@ -299,19 +299,19 @@ class StreamReads:
 
     async def _run(self, batch: dict[str, asyncio.Future[list[asyncpg.Record]]]) -> None:
         """Like the appends, the slot is free again before the callers hear back."""
+        found: dict[str, list[asyncpg.Record]] = {}
+        error: Exception | None = None
         try:
             found = await self._fetch(list(batch))
-        except BaseException as exc:
+        except Exception as exc:
+            error = exc
+        finally:
             self._in_flight -= 1
             self._start_next()
-            if not isinstance(exc, Exception):
-                raise
-            for waiting in batch.values():
-                waiting.set_exception(exc)
+        for stream_id, waiting in batch.items():
+            if error is None:
+                waiting.set_result(found.get(stream_id, []))
+            else:
+                waiting.set_exception(error)
                 # Every caller may have been cancelled; the error is theirs, not the loop's.
                 waiting.exception()
-            return
-        self._in_flight -= 1
-        self._start_next()
-        for stream_id, waiting in batch.items():
-            waiting.set_result(found.get(stream_id, []))
