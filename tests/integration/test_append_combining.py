@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
+from uuid import UUID
 
 import asyncpg
 import pytest_asyncio
@@ -448,3 +449,48 @@ async def test_a_combined_append_of_many_streams_finds_their_heads_by_the_index_
         after = await conn.fetchrow(stats)
         assert after is not None
     assert after["seq_scan"] == before["seq_scan"], "the heads were read by a sequential scan"
+
+
+async def test_the_hash_segments_a_command_shares_are_format_2_for_every_event(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    """Both append functions encode what a command's events share (stream, program,
+    metadata, time) once per command and hash each event's own fields between those
+    segments: the bytes must stay format 2's, across a command left out in the middle of a
+    batch, two commands chaining on one stream, and the one-command form."""
+    store = one_at_a_time
+    program = EventMetadata(
+        actor="bob", reason="segments", program_id=UUID("5b0f6c1e-8a7d-4c1b-9f2e-3d4a5b6c7d8e")
+    )
+    alone = await store.append(
+        "note-alone",
+        ExpectedVersion.NO_STREAM,
+        [Noted(text=f"a{i}", n=i) for i in range(3)],
+        program,
+    )
+    assert (alone.first_version, alone.last_version) == (1, 3)
+    results = await combined(
+        store,
+        pool,
+        [
+            store.append(
+                "note-chain",
+                ExpectedVersion.NO_STREAM,
+                [Noted(text="x"), Noted(text="y", n=1)],
+                program,
+            ),
+            store.append("note-alone", 1, [Noted(text="stale")], META),
+            store.append("note-chain", 2, [Noted(text=f"z{i}", n=i) for i in range(3)], META),
+            store.append("note-plain", ExpectedVersion.ANY, [Noted(text='\u00e9\\"\x01')], program),
+        ],
+    )
+    first, stale, second, plain = results
+    assert isinstance(stale, ConcurrencyConflict)
+    assert isinstance(first, AppendResult)
+    assert isinstance(second, AppendResult)
+    assert isinstance(plain, AppendResult)
+    assert (second.first_version, second.last_version) == (3, 5)
+    assert second.first_position == first.last_position + 1
+    for stream in ("note-alone", "note-chain", "note-plain"):
+        assert (await store.verify(stream)).ok, stream
+    await _hashes_as_python_computes_them(pool)
