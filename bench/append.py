@@ -13,8 +13,8 @@ single-event commands through the application layer (load the stream, decide, ap
 ``RegisterResource`` on a fresh resource each), with the store's default combining (of
 appends and of the loads' stream reads) and the same 8 connections as the reference,
 against the raw single-event transaction at 8 connections (``commands_<n>c``, goal 3x); and
-the p99 latency of commands arriving at 10 per second, combining against none of either
-(``command_p99_10cps``, goal: no worse).
+the p99 latency of commands arriving at 10 per second, taking turns between the store with
+combining and one with none of either (``command_p99_10cps``, goal: no worse).
 
 Both sides run in the same process against the same server, with the same event payloads
 (a ~340-byte JSON ``Noted`` and ~200 bytes of metadata), the same pool size (one connection per
@@ -24,7 +24,7 @@ which side goes first to cancel drift (autovacuum, checkpoints, a noisy neighbou
 medians over rounds are reported, as DESIGN §7 asks.
 
 Run: ``python bench/append.py [--rounds N] [--seconds S] [--database-url URL] [--waits]
-[--commands 32 128]``.
+[--commands 32 128] [--latency-seconds 60]``.
 ``--waits`` samples ``pg_stat_activity`` during the rounds and prints where each side's
 backends spend their time, which is how to find out why a figure is low.
 """
@@ -40,9 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -59,6 +61,7 @@ from bench._common import (
     fresh_schema_name,
     median,
     percentile,
+    positive_float,
     positive_int,
     postgres_url,
     print_table,
@@ -428,23 +431,43 @@ class LatencyTarget:
         )
 
 
-async def paced(app: Commands, rate: float, seconds: float) -> list[float]:
+async def paced(sides: Sequence[Commands], rate: float, seconds: float) -> list[list[float]]:
     """Commands started every 1/rate seconds whatever the earlier ones do (an open loop),
-    each one's latency from its scheduled start."""
-    latencies: list[float] = []
+    taking turns among ``sides``; each one's latency from its scheduled start, per side.
+
+    Turn by turn rather than one side's block after the other's, so that both meet the
+    same moments of the machine (a checkpoint, a neighbour's burst, the host's speed,
+    which drifts by a fifth within an hour here): blocks of a few seconds each made the
+    p99 ratio of two identical code paths swing by more than the difference looked for.
+    """
+    latencies: list[list[float]] = [[] for _ in sides]
     start = time.perf_counter()
 
-    async def one(at: float) -> None:
-        await app.handle()
-        latencies.append(time.perf_counter() - at)
+    async def one(side: int, at: float) -> None:
+        await sides[side].handle()
+        latencies[side].append(time.perf_counter() - at)
 
     tasks = []
     for i in range(int(rate * seconds)):
         at = start + i / rate
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(at)))
+        tasks.append(asyncio.create_task(one(i % len(sides), at)))
     await asyncio.gather(*tasks)
     return latencies
+
+
+def p99_ratio_interval(
+    ours: Sequence[float], ref: Sequence[float], resamples: int = 2000
+) -> tuple[float, float]:
+    """The 90% bootstrap interval of p99(ours) / p99(ref): how far the ratio moves with
+    the luck of which commands met a hiccup, to read a ratio near 1 by."""
+    rng = random.Random(1)
+    ratios = sorted(
+        percentile(rng.choices(ours, k=len(ours)), 99)
+        / percentile(rng.choices(ref, k=len(ref)), 99)
+        for _ in range(resamples)
+    )
+    return ratios[int(0.05 * resamples)], ratios[int(0.95 * resamples) - 1]
 
 
 async def run_combining(
@@ -487,13 +510,9 @@ async def run_combining(
                 )
                 line.append(f"{c}c {ours.items_per_s:,.0f}")
             print(f"  commands round {r + 1}/{args.rounds}: " + ", ".join(line), file=sys.stderr)
-        sides = {
-            "combining": Commands(Application(combining), "lat-c"),
-            "single": Commands(Application(single), "lat-s"),
-        }
-        for r in range(args.rounds):
-            for name in ("combining", "single") if r % 2 == 0 else ("single", "combining"):
-                result.latencies[name] += await paced(sides[name], LATENCY_RATE, args.seconds)
+        sides = [Commands(Application(combining), "lat-c"), Commands(Application(single), "lat-s")]
+        samples = await paced(sides, LATENCY_RATE, args.latency_seconds)
+        result.latencies = {"combining": samples[0], "single": samples[1]}
         return result
     finally:
         await app_pool.close()
@@ -534,7 +553,7 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
             [
                 f"10 cmd/s, {name}",
                 "ours" if name == "combining" else "single",
-                f"{LATENCY_RATE:g}",
+                f"{LATENCY_RATE / len(result.latencies):g}",
                 f"{percentile(samples, 50) * 1000:.2f}",
                 f"{percentile(samples, 99) * 1000:.2f}",
                 "",
@@ -545,9 +564,16 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
     print_table(
         f"write-combining: medians of {args.rounds} rounds x {args.seconds:g}s, "
         f"{CONNECTIONS} connections per side; commands/s for ours, events/s (1 per "
-        "transaction) for ref; latency rows pool every round's samples",
+        f"transaction) for ref; the latency rows take turns command by command for "
+        f"{args.latency_seconds:g}s",
         ["row", "side", "per s", "p50 ms", "p99 ms", "commands/tx", "client CPU", "ours/ref"],
         rows,
+    )
+    low, high = p99_ratio_interval(result.latencies["combining"], result.latencies["single"])
+    print(
+        f"p99 at {LATENCY_RATE:g} commands/s, combining over single: 90% bootstrap interval "
+        f"{low:.3f}..{high:.3f} ({len(result.latencies['combining'])} and "
+        f"{len(result.latencies['single'])} commands)"
     )
 
 
@@ -663,6 +689,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="*",
         default=[32, 128],
         help="concurrent commands for the write-combining rows (default: 32 128; none: skip)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=positive_float,
+        default=60.0,
+        help="length of the latency rows at 10 commands/s, both sides taking turns (default 60)",
     )
     parser.add_argument(
         "--appends-in-flight",
