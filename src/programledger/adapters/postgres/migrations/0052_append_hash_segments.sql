@@ -92,7 +92,7 @@ DECLARE
     v_seg_stream bytea;
     v_seg_program bytea;
     v_seg_tail bytea;
-    e integer;
+    ei integer;
     v_written integer[] := '{}';
     v_key record;
     v_tx xid8;
@@ -245,16 +245,16 @@ BEGIN
         v_seg_tail := integrity_field(convert_to(p_metadata[j]::text, 'UTF8'))
             || int8send((extract(epoch FROM v_now) * 1000000)::bigint);
         w := v_first[j] - 1;
-        FOR e IN v_start[j]..v_start[j] + p_event_counts[j] - 1 LOOP
+        FOR ei IN v_start[j]..v_start[j] + p_event_counts[j] - 1 LOOP
             w := w + 1;
-            v_pos[e] := v_first_pos + w - 1;
-            v_cmd[e] := j;
-            v_vers[e] := v_first_ver[j] + e - v_start[j];
-            v_prevs[e] := v_hash;
-            v_hash := event_hash_v2_segments(v_hash, v_first_pos + w - 1, p_event_ids[e],
-                v_seg_stream, v_vers[e], v_seg_program, p_event_types[e],
-                p_schema_versions[e], p_data[e], v_seg_tail);
-            v_hashes[e] := v_hash;
+            v_pos[ei] := v_first_pos + w - 1;
+            v_cmd[ei] := j;
+            v_vers[ei] := v_first_ver[j] + ei - v_start[j];
+            v_prevs[ei] := v_hash;
+            v_hash := event_hash_v2_segments(v_hash, v_first_pos + w - 1, p_event_ids[ei],
+                v_seg_stream, v_vers[ei], v_seg_program, p_event_types[ei],
+                p_schema_versions[ei], p_data[ei], v_seg_tail);
+            v_hashes[ei] := v_hash;
         END LOOP;
         v_shash[k] := v_hash;
         v_spos[k] := v_first_pos + w - 1;
@@ -305,6 +305,8 @@ BEGIN
 END;
 $$;
 
+-- The one-command form (0020): raises PL409 and PL422 where append_batch returns an
+-- outcome; its hash from the same segments.
 CREATE OR REPLACE FUNCTION append_events(
     p_stream_id text,
     p_stream_type text,
