@@ -437,8 +437,8 @@ async def paced(sides: Sequence[Commands], rate: float, seconds: float) -> list[
 
     Turn by turn rather than one side's block after the other's, so that both meet the
     same moments of the machine (a checkpoint, a neighbour's burst, the host's speed,
-    which drifts by a fifth within an hour here): blocks of a few seconds each made the
-    p99 ratio of two identical code paths swing by more than the difference looked for.
+    which drifts by a fifth within an hour here). What remains is the luck of which
+    commands meet a hiccup: ``p99_ratio_interval`` shows how far that moves the ratio.
     """
     latencies: list[list[float]] = [[] for _ in sides]
     start = time.perf_counter()
