@@ -219,8 +219,6 @@ class AppendCombiner:
         self.commands += len(batch)
         try:
             rows = await self._execute(batch)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             if len(batch) > 1 and splits_a_batch(exc):
                 for pending in batch:

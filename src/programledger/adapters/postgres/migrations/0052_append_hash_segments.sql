@@ -92,7 +92,6 @@ DECLARE
     v_seg_stream bytea;
     v_seg_program bytea;
     v_seg_tail bytea;
-    ei integer;
     v_written integer[] := '{}';
     v_key record;
     v_tx xid8;
