@@ -12,6 +12,7 @@ import asyncpg
 import pytest_asyncio
 
 from programledger.adapters.codec import EventCodec
+from programledger.adapters.postgres.combining import SPLIT_ABOVE
 from programledger.adapters.postgres.eventstore import _READ_STREAMS, PostgresEventStore
 from programledger.adapters.postgres.structure import check_structure
 from programledger.api.errors import is_unavailable
@@ -360,6 +361,42 @@ async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume
     assert resumed_at[3:] == [start + 2] * 2
 
 
+async def test_a_queue_of_most_of_the_commands_goes_as_two_halves(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    """Behind a transaction of one, 40 waiting commands go as 21 and 19 (half of the 41
+    cycling, rounded up, then the rest), so that one half decides while the other's
+    transaction runs; a queue of up to ``SPLIT_ABOVE`` with the one answered goes whole."""
+    store = one_at_a_time
+
+    async def transactions_of(streams: list[str]) -> list[int]:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT count(*) AS n FROM events WHERE stream_id = ANY($1) GROUP BY tx_id "
+                "ORDER BY min(position)",
+                streams,
+            )
+        return [row["n"] for row in rows]
+
+    many = [f"note-half{s}" for s in range(40)]
+    results = await combined(
+        store,
+        pool,
+        [store.append(s, ExpectedVersion.NO_STREAM, [Noted(text=s)], META) for s in many],
+    )
+    assert [getattr(r, "stream_id", r) for r in results] == many
+    assert [getattr(r, "last_version", r) for r in results] == [1] * len(many)
+    assert await transactions_of(many) == [21, 19]
+
+    few = [f"note-whole{s}" for s in range(SPLIT_ABOVE - 1)]
+    await combined(
+        store,
+        pool,
+        [store.append(s, ExpectedVersion.NO_STREAM, [Noted(text=s)], META) for s in few],
+    )
+    assert await transactions_of(few) == [len(few)]
+
+
 async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     pool: asyncpg.Pool, registry: EventRegistry, schema: str
 ) -> None:
@@ -387,6 +424,26 @@ async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     )
     assert after[0].last_version == 2
     assert len(await store.read_stream("note-r0")) == 2
+
+
+async def test_a_caller_that_gives_up_on_a_combined_read_leaves_the_others_theirs(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
+    await store.append("note-c", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
+    async with pool.acquire() as gate, gate.transaction():
+        # The table locked, the first read waits in flight and the next ones queue.
+        await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(store.read_stream("note-c"))
+        await until(lambda: store.stream_reads.queries == 1, "the first read is sent")
+        waiting = [asyncio.create_task(store.read_stream("note-c")) for _ in range(3)]
+        await until(lambda: store.stream_reads.reads == 4, "three reads wait")
+        waiting[1].cancel()
+    assert [e.data for e in await first] == [Noted(text="kept")]
+    assert [e.data for e in await waiting[0]] == [Noted(text="kept")]
+    assert [e.data for e in await waiting[2]] == [Noted(text="kept")]
+    assert waiting[1].cancelled()
+    assert store.stream_reads.queries == 2, "the three waiting shared one query"
 
 
 async def test_a_combined_read_of_many_streams_uses_the_index_without_statistics(
@@ -436,7 +493,7 @@ async def test_a_combined_append_of_many_streams_finds_their_heads_by_the_index_
         results = await combined(
             store, pool, [store.append(s, 1, [Noted(text="v2")], META) for s in streams]
         )
-        assert store.combiner.transactions == transactions + 2, "the gate, then all in one"
+        assert store.combiner.transactions == transactions + 3, "the gate, then two halves"
         assert [getattr(r, "last_version", r) for r in results] == [2] * len(streams)
 
         async def counted() -> bool:
