@@ -460,6 +460,7 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_written(
     [
         (EventMetadata(actor=""), "metadata.actor"),
         (EventMetadata(actor="bob", reason="x\x00"), "metadata.reason"),
+        (EventMetadata(actor="bob", reason="half \ud83d"), "metadata.reason"),
         (EventMetadata(actor="bob", reason="r" * 5000), "metadata.reason"),
     ],
 )

@@ -15,7 +15,7 @@ import msgspec
 from programledger.application.eventstore import InvalidAppend
 from programledger.domain.events import DomainEvent, EventRegistry
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "EncodedEvent", "EventCodec", "find_nul"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "EncodedEvent", "EventCodec", "nul_path"]
 
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 
@@ -26,9 +26,13 @@ class EncodedEvent(NamedTuple):
     data: bytes
 
 
-def find_nul(value: Any, path: str = "$") -> str | None:
-    """The path of the first string holding a NUL character (PostgreSQL text cannot)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+def nul_path(value: Any, encoded: bytes, root: str) -> str | None:
+    """The path (from ``root``) of the first string in ``value`` holding a NUL character,
+    which PostgreSQL text cannot. ``encoded`` is ``value`` as JSON: NUL shows there as
+    ``\\u0000``, so only a value that may hold one is walked, not every value."""
+    if b"\\u0000" not in encoded:
+        return None
+    stack: list[tuple[Any, str]] = [(msgspec.to_builtins(value), root)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
@@ -87,13 +91,9 @@ class EventCodec:
             raise InvalidAppend(
                 f"{field}: {name} does not match its schema: {exc}", field=field
             ) from exc
-        if b"\\u0000" in raw:
-            where = find_nul(msgspec.to_builtins(event))
-            if where is not None:
-                raise InvalidAppend(
-                    f"{field}: {name} has a NUL character at {where.replace('$', field, 1)}",
-                    field=where.replace("$", field, 1),
-                )
+        where = nul_path(event, raw, field)
+        if where is not None:
+            raise InvalidAppend(f"{field}: {name} has a NUL character at {where}", field=where)
         return EncodedEvent(name, cls.schema_version, raw)
 
     def encode_all(self, events: list[DomainEvent]) -> Iterator[EncodedEvent]:

@@ -307,6 +307,30 @@ _WALKERS: dict[str, _Aggregate[Any, Any, Any]] = {
 }
 """The aggregate of each kind of stream (the stream id's prefix)."""
 
+_FAMILIES = (
+    ProgramCommand,
+    PortfolioCommand,
+    ObjectiveCommand,
+    RiskCommand,
+    AssumptionCommand,
+    IssueCommand,
+    ResourceCommand,
+    ScheduleCommand,
+    StatusReportCommand,
+    ScenarioCommand,
+)
+
+
+@functools.cache
+def _family(command_type: type) -> object:
+    """The union ``command_type`` belongs to, if any. ``isinstance`` against a union tries
+    its members one by one (2.5 µs for the 37 program commands), so a resource command
+    paid 4.6 µs to pass the families before its own, a tenth of its CPU in a busy
+    process; this is asked once per class, and the ``isinstance`` behind it in
+    :meth:`Application.handle` stays for the type checker."""
+    return next((family for family in _FAMILIES if issubclass(command_type, family)), None)
+
+
 _References = Callable[[S | None, C], Awaitable[list[FieldIssue]]]
 """Checks a command's references to other streams; returns the wrong fields, or raises
 when the referenced program is final."""
@@ -343,6 +367,7 @@ class Application:
         if context.idempotency_key is not None:
             fingerprint = command_fingerprint(command, context.actor)
         run = functools.partial(self._run, context=context, fingerprint=fingerprint)
+        family = _family(type(command))
         match command:
             case ProposeProgram():
                 reserve = functools.partial(self._reserve_code, command, context)
@@ -350,7 +375,7 @@ class Application:
                 return await run(
                     _PROGRAMS, stream_id, command.program_id, command, before_append=reserve
                 )
-            case _ if isinstance(command, ProgramCommand):
+            case _ if family is ProgramCommand and isinstance(command, ProgramCommand):
                 stream_id = program_stream_id(command.program_id)
                 return await run(
                     _PROGRAMS,
@@ -359,10 +384,10 @@ class Application:
                     command,
                     references=self._portfolio_references,
                 )
-            case _ if isinstance(command, PortfolioCommand):
+            case _ if family is PortfolioCommand and isinstance(command, PortfolioCommand):
                 stream_id = portfolio_stream_id(command.portfolio_id)
                 return await run(_PORTFOLIOS, stream_id, command.portfolio_id, command)
-            case _ if isinstance(command, ObjectiveCommand):
+            case _ if family is ObjectiveCommand and isinstance(command, ObjectiveCommand):
                 stream_id = objective_stream_id(command.objective_id)
                 return await run(
                     _OBJECTIVES,
@@ -371,7 +396,7 @@ class Application:
                     command,
                     references=self._objective_references,
                 )
-            case _ if isinstance(command, RiskCommand):
+            case _ if family is RiskCommand and isinstance(command, RiskCommand):
                 stream_id = risk_stream_id(command.risk_id)
                 result = await run(
                     _RISKS, stream_id, command.risk_id, command, references=self._risk_references
@@ -379,7 +404,7 @@ class Application:
                 if isinstance(command, ReportRiskMaterialised):
                     return await self._complete_raised(result, context)
                 return result
-            case _ if isinstance(command, AssumptionCommand):
+            case _ if family is AssumptionCommand and isinstance(command, AssumptionCommand):
                 stream_id = assumption_stream_id(command.assumption_id)
                 result = await run(
                     _ASSUMPTIONS,
@@ -391,7 +416,7 @@ class Application:
                 if isinstance(command, InvalidateAssumption):
                     return await self._complete_raised(result, context)
                 return result
-            case _ if isinstance(command, IssueCommand):
+            case _ if family is IssueCommand and isinstance(command, IssueCommand):
                 stream_id = issue_stream_id(command.issue_id)
                 return await run(
                     _ISSUES,
@@ -400,7 +425,7 @@ class Application:
                     command,
                     references=self._issue_references,
                 )
-            case _ if isinstance(command, ResourceCommand):
+            case _ if family is ResourceCommand and isinstance(command, ResourceCommand):
                 stream_id = resource_stream_id(command.resource_key)
                 return await run(
                     _RESOURCES,
@@ -409,7 +434,7 @@ class Application:
                     command,
                     references=self._allocation_references,
                 )
-            case _ if isinstance(command, ScheduleCommand):
+            case _ if family is ScheduleCommand and isinstance(command, ScheduleCommand):
                 return await run(
                     _SCHEDULE,
                     NETWORK_STREAM_ID,
@@ -417,7 +442,7 @@ class Application:
                     command,
                     references=self._link_references,
                 )
-            case _ if isinstance(command, StatusReportCommand):
+            case _ if family is StatusReportCommand and isinstance(command, StatusReportCommand):
                 stream_id = status_report_stream_id(command.program_id, command.period)
                 return await run(
                     _REPORTS,
@@ -429,7 +454,7 @@ class Application:
                 )
             case CommitScenario():
                 return await self._commit_scenario(command, context, fingerprint)
-            case _ if isinstance(command, ScenarioCommand):
+            case _ if family is ScenarioCommand and isinstance(command, ScenarioCommand):
                 stream_id = scenario_stream_id(command.scenario_id)
                 return await run(
                     _SCENARIOS,

@@ -53,24 +53,41 @@ def text_problem(value: str, *, single_line: bool) -> str | None:
     return None
 
 
-def unstorable_text(value: object, path: str = "") -> Iterator[FieldIssue]:
+_json = msgspec.json.Encoder()
+
+
+def unstorable_text(value: object) -> list[FieldIssue]:
     """Every string in ``value`` (a command, its nested structs, lists and maps) that no
     store could hold: a lone surrogate or NUL. Fields a ``decide`` does not look at
-    (ids, keys, codes checked by pattern only) are covered too."""
+    (ids, keys, codes checked by pattern only) are covered too.
+
+    Every command is checked, and almost all are clean: msgspec's encoder, which refuses a
+    lone surrogate and writes NUL as ``\\u0000``, clears one in a fifth of a microsecond
+    where the walk below takes three (a sixteenth of a command's CPU in a busy process).
+    Only a value it does not clear is walked, to name the fields."""
+    try:
+        if b"\\u0000" not in _json.encode(value):
+            return []
+    except (TypeError, ValueError):
+        pass  # a surrogate (UnicodeEncodeError is a ValueError), or a type JSON lacks
+    return list(_unstorable_fields(value, ""))
+
+
+def _unstorable_fields(value: object, path: str) -> Iterator[FieldIssue]:
     if isinstance(value, str):
         problem = text_problem(value, single_line=False)
         if problem is not None:
             yield FieldIssue(path, problem)
     elif isinstance(value, msgspec.Struct):
         for name in value.__struct_fields__:
-            yield from unstorable_text(getattr(value, name), _join(path, name))
+            yield from _unstorable_fields(getattr(value, name), _join(path, name))
     elif isinstance(value, list | tuple | frozenset | set):
         for index, item in enumerate(value):
-            yield from unstorable_text(item, _join(path, str(index)))
+            yield from _unstorable_fields(item, _join(path, str(index)))
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from unstorable_text(key, _join(path, str(key)))
-            yield from unstorable_text(item, _join(path, str(key)))
+            yield from _unstorable_fields(key, _join(path, str(key)))
+            yield from _unstorable_fields(item, _join(path, str(key)))
 
 
 def _join(path: str, name: str) -> str:

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import msgspec
 
-from programledger.adapters.codec import EventCodec, find_nul
+from programledger.adapters.codec import EventCodec, nul_path
 from programledger.adapters.postgres.combining import (
     AppendCombiner,
     PendingAppend,
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_APPEND = 1000
 _STREAM_ID = re.compile(r"^([a-z][a-z0-9_]{0,39})-([A-Za-z0-9][A-Za-z0-9._:@-]{0,199})$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_TEXT = {"actor": 200, "reason": 2000}
 
 _COLUMNS = (
@@ -219,7 +220,8 @@ def _expected_to_sql(expected: Version) -> int | None:
     return expected
 
 
-def _check_metadata(metadata: EventMetadata) -> None:
+def _encoded_metadata(metadata: EventMetadata) -> bytes:
+    """``metadata`` as stored, or ``InvalidAppend`` naming what no store could hold."""
     if not isinstance(metadata, EventMetadata):
         raise InvalidAppend("metadata must be an EventMetadata", field="metadata")
     if not metadata.actor or not metadata.actor.strip():
@@ -233,12 +235,22 @@ def _check_metadata(metadata: EventMetadata) -> None:
                 f"metadata.{name} is {len(value)} characters, over the limit of {limit}",
                 field=f"metadata.{name}",
             )
-    where = find_nul(msgspec.to_builtins(metadata))
-    if where is not None:
-        raise InvalidAppend(
-            f"metadata has a NUL character at {where.replace('$', 'metadata')}",
-            field=where.replace("$", "metadata"),
+    try:
+        encoded = _metadata_encoder.encode(metadata)
+    except UnicodeEncodeError as exc:
+        name = next(
+            name
+            for name in metadata.__struct_fields__
+            if isinstance(value := getattr(metadata, name), str) and _SURROGATE.search(value)
         )
+        raise InvalidAppend(
+            f"metadata.{name} holds a lone surrogate (half of a character)",
+            field=f"metadata.{name}",
+        ) from exc
+    where = nul_path(metadata, encoded, "metadata")
+    if where is not None:
+        raise InvalidAppend(f"metadata has a NUL character at {where}", field=where)
+    return encoded
 
 
 def _fingerprint(
@@ -428,7 +440,7 @@ class PostgresEventStore:
                 f"an append holds at most {MAX_EVENTS_PER_APPEND} events, got {len(events)}",
                 field="events",
             )
-        _check_metadata(metadata)
+        encoded_metadata = _encoded_metadata(metadata)
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= 200 and "\x00" not in idempotency_key
         ):
@@ -446,7 +458,7 @@ class PostgresEventStore:
             event_types=[e.event_type for e in encoded],
             schema_versions=[e.schema_version for e in encoded],
             data=[e.data for e in encoded],
-            metadata=_metadata_encoder.encode(metadata),
+            metadata=encoded_metadata,
             program_id=metadata.program_id,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
