@@ -51,7 +51,7 @@ __all__ = [
 MAX_BATCH_EVENTS = 1000
 """A transaction carries commands up to this many events (one command may carry more)."""
 
-SPLIT_ABOVE = 32
+SPLIT_ABOVE = 16
 """The queue is halved only when it and the commands just answered are more than this."""
 
 MAX_BATCH_STREAMS = 200
