@@ -134,8 +134,7 @@ class AppendCombiner:
     A transaction's slot is given up as soon as PostgreSQL has answered, before its
     callers resume: the queue goes out as the next transaction while this one's callers
     finish their commands, instead of after them (one transaction in flight, 32 concurrent
-    commands: 11.6k a second with the callers first, 12.5k this way; at 128, where the
-    transaction itself is the limit, 14.3k to 15.0k either way).
+    commands: 11.6k a second with the callers first, 12.5k this way).
     """
 
     def __init__(

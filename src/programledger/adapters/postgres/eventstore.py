@@ -238,14 +238,16 @@ def _encoded_metadata(metadata: EventMetadata) -> bytes:
     try:
         encoded = _metadata_encoder.encode(metadata)
     except UnicodeEncodeError as exc:
-        name = next(
-            name
-            for name in metadata.__struct_fields__
-            if isinstance(value := getattr(metadata, name), str) and _SURROGATE.search(value)
+        field = next(
+            (
+                f"metadata.{name}"
+                for name in metadata.__struct_fields__
+                if isinstance(value := getattr(metadata, name), str) and _SURROGATE.search(value)
+            ),
+            "metadata",
         )
         raise InvalidAppend(
-            f"metadata.{name} holds a lone surrogate (half of a character)",
-            field=f"metadata.{name}",
+            f"{field} holds a lone surrogate (half of a character)", field=field
         ) from exc
     where = nul_path(metadata, encoded, "metadata")
     if where is not None:
