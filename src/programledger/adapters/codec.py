@@ -15,7 +15,7 @@ import msgspec
 from programledger.application.eventstore import InvalidAppend
 from programledger.domain.events import DomainEvent, EventRegistry
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "EncodedEvent", "EventCodec", "nul_path"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "EncodedEvent", "EventCodec"]
 
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 
@@ -26,7 +26,7 @@ class EncodedEvent(NamedTuple):
     data: bytes
 
 
-def nul_path(value: Any, encoded: bytes, root: str) -> str | None:
+def _nul_path(value: Any, encoded: bytes, root: str) -> str | None:
     """The path (from ``root``) of the first string in ``value`` holding a NUL character,
     which PostgreSQL text cannot. ``encoded`` is ``value`` as JSON: NUL shows there as
     ``\\u0000``, so only a value that may hold one is walked, not every value."""
@@ -91,7 +91,7 @@ class EventCodec:
             raise InvalidAppend(
                 f"{field}: {name} does not match its schema: {exc}", field=field
             ) from exc
-        where = nul_path(event, raw, field)
+        where = _nul_path(event, raw, field)
         if where is not None:
             raise InvalidAppend(f"{field}: {name} has a NUL character at {where}", field=where)
         return EncodedEvent(name, cls.schema_version, raw)

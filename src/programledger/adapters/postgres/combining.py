@@ -342,15 +342,15 @@ class StreamReads:
         try:
             while batch:
                 self.queries += 1
+                found: dict[str, list[asyncpg.Record]] | BaseException
                 try:
                     found = await self._fetch(list(batch))
-                except asyncio.CancelledError:
-                    _answer(batch, cancelled=True)
+                except asyncio.CancelledError as exc:
+                    _answer(batch, exc)
                     raise
                 except Exception as exc:
-                    _answer(batch, error=exc)
-                else:
-                    _answer(batch, found=found)
+                    found = exc
+                _answer(batch, found)
                 batch = self._take()
         finally:
             self._in_flight -= 1
@@ -359,10 +359,7 @@ class StreamReads:
 
 def _answer(
     batch: dict[str, list[asyncio.Future[list[asyncpg.Record]]]],
-    *,
-    found: dict[str, list[asyncpg.Record]] | None = None,
-    error: Exception | None = None,
-    cancelled: bool = False,
+    found: dict[str, list[asyncpg.Record]] | BaseException,
 ) -> None:
     """Every caller still waiting hears its stream's rows, the query's error, or that the
     read was cancelled (a shutdown); one that gave up waiting is skipped."""
@@ -370,9 +367,9 @@ def _answer(
         for future in waiting:
             if future.done():
                 continue
-            if cancelled:
+            if isinstance(found, asyncio.CancelledError):
                 future.cancel()
-            elif error is not None:
-                future.set_exception(error)
+            elif isinstance(found, BaseException):
+                future.set_exception(found)
             else:
-                future.set_result((found or {}).get(stream_id, []))
+                future.set_result(found.get(stream_id, []))

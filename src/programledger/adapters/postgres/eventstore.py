@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import msgspec
 
-from programledger.adapters.codec import EventCodec, nul_path
+from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.combining import (
     AppendCombiner,
     PendingAppend,
@@ -42,6 +42,7 @@ from programledger.application.eventstore import (
     StreamVerification,
     Version,
 )
+from programledger.domain._checks import unstorable_text
 from programledger.domain.events import DomainEvent
 
 __all__ = [
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_APPEND = 1000
 _STREAM_ID = re.compile(r"^([a-z][a-z0-9_]{0,39})-([A-Za-z0-9][A-Za-z0-9._:@-]{0,199})$")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_TEXT = {"actor": 200, "reason": 2000}
 
 _COLUMNS = (
@@ -235,24 +235,12 @@ def _encoded_metadata(metadata: EventMetadata) -> bytes:
                 f"metadata.{name} is {len(value)} characters, over the limit of {limit}",
                 field=f"metadata.{name}",
             )
-    try:
-        encoded = _metadata_encoder.encode(metadata)
-    except UnicodeEncodeError as exc:
-        field = next(
-            (
-                f"metadata.{name}"
-                for name in metadata.__struct_fields__
-                if isinstance(value := getattr(metadata, name), str) and _SURROGATE.search(value)
-            ),
-            "metadata",
-        )
-        raise InvalidAppend(
-            f"{field} holds a lone surrogate (half of a character)", field=field
-        ) from exc
-    where = nul_path(metadata, encoded, "metadata")
-    if where is not None:
-        raise InvalidAppend(f"metadata has a NUL character at {where}", field=where)
-    return encoded
+    # The one definition of text no store can hold (a lone surrogate, NUL), the commands'.
+    problems = unstorable_text(metadata)
+    if problems:
+        path, problem = problems[0]
+        raise InvalidAppend(f"metadata.{path} {problem}", field=f"metadata.{path}")
+    return _metadata_encoder.encode(metadata)
 
 
 def _fingerprint(
