@@ -323,6 +323,50 @@ async def test_a_batch_the_catalogue_refuses_is_sent_again_one_by_one_and_only_t
     await store.notifier.flush()
 
 
+async def test_a_combined_transaction_alone_in_its_process_notifies_in_itself(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool, pg_url: str
+) -> None:
+    """With one transaction in flight, a combined batch has no commit beside it to group
+    with: it announces its last position in its own transaction (nothing is left for the
+    notifier to send after it), and a batch that wrote nothing announces nothing."""
+    store = one_at_a_time
+    await store.append("note-taken", ExpectedVersion.NO_STREAM, [Noted(text="v1")], META)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(pg_url)
+    try:
+        await listener.add_listener(
+            store.notify_channel, lambda *args: received.put_nowait(args[3])
+        )
+        refused = await combined(
+            store,
+            pool,
+            [
+                store.append("note-taken", ExpectedVersion.NO_STREAM, [Noted(text="no")], META)
+                for _ in range(3)
+            ],
+        )
+        assert all(isinstance(r, ConcurrencyConflict) for r in refused), refused
+        written = await combined(
+            store,
+            pool,
+            [
+                store.append(f"note-w{i}", ExpectedVersion.NO_STREAM, [Noted(text="w")], META)
+                for i in range(3)
+            ],
+        )
+        last = max(r.last_position for r in written if isinstance(r, AppendResult))
+        assert store.notifier.sent == last
+        announced = [await asyncio.wait_for(received.get(), timeout=10) for _ in range(3)]
+    finally:
+        await listener.close()
+    async with pool.acquire() as conn:
+        gates = await conn.fetch(
+            "SELECT position FROM events WHERE stream_id = 'note-gate' ORDER BY version"
+        )
+    # Each gate's append ran alone too; the refused batch sent nothing between them.
+    assert announced == [str(gates[0]["position"]), str(gates[1]["position"]), str(last)]
+
+
 async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume(
     one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:

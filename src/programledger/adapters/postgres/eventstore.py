@@ -114,11 +114,21 @@ _FEED_FILTERS = (
 )
 _APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 _APPEND_ONE = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-# The same, notifying in the append's own transaction (delivered at its commit): for an
-# append that is the only one this process runs, which has no commit of its own to group with.
+# The same, notifying in the append's own transaction (delivered at its commit): for a
+# transaction that is the only one this process runs, which has no commit of its own to
+# group with. A combined batch announces its last position written, if it wrote anything.
 _APPEND_ONE_NOTIFYING = """
     SELECT a.*, CASE WHEN NOT a.replayed THEN pg_notify($12, a.last_position::text) END
     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
+"""
+_APPEND_NOTIFYING = """
+    WITH b AS MATERIALIZED (
+        SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ), announced AS (
+        SELECT pg_notify($13, max(last_position)::text) FROM b
+        WHERE outcome = 'appended' HAVING count(*) > 0
+    )
+    SELECT b.*, (SELECT count(*) FROM announced) AS notified FROM b
 """
 
 DEFAULT_APPENDS_IN_FLIGHT = 1
@@ -279,11 +289,11 @@ class CommitNotifier:
     there is at most one such notifying transaction per process at a time. A notification
     lost to a crash between the commit and the NOTIFY is covered by the listeners' polling.
 
-    An append that is the only one its process runs has no commit to group with, and a
-    NOTIFY after it would cost a round trip and hold a connection the next append wants;
-    it notifies in its own transaction instead (see ``PostgresEventStore._append_batch``)
-    and reports it here with :meth:`notified`, so a queued notification it covers is not
-    sent.
+    An append transaction that is the only one its process runs has no commit to group
+    with, and a NOTIFY after it would cost a round trip, a commit and a connection the next
+    append wants; it notifies in its own transaction instead (see
+    ``PostgresEventStore._append_batch``) and reports it here with :meth:`notified`, so a
+    queued notification it covers is not sent.
     """
 
     def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
@@ -377,8 +387,9 @@ class PostgresEventStore:
         Each append here names an expected version no stream has (-1): conflicts are
         detected before a position is taken, so nothing is written or reserved.
         ``append_events`` raises its conflict (PL409, which PostgreSQL logs as an ERROR),
-        ``append_batch`` returns it. The function is compiled once per backend, so its
-        notifying form warms the plain one too.
+        ``append_batch`` returns it (and notifies nothing). Each function is compiled once per
+        backend, so its notifying form, the one a store with one transaction in flight
+        sends, warms the plain one too.
         """
         pending = PendingAppend(
             stream_id="warm-connection",
@@ -400,7 +411,7 @@ class PostgresEventStore:
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) != "PL409":
                 raise
-        await conn.fetch(_APPEND, *batch_arguments([pending]))
+        await conn.fetch(_APPEND_NOTIFYING, *batch_arguments([pending]), "warm")
 
     async def append(
         self,
@@ -479,34 +490,39 @@ class PostgresEventStore:
 
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[asyncpg.Record]:
         """One transaction for ``batch``: a row per command, in its order, and one
-        notification announcing the last position written. One command alone goes through
-        ``append_events``, which costs a third less than a batch of one; when no other
-        append transaction of this process runs beside it, it notifies in its own
-        transaction (``CommitNotifier``)."""
+        notification announcing the last position written. One command goes through
+        ``append_events``, which costs a third less than a batch of one. When no other
+        append transaction of this process runs beside it (always, with one in flight), it
+        notifies in its own transaction, else after its commit (``CommitNotifier``)."""
         async with self.pool.acquire() as conn:
+            alone = self.combiner.in_flight == 1
             if len(batch) == 1:
-                alone = self.combiner.in_flight == 1
+                one = one_arguments(batch[0])
                 if alone:
-                    row = await conn.fetchrow(
-                        _APPEND_ONE_NOTIFYING, *one_arguments(batch[0]), self.notify_channel
-                    )
+                    row = await conn.fetchrow(_APPEND_ONE_NOTIFYING, *one, self.notify_channel)
                 else:
-                    row = await conn.fetchrow(_APPEND_ONE, *one_arguments(batch[0]))
+                    row = await conn.fetchrow(_APPEND_ONE, *one)
                 assert row is not None
-                if not row["replayed"]:
-                    if alone:
-                        self.notifier.notified(row["last_position"])
-                    else:
-                        self.notifier.notify(row["last_position"])
-                return [row]
-            rows = await conn.fetch(_APPEND, *batch_arguments(batch))
-        by_command = {row["command"]: row for row in rows}
-        last = max(
-            (row["last_position"] for row in rows if row["outcome"] == "appended"), default=0
-        )
-        if last:
+                rows = [row]
+                last = 0 if row["replayed"] else row["last_position"]
+            else:
+                if alone:
+                    arguments = (*batch_arguments(batch), self.notify_channel)
+                    rows = await conn.fetch(_APPEND_NOTIFYING, *arguments)
+                else:
+                    rows = await conn.fetch(_APPEND, *batch_arguments(batch))
+                last = max(
+                    (row["last_position"] for row in rows if row["outcome"] == "appended"),
+                    default=0,
+                )
+        if last and alone:
+            self.notifier.notified(last)
+        elif last:
             self.notifier.notify(last)
+        if len(batch) == 1:
+            return rows
         # append_batch answers every command once (written, conflict, replayed, key reused).
+        by_command = {row["command"]: row for row in rows}
         return [by_command[i] for i in range(1, len(batch) + 1)]
 
     @staticmethod
