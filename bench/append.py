@@ -14,7 +14,9 @@ single-event commands through the application layer (load the stream, decide, ap
 appends and of the loads' stream reads) and the same 8 connections as the reference,
 against the raw single-event transaction at 8 connections (``commands_<n>c``, goal 3x); and
 the p99 latency of commands arriving at 10 per second, taking turns between the store with
-combining and one with none of either (``command_p99_10cps``, goal: no worse).
+combining and one with none of either (``command_p99_10cps``, goal: no worse). Beside the
+mean commands per transaction, ``tx p10/50/90`` gives their distribution: commands that
+move as one wave show as a low p10 and p50 with a high p90, which the mean hides.
 
 Both sides run in the same process against the same server, with the same event payloads
 (a ~340-byte JSON ``Noted`` and ~200 bytes of metadata), the same pool size (one connection per
@@ -390,7 +392,8 @@ class CombiningResult:
 
     rounds: dict[int, list[RoundResult]] = field(default_factory=dict)
     ref: list[RoundResult] = field(default_factory=list)
-    transactions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    sizes: dict[int, Counter[int]] = field(default_factory=dict)
+    """Per concurrency, its rounds' transactions by the commands each carried."""
     latencies: dict[str, list[float]] = field(
         default_factory=lambda: {"combining": [], "single": []}
     )
@@ -500,14 +503,10 @@ async def run_combining(
             result.ref.append(ref_round)
             line = [f"ref {ref_round.items_per_s:,.0f}"]
             for c in args.commands:
-                before = (combining.combiner.transactions, combining.combiner.commands)
+                before = combining.combiner.sizes.copy()
                 ours = await timed_round(c, args.seconds, commands.handle)
                 result.rounds.setdefault(c, []).append(ours)
-                done = result.transactions.get(c, (0, 0))
-                result.transactions[c] = (
-                    done[0] + combining.combiner.transactions - before[0],
-                    done[1] + combining.combiner.commands - before[1],
-                )
+                result.sizes.setdefault(c, Counter()).update(combining.combiner.sizes - before)
                 line.append(f"{c}c {ours.items_per_s:,.0f}")
             print(f"  commands round {r + 1}/{args.rounds}: " + ", ".join(line), file=sys.stderr)
         sides = [Commands(Application(combining), "lat-c"), Commands(Application(single), "lat-s")]
@@ -523,7 +522,7 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
     rows: list[list[str]] = []
     ref = median([r.items_per_s for r in result.ref])
     for c, rounds in result.rounds.items():
-        transactions, commands = result.transactions[c]
+        sizes = list(result.sizes[c].elements())
         rows.append(
             [
                 f"commands_{c}c",
@@ -531,7 +530,8 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
                 f"{median([r.items_per_s for r in rounds]):,.0f}",
                 f"{median([r.latency(50) for r in rounds]) * 1000:.2f}",
                 f"{median([r.latency(99) for r in rounds]) * 1000:.2f}",
-                f"{commands / max(transactions, 1):.1f}",
+                f"{sum(sizes) / max(len(sizes), 1):.1f}",
+                "/".join(f"{percentile(sizes, p):g}" for p in (10, 50, 90)),
                 f"{median([r.client_cpu for r in rounds]):.0%}",
                 f"{median([r.items_per_s for r in rounds]) / ref:.2f}",
             ]
@@ -544,6 +544,7 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
             f"{median([r.latency(50) for r in result.ref]) * 1000:.2f}",
             f"{median([r.latency(99) for r in result.ref]) * 1000:.2f}",
             "1.0",
+            "1/1/1",
             f"{median([r.client_cpu for r in result.ref]):.0%}",
             "",
         ]
@@ -559,6 +560,7 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
                 "",
                 "",
                 "",
+                "",
             ]
         )
     print_table(
@@ -566,7 +568,17 @@ def report_combining(result: CombiningResult, args: argparse.Namespace) -> None:
         f"{CONNECTIONS} connections per side; commands/s for ours, events/s (1 per "
         f"transaction) for ref; the latency rows take turns command by command for "
         f"{args.latency_seconds:g}s",
-        ["row", "side", "per s", "p50 ms", "p99 ms", "commands/tx", "client CPU", "ours/ref"],
+        [
+            "row",
+            "side",
+            "per s",
+            "p50 ms",
+            "p99 ms",
+            "commands/tx",
+            "tx p10/50/90",
+            "client CPU",
+            "ours/ref",
+        ],
         rows,
     )
     low, high = p99_ratio_interval(result.latencies["combining"], result.latencies["single"])

@@ -478,6 +478,10 @@ async def test_serve_relay_and_project_as_separate_processes(
             metrics = (await http.get(base + "/metrics")).text
             assert "programledger_relay_lag_events" in metrics
             assert 'programledger_projection_lag_seconds{projection="programs"}' in metrics
+            # The proposal's two appends (its code's reservation, then the program), each
+            # in a transaction of its own.
+            assert "programledger_append_commands_per_transaction_count 2.0" in metrics
+            assert 'programledger_append_commands_per_transaction_bucket{le="1.0"} 2.0' in metrics
         request_id = response.headers["X-Request-Id"]
         access = await processes[2].wait_for("POST /graphql -> 200")
         assert json.loads(access)["request_id"] == request_id

@@ -10,12 +10,14 @@ from uuid import UUID
 
 import asyncpg
 import pytest_asyncio
+from prometheus_client import CollectorRegistry
 
 from programledger.adapters.codec import EventCodec
 from programledger.adapters.postgres.combining import SPLIT_ABOVE
 from programledger.adapters.postgres.eventstore import _READ_STREAMS, PostgresEventStore
 from programledger.adapters.postgres.structure import check_structure
 from programledger.api.errors import is_unavailable
+from programledger.api.metrics import AppendBatches
 from programledger.application.eventstore import (
     AppendResult,
     ConcurrencyConflict,
@@ -365,6 +367,29 @@ async def test_a_combined_transaction_alone_in_its_process_notifies_in_itself(
         )
     # Each gate's append ran alone too; the refused batch sent nothing between them.
     assert announced == [str(gates[0]["position"]), str(gates[1]["position"]), str(last)]
+
+
+async def test_metrics_show_how_many_commands_each_transaction_carried(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    store = one_at_a_time
+    registry = CollectorRegistry()
+    registry.register(AppendBatches(lambda: store.combiner.sizes))
+    calls = [
+        store.append(f"note-m{i}", ExpectedVersion.NO_STREAM, [Noted(text="m")], META)
+        for i in range(3)
+    ]
+    results = await combined(store, pool, calls)
+    assert all(isinstance(r, AppendResult) for r in results), results
+
+    def sample(suffix: str, **labels: str) -> float | None:
+        name = f"programledger_append_commands_per_transaction_{suffix}"
+        return registry.get_sample_value(name, labels)
+
+    # The gate alone, then the three in one transaction.
+    assert sample("count") == 2
+    assert sample("sum") == 4
+    assert [sample("bucket", le=le) for le in ("1.0", "2.0", "4.0", "+Inf")] == [1, 1, 2, 2]
 
 
 async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume(
