@@ -515,6 +515,53 @@ async def test_a_caller_that_gives_up_on_a_combined_read_leaves_the_others_their
     assert store.stream_reads.queries == 2, "the three waiting shared one query"
 
 
+async def test_a_combined_read_that_fails_fails_its_callers_and_the_next_reads_go_on(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    """The first read and then the combined read of those queued behind it each lose their
+    connection (a server restart would do the same): each caller hears its own query's
+    error, and the reads after them run on fresh connections."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
+    await store.append("note-f", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
+
+    async def kill_the_read_waiting() -> None:
+        async def waiting_pid() -> int | None:
+            async with pool.acquire() as conn:
+                return await conn.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query = $1",
+                    _READ_STREAMS,
+                )
+
+        pid: list[int | None] = [None]
+
+        async def found() -> bool:
+            pid[0] = await waiting_pid()
+            return pid[0] is not None
+
+        await until(found, "a read waits for the table")
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT pg_terminate_backend($1)", pid[0])
+
+    async with pool.acquire() as gate, gate.transaction():
+        await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(store.read_stream("note-f"))
+        await until(lambda: store.stream_reads.queries == 1, "the first read is sent")
+        waiting = [asyncio.create_task(store.read_stream("note-f")) for _ in range(3)]
+        await until(lambda: store.stream_reads.reads == 4, "three reads wait")
+        await kill_the_read_waiting()
+        await asyncio.wait([first])
+        await until(lambda: store.stream_reads.queries == 2, "the three go as one read")
+        await kill_the_read_waiting()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert is_unavailable(first.exception()), repr(first.exception())
+    for outcome in outcomes:
+        assert isinstance(outcome, BaseException), repr(outcome)
+        assert is_unavailable(outcome), repr(outcome)
+    after = await asyncio.gather(*(store.read_stream("note-f") for _ in range(3)))
+    assert [[e.data for e in events] for events in after] == [[Noted(text="kept")]] * 3
+
+
 async def test_a_combined_read_of_many_streams_uses_the_index_without_statistics(
     pool: asyncpg.Pool, registry: EventRegistry, schema: str
 ) -> None:
