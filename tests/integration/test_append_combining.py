@@ -525,23 +525,22 @@ async def test_a_combined_read_that_fails_fails_its_callers_and_the_next_reads_g
     await store.append("note-f", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
 
     async def kill_the_read_waiting() -> None:
-        async def waiting_pid() -> int | None:
+        pids: list[int] = []
+
+        async def found() -> bool:
             async with pool.acquire() as conn:
-                return await conn.fetchval(
+                pid: int | None = await conn.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND query = $1",
                     _READ_STREAMS,
                 )
-
-        pid: list[int | None] = [None]
-
-        async def found() -> bool:
-            pid[0] = await waiting_pid()
-            return pid[0] is not None
+            if pid is not None:
+                pids.append(pid)
+            return pid is not None
 
         await until(found, "a read waits for the table")
         async with pool.acquire() as conn:
-            await conn.execute("SELECT pg_terminate_backend($1)", pid[0])
+            await conn.execute("SELECT pg_terminate_backend($1)", pids[-1])
 
     async with pool.acquire() as gate, gate.transaction():
         await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
