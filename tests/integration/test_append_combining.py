@@ -524,23 +524,25 @@ async def test_a_combined_read_that_fails_fails_its_callers_and_the_next_reads_g
     store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
     await store.append("note-f", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
 
-    async def kill_the_read_waiting() -> None:
-        pids: list[int] = []
+    killed: list[int] = []
 
+    async def kill_the_read_waiting() -> None:
+        # Not one killed before: its backend may still be listed while it exits.
         async def found() -> bool:
             async with pool.acquire() as conn:
                 pid: int | None = await conn.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query = $1",
+                    "AND query = $1 AND pid <> ALL($2::int[])",
                     _READ_STREAMS,
+                    killed,
                 )
             if pid is not None:
-                pids.append(pid)
+                killed.append(pid)
             return pid is not None
 
         await until(found, "a read waits for the table")
         async with pool.acquire() as conn:
-            await conn.execute("SELECT pg_terminate_backend($1)", pids[-1])
+            await conn.execute("SELECT pg_terminate_backend($1)", killed[-1])
 
     async with pool.acquire() as gate, gate.transaction():
         await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
