@@ -4,6 +4,7 @@ on its own, in an order readers can trust, and all or nothing when the transacti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
 from uuid import UUID
@@ -24,6 +25,7 @@ from programledger.application.eventstore import (
     EventMetadata,
     ExpectedVersion,
     InvalidAppend,
+    RecordedEvent,
 )
 from programledger.domain.events import DomainEvent, EventRegistry
 from programledger.domain.integrity import event_hash_v2
@@ -495,18 +497,29 @@ async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     assert len(await store.read_stream("note-r0")) == 2
 
 
+@contextlib.asynccontextmanager
+async def reads_queued_behind_a_lock(
+    store: PostgresEventStore, pool: asyncpg.Pool, stream_id: str
+) -> AsyncIterator[
+    tuple[asyncio.Task[list[RecordedEvent]], list[asyncio.Task[list[RecordedEvent]]]]
+]:
+    """Inside the block, the events table is locked: a fresh store's first read of
+    ``stream_id`` waits in flight (with one read at a time) and three more queue behind it."""
+    async with pool.acquire() as gate, gate.transaction():
+        await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(store.read_stream(stream_id))
+        await until(lambda: store.stream_reads.queries == 1, "the first read is sent")
+        waiting = [asyncio.create_task(store.read_stream(stream_id)) for _ in range(3)]
+        await until(lambda: store.stream_reads.reads == 4, "three reads wait")
+        yield first, waiting
+
+
 async def test_a_caller_that_gives_up_on_a_combined_read_leaves_the_others_theirs(
     pool: asyncpg.Pool, registry: EventRegistry, schema: str
 ) -> None:
     store = PostgresEventStore(pool, EventCodec(registry), schema=schema, reads_in_flight=1)
     await store.append("note-c", ExpectedVersion.NO_STREAM, [Noted(text="kept")], META)
-    async with pool.acquire() as gate, gate.transaction():
-        # The table locked, the first read waits in flight and the next ones queue.
-        await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        first = asyncio.create_task(store.read_stream("note-c"))
-        await until(lambda: store.stream_reads.queries == 1, "the first read is sent")
-        waiting = [asyncio.create_task(store.read_stream("note-c")) for _ in range(3)]
-        await until(lambda: store.stream_reads.reads == 4, "three reads wait")
+    async with reads_queued_behind_a_lock(store, pool, "note-c") as (first, waiting):
         waiting[1].cancel()
     assert [e.data for e in await first] == [Noted(text="kept")]
     assert [e.data for e in await waiting[0]] == [Noted(text="kept")]
@@ -544,12 +557,7 @@ async def test_a_combined_read_that_fails_fails_its_callers_and_the_next_reads_g
         async with pool.acquire() as conn:
             await conn.execute("SELECT pg_terminate_backend($1)", killed[-1])
 
-    async with pool.acquire() as gate, gate.transaction():
-        await gate.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        first = asyncio.create_task(store.read_stream("note-f"))
-        await until(lambda: store.stream_reads.queries == 1, "the first read is sent")
-        waiting = [asyncio.create_task(store.read_stream("note-f")) for _ in range(3)]
-        await until(lambda: store.stream_reads.reads == 4, "three reads wait")
+    async with reads_queued_behind_a_lock(store, pool, "note-f") as (first, waiting):
         await kill_the_read_waiting()
         await asyncio.wait([first])
         await until(lambda: store.stream_reads.queries == 2, "the three go as one read")
