@@ -497,6 +497,25 @@ async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     assert len(await store.read_stream("note-r0")) == 2
 
 
+async def test_the_loads_begun_in_one_step_of_the_event_loop_go_as_one_query(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    """The commands one combined append answered resume in one step and each loads its
+    stream there: with queries free, the first of them must not go alone (nor the second,
+    with two in flight), or the loads take three queries where one does."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema)
+    streams = [f"note-s{s}" for s in range(5)]
+    for s in streams:
+        await store.append(s, ExpectedVersion.NO_STREAM, [Noted(text=s)], META)
+    found = await asyncio.gather(*(store.read_stream(s) for s in streams))
+    assert [[e.data for e in events] for events in found] == [[Noted(text=s)] for s in streams]
+    assert (store.stream_reads.reads, store.stream_reads.queries) == (5, 1)
+    # Alone, a read goes as soon as its caller waits for it, and reads its own writes.
+    await store.append("note-s0", 1, [Noted(text="again")], META)
+    assert [e.version for e in await store.read_stream("note-s0")] == [1, 2]
+    assert store.stream_reads.queries == 2
+
+
 @contextlib.asynccontextmanager
 async def reads_queued_behind_a_lock(
     store: PostgresEventStore, pool: asyncpg.Pool, stream_id: str
