@@ -482,6 +482,15 @@ async def test_serve_relay_and_project_as_separate_processes(
             # in a transaction of its own.
             assert "programledger_append_commands_per_transaction_count 2.0" in metrics
             assert 'programledger_append_commands_per_transaction_bucket{le="1.0"} 2.0' in metrics
+            # The loads of one command at a time: each read query answered one.
+            reads = dict(
+                line.rsplit(" ", 1)
+                for line in metrics.splitlines()
+                if line.startswith("programledger_stream_reads_per_query_")
+            )
+            count = reads["programledger_stream_reads_per_query_count"]
+            assert float(count) >= 1, reads
+            assert reads['programledger_stream_reads_per_query_bucket{le="1.0"}'] == count, reads
         request_id = response.headers["X-Request-Id"]
         access = await processes[2].wait_for("POST /graphql -> 200")
         assert json.loads(access)["request_id"] == request_id

@@ -18,7 +18,7 @@ from programledger.adapters.postgres.combining import SPLIT_ABOVE
 from programledger.adapters.postgres.eventstore import _READ_STREAMS, PostgresEventStore
 from programledger.adapters.postgres.structure import check_structure
 from programledger.api.errors import is_unavailable
-from programledger.api.metrics import AppendBatches
+from programledger.api.metrics import combining_metrics
 from programledger.application.eventstore import (
     AppendResult,
     ConcurrencyConflict,
@@ -371,27 +371,38 @@ async def test_a_combined_transaction_alone_in_its_process_notifies_in_itself(
     assert announced == [str(gates[0]["position"]), str(gates[1]["position"]), str(last)]
 
 
-async def test_metrics_show_how_many_commands_each_transaction_carried(
+async def test_metrics_show_how_many_callers_each_transaction_and_read_carried(
     one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     store = one_at_a_time
     registry = CollectorRegistry()
-    registry.register(AppendBatches(lambda: store.combiner.sizes))
+    for collector in combining_metrics(
+        lambda: store.combiner.sizes, lambda: store.stream_reads.sizes
+    ):
+        registry.register(collector)
     calls = [
         store.append(f"note-m{i}", ExpectedVersion.NO_STREAM, [Noted(text="m")], META)
         for i in range(3)
     ]
     results = await combined(store, pool, calls)
     assert all(isinstance(r, AppendResult) for r in results), results
+    # Four loads in one step (two of one stream: read once, both answered), then one alone.
+    await asyncio.gather(*(store.read_stream(f"note-m{i % 3}") for i in range(4)))
+    await store.read_stream("note-m0")
 
-    def sample(suffix: str, **labels: str) -> float | None:
-        name = f"programledger_append_commands_per_transaction_{suffix}"
-        return registry.get_sample_value(name, labels)
+    def sample(name: str, suffix: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"programledger_{name}_{suffix}", labels)
 
     # The gate alone, then the three in one transaction.
-    assert sample("count") == 2
-    assert sample("sum") == 4
-    assert [sample("bucket", le=le) for le in ("1.0", "2.0", "4.0", "+Inf")] == [1, 1, 2, 2]
+    appends = "append_commands_per_transaction"
+    assert sample(appends, "count") == 2
+    assert sample(appends, "sum") == 4
+    les = ("1.0", "2.0", "4.0", "+Inf")
+    assert [sample(appends, "bucket", le=le) for le in les] == [1, 1, 2, 2]
+    reads = "stream_reads_per_query"
+    assert sample(reads, "count") == 2
+    assert sample(reads, "sum") == 5
+    assert [sample(reads, "bucket", le=le) for le in les] == [1, 1, 2, 2]
 
 
 async def test_the_next_transaction_goes_out_before_the_last_ones_callers_resume(

@@ -36,7 +36,7 @@ from programledger.api.auth import VERIFIED_TOKENS
 from programledger.api.events import EventFeed
 from programledger.projections.engine.status import projection_status
 
-__all__ = ["ApiMetrics", "AppendBatches", "CacheSizes", "LagGauges"]
+__all__ = ["ApiMetrics", "BatchSizes", "CacheSizes", "LagGauges", "combining_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -172,18 +172,24 @@ class CacheSizes(Collector):
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
-class AppendBatches(Collector):
-    """Commands per append transaction of the process's event store, read at scrape time
-    from the counts its combiner keeps (``AppendCombiner.sizes``).
+class BatchSizes(Collector):
+    """A histogram of how many callers each combined round trip of the process's event
+    store carried, read at scrape time from the counts its combiner keeps
+    (``AppendCombiner.sizes``: commands per append transaction; ``StreamReads.sizes``:
+    loads per stream read).
 
-    Write-combining is what lets a busy process record more commands than it can commit
+    Combining is what lets a busy process record more commands than it can commit
     transactions; this shows whether it happens, and how. Mostly 1s: no queue (an idle
     store, or commands too few to wait). A tail near the number of concurrent commands
     beside a peak at 1-2: the commands move as one wave and the process and PostgreSQL take
     turns instead of working side by side, which the mean alone would hide.
     """
 
-    def __init__(self, sizes: Callable[[], Mapping[int, int]]) -> None:
+    def __init__(
+        self, name: str, documentation: str, sizes: Callable[[], Mapping[int, int]]
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
         self._sizes = sizes
 
     def collect(self) -> Iterator[Metric]:
@@ -193,12 +199,27 @@ class AppendBatches(Collector):
             for bound in _BATCH_BUCKETS
         ]
         buckets.append(("+Inf", sum(counts.values())))
-        batches = HistogramMetricFamily(
-            "programledger_append_commands_per_transaction",
-            "Commands each append transaction of this process carried (write-combining)",
-        )
+        batches = HistogramMetricFamily(self._name, self._documentation)
         batches.add_metric([], buckets, sum(size * n for size, n in counts.items()))
         yield batches
+
+
+def combining_metrics(
+    appends: Callable[[], Mapping[int, int]], reads: Callable[[], Mapping[int, int]]
+) -> list[BatchSizes]:
+    """The store's two combiners, as ``/metrics`` names them."""
+    return [
+        BatchSizes(
+            "programledger_append_commands_per_transaction",
+            "Commands each append transaction of this process carried (write-combining)",
+            appends,
+        ),
+        BatchSizes(
+            "programledger_stream_reads_per_query",
+            "Whole-stream reads (a command's load) each query of this process answered",
+            reads,
+        ),
+    ]
 
 
 _VERIFICATION_GAUGES = {

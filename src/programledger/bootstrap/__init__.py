@@ -443,7 +443,7 @@ def build_api(runtime: Runtime) -> Api:
     from programledger.api import ApiLimits, ApiMetrics, ApiPorts, create_app
     from programledger.api.auth import token_verifier
     from programledger.api.events import EventFeed
-    from programledger.api.metrics import AppendBatches, LagGauges
+    from programledger.api.metrics import LagGauges, combining_metrics
     from programledger.application.handlers import Application
 
     metrics = ApiMetrics()
@@ -473,7 +473,10 @@ def build_api(runtime: Runtime) -> Api:
     )
     app.on_shutdown.append(watch.close)
     metrics.registry.register(GcMetrics())
-    metrics.registry.register(AppendBatches(lambda: runtime.store.combiner.sizes))
+    for collector in combining_metrics(
+        lambda: runtime.store.combiner.sizes, lambda: runtime.store.stream_reads.sizes
+    ):
+        metrics.registry.register(collector)
     return Api(app, LagGauges(runtime.pool, metrics.registry), metrics.registry)
 
 

@@ -324,15 +324,22 @@ class StreamReads:
         self._queue: dict[str, list[asyncio.Future[list[asyncpg.Record]]]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.queries = 0
-        """Queries sent so far (with ``reads``: how much combining happened)."""
+        self.sizes: Counter[int] = Counter()
+        """Queries sent so far by the reads each answered (callers, not streams): how
+        combining behaves, as ``AppendCombiner.sizes`` shows it for appends."""
         self.reads = 0
+        """Reads asked for so far, answered or waiting."""
+
+    @property
+    def queries(self) -> int:
+        """Queries sent so far."""
+        return self.sizes.total()
 
     async def read(self, stream_id: str) -> list[asyncpg.Record]:
         """The stream's rows in version order."""
         self.reads += 1
         if self._max is None:
-            self.queries += 1
+            self.sizes[1] += 1
             return (await self._fetch([stream_id])).get(stream_id, [])
         loop = asyncio.get_running_loop()
         if not self._queue and self._in_flight < self._max:
@@ -359,7 +366,7 @@ class StreamReads:
         appends, the next query goes out in the step that hears the last one's answer."""
         try:
             while batch:
-                self.queries += 1
+                self.sizes[sum(len(waiting) for waiting in batch.values())] += 1
                 found: dict[str, list[asyncpg.Record]] | BaseException
                 try:
                     found = await self._fetch(list(batch))
