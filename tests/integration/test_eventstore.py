@@ -11,7 +11,14 @@ import asyncpg
 import pytest
 
 from programledger.adapters.codec import EventCodec
-from programledger.adapters.postgres.eventstore import PostgresEventStore, RawEvent
+from programledger.adapters.nats.relay import _LAG_SQL
+from programledger.adapters.postgres.eventstore import (
+    _HEAD_POSITION,
+    _READ_ALL,
+    PostgresEventStore,
+    RawEvent,
+)
+from programledger.adapters.postgres.ledger import _UNSEALED
 from programledger.adapters.postgres.migrations import available_migrations, migrate
 from programledger.application.eventstore import (
     ConcurrencyConflict,
@@ -711,3 +718,32 @@ async def _share(store: PostgresEventStore, through: int, share: int) -> list[Ra
     ):
         found.extend(page)
     return found
+
+
+async def test_the_reads_below_the_oldest_running_transaction_go_by_position(
+    event_store: PostgresEventStore, pool: asyncpg.Pool
+) -> None:
+    """Nothing indexes the writing transaction (0053 dropped the index every event paid
+    for): each read that stays below the oldest running transaction reads in position
+    order, and the primary key must serve it, never a scan of every event."""
+    for s in range(200):
+        await event_store.append(
+            f"note-x{s}", ExpectedVersion.NO_STREAM, [Noted(text="x", n=n) for n in range(10)], META
+        )
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE events")
+        indexes = await conn.fetch(
+            "SELECT indexname FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = 'events'"
+        )
+        assert "events_tx_position" not in {r["indexname"] for r in indexes}
+        reads: list[tuple[str, list[object]]] = [
+            (_READ_ALL, [100, 50]),
+            (_HEAD_POSITION, []),
+            (_UNSEALED, [1500, 100]),
+            (_LAG_SQL, ["relay", None]),
+        ]
+        for query, args in reads:
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {query}", *args))
+            assert "events_pkey" in plan, plan
+            assert "Seq Scan on events" not in plan, plan

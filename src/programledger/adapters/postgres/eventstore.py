@@ -78,6 +78,10 @@ _READ_ALL = f"""
     WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY position LIMIT $2
 """
+# The last position of that gap-free prefix: the primary key read backwards.
+_HEAD_POSITION = (
+    "SELECT max(position) FROM events WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+)
 # One of several disjoint shares of the events up to a safe position, for a rebuild split
 # across processes; the share key keeps every event of a stream (or a program) together.
 _READ_SHARE = f"""
@@ -736,10 +740,7 @@ class PostgresEventStore:
     async def head_position(self) -> int:
         """The highest position a reader can see now (committed, and safe to read)."""
         async with self.pool.acquire() as conn:
-            head = await conn.fetchval(
-                "SELECT max(position) FROM events "
-                "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-            )
+            head = await conn.fetchval(_HEAD_POSITION)
         return int(head or 0)
 
     async def stream_ids(self, *, after: str = "", limit: int = 1000) -> list[str]:
