@@ -21,9 +21,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 from rich.console import Console
@@ -69,6 +70,32 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return value
+
+
+T = TypeVar("T")
+
+
+def _event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {}
+    try:
+        import uvloop
+
+        loops["uvloop"] = uvloop.new_event_loop
+    except ImportError:  # no Windows build: the product runs on asyncio's loop there too
+        pass
+    loops["asyncio"] = asyncio.new_event_loop
+    return loops
+
+
+EVENT_LOOPS = _event_loops()
+"""The loops a benchmark can run on, the product's first (``cli/common.py`` runs every
+command on uvloop where it is installed)."""
+
+
+def run_on_loop(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """``main`` on a fresh loop of the kind named (a key of ``EVENT_LOOPS``)."""
+    with asyncio.Runner(loop_factory=EVENT_LOOPS[loop]) as runner:
+        return runner.run(main)
 
 
 def add_common_arguments(

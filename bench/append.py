@@ -18,15 +18,20 @@ combining and one with none of either (``command_p99_10cps``, goal: no worse). B
 mean commands per transaction, ``tx p10/50/90`` gives their distribution: commands that
 move as one wave show as a low p10 and p50 with a high p90, which the mean hides.
 
-Both sides run in the same process against the same server, with the same event payloads
+Both sides run in the same process, on the event loop the product runs on (uvloop, as
+``cli/common.py`` sets it up), against the same server, with the same event payloads
 (a ~340-byte JSON ``Noted`` and ~200 bytes of metadata), the same pool size (one connection per
 writer), and each writer appending to its own streams with the exact version it expects,
 so every append takes the concurrency-checked path and none conflicts. Rounds alternate
 which side goes first to cancel drift (autovacuum, checkpoints, a noisy neighbour), and
-medians over rounds are reported, as DESIGN §7 asks.
+medians over rounds are reported, as DESIGN §7 asks. The loop matters to the reference most:
+on asyncio's own loop, its Python, not PostgreSQL, held the reference back at 8 writers
+(90-98% of a core; single-event transactions 2.9-3.6k a second against 5.5-5.8k on uvloop,
+same hour, where ours went from 2.85-2.88k to 3.2-3.4k), so a ratio measured there flatters
+the store. ``--loop asyncio`` reproduces the figures of the runs before 2026-12-07.
 
 Run: ``python bench/append.py [--rounds N] [--seconds S] [--database-url URL] [--waits]
-[--commands 32 128] [--latency-seconds 60]``.
+[--commands 32 128] [--latency-seconds 60] [--loop uvloop|asyncio]``.
 ``--waits`` samples ``pg_stat_activity`` during the rounds and prints where each side's
 backends spend their time, which is how to find out why a figure is low.
 """
@@ -55,6 +60,7 @@ import msgspec
 from tests.support.events import Noted, store_test_registry
 
 from bench._common import (
+    EVENT_LOOPS,
     RoundResult,
     Target,
     WaitSampler,
@@ -67,6 +73,7 @@ from bench._common import (
     positive_int,
     postgres_url,
     print_table,
+    run_on_loop,
     server_facts,
     timed_round,
 )
@@ -648,6 +655,7 @@ def report(results: list[CellResult], facts: dict[str, str], args: argparse.Name
 
 async def bench(url: str, source: str, args: argparse.Namespace) -> list[Target | LatencyTarget]:
     facts = await server_facts(url)
+    facts["client loop"] = args.loop
     print(f"PostgreSQL from {source}", file=sys.stderr, flush=True)
     schemas = (fresh_schema_name("ours"), fresh_schema_name("ref"))
     command_schemas = (fresh_schema_name("cmd"), fresh_schema_name("cmdref"))
@@ -716,6 +724,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULT_APPENDS_IN_FLIGHT}, the store's)",
     )
     parser.add_argument(
+        "--loop",
+        choices=list(EVENT_LOOPS),
+        default=next(iter(EVENT_LOOPS)),
+        help=f"the event loop both sides run on (default {next(iter(EVENT_LOOPS))}, the "
+        "product's; asyncio's own loop slows the reference's Python more than ours)",
+    )
+    parser.add_argument(
         "--waits",
         action="store_true",
         help="sample pg_stat_activity during rounds and print where the backends wait",
@@ -726,7 +741,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with postgres_url(args.database_url) as (url, source):
-        targets = asyncio.run(bench(url, source, args))
+        targets = run_on_loop(args.loop, bench(url, source, args))
     for target in targets:
         print(target.line())
     return 0
