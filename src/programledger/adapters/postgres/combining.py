@@ -302,9 +302,9 @@ class StreamReads:
     alone, the second too (two in flight) and the rest in a third query; at the end of the
     step they go as one (32 concurrent commands, alternating runs: three read queries per
     append transaction became one, the client's CPU fell from 68-79% of a core to 63-72%,
-    and 9.5-10.4k commands a second became 9.8-11.2k). A lone read waits for no one: the
-    step ends when its caller awaits. Reads that arrive while ``max_in_flight`` queries run
-    wait for the next.
+    and 9.5-10.4k commands a second became 9.8-11.2k). A lone read waits only for the
+    callbacks already due in that step, microseconds in an idle process. Reads that arrive
+    while ``max_in_flight`` queries run wait for the next.
 
     Every caller asked before its query started, so it sees every commit made before it
     asked (a caller reads its own writes). Each waits on a future of its own, so one
