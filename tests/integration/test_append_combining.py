@@ -153,6 +153,33 @@ async def test_one_transaction_judges_each_command_on_its_own(
     assert shape.unused_positions == 0
 
 
+async def test_a_lone_event_and_several_chain_as_the_domain_hashes_them(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    """append_events hashes a lone event in the INSERT that writes it (0054) and several
+    in its loop over the shared segments (0052): both must write format 2 byte for byte
+    and chain on the stream's head, with a program or without."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema)
+    in_program = EventMetadata(actor="alice", reason="hashing", program_id=UUID(int=7))
+    await store.append("note-h", ExpectedVersion.NO_STREAM, [Noted(text="one")], META)
+    await store.append("note-h", 1, [Noted(text="a", n=n) for n in range(3)], in_program)
+    await store.append("note-h", 4, [Noted(text="two")], in_program)
+    await store.append("note-h", 5, [Noted(text="three")], META)
+    await _hashes_as_python_computes_them(pool)
+    assert (await store.verify("note-h")).ok
+    async with pool.acquire() as conn:
+        chain = await conn.fetch(
+            "SELECT prev_hash, hash FROM events WHERE stream_id = 'note-h' ORDER BY version"
+        )
+        head = await conn.fetchrow(
+            "SELECT version, last_hash FROM streams WHERE stream_id = 'note-h'"
+        )
+    assert head is not None
+    assert chain[0]["prev_hash"] == b""
+    assert [e["prev_hash"] for e in chain[1:]] == [e["hash"] for e in chain[:-1]]
+    assert (head["version"], head["last_hash"]) == (6, chain[-1]["hash"])
+
+
 async def _hashes_as_python_computes_them(pool: asyncpg.Pool) -> None:
     """The hash built in place by append_batch is format 2 byte for byte, as the domain
     (and docs/integrity.md) define it; verify checks it against event_hash_v2 in SQL."""
