@@ -27,7 +27,7 @@ from programledger.application.eventstore import (
     IdempotencyKeyReused,
     InvalidAppend,
 )
-from programledger.domain.events import DomainEvent
+from programledger.domain.events import DomainEvent, EventRegistry
 from tests.support.events import Noted, Renamed
 from tests.support.ledger import settled
 
@@ -562,7 +562,7 @@ async def test_append_notifies_listeners_with_the_last_position(
     assert event_store.notifier.sent == result.last_position
 
 
-async def test_appends_side_by_side_notify_after_commit_and_replays_not_at_all(
+async def test_appends_side_by_side_are_all_announced_and_replays_not_at_all(
     event_store: PostgresEventStore, pg_url: str
 ) -> None:
     received: asyncio.Queue[int] = asyncio.Queue()
@@ -599,6 +599,77 @@ async def test_appends_side_by_side_notify_after_commit_and_replays_not_at_all(
         assert announced == [keyed.last_position, after.last_position]
     finally:
         await conn.close()
+
+
+async def test_writers_side_by_side_carry_the_notification_one_append_at_a_time(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str, pg_url: str
+) -> None:
+    """Eight writers, nothing combined: one append transaction at a time carries the
+    process's NOTIFY, the next carrier starting after the last one ended, so the
+    announcements rise; the last names the last position written; and the notifier needs a
+    transaction of its own at most once, when the writers stop (before, one followed about
+    every fourth append)."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema, appends_in_flight=None)
+    received: list[int] = []
+    arrivals: asyncio.Queue[int] = asyncio.Queue()
+    listener = await asyncpg.connect(pg_url)
+    try:
+        await listener.add_listener(
+            store.notify_channel, lambda *args: arrivals.put_nowait(int(args[3]))
+        )
+
+        async def writer(w: int) -> int:
+            last = 0
+            for i in range(25):
+                result = await store.append(
+                    f"note-w{w}", ExpectedVersion.ANY, [Noted(text=f"{w}/{i}")], META
+                )
+                last = result.last_position
+            return last
+
+        last = max(await asyncio.gather(*(writer(w) for w in range(8))))
+        await store.notifier.flush()
+        while not received or received[-1] != last:
+            received.append(await asyncio.wait_for(arrivals.get(), timeout=10))
+    finally:
+        await listener.close()
+    assert received == sorted(set(received)), received
+    assert store.notifier.transactions <= 1
+    assert store.notifier.sent == last
+
+
+async def test_an_append_that_could_not_carry_is_announced_by_the_next_carrier_or_alone(
+    event_store: PostgresEventStore, pg_url: str
+) -> None:
+    """While another notifying transaction is in flight an append commits unannounced;
+    when that one ends, an append starting at once carries the announcement, and with
+    none starting the notifier sends one of its own."""
+    notifier = event_store.notifier
+    received: asyncio.Queue[int] = asyncio.Queue()
+    listener = await asyncpg.connect(pg_url)
+    try:
+        await listener.add_listener(
+            event_store.notify_channel, lambda *args: received.put_nowait(int(args[3]))
+        )
+        assert notifier.carry()  # as an append carrying the notification would
+        assert not notifier.carry()
+        quiet = await event_store.append("note-q", ExpectedVersion.ANY, [Noted(text="q")], META)
+        assert notifier.sent < quiet.last_position
+        notifier.carried(0)
+        carrier = await event_store.append("note-c", ExpectedVersion.ANY, [Noted(text="c")], META)
+        assert await asyncio.wait_for(received.get(), timeout=10) == carrier.last_position
+        await notifier.flush()
+        assert notifier.transactions == 0
+
+        assert notifier.carry()
+        alone = await event_store.append("note-a", ExpectedVersion.ANY, [Noted(text="a")], META)
+        notifier.carried(0)
+        await notifier.flush()
+        assert await asyncio.wait_for(received.get(), timeout=10) == alone.last_position
+        assert notifier.transactions == 1
+        assert received.empty()
+    finally:
+        await listener.close()
 
 
 async def test_append_inside_a_transaction_that_already_wrote_is_refused(

@@ -118,9 +118,9 @@ _FEED_FILTERS = (
 )
 _APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 _APPEND_ONE = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-# The same, notifying in the append's own transaction (delivered at its commit): for a
-# transaction that is the only one this process runs, which has no commit of its own to
-# group with. A combined batch announces its last position written, if it wrote anything.
+# The same, notifying in the append's own transaction (delivered at its commit): for the
+# append that carries its process's notification (CommitNotifier.carry). A combined batch
+# announces its last position written, if it wrote anything.
 _APPEND_ONE_NOTIFYING = """
     SELECT a.*, CASE WHEN NOT a.replayed THEN pg_notify($12, a.last_position::text) END
     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
@@ -284,20 +284,22 @@ def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> Ap
 
 
 class CommitNotifier:
-    """Sends ``NOTIFY <channel>, '<position>'`` after appends commit, coalescing bursts.
+    """Announces appends with ``NOTIFY <channel>, '<position>'``: one notifying transaction
+    of this process at a time, an append that carries it or, when none is starting, one of
+    its own.
 
-    A NOTIFY inside the append transaction would serialise every commit on PostgreSQL's
-    cluster-wide notify lock, held through the WAL flush, when appends run side by side.
-    Sent after the commit instead, a notification never arrives before the events it
-    announces are visible, and while one is in flight later appends fold into the next, so
-    there is at most one such notifying transaction per process at a time. A notification
-    lost to a crash between the commit and the NOTIFY is covered by the listeners' polling.
-
-    An append transaction that is the only one its process runs has no commit to group
-    with, and a NOTIFY after it would cost a round trip, a commit and a connection the next
-    append wants; it notifies in its own transaction instead (see
-    ``PostgresEventStore._append_batch``) and reports it here with :meth:`notified`, so a
-    queued notification it covers is not sent.
+    PostgreSQL serialises the commits of notifying transactions on one cluster-wide lock
+    held through the WAL flush, so appends that all notified would lose group commit. Here
+    an append transaction notifies in itself only when no other notifying transaction of
+    this process is in flight (:meth:`carry`); it announces its own last position, which is
+    above every position committed before it started. An append that could not carry is
+    announced by the next one that does, or, when none starts before the notifier's own
+    task runs, by a transaction of the notifier's (after the commit, so a listener never
+    wakes before the events it announces are readable). Under a steady load the
+    notifications ride on the appends themselves; before, a notifying transaction of its
+    own followed about every fourth append of eight side by side, a commit, a round trip
+    and a pool connection each. A notification lost to a crash is covered by the
+    listeners' polling.
     """
 
     def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
@@ -305,31 +307,57 @@ class CommitNotifier:
         self._channel = channel
         self._wanted = 0
         self._sent = 0
+        self._carrying = False
         self._task: asyncio.Task[None] | None = None
+        self.transactions = 0
+        """Notifying transactions of the notifier's own sent so far (appends that carried a
+        notification are not counted)."""
+
+    def carry(self) -> bool:
+        """Whether the append transaction about to start notifies in itself: when no other
+        notifying transaction of this process is in flight. Then it must report its end
+        with :meth:`carried`."""
+        if self._carrying:
+            return False
+        self._carrying = True
+        return True
+
+    def carried(self, position: int) -> None:
+        """The append that carried the notification ended, having announced ``position``
+        (0: nothing, it failed or only replayed)."""
+        self._carrying = False
+        self._sent = max(self._sent, position)
+        self._schedule()
 
     def notify(self, position: int) -> None:
+        """An append that did not carry a notification committed up to ``position``."""
         self._wanted = max(self._wanted, position)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._send())
+        self._schedule()
 
     @property
     def sent(self) -> int:
         """The highest position announced so far by this process."""
         return self._sent
 
-    def notified(self, position: int) -> None:
-        """A notification of ``position`` went out with the commit of an append."""
-        self._sent = max(self._sent, position)
+    def _schedule(self) -> None:
+        idle = self._task is None or self._task.done()
+        if idle and self._sent < self._wanted and not self._carrying:
+            self._task = asyncio.get_running_loop().create_task(self._send())
 
     async def _send(self) -> None:
-        while self._sent < self._wanted:
+        # An append that started since this task was scheduled carries the announcement.
+        while self._sent < self._wanted and not self._carrying:
             position = self._wanted
+            self._carrying = True
             try:
                 async with self._pool.acquire() as conn:
                     await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("NOTIFY of position %d failed (listeners will poll): %s", position, exc)
                 return
+            finally:
+                self._carrying = False
+            self.transactions += 1
             self._sent = max(self._sent, position)
 
     async def flush(self) -> None:
@@ -392,8 +420,8 @@ class PostgresEventStore:
         detected before a position is taken, so nothing is written or reserved.
         ``append_events`` raises its conflict (PL409, which PostgreSQL logs as an ERROR),
         ``append_batch`` returns it (and notifies nothing). Each function is compiled once per
-        backend, so its notifying form, the one a store with one transaction in flight
-        sends, warms the plain one too.
+        backend, so its notifying form, the one an append carrying the notification sends,
+        warms the plain one too.
         """
         pending = PendingAppend(
             stream_id="warm-connection",
@@ -493,35 +521,38 @@ class PostgresEventStore:
         return _append_result(stream_id, row, replayed=outcome == "replayed")
 
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[asyncpg.Record]:
-        """One transaction for ``batch``: a row per command, in its order, and one
-        notification announcing the last position written. One command goes through
-        ``append_events``, which costs a third less than a batch of one. When no other
-        append transaction of this process runs beside it (always, with one in flight), it
-        notifies in its own transaction, else after its commit (``CommitNotifier``)."""
-        async with self.pool.acquire() as conn:
-            alone = self.combiner.in_flight == 1
-            if len(batch) == 1:
-                one = one_arguments(batch[0])
-                if alone:
-                    row = await conn.fetchrow(_APPEND_ONE_NOTIFYING, *one, self.notify_channel)
+        """One transaction for ``batch``: a row per command, in its order, announced by a
+        notification of the last position written, in this transaction when it carries
+        the process's notification (``CommitNotifier.carry``), else after its commit. One
+        command goes through ``append_events``, which costs a third less than a batch of
+        one."""
+        carrying = self.notifier.carry()
+        last = 0
+        try:
+            async with self.pool.acquire() as conn:
+                if len(batch) == 1:
+                    one = one_arguments(batch[0])
+                    if carrying:
+                        row = await conn.fetchrow(_APPEND_ONE_NOTIFYING, *one, self.notify_channel)
+                    else:
+                        row = await conn.fetchrow(_APPEND_ONE, *one)
+                    assert row is not None
+                    rows = [row]
+                    last = 0 if row["replayed"] else row["last_position"]
                 else:
-                    row = await conn.fetchrow(_APPEND_ONE, *one)
-                assert row is not None
-                rows = [row]
-                last = 0 if row["replayed"] else row["last_position"]
-            else:
-                if alone:
-                    arguments = (*batch_arguments(batch), self.notify_channel)
-                    rows = await conn.fetch(_APPEND_NOTIFYING, *arguments)
-                else:
-                    rows = await conn.fetch(_APPEND, *batch_arguments(batch))
-                last = max(
-                    (row["last_position"] for row in rows if row["outcome"] == "appended"),
-                    default=0,
-                )
-        if last and alone:
-            self.notifier.notified(last)
-        elif last:
+                    if carrying:
+                        arguments = (*batch_arguments(batch), self.notify_channel)
+                        rows = await conn.fetch(_APPEND_NOTIFYING, *arguments)
+                    else:
+                        rows = await conn.fetch(_APPEND, *batch_arguments(batch))
+                    last = max(
+                        (row["last_position"] for row in rows if row["outcome"] == "appended"),
+                        default=0,
+                    )
+        finally:
+            if carrying:
+                self.notifier.carried(last)
+        if last and not carrying:
             self.notifier.notify(last)
         if len(batch) == 1:
             return rows
