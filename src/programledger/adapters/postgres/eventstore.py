@@ -119,7 +119,7 @@ _FEED_FILTERS = (
 _APPEND = "SELECT * FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 _APPEND_ONE = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 # The same, notifying in the append's own transaction (delivered at its commit): for the
-# append that carries its process's notification (CommitNotifier.carry). A combined batch
+# append that carries its process's notification (CommitNotifier.begin). A combined batch
 # announces its last position written, if it wrote anything.
 _APPEND_ONE_NOTIFYING = """
     SELECT a.*, CASE WHEN NOT a.replayed THEN pg_notify($12, a.last_position::text) END
@@ -285,21 +285,23 @@ def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> Ap
 
 class CommitNotifier:
     """Announces appends with ``NOTIFY <channel>, '<position>'``: one notifying transaction
-    of this process at a time, an append that carries it or, when none is starting, one of
+    of this process at a time, an append that carries it or, when none follows, one of
     its own.
 
     PostgreSQL serialises the commits of notifying transactions on one cluster-wide lock
     held through the WAL flush, so appends that all notified would lose group commit. Here
     an append transaction notifies in itself only when no other notifying transaction of
-    this process is in flight (:meth:`carry`); it announces its own last position, which is
-    above every position committed before it started. An append that could not carry is
-    announced by the next one that does, or, when none starts before the notifier's own
-    task runs, by a transaction of the notifier's (after the commit, so a listener never
-    wakes before the events it announces are readable). Under a steady load the
-    notifications ride on the appends themselves; before, a notifying transaction of its
-    own followed about every fourth append of eight side by side, a commit, a round trip
-    and a pool connection each. A notification lost to a crash is covered by the
-    listeners' polling.
+    this process is in flight (:meth:`begin`); it announces its own last position, which
+    is above every position committed before it started. An append that could not carry
+    is announced by the next one that does. When an append ends and none starts before
+    the notifier's own task runs, a transaction of the notifier's announces what is left
+    (after the commit, so a listener never wakes before the events it announces are
+    readable); after it, the notifier sends again only if no append is in flight, so the
+    appends that started meanwhile hand the announcements back to the appends. Under a
+    steady load the notifications ride on the appends themselves; before, a notifying
+    transaction of its own followed every fourth to sixth append of eight side by side,
+    a commit, a round trip and a pool connection each. A notification lost to a crash is
+    covered by the listeners' polling.
     """
 
     def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
@@ -308,44 +310,43 @@ class CommitNotifier:
         self._wanted = 0
         self._sent = 0
         self._carrying = False
+        self._appending = 0
         self._task: asyncio.Task[None] | None = None
         self.transactions = 0
         """Notifying transactions of the notifier's own sent so far (appends that carried a
         notification are not counted)."""
 
-    def carry(self) -> bool:
-        """Whether the append transaction about to start notifies in itself: when no other
-        notifying transaction of this process is in flight. Then it must report its end
-        with :meth:`carried`."""
+    def begin(self) -> bool:
+        """An append transaction starts: whether it notifies in itself, which it does when
+        no other notifying transaction of this process is in flight. Report its end with
+        :meth:`end`."""
+        self._appending += 1
         if self._carrying:
             return False
         self._carrying = True
         return True
 
-    def carried(self, position: int) -> None:
-        """The append that carried the notification ended, having announced ``position``
-        (0: nothing, it failed or only replayed)."""
-        self._carrying = False
-        self._sent = max(self._sent, position)
-        self._schedule()
-
-    def notify(self, position: int) -> None:
-        """An append that did not carry a notification committed up to ``position``."""
-        self._wanted = max(self._wanted, position)
-        self._schedule()
+    def end(self, *, carried: bool, position: int) -> None:
+        """The append transaction ended, having written up to ``position`` (0: nothing, it
+        failed or only replayed), announced in itself if it ``carried``."""
+        self._appending -= 1
+        if carried:
+            self._carrying = False
+            self._sent = max(self._sent, position)
+        else:
+            self._wanted = max(self._wanted, position)
+        idle = self._task is None or self._task.done()
+        if idle and self._sent < self._wanted and not self._carrying:
+            self._task = asyncio.get_running_loop().create_task(self._send())
 
     @property
     def sent(self) -> int:
         """The highest position announced so far by this process."""
         return self._sent
 
-    def _schedule(self) -> None:
-        idle = self._task is None or self._task.done()
-        if idle and self._sent < self._wanted and not self._carrying:
-            self._task = asyncio.get_running_loop().create_task(self._send())
-
     async def _send(self) -> None:
-        # An append that started since this task was scheduled carries the announcement.
+        # An append that started since this task was scheduled carries the announcement;
+        # one still running when this one is sent will end, and announce or call again.
         while self._sent < self._wanted and not self._carrying:
             position = self._wanted
             self._carrying = True
@@ -359,6 +360,8 @@ class CommitNotifier:
                 self._carrying = False
             self.transactions += 1
             self._sent = max(self._sent, position)
+            if self._appending:
+                return
 
     async def flush(self) -> None:
         """Wait until the last requested notification went out (for orderly shutdowns)."""
@@ -523,10 +526,10 @@ class PostgresEventStore:
     async def _append_batch(self, batch: Sequence[PendingAppend]) -> list[asyncpg.Record]:
         """One transaction for ``batch``: a row per command, in its order, announced by a
         notification of the last position written, in this transaction when it carries
-        the process's notification (``CommitNotifier.carry``), else after its commit. One
+        the process's notification (``CommitNotifier.begin``), else after its commit. One
         command goes through ``append_events``, which costs a third less than a batch of
         one."""
-        carrying = self.notifier.carry()
+        carrying = self.notifier.begin()
         last = 0
         try:
             async with self.pool.acquire() as conn:
@@ -550,10 +553,7 @@ class PostgresEventStore:
                         default=0,
                     )
         finally:
-            if carrying:
-                self.notifier.carried(last)
-        if last and not carrying:
-            self.notifier.notify(last)
+            self.notifier.end(carried=carrying, position=last)
         if len(batch) == 1:
             return rows
         # append_batch answers every command once (written, conflict, replayed, key reused).
