@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -32,6 +32,8 @@ from programledger.domain.integrity import event_hash_v2
 from tests.support.events import Noted
 
 META = EventMetadata(actor="alice", reason="combining")
+
+T = TypeVar("T")
 
 
 class Uncatalogued(DomainEvent, frozen=True, kw_only=True):
@@ -72,8 +74,8 @@ async def _queued(store: PostgresEventStore, count: int) -> None:
 async def combined(
     store: PostgresEventStore,
     pool: asyncpg.Pool,
-    calls: list[Coroutine[Any, Any, AppendResult]],
-) -> list[AppendResult | BaseException]:
+    calls: list[Coroutine[Any, Any, T]],
+) -> list[T | BaseException]:
     """``calls`` queued behind one append held in flight, then let go together: with one
     transaction at a time, they go to PostgreSQL as the next combined transaction (those
     that cannot share it, as a repeated key, in the ones after)."""
@@ -407,23 +409,21 @@ async def test_metrics_show_how_many_callers_each_transaction_and_read_carried(
         lambda: store.combiner.sizes, lambda: store.stream_reads.sizes
     ):
         registry.register(collector)
-    calls = [
-        store.append(f"note-m{i}", ExpectedVersion.NO_STREAM, [Noted(text="m")], META)
-        for i in range(3)
-    ]
-    results = await combined(store, pool, calls)
-    assert all(isinstance(r, AppendResult) for r in results), results
-    # Four loads in one step (two of one stream: read once, both answered), then one alone.
-    await asyncio.gather(*(store.read_stream(f"note-m{i % 3}") for i in range(4)))
+    # Four commands in one transaction, each loading its stream once it is answered: four
+    # loads in one query (two of one stream: read once, both answered), then one alone.
+    results = await combined(
+        store, pool, [_append_then_load(store, f"note-m{i % 3}") for i in range(4)]
+    )
+    assert all(not isinstance(r, BaseException) for r in results), results
     await store.read_stream("note-m0")
 
     def sample(name: str, suffix: str, **labels: str) -> float | None:
         return registry.get_sample_value(f"programledger_{name}_{suffix}", labels)
 
-    # The gate alone, then the three in one transaction.
+    # The gate alone, then the four in one transaction.
     appends = "append_commands_per_transaction"
     assert sample(appends, "count") == 2
-    assert sample(appends, "sum") == 4
+    assert sample(appends, "sum") == 5
     les = ("1.0", "2.0", "4.0", "+Inf")
     assert [sample(appends, "bucket", le=le) for le in les] == [1, 1, 2, 2]
     reads = "stream_reads_per_query"
@@ -535,23 +535,44 @@ async def test_concurrent_loads_share_queries_and_each_gets_its_stream(
     assert len(await store.read_stream("note-r0")) == 2
 
 
-async def test_the_loads_begun_in_one_step_of_the_event_loop_go_as_one_query(
-    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+async def _append_then_load(
+    store: PostgresEventStore, stream_id: str
+) -> tuple[AppendResult, list[RecordedEvent]]:
+    """A command's append, then the load its next command begins with."""
+    appended = await store.append(stream_id, ExpectedVersion.ANY, [Noted(text=stream_id)], META)
+    return appended, await store.read_stream(stream_id)
+
+
+async def test_the_loads_of_the_commands_one_transaction_answered_go_as_one_query(
+    one_at_a_time: PostgresEventStore, pool: asyncpg.Pool
 ) -> None:
     """The commands one combined append answered resume in one step and each loads its
     stream there: with queries free, the first of them must not go alone (nor the second,
     with two in flight), or the loads take three queries where one does."""
-    store = PostgresEventStore(pool, EventCodec(registry), schema=schema)
+    store = one_at_a_time
     streams = [f"note-s{s}" for s in range(5)]
-    for s in streams:
-        await store.append(s, ExpectedVersion.NO_STREAM, [Noted(text=s)], META)
-    found = await asyncio.gather(*(store.read_stream(s) for s in streams))
-    assert [[e.data for e in events] for events in found] == [[Noted(text=s)] for s in streams]
+    found = await combined(store, pool, [_append_then_load(store, s) for s in streams])
+    assert store.combiner.sizes[len(streams)] == 1, "the five appends went as one"
+    loads = [r[1] for r in found if not isinstance(r, BaseException)]
+    assert [[e.data for e in events] for events in loads] == [[Noted(text=s)] for s in streams]
     assert (store.stream_reads.reads, store.stream_reads.queries) == (5, 1)
-    # Alone, a read goes as soon as its caller waits for it, and reads its own writes.
+
+
+async def test_a_lone_read_goes_at_once_and_reads_its_callers_writes(
+    pool: asyncpg.Pool, registry: EventRegistry, schema: str
+) -> None:
+    """A read that finds a query free and no commands resuming together is sent on its
+    caller's task, before the callbacks already due in the event loop run: waiting for
+    them cost a lone command a task and two turns of the loop for nothing to combine."""
+    store = PostgresEventStore(pool, EventCodec(registry), schema=schema)
+    await store.append("note-s0", ExpectedVersion.NO_STREAM, [Noted(text="first")], META)
+    seen: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: seen.append(store.stream_reads.queries))
+    assert [e.version for e in await store.read_stream("note-s0")] == [1]
+    assert seen == [1], "the read was sent before the callbacks due in its step"
     await store.append("note-s0", 1, [Noted(text="again")], META)
     assert [e.version for e in await store.read_stream("note-s0")] == [1, 2]
-    assert store.stream_reads.queries == 2
+    assert store.stream_reads.sizes == {1: 2}
 
 
 @contextlib.asynccontextmanager

@@ -130,6 +130,8 @@ class AppendCombiner:
     ``execute(batch)`` runs one transaction and answers one row per command, in the
     batch's order (or raises, for a batch of one, the error that refused it).
     With ``max_in_flight=None`` nothing is combined: every append is its own transaction.
+    ``answering()`` is called in the step that answers several commands of one
+    transaction at once, whose callers then resume together (``StreamReads.resuming``).
 
     A transaction's slot is given up as soon as PostgreSQL has answered, before its
     callers resume: the queue goes out as the next transaction while this one's callers
@@ -142,11 +144,13 @@ class AppendCombiner:
         execute: Callable[[Sequence[PendingAppend]], Awaitable[Sequence[asyncpg.Record]]],
         *,
         max_in_flight: int | None,
+        answering: Callable[[], None] | None = None,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1 (or None: no combining)")
         self._execute = execute
         self._max = max_in_flight
+        self._answering = answering
         self._queue: deque[PendingAppend] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -235,7 +239,14 @@ class AppendCombiner:
         finally:
             self._in_flight -= 1
             self._start_next(len(batch))
+        self._answer(settled)
+
+    def _answer(
+        self, settled: Sequence[tuple[PendingAppend, asyncpg.Record | BaseException]]
+    ) -> None:
         _settle(settled)
+        if len(settled) > 1 and self._answering is not None:
+            self._answering()
 
     async def _drain(self, batch: list[PendingAppend]) -> None:
         """``batch``, then the queue's next and so on while there is one, in the slot taken
@@ -250,7 +261,7 @@ class AppendCombiner:
                 except asyncio.CancelledError:
                     _cancel(batch)
                     raise
-                _settle(settled)
+                self._answer(settled)
                 batch = self._take(len(batch))
         finally:
             self._in_flight -= 1
@@ -296,15 +307,18 @@ class StreamReads:
     appends, so with only appends combined, a busy process would queue its loads for
     connections instead.
 
-    A read that finds a query free goes at the end of the event loop's current step, not
-    at once: the commands a combined append has just answered all resume in one step, and
-    each loads its stream for its next command there. Sent at once, the first of them went
-    alone, the second too (two in flight) and the rest in a third query; at the end of the
-    step they go as one (32 concurrent commands, alternating runs: three read queries per
+    A read that finds a query free goes at once, on its caller's task, as it would with
+    nothing combined, except in a step where a combined append has just answered several
+    commands (``resuming``): those all resume in the next step and each loads its stream
+    for its next command there. Sent at once, the first of them went alone, the second too
+    (two in flight) and the rest in a third query; so in that step a read goes at its end,
+    and they go as one (32 concurrent commands, alternating runs: three read queries per
     append transaction became one, the client's CPU fell from 68-79% of a core to 63-72%,
-    and 9.5-10.4k commands a second became 9.8-11.2k). A lone read waits only for the
-    callbacks already due in that step, microseconds in an idle process. Reads that arrive
-    while ``max_in_flight`` queries run wait for the next.
+    and 9.5-10.4k commands a second became 9.8-11.2k). Every read went at the end of its
+    step before, which cost a lone command a task and two turns of the event loop: at 10
+    random commands a second, 2.16 against 2.09 ms on average over a store with nothing
+    combined, 2.32 against 2.31 ms since (docs/architecture.md). Reads that arrive while
+    ``max_in_flight`` queries run wait for the next.
 
     Every caller asked before its query started, so it sees every commit made before it
     asked (a caller reads its own writes). Each waits on a future of its own, so one
@@ -329,6 +343,7 @@ class StreamReads:
         combining behaves, as ``AppendCombiner.sizes`` shows it for appends."""
         self.reads = 0
         """Reads asked for so far, answered or waiting."""
+        self._resuming = False
 
     @property
     def queries(self) -> int:
@@ -343,10 +358,33 @@ class StreamReads:
             return (await self._fetch([stream_id])).get(stream_id, [])
         loop = asyncio.get_running_loop()
         if not self._queue and self._in_flight < self._max:
+            if not self._resuming:
+                return await self._alone(stream_id)
             loop.call_soon(self._start_next)
         waiting: asyncio.Future[list[asyncpg.Record]] = loop.create_future()
         self._queue.setdefault(stream_id, []).append(waiting)
         return await waiting
+
+    def resuming(self) -> None:
+        """Several commands were answered in this step and resume together in the next:
+        reads asked for there wait for its end and go as one query."""
+        if not self._resuming:
+            self._resuming = True
+            # Queued behind the wake-ups of the callers just answered: runs after them.
+            asyncio.get_running_loop().call_soon(self._resumed)
+
+    def _resumed(self) -> None:
+        self._resuming = False
+
+    async def _alone(self, stream_id: str) -> list[asyncpg.Record]:
+        """One stream, on the caller's task, in a slot of its own."""
+        self._in_flight += 1
+        self.sizes[1] += 1
+        try:
+            return (await self._fetch([stream_id])).get(stream_id, [])
+        finally:
+            self._in_flight -= 1
+            self._start_next()
 
     def _start_next(self) -> None:
         while self._max is not None and self._in_flight < self._max and self._queue:

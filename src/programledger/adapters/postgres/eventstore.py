@@ -405,8 +405,12 @@ class PostgresEventStore:
         self.codec = codec
         self.schema = schema
         self.notifier = CommitNotifier(pool, self.notify_channel)
-        self.combiner = AppendCombiner(self._append_batch, max_in_flight=appends_in_flight)
         self.stream_reads = StreamReads(self._read_streams, max_in_flight=reads_in_flight)
+        self.combiner = AppendCombiner(
+            self._append_batch,
+            max_in_flight=appends_in_flight,
+            answering=self.stream_reads.resuming,
+        )
         self._store_id: UUID | None = None
 
     async def store_id(self) -> UUID:
