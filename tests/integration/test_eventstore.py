@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 from typing import ClassVar
@@ -17,6 +18,7 @@ from programledger.adapters.postgres.eventstore import (
     _READ_ALL,
     PostgresEventStore,
     RawEvent,
+    new_event_id,
 )
 from programledger.adapters.postgres.ledger import _UNSEALED
 from programledger.adapters.postgres.migrations import available_migrations, migrate
@@ -75,6 +77,35 @@ async def test_append_and_read_back_with_metadata(event_store: PostgresEventStor
     assert await event_store.stream_version("note-1") == 2
     await readable(event_store, result.last_position)
     assert await event_store.head_position() == result.last_position
+
+
+def test_event_ids_are_uuid_version_7_in_the_order_of_their_millisecond() -> None:
+    """Time first (RFC 9562), as Python's own uuid module reads them: the unique index on
+    event_id then takes new ids at its right edge."""
+    before = time.time_ns() // 1_000_000
+    first = new_event_id()
+    after = time.time_ns() // 1_000_000
+    assert (first.version, first.variant) == (7, uuid.RFC_4122)
+    assert before <= first.int >> 80 <= after
+    ids = [new_event_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    later = new_event_id()
+    while later.int >> 80 == ids[-1].int >> 80:
+        later = new_event_id()
+    assert later > max(ids), "an id of a later millisecond sorts after every earlier one"
+
+
+async def test_stored_event_ids_are_the_time_ordered_ones_appends_make(
+    event_store: PostgresEventStore,
+) -> None:
+    result = await event_store.append(
+        "note-ids", ExpectedVersion.NO_STREAM, [Noted(text="a"), Noted(text="b", n=2)], META
+    )
+    stored = [e.event_id for e in await event_store.read_stream("note-ids")]
+    assert stored == result.event_ids
+    assert {i.version for i in stored} == {7}
+    recorded_ms = int(result.recorded_at.timestamp() * 1000)
+    assert all(abs((i.int >> 80) - recorded_ms) < 60_000 for i in stored)
 
 
 async def test_expected_version_rules(event_store: PostgresEventStore) -> None:

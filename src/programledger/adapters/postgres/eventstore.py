@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
+import time
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -53,6 +55,7 @@ __all__ = [
     "PostgresEventStore",
     "RawEvent",
     "ShareKey",
+    "new_event_id",
     "stream_type_of",
 ]
 
@@ -214,6 +217,26 @@ def _raw(r: asyncpg.Record) -> RawEvent:
         metadata=r[8],
         recorded_at=r[9],
         hash=r[10],
+    )
+
+
+def new_event_id() -> UUID:
+    """A UUID version 7 (RFC 9562): the Unix time in milliseconds, then 74 random bits.
+
+    Time first, so that the events' unique index on ``event_id`` takes each new id at its
+    right edge, as the position index does, instead of at a random leaf: with version 4
+    ids every insert touched a page of its own, and after each checkpoint wrote that page
+    whole into the WAL. Ten-event appends at eight writers (``bench/append.py``, a store
+    grown to about 300,000 events, alternating runs): 24.8k and 27.2k events a second with
+    version 4, 27.6k and 28.3k with version 7. Consumers see a UUID as before."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    return UUID(
+        int=(ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 62 & 0xFFF) << 64
+        | 0b10 << 62
+        | rand & (1 << 62) - 1
     )
 
 
@@ -449,7 +472,7 @@ class PostgresEventStore:
             stream_id="warm-connection",
             stream_type="warm",
             expected=-1,
-            event_ids=[uuid4()],
+            event_ids=[new_event_id()],
             event_types=["warm"],
             schema_versions=[1],
             data=[b"{}"],
@@ -505,7 +528,7 @@ class PostgresEventStore:
             stream_id=stream_id,
             stream_type=stream_type,
             expected=expected,
-            event_ids=[uuid4() for _ in encoded],
+            event_ids=[new_event_id() for _ in encoded],
             event_types=[e.event_type for e in encoded],
             schema_versions=[e.schema_version for e in encoded],
             data=[e.data for e in encoded],
