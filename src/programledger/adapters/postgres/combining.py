@@ -353,13 +353,12 @@ class StreamReads:
     async def read(self, stream_id: str) -> list[asyncpg.Record]:
         """The stream's rows in version order."""
         self.reads += 1
-        if self._max is None:
-            self.sizes[1] += 1
-            return (await self._fetch([stream_id])).get(stream_id, [])
+        if self._max is None or (
+            not self._queue and self._in_flight < self._max and not self._resuming
+        ):
+            return await self._alone(stream_id)
         loop = asyncio.get_running_loop()
         if not self._queue and self._in_flight < self._max:
-            if not self._resuming:
-                return await self._alone(stream_id)
             loop.call_soon(self._start_next)
         waiting: asyncio.Future[list[asyncpg.Record]] = loop.create_future()
         self._queue.setdefault(stream_id, []).append(waiting)
@@ -377,7 +376,8 @@ class StreamReads:
         self._resuming = False
 
     async def _alone(self, stream_id: str) -> list[asyncpg.Record]:
-        """One stream, on the caller's task, in a slot of its own."""
+        """One stream, on the caller's task, in a slot of its own (with nothing combined,
+        slots bound nothing)."""
         self._in_flight += 1
         self.sizes[1] += 1
         try:
