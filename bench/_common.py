@@ -183,8 +183,8 @@ async def server_facts(url: str) -> dict[str, str]:
     """Settings that decide what a commit costs, and what one costs here; a figure means
     little without them. The same code measured 0.88 and 0.60 of the raw-insert reference
     at 8 writers on two hosts the same day, one-row commits of 0.22 and 0.07 ms: where
-    the commit is cheap, the reference is bound by its client and the store by the server's
-    CPU, so ratios from hosts whose commit differs are not comparable."""
+    the commit is cheap, the reference's pace is its client's CPU and the store's the
+    server's, so ratios from hosts whose commit differs are not comparable."""
     conn = await asyncpg.connect(url)
     try:
         facts = {"PostgreSQL": str(await conn.fetchval("SHOW server_version"))}
