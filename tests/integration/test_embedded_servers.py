@@ -23,6 +23,9 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NoStreamResponseError
 
 from programledger.adapters.embedded import (
     SERVICE_USER,
@@ -230,6 +233,21 @@ def test_nats_keeps_its_port_for_the_next_process_on_the_same_store(work_dir: Pa
             third.stop()
 
 
+async def publish_when_led(
+    js: JetStreamContext, subject: str, payload: bytes, within: float = 30.0
+) -> PubAck:
+    """A stream of three replicas takes a message once its leader is elected and the
+    leader's interest has reached the node the client talks to; a publish before that finds
+    no responders (CI lost a run to it on a busy machine) or times out. The message id
+    makes a retry of a publish that was stored after all a duplicate the stream drops."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await js.publish(subject, payload, headers={"Nats-Msg-Id": subject})
+            except (NoStreamResponseError, nats.errors.TimeoutError):
+                await asyncio.sleep(0.05)
+
+
 async def test_nats_cluster_replicates_streams(work_dir: Path) -> None:
     nodes = await asyncio.to_thread(start_cluster, work_dir / "cluster", 3)
     try:
@@ -239,7 +257,7 @@ async def test_nats_cluster_replicates_streams(work_dir: Path) -> None:
             js = nc.jetstream()
             info = await js.add_stream(name="REPLICATED", subjects=["replicated.>"], num_replicas=3)
             assert info.config.num_replicas == 3
-            ack = await js.publish("replicated.one", b"three copies")
+            ack = await publish_when_led(js, "replicated.one", b"three copies")
             assert ack.seq == 1
             info = await js.stream_info("REPLICATED")
             assert info.state.messages == 1
