@@ -17,6 +17,8 @@ import asyncpg
 import httpx
 
 from programledger.api import ApiLimits, Role
+from programledger.api.graphql.freshness import READ_MODELS_OF_TYPE
+from programledger.api.graphql.node import global_id
 from programledger.projections.engine.storage import prepare_tables
 from programledger.projections.registry import PROJECTIONS
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input
@@ -116,6 +118,48 @@ async def test_the_number_of_waiting_requests_is_bounded(api_with: ApiFactory) -
     assert mutation["projectionsCaughtUp"] is False
     # A read without the header does not wait, so the bound does not apply to it.
     assert unrelated.status_code == 200
+
+
+ACROSS_READ_MODELS = {
+    "query($id: ID!) { scenarioEvaluation(scenarioId: $id) { resources { resourceKey } } }": [
+        "allocations",
+        "scenarios",
+    ],
+    'query($program: ID!) { statusReportDraft(programId: $program, period: "2027-W14") '
+    "{ overall } }": ["allocations", "milestones", "programs", "risks", "schedule"],
+    "query($risk: ID!) { node(id: $risk) { ... on Risk { title } } }": ["risks"],
+    "query($node: ID!) { nodes(ids: [$node]) { ...P } } fragment P on Program { name }": [
+        "programs"
+    ],
+    "query($node: ID!) { node(id: $node) { id } }": sorted(set(READ_MODELS_OF_TYPE.values())),
+}
+"""Reads whose answer comes from read models their field names do not say: a scenario's
+evaluation is made over the resources and allocations as they are, a status report's draft
+from five read models, and ``node`` answers whatever type its id names."""
+
+
+async def test_a_read_waits_for_every_read_model_it_is_answered_from(
+    api_with: ApiFactory,
+) -> None:
+    """A scenario evaluated right after a resource was registered showed no resources: the
+    wait covered the scenarios, not the allocations the evaluation is made over (CI)."""
+    async with api_with(watch=True, limits=ApiLimits(projection_wait=1)) as api:
+        program, position = await _written(api)
+        headers = {**api.auth(Role.EDITOR), MIN_POSITION: str(position)}
+        variables = {
+            "id": new_id(),
+            "program": program,
+            "risk": global_id("Risk", new_id()),
+            "node": global_id("Program", program),
+        }
+        answered = await asyncio.gather(
+            *(api.post(query, variables, headers=headers) for query in ACROSS_READ_MODELS)
+        )
+
+    for (query, waited), response in zip(ACROSS_READ_MODELS.items(), answered, strict=True):
+        assert response.status_code == 200, response.text
+        behind = response.json().get("extensions", {}).get("projectionsBehind")
+        assert behind == waited, (query, response.text)
 
 
 def _through(url: str, port: int) -> str:

@@ -4,8 +4,11 @@ the wait, and say so when it gave up instead of passing stale data off as fresh.
 - A mutation with ``waitForProjections`` waits for the read models that handle the
   events it wrote (a command that wrote nothing: those fed by its stream's type).
 - A query with ``Programledger-Min-Position`` waits for the read models behind the
-  fields it selects (:data:`READ_MODELS_OF_FIELD`, at any depth, fragments included);
-  history, integrity and status are read from the event store and never wait.
+  fields it selects (:data:`READ_MODELS_OF_FIELD`, at any depth, fragments included),
+  and, for ``node`` and ``nodes``, behind the types its fragments name
+  (:data:`READ_MODELS_OF_TYPE`; every one of them when it names none); history,
+  integrity, status, the feed and webhooks are read from the event store or tables of
+  their own and never wait (:data:`UNWAITED_FIELDS`).
 - A position beyond the store's head is a ``BAD_USER_INPUT`` request error, at once; a
   process with ``max_waiting_requests`` requests already waiting answers ``UNAVAILABLE``
   (HTTP 503, ``Retry-After``) rather than queueing more.
@@ -25,7 +28,15 @@ import logging
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
-from graphql import DocumentNode, FieldNode, GraphQLError, Visitor, visit
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    InlineFragmentNode,
+    Visitor,
+    visit,
+)
 from strawberry.extensions import SchemaExtension
 
 from programledger.adapters.postgres.eventstore import stream_type_of
@@ -42,6 +53,8 @@ from programledger.projections.engine.progress import (
 __all__ = [
     "BEHIND_HEADER",
     "READ_MODELS_OF_FIELD",
+    "READ_MODELS_OF_TYPE",
+    "UNWAITED_FIELDS",
     "ReadYourWrites",
     "read_models_of",
     "wait_for_command",
@@ -51,69 +64,129 @@ log = logging.getLogger("programledger.api")
 
 BEHIND_HEADER = "Programledger-Projections-Behind"
 
-READ_MODELS_OF_FIELD: dict[str, str] = {
-    "program": "programs",
-    "programs": "programs",
-    "programByCode": "programs",
-    "workstreams": "programs",
-    "stakeholders": "programs",
-    "budgetAllocations": "programs",
-    "spendReports": "programs",
-    "risk": "risks",
-    "risks": "risks",
-    "riskHeatmap": "risks",
-    "raid": "raid",
-    "assumption": "raid",
-    "issue": "raid",
-    "dependency": "milestones",
-    "milestone": "milestones",
-    "milestones": "milestones",
-    "dependencies": "milestones",
-    "decision": "decisions",
-    "decisions": "decisions",
-    "lessons": "decisions",
-    "resource": "allocations",
-    "resources": "allocations",
-    "allocations": "allocations",
-    "utilisation": "allocations",
-    "staffing": "allocations",
-    "auditTrail": "audit",
-    "scheduleAnalysis": "schedule",
-    "scheduleWhatIf": "schedule",
-    "scheduleVariance": "schedule",
-    "baselines": "schedule",
-    "changeRequests": "schedule",
-    "scheduleLinks": "schedule",
-    "portfolio": "portfolios",
-    "portfolios": "portfolios",
-    "portfolioOfProgram": "portfolios",
-    "portfolioMoves": "portfolios",
-    "objective": "portfolios",
-    "objectives": "portfolios",
-    "programObjectives": "portfolios",
-    "keyResultCheckIns": "portfolios",
-    "objectiveLinks": "portfolios",
-    "statusReport": "status_reports",
-    "statusReports": "status_reports",
-    "statusReportTrend": "status_reports",
-    "scenario": "scenarios",
-    "scenarios": "scenarios",
-    "scenarioEvaluation": "scenarios",
+READ_MODELS_OF_FIELD: dict[str, tuple[str, ...]] = {
+    "program": ("programs",),
+    "programs": ("programs",),
+    "programByCode": ("programs",),
+    "workstreams": ("programs",),
+    "stakeholders": ("programs",),
+    "budgetAllocations": ("programs",),
+    "spendReports": ("programs",),
+    "risk": ("risks",),
+    "risks": ("risks",),
+    "riskHeatmap": ("risks",),
+    "raid": ("raid",),
+    "assumption": ("raid",),
+    "issue": ("raid",),
+    "dependency": ("milestones",),
+    "milestone": ("milestones",),
+    "milestones": ("milestones",),
+    "dependencies": ("milestones",),
+    "decision": ("decisions",),
+    "decisions": ("decisions",),
+    "lessons": ("decisions",),
+    "resource": ("allocations",),
+    "resources": ("allocations",),
+    "allocations": ("allocations",),
+    "utilisation": ("allocations",),
+    "staffing": ("allocations",),
+    "auditTrail": ("audit",),
+    "scheduleAnalysis": ("schedule",),
+    "scheduleWhatIf": ("schedule",),
+    "scheduleVariance": ("schedule",),
+    "baselines": ("schedule",),
+    "changeRequests": ("schedule",),
+    "scheduleLinks": ("schedule",),
+    "portfolio": ("portfolios",),
+    "portfolios": ("portfolios",),
+    "portfolioOfProgram": ("portfolios",),
+    "portfolioMoves": ("portfolios",),
+    "objective": ("portfolios",),
+    "objectives": ("portfolios",),
+    "programObjectives": ("portfolios",),
+    "keyResultCheckIns": ("portfolios",),
+    "objectiveLinks": ("portfolios",),
+    "statusReport": ("status_reports",),
+    "statusReports": ("status_reports",),
+    "statusReportTrend": ("status_reports",),
+    "scenario": ("scenarios",),
+    "scenarios": ("scenarios",),
+    # Over the resources and allocations as they are now.
+    "scenarioEvaluation": ("scenarios", "allocations"),
+    # Proposed from the program, its milestones and dependencies, change requests, risks
+    # and the week's over-allocations.
+    "statusReportDraft": ("programs", "milestones", "schedule", "risks", "allocations"),
 }
-"""The read model each field reads, by field name (root or nested)."""
+"""The read models each field reads, by field name (root or nested)."""
+
+READ_MODELS_OF_TYPE: dict[str, str] = {
+    "Program": "programs",
+    "Workstream": "programs",
+    "Stakeholder": "programs",
+    "BudgetAllocation": "programs",
+    "Risk": "risks",
+    "Assumption": "raid",
+    "Issue": "raid",
+    "Milestone": "milestones",
+    "Dependency": "milestones",
+    "Decision": "decisions",
+    "Lesson": "decisions",
+    "Allocation": "allocations",
+    "Resource": "allocations",
+    "Portfolio": "portfolios",
+    "Objective": "portfolios",
+    "StatusReport": "status_reports",
+    "Scenario": "scenarios",
+}
+"""The read model behind each type ``node`` and ``nodes`` answer: which one an id names
+is known only once it is read, so a document waits for the types its fragments name."""
+
+UNWAITED_FIELDS = frozenset(
+    {
+        "me",
+        "history",
+        "verifyIntegrity",
+        "projectionStatus",
+        "ledgerHead",
+        "treeHeads",
+        "inclusionProof",
+        "consistencyProof",
+        "ledgerPublicKeys",
+        "eventFeed",
+        "webhookEndpoints",
+        "webhookDeliveries",
+    }
+)
+"""The root fields that read no read model: the event store, the ledger's tree, the
+projections' own progress, webhooks' tables, the caller's token."""
+
+_NODE_FIELDS = frozenset({"node", "nodes"})
 
 
 def read_models_of(document: DocumentNode) -> frozenset[str]:
     """The read models the fields of ``document`` read."""
     found: set[str] = set()
+    typed: set[str] = set()
+    asks_nodes = False
 
     class Collect(Visitor):
         def enter_field(self, node: FieldNode, *_args: object) -> None:
-            model = READ_MODELS_OF_FIELD.get(node.name.value)
-            if model is not None:
-                found.add(model)
+            nonlocal asks_nodes
+            name = node.name.value
+            found.update(READ_MODELS_OF_FIELD.get(name, ()))
+            asks_nodes = asks_nodes or name in _NODE_FIELDS
+
+        def enter_inline_fragment(self, node: InlineFragmentNode, *_args: object) -> None:
+            if node.type_condition is not None:
+                typed.add(node.type_condition.name.value)
+
+        def enter_fragment_definition(self, node: FragmentDefinitionNode, *_args: object) -> None:
+            typed.add(node.type_condition.name.value)
 
     visit(document, Collect())
+    if asks_nodes:
+        named = {READ_MODELS_OF_TYPE[t] for t in typed if t in READ_MODELS_OF_TYPE}
+        found.update(named or READ_MODELS_OF_TYPE.values())
     return frozenset(found)
 
 

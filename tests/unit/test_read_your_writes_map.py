@@ -1,0 +1,53 @@
+"""Which read models a query waits for (``Programledger-Min-Position``) is said by hand,
+field by field: these checks make a new root field, a new node type or a misspelt read
+model fail here rather than answer stale data for lack of a wait."""
+
+from __future__ import annotations
+
+from graphql import GraphQLInterfaceType, parse
+
+from programledger.api.graphql.freshness import (
+    READ_MODELS_OF_FIELD,
+    READ_MODELS_OF_TYPE,
+    UNWAITED_FIELDS,
+    read_models_of,
+)
+from programledger.api.graphql.schema import build_schema
+from programledger.projections.registry import PROJECTIONS
+
+
+def test_every_root_field_says_what_it_waits_for() -> None:
+    query = build_schema()._schema.query_type
+    assert query is not None
+    fields = set(query.fields)
+    assert fields - READ_MODELS_OF_FIELD.keys() - UNWAITED_FIELDS == {"node", "nodes"}
+    assert not UNWAITED_FIELDS & READ_MODELS_OF_FIELD.keys()
+    assert fields >= UNWAITED_FIELDS
+
+
+def test_every_node_type_has_its_read_model() -> None:
+    schema = build_schema()._schema
+    node = schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    types = {t.name for t in schema.get_possible_types(node)}
+    assert types == READ_MODELS_OF_TYPE.keys()
+
+
+def test_every_read_model_named_exists() -> None:
+    named = {m for models in READ_MODELS_OF_FIELD.values() for m in models}
+    assert named | set(READ_MODELS_OF_TYPE.values()) <= PROJECTIONS.keys()
+
+
+def test_node_waits_for_the_types_its_fragments_name_or_else_for_all() -> None:
+    def of(document: str) -> frozenset[str]:
+        return read_models_of(parse(document))
+
+    assert of("{ node(id: 1) { ... on Risk { title } ... on Scenario { name } } }") == {
+        "risks",
+        "scenarios",
+    }
+    assert of("{ nodes(ids: [1]) { ...P } } fragment P on Program { name }") == {"programs"}
+    assert of("{ node(id: 1) { id } }") == set(READ_MODELS_OF_TYPE.values())
+    # A fragment elsewhere names the type it reads, whichever field it sits under.
+    assert of("{ risks { nodes { ... on Risk { title } } } }") == {"risks"}
+    assert of("{ history(streamId: 1) { position } }") == frozenset()
