@@ -230,6 +230,28 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
     assert "errors" in too_many.json()
 
 
+async def test_a_read_as_of_a_mutations_position_shows_the_mutation(reader: Api) -> None:
+    """What docs/api.md suggests: a mutation's ``position`` read back at once as
+    ``asOfPosition``. Read before the read models had it, it showed the state before the
+    mutation under the mutation's position, and a read a moment later another state."""
+    as_of = """query($id: ID!, $at: SafeInt) {
+      program(id: $id, asOfPosition: $at) { name status }
+      programs(asOfPosition: $at) { totalCount asOfPosition }
+    }"""
+    for proposed_before in range(5):
+        program = new_id()
+        proposed = await reader.accepted("proposeProgram", program_input(program))
+        at = proposed["position"]
+        read = await _query(reader, as_of, {"id": program, "at": at})
+        assert read["program"] == {"name": "Payments platform", "status": "PROPOSED"}
+        assert read["programs"] == {"totalCount": proposed_before + 1, "asOfPosition": at}
+        activated = await reader.accepted("activateProgram", {"programId": program})
+        then = await _query(reader, as_of, {"id": program, "at": at})
+        assert then == read, "a read as of a position gives the same answer every time"
+        now = await _query(reader, as_of, {"id": program, "at": activated["position"]})
+        assert now["program"]["status"] == "ACTIVE"
+
+
 async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:
     ids = await _plan_program(reader)
     risk = ids["risk"]

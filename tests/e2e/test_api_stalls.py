@@ -162,6 +162,37 @@ async def test_a_read_waits_for_every_read_model_it_is_answered_from(
         assert behind == waited, (query, response.text)
 
 
+async def test_a_read_as_of_a_position_waits_for_it(api_with: ApiFactory) -> None:
+    """A read as of a position the read models have not reached would give the state
+    before it under its name: it waits as the header does, says when it gave up, and a
+    position the store does not hold yet is refused."""
+    async with api_with(watch=True, limits=ApiLimits(projection_wait=1)) as api:
+        program, position = await _written(api)
+        headers = api.auth(Role.VIEWER)
+        as_of = "query($id: ID!, $at: SafeInt) { program(id: $id, asOfPosition: $at) { name } }"
+        read = await api.post(as_of, {"id": program, "at": position}, headers=headers)
+        known = await api.post(
+            'query($at: SafeInt) { utilisation(from: "2027-01-04", to: "2027-01-10", '
+            "knownAtPosition: $at) { weeks { totalCount } } }",
+            {"at": position},
+            headers=headers,
+        )
+        literal = await api.post(
+            f"{{ programs(asOfPosition: {position}) {{ totalCount }} }}", headers=headers
+        )
+        ahead = await api.post(as_of, {"id": program, "at": position + 1000}, headers=headers)
+        now = await api.post(as_of, {"id": program, "at": None}, headers=headers)
+
+    assert read.json()["extensions"] == {"projectionsBehind": ["programs"], "stale": True}
+    assert known.json()["extensions"] == {"projectionsBehind": ["allocations"], "stale": True}
+    assert literal.json()["extensions"] == {"projectionsBehind": ["programs"], "stale": True}
+    assert _code(ahead) == "BAD_USER_INPUT", ahead.text
+    assert f"head ({position})" in ahead.json()["errors"][0]["message"]
+    assert "data" not in ahead.json()
+    # Reading the current state waits for nothing without the header.
+    assert "extensions" not in now.json(), now.text
+
+
 def _through(url: str, port: int) -> str:
     parts = urlsplit(url)
     netloc = f"{parts.username}@127.0.0.1:{port}" if parts.username else f"127.0.0.1:{port}"

@@ -10,6 +10,7 @@ from programledger.api.graphql.freshness import (
     READ_MODELS_OF_FIELD,
     READ_MODELS_OF_TYPE,
     UNWAITED_FIELDS,
+    as_of_positions,
     read_models_of,
 )
 from programledger.api.graphql.schema import build_schema
@@ -51,3 +52,17 @@ def test_node_waits_for_the_types_its_fragments_name_or_else_for_all() -> None:
     # A fragment elsewhere names the type it reads, whichever field it sits under.
     assert of("{ risks { nodes { ... on Risk { title } } } }") == {"risks"}
     assert of("{ history(streamId: 1) { position } }") == frozenset()
+
+
+def test_the_positions_a_query_reads_as_of_come_from_literals_and_variables() -> None:
+    document = parse(
+        "query($at: SafeInt, $known: SafeInt, $n: Int) {"
+        " program(id: 1, asOfPosition: 7) { name }"
+        " risks(asOfPosition: $at, first: $n) { totalCount }"
+        ' utilisation(from: "2027-01-04", to: "2027-01-10", knownAtPosition: $known)'
+        " { weeks { totalCount } } }"
+    )
+    assert sorted(as_of_positions(document, {"at": 12, "known": 3, "n": 50})) == [3, 7, 12]
+    # Unset, null or not a position: the field's own validation answers for it.
+    assert as_of_positions(document, {"at": None, "known": True}) == [7]
+    assert as_of_positions(parse("{ programs(asOfPosition: -1) { totalCount } }"), {}) == []

@@ -9,6 +9,8 @@ the wait, and say so when it gave up instead of passing stale data off as fresh.
   (:data:`READ_MODELS_OF_TYPE`; every one of them when it names none); history,
   integrity, status, the feed and webhooks are read from the event store or tables of
   their own and never wait (:data:`UNWAITED_FIELDS`).
+- A query that reads as of a position (``asOfPosition``, ``knownAtPosition``) waits for
+  it the same way, so that a read as of a position always gives the same answer.
 - A position beyond the store's head is a ``BAD_USER_INPUT`` request error, at once; a
   process with ``max_waiting_requests`` requests already waiting answers ``UNAVAILABLE``
   (HTTP 503, ``Retry-After``) rather than queueing more.
@@ -25,15 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
     InlineFragmentNode,
+    IntValueNode,
+    VariableNode,
     Visitor,
     visit,
 )
@@ -56,6 +61,7 @@ __all__ = [
     "READ_MODELS_OF_TYPE",
     "UNWAITED_FIELDS",
     "ReadYourWrites",
+    "as_of_positions",
     "read_models_of",
     "wait_for_command",
 ]
@@ -162,6 +168,8 @@ projections' own progress, webhooks' tables, the caller's token."""
 
 _NODE_FIELDS = frozenset({"node", "nodes"})
 
+_POSITION_ARGUMENTS = frozenset({"asOfPosition", "knownAtPosition"})
+
 
 def read_models_of(document: DocumentNode) -> frozenset[str]:
     """The read models the fields of ``document`` read."""
@@ -188,6 +196,28 @@ def read_models_of(document: DocumentNode) -> frozenset[str]:
         named = {READ_MODELS_OF_TYPE[t] for t in typed if t in READ_MODELS_OF_TYPE}
         found.update(named or READ_MODELS_OF_TYPE.values())
     return frozenset(found)
+
+
+def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> list[int]:
+    """The positions ``document`` reads as of (``asOfPosition``, ``knownAtPosition``),
+    given as literals or variables; a value that is not a position is left to the
+    field's own validation."""
+    found: list[int] = []
+
+    class Collect(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
+            if node.name.value not in _POSITION_ARGUMENTS:
+                return
+            value: object = None
+            if isinstance(node.value, IntValueNode):
+                value = int(node.value.value)
+            elif isinstance(node.value, VariableNode):
+                value = variables.get(node.value.name.value)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                found.append(value)
+
+    visit(document, Collect())
+    return found
 
 
 async def _waited(
@@ -241,31 +271,42 @@ async def wait_for_command(context: ApiContext, result: CommandResult) -> bool:
 
 
 class ReadYourWrites(SchemaExtension):
-    """Waits for ``Programledger-Min-Position`` once the document is known and valid, and
-    adds ``projectionsBehind`` to a result whose reads did not catch up."""
+    """Waits for ``Programledger-Min-Position`` and for the positions a query reads as of
+    (``asOfPosition``, ``knownAtPosition``) once the document is known and valid, and adds
+    ``projectionsBehind`` to a result whose reads did not catch up.
+
+    A read as of a position the read models have not reached would answer the state
+    before it under that position's name, and the same read a moment later another one:
+    a mutation's ``position`` read at once as ``asOfPosition`` (what docs/api.md
+    suggests) showed the entity without the mutation. So it waits like the header, and a
+    position beyond the store's head is refused the same way."""
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context.context
+        document = self.execution_context.graphql_document
         if (
             isinstance(context, ApiContext)
-            and context.min_position is not None
             and not self.execution_context.pre_execution_errors
-            and self.execution_context.graphql_document is not None
+            and document is not None
         ):
-            error = await self._wait(context, self.execution_context.graphql_document)
-            if error is not None:
-                # Set before strawberry looks at them, so the operation does not run.
-                self.execution_context.pre_execution_errors = [error]
+            read_at = as_of_positions(document, self.execution_context.variables or {})
+            position = max((context.min_position or 0, *read_at), default=0)
+            if context.min_position is not None or read_at:
+                error = await self._wait(context, document, position)
+                if error is not None:
+                    # Set before strawberry looks at them, so the operation does not run.
+                    self.execution_context.pre_execution_errors = [error]
         yield
 
-    async def _wait(self, context: ApiContext, document: DocumentNode) -> GraphQLError | None:
-        assert context.min_position is not None
+    async def _wait(
+        self, context: ApiContext, document: DocumentNode, position: int
+    ) -> GraphQLError | None:
         names = read_models_of(document)
         if context.services.wait_for_position is None:
             context.waited(names)
             return None
         try:
-            outcome = await _waited(context, context.min_position, names, committed=False)
+            outcome = await _waited(context, position, names, committed=False)
         except PositionAhead as exc:
             return GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "head": exc.head})
         except TooManyWaiting as exc:
