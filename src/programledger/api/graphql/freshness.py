@@ -289,7 +289,13 @@ class ReadYourWrites(SchemaExtension):
             and not self.execution_context.pre_execution_errors
             and document is not None
         ):
-            read_at = as_of_positions(document, self.execution_context.variables or {})
+            query = self.execution_context.query
+            # The document is walked only when its text names such an argument: most do not.
+            read_at = (
+                as_of_positions(document, self.execution_context.variables or {})
+                if query is None or any(name in query for name in _POSITION_ARGUMENTS)
+                else []
+            )
             position = max((context.min_position or 0, *read_at), default=0)
             if context.min_position is not None or read_at:
                 error = await self._wait(context, document, position)
