@@ -173,8 +173,24 @@ _POSITION_ARGUMENTS = frozenset({"asOfPosition", "knownAtPosition"})
 
 def read_models_of(document: DocumentNode) -> frozenset[str]:
     """The read models the fields of ``document`` read."""
+    return _reads(document, {})[0]
+
+
+def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> list[int]:
+    """The positions ``document`` reads as of (``asOfPosition``, ``knownAtPosition``),
+    given as literals or variables; a value that is not a position is left to the
+    field's own validation."""
+    return _reads(document, variables)[1]
+
+
+def _reads(
+    document: DocumentNode, variables: Mapping[str, Any]
+) -> tuple[frozenset[str], list[int]]:
+    """The read models ``document`` reads and the positions it reads them as of, in one
+    walk of it."""
     found: set[str] = set()
     typed: set[str] = set()
+    positions: list[int] = []
     asks_nodes = False
 
     class Collect(Visitor):
@@ -191,20 +207,6 @@ def read_models_of(document: DocumentNode) -> frozenset[str]:
         def enter_fragment_definition(self, node: FragmentDefinitionNode, *_args: object) -> None:
             typed.add(node.type_condition.name.value)
 
-    visit(document, Collect())
-    if asks_nodes:
-        named = {READ_MODELS_OF_TYPE[t] for t in typed if t in READ_MODELS_OF_TYPE}
-        found.update(named or READ_MODELS_OF_TYPE.values())
-    return frozenset(found)
-
-
-def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> list[int]:
-    """The positions ``document`` reads as of (``asOfPosition``, ``knownAtPosition``),
-    given as literals or variables; a value that is not a position is left to the
-    field's own validation."""
-    found: list[int] = []
-
-    class Collect(Visitor):
         def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
             if node.name.value not in _POSITION_ARGUMENTS:
                 return
@@ -214,10 +216,13 @@ def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> lis
             elif isinstance(node.value, VariableNode):
                 value = variables.get(node.value.name.value)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                found.append(value)
+                positions.append(value)
 
     visit(document, Collect())
-    return found
+    if asks_nodes:
+        named = {READ_MODELS_OF_TYPE[t] for t in typed if t in READ_MODELS_OF_TYPE}
+        found.update(named or READ_MODELS_OF_TYPE.values())
+    return frozenset(found), positions
 
 
 async def _waited(
@@ -290,24 +295,25 @@ class ReadYourWrites(SchemaExtension):
             and document is not None
         ):
             query = self.execution_context.query
-            # The document is walked only when its text names such an argument: most do not.
-            read_at = (
-                as_of_positions(document, self.execution_context.variables or {})
-                if query is None or any(name in query for name in _POSITION_ARGUMENTS)
-                else []
-            )
-            position = max((context.min_position or 0, *read_at), default=0)
-            if context.min_position is not None or read_at:
-                error = await self._wait(context, document, position)
-                if error is not None:
-                    # Set before strawberry looks at them, so the operation does not run.
-                    self.execution_context.pre_execution_errors = [error]
+            # The document is walked only when the request may wait: it carries the header,
+            # or its text names an as-of position (most requests do neither).
+            if (
+                context.min_position is not None
+                or query is None
+                or any(name in query for name in _POSITION_ARGUMENTS)
+            ):
+                names, read_at = _reads(document, self.execution_context.variables or {})
+                if context.min_position is not None or read_at:
+                    position = max((context.min_position or 0, *read_at))
+                    error = await self._wait(context, names, position)
+                    if error is not None:
+                        # Set before strawberry looks at them, so the operation does not run.
+                        self.execution_context.pre_execution_errors = [error]
         yield
 
     async def _wait(
-        self, context: ApiContext, document: DocumentNode, position: int
+        self, context: ApiContext, names: frozenset[str], position: int
     ) -> GraphQLError | None:
-        names = read_models_of(document)
         if context.services.wait_for_position is None:
             context.waited(names)
             return None
