@@ -31,9 +31,11 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
+from programledger.projections.engine.queries import resolve_position
 from programledger.projections.engine.storage import projection_channel, wanted_channel
 from programledger.projections.registry import PROJECTIONS
 
@@ -109,9 +111,9 @@ class ProgressWatch:
     """Where each projection stands, kept current by NOTIFY; waits for positions.
 
     ``pool`` is used only for the rare head check (a position beyond the last append
-    announced on ``events_channel``, the store's NOTIFY channel); ``connect`` opens the
-    watch's own listening connection. Started by the first :meth:`wait`, stopped by
-    :meth:`close`.
+    announced on ``events_channel``, the store's NOTIFY channel) and to find the position
+    of a time when the read models waited for lag; ``connect`` opens the watch's own
+    listening connection. Started by the first :meth:`wait`, stopped by :meth:`close`.
     """
 
     def __init__(
@@ -150,7 +152,7 @@ class ProgressWatch:
 
     async def wait(
         self,
-        position: int,
+        position: int | datetime,
         timeout: float,  # noqa: ASYNC109 - the API's contract: a bounded wait
         projections: Iterable[str] | None = None,
         *,
@@ -160,11 +162,17 @@ class ProgressWatch:
         most ``timeout`` seconds; the outcome names those that had not.
 
         ``committed`` says the caller knows ``position`` is in the store (it just wrote
-        it), which spares the head check. Raises :class:`PositionAhead` and
-        :class:`TooManyWaiting` (see the module).
+        it), which spares the head check. A time stands for the last position recorded
+        at or before it (what a read ``asOf`` that time reads as of). Raises
+        :class:`PositionAhead` and :class:`TooManyWaiting` (see the module).
         """
         names = frozenset(PROJECTIONS if projections is None else projections)
         self._start()
+        if isinstance(position, datetime):
+            at = await self._position_at(position, names)
+            if at is None:
+                return WaitOutcome()
+            position, committed = at, True
         if committed:
             self._head = max(self._head, position)
         elif position > self._head:
@@ -225,6 +233,18 @@ class ProgressWatch:
             )
         except _DB_ERRORS as exc:
             log.debug("could not ask the runners to hurry to %d: %s", position, exc)
+
+    async def _position_at(self, at: datetime, names: frozenset[str]) -> int | None:
+        """The position a read as of ``at`` reads at, when the read models might not have
+        reached it; ``None`` when they have every event announced so far, which spares
+        the query on the common path (a past moment, read models keeping up). Only a
+        watch that hears the store's appends (``events_channel``) knows that head."""
+        known = self._events_channel is not None and self._connected.is_set()
+        if known and not self._behind(names, self._head):
+            return None
+        async with self._pool.acquire() as conn:
+            position = await resolve_position(conn, at)
+        return position or None
 
     def _behind(self, names: frozenset[str], position: int) -> set[str]:
         return {n for n in names if self._positions.get(n, 0) < position}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -230,26 +231,40 @@ async def test_programs_page_with_cursors_and_filters(reader: Api) -> None:
     assert "errors" in too_many.json()
 
 
-async def test_a_read_as_of_a_mutations_position_shows_the_mutation(reader: Api) -> None:
-    """What docs/api.md suggests: a mutation's ``position`` read back at once as
-    ``asOfPosition``. Read before the read models had it, it showed the state before the
-    mutation under the mutation's position, and a read a moment later another state."""
-    as_of = """query($id: ID!, $at: SafeInt) {
+AS_OF_READS = {
+    "asOfPosition": """query($id: ID!, $at: SafeInt) {
       program(id: $id, asOfPosition: $at) { name status }
       programs(asOfPosition: $at) { totalCount asOfPosition }
-    }"""
+    }""",
+    "asOf": """query($id: ID!, $at: DateTime) {
+      program(id: $id, asOf: $at) { name status }
+      programs(asOf: $at) { totalCount asOfPosition }
+    }""",
+}
+
+
+@pytest.mark.parametrize("argument", AS_OF_READS)
+async def test_a_read_as_of_a_mutation_shows_it_at_once(reader: Api, argument: str) -> None:
+    """What docs/api.md suggests: a mutation's ``position`` read back at once as
+    ``asOfPosition``, or the moment after it as ``asOf``. Read before the read models had
+    it, it showed the state before the mutation under the mutation's position, and a read
+    a moment later another state."""
+    as_of = AS_OF_READS[argument]
     for proposed_before in range(5):
         program = new_id()
         proposed = await reader.accepted("proposeProgram", program_input(program))
-        at = proposed["position"]
+        at = proposed["position"] if argument == "asOfPosition" else datetime.now(UTC).isoformat()
         read = await _query(reader, as_of, {"id": program, "at": at})
         assert read["program"] == {"name": "Payments platform", "status": "PROPOSED"}
-        assert read["programs"] == {"totalCount": proposed_before + 1, "asOfPosition": at}
-        activated = await reader.accepted("activateProgram", {"programId": program})
+        assert read["programs"] == {
+            "totalCount": proposed_before + 1,
+            "asOfPosition": proposed["position"],
+        }
+        await reader.accepted("activateProgram", {"programId": program})
         then = await _query(reader, as_of, {"id": program, "at": at})
-        assert then == read, "a read as of a position gives the same answer every time"
-        now = await _query(reader, as_of, {"id": program, "at": activated["position"]})
-        assert now["program"]["status"] == "ACTIVE"
+        assert then == read, "a read as of a moment gives the same answer every time"
+    now = await _query(reader, AS_OF_READS["asOfPosition"], {"id": program, "at": None})
+    assert now["program"]["status"] == "ACTIVE"
 
 
 async def test_an_auditor_sees_what_changed_when(reader: Api) -> None:

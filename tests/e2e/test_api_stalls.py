@@ -9,12 +9,15 @@ worst case for read-your-writes.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import pytest
 
 from programledger.api import ApiLimits, Role
 from programledger.api.graphql.freshness import READ_MODELS_OF_TYPE
@@ -162,33 +165,45 @@ async def test_a_read_waits_for_every_read_model_it_is_answered_from(
         assert behind == waited, (query, response.text)
 
 
-async def test_a_read_as_of_a_position_waits_for_it(api_with: ApiFactory) -> None:
+@pytest.mark.parametrize("kind", ["position", "time"])
+async def test_a_read_as_of_a_moment_waits_for_it(api_with: ApiFactory, kind: str) -> None:
     """A read as of a position the read models have not reached would give the state
-    before it under its name: it waits as the header does, says when it gave up, and a
-    position the store does not hold yet is refused."""
+    before it under its name, and one as of a time, answered at the last position
+    recorded then, an older state under that time: each waits as the header does and
+    says when it gave up. A position the store does not hold yet is refused; a time
+    before anything was recorded waits for nothing."""
+    by_time = kind == "time"
+    suffix, scalar = ("", "DateTime") if by_time else ("Position", "SafeInt")
     async with api_with(watch=True, limits=ApiLimits(projection_wait=1)) as api:
         program, position = await _written(api)
         headers = api.auth(Role.VIEWER)
-        as_of = "query($id: ID!, $at: SafeInt) { program(id: $id, asOfPosition: $at) { name } }"
-        read = await api.post(as_of, {"id": program, "at": position}, headers=headers)
+        at: int | str = datetime.now(UTC).isoformat() if by_time else position
+        as_of = (
+            f"query($id: ID!, $at: {scalar}) {{ program(id: $id, asOf{suffix}: $at) {{ name }} }}"
+        )
+        read = await api.post(as_of, {"id": program, "at": at}, headers=headers)
         known = await api.post(
-            'query($at: SafeInt) { utilisation(from: "2027-01-04", to: "2027-01-10", '
-            "knownAtPosition: $at) { weeks { totalCount } } }",
-            {"at": position},
+            f'query($at: {scalar}) {{ utilisation(from: "2027-01-04", to: "2027-01-10", '
+            f"knownAt{suffix}: $at) {{ weeks {{ totalCount }} }} }}",
+            {"at": at},
             headers=headers,
         )
         literal = await api.post(
-            f"{{ programs(asOfPosition: {position}) {{ totalCount }} }}", headers=headers
+            f"{{ programs(asOf{suffix}: {json.dumps(at)}) {{ totalCount }} }}", headers=headers
         )
-        ahead = await api.post(as_of, {"id": program, "at": position + 1000}, headers=headers)
+        beyond: Any = "2001-01-01T00:00:00Z" if by_time else position + 1000
+        outside = await api.post(as_of, {"id": program, "at": beyond}, headers=headers)
         now = await api.post(as_of, {"id": program, "at": None}, headers=headers)
 
     assert read.json()["extensions"] == {"projectionsBehind": ["programs"], "stale": True}
     assert known.json()["extensions"] == {"projectionsBehind": ["allocations"], "stale": True}
     assert literal.json()["extensions"] == {"projectionsBehind": ["programs"], "stale": True}
-    assert _code(ahead) == "BAD_USER_INPUT", ahead.text
-    assert f"head ({position})" in ahead.json()["errors"][0]["message"]
-    assert "data" not in ahead.json()
+    if by_time:
+        assert outside.json() == {"data": {"program": None}}, outside.text
+    else:
+        assert _code(outside) == "BAD_USER_INPUT", outside.text
+        assert f"head ({position})" in outside.json()["errors"][0]["message"]
+        assert "data" not in outside.json()
     # Reading the current state waits for nothing without the header.
     assert "extensions" not in now.json(), now.text
 

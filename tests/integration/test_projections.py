@@ -8,7 +8,7 @@ import functools
 import math
 import time
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from programledger.adapters.nats.envelope import HEADER_MSG_ID
 from programledger.adapters.nats.stream import stream_name
-from programledger.adapters.postgres.connection import connect
+from programledger.adapters.postgres.connection import connect, create_pool
 from programledger.adapters.postgres.eventstore import PostgresEventStore
 from programledger.application.commands import Command, CommandContext, CommandResult
 from programledger.application.eventstore import EventMetadata, ExpectedVersion
@@ -935,6 +935,40 @@ async def test_a_trickle_of_events_is_written_once_per_commit_interval(
     most = math.ceil(took / interval) + 2
     assert runner.stats.applied == programs
     assert runner.stats.batches <= most, f"{runner.stats.batches} commits in {took:.2f} s"
+
+
+async def test_a_wait_for_a_time_asks_the_store_only_when_the_read_models_lag(
+    app: Application,
+    store: PostgresEventStore,
+    pg_url: str,
+    nats_url: str,
+    subject_prefix: str,
+) -> None:
+    """A read as of a time waits for the last position recorded then. Finding it takes a
+    query, which a watch that saw the read models reach every append it heard of does
+    not need: it then answers with no connection at all."""
+    pool = await create_pool(pg_url, store.schema, min_size=1, max_size=1)
+    watch = ProgressWatch(
+        pool,
+        functools.partial(connect, pg_url, store.schema),
+        schema=store.schema,
+        events_channel=store.notify_channel,
+    )
+    try:
+        before = datetime.now(UTC)
+        written = await _propose(app)
+        # No runner yet: the position recorded by now is found, waited for, not reached.
+        lagging = await watch.wait(datetime.now(UTC), 0.5, ["programs"])
+        assert lagging.behind == ("programs",)
+        # Nothing was recorded before the write: nothing to wait for.
+        assert (await watch.wait(before, 0.5, ["programs"])).caught_up
+        async with LiveSystem(store, pg_url, nats_url, subject_prefix, [PROJECTIONS["programs"]]):
+            assert (await watch.wait(written, 20, ["programs"], committed=True)).caught_up
+            await pool.close()
+            assert (await watch.wait(datetime.now(UTC), 0.5, ["programs"])).caught_up
+    finally:
+        await watch.close()
+        await pool.close()
 
 
 @pytest.mark.parametrize("reader", ["wait_for_position", "ProgressWatch"])

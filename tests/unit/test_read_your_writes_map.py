@@ -4,6 +4,8 @@ model fail here rather than answer stale data for lack of a wait."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from graphql import GraphQLInterfaceType, parse
 
 from programledger.api.graphql.freshness import (
@@ -11,6 +13,7 @@ from programledger.api.graphql.freshness import (
     READ_MODELS_OF_TYPE,
     UNWAITED_FIELDS,
     as_of_positions,
+    as_of_times,
     read_models_of,
 )
 from programledger.api.graphql.schema import build_schema
@@ -66,3 +69,26 @@ def test_the_positions_a_query_reads_as_of_come_from_literals_and_variables() ->
     # Unset, null or not a position: the field's own validation answers for it.
     assert as_of_positions(document, {"at": None, "known": True}) == [7]
     assert as_of_positions(parse("{ programs(asOfPosition: -1) { totalCount } }"), {}) == []
+
+
+def test_the_times_a_query_reads_as_of_come_from_literals_and_variables() -> None:
+    document = parse(
+        "query($at: DateTime, $known: DateTime) {"
+        ' program(id: 1, asOf: "2027-03-01T09:30:00Z") { name }'
+        " risks(asOf: $at) { totalCount }"
+        ' utilisation(from: "2027-01-04", to: "2027-01-10", knownAt: $known)'
+        " { weeks { totalCount } } }"
+    )
+    variables = {"at": "2027-03-02T10:00:00+01:00", "known": "2027-02-01T00:00:00Z"}
+    assert sorted(as_of_times(document, variables)) == [
+        datetime(2027, 2, 1, tzinfo=UTC),
+        datetime(2027, 3, 1, 9, 30, tzinfo=UTC),
+        datetime(2027, 3, 2, 10, tzinfo=timezone(timedelta(hours=1))),
+    ]
+    # Unset, without an offset or not a time: the field's own validation answers for it.
+    unset = {"at": None, "known": "2027-02-01T00:00:00"}
+    assert as_of_times(document, unset) == [datetime(2027, 3, 1, 9, 30, tzinfo=UTC)]
+    assert as_of_times(parse('{ programs(asOf: "last week") { totalCount } }'), {}) == []
+    # A time is not a position, nor a position a time.
+    assert as_of_positions(document, variables) == []
+    assert as_of_times(parse("{ programs(asOfPosition: 7) { totalCount } }"), {}) == []

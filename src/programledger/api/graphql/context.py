@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 from uuid import UUID
 
@@ -30,13 +31,14 @@ __all__ = ["ApiContext", "ApiInfo", "Deadline", "Services", "WaitForPosition"]
 class WaitForPosition(Protocol):
     """The read side's read-your-writes wait (``ProgressWatch.wait``): until each named
     read model (``None``: all) includes every event up to ``position``, at most
-    ``timeout`` seconds; ``committed`` when the caller just wrote ``position``. Raises
-    ``PositionAhead`` for a position beyond the store's head and ``TooManyWaiting`` when
-    the process's bound on waiting requests is reached."""
+    ``timeout`` seconds; ``committed`` when the caller just wrote ``position``; a time
+    for the last position recorded at or before it. Raises ``PositionAhead`` for a
+    position beyond the store's head and ``TooManyWaiting`` when the process's bound on
+    waiting requests is reached."""
 
     def __call__(
         self,
-        position: int,
+        position: int | datetime,
         timeout: float,
         projections: Collection[str] | None = None,
         *,

@@ -10,7 +10,9 @@ the wait, and say so when it gave up instead of passing stale data off as fresh.
   integrity, status, the feed and webhooks are read from the event store or tables of
   their own and never wait (:data:`UNWAITED_FIELDS`).
 - A query that reads as of a position (``asOfPosition``, ``knownAtPosition``) waits for
-  it the same way, so that a read as of a position always gives the same answer.
+  it the same way, so that a read as of a position always gives the same answer; one
+  as of a time (``asOf``, ``knownAt``) waits for the last position recorded at or
+  before it, which costs a query only when its read models are behind the store.
 - A position beyond the store's head is a ``BAD_USER_INPUT`` request error, at once; a
   process with ``max_waiting_requests`` requests already waiting answers ``UNAVAILABLE``
   (HTTP 503, ``Retry-After``) rather than queueing more.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -38,6 +41,7 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     IntValueNode,
+    StringValueNode,
     VariableNode,
     Visitor,
     visit,
@@ -62,6 +66,7 @@ __all__ = [
     "UNWAITED_FIELDS",
     "ReadYourWrites",
     "as_of_positions",
+    "as_of_times",
     "read_models_of",
     "wait_for_command",
 ]
@@ -170,6 +175,11 @@ _NODE_FIELDS = frozenset({"node", "nodes"})
 
 _POSITION_ARGUMENTS = frozenset({"asOfPosition", "knownAtPosition"})
 
+_TIME_ARGUMENTS = frozenset({"asOf", "knownAt"})
+
+_AS_OF_MARKS = ("asOf", "knownAt")
+"""What the text of a document reading as of a position or a time contains."""
+
 
 def read_models_of(document: DocumentNode) -> frozenset[str]:
     """The read models the fields of ``document`` read."""
@@ -183,14 +193,32 @@ def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> lis
     return _reads(document, variables)[1]
 
 
+def as_of_times(document: DocumentNode, variables: Mapping[str, Any]) -> list[datetime]:
+    """The times ``document`` reads as of (``asOf``, ``knownAt``), given as literals or
+    variables; a value that is not a time with an offset is left to the field's own
+    validation, which parses it the same way (``DateTime``)."""
+    return _reads(document, variables)[2]
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def _reads(
     document: DocumentNode, variables: Mapping[str, Any]
-) -> tuple[frozenset[str], list[int]]:
-    """The read models ``document`` reads and the positions it reads them as of, in one
-    walk of it."""
+) -> tuple[frozenset[str], list[int], list[datetime]]:
+    """The read models ``document`` reads and the positions and times it reads them as
+    of, in one walk of it."""
     found: set[str] = set()
     typed: set[str] = set()
     positions: list[int] = []
+    times: list[datetime] = []
     asks_nodes = False
 
     class Collect(Visitor):
@@ -208,25 +236,31 @@ def _reads(
             typed.add(node.type_condition.name.value)
 
         def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
-            if node.name.value not in _POSITION_ARGUMENTS:
+            name = node.name.value
+            if name not in _POSITION_ARGUMENTS and name not in _TIME_ARGUMENTS:
                 return
             value: object = None
             if isinstance(node.value, IntValueNode):
                 value = int(node.value.value)
+            elif isinstance(node.value, StringValueNode):
+                value = node.value.value
             elif isinstance(node.value, VariableNode):
                 value = variables.get(node.value.name.value)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if name in _TIME_ARGUMENTS:
+                if (at := _moment(value)) is not None:
+                    times.append(at)
+            elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 positions.append(value)
 
     visit(document, Collect())
     if asks_nodes:
         named = {READ_MODELS_OF_TYPE[t] for t in typed if t in READ_MODELS_OF_TYPE}
         found.update(named or READ_MODELS_OF_TYPE.values())
-    return frozenset(found), positions
+    return frozenset(found), positions, times
 
 
 async def _waited(
-    context: ApiContext, position: int, names: Collection[str], *, committed: bool
+    context: ApiContext, position: int | datetime, names: Collection[str], *, committed: bool
 ) -> WaitOutcome:
     """The wait, with the request's database deadline pushed out by its duration."""
     services = context.services
@@ -276,15 +310,19 @@ async def wait_for_command(context: ApiContext, result: CommandResult) -> bool:
 
 
 class ReadYourWrites(SchemaExtension):
-    """Waits for ``Programledger-Min-Position`` and for the positions a query reads as of
-    (``asOfPosition``, ``knownAtPosition``) once the document is known and valid, and adds
-    ``projectionsBehind`` to a result whose reads did not catch up.
+    """Waits for ``Programledger-Min-Position`` and for the positions and times a query
+    reads as of (``asOfPosition``, ``knownAtPosition``, ``asOf``, ``knownAt``) once the
+    document is known and valid, and adds ``projectionsBehind`` to a result whose reads
+    did not catch up.
 
     A read as of a position the read models have not reached would answer the state
     before it under that position's name, and the same read a moment later another one:
     a mutation's ``position`` read at once as ``asOfPosition`` (what docs/api.md
     suggests) showed the entity without the mutation. So it waits like the header, and a
-    position beyond the store's head is refused the same way."""
+    position beyond the store's head is refused the same way. A read as of a time is
+    answered at the last position recorded at or before it, so it waits for that one:
+    during a rebuild or after an outage, an auditor's "as of the steering meeting"
+    otherwise showed an older state under that time, unflagged."""
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context.context
@@ -296,23 +334,26 @@ class ReadYourWrites(SchemaExtension):
         ):
             query = self.execution_context.query
             # The document is walked only when the request may wait: it carries the header,
-            # or its text names an as-of position (most requests do neither).
+            # or its text names an as-of argument (most requests do neither).
             if (
                 context.min_position is not None
                 or query is None
-                or any(name in query for name in _POSITION_ARGUMENTS)
+                or any(mark in query for mark in _AS_OF_MARKS)
             ):
-                names, read_at = _reads(document, self.execution_context.variables or {})
+                names, read_at, times = _reads(document, self.execution_context.variables or {})
+                error: GraphQLError | None = None
                 if context.min_position is not None or read_at:
                     position = max((context.min_position or 0, *read_at))
                     error = await self._wait(context, names, position)
-                    if error is not None:
-                        # Set before strawberry looks at them, so the operation does not run.
-                        self.execution_context.pre_execution_errors = [error]
+                if error is None and times:
+                    error = await self._wait(context, names, max(times))
+                if error is not None:
+                    # Set before strawberry looks at them, so the operation does not run.
+                    self.execution_context.pre_execution_errors = [error]
         yield
 
     async def _wait(
-        self, context: ApiContext, names: frozenset[str], position: int
+        self, context: ApiContext, names: frozenset[str], position: int | datetime
     ) -> GraphQLError | None:
         if context.services.wait_for_position is None:
             context.waited(names)
