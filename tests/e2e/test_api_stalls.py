@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from programledger.api import ApiLimits, Role
+from programledger.api.graphql.extensions import read_model_not_built
 from programledger.api.graphql.freshness import READ_MODELS_OF_TYPE
 from programledger.api.graphql.node import global_id
 from programledger.projections.engine.storage import prepare_tables
@@ -294,3 +295,67 @@ async def test_a_dropped_connection_is_unavailable_not_internal(
     assert _code(response) == "UNAVAILABLE"
     # The pool replaced the connection: the next request goes through.
     assert mutation.status_code == 200, mutation.text
+
+
+async def test_a_read_model_not_built_yet_is_unavailable_not_internal(
+    api_with: ApiFactory,
+) -> None:
+    """A fresh deployment answers before its projections have created their tables: a read
+    of them is a 503 to retry that names the read model, not an internal error (a read
+    of what is built meanwhile goes through)."""
+    async with api_with() as api:
+        program = new_id()
+        await api.accepted("proposeProgram", program_input(program))
+        headers = api.auth(Role.AUDITOR)
+        read = await api.post(PROGRAM, {"id": program}, headers=headers)
+        history = await api.post(
+            "query($id: String!) { history(streamId: $id) { eventType } }",
+            {"id": f"program-{program}"},
+            headers=headers,
+        )
+        async with api.store.pool.acquire() as conn:
+            assert await prepare_tables(conn, PROJECTIONS["programs"])
+        built = await api.post(PROGRAM, {"id": program}, headers=headers)
+
+    assert read.status_code == 503, read.text
+    assert read.headers["Retry-After"] == "1"
+    [error] = read.json()["errors"]
+    assert error["message"] == (
+        "the programs read model is not built yet: its projection has not started; retry shortly"
+    )
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert error["extensions"]["retryable"] is True
+    assert history.json() == {"data": {"history": [{"eventType": "ProgramProposed"}]}}
+    assert built.json() == {"data": {"program": None}}, built.text
+
+
+async def test_only_a_read_models_missing_table_counts_as_not_built(pg_url: str) -> None:
+    """What PostgreSQL says of a missing table, schema-qualified or not; a missing table
+    that is no read model's stays a bug (``INTERNAL``)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        schema = f"unbuilt_{uuid.uuid4().hex[:8]}"
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        said = {}
+        for query in (
+            "SELECT * FROM rm_scenario_outcomes",
+            f'SELECT * FROM "{schema}".rm_risks',
+            "SELECT * FROM rm_allocations_state",
+            "SELECT * FROM schema_migrations",
+        ):
+            try:
+                await conn.fetch(query)
+            except asyncpg.UndefinedTableError as exc:
+                said[query.rsplit(" ", 1)[1]] = read_model_not_built(exc)
+        await conn.execute(f'DROP SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+
+    assert said == {
+        "rm_scenario_outcomes": "scenarios",
+        f'"{schema}".rm_risks': "risks",
+        "rm_allocations_state": "allocations",
+        "schema_migrations": None,
+    }
+    assert read_model_not_built(ValueError('relation "rm_risks" does not exist')) is None

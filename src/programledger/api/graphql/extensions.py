@@ -2,7 +2,9 @@
 
 Every error a client receives has ``extensions.code`` and ``extensions.requestId``. Errors
 about the request itself (syntax, validation, variables) and errors raised on purpose
-(``FORBIDDEN``, ``BAD_USER_INPUT``...) keep their message. Anything else is a bug: the
+(``FORBIDDEN``, ``BAD_USER_INPUT``...) keep their message. A database that cannot answer,
+or a read model whose projection has not created its tables yet (a fresh deployment, before
+the runners start), is ``UNAVAILABLE``: retrying will do. Anything else is a bug: the
 client gets "internal error" with code ``INTERNAL`` and the request id, and the exception
 is logged with the same id (:func:`log_unexpected`), so nothing internal ever leaks.
 """
@@ -10,6 +12,7 @@ is logged with the same id (:func:`log_unexpected`), so nothing internal ever le
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import asyncpg
 from graphql import (
     ExecutionResult as GraphQLExecutionResult,
 )
@@ -39,6 +43,7 @@ from programledger.api.graphql.context import ApiContext
 from programledger.api.graphql.freshness import ReadYourWrites
 from programledger.api.graphql.recorded import ReadStamps
 from programledger.api.limits import ApiLimits
+from programledger.projections.registry import PROJECTIONS
 
 __all__ = [
     "DocumentCache",
@@ -56,6 +61,24 @@ _REQUEST_ERROR_CAUSES = (GraphQLError, ValueError, TypeError)
 """What graphql-core attaches to errors about the request (a scalar refusing a variable);
 an error without a path caused by anything else comes from our own code."""
 
+_READ_MODEL_OF_TABLE = {
+    table.name: projection.name
+    for projection in PROJECTIONS.values()
+    for table in projection.all_tables
+}
+
+_MISSING_RELATION = re.compile(r'relation "(?:[^"]*\.)?([^".]+)" does not exist')
+
+
+def read_model_not_built(exc: BaseException | None) -> str | None:
+    """The read model whose table ``exc`` found missing, if that is what it says: its
+    projection creates its tables when it first starts, and until then reads of it fail.
+    A missing table of anything else is a bug, not an outage."""
+    if not isinstance(exc, asyncpg.UndefinedTableError):
+        return None
+    missing = _MISSING_RELATION.search(str(exc))
+    return None if missing is None else _READ_MODEL_OF_TABLE.get(missing.group(1))
+
 
 def error_code(error: GraphQLError) -> str | None:
     """The error's code, or ``None`` when it is unexpected (a bug to hide and log)."""
@@ -63,7 +86,7 @@ def error_code(error: GraphQLError) -> str | None:
     if isinstance(code, str):
         return code
     cause = error.original_error
-    if is_unavailable(cause):
+    if is_unavailable(cause) or read_model_not_built(cause) is not None:
         return "UNAVAILABLE"
     if error.path is None and (cause is None or isinstance(cause, _REQUEST_ERROR_CAUSES)):
         if isinstance(error, GraphQLSyntaxError):
@@ -138,6 +161,13 @@ def _shaped(error: GraphQLError, code: str, request_id: str) -> GraphQLError:
         log.warning("database unavailable at %s: %r", error.path, error.original_error)
         message, cause = UNAVAILABLE_MESSAGE, None
         extensions = {"code": code, "retryable": True}
+    elif code == "UNAVAILABLE" and (unbuilt := read_model_not_built(error.original_error)):
+        log.warning("read model %s not built yet, read at %s", unbuilt, error.path)
+        message = (
+            f"the {unbuilt} read model is not built yet: its projection has not started; "
+            "retry shortly"
+        )
+        cause, extensions = None, {"code": code, "retryable": True}
     else:
         message, cause = error.message, error.original_error
         extensions = {**(error.extensions or {}), "code": code}
