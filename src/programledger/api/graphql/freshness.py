@@ -46,7 +46,9 @@ from graphql import (
     Visitor,
     visit,
 )
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 
 from programledger.adapters.postgres.eventstore import stream_type_of
 from programledger.api.graphql.context import ApiContext, Services
@@ -196,18 +198,19 @@ def as_of_positions(document: DocumentNode, variables: Mapping[str, Any]) -> lis
 def as_of_times(document: DocumentNode, variables: Mapping[str, Any]) -> list[datetime]:
     """The times ``document`` reads as of (``asOf``, ``knownAt``), given as literals or
     variables; a value that is not a time with an offset is left to the field's own
-    validation, which parses it the same way (``DateTime``)."""
+    validation."""
     return _reads(document, variables)[2]
 
 
 def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+    """``value`` as the ``DateTime`` argument will read it (strawberry's own parser), if
+    it is a time with an offset."""
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
+        # Set for DateTime, though typed optional for every scalar.
+        at = DateTimeDefinition.parse_value(value)  # type: ignore[misc]
+    except StrawberryInputCoercionError:
         return None
-    return at if at.tzinfo is not None else None
+    return at if isinstance(at, datetime) and at.tzinfo is not None else None
 
 
 def _reads(
