@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -207,6 +208,25 @@ async def test_a_read_as_of_a_moment_waits_for_it(api_with: ApiFactory, kind: st
         assert "data" not in outside.json()
     # Reading the current state waits for nothing without the header.
     assert "extensions" not in now.json(), now.text
+
+
+async def test_a_read_waiting_for_a_position_and_a_time_waits_once_in_all(
+    api_with: ApiFactory,
+) -> None:
+    """The header's position and an ``asOf`` time are two waits, but one request: both
+    together stay within the request's bound, not twice it."""
+    async with api_with(watch=True, limits=ApiLimits(projection_wait=2)) as api:
+        program, position = await _written(api)
+        headers = {**api.auth(Role.VIEWER), MIN_POSITION: str(position)}
+        as_of = "query($id: ID!, $at: DateTime) { program(id: $id, asOf: $at) { name } }"
+        started = time.monotonic()
+        read = await api.post(
+            as_of, {"id": program, "at": datetime.now(UTC).isoformat()}, headers=headers
+        )
+        took = time.monotonic() - started
+
+    assert read.json()["extensions"] == {"projectionsBehind": ["programs"], "stale": True}
+    assert 2 <= took < 3.5, took
 
 
 def _through(url: str, port: int) -> str:

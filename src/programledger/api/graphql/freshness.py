@@ -179,8 +179,9 @@ _POSITION_ARGUMENTS = frozenset({"asOfPosition", "knownAtPosition"})
 
 _TIME_ARGUMENTS = frozenset({"asOf", "knownAt"})
 
-_AS_OF_MARKS = ("asOf", "knownAt")
-"""What the text of a document reading as of a position or a time contains."""
+_AS_OF_MARKS = tuple(_TIME_ARGUMENTS)
+"""What the text of a document reading as of a position or a time contains: the time
+arguments' names begin the position arguments'."""
 
 
 def read_models_of(document: DocumentNode) -> frozenset[str]:
@@ -263,17 +264,22 @@ def _reads(
 
 
 async def _waited(
-    context: ApiContext, position: int | datetime, names: Collection[str], *, committed: bool
+    context: ApiContext,
+    position: int | datetime,
+    names: Collection[str],
+    *,
+    committed: bool,
+    timeout: float | None = None,  # noqa: ASYNC109 - the rest of the request's bound
 ) -> WaitOutcome:
-    """The wait, with the request's database deadline pushed out by its duration."""
+    """The wait (at most ``timeout`` seconds, else the request's bound), with the
+    request's database deadline pushed out by its duration."""
     services = context.services
     assert services.wait_for_position is not None
     loop = asyncio.get_running_loop()
     started = loop.time()
+    bound = services.projection_wait if timeout is None else timeout
     try:
-        return await services.wait_for_position(
-            position, services.projection_wait, names, committed=committed
-        )
+        return await services.wait_for_position(position, bound, names, committed=committed)
     finally:
         if context.deadline is not None:
             context.deadline.extend(loop.time() - started)
@@ -344,25 +350,28 @@ class ReadYourWrites(SchemaExtension):
                 or any(mark in query for mark in _AS_OF_MARKS)
             ):
                 names, read_at, times = _reads(document, self.execution_context.variables or {})
+                # One bound for the request, however many waits it takes.
+                until = asyncio.get_running_loop().time() + context.services.projection_wait
                 error: GraphQLError | None = None
                 if context.min_position is not None or read_at:
                     position = max((context.min_position or 0, *read_at))
-                    error = await self._wait(context, names, position)
+                    error = await self._wait(context, names, position, until)
                 if error is None and times:
-                    error = await self._wait(context, names, max(times))
+                    error = await self._wait(context, names, max(times), until)
                 if error is not None:
                     # Set before strawberry looks at them, so the operation does not run.
                     self.execution_context.pre_execution_errors = [error]
         yield
 
     async def _wait(
-        self, context: ApiContext, names: frozenset[str], position: int | datetime
+        self, context: ApiContext, names: frozenset[str], position: int | datetime, until: float
     ) -> GraphQLError | None:
         if context.services.wait_for_position is None:
             context.waited(names)
             return None
+        left = max(0.0, until - asyncio.get_running_loop().time())
         try:
-            outcome = await _waited(context, position, names, committed=False)
+            outcome = await _waited(context, position, names, committed=False, timeout=left)
         except PositionAhead as exc:
             return GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "head": exc.head})
         except TooManyWaiting as exc:
