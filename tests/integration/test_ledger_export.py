@@ -111,3 +111,34 @@ async def test_export_verifies_offline_and_restores_whole(
     assert await settled(other_store) == max(r["position"] for r in original) + 1
     await seal_all(other_store, signer, pg_url)
     assert (await check_ledger(other_store, signer, against=[earlier])).ok
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "refusal"),
+    [
+        ("event_type", "Forged", "event type 'Forged' at schema version 1 is not in this store"),
+        ("schema_version", 9, "event type 'TestNoted' at schema version 9 is not in this store"),
+        ("schema_version", 0, "line 3 is not an exported event: Expected `int` >= 1"),
+        ("version", 0, "line 3 is not an exported event: Expected `int` >= 1"),
+        ("hash_version", 3, "line 3 is not an exported event: Invalid enum value 3"),
+    ],
+)
+async def test_an_import_of_an_event_no_append_would_write_is_refused_and_writes_nothing(
+    event_store: PostgresEventStore,
+    other_store: PostgresEventStore,
+    field: str,
+    value: object,
+    refusal: str,
+) -> None:
+    """The store's own tables no longer check these: the append functions and the import do."""
+    await _write(event_store, 3, "a")
+    lines = await _export(event_store)
+    second = json.loads(lines[2])
+    second[field] = value
+    lines[2] = json.dumps(second).encode()
+    async with other_store.pool.acquire() as conn:
+        with pytest.raises(ImportRefused) as refused:
+            await import_ledger(conn, lines)
+        assert refusal in str(refused.value)
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+        assert await conn.fetchval("SELECT count(*) FROM streams") == 0

@@ -54,7 +54,8 @@ async def test_every_tampered_stream_is_reported_with_its_first_broken_link(
     event_store: PostgresEventStore, pg_url: str, schema: str
 ) -> None:
     await _write(event_store, streams=9, events=4)
-    # An edited payload, a removed middle event, a removed last event, a forged head.
+    # An edited payload, a removed middle event, a removed last event, a forged head, a hash
+    # format no append writes.
     await tamper(
         pg_url,
         schema,
@@ -64,6 +65,7 @@ async def test_every_tampered_stream_is_reported_with_its_first_broken_link(
         DELETE FROM events WHERE stream_id = 'note-003' AND version = 3;
         DELETE FROM events WHERE stream_id = 'note-005' AND version = 4;
         UPDATE streams SET last_hash = '\\x00' WHERE stream_id = 'note-007';
+        UPDATE events SET hash_version = 3 WHERE stream_id = 'note-008' AND version = 3;
     """,
     )
     summary = await _verify_all(event_store)
@@ -73,6 +75,7 @@ async def test_every_tampered_stream_is_reported_with_its_first_broken_link(
         "note-003": (3, "version 3 is missing"),
         "note-005": (4, "version 4 is missing"),
         "note-007": (4, "the stream's head does not match its last event"),
+        "note-008": (3, "the event's hash format 3 is unknown"),
     }
     assert summary.streams == 9
 

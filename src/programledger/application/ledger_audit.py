@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -91,14 +92,16 @@ class LedgerEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_fi
     event_id: UUID
     stream_id: str
     stream_type: str
-    version: int
+    version: Annotated[int, msgspec.Meta(ge=1)]
     event_type: str
-    schema_version: int
+    schema_version: Annotated[int, msgspec.Meta(ge=1)]
     program_id: UUID | None
     recorded_at: datetime
     recorded_at_us: int
     """Microseconds since 1970: what the hash covers, exactly."""
-    hash_version: int
+    hash_version: Literal[1, 2]
+    """The formats an append has written (docs/integrity.md); a file naming another is
+    refused, as the store's own verification refuses it."""
     prev_hash: str
     hash: str
     data: msgspec.Raw

@@ -869,6 +869,10 @@ def _walk_chain(
         version = row["version"]
         if version != expected_version:
             return broken(expected_version, f"version {expected_version} is missing", checked)
+        if row["hash_version"] not in (1, 2):
+            return broken(
+                version, f"the event's hash format {row['hash_version']} is unknown", checked
+            )
         if row["hash_version"] < hash_version:
             # Format 1 covers less; no append writes it after format 2 (docs/integrity.md).
             return broken(version, "the event's hash format went back to 1", checked)

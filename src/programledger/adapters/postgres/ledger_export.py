@@ -125,6 +125,21 @@ async def import_ledger(conn: Connection, lines: Iterable[bytes]) -> int:
         except ValueError as exc:
             raise ImportRefused(str(exc)) from None
         total += await _insert(conn, batch)
+        uncatalogued = await conn.fetchrow(
+            """
+            SELECT e.event_type, e.schema_version FROM events e
+            WHERE NOT EXISTS (SELECT FROM event_catalogue c
+                              WHERE c.event_type = e.event_type
+                                AND c.schema_version = e.schema_version)
+            ORDER BY e.position LIMIT 1
+            """
+        )
+        if uncatalogued is not None:
+            raise ImportRefused(
+                f"event type {uncatalogued[0]!r} at schema version {uncatalogued[1]} is not in"
+                " this store's catalogue: run `programledger migrate` with a release that"
+                " reads it, then import again"
+            )
         await conn.execute(
             """
             INSERT INTO streams (stream_id, stream_type, version, last_position, last_hash,

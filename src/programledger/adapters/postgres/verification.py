@@ -57,6 +57,7 @@ CROSS JOIN LATERAL (
         SELECT e.version, e.hash,
                (e.version = row_number() OVER w
                 AND e.prev_hash = coalesce(lag(e.hash) OVER w, ''::bytea)
+                AND e.hash_version IN (1, 2)
                 AND e.hash_version >= coalesce(lag(e.hash_version) OVER w, 1)
                 AND e.hash = CASE e.hash_version
                     WHEN 1 THEN event_hash(e.prev_hash, e.event_id, e.stream_id, e.version,
@@ -74,8 +75,8 @@ ORDER BY s.stream_id
 """
 """Per listed stream after ``$1`` (at most ``$2``): its events, and whether the chain
 holds exactly as :func:`~programledger.adapters.postgres.eventstore._walk_chain` checks it
-(versions 1, 2, ... with no gap, each link naming the previous hash, hash formats never
-going down, each hash recomputed, the head naming the last event)."""
+(versions 1, 2, ... with no gap, each link naming the previous hash, hash formats known and
+never going down, each hash recomputed, the head naming the last event)."""
 
 _HEADLESS = """
 SELECT DISTINCT e.stream_id FROM events e
