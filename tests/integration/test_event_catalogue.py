@@ -82,3 +82,21 @@ async def test_code_newer_than_the_catalogue_gets_a_clear_refusal_until_migrate(
         assert await missing_from_catalogue(conn, registry) == []
     result = await store.append("note-1", ExpectedVersion.NO_STREAM, [Unlisted(text="x")], META)
     assert result.last_version == 1
+
+
+async def test_an_uncatalogued_event_among_several_refuses_the_whole_append(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    store = PostgresEventStore(
+        pool, EventCodec(EventRegistry([Noted, Renamed, Unlisted])), schema=schema
+    )
+    with pytest.raises(InvalidAppend) as refused:
+        await store.append(
+            "note-1", ExpectedVersion.NO_STREAM, [Noted(text="a"), Unlisted(text="b")], META
+        )
+    assert "'TestUnlisted' at schema version 1 is not in the store's catalogue" in str(
+        refused.value
+    )
+    assert await _stored(pool) == (0, 0)
+    result = await store.append("note-1", ExpectedVersion.NO_STREAM, [Noted(text="a")], META)
+    assert (result.first_version, result.last_version) == (1, 1)
