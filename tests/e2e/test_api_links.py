@@ -91,6 +91,14 @@ async def _program_with_everything(api: Api, n: int) -> dict[str, Any]:
     return {"program": program, "first": first, "second": second, "d1": d1, "d2": d2}
 
 
+async def _all_caught_up(api: Api) -> None:
+    """Every read model at the store's head before the runners stop: a command waits only
+    for the read models its own events change."""
+    assert api.watch is not None
+    outcome = await api.watch.wait(await api.store.head_position(), 30.0, committed=True)
+    assert outcome.caught_up, outcome.behind
+
+
 @pytest_asyncio.fixture
 async def graph(
     api_with: ApiFactory, pg_url: str, nats_url: str, subject_prefix: str
@@ -100,6 +108,7 @@ async def graph(
     async with api_with(watch=True) as api:
         async with LiveSystem(api.store, pg_url, nats_url, subject_prefix):
             made = [await _program_with_everything(api, n) for n in range(3)]
+            await _all_caught_up(api)
         yield api, made
 
 
@@ -217,6 +226,7 @@ async def test_a_link_reads_as_of_its_parent(
                 "updateProgramDetails",
                 {"programId": program, "name": "After", "waitForProjections": True},
             )
+            await _all_caught_up(api)
         query = """query R($risk: ID!, $at: SafeInt) {
           risk(id: $risk, asOfPosition: $at) { program { name risks { title } } }
         }"""

@@ -268,10 +268,15 @@ async def test_a_read_as_of_a_mutation_shows_it_at_once(reader: Api, argument: s
             "totalCount": proposed_before + 1,
             "asOfPosition": proposed["position"],
         }
-        await reader.accepted("activateProgram", {"programId": program})
+        activated = await reader.accepted("activateProgram", {"programId": program})
         then = await _query(reader, as_of, {"id": program, "at": at})
         assert then == read, "a read as of a moment gives the same answer every time"
-    now = await _query(reader, AS_OF_READS["asOfPosition"], {"id": program, "at": None})
+    now = await _query(
+        reader,
+        AS_OF_READS["asOfPosition"],
+        {"id": program, "at": None},
+        after=activated["position"],
+    )
     assert now["program"]["status"] == "ACTIVE"
 
 
@@ -578,6 +583,7 @@ async def test_the_plan_the_log_and_the_people_are_listed(reader: Api) -> None:
         }""",
         {"id": program},
         Role.AUDITOR,
+        after=registered["position"],
     )
     assert trail["auditTrail"]["totalCount"] == 1
     assert trail["auditTrail"]["nodes"][0]["changes"], trail

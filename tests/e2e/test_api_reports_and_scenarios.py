@@ -118,7 +118,11 @@ async def test_a_report_is_proposed_drafted_and_published_by_the_owner(reader: A
     )
     assert milestone_moved["projectionsCaughtUp"] is True
     week = {"programId": program, "period": "2027-W14"}
-    proposed = (await _data(api, PROPOSE, week))["statusReportDraft"]
+    # The activation's wait covers the read models it changes, not the milestones the draft
+    # reads too: the header waits for those.
+    proposed = (await _data(api, PROPOSE, week, after=milestone_moved["position"]))[
+        "statusReportDraft"
+    ]
     assert proposed["overall"] == "GREEN"
     assert proposed["facts"]["milestonesOpen"] == 1
     content = {
