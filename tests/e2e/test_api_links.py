@@ -9,6 +9,7 @@ from typing import Any
 import pytest_asyncio
 
 from tests.e2e.conftest import Api, ApiFactory, new_id, program_input, resource_input
+from tests.support.ledger import settled
 from tests.support.projection_process import LiveSystem
 from tests.support.statements import counting_statements
 
@@ -92,10 +93,11 @@ async def _program_with_everything(api: Api, n: int) -> dict[str, Any]:
 
 
 async def _all_caught_up(api: Api) -> None:
-    """Every read model at the store's head before the runners stop: a command waits only
-    for the read models its own events change."""
+    """Every read model at the last event written before the runners stop: a command
+    waits only for the read models its own events change. ``settled``, since the safe head
+    alone can lag the last event while another suite's transaction runs."""
     assert api.watch is not None
-    outcome = await api.watch.wait(await api.store.head_position(), 30.0, committed=True)
+    outcome = await api.watch.wait(await settled(api.store), 30.0, committed=True)
     assert outcome.caught_up, outcome.behind
 
 
