@@ -322,6 +322,18 @@ def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> Ap
     )
 
 
+def _said(exc: asyncpg.PostgresError) -> str:
+    """What PostgreSQL said, on one line: its message, detail and hint. ``str(exc)`` puts
+    the detail and hint on lines of their own, which an API error carries badly (and the
+    hint was added once more after it)."""
+    said = [
+        exc.args[0] if exc.args else "",
+        getattr(exc, "detail", None),
+        getattr(exc, "hint", None),
+    ]
+    return "; ".join(part for part in said if part)
+
+
 class CommitNotifier:
     """Announces appends with ``NOTIFY <channel>, '<position>'``: one notifying transaction
     of this process at a time, an append that carries it or, when none follows, one of
@@ -611,12 +623,11 @@ class PostgresEventStore:
         if code == "PL422":
             return IdempotencyKeyReused(key or "")
         if code == "PL415":
-            hint = getattr(exc, "hint", None)
-            return InvalidAppend(f"{exc}" + (f"; {hint}" if hint else ""), field="event_type")
+            return InvalidAppend(_said(exc), field="event_type")
         if code == "54000":
-            return InvalidAppend(f"the append is too large for PostgreSQL: {exc}")
+            return InvalidAppend(f"the append is too large for PostgreSQL: {_said(exc)}")
         if code in {"22P05", "22021", "22P02"}:
-            return InvalidAppend(f"PostgreSQL refused the event data: {exc}")
+            return InvalidAppend(f"PostgreSQL refused the event data: {_said(exc)}")
         return exc
 
     def check_events(self, events: Sequence[DomainEvent]) -> None:
