@@ -324,8 +324,7 @@ def _append_result(stream_id: str, row: asyncpg.Record, *, replayed: bool) -> Ap
 
 def _said(exc: asyncpg.PostgresError) -> str:
     """What PostgreSQL said, on one line: its message, detail and hint. ``str(exc)`` puts
-    the detail and hint on lines of their own, which an API error carries badly (and the
-    hint was added once more after it)."""
+    the detail and hint on lines of their own, which an API error carries badly."""
     said = [
         exc.args[0] if exc.args else "",
         getattr(exc, "detail", None),
